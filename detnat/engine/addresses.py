@@ -1,0 +1,149 @@
+"""Addresses and prefixes as integers, parsed strictly and written in one canonical form.
+
+Python's :mod:`ipaddress` is lenient where evidence must not be: it accepts IPv6 zone IDs
+(``fe80::1%eth0``) and, through ``ip_network(strict=False)``, host bits. Everything that enters
+detnat goes through :func:`parse_address` / :func:`parse_prefix`, which accept exactly one
+spelling per family:
+
+- IPv4: four decimal octets, no leading zeros, ASCII only (``192.0.2.1``);
+- IPv6: RFC 4291 text without zone ID; written back in RFC 5952 form;
+- a prefix: ``address/length`` with no host bits set; a bare address is a full-length prefix.
+
+>>> str(parse_prefix("2001:DB8:0:0:1::/80"))
+'2001:db8:0:0:1::/80'
+>>> parse_address("192.0.2.1")
+(4, 3221225985)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from detnat.errors import InvalidInput
+
+V4 = 4
+V6 = 6
+WIDTH = {V4: 32, V6: 128}
+
+_DIGITS = frozenset("0123456789")
+_IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+
+
+def parse_ipv4(text: str, *, field: str = "address") -> int:
+    """Parse dotted-quad IPv4 text into an int; refuse every other spelling."""
+    parts = text.split(".") if isinstance(text, str) else []
+    if len(parts) != 4:
+        raise InvalidInput(
+            f"{text!r} is not an IPv4 address (want four decimal octets)", field=field
+        )
+    value = 0
+    for part in parts:
+        if not part or len(part) > 3 or not _DIGITS.issuperset(part):
+            raise InvalidInput(f"{text!r} is not an IPv4 address (bad octet {part!r})", field=field)
+        if len(part) > 1 and part[0] == "0":
+            raise InvalidInput(f"{text!r}: octet {part!r} has a leading zero", field=field)
+        octet = int(part)
+        if octet > 255:
+            raise InvalidInput(f"{text!r}: octet {part} is larger than 255", field=field)
+        value = (value << 8) | octet
+    return value
+
+
+def _parse_ipv6(text: str, field: str) -> int:
+    if not _IPV6_CHARS.issuperset(text):
+        bad = next(c for c in text if c not in _IPV6_CHARS)
+        hint = " (zone IDs are not accepted)" if bad == "%" else ""
+        raise InvalidInput(
+            f"{text!r} is not an IPv6 address (character {bad!r}){hint}", field=field
+        )
+    try:
+        return int(ipaddress.IPv6Address(text))
+    except ipaddress.AddressValueError as exc:
+        raise InvalidInput(f"{text!r} is not an IPv6 address ({exc})", field=field) from None
+
+
+def parse_address(text: str, *, field: str = "address") -> tuple[int, int]:
+    """Parse an IPv4 or IPv6 address into ``(family, int)``."""
+    if not isinstance(text, str):
+        raise InvalidInput(
+            f"expected an address as a string, got {type(text).__name__}", field=field
+        )
+    if not text:
+        raise InvalidInput("empty address", field=field)
+    if ":" in text:
+        return V6, _parse_ipv6(text, field)
+    return V4, parse_ipv4(text, field=field)
+
+
+def format_ipv4(value: int) -> str:
+    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+
+
+def format_address(family: int, value: int) -> str:
+    """Canonical text: dotted quad, or RFC 5952 for IPv6."""
+    if family == V4:
+        return format_ipv4(value)
+    return ipaddress.IPv6Address(value).compressed
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Prefix:
+    """An aligned prefix of one family: ``network`` is the first address as an int.
+
+    >>> p = Prefix(4, 0xC0000200, 24)
+    >>> str(p), p.first, p.last - p.first + 1
+    ('192.0.2.0/24', 3221225984, 256)
+    """
+
+    family: int
+    network: int
+    length: int
+
+    @property
+    def width(self) -> int:
+        return WIDTH[self.family]
+
+    @property
+    def first(self) -> int:
+        return self.network
+
+    @property
+    def last(self) -> int:
+        return self.network | ((1 << (self.width - self.length)) - 1)
+
+    def contains(self, family: int, value: int) -> bool:
+        return family == self.family and self.network <= value <= self.last
+
+    def overlaps(self, other: Prefix) -> bool:
+        return (
+            self.family == other.family
+            and self.network <= other.last
+            and other.network <= self.last
+        )
+
+    def __str__(self) -> str:
+        return f"{format_address(self.family, self.network)}/{self.length}"
+
+
+def parse_prefix(text: str, *, field: str = "prefix") -> Prefix:
+    """Parse ``address/length`` (or a bare address, a full-length prefix); host bits refused."""
+    if not isinstance(text, str):
+        raise InvalidInput(f"expected a prefix as a string, got {type(text).__name__}", field=field)
+    address, slash, length_text = text.partition("/")
+    family, network = parse_address(address, field=field)
+    width = WIDTH[family]
+    if not slash:
+        return Prefix(family, network, width)
+    if not length_text or not _DIGITS.issuperset(length_text) or len(length_text) > 3:
+        raise InvalidInput(f"{text!r}: prefix length must be a decimal number", field=field)
+    if len(length_text) > 1 and length_text[0] == "0":
+        raise InvalidInput(f"{text!r}: prefix length has a leading zero", field=field)
+    length = int(length_text)
+    if length > width:
+        raise InvalidInput(f"{text!r}: prefix length {length} is longer than {width}", field=field)
+    host_bits = network & ((1 << (width - length)) - 1)
+    if host_bits:
+        aligned = Prefix(family, network & ~((1 << (width - length)) - 1), length)
+        raise InvalidInput(f"{text!r} has host bits set (did you mean {aligned}?)", field=field)
+    return Prefix(family, network, length)

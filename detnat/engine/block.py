@@ -1,0 +1,306 @@
+"""Algorithm ``block``: contiguous port blocks (RFC 7422 deterministic NAT).
+
+VPP det44, Juniper, A10 and Nokia all compute the same thing with different parameters:
+
+- U usable ports (``ports.first..last`` less ``ports.exclude``), numbered ascending;
+- ``block.size`` S gives B = U // S blocks per address, ``block.ratio`` R gives B = R and
+  S = U // R; the U - B*S ports of the tail are unused;
+- the last D = ``dynamic_blocks`` blocks of each address are overflow, not deterministic;
+- subscriber i of the key space gets, over A usable pool addresses,
+  ``sequential``: address i // (B-D), block i % (B-D);  ``staggered``: address i % A, block i // A;
+- block b is usable ports b*S .. b*S+S-1, several ranges when an excluded port falls inside.
+
+Worked example (VPP ``det44 add in 10.0.0.0/18 out 1.1.1.0/30``, ratio 4096): U = 64512, S = 15;
+10.0.0.2 is subscriber 2, address 1.1.1.0, block 2, ports 1024+30 .. 1024+44 = 1054-1068.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from detnat.engine.addresses import V4, WIDTH, Prefix
+from detnat.engine.mapper import (
+    R_DYNAMIC,
+    R_EXCLUDED,
+    R_NONE,
+    R_NOT_IN_POOL,
+    R_RESERVED,
+    R_UNALLOCATED,
+    Mapper,
+)
+from detnat.engine.plan import Block, Inside, Outside, Plan, Ports
+from detnat.engine.ranges import NumberedRanges, index_of_many
+from detnat.engine.results import PortRanges, Reason
+from detnat.errors import PlanError
+
+
+def check_disjoint(prefixes: Sequence[Prefix], field: str) -> None:
+    """One family, no two prefixes overlapping; the error names both, later one first."""
+    if not prefixes:
+        raise PlanError("at least one prefix is needed", field=field)
+    family = prefixes[0].family
+    for n, p in enumerate(prefixes):
+        if p.family != family:
+            raise PlanError(
+                f"{p} is IPv{p.family} but {field}[0] is IPv{family}; one family per side",
+                field=f"{field}[{n}]",
+            )
+    order = sorted(range(len(prefixes)), key=lambda n: (prefixes[n].network, -prefixes[n].last))
+    for x, y in zip(order, order[1:], strict=False):
+        if prefixes[x].overlaps(prefixes[y]):
+            first, second = sorted((x, y))
+            raise PlanError(
+                f"{prefixes[second]} overlaps {field}[{first}] {prefixes[first]}",
+                field=f"{field}[{second}]",
+            )
+
+
+def check_within(
+    exclude: Sequence[Prefix], prefixes: Sequence[Prefix], field: str, side: str
+) -> None:
+    for n, ex in enumerate(exclude):
+        if not any(
+            ex.family == p.family and p.network <= ex.network and ex.last <= p.last
+            for p in prefixes
+        ):
+            raise PlanError(f"{ex} is not inside any {side} prefix", field=f"{field}[{n}]")
+
+
+def build_key_space(inside: Inside) -> NumberedRanges:
+    """Subscriber keys (address >> host bits) numbered in list order, exclusions skipped."""
+    check_disjoint(inside.prefixes, "inside.prefixes")
+    family = inside.prefixes[0].family
+    length = inside.subscriber_prefix_length
+    width = WIDTH[family]
+    if not 0 <= length <= width:
+        raise PlanError(
+            f"{length} is not a prefix length of IPv{family} (0-{width})",
+            field="inside.subscriber_prefix_length",
+        )
+    for n, p in enumerate(inside.prefixes):
+        if p.length > length:
+            raise PlanError(
+                f"{p} is smaller than one subscriber (/{length})", field=f"inside.prefixes[{n}]"
+            )
+    for n, ex in enumerate(inside.exclude):
+        if ex.family != family:
+            raise PlanError(f"{ex} is not IPv{family}", field=f"inside.exclude[{n}]")
+        if ex.length > length:
+            raise PlanError(
+                f"{ex} is part of one subscriber (/{length}); exclude whole subscribers",
+                field=f"inside.exclude[{n}]",
+            )
+    check_within(inside.exclude, inside.prefixes, "inside.exclude", "inside")
+    shift = width - length
+    keys = NumberedRanges.build(
+        [(p.network >> shift, p.last >> shift) for p in inside.prefixes],
+        [(ex.network >> shift, ex.last >> shift) for ex in inside.exclude],
+    )
+    if keys.count == 0:
+        raise PlanError("every subscriber is excluded", field="inside.exclude")
+    return keys
+
+
+def build_pool(outside: Outside) -> tuple[NumberedRanges, NumberedRanges]:
+    """(usable addresses numbered in list order, the whole span of the outside prefixes)."""
+    check_disjoint(outside.prefixes, "outside.prefixes")
+    for n, p in enumerate(outside.prefixes):
+        if p.family != V4:
+            raise PlanError(
+                f"{p} is not IPv4; public pools are IPv4", field=f"outside.prefixes[{n}]"
+            )
+    check_within(outside.exclude, outside.prefixes, "outside.exclude", "outside")
+    blocks = [(p.first, p.last) for p in outside.prefixes]
+    pool = NumberedRanges.build(blocks, [(ex.first, ex.last) for ex in outside.exclude])
+    if pool.count == 0:
+        raise PlanError("every pool address is excluded", field="outside.exclude")
+    return pool, NumberedRanges.build(blocks)
+
+
+def build_ports(ports: Ports) -> NumberedRanges:
+    for name in ("first", "last"):
+        value = getattr(ports, name)
+        if not 0 <= value <= 65535:
+            raise PlanError(f"{value} is outside 0-65535", field=f"ports.{name}")
+    if ports.first > ports.last:
+        raise PlanError(
+            f"first port {ports.first} is above last port {ports.last}", field="ports.first"
+        )
+    for n, (lo, hi) in enumerate(ports.exclude):
+        if lo > hi:
+            raise PlanError(f"range {lo}-{hi} is reversed", field=f"ports.exclude[{n}]")
+        if lo < ports.first or hi > ports.last:
+            raise PlanError(
+                f"{lo}-{hi} is outside the port range {ports.first}-{ports.last}",
+                field=f"ports.exclude[{n}]",
+            )
+    usable = NumberedRanges.build([(ports.first, ports.last)], ports.exclude)
+    if usable.count == 0:
+        raise PlanError("every port is excluded", field="ports.exclude")
+    return usable
+
+
+class BlockMapper(Mapper):
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(plan)
+        if plan.inside is None or plan.outside is None or plan.block is None:
+            missing = [k for k in ("inside", "outside", "block") if getattr(plan, k) is None]
+            raise PlanError(f"algorithm block needs {', '.join(missing)}", field=missing[0])
+        if plan.map is not None:
+            raise PlanError("not used by algorithm block", field="map")
+        self._keys = build_key_space(plan.inside)
+        self.family = plan.inside.prefixes[0].family
+        self.subscriber_prefix_length = plan.inside.subscriber_prefix_length
+        self.subscriber_count = self._keys.count
+        self._pool, self._span = build_pool(plan.outside)
+        self._ports = build_ports(plan.ports or Ports())
+        self.block = plan.block
+        self._size_blocks(plan.block)
+        self._bind_statics(lambda ip: self._pool.index_of(ip) is not None)
+        self._tables = (self._pool.arrays(), self._span.arrays(), self._ports.arrays())
+        single_run = len(self._ports.runs) == 1
+        self._first_port = self._ports.runs[0][0] if single_run else None
+
+    def _size_blocks(self, block: Block) -> None:
+        usable = self._ports.count
+        if (block.size is None) == (block.ratio is None):
+            raise PlanError("give exactly one of block.size and block.ratio", field="block")
+        if block.size is not None:
+            if block.size < 1:
+                raise PlanError("block size must be at least 1", field="block.size")
+            if block.size > usable:
+                raise PlanError(
+                    f"block size {block.size} is larger than the {usable} usable ports",
+                    field="block.size",
+                )
+            size, blocks = block.size, usable // block.size
+        else:
+            assert block.ratio is not None
+            if block.ratio < 1:
+                raise PlanError("ratio must be at least 1", field="block.ratio")
+            if usable // block.ratio < 1:
+                raise PlanError(
+                    f"ratio {block.ratio} leaves empty blocks: only {usable} usable ports",
+                    field="block.ratio",
+                )
+            size, blocks = usable // block.ratio, block.ratio
+        if block.assignment not in ("sequential", "staggered"):
+            raise PlanError(
+                f"{block.assignment!r} is not sequential or staggered", field="block.assignment"
+            )
+        if not 0 <= block.dynamic_blocks < blocks:
+            raise PlanError(
+                f"{block.dynamic_blocks} dynamic blocks leave no deterministic block "
+                f"({blocks} blocks per address)",
+                field="block.dynamic_blocks",
+            )
+        self.size = size  # S
+        self.blocks = blocks  # B
+        self.det_blocks = blocks - block.dynamic_blocks  # B - D
+        self.addresses = self._pool.count  # A
+        self.sequential = block.assignment == "sequential"
+        capacity = self.addresses * self.det_blocks
+        if capacity < self.subscriber_count:
+            self._refuse_capacity(capacity)
+
+    def _refuse_capacity(self, capacity: int) -> None:
+        n, a, per = self.subscriber_count, self.addresses, self.det_blocks
+        need_addresses = -(-n // per)
+        need_blocks = -(-n // a) + self.block.dynamic_blocks
+        fixes = [f"{need_addresses} usable addresses (+{need_addresses - a})"]
+        if self._ports.count // need_blocks >= 1:
+            fixes.append(
+                f"{need_blocks} blocks per address (ratio {need_blocks}, or size "
+                f"{self._ports.count // need_blocks})"
+            )
+        raise PlanError(
+            f"{a} addresses x {per} deterministic blocks = {capacity} subscribers, but the inside "
+            f"key space has {n}: short by {n - capacity}; fix with {' or '.join(fixes)}",
+            field="block",
+        )
+
+    # -- the algorithm ----------------------------------------------------------------------------
+
+    def _index_of_key(self, key: int) -> int | None:
+        return self._keys.index_of(key)
+
+    def _key_at(self, index: int) -> int:
+        return self._keys.value_at(index)
+
+    def _allocate(self, index: int) -> tuple[int, PortRanges]:
+        if self.sequential:
+            address, block = divmod(index, self.det_blocks)
+        else:
+            block, address = divmod(index, self.addresses)
+        first = block * self.size
+        if self._first_port is not None:
+            low = self._first_port + first
+            return self._pool.value_at(address), ((low, low + self.size - 1),)
+        return self._pool.value_at(address), tuple(
+            self._ports.ranges_between(first, first + self.size - 1)
+        )
+
+    def _reverse(self, address: int, port: int) -> int | Reason:
+        a = self._pool.index_of(address)
+        if a is None:
+            if self._span.index_of(address) is not None:
+                return Reason.EXCLUDED_ADDRESS
+            return Reason.NOT_IN_POOL
+        p = self._ports.index_of(port)
+        if p is None:
+            return Reason.RESERVED_PORT
+        block = p // self.size
+        if block >= self.blocks:
+            return Reason.UNALLOCATED
+        if block >= self.det_blocks:
+            return Reason.DYNAMIC_BLOCK
+        index = a * self.det_blocks + block if self.sequential else block * self.addresses + a
+        if index >= self.subscriber_count:
+            return Reason.UNALLOCATED
+        return index
+
+    def _reverse_many(
+        self, addresses: npt.NDArray[np.int64], ports: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        pool, span, port_table = self._tables
+        a = index_of_many(pool, addresses)
+        p = index_of_many(port_table, ports)
+        block = p // self.size
+        if self.sequential:
+            index = a * self.det_blocks + block
+        else:
+            index = block * self.addresses + a
+        reason = np.full(addresses.shape, R_NONE, dtype=np.uint8)
+        # Later assignments take precedence: the checks run from the least to the most specific.
+        reason[index >= self.subscriber_count] = R_UNALLOCATED
+        reason[block >= self.det_blocks] = R_DYNAMIC
+        reason[block >= self.blocks] = R_UNALLOCATED
+        reason[p < 0] = R_RESERVED
+        reason[a < 0] = R_NOT_IN_POOL
+        excluded = (a < 0) & (index_of_many(span, addresses) >= 0)
+        reason[excluded] = R_EXCLUDED
+        return reason, np.where(reason == R_NONE, index, -1)
+
+    def summary(self) -> dict[str, object]:
+        usable = self._ports.count
+        capacity = self.addresses * self.det_blocks
+        return {
+            "algorithm": "block",
+            "subscribers": self.subscriber_count,
+            "subscriber_prefix_length": self.subscriber_prefix_length,
+            "usable_addresses": self.addresses,
+            "usable_ports_per_address": usable,
+            "ports_per_subscriber": self.size,
+            "blocks_per_address": self.blocks,
+            "deterministic_blocks_per_address": self.det_blocks,
+            "dynamic_blocks_per_address": self.blocks - self.det_blocks,
+            "dynamic_share": (self.blocks - self.det_blocks) / self.blocks,
+            "unused_tail_ports_per_address": usable - self.blocks * self.size,
+            "capacity": capacity,
+            "utilisation": self.subscriber_count / capacity,
+            "static_bindings": len(self._static_by_index),
+            "assignment": self.block.assignment,
+        }

@@ -1,0 +1,147 @@
+"""Algorithm ``map``: MAP-E / MAP-T port sets (RFC 7597 section 5.1, RFC 7599), the GMA.
+
+With rule IPv6 prefix length r6, rule IPv4 prefix length r4, EA-bits length o and PSID offset a:
+p = 32 - r4 IPv4 suffix bits, k = o - p PSID bits, m = 16 - a - k. A subscriber is one
+``/(r6 + o)`` inside the rule IPv6 prefix; its EA bits are its suffix (high p bits) and PSID (low
+k bits). Its ports are every port ``A << (16-a) | PSID << m | j`` with A the port-set index
+(1 .. 2^a - 1 when a > 0, so ports below 2^(16-a) are never used; 0 when a = 0) and 0 <= j < 2^m.
+
+RFC 7599 Appendix A: rule 2001:db8::/40 -> 192.0.2.0/24, o = 16, a = 6 (so k = 8, m = 2);
+2001:db8:12:3400::/56 has EA bits 0x1234: address 192.0.2.18, PSID 0x34, ports 1232-1235,
+2256-2259, ... 64720-64723.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+from detnat.engine.addresses import V4, V6
+from detnat.engine.mapper import R_NONE, R_NOT_IN_POOL, R_RESERVED, Mapper
+from detnat.engine.plan import Plan
+from detnat.engine.results import PortRanges, Reason
+from detnat.errors import PlanError
+
+
+def port_set(psid: int, psid_offset: int, psid_length: int) -> PortRanges:
+    """The ports of one PSID as ascending inclusive ranges, adjacent ranges merged."""
+    a, k = psid_offset, psid_length
+    m = 16 - a - k
+    span = 1 << m
+    base = psid << m
+    ranges: list[tuple[int, int]] = []
+    for index in range(1 if a > 0 else 0, 1 << a):
+        low = (index << (16 - a)) | base
+        if ranges and ranges[-1][1] + 1 == low:
+            ranges[-1] = (ranges[-1][0], low + span - 1)
+        else:
+            ranges.append((low, low + span - 1))
+    return tuple(ranges)
+
+
+class MapMapper(Mapper):
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(plan)
+        rule = plan.map
+        if rule is None:
+            raise PlanError("algorithm map needs map", field="map")
+        for key in ("inside", "outside", "ports", "block"):
+            if getattr(plan, key) is not None:
+                raise PlanError(
+                    "not used by algorithm map (the MAP rule defines subscribers and ports)",
+                    field=key,
+                )
+        if rule.rule_ipv6_prefix.family != V6:
+            raise PlanError(f"{rule.rule_ipv6_prefix} is not IPv6", field="map.rule_ipv6_prefix")
+        if rule.rule_ipv4_prefix.family != V4:
+            raise PlanError(f"{rule.rule_ipv4_prefix} is not IPv4", field="map.rule_ipv4_prefix")
+        o, a = rule.ea_bits_length, rule.psid_offset
+        suffix_bits = 32 - rule.rule_ipv4_prefix.length
+        if not 0 <= a <= 16:
+            raise PlanError(f"psid_offset {a} is outside 0-16", field="map.psid_offset")
+        if o < suffix_bits:
+            raise PlanError(
+                f"{o} EA bits cannot hold the {suffix_bits}-bit IPv4 suffix of "
+                f"{rule.rule_ipv4_prefix} (IPv4 prefix delegation is not supported)",
+                field="map.ea_bits_length",
+            )
+        k = o - suffix_bits
+        if a + k > 16:
+            raise PlanError(
+                f"psid_offset {a} + PSID length {k} (= {o} EA bits - {suffix_bits} suffix bits) "
+                f"exceeds 16",
+                field="map.ea_bits_length",
+            )
+        if rule.rule_ipv6_prefix.length + o > 128:
+            raise PlanError(
+                f"{rule.rule_ipv6_prefix} + {o} EA bits is longer than 128 bits",
+                field="map.ea_bits_length",
+            )
+        self.rule = rule
+        self.family = V6
+        self.subscriber_prefix_length = rule.rule_ipv6_prefix.length + o
+        self.subscriber_count = 1 << o
+        self.psid_length = k
+        self.psid_offset = a
+        self._m = 16 - a - k
+        self._shift = 128 - self.subscriber_prefix_length
+        self._rule_key = rule.rule_ipv6_prefix.network >> self._shift
+        self._v4 = rule.rule_ipv4_prefix
+        self._port_set = lru_cache(maxsize=4096)(lambda psid: port_set(psid, a, k))
+        self._bind_statics(lambda ip: self._v4.first <= ip <= self._v4.last)
+
+    def _index_of_key(self, key: int) -> int | None:
+        index = key - self._rule_key
+        return index if 0 <= index < self.subscriber_count else None
+
+    def _key_at(self, index: int) -> int:
+        return self._rule_key + index
+
+    def _why_not_a_subscriber(self, query: object) -> str:
+        return f"{query} is not inside the MAP rule prefix {self.rule.rule_ipv6_prefix}"
+
+    def _allocate(self, index: int) -> tuple[int, PortRanges]:
+        suffix, psid = divmod(index, 1 << self.psid_length)
+        ports: PortRanges = self._port_set(psid)
+        return self._v4.network | suffix, ports
+
+    def _reverse(self, address: int, port: int) -> int | Reason:
+        if not self._v4.first <= address <= self._v4.last:
+            return Reason.NOT_IN_POOL
+        if self.psid_offset > 0 and port >> (16 - self.psid_offset) == 0:
+            return Reason.RESERVED_PORT
+        psid = (port >> self._m) & ((1 << self.psid_length) - 1)
+        return ((address - self._v4.network) << self.psid_length) | psid
+
+    def _reverse_many(
+        self, addresses: npt.NDArray[np.int64], ports: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        psid = (ports >> self._m) & ((1 << self.psid_length) - 1)
+        index = ((addresses - self._v4.network) << self.psid_length) | psid
+        reason = np.full(addresses.shape, R_NONE, dtype=np.uint8)
+        if self.psid_offset > 0:
+            reason[(ports >> (16 - self.psid_offset)) == 0] = R_RESERVED
+        reason[(addresses < self._v4.first) | (addresses > self._v4.last)] = R_NOT_IN_POOL
+        return reason, np.where(reason == R_NONE, index, -1)
+
+    def summary(self) -> dict[str, object]:
+        a, k = self.psid_offset, self.psid_length
+        ports = ((1 << a) - 1 if a > 0 else 1) << self._m
+        addresses = 1 << (32 - self._v4.length)
+        return {
+            "algorithm": "map",
+            "subscribers": self.subscriber_count,
+            "subscriber_prefix_length": self.subscriber_prefix_length,
+            "usable_addresses": addresses,
+            "ports_per_subscriber": ports,
+            "port_sets_per_address": 1 << k,
+            "psid_length": k,
+            "psid_offset": a,
+            "ranges_per_subscriber": len(port_set(0, a, k)),
+            "reserved_ports_per_address": (1 << (16 - a)) if a > 0 else 0,
+            "capacity": self.subscriber_count,
+            "utilisation": 1.0,
+            "static_bindings": len(self._static_by_index),
+        }

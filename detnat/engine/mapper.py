@@ -1,0 +1,282 @@
+"""What every algorithm shares: subscriber numbering, static bindings, query parsing, answers.
+
+An algorithm (:mod:`.block`, :mod:`.map_rule`) supplies four things: the subscriber key space
+(``_index_of_key`` / ``_key_at``), the allocation of subscriber ``i`` (``_allocate``), reverse
+arithmetic for pool addresses (``_reverse``) and its vectorised twin (``_reverse_many``).
+:class:`Mapper` turns them into the public operations with the statuses of the design.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from detnat.engine.addresses import V4, V6, WIDTH, Prefix, format_ipv4, parse_address, parse_prefix
+from detnat.engine.plan import Plan
+from detnat.engine.results import ALL_PORTS, Allocation, PortRanges, Reason, ReverseAnswer, Status
+from detnat.errors import PlanError, QueryError
+
+# Vectorised answers are small integer codes; these tuples give their meaning.
+STATUS_CODES: tuple[Status | None, ...] = (
+    Status.MATCH,
+    Status.NO_MAPPING,
+    Status.NOT_DETERMINISTIC,
+    None,  # INVALID: a query that is an error, not an answer (see ``_non_public``)
+)
+MATCH, NO_MAPPING, NOT_DETERMINISTIC, INVALID = 0, 1, 2, 3
+REASON_CODES: tuple[Reason | None, ...] = (
+    None,
+    Reason.NOT_IN_POOL,
+    Reason.EXCLUDED_ADDRESS,
+    Reason.RESERVED_PORT,
+    Reason.UNALLOCATED,
+    Reason.DYNAMIC_BLOCK,
+)
+R_NONE, R_NOT_IN_POOL, R_EXCLUDED, R_RESERVED, R_UNALLOCATED, R_DYNAMIC = range(6)
+_REASON_CODE = {reason: code for code, reason in enumerate(REASON_CODES) if reason is not None}
+
+# Address space that is never public, so a reverse query for it (outside every pool of the plan)
+# is a mistake of the asker, not an answer: RFC 6890 special-purpose blocks, less the
+# documentation ranges that published examples use as public pools.
+_NON_PUBLIC = (
+    (0x00000000, 0x00FFFFFF, "'this network' (RFC 791)"),
+    (0x0A000000, 0x0AFFFFFF, "private address space (RFC 1918)"),
+    (0x64400000, 0x647FFFFF, "shared address space (RFC 6598), an inside CGN address"),
+    (0x7F000000, 0x7FFFFFFF, "loopback (RFC 1122)"),
+    (0xA9FE0000, 0xA9FEFFFF, "link-local (RFC 3927)"),
+    (0xAC100000, 0xAC1FFFFF, "private address space (RFC 1918)"),
+    (0xC0A80000, 0xC0A8FFFF, "private address space (RFC 1918)"),
+    (0xE0000000, 0xFFFFFFFF, "multicast or reserved (RFC 5771, RFC 1112)"),
+)
+
+
+def _non_public(address: int) -> str | None:
+    for lo, hi, what in _NON_PUBLIC:
+        if lo <= address <= hi:
+            return what
+    return None
+
+
+@dataclass(frozen=True)
+class BulkAnswers:
+    """Vectorised reverse answers: codes into STATUS_CODES / REASON_CODES, subscriber numbers."""
+
+    status: npt.NDArray[np.uint8]
+    reason: npt.NDArray[np.uint8]
+    subscriber: npt.NDArray[np.int64]  # -1 where no subscriber
+
+
+def parse_public_address(text: str | int, *, field: str = "address") -> int:
+    """A public IPv4 address as an int; IPv6 spellings of IPv4 addresses refused with a hint."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        if not 0 <= text <= 0xFFFFFFFF:
+            raise QueryError(f"{text} is not an IPv4 address", field=field)
+        return text
+    family, value = parse_address(text, field=field)
+    if family == V6:
+        if value >> 32 == 0xFFFF:
+            hint = f"IPv4-mapped; ask for {format_ipv4(value & 0xFFFFFFFF)}"
+        elif value >> 32 == 0x0064FF9B0000000000000000:
+            hint = f"NAT64 well-known prefix; ask for {format_ipv4(value & 0xFFFFFFFF)}"
+        else:
+            hint = "public addresses are IPv4; for an IPv6 subscriber use forward"
+        raise QueryError(f"{text!r} is not an IPv4 address ({hint})", field=field)
+    return value
+
+
+def check_port(port: int, *, field: str = "port") -> int:
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise QueryError(f"port must be an integer, got {port!r}", field=field)
+    if not 0 <= port <= 65535:
+        raise QueryError(f"port {port} is outside 0-65535", field=field)
+    return port
+
+
+class Mapper(ABC):
+    """A compiled plan: forward and reverse in O(log n), never a scan of subscribers."""
+
+    plan: Plan
+    family: int  # of the inside key space
+    subscriber_prefix_length: int
+    subscriber_count: int
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self._static_by_index: dict[int, int] = {}
+        self._static_by_address: dict[int, int] = {}
+
+    # -- supplied by each algorithm ---------------------------------------------------------------
+
+    @abstractmethod
+    def _index_of_key(self, key: int) -> int | None:
+        """The number of the subscriber with this key (address >> host bits), None if none."""
+
+    @abstractmethod
+    def _key_at(self, index: int) -> int: ...
+
+    @abstractmethod
+    def _allocate(self, index: int) -> tuple[int, PortRanges]: ...
+
+    @abstractmethod
+    def _reverse(self, address: int, port: int) -> int | Reason:
+        """A subscriber number, or why there is none (static bindings already handled)."""
+
+    @abstractmethod
+    def _reverse_many(
+        self, addresses: npt.NDArray[np.int64], ports: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """Vectorised ``_reverse``: (reason codes, subscriber numbers) for pool queries."""
+
+    @abstractmethod
+    def summary(self) -> dict[str, object]:
+        """Figures for ``plan check``."""
+
+    # -- static bindings --------------------------------------------------------------------------
+
+    def _bind_statics(self, in_pool: object) -> None:
+        """Check and index ``plan.static``; ``in_pool(address)`` tells a usable pool address."""
+        assert callable(in_pool)
+        for n, binding in enumerate(self.plan.static):
+            field = f"static[{n}]"
+            index = self._subscriber_number(binding.subscriber, field=f"{field}.subscriber")
+            if binding.subscriber.length != self.subscriber_prefix_length:
+                raise PlanError(
+                    f"{binding.subscriber} is not one subscriber (subscribers are "
+                    f"/{self.subscriber_prefix_length})",
+                    field=f"{field}.subscriber",
+                )
+            if in_pool(binding.address):
+                raise PlanError(
+                    f"{format_ipv4(binding.address)} is in the pool; a static address must not be",
+                    field=f"{field}.address",
+                )
+            if index in self._static_by_index:
+                raise PlanError(f"{binding.subscriber} has two static bindings", field=field)
+            if binding.address in self._static_by_address:
+                raise PlanError(
+                    f"{format_ipv4(binding.address)} is bound to two subscribers",
+                    field=f"{field}.address",
+                )
+            self._static_by_index[index] = binding.address
+            self._static_by_address[binding.address] = index
+
+    # -- subscribers ------------------------------------------------------------------------------
+
+    def subscriber_at(self, index: int) -> Prefix:
+        """The prefix of subscriber number ``index``."""
+        host_bits = WIDTH[self.family] - self.subscriber_prefix_length
+        return Prefix(self.family, self._key_at(index) << host_bits, self.subscriber_prefix_length)
+
+    def _subscriber_number(self, query: Prefix, *, field: str) -> int:
+        if query.family != self.family:
+            raise QueryError(
+                f"{query} is IPv{query.family}; this plan's subscribers are IPv{self.family}",
+                field=field,
+            )
+        if query.length < self.subscriber_prefix_length:
+            raise QueryError(
+                f"{query} covers several subscribers (subscribers are "
+                f"/{self.subscriber_prefix_length}); give one subscriber's prefix or an address",
+                field=field,
+            )
+        key = query.network >> (WIDTH[self.family] - self.subscriber_prefix_length)
+        index = self._index_of_key(key)
+        if index is None:
+            raise QueryError(self._why_not_a_subscriber(query), field=field)
+        return index
+
+    def _why_not_a_subscriber(self, query: Prefix) -> str:
+        return f"{query} is not in the plan's inside key space"
+
+    def subscriber_number(self, query: str | Prefix, *, field: str = "subscriber") -> int:
+        """Parse a query (an address inside a subscriber's prefix, or a prefix) to its number."""
+        prefix = parse_prefix(query, field=field) if isinstance(query, str) else query
+        return self._subscriber_number(prefix, field=field)
+
+    # -- forward ----------------------------------------------------------------------------------
+
+    def allocation_of(self, index: int) -> Allocation:
+        subscriber = self.subscriber_at(index)
+        static = self._static_by_index.get(index)
+        if static is not None:
+            return Allocation(subscriber, static, ALL_PORTS, static=True)
+        public_ip, port_ranges = self._allocate(index)
+        return Allocation(subscriber, public_ip, port_ranges)
+
+    def forward(self, query: str | Prefix) -> Allocation:
+        """The public address and port set of the subscriber ``query`` falls in.
+
+        Raises :class:`QueryError` when it is not one subscriber of the key space.
+        """
+        return self.allocation_of(self.subscriber_number(query, field="query"))
+
+    # -- reverse ----------------------------------------------------------------------------------
+
+    def reverse(self, address: str | int, port: int) -> ReverseAnswer:
+        """Who holds ``address:port`` under this plan, or why nobody deterministically does."""
+        ip = parse_public_address(address)
+        check_port(port)
+        static = self._static_by_address.get(ip)
+        if static is not None:
+            return ReverseAnswer(ip, port, Status.MATCH, allocation=self.allocation_of(static))
+        found = self._reverse(ip, port)
+        if isinstance(found, Reason):
+            if found is Reason.NOT_IN_POOL:
+                what = _non_public(ip)
+                if what is not None:
+                    raise QueryError(
+                        f"{format_ipv4(ip)} is {what}, not a public address of this plan",
+                        field="address",
+                    )
+            status = (
+                Status.NOT_DETERMINISTIC if found is Reason.DYNAMIC_BLOCK else Status.NO_MAPPING
+            )
+            return ReverseAnswer(ip, port, status, reason=found)
+        if found in self._static_by_index:
+            return ReverseAnswer(ip, port, Status.NO_MAPPING, reason=Reason.UNALLOCATED)
+        return ReverseAnswer(ip, port, Status.MATCH, allocation=self.allocation_of(found))
+
+    def reverse_many(self, addresses: npt.ArrayLike, ports: npt.ArrayLike) -> BulkAnswers:
+        """Reverse for arrays of IPv4 addresses (as integers) and ports, all at once.
+
+        Same answers as :meth:`reverse`; rows that :meth:`reverse` would refuse (a port outside
+        0-65535, a non-public address outside the pool) get status code ``INVALID``.
+        """
+        ips = np.asarray(addresses, dtype=np.int64)
+        prt = np.asarray(ports, dtype=np.int64)
+        bad = (ips < 0) | (ips > 0xFFFFFFFF) | (prt < 0) | (prt > 65535)
+        reason, subscriber = self._reverse_many(np.where(bad, 0, ips), np.where(bad, 0, prt))
+        if self._static_by_index:
+            static_subs = np.fromiter(self._static_by_index, dtype=np.int64)
+            reason = np.where(np.isin(subscriber, static_subs), R_UNALLOCATED, reason).astype(
+                np.uint8
+            )
+            static_ips = np.fromiter(self._static_by_address, dtype=np.int64)
+            static_idx = np.fromiter(self._static_by_address.values(), dtype=np.int64)
+            order = np.argsort(static_ips)
+            pos = np.minimum(np.searchsorted(static_ips[order], ips), len(order) - 1)
+            hit = static_ips[order][pos] == ips
+            reason = np.where(hit, R_NONE, reason).astype(np.uint8)
+            subscriber = np.where(hit, static_idx[order][pos], subscriber)
+        subscriber = np.where(reason == R_NONE, subscriber, -1)
+        status = np.full(ips.shape, NO_MAPPING, dtype=np.uint8)
+        status[reason == R_NONE] = MATCH
+        status[reason == R_DYNAMIC] = NOT_DETERMINISTIC
+        not_in_pool = reason == R_NOT_IN_POOL
+        if not_in_pool.any():
+            for lo, hi, _ in _NON_PUBLIC:
+                bad |= not_in_pool & (ips >= lo) & (ips <= hi)
+        status[bad] = INVALID
+        reason[bad] = R_NONE
+        subscriber[bad] = -1
+        return BulkAnswers(status=status, reason=reason, subscriber=subscriber)
+
+
+def reason_code(reason: Reason) -> int:
+    return _REASON_CODE[reason]
+
+
+__all__ = ["V4", "V6", "BulkAnswers", "Mapper", "check_port", "parse_public_address"]

@@ -1,0 +1,140 @@
+"""Numbered ranges: an ordered union of disjoint integer runs, numbered 0, 1, 2 ... in list order.
+
+Subscriber keys, pool addresses and usable ports are all the same shape: some blocks of integers
+taken in the order the operator listed them, minus exclusions. :class:`NumberedRanges` answers
+both directions in O(log n) in the number of runs, never by enumerating the members:
+
+>>> r = NumberedRanges.build([(100, 109), (0, 4)], exclude=[(103, 104)])
+>>> r.count, r.value_at(3), r.index_of(105), r.index_of(103)
+(13, 105, 3, None)
+>>> r.ranges_between(2, 9)
+[(102, 102), (105, 109), (0, 1)]
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+Run = tuple[int, int]
+
+
+def subtract(block: Run, exclude: Sequence[Run]) -> list[Run]:
+    """The parts of inclusive ``block`` not covered by any of the (sorted, disjoint) ``exclude``."""
+    lo, hi = block
+    out: list[Run] = []
+    for ex_lo, ex_hi in exclude:
+        if ex_hi < lo or ex_lo > hi:
+            continue
+        if ex_lo > lo:
+            out.append((lo, ex_lo - 1))
+        lo = max(lo, ex_hi + 1)
+        if lo > hi:
+            return out
+    out.append((lo, hi))
+    return out
+
+
+def merge(runs: Iterable[Run]) -> list[Run]:
+    """Sort and merge overlapping or adjacent runs."""
+    out: list[Run] = []
+    for lo, hi in sorted(runs):
+        if out and lo <= out[-1][1] + 1:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
+@dataclass(frozen=True)
+class NumberedRanges:
+    """Disjoint runs in numbering order; member ``i`` is the i-th value walking the runs in order."""
+
+    runs: tuple[Run, ...]
+    starts: tuple[int, ...]  # index of each run's first member
+    count: int
+    # The same runs sorted by value, for value -> index.
+    _by_value_lo: tuple[int, ...] = field(repr=False)
+    _by_value_run: tuple[int, ...] = field(repr=False)
+
+    @classmethod
+    def build(cls, blocks: Sequence[Run], exclude: Sequence[Run] = ()) -> NumberedRanges:
+        cut = merge(exclude)
+        runs = tuple(part for block in blocks for part in subtract(block, cut))
+        starts: list[int] = []
+        total = 0
+        for lo, hi in runs:
+            starts.append(total)
+            total += hi - lo + 1
+        order = sorted(range(len(runs)), key=lambda i: runs[i][0])
+        return cls(
+            runs=runs,
+            starts=tuple(starts),
+            count=total,
+            _by_value_lo=tuple(runs[i][0] for i in order),
+            _by_value_run=tuple(order),
+        )
+
+    def value_at(self, index: int) -> int:
+        """The value numbered ``index`` (0 <= index < count)."""
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        run = bisect_right(self.starts, index) - 1
+        return self.runs[run][0] + index - self.starts[run]
+
+    def index_of(self, value: int) -> int | None:
+        """The number of ``value``, or None if it is not a member."""
+        pos = bisect_right(self._by_value_lo, value) - 1
+        if pos < 0:
+            return None
+        run = self._by_value_run[pos]
+        lo, hi = self.runs[run]
+        if value > hi:
+            return None
+        return self.starts[run] + value - lo
+
+    def ranges_between(self, first: int, last: int) -> list[Run]:
+        """Values numbered ``first`` ... ``last`` (inclusive) as value runs, adjacent ones merged."""
+        out: list[Run] = []
+        run = bisect_right(self.starts, first) - 1
+        while first <= last:
+            lo, hi = self.runs[run]
+            start = self.starts[run]
+            a = lo + first - start
+            b = min(hi, lo + last - start)
+            if out and out[-1][1] + 1 == a:
+                out[-1] = (out[-1][0], b)
+            else:
+                out.append((a, b))
+            first = start + (b - lo) + 1
+            run += 1
+        return out
+
+    # -- vectorised (values must fit in int64: ports and IPv4 addresses) --------------------------
+
+    def arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(sorted run starts, their run ends, the index of each such run's first member)."""
+        order = list(self._by_value_run)
+        lo = np.array([self.runs[i][0] for i in order], dtype=np.int64)
+        hi = np.array([self.runs[i][1] for i in order], dtype=np.int64)
+        start = np.array([self.starts[i] for i in order], dtype=np.int64)
+        return lo, hi, start
+
+
+def index_of_many(
+    tables: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    values: npt.NDArray[np.int64],
+) -> npt.NDArray[np.int64]:
+    """Vectorised :meth:`NumberedRanges.index_of`: -1 where a value is not a member."""
+    lo, hi, start = tables
+    if len(lo) == 0:
+        return np.full(values.shape, -1, dtype=np.int64)
+    pos = np.searchsorted(lo, values, side="right") - 1
+    safe = np.maximum(pos, 0)
+    inside = (pos >= 0) & (values <= hi[safe])
+    return np.where(inside, start[safe] + values - lo[safe], -1)
