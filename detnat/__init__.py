@@ -1,3 +1,3 @@
-"""detnat: who held public address A, port P, at time T behind deterministic CGNAT / DS-Lite / MAP."""
+"""detnat: who held public address A, port P, at time T, behind deterministic CGNAT / DS-Lite."""
 
 __version__ = "0.1.0"

@@ -21,8 +21,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from detnat.engine import (
     Block,
     Inside,
-    MapRule,
     Mapper,
+    MapRule,
     Outside,
     Plan,
     Ports,
@@ -193,7 +193,7 @@ class _PlanLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.constructor.ConstructorError(
                 None, None, "anchors and aliases are not allowed in plan files", event.start_mark
             )
@@ -213,7 +213,7 @@ class _PlanLoader(yaml.SafeLoader):
 
 def plan_from_text(text: str, *, source: str = "plan") -> Plan:
     try:
-        data = yaml.load(text, Loader=_PlanLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_PlanLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""

@@ -17,6 +17,7 @@ Worked example (VPP ``det44 add in 10.0.0.0/18 out 1.1.1.0/30``, ratio 4096): U 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -49,7 +50,7 @@ def check_disjoint(prefixes: Sequence[Prefix], field: str) -> None:
                 field=f"{field}[{n}]",
             )
     order = sorted(range(len(prefixes)), key=lambda n: (prefixes[n].network, -prefixes[n].last))
-    for x, y in zip(order, order[1:], strict=False):
+    for x, y in pairwise(order):
         if prefixes[x].overlaps(prefixes[y]):
             first, second = sorted((x, y))
             raise PlanError(
@@ -269,10 +270,7 @@ class BlockMapper(Mapper):
         a = index_of_many(pool, addresses)
         p = index_of_many(port_table, ports)
         block = p // self.size
-        if self.sequential:
-            index = a * self.det_blocks + block
-        else:
-            index = block * self.addresses + a
+        index = a * self.det_blocks + block if self.sequential else block * self.addresses + a
         reason = np.full(addresses.shape, R_NONE, dtype=np.uint8)
         # Later assignments take precedence: the checks run from the least to the most specific.
         reason[index >= self.subscriber_count] = R_UNALLOCATED

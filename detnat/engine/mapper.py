@@ -71,9 +71,9 @@ class BulkAnswers:
 
 def parse_public_address(text: str | int, *, field: str = "address") -> int:
     """A public IPv4 address as an int; IPv6 spellings of IPv4 addresses refused with a hint."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        if not 0 <= text <= 0xFFFFFFFF:
-            raise QueryError(f"{text} is not an IPv4 address", field=field)
+    if isinstance(text, int):
+        if isinstance(text, bool) or not 0 <= text <= 0xFFFFFFFF:
+            raise QueryError(f"{text!r} is not an IPv4 address", field=field)
         return text
     family, value = parse_address(text, field=field)
     if family == V6:

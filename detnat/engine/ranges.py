@@ -53,7 +53,7 @@ def merge(runs: Iterable[Run]) -> list[Run]:
 
 @dataclass(frozen=True)
 class NumberedRanges:
-    """Disjoint runs in numbering order; member ``i`` is the i-th value walking the runs in order."""
+    """Disjoint runs in numbering order; member ``i`` is the i-th value walking the runs."""
 
     runs: tuple[Run, ...]
     starts: tuple[int, ...]  # index of each run's first member
@@ -99,7 +99,7 @@ class NumberedRanges:
         return self.starts[run] + value - lo
 
     def ranges_between(self, first: int, last: int) -> list[Run]:
-        """Values numbered ``first`` ... ``last`` (inclusive) as value runs, adjacent ones merged."""
+        """Values numbered ``first`` ... ``last`` (inclusive) as runs, adjacent ones merged."""
         out: list[Run] = []
         run = bisect_right(self.starts, first) - 1
         while first <= last:
