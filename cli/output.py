@@ -1,0 +1,101 @@
+"""How the CLI speaks: exit codes, the one error line, JSON Lines, ranges for people."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import ParamSpec, TypeVar
+
+import typer
+
+from detnat.errors import Conflict, DetnatError, InvalidInput, NotFound, Unavailable
+
+# 0 answered; 1 internal error; 2 invalid input; 3 not found; 4 conflict; 5 unavailable.
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_INVALID = 2
+EXIT_NOT_FOUND = 3
+EXIT_CONFLICT = 4
+EXIT_UNAVAILABLE = 5
+
+_EXIT_CODES: tuple[tuple[type[DetnatError], int], ...] = (
+    (InvalidInput, EXIT_INVALID),
+    (NotFound, EXIT_NOT_FOUND),
+    (Conflict, EXIT_CONFLICT),
+    (Unavailable, EXIT_UNAVAILABLE),
+)
+
+
+def exit_code_for(error: DetnatError) -> int:
+    for kind, code in _EXIT_CODES:
+        if isinstance(error, kind):
+            return code
+    return EXIT_INTERNAL
+
+
+def fail_line(error: DetnatError) -> None:
+    """The one clear line on stderr."""
+    text = str(error).replace("\n", " ").replace("\r", " ")
+    print(f"detnat: error: {text}", file=sys.stderr)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guarded(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn domain errors into one line and an exit code; hide tracebacks of the unexpected."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except DetnatError as exc:
+            fail_line(exc)
+            raise typer.Exit(exit_code_for(exc)) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except BrokenPipeError:
+            # The reader went away (`detnat plan table ... | head`): not our failure.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(EXIT_OK) from None
+        except Exception as exc:
+            if os.environ.get("DETNAT_DEBUG"):
+                raise
+            print(
+                f"detnat: internal error: {type(exc).__name__}: {exc} "
+                "(set DETNAT_DEBUG=1 for the traceback)",
+                file=sys.stderr,
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    return run
+
+
+def emit_json(obj: object) -> None:
+    """One JSON object per line (JSON Lines), flushed so pipelines see answers as they come."""
+    sys.stdout.write(json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def error_json(query: str, error: DetnatError) -> dict[str, object]:
+    return {
+        "query": query,
+        "status": "error",
+        "error": {"code": error.code, "field": error.field, "message": error.message},
+    }
+
+
+def ranges_text(ranges: Sequence[Sequence[int]], *, limit: int = 6) -> str:
+    """``1054-1068`` / ``1232-1235, 2256-2259, ... 64720-64723 (63 ranges, 252 ports)``."""
+    parts = [f"{a}-{b}" if a != b else f"{a}" for a, b in ranges]
+    count = sum(b - a + 1 for a, b in ranges)
+    if len(parts) > limit:
+        shown = ", ".join([*parts[: limit - 1], "...", parts[-1]])
+        return f"{shown} ({len(parts)} ranges, {count} ports)"
+    suffix = f" ({count} ports)" if len(parts) > 1 else ""
+    return ", ".join(parts) + suffix
