@@ -141,7 +141,10 @@ class Mapper(ABC):
         assert callable(in_pool)
         for n, binding in enumerate(self.plan.static):
             field = f"static[{n}]"
-            index = self._subscriber_number(binding.subscriber, field=f"{field}.subscriber")
+            try:
+                index = self._subscriber_number(binding.subscriber, field=f"{field}.subscriber")
+            except QueryError as exc:
+                raise PlanError(exc.message, field=exc.field) from None
             if binding.subscriber.length != self.subscriber_prefix_length:
                 raise PlanError(
                     f"{binding.subscriber} is not one subscriber (subscribers are "

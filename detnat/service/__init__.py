@@ -1,0 +1,1 @@
+"""detnat.service."""
