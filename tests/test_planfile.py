@@ -39,9 +39,10 @@ def test_json_is_accepted_and_means_the_same_plan_as_yaml() -> None:
 
 
 def test_canonical_json_writes_defaults_and_canonical_prefixes() -> None:
-    text = VPP.replace('"10.0.0.0/18"', '"10.0.0.0/18"').replace("ratio: 4096", "ratio: 4096")
-    content = json.loads(canonical_json(plan_from_text(text)))
-    assert content["ports"] if "ports" in content else True
+    content = json.loads(canonical_json(plan_from_text(VPP)))
+    explicit = VPP + "ports: {first: 1024, last: 65535, exclude: []}\n"
+    assert canonical_json(plan_from_text(explicit)) == canonical_json(plan_from_text(VPP))
+    assert content["ports"] == {"first": 1024, "last": 65535, "exclude": []}
     assert content["block"] == {"ratio": 4096, "assignment": "sequential", "dynamic_blocks": 0}
     v6 = plan_from_data(
         {

@@ -87,11 +87,13 @@ class Plan:
                 "prefixes": [str(p) for p in self.outside.prefixes],
                 "exclude": [str(p) for p in self.outside.exclude],
             }
-        if self.ports is not None:
+        # A block plan without ``ports`` means the default range: write it, so both hash the same.
+        ports = self.ports if self.ports is not None or self.algorithm != "block" else Ports()
+        if ports is not None:
             out["ports"] = {
-                "first": self.ports.first,
-                "last": self.ports.last,
-                "exclude": [f"{a}" if a == b else f"{a}-{b}" for a, b in self.ports.exclude],
+                "first": ports.first,
+                "last": ports.last,
+                "exclude": [f"{a}" if a == b else f"{a}-{b}" for a, b in ports.exclude],
             }
         if self.block is not None:
             block: dict[str, object] = {}
