@@ -73,6 +73,11 @@ class Plan:
     map: MapRule | None = None
     static: tuple[StaticBinding, ...] = ()
 
+    def __post_init__(self) -> None:
+        # A block plan without ``ports`` means the default range; say so, so both are equal.
+        if self.algorithm == "block" and self.ports is None:
+            object.__setattr__(self, "ports", Ports())
+
     def to_dict(self) -> dict[str, object]:
         """Canonical content: what the plan means, with every default written out."""
         out: dict[str, object] = {"algorithm": self.algorithm}
@@ -87,13 +92,11 @@ class Plan:
                 "prefixes": [str(p) for p in self.outside.prefixes],
                 "exclude": [str(p) for p in self.outside.exclude],
             }
-        # A block plan without ``ports`` means the default range: write it, so both hash the same.
-        ports = self.ports if self.ports is not None or self.algorithm != "block" else Ports()
-        if ports is not None:
+        if self.ports is not None:
             out["ports"] = {
-                "first": ports.first,
-                "last": ports.last,
-                "exclude": [f"{a}" if a == b else f"{a}-{b}" for a, b in ports.exclude],
+                "first": self.ports.first,
+                "last": self.ports.last,
+                "exclude": [f"{a}" if a == b else f"{a}-{b}" for a, b in self.ports.exclude],
             }
         if self.block is not None:
             block: dict[str, object] = {}
