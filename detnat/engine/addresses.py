@@ -18,7 +18,9 @@ spelling per family:
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+import re
+import socket
+from typing import NamedTuple
 
 from detnat.errors import InvalidInput
 
@@ -27,27 +29,31 @@ V6 = 6
 WIDTH = {V4: 32, V6: 128}
 
 _DIGITS = frozenset("0123456789")
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # ASCII digits, no leading zero
+_IPV4 = re.compile(r"\.".join([_OCTET] * 4))
 _IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 
 
 def parse_ipv4(text: str, *, field: str = "address") -> int:
     """Parse dotted-quad IPv4 text into an int; refuse every other spelling."""
+    match = _IPV4.fullmatch(text) if isinstance(text, str) else None
+    if match is not None:
+        a, b, c, d = match.groups()
+        return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+    # Not canonical: find the words for what is wrong.
     parts = text.split(".") if isinstance(text, str) else []
     if len(parts) != 4:
         raise InvalidInput(
             f"{text!r} is not an IPv4 address (want four decimal octets)", field=field
         )
-    value = 0
     for part in parts:
         if not part or len(part) > 3 or not _DIGITS.issuperset(part):
             raise InvalidInput(f"{text!r} is not an IPv4 address (bad octet {part!r})", field=field)
         if len(part) > 1 and part[0] == "0":
             raise InvalidInput(f"{text!r}: octet {part!r} has a leading zero", field=field)
-        octet = int(part)
-        if octet > 255:
+        if int(part) > 255:
             raise InvalidInput(f"{text!r}: octet {part} is larger than 255", field=field)
-        value = (value << 8) | octet
-    return value
+    raise AssertionError(f"{text!r} matches no rule")  # the regex and these checks agree
 
 
 def _parse_ipv6(text: str, field: str) -> int:
@@ -57,6 +63,10 @@ def _parse_ipv6(text: str, field: str) -> int:
         raise InvalidInput(
             f"{text!r} is not an IPv6 address (character {bad!r}){hint}", field=field
         )
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+    except OSError:
+        pass  # let ipaddress have a look, and say what is wrong
     try:
         return int(ipaddress.IPv6Address(text))
     except ipaddress.AddressValueError as exc:
@@ -87,8 +97,7 @@ def format_address(family: int, value: int) -> str:
     return ipaddress.IPv6Address(value).compressed
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Prefix:
+class Prefix(NamedTuple):
     """An aligned prefix of one family: ``network`` is the first address as an int.
 
     >>> p = Prefix(4, 0xC0000200, 24)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from detnat.engine.addresses import Prefix, format_ipv4
 
@@ -25,8 +25,7 @@ class Reason(StrEnum):
     DYNAMIC_BLOCK = "dynamic_block"  # overflow blocks: only the datapath's logs can answer
 
 
-@dataclass(frozen=True, slots=True)
-class Allocation:
+class Allocation(NamedTuple):
     """One subscriber's public IPv4 address and port set under one plan.
 
     ``port_ranges`` are inclusive ``(first, last)`` pairs in ascending order, adjacent runs merged.
@@ -53,8 +52,7 @@ class Allocation:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class ReverseAnswer:
+class ReverseAnswer(NamedTuple):
     """The answer to "who holds public_ip:port under this plan"."""
 
     public_ip: int
