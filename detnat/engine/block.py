@@ -271,15 +271,20 @@ class BlockMapper(Mapper):
         p = index_of_many(port_table, ports)
         block = p // self.size
         index = a * self.det_blocks + block if self.sequential else block * self.addresses + a
-        reason = np.full(addresses.shape, R_NONE, dtype=np.uint8)
+        reason = np.zeros(addresses.shape, dtype=np.uint8)  # R_NONE
         # Later assignments take precedence: the checks run from the least to the most specific.
         reason[index >= self.subscriber_count] = R_UNALLOCATED
-        reason[block >= self.det_blocks] = R_DYNAMIC
-        reason[block >= self.blocks] = R_UNALLOCATED
+        if self.det_blocks < self.blocks:
+            reason[block >= self.det_blocks] = R_DYNAMIC
+        if self.blocks * self.size < self._ports.count:
+            reason[block >= self.blocks] = R_UNALLOCATED
         reason[p < 0] = R_RESERVED
-        reason[a < 0] = R_NOT_IN_POOL
-        excluded = (a < 0) & (index_of_many(span, addresses) >= 0)
-        reason[excluded] = R_EXCLUDED
+        missing = np.flatnonzero(a < 0)
+        if missing.size:
+            reason[missing] = R_NOT_IN_POOL
+            if self._span.count != self._pool.count:
+                excluded = index_of_many(span, addresses[missing]) >= 0
+                reason[missing[excluded]] = R_EXCLUDED
         return reason, np.where(reason == R_NONE, index, -1)
 
     def summary(self) -> dict[str, object]:

@@ -36,6 +36,9 @@ REASON_CODES: tuple[Reason | None, ...] = (
     Reason.DYNAMIC_BLOCK,
 )
 R_NONE, R_NOT_IN_POOL, R_EXCLUDED, R_RESERVED, R_UNALLOCATED, R_DYNAMIC = range(6)
+_STATUS_OF_REASON = np.array(
+    [MATCH, NO_MAPPING, NO_MAPPING, NO_MAPPING, NO_MAPPING, NOT_DETERMINISTIC], dtype=np.uint8
+)
 _REASON_CODE = {reason: code for code, reason in enumerate(REASON_CODES) if reason is not None}
 
 # Address space that is never public, so a reverse query for it (outside every pool of the plan)
@@ -242,6 +245,25 @@ class Mapper(ABC):
             return ReverseAnswer(ip, port, Status.NO_MAPPING, reason=Reason.UNALLOCATED)
         return ReverseAnswer(ip, port, Status.MATCH, allocation=self.allocation_of(found))
 
+    def _apply_statics(
+        self,
+        ips: npt.NDArray[np.int64],
+        reason: npt.NDArray[np.uint8],
+        subscriber: npt.NDArray[np.int64],
+    ) -> None:
+        """In place: static subscribers' blocks are unallocated; static addresses match."""
+        static_subs = np.fromiter(self._static_by_index, dtype=np.int64)
+        held = np.isin(subscriber, static_subs)
+        reason[held] = R_UNALLOCATED
+        subscriber[held] = -1
+        by_address = sorted(self._static_by_address.items())
+        static_ips = np.array([ip for ip, _ in by_address], dtype=np.int64)
+        static_idx = np.array([index for _, index in by_address], dtype=np.int64)
+        pos = np.minimum(np.searchsorted(static_ips, ips), len(static_ips) - 1)
+        hit = static_ips[pos] == ips
+        reason[hit] = R_NONE
+        subscriber[hit] = static_idx[pos[hit]]
+
     def reverse_many(self, addresses: npt.ArrayLike, ports: npt.ArrayLike) -> BulkAnswers:
         """Reverse for arrays of IPv4 addresses (as integers) and ports, all at once.
 
@@ -251,30 +273,26 @@ class Mapper(ABC):
         ips = np.asarray(addresses, dtype=np.int64)
         prt = np.asarray(ports, dtype=np.int64)
         bad = (ips < 0) | (ips > 0xFFFFFFFF) | (prt < 0) | (prt > 65535)
-        reason, subscriber = self._reverse_many(np.where(bad, 0, ips), np.where(bad, 0, prt))
+        any_bad = bool(bad.any())
+        if any_bad:
+            ips, prt = np.where(bad, 0, ips), np.where(bad, 0, prt)
+        reason, subscriber = self._reverse_many(ips, prt)
         if self._static_by_index:
-            static_subs = np.fromiter(self._static_by_index, dtype=np.int64)
-            reason = np.where(np.isin(subscriber, static_subs), R_UNALLOCATED, reason).astype(
-                np.uint8
-            )
-            static_ips = np.fromiter(self._static_by_address, dtype=np.int64)
-            static_idx = np.fromiter(self._static_by_address.values(), dtype=np.int64)
-            order = np.argsort(static_ips)
-            pos = np.minimum(np.searchsorted(static_ips[order], ips), len(order) - 1)
-            hit = static_ips[order][pos] == ips
-            reason = np.where(hit, R_NONE, reason).astype(np.uint8)
-            subscriber = np.where(hit, static_idx[order][pos], subscriber)
-        subscriber = np.where(reason == R_NONE, subscriber, -1)
-        status = np.full(ips.shape, NO_MAPPING, dtype=np.uint8)
-        status[reason == R_NONE] = MATCH
-        status[reason == R_DYNAMIC] = NOT_DETERMINISTIC
-        not_in_pool = reason == R_NOT_IN_POOL
-        if not_in_pool.any():
+            self._apply_statics(ips, reason, subscriber)
+        status = _STATUS_OF_REASON[reason]
+        missing = np.flatnonzero(reason == R_NOT_IN_POOL)
+        if missing.size:
+            values = ips[missing]
+            non_public = np.zeros(values.shape, dtype=bool)
             for lo, hi, _ in _NON_PUBLIC:
-                bad |= not_in_pool & (ips >= lo) & (ips <= hi)
-        status[bad] = INVALID
-        reason[bad] = R_NONE
-        subscriber[bad] = -1
+                non_public |= (values >= lo) & (values <= hi)
+            if non_public.any():
+                bad[missing[non_public]] = True
+                any_bad = True
+        if any_bad:
+            status[bad] = INVALID
+            reason[bad] = R_NONE
+            subscriber[bad] = -1
         return BulkAnswers(status=status, reason=reason, subscriber=subscriber)
 
 

@@ -134,6 +134,9 @@ def index_of_many(
     lo, hi, start = tables
     if len(lo) == 0:
         return np.full(values.shape, -1, dtype=np.int64)
+    if len(lo) == 1:  # the common case (one pool prefix, one port range): no search at all
+        offset = values - lo[0]
+        return np.where((offset >= 0) & (offset <= hi[0] - lo[0]), offset + start[0], -1)
     pos = np.searchsorted(lo, values, side="right") - 1
     safe = np.maximum(pos, 0)
     inside = (pos >= 0) & (values <= hi[safe])
