@@ -26,6 +26,7 @@ from detnat.engine.mapper import (
     BulkAnswers,
     Mapper,
     check_port,
+    non_public_reason,
     parse_public_address,
 )
 from detnat.engine.plan import Block, Inside, MapRule, Outside, Plan, Ports, StaticBinding
@@ -64,6 +65,7 @@ __all__ = [
     "compile_plan",
     "format_address",
     "format_ipv4",
+    "non_public_reason",
     "parse_address",
     "parse_prefix",
     "parse_public_address",

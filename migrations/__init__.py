@@ -1,0 +1,1 @@
+"""Alembic migrations of the detnat store (run them with ``detnat db upgrade``)."""

@@ -1,0 +1,99 @@
+"""A throwaway Postgres database per test session, built by the Alembic migrations.
+
+Uses DETNAT_TEST_DATABASE_URL (a server URL; its database is only used to create ours) or the local
+server at 127.0.0.1:5432. Unreachable Postgres is a failure, not a skip: CI has one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from detnat.engine import Plan
+from detnat.planfile import plan_from_data
+from detnat.store import migrate
+from detnat.store.db import SessionFactory, make_engine, make_sessions, normalise_url
+
+SERVER_URL = os.environ.get(
+    "DETNAT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+T0 = datetime(2026, 3, 14, 20, 0, 0, tzinfo=UTC)
+
+
+def _admin_conninfo() -> str:
+    url = make_url(normalise_url(SERVER_URL))
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    name = f"detnat_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"Postgres is unreachable at {SERVER_URL}: {exc}", pytrace=False)
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(normalise_url(SERVER_URL)).set(database=name)
+    text = url.render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(text)
+        yield text
+    finally:
+        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url, pool_size=10)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessions(engine: Engine) -> SessionFactory:
+    return make_sessions(engine)
+
+
+_pools = itertools.count(1)
+_names = itertools.count(1)
+
+
+@pytest.fixture
+def realm_name() -> str:
+    return f"realm-{next(_names)}-{uuid.uuid4().hex[:6]}"
+
+
+def fresh_pool() -> str:
+    """A /30 of public space no other test uses (198.18.0.0/15 is for benchmarking)."""
+    n = next(_pools)
+    return f"198.{18 + (n >> 14)}.{(n >> 6) & 255}.{(n & 63) << 2}/30"
+
+
+def small_plan(pool: str, *, ratio: int = 4096, inside: str = "10.0.0.0/18") -> Plan:
+    """4 addresses x 4096 subscribers of 15 ports (1024-65535 / 4096 = 15)."""
+    return plan_from_data(
+        {
+            "algorithm": "block",
+            "inside": {"prefixes": [inside], "subscriber_prefix_length": 32},
+            "outside": {"prefixes": [pool]},
+            "block": {"ratio": ratio},
+        }
+    )
+
+
+def clock_at(moment: datetime):  # type: ignore[no-untyped-def]
+    return lambda: moment
+
+
+def before(moment: datetime) -> datetime:
+    return moment - timedelta(days=1)
