@@ -134,8 +134,9 @@ def build_ports(ports: Ports) -> NumberedRanges:
         if lo > hi:
             raise PlanError(f"range {lo}-{hi} is reversed", field=f"ports.exclude[{n}]")
         if lo < ports.first or hi > ports.last:
+            shown = f"{lo}" if lo == hi else f"{lo}-{hi}"
             raise PlanError(
-                f"{lo}-{hi} is outside the port range {ports.first}-{ports.last}",
+                f"{shown} is outside the port range {ports.first}-{ports.last}",
                 field=f"ports.exclude[{n}]",
             )
     usable = NumberedRanges.build([(ports.first, ports.last)], ports.exclude)
@@ -160,7 +161,8 @@ class BlockMapper(Mapper):
         self._ports = build_ports(plan.ports or Ports())
         self.block = plan.block
         self._size_blocks(plan.block)
-        self._bind_statics(lambda ip: self._pool.index_of(ip) is not None)
+        # Excluded addresses are never used, so a static address must be outside every prefix.
+        self._bind_statics(lambda ip: self._span.index_of(ip) is not None)
         self._tables = (self._pool.arrays(), self._span.arrays(), self._ports.arrays())
         single_run = len(self._ports.runs) == 1
         self._first_port = self._ports.runs[0][0] if single_run else None
@@ -192,7 +194,9 @@ class BlockMapper(Mapper):
             raise PlanError(
                 f"{block.assignment!r} is not sequential or staggered", field="block.assignment"
             )
-        if not 0 <= block.dynamic_blocks < blocks:
+        if block.dynamic_blocks < 0:
+            raise PlanError("must not be negative", field="block.dynamic_blocks")
+        if block.dynamic_blocks >= blocks:
             raise PlanError(
                 f"{block.dynamic_blocks} dynamic blocks leave no deterministic block "
                 f"({blocks} blocks per address)",
@@ -227,6 +231,13 @@ class BlockMapper(Mapper):
 
     def _index_of_key(self, key: int) -> int | None:
         return self._keys.index_of(key)
+
+    def _why_not_a_subscriber(self, query: Prefix) -> str:
+        assert self.plan.inside is not None
+        for n, excluded in enumerate(self.plan.inside.exclude):
+            if excluded.contains(query.family, query.network):
+                return f"{query} is excluded by inside.exclude[{n}] {excluded}: it has no allocation"
+        return f"{query} is not in the plan's inside key space"
 
     def _key_at(self, index: int) -> int:
         return self._keys.value_at(index)

@@ -141,7 +141,7 @@ class Mapper(ABC):
     # -- static bindings --------------------------------------------------------------------------
 
     def _bind_statics(self, in_pool: object) -> None:
-        """Check and index ``plan.static``; ``in_pool(address)`` tells a usable pool address."""
+        """Check and index ``plan.static``; ``in_pool(address)`` tells an address of the pool."""
         assert callable(in_pool)
         for n, binding in enumerate(self.plan.static):
             field = f"static[{n}]"
@@ -157,7 +157,8 @@ class Mapper(ABC):
                 )
             if in_pool(binding.address):
                 raise PlanError(
-                    f"{format_ipv4(binding.address)} is in the pool; a static address must not be",
+                    f"{format_ipv4(binding.address)} is in the pool's prefixes; a static address "
+                    "must be outside them (excluded addresses are never used)",
                     field=f"{field}.address",
                 )
             if index in self._static_by_index:
