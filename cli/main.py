@@ -7,11 +7,11 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import typer
 
-from cli import store
+from cli import capacity, store
 from cli.output import (
     EXIT_INVALID,
     EXIT_OK,
@@ -22,7 +22,8 @@ from cli.output import (
     ranges_text,
 )
 from detnat import __version__
-from detnat.engine import Mapper, format_ipv4
+from detnat.batch import BatchReport, reverse_csv
+from detnat.engine import Mapper, compile_plan, format_ipv4
 from detnat.errors import DetnatError, InvalidInput
 from detnat.planfile import canonical_json, load_mapper, read_plan
 
@@ -48,6 +49,12 @@ TzOpt = Annotated[
 ]
 RealmOpt = Annotated[str | None, typer.Option("--realm", help="Only this realm.")]
 CaseOpt = Annotated[str | None, typer.Option("--case", help="Case reference for the record.")]
+LegalBasisOpt = Annotated[
+    str | None, typer.Option("--legal-basis", help="Legal basis of the request (recorded).")
+]
+RequestedByOpt = Annotated[
+    str | None, typer.Option("--requested-by", help="Who asked (recorded), e.g. a court.")
+]
 
 
 def _version(value: bool) -> None:
@@ -61,8 +68,14 @@ def main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    as_: Annotated[
+        str | None,
+        typer.Option("--as", help="Record store actions under this name (default: OS user)."),
+    ] = None,
 ) -> None:
     """detnat: deterministic NAT mapping, forward and reverse, now and at any time T."""
+    if as_ is not None:
+        store.OPERATOR["name"] = as_
 
 
 def _need_one_source(plan: Path | None, at: str | None) -> None:
@@ -102,13 +115,24 @@ def forward(
     tz: TzOpt = None,
     realm: RealmOpt = None,
     case: CaseOpt = None,
+    legal_basis: LegalBasisOpt = None,
+    requested_by: RequestedByOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Public address and port set of each subscriber."""
     _need_one_source(plan, at)
     if at is not None:
         raise typer.Exit(
-            store.forward_at(queries, at=at, tz=tz, realm=realm, case=case, as_json=json_out)
+            store.forward_at(
+                queries,
+                at=at,
+                tz=tz,
+                realm=realm,
+                case=case,
+                as_json=json_out,
+                legal_basis=legal_basis,
+                requested_by=requested_by,
+            )
         )
     assert plan is not None
     mapper = load_mapper(plan)
@@ -158,6 +182,12 @@ def reverse(
     ] = None,
     realm: RealmOpt = None,
     case: CaseOpt = None,
+    legal_basis: LegalBasisOpt = None,
+    requested_by: RequestedByOpt = None,
+    evidence: Annotated[
+        Path | None,
+        typer.Option("--evidence", help="Write the evidence file of the answer (store only)."),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Who holds each public ADDRESS:PORT (one query, several, or a CSV batch)."""
@@ -192,8 +222,14 @@ def reverse(
                 realm=realm,
                 case=case,
                 as_json=json_out,
+                legal_basis=legal_basis,
+                requested_by=requested_by,
+                evidence_file=evidence,
+                force=force,
             )
         )
+    if evidence is not None:
+        raise InvalidInput("evidence files are made against the store (--at)", field="--evidence")
     assert plan is not None
     mapper = load_mapper(plan)
     failed = False
@@ -226,8 +262,6 @@ def _refuse_overwrite(output: Path | None, force: bool) -> None:
 
 
 def _reverse_batch(mapper: Mapper, batch: Path, output: Path | None, json_out: bool) -> int:
-    from detnat.batch import reverse_csv
-
     try:
         source = batch.open("rb")
     except OSError as exc:
@@ -235,13 +269,13 @@ def _reverse_batch(mapper: Mapper, batch: Path, output: Path | None, json_out: b
     with source:
         total = os.fstat(source.fileno()).st_size
         if output is None:
-            report = _with_progress(mapper, source, sys.stdout.buffer, total, reverse_csv)
+            report = _with_progress(mapper, source, sys.stdout.buffer, total)
         else:
             # Write beside the target and rename at the end: never a half-written result file.
             fd, tmp_name = tempfile.mkstemp(dir=output.parent or Path("."), prefix=".detnat-")
             try:
                 with os.fdopen(fd, "wb") as sink:
-                    report = _with_progress(mapper, source, sink, total, reverse_csv)
+                    report = _with_progress(mapper, source, sink, total)
                 os.replace(tmp_name, output)
             except BaseException:
                 os.unlink(tmp_name)
@@ -259,7 +293,8 @@ def _reverse_batch(mapper: Mapper, batch: Path, output: Path | None, json_out: b
     return EXIT_INVALID if report.bad_row_count else EXIT_OK
 
 
-def _with_progress(mapper, source, sink, total, reverse_csv):  # type: ignore[no-untyped-def]
+def _with_progress(mapper: Mapper, source: BinaryIO, sink: BinaryIO, total: int) -> BatchReport:
+    """Run the batch, with a progress bar (bytes read of ``total``) when stderr is a terminal."""
     if not sys.stderr.isatty():
         return reverse_csv(mapper, source, sink)
     from rich.progress import Progress
@@ -282,8 +317,6 @@ def plan_check(
 ) -> None:
     """Validate a plan file and summarise it: subscribers, addresses, ports, capacity."""
     plan = read_plan(file)
-    from detnat.engine import compile_plan
-
     summary = compile_plan(plan).summary()
     if json_out:
         emit_json({"valid": True, **summary})
@@ -325,3 +358,4 @@ def plan_canonical(file: Annotated[Path, typer.Argument(help="Plan file (YAML or
 
 
 store.register(app, plan_app)
+capacity.register(app, plan_app)
