@@ -15,10 +15,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
-from sqlalchemy.orm import Session
 
 from cli.output import emit_json, guarded
 from detnat.capacity import (
@@ -37,6 +36,9 @@ from detnat.capacity.charts import chart_panels, render
 from detnat.capacity.sizing import DEFAULT_POOL_TARGET, DynamicPolicy
 from detnat.engine import Mapper, Plan, Ports, compile_plan
 from detnat.errors import InvalidInput, Unavailable
+
+if TYPE_CHECKING:  # the store is imported only when a command needs it (CLI start-up time)
+    from sqlalchemy.orm import Session
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object with every figure.")]
 DemandOpt = Annotated[
