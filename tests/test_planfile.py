@@ -171,3 +171,10 @@ def test_plan_files_must_be_regular_files(tmp_path: Path) -> None:
     big.write_text("#" * (2 << 20))
     with pytest.raises(InvalidInput, match="larger than"):
         read_plan(big)
+
+
+def test_ipv4_mapped_ipv6_prefixes_are_written_as_rfc_5952_section_5_recommends() -> None:
+    from detnat.engine import parse_prefix
+
+    assert str(parse_prefix("::FFFF:102:304/128")) == "::ffff:1.2.3.4/128"
+    assert str(parse_prefix("::ffff:0:0/96")) == "::ffff:0.0.0.0/96"

@@ -91,9 +91,12 @@ def format_ipv4(value: int) -> str:
 
 
 def format_address(family: int, value: int) -> str:
-    """Canonical text: dotted quad, or RFC 5952 for IPv6."""
+    """Canonical text: dotted quad, or RFC 5952 for IPv6 (IPv4-mapped ones as ``::ffff:a.b.c.d``,
+    RFC 5952 section 5, whatever the Python version)."""
     if family == V4:
         return format_ipv4(value)
+    if value >> 32 == 0xFFFF:
+        return f"::ffff:{format_ipv4(value & 0xFFFFFFFF)}"
     return ipaddress.IPv6Address(value).compressed
 
 

@@ -236,7 +236,9 @@ class BlockMapper(Mapper):
         assert self.plan.inside is not None
         for n, excluded in enumerate(self.plan.inside.exclude):
             if excluded.contains(query.family, query.network):
-                return f"{query} is excluded by inside.exclude[{n}] {excluded}: it has no allocation"
+                return (
+                    f"{query} is excluded by inside.exclude[{n}] {excluded}: it has no allocation"
+                )
         return f"{query} is not in the plan's inside key space"
 
     def _key_at(self, index: int) -> int:
