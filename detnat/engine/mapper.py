@@ -14,7 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from detnat.engine.addresses import V4, V6, WIDTH, Prefix, format_ipv4, parse_address, parse_prefix
+from detnat.engine.addresses import (
+    V4,
+    V6,
+    WIDTH,
+    Prefix,
+    format_ipv4,
+    parse_address,
+    parse_ipv4,
+    parse_prefix,
+)
 from detnat.engine.plan import Plan
 from detnat.engine.results import ALL_PORTS, Allocation, PortRanges, Reason, ReverseAnswer, Status
 from detnat.errors import PlanError, QueryError
@@ -225,8 +234,13 @@ class Mapper(ABC):
 
     def reverse(self, address: str | int, port: int) -> ReverseAnswer:
         """Who holds ``address:port`` under this plan, or why nobody deterministically does."""
-        ip = parse_public_address(address)
-        check_port(port)
+        # The common spelling (dotted quad, int port) straight to the parser; the rest explains.
+        if isinstance(address, str) and ":" not in address:
+            ip = parse_ipv4(address)
+        else:
+            ip = parse_public_address(address)
+        if type(port) is not int or not 0 <= port <= 65535:
+            check_port(port)
         static = self._static_by_address.get(ip)
         if static is not None:
             return ReverseAnswer(ip, port, Status.MATCH, allocation=self.allocation_of(static))

@@ -100,8 +100,12 @@ class NumberedRanges:
 
     def ranges_between(self, first: int, last: int) -> list[Run]:
         """Values numbered ``first`` ... ``last`` (inclusive) as runs, adjacent ones merged."""
-        out: list[Run] = []
         run = bisect_right(self.starts, first) - 1
+        lo, hi = self.runs[run]
+        start = self.starts[run]
+        if last - start <= hi - lo:  # the common case: all inside one run
+            return [(lo + first - start, lo + last - start)]
+        out: list[Run] = []
         while first <= last:
             lo, hi = self.runs[run]
             start = self.starts[run]
