@@ -11,7 +11,7 @@ from typing import Annotated, BinaryIO
 
 import typer
 
-from cli import capacity, store
+from cli import capacity, datapath, store
 from cli.output import (
     EXIT_INVALID,
     EXIT_OK,
@@ -359,3 +359,4 @@ def plan_canonical(file: Annotated[Path, typer.Argument(help="Plan file (YAML or
 
 store.register(app, plan_app)
 capacity.register(app, plan_app)
+datapath.register(app)
