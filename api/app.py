@@ -1,34 +1,69 @@
 """``create_app(settings)``: the FastAPI app. Nothing is built at import time.
 
+Every route passes :func:`guard` first: its policy (``api/policy.py``, deny by default), the bearer
+token, the per-token rate limit, and one session for the request (the unit of work; only routes
+commit). Identity lookups record their audit entry before they answer (``docs/trust.md``).
+
 Every error is an RFC 9457 ``application/problem+json`` with a stable ``code``; request bodies are
-limited in size (413). The app keeps no state of its own besides compiled plans of immutable
-versions: Postgres is the only state, so several workers or hosts answer alike.
+limited in size (413) and JSON is parsed strictly. The app keeps no state of its own besides caches
+of immutable rows (compiled plans, timelines and token rows per store revision, case owners) and
+per-worker rate buckets: Postgres is the only state, so several workers or hosts answer alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+import hashlib
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+import psycopg
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from detnat.errors import Conflict, DetnatError, InvalidInput, NotFound, Unavailable
+from api import policy
+from detnat import __version__
+from detnat.errors import (
+    Conflict,
+    DetnatError,
+    Forbidden,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    Unavailable,
+)
 from detnat.planfile import plan_from_data
-from detnat.service import lookups, plans
-from detnat.service.times import check_tolerance, parse_duration, parse_instant
+from detnat.service import audit, batch_lookups, evidence, lookups, plans, times, tokens
+from detnat.service.plans import MapperCache
+from detnat.service.timelines import TimelineCache, Timelines
+from detnat.service.times import format_instant, parse_duration, parse_instant, tolerance_seconds
+from detnat.service.tokens import TokenCache
 from detnat.settings import Settings, get_settings
+from detnat.store import repo
+from detnat.store.async_db import AsyncConnections
 
 PROBLEM = "application/problem+json"
-_STATUS = ((InvalidInput, 422), (NotFound, 404), (Conflict, 409), (Unavailable, 503))
+_STATUS = (
+    (InvalidInput, 422),
+    (NotAuthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unavailable, 503),
+)
 
 
 def problem(status: int, code: str, detail: str, **extra: object) -> JSONResponse:
@@ -43,42 +78,162 @@ def problem(status: int, code: str, detail: str, **extra: object) -> JSONRespons
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
-class BodyLimit:
-    """Refuse bodies over ``limit`` bytes with 413, with or without a Content-Length."""
+def json_response(body: object, status: int = 200) -> Response:
+    """JSON without FastAPI's encoder pass (answers are plain dicts of str/int/list)."""
+    return Response(
+        json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        status_code=status,
+        media_type="application/json",
+    )
 
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
+
+class BodyLimit:
+    """Refuse bodies over the limit with 413, with or without a Content-Length.
+
+    ``limit`` applies to every path but those in ``larger`` (the batch endpoint).
+    """
+
+    def __init__(self, app: Any, limit: int, larger: dict[str, int] | None = None) -> None:
+        self.app, self.limit, self.larger = app, limit, larger or {}
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope["path"], self.limit)
         for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                await problem(413, "body_too_large", f"request body over {self.limit} bytes")(
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                await problem(413, "body_too_large", f"request body over {limit} bytes")(
                     scope, receive, send
                 )
                 return
         seen = 0
+        started = False
 
         async def limited() -> MutableMapping[str, Any]:
             nonlocal seen
             message: MutableMapping[str, Any] = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 raise _TooLarge
             return message
 
+        async def watched(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
+            await self.app(scope, limited, watched)
         except _TooLarge:
-            await problem(413, "body_too_large", f"request body over {self.limit} bytes")(
-                scope, receive, send
-            )
+            if not started:
+                await problem(413, "body_too_large", f"request body over {limit} bytes")(
+                    scope, receive, send
+                )
 
 
 class _TooLarge(Exception):
     pass
+
+
+class StrictJson:
+    """Refuse JSON bodies that Python's parser would quietly accept: duplicate keys (the last
+    would win), NaN and Infinity, nesting deep enough to exhaust the parser. 422, before routing.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        kind = b""
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                kind = value.split(b";")[0].strip().lower()
+        if kind != b"application/json" or scope["path"] == "/v1/lookups/reverse/batch":
+            await self.app(scope, receive, send)  # the batch endpoint parses strictly itself
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, receive, send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        try:
+            if body:
+                strict_json(body)
+        except InvalidInput as exc:
+            await problem(422, exc.code, str(exc), field=exc.field)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal replayed
+            if replayed:
+                message: MutableMapping[str, Any] = await receive()
+                return message
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def strict_json(body: bytes) -> Any:
+    """Parse JSON, refusing duplicate keys, NaN/Infinity and runaway nesting."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in items]
+        if len(set(keys)) != len(keys):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise InvalidInput(f"duplicate key {dup[:40]!r}", field="body")
+        return dict(items)
+
+    def constant(name: str) -> Any:
+        raise InvalidInput(f"{name} is not JSON", field="body")
+
+    try:
+        return json.loads(body, object_pairs_hook=pairs, parse_constant=constant)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"not JSON ({exc})", field="body") from None
+    except RecursionError:
+        raise InvalidInput("JSON nested too deeply", field="body") from None
+
+
+AnswerId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+Int32 = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: every error of the API."""
+
+    type: str
+    title: str
+    status: int
+    code: str = Field(description="Stable machine-readable code, e.g. invalid_query.")
+    detail: str
+    field: str | None = None
+
+
+def _problem_responses() -> dict[int | str, dict[str, Any]]:
+    schema = {"application/problem+json": {"schema": Problem.model_json_schema()}}
+    reasons = {
+        401: "No valid bearer token (unknown, revoked and expired tokens alike).",
+        403: "The token's role may not do this (or the case belongs to someone else).",
+        404: "No such realm, version, answer or token.",
+        409: "The store's invariants refuse it (conflict).",
+        413: "Request body too large.",
+        415: "Unsupported media type.",
+        422: "Invalid input; `field` names it.",
+        429: "Rate limited; see Retry-After.",
+        503: "The database (and so the audit log) is unavailable: no answer was given.",
+    }
+    return {code: {"description": text, "content": schema} for code, text in reasons.items()}
 
 
 # -- request bodies --------------------------------------------------------------------------------
@@ -92,6 +247,9 @@ class RealmIn(_Body):
     name: str = Field(examples=["aftr-fra-1"])
     session_drain: str = Field(default="2h", examples=["2h"])
     description: str = ""
+    single_approver: bool = Field(
+        default=False, description="Opt out of four-eyes publishing (labs); recorded for good."
+    )
 
 
 class VersionIn(_Body):
@@ -99,32 +257,172 @@ class VersionIn(_Body):
     effective_from: str = Field(examples=["2026-03-14T21:00:00+01:00"])
     reason: str = Field(examples=["CHG-1234"])
     correction: bool = False
-    published_by: str | None = None
 
 
-class ReverseIn(_Body):
+class ApprovalIn(_Body):
+    content_sha256: str | None = Field(
+        default=None, description="The content hash the approver read (must be the version's)."
+    )
+
+
+class _Identity(_Body):
+    case: str = Field(examples=["ABUSE-2026-0412"], description="Case reference (required).")
+    legal_basis: str | None = Field(default=None, examples=["§ 113 TKG"])
+    requested_by: str | None = Field(default=None, examples=["Staatsanwaltschaft Berlin"])
+
+
+class ReverseIn(_Identity):
     ip: str = Field(examples=["192.0.2.1"])
     port: int = Field(examples=[1100])
     time: str = Field(examples=["2026-03-14T21:07:33+01:00"])
-    tolerance_seconds: float = 0
+    tolerance_seconds: float = Field(default=0, ge=0, le=86400, allow_inf_nan=False)
     realm: str | None = None
-    case: str | None = None
 
 
-class ForwardIn(_Body):
+class ForwardIn(_Identity):
     subscriber: str = Field(examples=["2001:db8:1000:100::/56"])
-    time: str
+    time: str = Field(examples=["2026-03-14T21:07:33+01:00"])
     realm: str | None = None
-    case: str | None = None
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's session; routes that write commit it themselves (the edge commits)."""
-    with request.app.state.sessions() as session:
-        yield session
+class TokenIn(_Body):
+    name: str = Field(examples=["abuse-desk-1"])
+    role: str = Field(examples=["abuse"])
+    expires: str | None = Field(default=None, examples=["90d"])
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# -- the request context: authentication, policy, one session --------------------------------------
+
+
+@dataclass
+class Ctx:
+    """One request: its session (the unit of work), who asks, the store revision it reads."""
+
+    session: Session
+    actor: audit.Actor
+    revision: int
+    request_id: str
+    cases: audit.CaseOwners
+
+
+class RequestId:
+    """Give every request an id (``X-Request-Id`` on every response; recorded in the audit)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def tagged(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, tagged)
+
+
+class _RateLimited(Exception):
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+async def guard(request: Request) -> AsyncIterator[None]:
+    """Every route: its policy (deny by default), the bearer token, the rate limit, a session."""
+    route = request.scope.get("route")
+    allowed = policy.policy_for(request.method, getattr(route, "path", ""))
+    if allowed is None:
+        raise Forbidden("no policy allows this route")
+    if allowed is policy.PUBLIC:
+        yield
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthenticated("a bearer token is required (Authorization: Bearer dnt_...)")
+    state = request.app.state
+    if getattr(state, "sessions", None) is None:
+        raise Unavailable("the store is not running (the app's lifespan has not started)")
+    if policy.async_lookup(request.method, route.path):  # type: ignore[union-attr]
+        async with state.aconns.connection() as conn:
+            revision = await repo.store_revision_async(conn)
+            actor = await state.tokens.authenticate_async(
+                conn, token.strip(), revision=revision, now=plans.utcnow()
+            )
+            _admit(state, actor, allowed)
+            assert actor is not None
+            snapshot = state.timelines.current(revision)
+            if snapshot is None:  # something was published: reload (rare, off the loop)
+                snapshot = await run_in_threadpool(_load_snapshot, state, revision)
+            request.state.lookup = Lookup(
+                conn, actor, revision, snapshot, request.state.request_id, state.cases
+            )
+            yield
+        return
+    # A lookup's one write is its audit entry: one statement, its own transaction (autocommit
+    # saves the BEGIN and COMMIT round trips and holds the chain's lock the least time).
+    autocommit = policy.appends_only(request.method, route.path)  # type: ignore[union-attr]
+    session: Session = (state.append_sessions if autocommit else state.sessions)()
+    try:
+        revision = repo.store_revision(session)
+        actor = state.tokens.authenticate(
+            session, token.strip(), revision=revision, now=plans.utcnow()
+        )
+        _admit(state, actor, allowed)
+        assert actor is not None
+        request.state.ctx = Ctx(session, actor, revision, request.state.request_id, state.cases)
+        yield
+    finally:
+        session.close()
+
+
+def _admit(state: Any, actor: audit.Actor | None, allowed: frozenset[str]) -> None:
+    """A valid token, a role the route allows, within the token's rate."""
+    if actor is None:
+        raise NotAuthenticated("the token is not valid")
+    if actor.role not in allowed:
+        raise Forbidden(f"the {actor.role} role may not do this")
+    wait = state.limiter.wait_for(actor.token_id)
+    if wait:
+        raise _RateLimited(wait)
+
+
+def _load_snapshot(state: Any, revision: int) -> Timelines:
+    with state.sessions() as session:
+        snapshot: Timelines = state.timelines.get(session, revision)
+        return snapshot
+
+
+@dataclass
+class Lookup:
+    """A single lookup's request: an async connection (autocommit), who asks, the snapshot."""
+
+    conn: repo.AsyncConn
+    actor: audit.Actor
+    revision: int
+    snapshot: Timelines
+    request_id: str
+    cases: audit.CaseOwners
+
+
+async def get_lookup(request: Request) -> Lookup:
+    lookup: Lookup = request.state.lookup
+    return lookup
+
+
+LookupDep = Annotated[Lookup, Depends(get_lookup)]
+
+
+async def get_ctx(request: Request) -> Ctx:
+    ctx: Ctx = request.state.ctx
+    return ctx
+
+
+CtxDep = Annotated[Ctx, Depends(get_ctx)]
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -133,23 +431,48 @@ def create_app(settings: Settings) -> FastAPI:
         from detnat.store.db import make_engine, make_sessions
         from detnat.store.embedded import database_url
 
-        engine = make_engine(database_url(settings, run_migrations=settings.migrate_on_start))
+        url = database_url(settings, run_migrations=settings.migrate_on_start)
+        engine = make_engine(url, pool_size=settings.database_pool_size, pre_ping=False)
         app.state.engine = engine
         app.state.sessions = make_sessions(engine)
+        app.state.append_sessions = make_sessions(
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        app.state.timelines = TimelineCache()
+        app.state.mappers = MapperCache()
+        app.state.tokens = TokenCache()
+        app.state.cases = audit.CaseOwners()
+        app.state.limiter = policy.RateLimiter(
+            settings.rate_limit_per_second, settings.rate_limit_burst
+        )
+        app.state.aconns = AsyncConnections(url, settings.database_pool_size)
         yield
+        await app.state.aconns.close()
         engine.dispose()
 
     app = FastAPI(
         title="detnat",
         summary="Who held public address A, port P, at time T?",
-        version="0.1.0",
+        version=__version__,
         lifespan=lifespan,
+        dependencies=[Depends(guard)],
+        responses=_problem_responses(),
     )
 
     @app.exception_handler(DetnatError)
     async def detnat_error(request: Request, exc: DetnatError) -> JSONResponse:
         status = next((s for kind, s in _STATUS if isinstance(exc, kind)), 500)
-        return problem(status, exc.code, str(exc), field=exc.field)
+        headers = {"www-authenticate": "Bearer"} if status == 401 else None
+        response = problem(status, exc.code, str(exc), field=exc.field)
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    @app.exception_handler(_RateLimited)
+    async def rate_limited(request: Request, exc: _RateLimited) -> JSONResponse:
+        response = problem(429, "rate_limited", "too many requests for this token; slow down")
+        response.headers["retry-after"] = policy.retry_after(exc.seconds)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -165,16 +488,35 @@ def create_app(settings: Settings) -> FastAPI:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail))
 
-    @app.exception_handler(OperationalError)
-    async def db_down(request: Request, exc: OperationalError) -> JSONResponse:
-        return problem(503, "unavailable", "the database is unreachable")
+    @app.exception_handler(psycopg.Error)
+    async def driver_error(request: Request, exc: psycopg.Error) -> JSONResponse:
+        if isinstance(exc, psycopg.IntegrityError):
+            return problem(409, "conflict", "refused by the store")
+        if isinstance(exc, psycopg.DataError):
+            return problem(422, "invalid_input", "a value is out of range for the store")
+        return problem(
+            503, "unavailable", "the database (and so the audit log) is unavailable: no answer"
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if isinstance(exc, IntegrityError):
+            conflict = repo.conflict_from(exc)
+            return problem(409, conflict.code, str(conflict))
+        if isinstance(exc, DataError):
+            return problem(422, "invalid_input", "a value is out of range for the store")
+        return problem(
+            503, "unavailable", "the database (and so the audit log) is unavailable: no answer"
+        )
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         return problem(500, "internal_error", "internal error")
 
+    # -- health ------------------------------------------------------------------------------------
+
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"])
@@ -185,84 +527,416 @@ def create_app(settings: Settings) -> FastAPI:
             with request.app.state.engine.connect() as conn:
                 conn.execute(text("select 1"))
             current = migrate.is_current(request.app.state.engine)
-        except OperationalError:
+        except DBAPIError:
             return problem(503, "unavailable", "the database is unreachable")
         if not current:
             return problem(503, "unavailable", "migrations are not current (detnat db upgrade)")
         return JSONResponse({"status": "ready"})
 
+    # -- realms and versions -----------------------------------------------------------------------
+
     @app.get("/v1/realms", tags=["realms"])
-    def list_realms(session: SessionDep) -> list[dict[str, object]]:
-        return [plans.realm_json(session, r) for r in plans.list_realms(session)]
+    async def list_realms(ctx: CtxDep) -> list[dict[str, object]]:
+        return [plans.realm_json(ctx.session, r) for r in plans.list_realms(ctx.session)]
 
     @app.post("/v1/realms", tags=["realms"], status_code=201)
-    def create_realm(body: RealmIn, session: SessionDep) -> dict[str, object]:
+    async def create_realm(body: RealmIn, ctx: CtxDep) -> dict[str, object]:
         drain = parse_duration(body.session_drain, field="session_drain")
         realm = plans.create_realm(
-            session, body.name, session_drain=drain, description=body.description
+            ctx.session,
+            body.name,
+            session_drain=drain,
+            description=body.description,
+            single_approver=body.single_approver,
         )
-        shown = plans.realm_json(session, realm)
-        session.commit()
+        shown = plans.realm_json(ctx.session, realm)
+        _audit(ctx, "realm.create", shown)
+        ctx.session.commit()
         return shown
 
     @app.get("/v1/realms/{realm}", tags=["realms"])
-    def show_realm(realm: str, session: SessionDep) -> dict[str, object]:
-        return plans.realm_json(session, plans.get_realm(session, realm))
+    async def show_realm(realm: str, ctx: CtxDep) -> dict[str, object]:
+        return plans.realm_json(ctx.session, plans.get_realm(ctx.session, realm))
 
     @app.get("/v1/realms/{realm}/versions", tags=["versions"])
-    def list_versions(realm: str, session: SessionDep) -> list[dict[str, object]]:
-        row = plans.get_realm(session, realm)
-        return [plans.version_json(session, row, v) for v in plans.history(session, row)]
+    async def list_versions(realm: str, ctx: CtxDep) -> list[dict[str, object]]:
+        row = plans.get_realm(ctx.session, realm)
+        return [plans.version_json(ctx.session, row, v) for v in plans.history(ctx.session, row)]
 
     @app.post("/v1/realms/{realm}/versions", tags=["versions"], status_code=201)
-    def publish(realm: str, body: VersionIn, session: SessionDep) -> dict[str, object]:
+    async def publish(realm: str, body: VersionIn, ctx: CtxDep) -> dict[str, object]:
         plan = plan_from_data(body.plan) if body.plan is not None else None
         version = plans.publish(
-            session,
+            ctx.session,
             realm,
             plan,
             effective_from=parse_instant(body.effective_from, field="effective_from"),
             reason=body.reason,
-            published_by=body.published_by or "api",
+            published_by=ctx.actor.name,
             correction=body.correction,
         )
-        shown = plans.version_json(session, plans.get_realm(session, realm), version)
-        session.commit()
+        shown = plans.version_json(ctx.session, plans.get_realm(ctx.session, realm), version)
+        _audit(ctx, "plan.publish", shown)
+        ctx.session.commit()
         return shown
 
     @app.get("/v1/realms/{realm}/versions/{n}", tags=["versions"])
-    def show_version(realm: str, n: int, session: SessionDep) -> dict[str, object]:
-        row = plans.get_realm(session, realm)
-        return plans.version_json(session, row, plans.get_version(session, row, n), with_plan=True)
+    async def show_version(realm: str, n: Int32, ctx: CtxDep) -> dict[str, object]:
+        row = plans.get_realm(ctx.session, realm)
+        version = plans.get_version(ctx.session, row, n)
+        return plans.version_json(ctx.session, row, version, with_plan=True)
 
-    @app.post("/v1/lookups/reverse", tags=["lookups"])
-    def reverse(body: ReverseIn, session: SessionDep) -> dict[str, object]:
-        tolerance = check_tolerance(
-            timedelta(seconds=body.tolerance_seconds), field="tolerance_seconds"
+    @app.post("/v1/realms/{realm}/versions/{n}/approval", tags=["versions"], status_code=201)
+    async def approve(realm: str, n: Int32, body: ApprovalIn, ctx: CtxDep) -> dict[str, object]:
+        plans.approve(
+            ctx.session,
+            realm,
+            n,
+            approved_by=ctx.actor.name,
+            content_sha256=body.content_sha256,
         )
-        answer = lookups.reverse_at(
-            session,
+        row = plans.get_realm(ctx.session, realm)
+        shown = plans.version_json(ctx.session, row, plans.get_version(ctx.session, row, n))
+        _audit(ctx, "plan.approve", shown)
+        ctx.session.commit()
+        return shown
+
+    # -- identity lookups --------------------------------------------------------------------------
+
+    # Lookups run on the event loop: a few sub-millisecond queries and arithmetic cost less than
+    # the thread hops of a sync route.
+    @app.post("/v1/lookups/reverse", tags=["lookups"], response_model=None)
+    async def reverse(body: ReverseIn, request: Request, look: LookupDep) -> Response:
+        tolerance = tolerance_seconds(body.tolerance_seconds)
+        at = parse_instant(body.time)
+        case = await _identity_async(look, body)
+        trace: dict[str, object] = {}
+        answer = lookups.reverse_in(
+            look.snapshot,
             body.ip,
             body.port,
-            at=parse_instant(body.time),
+            at=at,
             tolerance=tolerance,
             realm=body.realm,
+            now=plans.utcnow(),
+            mappers=request.app.state.mappers,
+            trace=trace,
         )
-        if body.case is not None:
-            answer["case"] = plans.check_text(body.case, field="case")
-        return answer
-
-    @app.post("/v1/lookups/forward", tags=["lookups"])
-    def forward(body: ForwardIn, session: SessionDep) -> dict[str, object]:
-        answer = lookups.forward_at(
-            session, body.subscriber, at=parse_instant(body.time), realm=body.realm
+        entry = await audit.record_async(
+            look.conn,
+            look.actor,
+            "lookup.reverse",
+            request_id=look.request_id,
+            detail={"query": body.model_dump(), "answer": answer, "trace": trace},
+            case=case,
+            status=str(answer["status"]),
         )
-        if body.case is not None:
-            answer["case"] = plans.check_text(body.case, field="case")
-        return answer
+        return json_response(_answered(answer, case, entry))
 
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    @app.post("/v1/lookups/forward", tags=["lookups"], response_model=None)
+    async def forward(body: ForwardIn, request: Request, look: LookupDep) -> Response:
+        at = parse_instant(body.time)
+        case = await _identity_async(look, body)
+        answer = lookups.forward_in(
+            look.snapshot,
+            body.subscriber,
+            at=at,
+            realm=body.realm,
+            now=plans.utcnow(),
+            mappers=request.app.state.mappers,
+        )
+        entry = await audit.record_async(
+            look.conn,
+            look.actor,
+            "lookup.forward",
+            request_id=look.request_id,
+            detail={"query": body.model_dump(), "answer": answer},
+            case=case,
+            status=str(answer["status"]),
+        )
+        return json_response(_answered(answer, case, entry))
+
+    @app.post(
+        "/v1/lookups/reverse/batch",
+        tags=["lookups"],
+        summary="Many reverse lookups at once (CSV or JSON), answered in the same format",
+        openapi_extra={"requestBody": BATCH_BODY},
+        responses={200: {"content": {"text/csv": {}, "application/json": {}}}},
+        response_model=None,
+    )
+    async def reverse_batch(
+        request: Request,
+        ctx: CtxDep,
+        case: str,
+        tolerance_seconds: Annotated[float, Query(ge=0, le=86400, allow_inf_nan=False)] = 0,
+        realm: str | None = None,
+        legal_basis: str | None = None,
+        requested_by: str | None = None,
+    ) -> Response:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in ("text/csv", "application/json"):
+            return problem(
+                415,
+                "unsupported_media_type",
+                "send the batch as text/csv (columns ip,port,time) or application/json "
+                "(an array of {ip, port, time})",
+            )
+        tolerance = times.tolerance_seconds(tolerance_seconds)
+        identity = _BatchIdentity(case=case, legal_basis=legal_basis, requested_by=requested_by)
+        case = _identity(ctx, identity)
+        limit = min(settings.max_batch_rows, settings.batch_rows_for(ctx.actor.role))
+        body = await request.body()
+        payload, report = await run_in_threadpool(
+            _run_batch, request.app, ctx, body, kind, tolerance, realm, limit, identity
+        )
+        headers = {
+            "X-Detnat-Rows": str(report.rows),
+            "X-Detnat-Bad-Rows": str(report.bad_row_count),
+            "X-Detnat-Output-Sha256": report.output_sha256,
+            "X-Detnat-Answer-Id": str(report.answer_id),
+        }
+        return StreamingResponse(iter(payload), media_type=kind, headers=headers)
+
+    # -- answers, evidence, cases ------------------------------------------------------------------
+
+    @app.get("/v1/answers/{answer_id}", tags=["answers"])
+    async def show_answer(answer_id: AnswerId, ctx: CtxDep) -> dict[str, object]:
+        entry = _readable_entry(ctx, answer_id)
+        _audit(ctx, "answer.read", {"answer_id": answer_id}, case=entry.case_ref)
+        ctx.session.commit()
+        return {
+            "answer_id": entry.seq,
+            "case": entry.case_ref,
+            "at": format_instant(entry.at),
+            "action": entry.action,
+            "query": entry.detail.get("query"),
+            "answer": entry.detail.get("answer", entry.detail.get("batch")),
+            "audit_sha256": entry.entry_sha256,
+        }
+
+    @app.get("/v1/answers/{answer_id}/evidence", tags=["answers"])
+    async def answer_evidence(answer_id: AnswerId, ctx: CtxDep) -> dict[str, object]:
+        entry = _readable_entry(ctx, answer_id)
+        document = evidence.build(ctx.session, answer_id)
+        _audit(ctx, "evidence.read", {"answer_id": answer_id}, case=entry.case_ref)
+        ctx.session.commit()
+        return document
+
+    @app.get("/v1/cases/{case}/answers", tags=["answers"])
+    async def case_answers(case: str, ctx: CtxDep) -> list[dict[str, object]]:
+        audit.check_reference(case, field="case")
+        if not audit.may_read_case(ctx.session, ctx.actor, case):
+            raise NotFound(f"no case {case!r}", field="case")
+        return [
+            {
+                "answer_id": e.seq,
+                "at": format_instant(e.at),
+                "action": e.action,
+                "status": e.status,
+                "actor": e.actor,
+            }
+            for e in audit.entries(ctx.session, case=case)
+            if e.action.startswith("lookup.")
+        ]
+
+    # -- tokens ------------------------------------------------------------------------------------
+
+    @app.get("/v1/tokens", tags=["tokens"])
+    async def list_tokens(ctx: CtxDep) -> list[dict[str, object]]:
+        return [tokens.token_json(t) for t in repo.tokens(ctx.session)]
+
+    @app.post("/v1/tokens", tags=["tokens"], status_code=201)
+    async def create_token(body: TokenIn, ctx: CtxDep) -> dict[str, object]:
+        expires = tokens.parse_expiry(body.expires, field="expires") if body.expires else None
+        secret, row = tokens.create_token(
+            ctx.session, name=body.name, role=body.role, created_by=ctx.actor.name, expires=expires
+        )
+        shown = tokens.token_json(row)
+        _audit(ctx, "token.create", shown)
+        ctx.session.commit()
+        return {"token": secret, **shown}
+
+    @app.delete("/v1/tokens/{token_id}", tags=["tokens"])
+    async def revoke_token(token_id: Int32, ctx: CtxDep) -> dict[str, object]:
+        row = tokens.revoke_token(ctx.session, token_id, by=ctx.actor.name)
+        shown = tokens.token_json(row)
+        _audit(ctx, "token.revoke", shown)
+        ctx.session.commit()
+        return shown
+
+    # -- the audit log -----------------------------------------------------------------------------
+
+    @app.get("/v1/audit", tags=["audit"])
+    async def read_audit(
+        ctx: CtxDep,
+        case: str | None = None,
+        after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, object]]:
+        if not 1 <= limit <= 1000:
+            raise InvalidInput("must be between 1 and 1000", field="limit")
+        if case is not None:
+            audit.check_reference(case, field="case")
+        found = audit.entries(ctx.session, case=case, after=after, limit=limit)
+        return [audit.entry_json(e) for e in found]
+
+    @app.get("/v1/audit/verify", tags=["audit"])
+    async def verify_audit(ctx: CtxDep) -> dict[str, object]:
+        broken, summary = await run_in_threadpool(audit.verify, ctx.session)
+        return {**summary, "broken": [str(b) for b in broken]}
+
+    @app.post("/v1/audit/checkpoints", tags=["audit"], status_code=201)
+    async def audit_checkpoint(ctx: CtxDep) -> dict[str, object]:
+        shown = audit.checkpoint(ctx.session, ctx.actor, request_id=ctx.request_id)
+        ctx.session.commit()
+        return shown
+
+    # Outermost last: ids on every response, then the size limit, then strict JSON.
+    app.add_middleware(StrictJson)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        larger={"/v1/lookups/reverse/batch": settings.max_batch_body_bytes},
+    )
+    app.add_middleware(RequestId)
+    from api.capacity import router as capacity_router
+
+    app.include_router(capacity_router)
     return app
+
+
+class _BatchIdentity(BaseModel):
+    case: str
+    legal_basis: str | None = None
+    requested_by: str | None = None
+
+
+def _checked_identity(body: _Identity | _BatchIdentity) -> str:
+    """Validate the case reference (and basis, requester)."""
+    case = audit.check_reference(body.case, field="case")
+    for name in ("legal_basis", "requested_by"):
+        value = getattr(body, name)
+        if value is not None:
+            audit.check_reference(value, field=name, limit=500)
+    return case
+
+
+def _identity(ctx: Ctx, body: _Identity | _BatchIdentity) -> str:
+    """Validate the case reference (and basis, requester); open or check the case."""
+    case = _checked_identity(body)
+    ctx.cases.claim(ctx.session, case, ctx.actor)
+    return case
+
+
+async def _identity_async(look: Lookup, body: _Identity) -> str:
+    case = _checked_identity(body)
+    await look.cases.claim_async(look.conn, case, look.actor)
+    return case
+
+
+def _answered(answer: dict[str, object], case: str, entry: audit.Recorded) -> dict[str, object]:
+    return {**answer, "case": case, "answer_id": entry.seq, "audit_sha256": entry.entry_sha256}
+
+
+def _audit(ctx: Ctx, action: str, detail: dict[str, Any], *, case: str | None = None) -> None:
+    audit.record(
+        ctx.session, ctx.actor, action, request_id=ctx.request_id, detail=detail, case=case
+    )
+
+
+def _readable_entry(ctx: Ctx, answer_id: int) -> Any:
+    """The audit entry of an answer the caller may read (else 404: no hint that it exists)."""
+    entry = evidence.lookup_entry(ctx.session, answer_id)
+    if not audit.may_read_case(ctx.session, ctx.actor, entry.case_ref):
+        raise NotFound(f"no answer {answer_id}", field="answer_id")
+    return entry
+
+
+BATCH_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "text/csv": {
+            "schema": {"type": "string"},
+            "example": "ip,port,time\n192.0.2.1,1100,2026-03-14T21:07:33+01:00\n",
+        },
+        "application/json": {
+            "schema": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "ip": {"type": "string"},
+                        "port": {"type": "integer"},
+                        "time": {"type": "string"},
+                    },
+                    "required": ["ip", "port", "time"],
+                    "additionalProperties": False,
+                },
+            },
+            "example": [{"ip": "192.0.2.1", "port": 1100, "time": "2026-03-14T21:07:33+01:00"}],
+        },
+    },
+}
+
+
+def _run_batch(
+    app: FastAPI,
+    ctx: Ctx,
+    body: bytes,
+    kind: str,
+    tolerance: timedelta,
+    realm: str | None,
+    limit: int,
+    identity: _BatchIdentity,
+) -> tuple[list[bytes], batch_lookups.BatchReport]:
+    """Answer the whole batch, audit it (rows, input and output SHA-256), commit; then send."""
+    query = batch_lookups.BatchQuery(
+        snapshot=app.state.timelines.get(ctx.session, ctx.revision),
+        now=plans.utcnow(),
+        mappers=app.state.mappers,
+        tolerance=tolerance,
+        realm=realm,
+        max_rows=limit,
+    )
+    chunks: list[bytes] = []
+    if kind == "application/json":
+        answers, report = batch_lookups.reverse_json_at(query, batch_lookups.load_json_rows(body))
+        data = json.dumps(answers, separators=(",", ":"), ensure_ascii=False).encode()
+        report.output_sha256 = hashlib.sha256(data).hexdigest()
+        chunks.append(data)
+    else:
+        text = body.decode("utf-8-sig", "surrogateescape")
+        report = batch_lookups.reverse_csv_at(
+            query,
+            io.StringIO(text, newline=""),
+            lambda part: chunks.append(part.encode("utf-8", "surrogateescape")),
+        )
+    detail = {
+        "batch": {
+            "format": kind,
+            "rows": report.rows,
+            "bad_rows": report.bad_row_count,
+            "counts": report.counts,
+            "input_sha256": hashlib.sha256(body).hexdigest(),
+            "output_sha256": report.output_sha256,
+            "tolerance_seconds": tolerance.total_seconds(),
+            "realm": realm,
+            "versions": sorted(report.versions.values(), key=str),
+        },
+        "query": identity.model_dump(),
+    }
+    entry = audit.record(
+        ctx.session,
+        ctx.actor,
+        "lookup.reverse_batch",
+        request_id=ctx.request_id,
+        detail=detail,
+        case=identity.case,
+        status="answered",
+    )
+    ctx.session.commit()
+    report.answer_id = entry.seq
+    return chunks, report
 
 
 def app_from_environment() -> FastAPI:

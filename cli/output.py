@@ -3,30 +3,63 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import sys
+import types
 from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 
 import typer
 
-from detnat.errors import Conflict, DetnatError, InvalidInput, NotFound, Unavailable
+from detnat.errors import (
+    Conflict,
+    DetnatError,
+    Forbidden,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    Unavailable,
+)
 
-# 0 answered; 1 internal error; 2 invalid input; 3 not found; 4 conflict; 5 unavailable.
+# 0 answered; 1 internal error; 2 invalid input; 3 not found; 4 conflict (or datapath drift);
+# 5 unavailable; 6 a broken hash-chain link (audit / evidence verify); 7 not allowed.
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_INVALID = 2
 EXIT_NOT_FOUND = 3
 EXIT_CONFLICT = 4
 EXIT_UNAVAILABLE = 5
+EXIT_BROKEN = 6
+EXIT_FORBIDDEN = 7
 
 _EXIT_CODES: tuple[tuple[type[DetnatError], int], ...] = (
     (InvalidInput, EXIT_INVALID),
     (NotFound, EXIT_NOT_FOUND),
     (Conflict, EXIT_CONFLICT),
     (Unavailable, EXIT_UNAVAILABLE),
+    (NotAuthenticated, EXIT_FORBIDDEN),
+    (Forbidden, EXIT_FORBIDDEN),
 )
+
+
+def lazy_module(name: str) -> types.ModuleType:
+    """``name``, executed on first attribute access (importlib's LazyLoader recipe).
+
+    The store and service layers pull in SQLAlchemy and friends; ``detnat reverse --plan`` needs
+    none of them, so the CLI starts without them and loads them when a store command runs.
+    """
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None, name
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
 
 
 def exit_code_for(error: DetnatError) -> int:

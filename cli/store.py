@@ -7,25 +7,48 @@ unit of work and commits it at the end (the edge commits; the service only flush
 
 from __future__ import annotations
 
-import csv
 import getpass
+import hashlib
+import io
+import json
+import os
+import shutil
 import sys
-from collections.abc import Iterator
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, TypeVar
 
 import typer
-from sqlalchemy.orm import Session
 
-from cli.output import EXIT_INVALID, EXIT_OK, emit_json, error_json, fail_line, guarded, ranges_text
+from cli.output import (
+    EXIT_INVALID,
+    EXIT_OK,
+    emit_json,
+    error_json,
+    fail_line,
+    guarded,
+    lazy_module,
+    ranges_text,
+)
 from detnat.errors import DetnatError, InvalidInput, QueryError, Unavailable
 from detnat.planfile import read_plan
-from detnat.service import lookups, plans
-from detnat.service.times import check_tolerance, parse_duration, parse_instant
 from detnat.settings import get_settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from detnat.service import audit, lookups, plans, times
+else:  # loaded when a store command runs: `--plan` commands start without SQLAlchemy
+    audit = lazy_module("detnat.service.audit")
+    lookups = lazy_module("detnat.service.lookups")
+    plans = lazy_module("detnat.service.plans")
+    times = lazy_module("detnat.service.times")
+
+R = TypeVar("R")
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output (one object per line).")]
 
 
@@ -47,7 +70,7 @@ def _unit_of_work() -> Iterator[Session]:
 
 
 def _tolerance(text: str | None) -> timedelta:
-    return check_tolerance(parse_duration(text)) if text else timedelta(0)
+    return times.check_tolerance(times.parse_duration(text)) if text else timedelta(0)
 
 
 def _answer_line(query: str, answer: dict[str, object]) -> str:
@@ -72,6 +95,30 @@ def _answer_line(query: str, answer: dict[str, object]) -> str:
     return line
 
 
+OPERATOR: dict[str, str] = {}  # "name": set by ``detnat --as NAME`` (default: the OS user)
+
+
+def operator() -> audit.Actor:
+    """The local operator: admin rights, recorded under ``--as NAME`` or the OS user name."""
+    return audit.local_operator(OPERATOR.get("name") or getpass.getuser())
+
+
+def _request_id() -> str:
+    return "cli-" + uuid.uuid4().hex
+
+
+def _identity(case: str | None, legal_basis: str | None, requested_by: str | None) -> str:
+    if case is None:
+        raise InvalidInput(
+            "required for lookups against the store (a case reference)", field="--case"
+        )
+    audit.check_reference(case, field="--case")
+    for name, value in (("--legal-basis", legal_basis), ("--requested-by", requested_by)):
+        if value is not None:
+            audit.check_reference(value, field=name, limit=500)
+    return case
+
+
 def forward_at(
     queries: list[str],
     *,
@@ -80,10 +127,15 @@ def forward_at(
     realm: str | None,
     case: str | None,
     as_json: bool,
+    legal_basis: str | None = None,
+    requested_by: str | None = None,
 ) -> int:
-    moment = parse_instant(at, tz=tz, field="--at")
+    moment = times.parse_instant(at, tz=tz, field="--at")
+    case = _identity(case, legal_basis, requested_by)
+    actor = operator()
     failed = False
     with _unit_of_work() as session:
+        audit.CaseOwners().claim(session, case, actor)
         for query in queries:
             try:
                 answer = lookups.forward_at(session, query, at=moment, realm=realm)
@@ -93,8 +145,28 @@ def forward_at(
                 if as_json:
                     emit_json(error_json(query, exc))
                 continue
-            if case:
-                answer["case"] = case
+            entry = audit.record(
+                session,
+                actor,
+                "lookup.forward",
+                request_id=_request_id(),
+                detail={
+                    "query": {
+                        "subscriber": query,
+                        "time": at,
+                        "tz": tz,
+                        "realm": realm,
+                        "case": case,
+                        "legal_basis": legal_basis,
+                        "requested_by": requested_by,
+                    },
+                    "answer": answer,
+                },
+                case=case,
+                status=str(answer["status"]),
+            )
+            session.commit()  # audited before the answer leaves
+            answer = {**answer, "case": case, "answer_id": entry.seq}
             if as_json:
                 emit_json(answer)
             elif answer["status"] == "match":
@@ -115,18 +187,30 @@ def reverse_at(
     realm: str | None,
     case: str | None,
     as_json: bool,
+    legal_basis: str | None = None,
+    requested_by: str | None = None,
+    evidence_file: Path | None = None,
+    force: bool = False,
 ) -> int:
     from cli.main import parse_endpoint
 
-    moment = parse_instant(at, tz=tz, field="--at")
+    moment = times.parse_instant(at, tz=tz, field="--at")
     window = _tolerance(tolerance)
+    case = _identity(case, legal_basis, requested_by)
+    if evidence_file is not None:
+        if len(queries) != 1:
+            raise InvalidInput("one query per evidence file", field="--evidence")
+        _refuse_existing(evidence_file, force)
+    actor = operator()
     failed = False
     with _unit_of_work() as session:
+        audit.CaseOwners().claim(session, case, actor)
         for query in queries:
+            trace: dict[str, object] = {}
             try:
                 address, port = parse_endpoint(query)
                 answer = lookups.reverse_at(
-                    session, address, port, at=moment, tolerance=window, realm=realm
+                    session, address, port, at=moment, tolerance=window, realm=realm, trace=trace
                 )
             except InvalidInput as exc:
                 failed = True
@@ -134,13 +218,60 @@ def reverse_at(
                 if as_json:
                     emit_json(error_json(query, exc))
                 continue
-            if case:
-                answer["case"] = case
+            detail = {
+                "query": {
+                    "ip": address,
+                    "port": port,
+                    "time": at,
+                    "tz": tz,
+                    "tolerance_seconds": window.total_seconds(),
+                    "realm": realm,
+                    "case": case,
+                    "legal_basis": legal_basis,
+                    "requested_by": requested_by,
+                },
+                "answer": answer,
+                "trace": trace,
+            }
+            entry = audit.record(
+                session,
+                actor,
+                "lookup.reverse",
+                request_id=_request_id(),
+                detail=detail,
+                case=case,
+                status=str(answer["status"]),
+            )
+            session.commit()  # audited before the answer leaves
+            if evidence_file is not None:
+                from detnat.service import evidence
+
+                _write_new(evidence_file, json.dumps(evidence.build(session, entry.seq), indent=2))
+            answer = {**answer, "case": case, "answer_id": entry.seq}
             if as_json:
                 emit_json({"query": query, **answer})
             else:
                 print(_answer_line(query, answer))
     return EXIT_INVALID if failed else EXIT_OK
+
+
+def _refuse_existing(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise InvalidInput(
+            "already exists; evidence is never overwritten silently", field=str(path)
+        )
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write beside ``path`` and rename into place: never a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=".detnat-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def reverse_batch_at(
@@ -154,57 +285,148 @@ def reverse_batch_at(
     as_json: bool,
     force: bool,
 ) -> int:
-    """Rows ``ip,port,time`` answered one by one, streamed; adds status,reason,subscriber."""
+    """Rows ``ip,port,time`` against the store, streamed; adds status,reason,subscriber.
+
+    One snapshot of the timelines for the whole batch; rows grouped by plan version and answered
+    with the vectorised engine (:mod:`detnat.service.batch_lookups`).
+    """
+    from detnat.service import batch_lookups
+
     window = _tolerance(tolerance)
+    case = _identity(case, None, None)
+    actor = operator()
     try:
-        source = batch.open(newline="", encoding="utf-8-sig")
+        raw = batch.open("rb")
     except OSError as exc:
         raise InvalidInput(f"cannot read: {exc.strerror}", field=str(batch)) from None
-    sink = sys.stdout if output is None else output.open("w", newline="", encoding="utf-8")
-    bad = rows = 0
-    try:
-        reader = csv.DictReader(source)
-        missing = {"ip", "port", "time"} - set(reader.fieldnames or [])
-        if missing:
-            raise InvalidInput(f"missing columns: {', '.join(sorted(missing))}", field=str(batch))
-        fields = [*(reader.fieldnames or []), "status", "reason", "subscriber"]
-        writer = csv.DictWriter(sink, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        with _unit_of_work() as session:
-            for row in reader:
-                rows += 1
-                try:
-                    port_text = row["port"] or ""
-                    if not port_text.isascii() or not port_text.isdigit():
-                        raise QueryError(f"{port_text!r} is not a port number", field="port")
-                    answer = lookups.reverse_at(
-                        session,
-                        row["ip"] or "",
-                        int(port_text),
-                        at=parse_instant(row["time"], tz=tz),
-                        tolerance=window,
-                        realm=realm,
-                    )
-                    out = {
-                        "status": answer["status"],
-                        "reason": answer.get("reason", ""),
-                        "subscriber": answer.get("subscriber", ""),
-                    }
-                except InvalidInput as exc:
-                    bad += 1
-                    print(f"detnat: {batch}:{reader.line_num}: {exc}", file=sys.stderr)
-                    out = {"status": "error", "reason": exc.code, "subscriber": ""}
-                writer.writerow({**row, **out})
-    finally:
-        source.close()
-        if output is not None:
-            sink.close()
-    summary = {"rows": rows, "bad_rows": bad, "case": case}
+    with raw, _unit_of_work() as session:
+        audit.CaseOwners().claim(session, case, actor)
+        total = os.fstat(raw.fileno()).st_size
+        counted = _Counted(raw)
+        lines = io.TextIOWrapper(
+            io.BufferedReader(counted),
+            encoding="utf-8-sig",
+            errors="surrogateescape",
+            newline="",
+        )
+        query = batch_lookups.BatchQuery(
+            snapshot=lookups.DEFAULT_TIMELINES.get(session),
+            now=plans.utcnow(),
+            mappers=lookups.DEFAULT_MAPPERS,
+            tolerance=window,
+            realm=realm,
+            tz=tz,
+        )
+        report = _write_atomically(
+            output,
+            lambda write, progress: batch_lookups.reverse_csv_at(
+                query, lines, write, progress=lambda _: progress(counted.done)
+            ),
+            total,
+            before_commit=lambda report: _audit_batch(session, actor, case, counted, report),
+        )
+    for bad in report.bad_rows[:20]:
+        print(f"detnat: {batch}:{bad.line}: {bad.message}", file=sys.stderr)
+    if report.bad_row_count > 20:
+        print(f"detnat: ... and {report.bad_row_count - 20} more bad rows", file=sys.stderr)
+    summary = {
+        "rows": report.rows,
+        "counts": report.counts,
+        "bad_rows": report.bad_row_count,
+        "case": case,
+        "output_sha256": report.output_sha256,
+    }
     if as_json and output is not None:
         emit_json(summary)
     else:
-        print(f"detnat: {rows} rows, {bad} bad", file=sys.stderr)
-    return EXIT_INVALID if bad else EXIT_OK
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
+        print(f"detnat: {report.rows} rows: {counts or 'nothing'}", file=sys.stderr)
+    return EXIT_INVALID if report.bad_row_count else EXIT_OK
+
+
+def _audit_batch(
+    session: Session, actor: audit.Actor, case: str, counted: _Counted, report: Any
+) -> None:
+    entry = audit.record(
+        session,
+        actor,
+        "lookup.reverse_batch",
+        request_id=_request_id(),
+        detail={
+            "batch": {
+                "format": "text/csv",
+                "rows": report.rows,
+                "bad_rows": report.bad_row_count,
+                "counts": report.counts,
+                "input_sha256": counted.sha256.hexdigest(),
+                "output_sha256": report.output_sha256,
+                "versions": sorted(report.versions.values(), key=str),
+            },
+            "query": {"case": case},
+        },
+        case=case,
+        status="answered",
+    )
+    report.answer_id = entry.seq
+    session.commit()
+
+
+class _Counted(io.RawIOBase):
+    """A binary file that counts and hashes the bytes read from it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw, self.done = raw, 0
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = int(self.raw.readinto(buffer) or 0)  # type: ignore[attr-defined]
+        self.done += n
+        self.sha256.update(memoryview(buffer)[:n])
+        return n
+
+
+def _write_atomically(
+    output: Path | None,
+    run: Callable[[Callable[[str], object], Callable[[int], None]], R],
+    total: int,
+    before_commit: Callable[[R], None],
+) -> R:
+    """Run ``run(write, progress)`` into a temporary file, audit it (``before_commit``), then
+    move it to ``output`` or copy it to stdout: nothing leaves before the audit entry is in."""
+    with _progress(total) as progress:
+        fd, tmp_name = tempfile.mkstemp(
+            dir=output.parent if output is not None else None, prefix=".detnat-"
+        )
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
+                result = run(f.write, progress)
+            before_commit(result)
+            if output is None:
+                with open(tmp_name, "rb") as f:
+                    shutil.copyfileobj(f, sys.stdout.buffer)
+                sys.stdout.flush()
+                os.unlink(tmp_name)
+                return result
+            os.replace(tmp_name, output)
+        except BaseException:
+            os.unlink(tmp_name)
+            raise
+        return result
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[int], None]]:
+    if not sys.stderr.isatty():
+        yield lambda done: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("reverse", total=total)
+        yield lambda done: bar.update(task, completed=done)
 
 
 def register(app: typer.Typer, plan_app: typer.Typer) -> None:
@@ -222,13 +444,28 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
             str, typer.Option("--session-drain", help="How long old sessions live after a change.")
         ] = "2h",
         description: Annotated[str, typer.Option("--description")] = "",
+        single_approver: Annotated[
+            bool,
+            typer.Option(
+                "--single-approver",
+                help="Labs only: versions take effect without a second admin's approval.",
+            ),
+        ] = False,
         json_out: JsonOpt = False,
     ) -> None:
-        """Create a realm."""
-        drain = parse_duration(session_drain, field="--session-drain")
+        """Create a realm (four-eyes publishing unless --single-approver)."""
+        drain = times.parse_duration(session_drain, field="--session-drain")
+        actor = operator()
         with _unit_of_work() as session:
-            realm = plans.create_realm(session, name, session_drain=drain, description=description)
+            realm = plans.create_realm(
+                session,
+                name,
+                session_drain=drain,
+                description=description,
+                single_approver=single_approver,
+            )
             shown = plans.realm_json(session, realm)
+            _audit(session, actor, "realm.create", shown)
         emit_json(shown) if json_out else print(f"realm {name} created")
 
     @realm_app.command("list")
@@ -276,7 +513,6 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
         retire: Annotated[
             bool, typer.Option("--retire", help="No plan from this instant on.")
         ] = False,
-        by: Annotated[str | None, typer.Option("--by", help="Publisher (default: you).")] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Append a plan version to a realm's timeline."""
@@ -285,11 +521,12 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
         if not effective_from:
             raise InvalidInput("required", field="--effective-from")
         plan = read_plan(file) if file is not None else None
+        actor = operator()
         with _unit_of_work() as session:
             when = (
                 plans.utcnow()
                 if effective_from == "now"
-                else parse_instant(effective_from, tz=tz, field="--effective-from")
+                else times.parse_instant(effective_from, tz=tz, field="--effective-from")
             )
             version = plans.publish(
                 session,
@@ -297,17 +534,44 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
                 plan,
                 effective_from=when,
                 reason=reason,
-                published_by=by or getpass.getuser(),
+                published_by=actor.name,
                 correction=correction,
             )
             shown = plans.version_json(session, plans.get_realm(session, realm), version)
+            _audit(session, actor, "plan.publish", shown)
         if json_out:
             emit_json(shown)
         else:
+            pending = "" if shown["approved"] else " (pending: a second admin must approve it)"
             print(
                 f"{realm} version {shown['version']} effective {shown['effective_from']} "
-                f"sha256 {shown['content_sha256']}"
+                f"sha256 {shown['content_sha256']}{pending}"
             )
+
+    @plan_app.command("approve")
+    @guarded
+    def plan_approve(
+        realm: Annotated[str, typer.Argument(help="Realm.")],
+        version: Annotated[int, typer.Argument(help="Version number to approve.")],
+        content_sha256: Annotated[
+            str | None,
+            typer.Option("--content-sha256", help="The content hash you reviewed (checked)."),
+        ] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Approve a published version (four eyes: not by its publisher); lookups then use it."""
+        actor = operator()
+        with _unit_of_work() as session:
+            plans.approve(
+                session, realm, version, approved_by=actor.name, content_sha256=content_sha256
+            )
+            row = plans.get_realm(session, realm)
+            shown = plans.version_json(session, row, plans.get_version(session, row, version))
+            _audit(session, actor, "plan.approve", shown)
+        if json_out:
+            emit_json(shown)
+        else:
+            print(f"{realm} version {version} approved by {actor.name}")
 
     @plan_app.command("history")
     @guarded
@@ -348,6 +612,8 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
         else:
             print(json.dumps(shown, indent=2))
 
+    register_trust(app)
+
     @db_app.command("upgrade")
     @guarded
     def db_upgrade() -> None:
@@ -370,18 +636,61 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
         host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port")] = 8000,
         workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
+        access_log: Annotated[
+            bool, typer.Option("--access-log", help="Log every request (uvicorn's access log).")
+        ] = False,
     ) -> None:
         """Run the REST API (uvicorn)."""
         import uvicorn
 
         from detnat.store.embedded import database_url
 
-        database_url(get_settings())  # start/migrate the store once, before the workers
-        uvicorn.run(
+        settings = get_settings()
+        database_url(settings)  # start/migrate the store once, before the workers
+        # Rate limits are kept per worker: give each its share of the configured one.
+        os.environ["DETNAT_RATE_LIMIT_PER_SECOND"] = str(settings.rate_limit_per_second / workers)
+        os.environ["DETNAT_RATE_LIMIT_BURST"] = str(max(1.0, settings.rate_limit_burst / workers))
+        config = uvicorn.Config(
             "api.app:app_from_environment",
             factory=True,
             host=host,
             port=port,
             workers=workers,
             log_level="info",
+            access_log=access_log,  # identity lookups are in the audit log either way
         )
+        if workers == 1:
+            uvicorn.Server(config).run()
+            return
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[_listening_socket(host, port)]).run()
+
+
+def _listening_socket(host: str, port: int) -> Any:
+    """The workers' shared listener, made with ``IPPROTO_TCP`` so accepted connections get
+    ``TCP_NODELAY`` (uvicorn's own leaves proto 0, and every keep-alive response then waits
+    ~40 ms on the client's delayed ACK: Kludex/uvicorn#3149)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise Unavailable(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _audit(session: Session, actor: audit.Actor, action: str, detail: dict[str, Any]) -> None:
+    audit.record(session, actor, action, request_id=_request_id(), detail=detail)
+
+
+def register_trust(app: typer.Typer) -> None:
+    """Tokens, the audit log, evidence files."""
+    from cli import trust
+
+    trust.register(app)

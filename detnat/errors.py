@@ -8,6 +8,8 @@ stderr and an exit code. Every error has a stable ``code`` and, where it concern
     ├── InvalidInput          bad plan, bad query, bad file           (CLI exit 2, HTTP 422)
     │   ├── PlanError         a plan that cannot be used as written
     │   └── QueryError        a lookup that cannot be answered as asked
+    ├── NotAuthenticated      no valid token (unknown, revoked, expired alike) (HTTP 401)
+    ├── Forbidden             the role or case does not allow it               (HTTP 403)
     ├── NotFound              a realm, version, token ... that does not exist   (HTTP 404)
     ├── Conflict              would break an invariant of the store             (HTTP 409)
     └── Unavailable           a dependency (database, audit log) is down        (HTTP 503)
@@ -42,6 +44,14 @@ class PlanError(InvalidInput):
 
 class QueryError(InvalidInput):
     code = "invalid_query"
+
+
+class NotAuthenticated(DetnatError):
+    code = "not_authenticated"
+
+
+class Forbidden(DetnatError):
+    code = "forbidden"
 
 
 class NotFound(DetnatError):

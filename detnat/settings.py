@@ -34,7 +34,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     max_batch_body_bytes: int = Field(default=64 << 20, ge=1024)
     max_batch_rows: int = Field(default=1_000_000, ge=1)
+    rate_limit_per_second: float = Field(default=100.0, gt=0)
+    rate_limit_burst: float = Field(default=200.0, ge=1)
+    batch_rows_abuse: int = Field(default=100_000, ge=1)
+    batch_rows_legal: int = Field(default=1_000_000, ge=1)
+    database_pool_size: int = Field(default=10, ge=1, le=200)
     migrate_on_start: bool = True
+
+    def batch_rows_for(self, role: str) -> int:
+        """The most rows one batch of this role may have."""
+        return {"abuse": self.batch_rows_abuse, "legal": self.batch_rows_legal}.get(role, 0)
 
 
 @lru_cache(maxsize=1)

@@ -3,9 +3,12 @@
 The window searched is ``[T - tolerance, T + tolerance]`` (never past now). A version is a
 candidate when it was in force at some instant of the window, or when its successor took over less
 than the realm's ``session_drain`` before the window starts (sessions opened under it live on):
-that is the window widened backwards by the drain. Every candidate is evaluated; the answer is
-``match`` only when every candidate names the same subscriber with the same public address and
-ports.
+that is the window widened backwards by the drain (:func:`timelines.candidate_range`). Every
+candidate is evaluated; the answer is ``match`` only when every candidate names the same subscriber
+with the same public address and ports (:func:`verdict`).
+
+The rules work on a :class:`~detnat.service.timelines.Timelines` snapshot (no query of their own);
+:mod:`detnat.service.batch_lookups` applies the very same functions to many rows at once.
 """
 
 from __future__ import annotations
@@ -15,130 +18,70 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from detnat.engine import format_ipv4, parse_public_address
-from detnat.engine import non_public_reason
-from detnat.errors import QueryError
-from detnat.service.plans import Clock, MapperCache, get_realm, utcnow
+from detnat.engine import format_ipv4, non_public_reason, parse_public_address
+from detnat.errors import NotFound, QueryError
+from detnat.service.plans import Clock, MapperCache, utcnow
+from detnat.service.timelines import (
+    RealmTimeline,
+    TimelineCache,
+    Timelines,
+    TimelineVersion,
+    candidate_range,
+    to_us,
+)
 from detnat.service.times import format_instant
-from detnat.store import repo
-from detnat.store.models import PlanVersion, Realm
 
 MATCH, AMBIGUOUS, NO_MAPPING = "match", "ambiguous", "no_mapping"
 NOT_DETERMINISTIC, NO_PLAN, FUTURE = "not_deterministic", "no_plan_in_force", "future"
 
 DEFAULT_MAPPERS = MapperCache()
+DEFAULT_TIMELINES = TimelineCache()
 
 
 @dataclass(frozen=True)
-class _Span:
-    realm: Realm
-    version: PlanVersion
-    until: datetime | None  # the next change of the realm's timeline
+class Span:
+    """A candidate version and when it stopped being in force (None: it has not)."""
+
+    realm: RealmTimeline
+    version: TimelineVersion
+    until: datetime | None
 
 
-def _spans(session: Session, realm: Realm, start: datetime, end: datetime) -> list[_Span]:
-    versions = repo.timeline_between(session, realm.id, start - realm.session_drain, end)
-    if not versions:
-        return []
-    following = repo.next_after(session, realm.id, end)
-    bounds = [v.effective_from for v in versions[1:]] + [
-        following.effective_from if following else None
+# -- the rules -------------------------------------------------------------------------------------
+
+
+def window(at: datetime, tolerance: timedelta, now: datetime) -> tuple[datetime, datetime]:
+    """The instants searched: [at - tolerance, at + tolerance], capped at now."""
+    return at - tolerance, min(at + tolerance, now)
+
+
+def realm_timeline(snapshot: Timelines, name: str) -> RealmTimeline:
+    found = snapshot.by_name.get(name)
+    if found is None:
+        raise NotFound(f"no realm named {name!r}", field="realm")
+    return found
+
+
+def spans(realm: RealmTimeline, start: datetime, end: datetime) -> list[Span]:
+    """The realm's candidate versions for the window [start, end]."""
+    first, last = candidate_range(realm.starts_us, realm.drain_us, to_us(start), to_us(end))
+    return [
+        Span(realm, realm.versions[i], realm.until(i)) for i in range(int(first), int(last) + 1)
     ]
-    return [_Span(realm, v, until) for v, until in zip(versions, bounds, strict=True)]
 
 
-def _covers(span: _Span, start: datetime, end: datetime) -> dict[str, object]:
-    lo = max(span.version.effective_from, start)
-    hi = end if span.until is None else min(end, span.until + span.realm.session_drain)
-    return {
-        "from": format_instant(lo),
-        "to": format_instant(hi),
-        "in_drain_only": span.until is not None and span.until <= start,
-    }
+def spans_holding(snapshot: Timelines, address: int, start: datetime, end: datetime) -> list[Span]:
+    """Candidates of every realm whose plan held ``address`` in the window (no realm named)."""
+    return [
+        span
+        for realm in snapshot.realms_holding(address)
+        for span in spans(realm, start, end)
+        if span.version.holds(address)
+    ]
 
 
-def _evidence(span: _Span) -> dict[str, object]:
-    return {
-        "realm": span.realm.name,
-        "version": span.version.seq,
-        "content_sha256": span.version.content_sha256,
-        "effective_from": format_instant(span.version.effective_from),
-        "correction": span.version.correction,
-    }
-
-
-def _nearest_change(spans: list[_Span], at: datetime) -> dict[str, object] | None:
-    changes = {(s.version.effective_from, s.realm.name, s.version.seq) for s in spans}
-    changes |= {(s.until, s.realm.name, -1) for s in spans if s.until is not None}
-    if not changes:
-        return None
-    moment, realm, _ = min(changes, key=lambda c: abs((c[0] - at).total_seconds()))
-    return {
-        "at": format_instant(moment),
-        "realm": realm,
-        "seconds_from_time": (moment - at).total_seconds(),
-    }
-
-
-def reverse_at(
-    session: Session,
-    ip: str | int,
-    port: int,
-    *,
-    at: datetime,
-    tolerance: timedelta = timedelta(0),
-    realm: str | None = None,
-    clock: Clock = utcnow,
-    mappers: MapperCache = DEFAULT_MAPPERS,
-) -> dict[str, object]:
-    address = parse_public_address(ip, field="ip")
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise QueryError(f"port {port!r} is outside 0-65535", field="port")
-    now = clock()
-    start, end = at - tolerance, min(at + tolerance, now)
-    answer: dict[str, object] = {
-        "ip": format_ipv4(address),
-        "port": port,
-        "time": format_instant(at),
-        "tolerance_seconds": tolerance.total_seconds(),
-        "window": {"from": format_instant(start), "to": format_instant(at + tolerance)},
-    }
-    if at > now:
-        return {**answer, "status": FUTURE, "reason": "after_now", "candidates": []}
-
-    if realm is not None:
-        spans = _spans(session, get_realm(session, realm), start, end)
-    else:
-        hits = repo.versions_holding(session, address, start, end)
-        realms = repo.realms_by_id(session, {r for r, _ in hits})
-        wanted = {v for _, v in hits}
-        spans = [
-            span
-            for r in realms.values()
-            for span in _spans(session, r, start, end)
-            if span.version.id in wanted
-        ]
-    answer["nearest_change"] = _nearest_change(spans, at)
-
-    candidates: list[dict[str, object]] = []
-    for span in sorted(spans, key=lambda s: (s.version.effective_from, s.realm.name)):
-        if span.version.plan is None:
-            continue  # a retirement: no plan in force for that part of the window
-        result = mappers.get(span.version).reverse(address, port).to_json()
-        candidates.append({**result, **_evidence(span), "covers": _covers(span, start, end)})
-    answer["candidates"] = candidates
-
-    if not candidates:
-        if realm is None and repo.any_plan_between(session, start, end):
-            what = non_public_reason(address)
-            if what is not None:
-                raise QueryError(
-                    f"{format_ipv4(address)} is {what}, not a public address of any plan",
-                    field="ip",
-                )
-            return {**answer, "status": NO_MAPPING, "reason": "not_in_pool"}
-        return {**answer, "status": NO_PLAN, "reason": "no_plan"}
-
+def verdict(candidates: list[dict[str, object]]) -> dict[str, object]:
+    """Status (and reason, or the agreed subscriber) of one or more evaluated candidates."""
     distinct = {
         (
             c["status"],
@@ -153,18 +96,201 @@ def reverse_at(
     if len(distinct) == 1 and statuses == {MATCH}:
         first = candidates[0]
         return {
-            **answer,
             "status": MATCH,
             "subscriber": first["subscriber"],
             "public_ip": first["public_ip"],
             "port_ranges": first["port_ranges"],
         }
     if MATCH in statuses:
-        return {**answer, "status": AMBIGUOUS, "reason": "candidates_differ"}
+        return {"status": AMBIGUOUS, "reason": "candidates_differ"}
     if NOT_DETERMINISTIC in statuses:
-        return {**answer, "status": NOT_DETERMINISTIC, "reason": "dynamic_block"}
+        return {"status": NOT_DETERMINISTIC, "reason": "dynamic_block"}
     reasons = sorted({str(c.get("reason")) for c in candidates})
-    return {**answer, "status": NO_MAPPING, "reason": reasons[0] if len(reasons) == 1 else "mixed"}
+    return {"status": NO_MAPPING, "reason": reasons[0] if len(reasons) == 1 else "mixed"}
+
+
+def without_candidates(
+    snapshot: Timelines, address: int, start: datetime, end: datetime, *, realm_named: bool
+) -> dict[str, object]:
+    """The answer when no plan version held the address in the window.
+
+    An address that is never public (private, shared CGN space, loopback ...) is a mistake of
+    the asker, refused whatever the timeline holds.
+    """
+    what = non_public_reason(address)
+    if what is not None:
+        raise QueryError(
+            f"{format_ipv4(address)} is {what}, not a public address of any plan", field="ip"
+        )
+    if not realm_named and snapshot.plan_in_force_between(to_us(start), to_us(end)):
+        return {"status": NO_MAPPING, "reason": "not_in_pool"}
+    return {"status": NO_PLAN, "reason": "no_plan"}
+
+
+def _covers(span: Span, start: datetime, end: datetime) -> dict[str, object]:
+    lo = max(span.version.effective_from, start)
+    hi = end if span.until is None else min(end, span.until + span.realm.session_drain)
+    return {
+        "from": format_instant(lo),
+        "to": format_instant(hi),
+        "in_drain_only": span.until is not None and span.until <= start,
+    }
+
+
+def evidence_of(realm: RealmTimeline, version: TimelineVersion) -> dict[str, object]:
+    return {
+        "realm": realm.name,
+        "version": version.seq,
+        "content_sha256": version.content_sha256,
+        "effective_from": format_instant(version.effective_from),
+        "correction": version.correction,
+    }
+
+
+def _nearest_change(found: list[Span], at: datetime) -> dict[str, object] | None:
+    changes = {(s.version.effective_from, s.realm.name, s.version.seq) for s in found}
+    changes |= {(s.until, s.realm.name, -1) for s in found if s.until is not None}
+    if not changes:
+        return None
+    moment, realm, _ = min(changes, key=lambda c: (abs((c[0] - at).total_seconds()), c[0]))
+    return {
+        "at": format_instant(moment),
+        "realm": realm,
+        "seconds_from_time": (moment - at).total_seconds(),
+    }
+
+
+def check_port(port: object) -> int:
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise QueryError(f"port {port!r} is outside 0-65535", field="port")
+    return port
+
+
+def answer_reverse(
+    snapshot: Timelines,
+    address: int,
+    port: int,
+    *,
+    at: datetime,
+    tolerance: timedelta,
+    realm: str | None,
+    now: datetime,
+    mappers: MapperCache,
+    trace: dict[str, object] | None = None,
+) -> dict[str, object]:
+    """The full answer (candidates, window, nearest change) from a snapshot.
+
+    ``trace``, when given, receives what is needed to recompute the answer offline (the
+    evidence file): ``now`` and, per realm searched, its drain and the ids of the versions from
+    the first candidate to the first version after the window.
+    """
+    start, end = window(at, tolerance, now)
+    answer: dict[str, object] = {
+        "ip": format_ipv4(address),
+        "port": port,
+        "time": format_instant(at),
+        "tolerance_seconds": tolerance.total_seconds(),
+        "window": {"from": format_instant(start), "to": format_instant(at + tolerance)},
+    }
+    if at > now:
+        return {**answer, "status": FUTURE, "reason": "after_now", "candidates": []}
+    if realm is not None:
+        searched = [realm_timeline(snapshot, realm)]
+        found = spans(searched[0], start, end)
+    else:
+        searched = snapshot.realms_holding(address)
+        found = spans_holding(snapshot, address, start, end)
+    answer["nearest_change"] = _nearest_change(found, at)
+    pending = [
+        {**evidence_of(r, v), "pending_approval": True}
+        for r in searched
+        for v in r.pending_between(to_us(start), to_us(end))
+    ]
+    if pending:
+        answer["pending_approval"] = pending
+    if trace is not None:
+        trace["now"] = format_instant(now)
+        trace["realms"] = {r.name: _excerpt(r, start, end) for r in searched}
+    candidates: list[dict[str, object]] = []
+    for span in sorted(found, key=lambda s: (s.version.effective_from, s.realm.name)):
+        if span.version.plan is None:
+            continue  # a retirement: no plan in force for that part of the window
+        result = mappers.get(span.version).reverse(address, port).to_json()
+        candidates.append(
+            {**result, **evidence_of(span.realm, span.version), "covers": _covers(span, start, end)}
+        )
+    answer["candidates"] = candidates
+    if not candidates:
+        return {
+            **answer,
+            **without_candidates(snapshot, address, start, end, realm_named=realm is not None),
+        }
+    return {**answer, **verdict(candidates)}
+
+
+def _excerpt(realm: RealmTimeline, start: datetime, end: datetime) -> dict[str, object]:
+    first, last = candidate_range(realm.starts_us, realm.drain_us, to_us(start), to_us(end))
+    upto = min(int(last) + 2, len(realm.versions))
+    return {
+        "session_drain_seconds": realm.session_drain.total_seconds(),
+        "version_ids": [v.id for v in realm.versions[int(first) : max(upto, int(first))]],
+    }
+
+
+def reverse_at(
+    session: Session,
+    ip: str | int,
+    port: int,
+    *,
+    at: datetime,
+    tolerance: timedelta = timedelta(0),
+    realm: str | None = None,
+    clock: Clock = utcnow,
+    mappers: MapperCache = DEFAULT_MAPPERS,
+    timelines: TimelineCache = DEFAULT_TIMELINES,
+    revision: int | None = None,
+    trace: dict[str, object] | None = None,
+) -> dict[str, object]:
+    """Who held ``ip:port`` at ``at`` (see the module docstring)."""
+    return reverse_in(
+        timelines.get(session, revision),
+        ip,
+        port,
+        at=at,
+        tolerance=tolerance,
+        realm=realm,
+        now=clock(),
+        mappers=mappers,
+        trace=trace,
+    )
+
+
+def reverse_in(
+    snapshot: Timelines,
+    ip: str | int,
+    port: int,
+    *,
+    at: datetime,
+    tolerance: timedelta,
+    realm: str | None,
+    now: datetime,
+    mappers: MapperCache,
+    trace: dict[str, object] | None = None,
+) -> dict[str, object]:
+    """:func:`reverse_at` on a snapshot the caller has (the API's lookup path)."""
+    address = parse_public_address(ip, field="ip")
+    check_port(port)
+    return answer_reverse(
+        snapshot,
+        address,
+        port,
+        at=at,
+        tolerance=tolerance,
+        realm=realm,
+        now=now,
+        mappers=mappers,
+        trace=trace,
+    )
 
 
 def forward_at(
@@ -175,19 +301,42 @@ def forward_at(
     realm: str | None = None,
     clock: Clock = utcnow,
     mappers: MapperCache = DEFAULT_MAPPERS,
+    timelines: TimelineCache = DEFAULT_TIMELINES,
+    revision: int | None = None,
 ) -> dict[str, object]:
     """The allocation of ``subscriber`` under each plan in force at ``at`` (scheduled ones too)."""
-    realms = [get_realm(session, realm)] if realm is not None else list(repo.realms(session))
+    return forward_in(
+        timelines.get(session, revision),
+        subscriber,
+        at=at,
+        realm=realm,
+        now=clock(),
+        mappers=mappers,
+    )
+
+
+def forward_in(
+    snapshot: Timelines,
+    subscriber: str,
+    *,
+    at: datetime,
+    realm: str | None,
+    now: datetime,
+    mappers: MapperCache,
+) -> dict[str, object]:
+    """:func:`forward_at` on a snapshot the caller has."""
+    realms = [realm_timeline(snapshot, realm)] if realm is not None else list(snapshot.realms)
     answer: dict[str, object] = {"query": subscriber, "time": format_instant(at)}
-    if at > clock():
+    if at > now:
         answer["scheduled"] = True
     candidates: list[dict[str, object]] = []
     in_force = 0
     last_error: QueryError | None = None
     for r in realms:
-        version = repo.in_force_at(session, r.id, at)
-        if version is None or version.plan is None:
+        index = r.in_force_at(at)
+        if index < 0 or r.versions[index].plan is None:
             continue
+        version = r.versions[index]
         in_force += 1
         try:
             allocation = mappers.get(version).forward(subscriber)
@@ -197,11 +346,7 @@ def forward_at(
             last_error = exc
             continue
         candidates.append(
-            {
-                **allocation.to_json(),
-                **_evidence(_Span(r, version, None)),
-                "static": allocation.static,
-            }
+            {**allocation.to_json(), **evidence_of(r, version), "static": allocation.static}
         )
     answer["candidates"] = candidates
     if not candidates:

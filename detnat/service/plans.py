@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.orm import Session
@@ -24,7 +24,7 @@ from detnat.errors import Conflict, InvalidInput, NotFound
 from detnat.planfile import canonical_json, plan_from_data
 from detnat.service.times import format_duration, format_instant
 from detnat.store import repo
-from detnat.store.models import PlanVersion, PlanVersionRange, Realm
+from detnat.store.models import PlanApproval, PlanVersion, PlanVersionRange, Realm
 
 Clock = Callable[[], datetime]
 _REALM_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
@@ -51,8 +51,14 @@ def check_text(value: str, *, field: str, required: bool = True) -> str:
 
 
 def create_realm(
-    session: Session, name: str, *, session_drain: timedelta, description: str = ""
+    session: Session,
+    name: str,
+    *,
+    session_drain: timedelta,
+    description: str = "",
+    single_approver: bool = False,
 ) -> Realm:
+    """A new realm. ``single_approver`` opts out of four-eyes publishing (labs), for good."""
     if not _REALM_NAME.fullmatch(name):
         raise InvalidInput(
             f"{name!r} is not a realm name (lowercase letters, digits, . _ -, at most 63)",
@@ -63,7 +69,12 @@ def create_realm(
     check_text(description, field="description", required=False)
     if repo.realm_by_name(session, name) is not None:
         raise Conflict(f"realm {name!r} already exists")
-    realm = Realm(name=name, session_drain=session_drain, description=description)
+    realm = Realm(
+        name=name,
+        session_drain=session_drain,
+        description=description,
+        single_approver=single_approver,
+    )
     session.add(realm)
     repo.flush(session)
     session.refresh(realm)
@@ -86,10 +97,18 @@ def realm_json(session: Session, realm: Realm) -> dict[str, object]:
         "session_drain_seconds": realm.session_drain.total_seconds(),
         "created_at": format_instant(realm.created_at),
         "versions": last.seq if last else 0,
+        "single_approver": realm.single_approver,
     }
 
 
 # -- mappers ---------------------------------------------------------------------------------------
+
+
+class HasPlan(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def plan(self) -> dict[str, Any] | None: ...
 
 
 class MapperCache:
@@ -100,7 +119,7 @@ class MapperCache:
         self._items: OrderedDict[int, Mapper] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, version: PlanVersion) -> Mapper:
+    def get(self, version: HasPlan) -> Mapper:
         with self._lock:
             mapper = self._items.get(version.id)
             if mapper is not None:
@@ -147,6 +166,11 @@ def plan_address_ranges(plan: Plan) -> list[tuple[int, int]]:
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def content_hash(plan: dict[str, Any]) -> str:
+    """SHA-256 of a stored plan's canonical JSON (what ``content_sha256`` must be)."""
+    return _sha256(json.dumps(plan, sort_keys=True, separators=(",", ":")))
 
 
 def record_hash(version: PlanVersion, realm_name: str, supersedes_seq: int | None) -> str:
@@ -259,7 +283,72 @@ def publish(
         ],
     )
     repo.flush(session)
+    if realm.single_approver:
+        session.add(
+            PlanApproval(
+                version_id=version.id,
+                content_sha256=version.content_sha256,
+                approved_by=published_by,
+                approved_at=now,
+                single_approver=True,
+            )
+        )
+        repo.flush(session)
     return version
+
+
+def approve(
+    session: Session,
+    realm_name: str,
+    seq: int,
+    *,
+    approved_by: str,
+    content_sha256: str | None = None,
+    clock: Clock = utcnow,
+) -> PlanApproval:
+    """The second admin's approval: from then on lookups use the version.
+
+    ``content_sha256``, when given, must be the version's (the approver says what they read);
+    the approval is bound to the version's content hash either way (and Postgres checks it).
+    """
+    check_text(approved_by, field="approved_by")
+    realm = get_realm(session, realm_name, for_update=True)
+    version = get_version(session, realm, seq)
+    if version.superseded:
+        raise Conflict(f"{realm.name} version {seq} is superseded by a correction")
+    if content_sha256 is not None and content_sha256 != version.content_sha256:
+        raise Conflict(
+            f"{realm.name} version {seq} has content {version.content_sha256}, not "
+            f"{content_sha256}: approve what was published"
+        )
+    if repo.approval_of(session, version.id) is not None:
+        raise Conflict(f"{realm.name} version {seq} is already approved")
+    if version.published_by == approved_by and not realm.single_approver:
+        raise Conflict(
+            f"{realm.name} version {seq} was published by {approved_by}; a different admin "
+            "must approve it (four eyes)"
+        )
+    approval = PlanApproval(
+        version_id=version.id,
+        content_sha256=version.content_sha256,
+        approved_by=approved_by,
+        approved_at=clock(),
+        single_approver=realm.single_approver,
+    )
+    session.add(approval)
+    repo.flush(session)
+    return approval
+
+
+def verify_approvals(session: Session, realm: Realm) -> list[tuple[str, str]]:
+    """Approvals that do not hold: (version, why)."""
+    problems = []
+    for approval, version in repo.approvals(session, realm.id):
+        if approval.content_sha256 != version.content_sha256:
+            problems.append((f"v{version.seq}", "approval bound to another content hash"))
+        elif approval.approved_by == version.published_by and not approval.single_approver:
+            problems.append((f"v{version.seq}", "approved by its own publisher"))
+    return problems
 
 
 def retire(
@@ -317,6 +406,10 @@ def version_json(
         "supersedes": supersedes.seq if supersedes else None,
         "superseded": version.superseded,
     }
+    approval = repo.approval_of(session, version.id)
+    out["approved"] = approval is not None
+    out["approved_by"] = approval.approved_by if approval else None
+    out["approved_at"] = format_instant(approval.approved_at) if approval else None
     if with_plan:
         out["plan"] = version.plan
     return out
@@ -332,9 +425,7 @@ def verify_chain(session: Session, realm: Realm) -> int | None:
             version, realm.name, sup.seq if sup else None
         ):
             return version.seq
-        if version.plan is not None and version.content_sha256 != _sha256(
-            json.dumps(version.plan, sort_keys=True, separators=(",", ":"))
-        ):
+        if version.plan is not None and version.content_sha256 != content_hash(version.plan):
             return version.seq
         prev = version.record_sha256
     return None

@@ -22,6 +22,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
+import numpy.typing as npt
+
 from detnat.errors import QueryError
 
 _RFC3339 = re.compile(
@@ -145,6 +148,20 @@ def check_tolerance(tolerance: timedelta, *, field: str = "tolerance") -> timede
     return tolerance
 
 
+def tolerance_seconds(value: float, *, field: str = "tolerance_seconds") -> timedelta:
+    """A tolerance given in seconds (a JSON number): finite, 0 to one day."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value != value
+        or not 0 <= value <= MAX_TOLERANCE.total_seconds()
+    ):
+        raise QueryError(
+            f"must be between 0 and {MAX_TOLERANCE.total_seconds():g} seconds", field=field
+        )
+    return timedelta(seconds=value)
+
+
 def format_duration(value: timedelta) -> str:
     seconds = value.total_seconds()
     if seconds == int(seconds):
@@ -157,4 +174,117 @@ def format_duration(value: timedelta) -> str:
     return f"{seconds}s"
 
 
-__all__ = ["format_duration", "format_instant", "parse_duration", "parse_instant"]
+# -- many instants at once (batch lookups) ---------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_DIGITS = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18)
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def parse_instants_us(
+    texts: list[str], *, tz: str | None = None, field: str = "time"
+) -> tuple[npt.NDArray[np.int64], dict[int, str]]:
+    """Many RFC 3339 instants as microseconds since the epoch, and the message of each bad one.
+
+    The common shape ``YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|±HH:MM)`` in ASCII is parsed with array
+    operations; every other text goes through :func:`parse_instant`, which stays the one
+    definition: a text the fast path is unsure of is never answered by it.
+    """
+    n = len(texts)
+    out = np.zeros(n, dtype=np.int64)
+    ok = np.zeros(n, dtype=np.bool_)
+    if n:
+        try:
+            raw = "\n".join(texts).encode("ascii")
+        except UnicodeEncodeError:
+            raw = b""
+        if raw:
+            out, ok = _fast_instants(raw, texts)
+    errors: dict[int, str] = {}
+    for i in np.flatnonzero(~ok).tolist():
+        try:
+            out[i] = (parse_instant(texts[i], tz=tz, field=field) - _EPOCH) // timedelta(
+                microseconds=1
+            )
+        except QueryError as exc:
+            errors[i] = exc.message
+    return out, errors
+
+
+def _fast_instants(
+    raw: bytes, texts: list[str]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    n = len(texts)
+    lens = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(lens[:-1] + 1, out=starts[1:])
+    buf = np.frombuffer(raw + b"\0" * 40, dtype=np.uint8)
+    grid = buf[starts[:, None] + np.arange(26, dtype=np.int64)].astype(np.int64)
+    digit = grid - 48
+    ok = (lens >= 20) & (lens <= 32)
+    for col in _DIGITS:
+        ok &= (digit[:, col] >= 0) & (digit[:, col] <= 9)
+    ok &= (grid[:, 4] == 45) & (grid[:, 7] == 45) & (grid[:, 13] == 58) & (grid[:, 16] == 58)
+    ok &= (grid[:, 10] == 84) | (grid[:, 10] == 116) | (grid[:, 10] == 32)  # T, t or space
+    last = buf[starts + np.maximum(lens, 1) - 1].astype(np.int64)
+    zulu = (last == 90) | (last == 122)
+    offset_len = np.where(zulu, 1, 6)
+    fraction = grid[:, 19] == 46
+    k = np.where(fraction, lens - 20 - offset_len, 0)
+    ok &= np.where(fraction, (k >= 1) & (k <= 6), lens == 19 + offset_len)
+    # The offset: Z, or ±HH:MM at the end.
+    at = starts + lens - offset_len
+    off = buf[at[:, None] + np.arange(6, dtype=np.int64)].astype(np.int64)
+    sign = np.where(off[:, 0] == 45, -1, 1)
+    od = off - 48
+    signed = zulu | (
+        ((off[:, 0] == 43) | (off[:, 0] == 45))
+        & (off[:, 3] == 58)
+        & np.all((od[:, [1, 2, 4, 5]] >= 0) & (od[:, [1, 2, 4, 5]] <= 9), axis=1)
+    )
+    ok &= signed
+    off_h = np.where(zulu, 0, od[:, 1] * 10 + od[:, 2])
+    off_m = np.where(zulu, 0, od[:, 4] * 10 + od[:, 5])
+    ok &= (off_h <= 23) & (off_m <= 59)
+    # Fraction digits, positions 20 .. 20 + k - 1.
+    places = np.arange(6, dtype=np.int64)
+    used = places[None, :] < k[:, None]
+    frac_d = digit[:, 20:26]
+    ok &= np.all(~used | ((frac_d >= 0) & (frac_d <= 9)), axis=1)
+    micro = np.sum(np.where(used, frac_d, 0) * 10 ** (5 - places)[None, :], axis=1)
+
+    def number(*cols: int) -> npt.NDArray[np.int64]:
+        value = np.zeros(n, dtype=np.int64)
+        for col in cols:
+            value = value * 10 + digit[:, col]
+        return value
+
+    year, month, day = number(0, 1, 2, 3), number(5, 6), number(8, 9)
+    hour, minute, second = number(11, 12), number(14, 15), number(17, 18)
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    month_ok = (month >= 1) & (month <= 12)
+    dim = _DAYS_IN_MONTH[np.where(month_ok, month, 1)] + ((month == 2) & leap)
+    ok &= (year >= 1) & month_ok & (day >= 1) & (day <= dim)
+    ok &= (hour <= 23) & (minute <= 59) & (second <= 59)  # 60 (a leap second) is refused later
+    # Days from the civil date (H. Hinnant's algorithm), then microseconds in UTC.
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second - sign * (off_h * 3600 + off_m * 60)
+    us = seconds * 1_000_000 + micro
+    ok &= (us >= _MIN_US) & (us <= _MAX_US)
+    return np.where(ok, us, 0), ok
+
+
+__all__ = [
+    "format_duration",
+    "format_instant",
+    "parse_duration",
+    "parse_instant",
+    "parse_instants_us",
+    "tolerance_seconds",
+]

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import migrations
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+import migrations
 from detnat.store.db import normalise_url
 
 MIGRATIONS = Path(migrations.__file__).parent

@@ -7,6 +7,13 @@
     version ``superseded`` (by a correction published at the same instant). ``(realm_id,
     effective_from)`` is unique among versions that are not superseded; ``(realm_id, seq)`` is
     unique. ``plan`` NULL means the realm is retired from ``effective_from`` on.
+``store_revision``
+    one row, bumped by triggers in the same transaction as any change to realms or versions:
+    workers compare it with the revision of their cached timelines (one cheap read per request).
+``api_tokens``, ``cases``, ``audit_log``, ``audit_head``, ``audit_checkpoints``,
+``plan_approvals``
+    trust (migration 0003, see its docstring): token hashes, case owners, the append-only
+    hash-chained audit log whose ``seq`` and hashes a trigger assigns, and four-eyes approvals.
 ``plan_version_ranges``
     the public IPv4 address ranges each version's plan uses, with the span of time that version is
     in force (``[effective_from, next change)``). An exclusion constraint makes every public address
@@ -63,6 +70,7 @@ class Realm(Base):
     description: Mapped[str] = mapped_column(Text, server_default="")
     session_drain: Mapped[timedelta] = mapped_column(Interval)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    single_approver: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
     __table_args__ = (CheckConstraint("session_drain >= interval '0'", name="drain_not_negative"),)
 
@@ -116,3 +124,93 @@ class PlanVersionRange(Base):
             using="gist",
         ),
     )
+
+
+class StoreRevision(Base):
+    __tablename__ = "store_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+
+ROLES = ("abuse", "legal", "planner", "admin", "auditor")
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('abuse', 'legal', 'planner', 'admin', 'auditor')", name="known_role"
+        ),
+    )
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    ref: Mapped[str] = mapped_column(Text, primary_key=True)
+    owner: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditHead(Base):
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    token_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(Text)
+    case_ref: Mapped[str | None] = mapped_column(Text, index=True)
+    status: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str] = mapped_column(Text)
+    code_version: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    prev_sha256: Mapped[str] = mapped_column(String(64))
+    entry_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    by: Mapped[str] = mapped_column(Text)
+
+
+class PlanApproval(Base):
+    __tablename__ = "plan_approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("plan_versions.id"), unique=True)
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
+    approved_by: Mapped[str] = mapped_column(Text)
+    approved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    single_approver: Mapped[bool] = mapped_column(Boolean)

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, cast, delete, exists, func, select, update
+import psycopg
+from psycopg.types.json import Jsonb
+from sqlalchemy import BigInteger, cast, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from detnat.errors import Conflict
-from detnat.store.models import PlanVersion, PlanVersionRange, Realm
+from detnat.store.models import (
+    ApiToken,
+    AuditEntry,
+    Case,
+    PlanApproval,
+    PlanVersion,
+    PlanVersionRange,
+    Realm,
+    StoreRevision,
+)
 
 _CONSTRAINT_MESSAGES = {
     "uq_realms_name": "a realm with this name already exists",
@@ -21,6 +33,9 @@ _CONSTRAINT_MESSAGES = {
     "ex_plan_version_ranges_one_realm_per_address": (
         "a public address would belong to two plans at the same instant"
     ),
+    "uq_plan_approvals_version_id": "this version is already approved",
+    "approval_by_another_admin": "a different admin than the publisher must approve a version",
+    "approval_bound_to_content": "the approval names another content hash than the version's",
 }
 
 
@@ -200,3 +215,157 @@ def versions_by_id(session: Session, ids: set[int]) -> dict[int, PlanVersion]:
     if not ids:
         return {}
     return {v.id: v for v in session.scalars(select(PlanVersion).where(PlanVersion.id.in_(ids)))}
+
+
+# -- timelines for the lookup cache ----------------------------------------------------------------
+
+
+_REVISION = select(StoreRevision.__table__.c.revision).where(StoreRevision.__table__.c.id == 1)
+
+
+def store_revision(session: Session) -> int:
+    """The store-wide revision: changes whenever a realm or version is added or changed."""
+    return int(session.connection().execute(_REVISION).scalar_one())
+
+
+def realm_heads(session: Session) -> dict[int, tuple[int, int]]:
+    """Each realm's newest version id and newest approval id ((0, 0) for an empty realm)."""
+    heads = {r: (0, 0) for r in session.scalars(select(Realm.id))}
+    for realm_id, newest, approved in session.execute(
+        select(PlanVersion.realm_id, func.max(PlanVersion.id), func.max(PlanApproval.id))
+        .outerjoin(PlanApproval, PlanApproval.version_id == PlanVersion.id)
+        .group_by(PlanVersion.realm_id)
+    ):
+        heads[realm_id] = (newest, approved or 0)
+    return heads
+
+
+def in_force_versions(session: Session, realm_id: int) -> list[tuple[PlanVersion, bool]]:
+    """The realm's timeline (versions not superseded, in effective order), each with whether
+    it is approved."""
+    rows = session.execute(
+        select(PlanVersion, PlanApproval.id)
+        .outerjoin(PlanApproval, PlanApproval.version_id == PlanVersion.id)
+        .where(PlanVersion.realm_id == realm_id, ~PlanVersion.superseded)
+        .order_by(PlanVersion.effective_from)
+    ).all()
+    return [(v, a is not None) for v, a in rows]
+
+
+def approval_of(session: Session, version_id: int) -> PlanApproval | None:
+    return session.scalars(
+        select(PlanApproval).where(PlanApproval.version_id == version_id)
+    ).one_or_none()
+
+
+def approvals(session: Session, realm_id: int) -> Sequence[tuple[PlanApproval, PlanVersion]]:
+    return session.execute(
+        select(PlanApproval, PlanVersion)
+        .join(PlanVersion, PlanVersion.id == PlanApproval.version_id)
+        .where(PlanVersion.realm_id == realm_id)
+        .order_by(PlanVersion.seq)
+    ).all()
+
+
+# -- cases and tokens ------------------------------------------------------------------------------
+
+
+def claim_case(session: Session, ref: str, owner: str, now: datetime) -> str:
+    """Open case ``ref`` for ``owner`` unless it exists; its owner either way."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    session.execute(
+        pg_insert(Case).values(ref=ref, owner=owner, created_at=now).on_conflict_do_nothing()
+    )
+    found = session.scalars(select(Case.owner).where(Case.ref == ref)).one()
+    return str(found)
+
+
+_AUDIT = AuditEntry.metadata.tables["audit_log"]
+_APPEND = insert(_AUDIT).returning(_AUDIT.c.seq, _AUDIT.c.entry_sha256, _AUDIT.c.prev_sha256)
+
+
+def append_audit(session: Session, values: dict[str, object]) -> tuple[int, str, str]:
+    """Insert one audit entry; the chain trigger assigns (seq, entry_sha256, prev_sha256)."""
+    row = session.connection().execute(_APPEND, values).one()
+    return int(row[0]), str(row[1]), str(row[2])
+
+
+def token_by_hash(session: Session, digest: str) -> ApiToken | None:
+    return session.scalars(select(ApiToken).where(ApiToken.token_sha256 == digest)).one_or_none()
+
+
+def tokens(session: Session) -> Sequence[ApiToken]:
+    return session.scalars(select(ApiToken).order_by(ApiToken.id)).all()
+
+
+def version_address_ranges(
+    session: Session, version_ids: list[int]
+) -> dict[int, list[tuple[int, int]]]:
+    """The public address ranges (inclusive) of each version's plan."""
+    out: dict[int, list[tuple[int, int]]] = {}
+    if not version_ids:
+        return out
+    rows = session.execute(
+        select(
+            PlanVersionRange.version_id,
+            func.lower(PlanVersionRange.addresses),
+            func.upper(PlanVersionRange.addresses),
+        ).where(PlanVersionRange.version_id.in_(version_ids))
+    )
+    for version_id, lower, upper in rows:
+        out.setdefault(version_id, []).append((int(lower), int(upper) - 1))
+    return out
+
+
+# -- the lookup path, asynchronously (see detnat.store.async_db) -----------------------------------
+
+AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
+_APPEND_SQL = (
+    "INSERT INTO audit_log (seq, at, actor, role, token_id, action, case_ref, status, request_id, "
+    "code_version, detail, content_sha256, prev_sha256, entry_sha256) VALUES (0, %(at)s, "
+    "%(actor)s, %(role)s, %(token_id)s, %(action)s, %(case_ref)s, %(status)s, %(request_id)s, "
+    "%(code_version)s, %(detail)s, %(content_sha256)s, '', '') "
+    "RETURNING seq, entry_sha256, prev_sha256"
+)
+
+
+async def store_revision_async(conn: AsyncConn) -> int:
+    cur = await conn.execute("SELECT revision FROM store_revision WHERE id = 1")
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def append_audit_async(conn: AsyncConn, values: dict[str, object]) -> tuple[int, str, str]:
+    """:func:`append_audit` on an async connection (autocommit: the INSERT is its transaction)."""
+    params = {**values, "detail": Jsonb(values["detail"])}
+    cur = await conn.execute(_APPEND_SQL, params)
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), str(row[1]), str(row[2])
+
+
+async def claim_case_async(conn: AsyncConn, ref: str, owner: str, now: datetime) -> str:
+    await conn.execute(
+        "INSERT INTO cases (ref, owner, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+        (ref, owner, now),
+    )
+    cur = await conn.execute("SELECT owner FROM cases WHERE ref = %s", (ref,))
+    row = await cur.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def token_row_async(
+    conn: AsyncConn, digest: str
+) -> tuple[int, str, str, datetime | None, datetime | None] | None:
+    """(id, name, role, expires_at, revoked_at) of the token with this hash."""
+    cur = await conn.execute(
+        "SELECT id, name, role, expires_at, revoked_at FROM api_tokens WHERE token_sha256 = %s",
+        (digest,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return (int(row[0]), str(row[1]), str(row[2]), row[3], row[4])

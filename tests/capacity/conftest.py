@@ -16,7 +16,7 @@ import yaml
 from cli.capacity import register
 from detnat.engine import Mapper, compile_plan
 from detnat.planfile import plan_from_data
-from tests.store.conftest import database_url, engine, sessions  # noqa: F401  (fixtures)
+from tests.store.conftest import api_tokens, database_url, engine, sessions  # noqa: F401  (fixtures)
 
 
 def block_plan(

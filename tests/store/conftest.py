@@ -97,3 +97,28 @@ def clock_at(moment: datetime):  # type: ignore[no-untyped-def]
 
 def before(moment: datetime) -> datetime:
     return moment - timedelta(days=1)
+
+
+TOKEN_HOLDERS = (
+    ("abuse", "abuse"),
+    ("abuse2", "abuse"),
+    ("legal", "legal"),
+    ("planner", "planner"),
+    ("admin", "admin"),
+    ("admin2", "admin"),
+    ("auditor", "auditor"),
+)
+
+
+@pytest.fixture(scope="session")
+def api_tokens(sessions: SessionFactory) -> dict[str, str]:
+    """A token per holder (two abuse desks, two admins for four eyes), made in the test store."""
+    from detnat.service.tokens import create_token
+    from detnat.store.db import unit_of_work
+
+    out: dict[str, str] = {}
+    with unit_of_work(sessions) as s:
+        for holder, role in TOKEN_HOLDERS:
+            secret, _ = create_token(s, name=f"test-{holder}", role=role, created_by="tests")
+            out[holder] = secret
+    return out

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -25,12 +27,18 @@ PLAN = {
 }
 
 
+TOKENS: dict[str, str] = {}
+
+
 @pytest.fixture
-def app(database_url: str) -> FastAPI:
+def app(database_url: str, api_tokens: dict[str, str]) -> FastAPI:
+    TOKENS.update(api_tokens)
     return create_app(Settings(database_url=database_url, max_body_bytes=4096))
 
 
-def _call(app: FastAPI, *requests: tuple[str, str, object]) -> list[httpx.Response]:
+def _call(app: FastAPI, *requests: tuple[Any, ...]) -> list[httpx.Response]:
+    """Requests in order; a 4th element names the token holder (default: legal for lookups,
+    admin otherwise; None: no token)."""
     import asyncio
 
     async def run() -> list[httpx.Response]:
@@ -38,8 +46,19 @@ def _call(app: FastAPI, *requests: tuple[str, str, object]) -> list[httpx.Respon
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 out = []
-                for method, url, body in requests:
-                    if isinstance(body, bytes):
+                for method, url, body, *who in requests:
+                    holder = who[0] if who else ("legal" if "/lookups/" in url else "admin")
+                    client.headers.pop("authorization", None)
+                    if holder is not None:
+                        client.headers["authorization"] = f"Bearer {TOKENS[holder]}"
+                    if isinstance(body, tuple):
+                        kind, content = body
+                        out.append(
+                            await client.request(
+                                method, url, content=content, headers={"content-type": kind}
+                            )
+                        )
+                    elif isinstance(body, bytes):
                         out.append(
                             await client.request(
                                 method,
@@ -60,7 +79,7 @@ def test_publish_then_lookups_over_http(app: FastAPI, realm_name: str) -> None:
     ip = pool.split("/")[0]
     plan = {**PLAN, "outside": {"prefixes": [pool]}}
     t = "2020-01-01T00:00:00Z"
-    created, published, dup, ans, fwd, shown, ready = _call(
+    created, published, dup, pending, approved, ans, fwd, shown, ready = _call(
         app,
         ("POST", "/v1/realms", {"name": realm_name, "session_drain": "0s"}),
         (
@@ -72,9 +91,25 @@ def test_publish_then_lookups_over_http(app: FastAPI, realm_name: str) -> None:
         (
             "POST",
             "/v1/lookups/reverse",
-            {"ip": ip, "port": 1100, "time": "2020-01-01T00:00:01+00:00", "realm": realm_name},
+            {"ip": ip, "port": 1100, "time": "2020-01-01T00:00:01Z", "case": "CASE-API-1"},
         ),
-        ("POST", "/v1/lookups/forward", {"subscriber": "10.0.0.5", "time": "2020-01-02T00:00:00Z"}),
+        ("POST", f"/v1/realms/{realm_name}/versions/1/approval", {}, "admin2"),
+        (
+            "POST",
+            "/v1/lookups/reverse",
+            {
+                "ip": ip,
+                "port": 1100,
+                "time": "2020-01-01T00:00:01+00:00",
+                "realm": realm_name,
+                "case": "CASE-API-1",
+            },
+        ),
+        (
+            "POST",
+            "/v1/lookups/forward",
+            {"subscriber": "10.0.0.5", "time": "2020-01-02T00:00:00Z", "case": "CASE-API-1"},
+        ),
         ("GET", f"/v1/realms/{realm_name}/versions/1", None),
         ("GET", "/readyz", None),
     )
@@ -82,6 +117,9 @@ def test_publish_then_lookups_over_http(app: FastAPI, realm_name: str) -> None:
     assert published.status_code == 201, published.text
     assert dup.status_code == 409 and dup.headers["content-type"] == "application/problem+json"
     assert dup.json()["code"] == "conflict"
+    assert pending.json()["pending_approval"][0]["version"] == 1
+    assert pending.json()["status"] in ("no_plan_in_force", "no_mapping")
+    assert approved.status_code == 201 and approved.json()["approved_by"] == "test-admin2"
     assert ans.json()["status"] == "match" and ans.json()["subscriber"] == "10.0.0.5/32"
     assert fwd.json()["port_ranges"] == [[1099, 1113]]
     assert shown.json()["plan"]["outside"]["prefixes"] == [pool]
@@ -100,7 +138,7 @@ def test_publish_then_lookups_over_http(app: FastAPI, realm_name: str) -> None:
     ],
 )
 def test_bad_lookups_are_problems(app: FastAPI, body: object, code: str) -> None:
-    (response,) = _call(app, ("POST", "/v1/lookups/reverse", body))
+    (response,) = _call(app, ("POST", "/v1/lookups/reverse", {"case": "CASE-BAD", **body}))
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == code
@@ -150,3 +188,51 @@ def test_detnat_serve_answers_health_and_readiness(database_url: str) -> None:
         proc.wait(timeout=10)
         assert proc.stderr is not None
         proc.stderr.close()
+
+
+def test_batch_over_http_csv_and_json(
+    database_url: str, realm_name: str, api_tokens: dict[str, str]
+) -> None:
+    TOKENS.update(api_tokens)
+    app = create_app(Settings(database_url=database_url, max_batch_rows=3))
+    pool = fresh_pool()
+    ip = pool.split("/")[0]
+    plan = {**PLAN, "outside": {"prefixes": [pool]}}
+    t = "2020-01-01T00:00:01Z"
+    csv_body = f"ip,port,time\n{ip},1100,{t}\n{ip},99999,{t}\n".encode()
+    json_body = json.dumps([{"ip": ip, "port": 1100, "time": t}]).encode()
+    too_many = ("ip,port,time\n" + f"{ip},1100,{t}\n" * 4).encode()
+    responses = _call(
+        app,
+        (
+            "POST",
+            "/v1/realms",
+            {"name": realm_name, "session_drain": "0s", "single_approver": True},
+        ),
+        (
+            "POST",
+            f"/v1/realms/{realm_name}/versions",
+            {
+                "plan": plan,
+                "effective_from": "2020-01-01T00:00:00Z",
+                "reason": "C",
+                "correction": True,
+            },
+        ),
+        ("POST", "/v1/lookups/reverse/batch?case=CASE-B", ("text/csv", csv_body)),
+        ("POST", "/v1/lookups/reverse/batch?case=CASE-B", ("application/json", json_body)),
+        ("POST", "/v1/lookups/reverse/batch?case=CASE-B", ("text/csv", too_many)),
+        ("POST", "/v1/lookups/reverse/batch?case=CASE-B", ("text/plain", csv_body)),
+    )
+    _, _, as_csv, as_json, limited, wrong_type = responses
+    assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
+    lines = as_csv.text.splitlines()
+    assert lines[0] == "ip,port,time,status,reason,subscriber"
+    assert lines[1] == f"{ip},1100,{t},match,,10.0.0.5/32"
+    assert lines[2].startswith(f"{ip},99999,{t},error,")
+    assert as_csv.headers["x-detnat-bad-rows"] == "1"
+    assert as_json.json() == [
+        {"ip": ip, "port": 1100, "time": t, "status": "match", "subscriber": "10.0.0.5/32"}
+    ]
+    assert limited.status_code == 422 and "limit is 3 rows" in limited.json()["detail"]
+    assert wrong_type.status_code == 415

@@ -22,7 +22,7 @@ EARLY = clock_at(T0 - timedelta(days=30))
 
 def _realm(sessions: SessionFactory, name: str, drain: timedelta = timedelta(0)) -> None:
     with unit_of_work(sessions) as s:
-        plans.create_realm(s, name, session_drain=drain)
+        plans.create_realm(s, name, session_drain=drain, single_approver=True)
 
 
 def _publish(sessions: SessionFactory, name: str, plan, at, **kw):  # type: ignore[no-untyped-def]

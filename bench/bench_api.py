@@ -1,0 +1,365 @@
+"""API benchmarks against a real ``detnat serve`` (run by hand; prints figures).
+
+    .venv/bin/python bench/bench_api.py [--workers 2] [--seconds 5] [--batch-rows 1000000]
+
+Creates a throwaway database on the Postgres of ``DETNAT_TEST_DATABASE_URL`` (default the local
+server, user postgres), migrates it, starts ``detnat serve`` on a free port, and measures:
+
+- single reverse lookups over HTTP at 1, 8 and 32 concurrent clients: throughput, p50, p99
+  (a small asyncio HTTP/1.1 client with keep-alive, so the client spends little of the 2 cores);
+- the batch endpoint (CSV) in rows per second;
+- the time to publish into a realm that already has 1,000 versions of history;
+- single lookup latency with 100 realms x 100 versions against 1 realm x 1 version.
+
+Targets (issue 3): >= 1,500 lookups/s with p99 <= 25 ms at 32 clients; batch >= 200,000 rows/s;
+lookup latency with 100 x 100 versions within 10 % of 1 x 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from detnat.planfile import plan_from_data  # noqa: E402
+from detnat.service import plans  # noqa: E402
+from detnat.store import migrate  # noqa: E402
+from detnat.store.db import make_engine, make_sessions, normalise_url, unit_of_work  # noqa: E402
+
+SERVER = os.environ.get(
+    "DETNAT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+EARLY = lambda: T0 - timedelta(days=365)  # noqa: E731  (publish "in the future" of this clock)
+
+
+def _admin() -> str:
+    return make_url(normalise_url(SERVER)).set(drivername="postgresql").render_as_string(False)
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    name = f"detnat_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(_admin(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(normalise_url(SERVER)).set(database=name).render_as_string(False)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(_admin(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def plan(pool: str, ratio: int = 4096) -> dict[str, object]:
+    return {
+        "algorithm": "block",
+        "inside": {"prefixes": ["10.0.0.0/18"], "subscriber_prefix_length": 32},
+        "outside": {"prefixes": [pool]},
+        "block": {"ratio": ratio},
+    }
+
+
+def pool_of(n: int) -> str:
+    """A distinct /30 of 198.18.0.0/15 (benchmarking space) for realm ``n``."""
+    return f"198.{18 + (n >> 14)}.{(n >> 6) & 255}.{(n & 63) << 2}/30"
+
+
+def seed(url: str, realms: int, versions: int, *, first: int = 0) -> list[str]:
+    """``realms`` realms of ``versions`` versions each, one minute apart from T0."""
+    engine = make_engine(url)
+    sessions = make_sessions(engine)
+    names = []
+    for r in range(first, first + realms):
+        name = f"bench-{r}"
+        names.append(name)
+        with unit_of_work(sessions) as s:
+            plans.create_realm(s, name, session_drain=timedelta(0), single_approver=True)
+        with unit_of_work(sessions) as s:
+            for v in range(versions):
+                ratio = 4096 if v % 2 == 0 else 8192
+                data = plan(pool_of(r), ratio)
+                if ratio == 8192:
+                    data["inside"] = {"prefixes": ["10.0.0.0/17"], "subscriber_prefix_length": 32}
+                plans.publish(
+                    s,
+                    name,
+                    plan_from_data(data),
+                    effective_from=T0 + timedelta(minutes=v),
+                    reason=f"bench {v}",
+                    published_by="bench",
+                    clock=EARLY,
+                )
+    engine.dispose()
+    return names
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve(url: str, workers: int, env_extra: dict[str, str]) -> Iterator[int]:
+    port = free_port()
+    env = {**os.environ, "DETNAT_DATABASE_URL": url, **env_extra}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from cli.main import app; app()",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("detnat serve did not start") from None
+                time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+# -- a small HTTP/1.1 client ----------------------------------------------------------------------
+
+
+class Client:
+    """One keep-alive connection; ``request`` returns (status, body)."""
+
+    def __init__(self, port: int, headers: dict[str, str]) -> None:
+        self.port = port
+        self.extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", kind: str = "application/json"
+    ) -> tuple[int, bytes]:
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: {kind}\r\n"
+            f"Content-Length: {len(body)}\r\n{self.extra}\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length, chunked = 0, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
+                chunked = True
+        if not chunked:
+            return status, await self.reader.readexactly(length)
+        parts = []
+        while True:
+            size = int((await self.reader.readline()).strip(), 16)
+            if size == 0:
+                await self.reader.readline()
+                return status, b"".join(parts)
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readline()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _load(
+    port: int, headers: dict[str, str], bodies: list[bytes], clients: int, seconds: float
+) -> tuple[int, list[float], dict[int, int]]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    stop = time.perf_counter() + seconds
+
+    async def one(k: int) -> None:
+        client = Client(port, headers)
+        await client.open()
+        n = k
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            status, _ = await client.request("POST", "/v1/lookups/reverse", bodies[n % len(bodies)])
+            latencies.append(time.perf_counter() - t)
+            statuses[status] = statuses.get(status, 0) + 1
+            n += clients
+        client.close()
+
+    await asyncio.gather(*(one(k) for k in range(clients)))
+    return len(latencies), latencies, statuses
+
+
+def lookups_over_http(
+    port: int, headers: dict[str, str], bodies: list[bytes], clients: int, seconds: float
+) -> dict[str, float]:
+    asyncio.run(_load(port, headers, bodies, clients, 0.5))  # warm the workers' caches
+    count, latencies, statuses = asyncio.run(_load(port, headers, bodies, clients, seconds))
+    latencies.sort()
+    return {
+        "clients": clients,
+        "per_second": round(count / seconds),
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+        "non_200": sum(n for s, n in statuses.items() if s != 200),
+    }
+
+
+def lookup_bodies(realms: list[str], versions: int, n: int = 2000) -> list[bytes]:
+    rnd = random.Random(1)
+    out = []
+    for _ in range(n):
+        r = rnd.randrange(len(realms))
+        pool = pool_of(int(realms[r].split("-")[1]))
+        ip = pool.split("/")[0].rsplit(".", 1)
+        at = T0 + timedelta(minutes=rnd.randrange(versions), seconds=rnd.randrange(1, 59))
+        body = {
+            "ip": f"{ip[0]}.{int(ip[1]) + rnd.randrange(4)}",
+            "port": rnd.randrange(1024, 65536),
+            "time": at.isoformat(),
+            "case": "BENCH-1",
+        }
+        out.append(json.dumps(body).encode())
+    return out
+
+
+def batch_over_http(
+    port: int, headers: dict[str, str], realms: list[str], rows: int
+) -> dict[str, float]:
+    rnd = random.Random(2)
+    lines = ["ip,port,time"]
+    for _ in range(rows):
+        pool = pool_of(int(rnd.choice(realms).split("-")[1]))
+        ip = pool.split("/")[0].rsplit(".", 1)
+        at = T0 + timedelta(seconds=rnd.randrange(1, 59), microseconds=rnd.randrange(10**6))
+        lines.append(
+            f"{ip[0]}.{int(ip[1]) + rnd.randrange(4)},{rnd.randrange(1024, 65536)},"
+            f"{at.isoformat().replace('+00:00', 'Z')}"
+        )
+    body = ("\n".join(lines) + "\n").encode()
+
+    async def run() -> tuple[int, bytes, float]:
+        client = Client(port, headers)
+        await client.open()
+        t = time.perf_counter()
+        status, answer = await client.request(
+            "POST", "/v1/lookups/reverse/batch?case=BENCH-1", body, "text/csv"
+        )
+        elapsed = time.perf_counter() - t
+        client.close()
+        return status, answer, elapsed
+
+    status, answer, elapsed = asyncio.run(run())
+    assert status == 200, answer[:300]
+    return {
+        "rows": rows,
+        "mib_in": round(len(body) / 2**20, 1),
+        "seconds": round(elapsed, 2),
+        "rows_per_second": round(rows / elapsed),
+    }
+
+
+def publish_into_long_history(url: str) -> dict[str, float]:
+    names = seed(url, 1, 1000, first=9000)
+    engine = make_engine(url)
+    sessions = make_sessions(engine)
+    times = []
+    for k in range(5):
+        t = time.perf_counter()
+        with unit_of_work(sessions) as s:
+            plans.publish(
+                s,
+                names[0],
+                plan_from_data(plan(pool_of(9000))),
+                effective_from=T0 + timedelta(minutes=1000 + k),
+                reason="bench",
+                published_by="b",
+                clock=EARLY,
+            )
+        times.append(time.perf_counter() - t)
+    engine.dispose()
+    return {"versions_before": 1000, "publish_ms_median": round(statistics.median(times) * 1000, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--batch-rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    env = {
+        "DETNAT_RATE_LIMIT_PER_SECOND": "1000000",
+        "DETNAT_RATE_LIMIT_BURST": "1000000",
+        "DETNAT_MAX_BATCH_ROWS": "2000000",
+        "DETNAT_BATCH_ROWS_LEGAL": "2000000",
+        "DETNAT_MAX_BATCH_BODY_BYTES": str(256 << 20),
+    }
+    results: dict[str, object] = {}
+    with throwaway_database() as url:
+        headers = bench_headers(url)
+        small = seed(url, 1, 1)
+        big = seed(url, 100, 100, first=100)
+        with serve(url, args.workers, env) as port:
+            bodies = lookup_bodies(small, 1)
+            results["single_lookups_1x1"] = [
+                lookups_over_http(port, headers, bodies, c, args.seconds) for c in (1, 8, 32)
+            ]
+            results["latency_1_client"] = {
+                "1x1": lookups_over_http(port, headers, bodies, 1, args.seconds)["p50_ms"],
+                "100x100": lookups_over_http(
+                    port, headers, lookup_bodies(big, 100), 1, args.seconds
+                )["p50_ms"],
+            }
+            results["batch_csv"] = batch_over_http(port, headers, small, args.batch_rows)
+        results["publish"] = publish_into_long_history(url)
+    print(json.dumps(results, indent=2))
+
+
+def bench_headers(url: str) -> dict[str, str]:
+    """A legal token's bearer header (legal: no row limit below the batch's)."""
+    from detnat.service.tokens import create_token
+
+    engine = make_engine(url)
+    with unit_of_work(make_sessions(engine)) as s:
+        secret, _ = create_token(s, name="bench", role="legal", created_by="bench")
+    engine.dispose()
+    return {"Authorization": f"Bearer {secret}"}
+
+
+if __name__ == "__main__":
+    main()

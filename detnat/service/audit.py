@@ -1,0 +1,432 @@
+"""The audit log: who asked what, why, what they were told, on which plans — before it leaves.
+
+Every identity lookup (single or batch) and every change of configuration (realms, publishing,
+approvals, tokens, checkpoints) appends one entry, in the same transaction as the work, before the
+answer is returned: if the entry cannot be written, the transaction fails and no answer leaves.
+
+An entry's ``content_sha256`` is the SHA-256 of its canonical JSON (:func:`entry_content`),
+computed here; Postgres chains it (trigger ``audit_log_chain``, see migration 0003):
+``entry_sha256 = sha256("{seq}:{prev_sha256}:{content_sha256}")``. :func:`verify` recomputes
+both, walks the chain and the plan-version chains, and names the first broken link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from detnat import __version__
+from detnat.errors import Forbidden, InvalidInput
+from detnat.service import plans
+from detnat.service.times import format_instant
+from detnat.store import repo
+from detnat.store.models import AuditCheckpoint, AuditEntry, AuditHead, Case
+
+GENESIS = "0" * 64
+CONTENT_FIELDS = (
+    "at",
+    "actor",
+    "role",
+    "token_id",
+    "action",
+    "case",
+    "status",
+    "request_id",
+    "code_version",
+    "detail",
+)
+MAX_CASE = 200
+_BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a token's holder (``token_id``) or the local operator (the CLI, as admin)."""
+
+    name: str
+    role: str
+    token_id: int | None = None
+
+    @property
+    def owner(self) -> str:
+        """The key cases are owned by: the token (not its name), or the local operator's name."""
+        return f"token:{self.token_id}" if self.token_id is not None else f"local:{self.name}"
+
+
+def local_operator(name: str) -> Actor:
+    check_reference(name, field="--as", limit=100)
+    return Actor(name=name, role="admin")
+
+
+def check_reference(value: object, *, field: str, limit: int = MAX_CASE) -> str:
+    """A case reference (or similar) that is safe in logs, exports and courts' bundles.
+
+    1 to ``limit`` characters; no control characters (CR/LF, NUL ...), no lone surrogates, no
+    line/paragraph separators, no bidirectional overrides or isolates (they make a reference
+    read differently from what it is); not blank.
+    """
+    if not isinstance(value, str):
+        raise InvalidInput("must be a string", field=field)
+    if not value.strip():
+        raise InvalidInput("must not be empty", field=field)
+    if len(value) > limit:
+        raise InvalidInput(f"longer than {limit} characters", field=field)
+    for ch in value:
+        kind = unicodedata.category(ch)
+        if kind in ("Cc", "Cs", "Zl", "Zp") or ch in _BIDI:
+            raise InvalidInput(
+                f"contains a control or direction character (U+{ord(ch):04X})", field=field
+            )
+    return value
+
+
+def canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def entry_content(
+    *,
+    at: datetime,
+    actor: str,
+    role: str,
+    token_id: int | None,
+    action: str,
+    case_ref: str | None,
+    status: str | None,
+    request_id: str,
+    code_version: str,
+    detail: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything an entry says, as hashed (its ``content_sha256`` covers exactly this)."""
+    return {
+        "at": format_instant(at),
+        "actor": actor,
+        "role": role,
+        "token_id": token_id,
+        "action": action,
+        "case": case_ref,
+        "status": status,
+        "request_id": request_id,
+        "code_version": code_version,
+        "detail": detail,
+    }
+
+
+def content_of(entry: AuditEntry) -> dict[str, Any]:
+    return entry_content(
+        at=entry.at,
+        actor=entry.actor,
+        role=entry.role,
+        token_id=entry.token_id,
+        action=entry.action,
+        case_ref=entry.case_ref,
+        status=entry.status,
+        request_id=entry.request_id,
+        code_version=entry.code_version,
+        detail=entry.detail,
+    )
+
+
+def chain_hash(seq: int, prev: str, content_sha256: str) -> str:
+    return sha256_text(f"{seq}:{prev}:{content_sha256}")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    seq: int
+    entry_sha256: str
+    content: dict[str, Any]
+    content_sha256: str
+    prev_sha256: str
+
+
+def _entry(
+    actor: Actor,
+    action: str,
+    *,
+    request_id: str,
+    detail: dict[str, Any],
+    case: str | None,
+    status: str | None,
+    at: datetime | None,
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """(the row's values, the content as hashed, its content_sha256)."""
+    moment = at or plans.utcnow()
+    content = entry_content(
+        at=moment,
+        actor=actor.name,
+        role=actor.role,
+        token_id=actor.token_id,
+        action=action,
+        case_ref=case,
+        status=status,
+        request_id=request_id,
+        code_version=__version__,
+        detail=detail,
+    )
+    digest = sha256_text(canonical(content))
+    values = {
+        "seq": 0,  # the chain trigger assigns seq and both chain hashes
+        "at": moment,
+        "actor": actor.name,
+        "role": actor.role,
+        "token_id": actor.token_id,
+        "action": action,
+        "case_ref": case,
+        "status": status,
+        "request_id": request_id,
+        "code_version": __version__,
+        "detail": detail,
+        "content_sha256": digest,
+        "prev_sha256": "",
+        "entry_sha256": "",
+    }
+    return values, content, digest
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    action: str,
+    *,
+    request_id: str,
+    detail: dict[str, Any],
+    case: str | None = None,
+    status: str | None = None,
+    at: datetime | None = None,
+) -> Recorded:
+    """Append one entry (one round trip: the trigger assigns seq and chains it)."""
+    values, content, digest = _entry(
+        actor, action, request_id=request_id, detail=detail, case=case, status=status, at=at
+    )
+    seq, entry_sha256, prev_sha256 = repo.append_audit(session, values)
+    return Recorded(seq, entry_sha256, content, digest, prev_sha256)
+
+
+async def record_async(
+    conn: repo.AsyncConn,
+    actor: Actor,
+    action: str,
+    *,
+    request_id: str,
+    detail: dict[str, Any],
+    case: str | None = None,
+    status: str | None = None,
+) -> Recorded:
+    """:func:`record` on an async autocommit connection (the lookup path)."""
+    values, content, digest = _entry(
+        actor, action, request_id=request_id, detail=detail, case=case, status=status, at=None
+    )
+    seq, entry_sha256, prev_sha256 = await repo.append_audit_async(conn, values)
+    return Recorded(seq, entry_sha256, content, digest, prev_sha256)
+
+
+# -- cases -----------------------------------------------------------------------------------------
+
+
+class CaseOwners:
+    """Who opened each case. Owners never change, so they are cached for good."""
+
+    def __init__(self) -> None:
+        self._owners: dict[str, str] = {}
+
+    def claim(self, session: Session, case: str, actor: Actor) -> str:
+        """Open ``case`` for ``actor`` if new; an abuse token may only use cases it opened."""
+        owner = self._owners.get(case)
+        if owner is None:
+            owner = repo.claim_case(session, case, actor.owner, plans.utcnow())
+            if len(self._owners) < 100_000:
+                self._owners[case] = owner
+        return self._check(owner, actor)
+
+    async def claim_async(self, conn: repo.AsyncConn, case: str, actor: Actor) -> str:
+        owner = self._owners.get(case)
+        if owner is None:
+            owner = await repo.claim_case_async(conn, case, actor.owner, plans.utcnow())
+            if len(self._owners) < 100_000:
+                self._owners[case] = owner
+        return self._check(owner, actor)
+
+    @staticmethod
+    def _check(owner: str, actor: Actor) -> str:
+        if actor.role == "abuse" and owner != actor.owner:
+            raise Forbidden(
+                "this case reference was opened by someone else; use your own case", field="case"
+            )
+        return owner
+
+
+def may_read_case(session: Session, actor: Actor, case: str | None) -> bool:
+    """BOLA: abuse tokens read only answers of cases they opened; legal and auditors all."""
+    if actor.role in ("legal", "auditor", "admin"):
+        return True
+    if actor.role != "abuse" or case is None:
+        return False
+    found = session.get(Case, case)
+    return found is not None and found.owner == actor.owner
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def entry_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        **content_of(entry),
+        "content_sha256": entry.content_sha256,
+        "prev_sha256": entry.prev_sha256,
+        "entry_sha256": entry.entry_sha256,
+    }
+
+
+def entries(
+    session: Session, *, case: str | None = None, after: int = 0, limit: int | None = None
+) -> Iterator[AuditEntry]:
+    query = select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq)
+    if case is not None:
+        query = query.where(AuditEntry.case_ref == case)
+    if limit is not None:
+        query = query.limit(limit)
+    for entry in session.scalars(query.execution_options(yield_per=1000)):
+        yield entry
+        session.expunge(entry)  # a long log is walked in constant memory
+
+
+def head(session: Session) -> AuditHead:
+    found = session.get(AuditHead, 1)
+    assert found is not None, "migration 0003 creates the head row"
+    return found
+
+
+def checkpoint(session: Session, actor: Actor, *, request_id: str) -> dict[str, Any]:
+    """Record the current head (to keep outside the database too); audited itself."""
+    current = head(session)
+    mark = AuditCheckpoint(seq=current.seq, sha256=current.sha256, at=plans.utcnow(), by=actor.name)
+    session.add(mark)
+    repo.flush(session)
+    shown = {"seq": mark.seq, "sha256": mark.sha256, "at": format_instant(mark.at)}
+    record(session, actor, "audit.checkpoint", request_id=request_id, detail=shown)
+    return shown
+
+
+# -- verifying -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Broken:
+    """The first broken link: where (``what`` and ``key``) and why."""
+
+    what: str  # "audit" | "plan_versions" | "approval" | "checkpoint"
+    key: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.what} {self.key}: {self.why}"
+
+
+def verify(
+    session: Session, *, checkpoint: tuple[int, str] | None = None
+) -> tuple[list[Broken], dict[str, Any]]:
+    """Walk every realm's version chain, the approvals and the audit chain.
+
+    ``checkpoint`` (seq, sha256) is an exported head to check against (default: the last one
+    recorded in the database). Returns the broken links found (the first per chain) and counts.
+    """
+    broken: list[Broken] = []
+    versions = 0
+    for realm in repo.realms(session):
+        versions += len(repo.history(session, realm.id))
+        seq = plans.verify_chain(session, realm)
+        if seq is not None:
+            broken.append(
+                Broken("plan_versions", f"{realm.name} v{seq}", "record or content hash altered")
+            )
+        for problem in plans.verify_approvals(session, realm):
+            broken.append(Broken("approval", f"{realm.name} {problem[0]}", problem[1]))
+    marks: list[tuple[str, int, str]] = []
+    if checkpoint is not None:
+        marks.append(("exported", *checkpoint))
+    last = session.scalars(
+        select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1)
+    ).one_or_none()
+    if last is not None:
+        marks.append(("recorded", last.seq, last.sha256))
+    wanted = {seq for _, seq, _ in marks}
+    prev, expected, count = GENESIS, 1, 0
+    hashes: dict[int, str] = {}  # of the checkpointed entries only
+    first_audit: Broken | None = None
+    for entry in entries(session):
+        count += 1
+        if entry.seq in wanted:
+            hashes[entry.seq] = entry.entry_sha256
+        if first_audit is not None:
+            continue
+        why = None
+        if entry.seq != expected:
+            why = f"expected entry {expected} here: entries {expected}..{entry.seq - 1} missing"
+        elif entry.prev_sha256 != prev:
+            why = "prev_sha256 does not match the previous entry (removed, reordered or altered)"
+        elif entry.content_sha256 != sha256_text(canonical(content_of(entry))):
+            why = "content altered (content_sha256 does not match the entry)"
+        elif entry.entry_sha256 != chain_hash(entry.seq, entry.prev_sha256, entry.content_sha256):
+            why = "entry_sha256 does not match (hash altered)"
+        if why is not None:
+            first_audit = Broken("audit", f"entry {entry.seq}", why)
+        prev, expected = entry.entry_sha256, entry.seq + 1
+    if first_audit is not None:
+        broken.append(first_audit)
+    current = head(session)
+    if first_audit is None and (current.seq != expected - 1 or current.sha256 != prev):
+        broken.append(
+            Broken(
+                "audit",
+                f"head {current.seq}",
+                f"the head says entry {current.seq} {current.sha256[:12]}, the log ends at "
+                f"{expected - 1} {prev[:12]} (entries removed at the end?)",
+            )
+        )
+    for kind, seq, sha in marks:
+        if seq == 0 and sha == GENESIS:
+            continue
+        if hashes.get(seq) != sha:
+            broken.append(
+                Broken(
+                    "checkpoint",
+                    f"{kind} {seq}",
+                    f"entry {seq} is {'missing' if seq not in hashes else 'different'}: the log "
+                    "was altered after that checkpoint",
+                )
+            )
+    summary = {
+        "realms": len(repo.realms(session)),
+        "plan_versions": versions,
+        "audit_entries": count,
+        "head": {"seq": current.seq, "sha256": current.sha256},
+        "checkpoints_checked": len(marks),
+        "ok": not broken,
+    }
+    return broken, summary
+
+
+__all__ = [
+    "Actor",
+    "CaseOwners",
+    "check_reference",
+    "checkpoint",
+    "entries",
+    "entry_json",
+    "record",
+    "verify",
+]

@@ -1,0 +1,304 @@
+"""Every realm's timeline in memory, cached per worker and checked against Postgres per request.
+
+Versions are immutable and timelines small, so lookups need no query of their own: a
+:class:`Timelines` snapshot holds, per realm, its versions in effective order (``starts_us``,
+microseconds since the epoch, for bisecting), the public addresses each version's plan uses, and
+two store-wide indexes: which realms ever used an address (``realms_holding``) and when any plan
+was in force at all (``plan_in_force_between``). Every index has a scalar and a vectorised form that
+share one definition (``numpy.searchsorted`` works on both), so single and batch lookups follow the
+same rules.
+
+:class:`TimelineCache` keeps one snapshot per worker. Each request reads the store-wide revision
+(one row, bumped by triggers in the transaction of every change); only when it moved are the realms
+whose newest version changed reloaded. So a published plan is seen by every worker at its next
+request, and the app keeps no state but caches of immutable rows.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy.orm import Session
+
+from detnat.store import repo
+
+Ints: TypeAlias = npt.NDArray[np.int64]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+US = timedelta(microseconds=1)
+FOREVER_US = np.iinfo(np.int64).max
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch (exact: both sides are whole microseconds)."""
+    return (moment - EPOCH) // US
+
+
+def from_us(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=int(value))
+
+
+@dataclass(frozen=True, eq=False)
+class TimelineVersion:
+    """One version of a realm's timeline, as lookups need it."""
+
+    id: int
+    seq: int
+    effective_from: datetime
+    plan: dict[str, Any] | None  # None: the realm is retired from effective_from on
+    content_sha256: str | None
+    record_sha256: str
+    correction: bool
+    ranges: tuple[tuple[int, int], ...]  # public addresses of the plan, inclusive, sorted
+    _firsts: Ints = field(repr=False)
+    _lasts: Ints = field(repr=False)
+
+    def holds(self, address: int) -> bool:
+        i = bisect_right(self.ranges, address, key=lambda r: r[0]) - 1
+        return i >= 0 and address <= self.ranges[i][1]
+
+    def holds_many(self, addresses: Ints) -> npt.NDArray[np.bool_]:
+        pos = np.searchsorted(self._firsts, addresses, side="right") - 1
+        inside: npt.NDArray[np.bool_] = (pos >= 0) & (addresses <= self._lasts[np.maximum(pos, 0)])
+        return inside
+
+
+def make_version(
+    *,
+    id: int,
+    seq: int,
+    effective_from: datetime,
+    plan: dict[str, Any] | None,
+    content_sha256: str | None,
+    record_sha256: str,
+    correction: bool,
+    ranges: Iterable[tuple[int, int]],
+) -> TimelineVersion:
+    spans = tuple(sorted(ranges))
+    return TimelineVersion(
+        id=id,
+        seq=seq,
+        effective_from=effective_from,
+        plan=plan,
+        content_sha256=content_sha256,
+        record_sha256=record_sha256,
+        correction=correction,
+        ranges=spans,
+        _firsts=np.array([a for a, _ in spans], dtype=np.int64),
+        _lasts=np.array([b for _, b in spans], dtype=np.int64),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class RealmTimeline:
+    """A realm's versions in effective order; ``head`` identifies what was loaded."""
+
+    id: int
+    name: str
+    session_drain: timedelta
+    versions: tuple[TimelineVersion, ...]  # approved: the timeline lookups use
+    pending: tuple[TimelineVersion, ...] = ()  # published, awaiting a second admin's approval
+    head: tuple[int, int] = (0, 0)
+    starts_us: Ints = field(init=False, repr=False)
+    drain_us: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        starts = np.array([to_us(v.effective_from) for v in self.versions], dtype=np.int64)
+        object.__setattr__(self, "starts_us", starts)
+        object.__setattr__(self, "drain_us", self.session_drain // US)
+
+    def pending_between(self, lo_us: int, hi_us: int) -> list[TimelineVersion]:
+        """Pending versions that would be candidates for [lo, hi] were they approved."""
+        if not self.pending:
+            return []
+        merged = sorted((*self.versions, *self.pending), key=lambda v: v.effective_from)
+        starts = np.array([to_us(v.effective_from) for v in merged], dtype=np.int64)
+        first, last = candidate_range(starts, self.drain_us, lo_us, hi_us)
+        waiting = {v.id for v in self.pending}
+        return [v for v in merged[int(first) : int(last) + 1] if v.id in waiting]
+
+    def until(self, index: int) -> datetime | None:
+        """When version ``index`` stops being in force (the next change), None if it has not."""
+        return self.versions[index + 1].effective_from if index + 1 < len(self.versions) else None
+
+    def in_force_at(self, moment: datetime) -> int:
+        """The index of the version in force at ``moment``; -1 before the first."""
+        return int(np.searchsorted(self.starts_us, to_us(moment), side="right")) - 1
+
+    def address_ranges(self) -> list[tuple[int, int]]:
+        """Every public address the realm's plans (approved or pending) ever used."""
+        return merge(r for v in (*self.versions, *self.pending) for r in v.ranges)
+
+
+def candidate_range(starts_us: Ints, drain_us: int, lo_us: Any, hi_us: Any) -> tuple[Any, Any]:
+    """Indexes ``first..last`` of the versions that are candidates for the window [lo, hi].
+
+    A version is a candidate when it is in force at some instant of the window, or when its
+    successor took over less than ``drain`` before the window opens (its sessions live on): the
+    window widened backwards by the drain. ``last < 0``: no version yet. Scalars or arrays.
+    """
+    first = np.maximum(np.searchsorted(starts_us, lo_us - drain_us, side="right") - 1, 0)
+    last = np.searchsorted(starts_us, hi_us, side="right") - 1
+    return first, last
+
+
+def merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Inclusive integer ranges merged where they overlap or touch."""
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+class Timelines:
+    """A snapshot of every realm's timeline at store revision ``revision``."""
+
+    def __init__(self, revision: int, realms: Sequence[RealmTimeline]) -> None:
+        self.revision = revision
+        self.realms = tuple(sorted(realms, key=lambda r: r.name))
+        self.by_name = {r.name: r for r in self.realms}
+        self.by_id = {r.id: r for r in self.realms}
+        self._build_address_index()
+        self._build_coverage()
+
+    def _build_address_index(self) -> None:
+        # Elementary address segments, each with the realms whose plans ever used it.
+        edges: set[int] = set()
+        unions = [(n, r.address_ranges()) for n, r in enumerate(self.realms)]
+        for _, spans in unions:
+            for lo, hi in spans:
+                edges.update((lo, hi + 1))
+        bounds = sorted(edges)
+        owners: list[list[int]] = [[] for _ in bounds]
+        for n, spans in unions:
+            for lo, hi in spans:
+                for k in range(bisect_right(bounds, lo) - 1, bisect_right(bounds, hi)):
+                    owners[k].append(n)
+        self._seg_starts = np.array(bounds, dtype=np.int64)
+        self._seg_realms: list[tuple[int, ...]] = [tuple(o) for o in owners]
+
+    def _build_coverage(self) -> None:
+        spans: list[tuple[int, int]] = []
+        for realm in self.realms:
+            for i, version in enumerate(realm.versions):
+                if version.plan is None:
+                    continue
+                until = realm.until(i)
+                spans.append(
+                    (int(realm.starts_us[i]), to_us(until) - 1 if until else FOREVER_US - 1)
+                )
+        merged = merge(spans)
+        self._cov_starts = np.array([a for a, _ in merged], dtype=np.int64)
+        self._cov_lasts = np.array([b for _, b in merged], dtype=np.int64)
+
+    def realms_holding(self, address: int) -> list[RealmTimeline]:
+        """Realms whose plans ever used ``address`` (at any time)."""
+        return [self.realms[n] for n in self._realms_at(int(self.segment_of(address)))]
+
+    def segment_of(self, addresses: Any) -> Any:
+        """The address segment of each address (-1: below every pool). Scalar or array."""
+        return np.searchsorted(self._seg_starts, addresses, side="right") - 1
+
+    def _realms_at(self, segment: int) -> tuple[int, ...]:
+        return self._seg_realms[segment] if segment >= 0 else ()
+
+    def realms_of_segment(self, segment: int) -> tuple[int, ...]:
+        return self._realms_at(segment)
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._seg_realms)
+
+    def plan_in_force_between(self, lo_us: Any, hi_us: Any) -> Any:
+        """Whether some realm had a plan in force at some instant of [lo, hi]. Scalar or array."""
+        if not len(self._cov_starts):
+            return np.zeros(np.shape(lo_us), dtype=np.bool_) if np.ndim(lo_us) else False
+        pos = np.searchsorted(self._cov_starts, hi_us, side="right") - 1
+        return (pos >= 0) & (self._cov_lasts[np.maximum(pos, 0)] >= lo_us)
+
+
+def _load_realm(session: Session, realm_id: int, head: tuple[int, int]) -> RealmTimeline:
+    realm = repo.realms_by_id(session, {realm_id})[realm_id]
+    rows = repo.in_force_versions(session, realm_id)
+    ranges = repo.version_address_ranges(session, [v.id for v, _ in rows])
+    loaded = [
+        (
+            make_version(
+                id=v.id,
+                seq=v.seq,
+                effective_from=v.effective_from,
+                plan=v.plan,
+                content_sha256=v.content_sha256,
+                record_sha256=v.record_sha256,
+                correction=v.correction,
+                ranges=ranges.get(v.id, ()),
+            ),
+            approved,
+        )
+        for v, approved in rows
+    ]
+    return RealmTimeline(
+        realm.id,
+        realm.name,
+        realm.session_drain,
+        tuple(v for v, ok in loaded if ok),
+        tuple(v for v, ok in loaded if not ok),
+        head=head,
+    )
+
+
+class TimelineCache:
+    """One :class:`Timelines` snapshot per worker, refreshed when the store revision moves."""
+
+    def __init__(self) -> None:
+        self._snapshot: Timelines | None = None
+        self._lock = threading.Lock()
+
+    def current(self, revision: int) -> Timelines | None:
+        """The snapshot if it is at ``revision`` (no query); None when it must be reloaded."""
+        snapshot = self._snapshot
+        return snapshot if snapshot is not None and snapshot.revision == revision else None
+
+    def get(self, session: Session, revision: int | None = None) -> Timelines:
+        """The snapshot for the store as ``session`` sees it (``revision``: already read)."""
+        if revision is None:
+            revision = repo.store_revision(session)
+        snapshot = self._snapshot
+        if snapshot is not None and snapshot.revision == revision:
+            return snapshot
+        with self._lock:
+            snapshot = self._snapshot
+            if snapshot is not None and snapshot.revision == revision:
+                return snapshot
+            heads = repo.realm_heads(session)
+            realms = []
+            for realm_id, head in heads.items():
+                old = snapshot.by_id.get(realm_id) if snapshot is not None else None
+                if old is not None and old.head == head:
+                    realms.append(old)
+                else:
+                    realms.append(_load_realm(session, realm_id, head))
+            fresh = Timelines(revision, realms)
+            if snapshot is None or revision >= snapshot.revision:
+                self._snapshot = fresh
+            return fresh
+
+
+__all__ = [
+    "RealmTimeline",
+    "TimelineCache",
+    "TimelineVersion",
+    "Timelines",
+    "candidate_range",
+    "from_us",
+    "to_us",
+]
