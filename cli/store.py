@@ -524,7 +524,7 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
         actor = operator()
         with _unit_of_work() as session:
             when = (
-                plans.utcnow()
+                None  # the publish's own clock reading: "now" is never "in the past"
                 if effective_from == "now"
                 else times.parse_instant(effective_from, tz=tz, field="--effective-from")
             )

@@ -195,17 +195,22 @@ def publish(
     realm_name: str,
     plan: Plan | None,
     *,
-    effective_from: datetime,
+    effective_from: datetime | None,
     reason: str,
     published_by: str,
     correction: bool = False,
     clock: Clock = utcnow,
 ) -> PlanVersion:
-    """Append a plan version (``plan=None`` retires the realm from ``effective_from`` on)."""
+    """Append a plan version (``plan=None`` retires the realm from ``effective_from`` on).
+
+    ``effective_from=None`` means now, as this publish reads the clock (after taking the lock).
+    """
     check_text(reason, field="reason")
     check_text(published_by, field="published_by")
     realm = get_realm(session, realm_name, for_update=True)
     now = clock()
+    if effective_from is None:
+        effective_from = now
     if effective_from < now and not correction:
         raise InvalidInput(
             f"{format_instant(effective_from)} is in the past; publishing there is a correction "

@@ -153,3 +153,26 @@ def test_cli_as_a_subprocess_batch_and_single_with_a_case(
     assert rows[2].startswith(f"{ip},x,2020-06-01T00:00:00Z,error,")
     again = detnat("reverse", "--batch", str(batch), "-o", str(out))
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_publish_effective_now_is_not_a_correction(
+    database_url: str, realm_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DETNAT_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "algorithm: block\ninside: {prefixes: ['10.0.0.0/18'], subscriber_prefix_length: 32}\n"
+        f"outside: {{prefixes: ['{fresh_pool()}']}}\nblock: {{ratio: 4096}}\n"
+    )
+    run = CliRunner().invoke
+    try:
+        created = run(app, ["realm", "create", realm_name, "--single-approver"])
+        assert created.exit_code == 0, created.output
+        now = run(
+            app,
+            ["plan", "publish", realm_name, str(plan), "--effective-from", "now", "--reason", "C"],
+        )
+        assert now.exit_code == 0, now.output
+    finally:
+        get_settings.cache_clear()
