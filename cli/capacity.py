@@ -12,8 +12,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
 
@@ -35,10 +34,10 @@ from detnat.capacity import (
 from detnat.capacity.charts import chart_panels, render
 from detnat.capacity.sizing import DEFAULT_POOL_TARGET, DynamicPolicy
 from detnat.engine import Mapper, Plan, Ports, compile_plan
-from detnat.errors import InvalidInput, Unavailable
+from detnat.errors import InvalidInput
 
 if TYPE_CHECKING:  # the store is imported only when a command needs it (CLI start-up time)
-    from sqlalchemy.orm import Session
+    pass
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object with every figure.")]
 DemandOpt = Annotated[
@@ -122,24 +121,6 @@ def _ports(text: str, exclude: str | None) -> Ports:
     return Ports(int(first), int(last), tuple(excluded))
 
 
-@contextmanager
-def _store() -> Iterator[Session]:
-    from sqlalchemy.exc import OperationalError
-
-    from detnat.settings import get_settings
-    from detnat.store.db import make_engine, make_sessions, unit_of_work
-    from detnat.store.embedded import database_url
-
-    engine = make_engine(database_url(get_settings()), pool_size=1)
-    try:
-        with unit_of_work(make_sessions(engine)) as session:
-            yield session
-    except OperationalError as exc:
-        raise Unavailable(f"the database is unreachable: {str(exc.orig).strip()}") from None
-    finally:
-        engine.dispose()
-
-
 def _plans(*specs: str) -> list[tuple[Plan, dict[str, object]]]:
     """Each spec is a plan file (if it exists) or REALM[@VERSION] in the store."""
     from detnat.planfile import read_plan
@@ -155,9 +136,10 @@ def _plans(*specs: str) -> list[tuple[Plan, dict[str, object]]]:
             refs.append((n, parse_ref(spec, field=spec)))
             out.append(None)
     if refs:
+        from cli.store import store_session
         from detnat.service.capacity import plan_of
 
-        with _store() as session:
+        with store_session() as session:
             for n, ref in refs:
                 out[n] = plan_of(session, ref, field=specs[n])
     return [item for item in out if item is not None]

@@ -6,8 +6,9 @@ import csv
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, BinaryIO, TypeVar
 
 import typer
 
@@ -23,7 +24,7 @@ from cli.output import (
 )
 from detnat import __version__
 from detnat.batch import BatchReport, reverse_csv
-from detnat.engine import Mapper, compile_plan, format_ipv4
+from detnat.engine import Allocation, Mapper, ReverseAnswer, compile_plan, format_ipv4
 from detnat.errors import DetnatError, InvalidInput
 from detnat.planfile import canonical_json, load_mapper, read_plan
 
@@ -136,10 +137,32 @@ def forward(
         )
     assert plan is not None
     mapper = load_mapper(plan)
+
+    def show(query: str, allocation: Allocation) -> str:
+        static = " (static: all ports)" if allocation.static else ""
+        return (
+            f"{allocation.subscriber}  {format_ipv4(allocation.public_ip)}  "
+            f"ports {ranges_text(allocation.port_ranges)}{static}"
+        )
+
+    raise typer.Exit(_answer_each(queries, mapper.forward, show, json_out))
+
+
+Answer = TypeVar("Answer", Allocation, ReverseAnswer)
+
+
+def _answer_each(
+    queries: list[str],
+    answer: Callable[[str], Answer],
+    show: Callable[[str, Answer], str],
+    json_out: bool,
+) -> int:
+    """Answer every query in order; a bad one is an error line (and a JSON error object in its
+    place), and the others are still answered. Exit code 2 if any query was bad."""
     failed = False
     for query in queries:
         try:
-            allocation = mapper.forward(query)
+            result = answer(query)
         except DetnatError as exc:
             failed = True
             fail_line(exc)
@@ -147,14 +170,10 @@ def forward(
                 emit_json(error_json(query, exc))
             continue
         if json_out:
-            emit_json({"query": query, **allocation.to_json()})
+            emit_json({"query": query, **result.to_json()})
         else:
-            static = " (static: all ports)" if allocation.static else ""
-            print(
-                f"{allocation.subscriber}  {format_ipv4(allocation.public_ip)}  "
-                f"ports {ranges_text(allocation.port_ranges)}{static}"
-            )
-    raise typer.Exit(EXIT_INVALID if failed else EXIT_OK)
+            print(show(query, result))
+    return EXIT_INVALID if failed else EXIT_OK
 
 
 # -- reverse ---------------------------------------------------------------------------------------
@@ -232,28 +251,20 @@ def reverse(
         raise InvalidInput("evidence files are made against the store (--at)", field="--evidence")
     assert plan is not None
     mapper = load_mapper(plan)
-    failed = False
-    for query in queries:
-        try:
-            address, port = parse_endpoint(query)
-            answer = mapper.reverse(address, port)
-        except DetnatError as exc:
-            failed = True
-            fail_line(exc)
-            if json_out:
-                emit_json(error_json(query, exc))
-            continue
-        if json_out:
-            emit_json({"query": query, **answer.to_json()})
-        elif answer.allocation is not None:
-            a = answer.allocation
-            print(
-                f"{query}  match  {a.subscriber}  "
-                f"(holds {format_ipv4(a.public_ip)} ports {ranges_text(a.port_ranges)})"
-            )
-        else:
-            print(f"{query}  {answer.status.value}  {answer.reason.value if answer.reason else ''}")
-    raise typer.Exit(EXIT_INVALID if failed else EXIT_OK)
+
+    def ask(query: str) -> ReverseAnswer:
+        return mapper.reverse(*parse_endpoint(query))
+
+    def show(query: str, answer: ReverseAnswer) -> str:
+        if answer.allocation is None:
+            return f"{query}  {answer.status.value}  {answer.reason.value if answer.reason else ''}"
+        a = answer.allocation
+        return (
+            f"{query}  match  {a.subscriber}  "
+            f"(holds {format_ipv4(a.public_ip)} ports {ranges_text(a.port_ranges)})"
+        )
+
+    raise typer.Exit(_answer_each(queries, ask, show, json_out))
 
 
 def _refuse_overwrite(output: Path | None, force: bool) -> None:

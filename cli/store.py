@@ -53,7 +53,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output (one object p
 
 
 @contextmanager
-def _unit_of_work() -> Iterator[Session]:
+def store_session() -> Iterator[Session]:
+    """One unit of work on the configured (or embedded) store, for one CLI command."""
     from sqlalchemy.exc import OperationalError
 
     from detnat.store.db import make_engine, make_sessions, unit_of_work
@@ -134,7 +135,7 @@ def forward_at(
     case = _identity(case, legal_basis, requested_by)
     actor = operator()
     failed = False
-    with _unit_of_work() as session:
+    with store_session() as session:
         audit.CaseOwners().claim(session, case, actor)
         for query in queries:
             try:
@@ -203,7 +204,7 @@ def reverse_at(
         _refuse_existing(evidence_file, force)
     actor = operator()
     failed = False
-    with _unit_of_work() as session:
+    with store_session() as session:
         audit.CaseOwners().claim(session, case, actor)
         for query in queries:
             trace: dict[str, object] = {}
@@ -299,7 +300,7 @@ def reverse_batch_at(
         raw = batch.open("rb")
     except OSError as exc:
         raise InvalidInput(f"cannot read: {exc.strerror}", field=str(batch)) from None
-    with raw, _unit_of_work() as session:
+    with raw, store_session() as session:
         audit.CaseOwners().claim(session, case, actor)
         total = os.fstat(raw.fileno()).st_size
         counted = _Counted(raw)
@@ -456,7 +457,7 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
         """Create a realm (four-eyes publishing unless --single-approver)."""
         drain = times.parse_duration(session_drain, field="--session-drain")
         actor = operator()
-        with _unit_of_work() as session:
+        with store_session() as session:
             realm = plans.create_realm(
                 session,
                 name,
@@ -472,7 +473,7 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
     @guarded
     def realm_list(json_out: JsonOpt = False) -> None:
         """All realms."""
-        with _unit_of_work() as session:
+        with store_session() as session:
             for realm in plans.list_realms(session):
                 shown = plans.realm_json(session, realm)
                 if json_out:
@@ -487,7 +488,7 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
     @guarded
     def realm_show(name: str, json_out: JsonOpt = False) -> None:
         """One realm."""
-        with _unit_of_work() as session:
+        with store_session() as session:
             shown = plans.realm_json(session, plans.get_realm(session, name))
         if json_out:
             emit_json(shown)
@@ -522,7 +523,7 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
             raise InvalidInput("required", field="--effective-from")
         plan = read_plan(file) if file is not None else None
         actor = operator()
-        with _unit_of_work() as session:
+        with store_session() as session:
             when = (
                 None  # the publish's own clock reading: "now" is never "in the past"
                 if effective_from == "now"
@@ -561,7 +562,7 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
     ) -> None:
         """Approve a published version (four eyes: not by its publisher); lookups then use it."""
         actor = operator()
-        with _unit_of_work() as session:
+        with store_session() as session:
             plans.approve(
                 session, realm, version, approved_by=actor.name, content_sha256=content_sha256
             )
@@ -577,7 +578,7 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
     @guarded
     def plan_history(realm: str, json_out: JsonOpt = False) -> None:
         """Every version of a realm, in publication order."""
-        with _unit_of_work() as session:
+        with store_session() as session:
             row = plans.get_realm(session, realm)
             for version in plans.history(session, row):
                 shown = plans.version_json(session, row, version)
@@ -602,7 +603,7 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
         """One version with its plan."""
         import json
 
-        with _unit_of_work() as session:
+        with store_session() as session:
             row = plans.get_realm(session, realm)
             shown = plans.version_json(
                 session, row, plans.get_version(session, row, version), with_plan=True

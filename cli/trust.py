@@ -20,9 +20,9 @@ from cli.store import (
     _audit,
     _refuse_existing,
     _request_id,
-    _unit_of_work,
     _write_new,
     operator,
+    store_session,
 )
 from detnat.errors import InvalidInput
 
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         """Create a token and print it once (only its SHA-256 is stored)."""
         lifetime = tokens.parse_expiry(expires) if expires else None
         actor = operator()
-        with _unit_of_work() as session:
+        with store_session() as session:
             secret, row = tokens.create_token(
                 session, name=name, role=role, created_by=actor.name, expires=lifetime
             )
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
     @guarded
     def token_list(json_out: JsonOpt = False) -> None:
         """Every token (never the token itself)."""
-        with _unit_of_work() as session:
+        with store_session() as session:
             rows = [tokens.token_json(t) for t in repo.tokens(session)]
         for shown in rows:
             if json_out:
@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
     def token_revoke(token_id: int, json_out: JsonOpt = False) -> None:
         """Revoke a token (at once, on every worker)."""
         actor = operator()
-        with _unit_of_work() as session:
+        with store_session() as session:
             shown = tokens.token_json(tokens.revoke_token(session, token_id, by=actor.name))
             _audit(session, actor, "token.revoke", shown)
         emit_json(shown) if json_out else print(f"token {token_id} revoked")
@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Walk the plan-version chains and the audit chain; name the first broken link."""
         mark = _read_checkpoint(checkpoint) if checkpoint is not None else None
-        with _unit_of_work() as session:
+        with store_session() as session:
             broken, summary = audit.verify(session, checkpoint=mark)
         if json_out:
             emit_json({**summary, "broken": [str(b) for b in broken]})
@@ -136,7 +136,7 @@ def register(app: typer.Typer) -> None:
         if output is not None:
             _refuse_existing(output, False)
         actor = operator()
-        with _unit_of_work() as session:
+        with store_session() as session:
             shown = audit.checkpoint(session, actor, request_id=_request_id())
         if output is not None:
             _write_new(output, json.dumps(shown))
@@ -150,7 +150,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The entries of one case."""
         audit.check_reference(case, field="--case")
-        with _unit_of_work() as session:
+        with store_session() as session:
             for entry in audit.entries(session, case=case):
                 shown = audit.entry_json(entry)
                 if json_out:
@@ -175,7 +175,7 @@ def register(app: typer.Typer) -> None:
             raise InvalidInput("csv or json", field="--format")
         if output is not None:
             _refuse_existing(output, force)
-        with _unit_of_work() as session:
+        with store_session() as session:
             rows = [audit.entry_json(e) for e in audit.entries(session, case=case)]
         text = export_text(rows, fmt)
         if output is None:

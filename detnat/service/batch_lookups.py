@@ -30,7 +30,8 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from detnat.batch import parse_ip, parse_ipv4_many, parse_port, parse_port_many
+from detnat.batch import BadRow, parse_ip, parse_ipv4_many, parse_port, parse_port_many
+from detnat.batch import BatchReport as PlanBatchReport
 from detnat.engine import INVALID, REASON_CODES
 from detnat.engine import MATCH as E_MATCH
 from detnat.engine import NOT_DETERMINISTIC as E_NOT_DET
@@ -50,20 +51,13 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _SPECIAL = re.compile(r'["\r]|(?:^|,)[=+\-@\t]', re.MULTILINE)
 
 
-@dataclass(frozen=True, slots=True)
-class BadRow:
-    """A row answered ``error``: its line (CSV: the header is line 1; JSON: the index) and why."""
-
-    line: int
-    message: str
-
-
 @dataclass
-class BatchReport:
-    rows: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-    bad_rows: list[BadRow] = field(default_factory=list)
-    bad_row_count: int = 0
+class BatchReport(PlanBatchReport):
+    """A plan-file batch's report, plus what the audit log and evidence need.
+
+    A bad row's ``line`` is the CSV line (the header is line 1) or the JSON array index.
+    """
+
     versions: dict[int, dict[str, object]] = field(default_factory=dict)  # id -> evidence
     output_sha256: str = ""
     answer_id: int = 0  # the audit entry of the batch (set by the edge that records it)
