@@ -34,7 +34,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import policy
+from api import policy, web
+from api.capacity import router as capacity_router
 from detnat import __version__
 from detnat.errors import (
     Conflict,
@@ -458,6 +459,7 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=[Depends(guard)],
         responses=_problem_responses(),
     )
+    app.state.settings = settings  # the web pages read their session settings here
 
     @app.exception_handler(DetnatError)
     async def detnat_error(request: Request, exc: DetnatError) -> JSONResponse:
@@ -793,15 +795,17 @@ def create_app(settings: Settings) -> FastAPI:
 
     # Outermost last: ids on every response, then the size limit, then strict JSON.
     app.add_middleware(StrictJson)
+    app.include_router(capacity_router)
+    app.include_router(web.router)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,
-        larger={"/v1/lookups/reverse/batch": settings.max_batch_body_bytes},
+        larger={
+            "/v1/lookups/reverse/batch": settings.max_batch_body_bytes,
+            "/web/batch": settings.max_batch_body_bytes,
+        },
     )
     app.add_middleware(RequestId)
-    from api.capacity import router as capacity_router
-
-    app.include_router(capacity_router)
     return app
 
 

@@ -1,0 +1,211 @@
+"""The Batch page: upload a CSV of complaints, get the answers and the rows that failed.
+
+The same act as ``POST /v1/lookups/reverse/batch`` with a CSV: the whole file is answered from one
+timeline snapshot, audited (rows, counts, SHA-256 of input and output, plan versions used) and
+committed before anything is shown. The result page carries the answers file itself (a ``data:``
+link that ``batch.js`` turns into a download of any size), so no answer is kept on the server.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from fastapi import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from api.web.routing import Page, PageDep, router
+from detnat.errors import DetnatError, InvalidInput
+from detnat.service import audit, batch_lookups, plans
+from detnat.service.times import check_tolerance, parse_duration
+
+FIELDS = ("case", "tolerance", "tz", "realm", "legal_basis", "requested_by")
+STATUS_WORDS = {
+    "match": "one subscriber named",
+    "ambiguous": "ambiguous (plans disagree)",
+    "no_mapping": "nobody held it",
+    "not_deterministic": "only the NAT's logs can tell",
+    "no_plan_in_force": "no plan in force",
+    "future": "time in the future",
+    "error": "not a query (see below)",
+}
+
+
+@dataclass
+class Answered:
+    output: bytes
+    report: batch_lookups.BatchReport
+    answer_id: int
+    audit_sha256: str
+    input_sha256: str
+
+
+@router.get("/web/batch")
+async def batch_form(page: PageDep) -> Response:
+    return _render(page, _values(page), {})
+
+
+@router.post("/web/batch")
+async def batch(page: PageDep) -> Response:
+    values = _values(page)
+    errors: dict[str, str] = {}
+    tolerance = _check(values, errors)
+    upload = page.form.get("file") if page.form is not None else None
+    data = b""
+    filename = "complaints.csv"
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        errors["file"] = "Choose the CSV file of complaints (columns ip, port, time)."
+    else:
+        data = await upload.read()
+        filename = upload.filename
+        if not data.strip():
+            errors["file"] = "That file is empty."
+    if errors or tolerance is None:
+        return _render(page, values, errors, status=422)
+    limit = min(page.settings.max_batch_rows, page.settings.batch_rows_for(page.role or ""))
+    try:
+        answered = await run_in_threadpool(_answer, page, values, data, filename, tolerance, limit)
+    except DetnatError as exc:
+        page.db.rollback()
+        field = exc.field if exc.field in FIELDS else "file"
+        errors[field] = exc.message
+        status = 403 if exc.code == "forbidden" else 404 if exc.code == "not_found" else 422
+        return _render(page, values, errors, status=status)
+    report = answered.report
+    counts = sorted(report.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return page.render(
+        "batch_result.html",
+        values=values,
+        filename=filename,
+        download=_download_name(filename),
+        href="data:text/csv;charset=utf-8;base64," + base64.b64encode(answered.output).decode(),
+        size=len(answered.output),
+        report=report,
+        counts=[(status, n, STATUS_WORDS.get(status, status)) for status, n in counts],
+        answer_id=answered.answer_id,
+        audit_sha256=answered.audit_sha256,
+        input_sha256=answered.input_sha256,
+        more_bad=report.bad_row_count - len(report.bad_rows),
+    )
+
+
+def _values(page: Page) -> dict[str, str]:
+    values = {name: page.field(name) for name in FIELDS}
+    values["tolerance"] = values["tolerance"] or "0"
+    return values
+
+
+def _check(values: dict[str, str], errors: dict[str, str]) -> timedelta | None:
+    tolerance = None
+    try:
+        tolerance = check_tolerance(parse_duration(values["tolerance"]))
+    except InvalidInput as exc:
+        errors["tolerance"] = exc.message
+    for name, limit in (("case", audit.MAX_CASE), ("legal_basis", 500), ("requested_by", 500)):
+        if name == "case" or values[name]:
+            try:
+                audit.check_reference(values[name], field=name, limit=limit)
+            except InvalidInput as exc:
+                errors[name] = (
+                    "Give the case reference this batch is for."
+                    if name == "case" and not values[name]
+                    else exc.message
+                )
+    if values["tz"]:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(values["tz"])
+        except (ZoneInfoNotFoundError, ValueError):
+            errors["tz"] = f"{values['tz']!r} is not a known time zone (e.g. Europe/Berlin, UTC)."
+    return tolerance
+
+
+def _answer(
+    page: Page,
+    values: dict[str, str],
+    data: bytes,
+    filename: str,
+    tolerance: timedelta,
+    limit: int,
+) -> Answered:
+    """Answer the whole file, audit it, commit (in a worker thread: it is CPU work)."""
+    actor = page.actor
+    assert actor is not None
+    db = page.db
+    case = values["case"]
+    page.state.cases.claim(db, case, actor)
+    query = batch_lookups.BatchQuery(
+        snapshot=page.state.timelines.get(db),
+        now=plans.utcnow(),
+        mappers=page.state.mappers,
+        tolerance=tolerance,
+        realm=values["realm"] or None,
+        tz=values["tz"] or None,
+        max_rows=limit,
+    )
+    if query.realm is not None and query.realm not in query.snapshot.by_name:
+        raise InvalidInput(f"no realm named {query.realm!r}", field="realm")
+    chunks: list[str] = []
+    text = data.decode("utf-8-sig", "surrogateescape")
+    report = batch_lookups.reverse_csv_at(query, io.StringIO(text, newline=""), chunks.append)
+    output = "".join(chunks).encode("utf-8", "surrogateescape")
+    input_sha256 = hashlib.sha256(data).hexdigest()
+    detail: dict[str, Any] = {
+        "batch": {
+            "format": "text/csv",
+            "rows": report.rows,
+            "bad_rows": report.bad_row_count,
+            "counts": report.counts,
+            "input_sha256": input_sha256,
+            "output_sha256": report.output_sha256,
+            "tolerance_seconds": tolerance.total_seconds(),
+            "realm": query.realm,
+            "versions": sorted(report.versions.values(), key=str),
+        },
+        "query": {
+            "case": case,
+            "legal_basis": values["legal_basis"] or None,
+            "requested_by": values["requested_by"] or None,
+            "tz": query.tz,
+            "file": filename[:200],
+            "via": "web",
+        },
+    }
+    entry = audit.record(
+        db,
+        actor,
+        "lookup.reverse_batch",
+        request_id=page.request_id,
+        detail=detail,
+        case=case,
+        status="answered",
+    )
+    db.commit()  # audited before the answers leave
+    return Answered(output, report, entry.seq, entry.entry_sha256, input_sha256)
+
+
+def _download_name(filename: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", filename.rsplit("/", 1)[-1]).strip("._") or "batch"
+    stem = stem[:80].removesuffix(".csv")
+    return f"{stem}-answers.csv"
+
+
+def _render(
+    page: Page, values: dict[str, str], errors: dict[str, str], *, status: int = 200
+) -> Response:
+    limit = min(page.settings.max_batch_rows, page.settings.batch_rows_for(page.role or ""))
+    return page.render(
+        "batch.html",
+        status=status,
+        values=values,
+        errors=errors,
+        limit=limit,
+        max_bytes=page.settings.max_batch_body_bytes,
+    )
