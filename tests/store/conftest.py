@@ -10,6 +10,7 @@ import itertools
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -35,6 +36,13 @@ def _admin_conninfo() -> str:
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
+    with throwaway_database() as url:
+        yield url
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    """A new database on the test server, migrated to head; dropped afterwards."""
     name = f"detnat_test_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5)
@@ -113,6 +121,10 @@ TOKEN_HOLDERS = (
 @pytest.fixture(scope="session")
 def api_tokens(sessions: SessionFactory) -> dict[str, str]:
     """A token per holder (two abuse desks, two admins for four eyes), made in the test store."""
+    return make_tokens(sessions)
+
+
+def make_tokens(sessions: SessionFactory) -> dict[str, str]:
     from detnat.service.tokens import create_token
     from detnat.store.db import unit_of_work
 

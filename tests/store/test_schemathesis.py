@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from api import policy
 from api.app import create_app
 from detnat.settings import Settings
-from tests.store.conftest import TOKEN_HOLDERS
+from detnat.store.db import make_engine, make_sessions
+from tests.store.conftest import TOKEN_HOLDERS, make_tokens, throwaway_database
 
 schemathesis = pytest.importorskip("schemathesis", reason="dev dependency schemathesis")
 checks = schemathesis.checks
@@ -38,7 +39,19 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def st_app(database_url: str, api_tokens: dict[str, str]) -> Iterator[FastAPI]:
+def st_database_url() -> Iterator[str]:
+    """A database of its own: random calls revoke tokens and publish plans that other tests'
+    shared tokens and realms must not see."""
+    with throwaway_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def st_app(st_database_url: str) -> Iterator[FastAPI]:
+    database_url = st_database_url
+    engine = make_engine(database_url, pool_size=1)
+    api_tokens = make_tokens(make_sessions(engine))
+    engine.dispose()
     app = create_app(
         Settings(database_url=database_url, rate_limit_per_second=1e6, rate_limit_burst=1e6)
     )
