@@ -623,13 +623,27 @@ def test_every_ipv4_address_has_exactly_its_dotted_quad(value: int) -> None:
     assert parse_address(text) == (4, value)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.integers(0, (1 << 128) - 1))
-def test_every_spelling_of_an_ipv6_address_reads_as_it_and_is_written_rfc5952(value: int) -> None:
+def check_ipv6_spellings(value: int) -> None:
     address = ipaddress.IPv6Address(value)
     for text in (address.exploded, address.exploded.upper(), address.compressed.upper()):
         assert parse_address(text) == (6, value)
-    assert format_address(6, value) == address.compressed
+    written = format_address(6, value)
+    assert parse_address(written) == (6, value)
+    if address.ipv4_mapped is None:
+        assert written == address.compressed
+    else:  # RFC 5952 section 5: the embedded IPv4 address in dotted quad
+        assert written == f"::ffff:{address.ipv4_mapped}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, (1 << 128) - 1))
+def test_every_spelling_of_an_ipv6_address_reads_as_it_and_is_written_rfc5952(value: int) -> None:
+    check_ipv6_spellings(value)
+
+
+@pytest.mark.parametrize("value", [0xFFFF00000000, 0xFFFFC0000201, 0xFFFFFFFFFFFF])
+def test_ipv4_mapped_addresses_are_written_with_a_dotted_quad(value: int) -> None:
+    check_ipv6_spellings(value)
 
 
 @settings(max_examples=300, deadline=None)
