@@ -259,7 +259,7 @@ class Mapper(ABC):
             return ReverseAnswer(ip, port, status, reason=found)
         if found in self._static_by_index:
             return ReverseAnswer(ip, port, Status.NO_MAPPING, reason=Reason.UNALLOCATED)
-        return ReverseAnswer(ip, port, Status.MATCH, allocation=self.allocation_of(found))
+        return ReverseAnswer(ip, port, Status.MATCH, None, self.allocation_of(found))
 
     def _apply_statics(
         self,
