@@ -41,7 +41,7 @@ import csv
 import io
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
@@ -121,6 +121,34 @@ def _cell(text: str) -> str:
 
 def _encode_row(cells: list[str]) -> bytes:
     return ",".join(map(_cell, cells)).encode("utf-8", "surrogateescape")
+
+
+def read_header(reader: Iterator[list[str]], required: Sequence[str]) -> list[str]:
+    """The header row (blank lines before it skipped): unique names, ``required`` all present."""
+    wanted = ", ".join(required[:-1]) + f" and {required[-1]}"
+    try:
+        names: list[str] = []
+        while not names:
+            names = next(reader)
+    except StopIteration:
+        raise InvalidInput(
+            f"empty file: need a header row with columns {wanted}", field="header"
+        ) from None
+    except csv.Error as exc:
+        raise InvalidInput(f"malformed CSV header ({exc})", field="header") from None
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InvalidInput(f"column {_shown(name)} appears twice", field="header")
+        seen.add(name)
+    missing = [name for name in required if name not in seen]
+    if missing:
+        raise InvalidInput(
+            f"no column {', '.join(map(repr, missing))} (columns are "
+            f"{', '.join(map(_shown, names))}; names are case-sensitive)",
+            field="header",
+        )
+    return names
 
 
 def _shown(text: str) -> str:
@@ -636,29 +664,7 @@ class _Batch:
                 "empty file: need a header row with columns ip and port", field="header"
             )
         lines.load(block)
-        reader = csv.reader(iter(lines), strict=True)
-        names: list[str] = []
-        try:
-            while not names:
-                names = next(reader)
-        except StopIteration:
-            raise InvalidInput(
-                "empty file: need a header row with columns ip and port", field="header"
-            ) from None
-        except csv.Error as exc:
-            raise InvalidInput(f"malformed CSV header ({exc})", field="header") from None
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                raise InvalidInput(f"column {_shown(name)} appears twice", field="header")
-            seen.add(name)
-        for needed in ("ip", "port"):
-            if needed not in seen:
-                raise InvalidInput(
-                    f"no column {needed!r} (columns are {', '.join(map(_shown, names))}; "
-                    "names are case-sensitive)",
-                    field="header",
-                )
+        names = read_header(csv.reader(iter(lines), strict=True), ("ip", "port"))
         self.columns = len(names)
         self.ip_column = names.index("ip")
         self.port_column = names.index("port")

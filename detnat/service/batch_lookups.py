@@ -30,7 +30,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from detnat.batch import BadRow, parse_ip, parse_ipv4_many, parse_port, parse_port_many
+from detnat.batch import BadRow, parse_ip, parse_ipv4_many, parse_port, parse_port_many, read_header
 from detnat.batch import BatchReport as PlanBatchReport
 from detnat.engine import INVALID, REASON_CODES
 from detnat.engine import MATCH as E_MATCH
@@ -294,7 +294,7 @@ def reverse_csv_at(
         write(text)
 
     reader = csv.reader(iter(lines), strict=True)
-    header = _header(reader)
+    header = read_header(reader, REQUIRED)
     columns = len(header)
     ip_col, port_col, time_col = (header.index(name) for name in REQUIRED)
     emit(",".join(map(cell, [*header, *OUTPUT_COLUMNS])) + "\n")
@@ -362,33 +362,6 @@ def reverse_csv_at(
             progress(report.rows)
     report.output_sha256 = digest.hexdigest()
     return report
-
-
-def _header(reader: Iterator[list[str]]) -> list[str]:
-    try:
-        names: list[str] = []
-        while not names:
-            names = next(reader)
-    except StopIteration:
-        raise InvalidInput(
-            "empty batch: need a header row with columns ip, port and time", field="header"
-        ) from None
-    except csv.Error as exc:
-        raise InvalidInput(f"malformed CSV header ({exc})", field="header") from None
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise InvalidInput(f"column {name[:40]!r} appears twice", field="header")
-        seen.add(name)
-    missing = [name for name in REQUIRED if name not in seen]
-    if missing:
-        shown = ", ".join(repr(n[:40]) for n in names)
-        raise InvalidInput(
-            f"no column {', '.join(map(repr, missing))} (columns are {shown}; names are "
-            "case-sensitive)",
-            field="header",
-        )
-    return names
 
 
 def _parse_columns(

@@ -9,7 +9,6 @@ Postgres is a failure, not a skip.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -19,22 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.engine import make_url
 
 from api import policy
 from detnat.planfile import plan_from_data
 from detnat.service import plans, tokens
 from detnat.settings import Settings
-from detnat.store import migrate
-from detnat.store.db import SessionFactory, make_engine, make_sessions, normalise_url, unit_of_work
+from detnat.store.db import SessionFactory, make_engine, make_sessions, unit_of_work
+from tests.store.conftest import TOKEN_HOLDERS, throwaway_database
 from tests.web.support import web_app, web_paths
 
-SERVER_URL = os.environ.get(
-    "DETNAT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 REPO = Path(__file__).resolve().parents[2]
 
 # The world: realm "fra" changed plans at CHANGE with a 2 h drain, so 12:30 is ambiguous.
@@ -42,15 +36,7 @@ V1_FROM = datetime(2020, 1, 1, 0, 0, tzinfo=UTC)
 CHANGE = datetime(2020, 1, 1, 12, 0, tzinfo=UTC)
 FRA_POOL, LAB_POOL = "198.18.0.0/30", "198.18.0.4/30"
 ADDRESS, PORT = "198.18.0.1", 1100  # subscriber 4101: 10.0.16.5 under v1, 10.1.16.5 under v2
-HOLDERS = (
-    ("abuse", "abuse"),
-    ("abuse2", "abuse"),
-    ("legal", "legal"),
-    ("planner", "planner"),
-    ("admin", "admin"),
-    ("admin2", "admin"),
-    ("auditor", "auditor"),
-)
+HOLDERS = TOKEN_HOLDERS
 
 
 def _block_plan(inside: str, pool: str) -> dict[str, Any]:
@@ -63,28 +49,10 @@ def _block_plan(inside: str, pool: str) -> dict[str, Any]:
     }
 
 
-def _admin_conninfo() -> str:
-    url = make_url(normalise_url(SERVER_URL))
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    name = f"detnat_web_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"Postgres is unreachable at {SERVER_URL}: {exc}", pytrace=False)
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(normalise_url(SERVER_URL)).set(database=name)
-    text = url.render_as_string(hide_password=False)
-    try:
-        migrate.upgrade(text)
-        yield text
-    finally:
-        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
