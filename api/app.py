@@ -16,8 +16,7 @@ import gc
 import hashlib
 import io
 import json
-import uuid
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,9 +36,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import policy, web
 from api.capacity import router as capacity_router
+from api.http import (
+    STATUS_OF,
+    BodyLimit,
+    RequestId,
+    StrictJson,
+    json_response,
+    problem,
+    problem_responses,
+)
 from detnat import __version__
 from detnat.errors import (
-    Conflict,
     DetnatError,
     Forbidden,
     InvalidInput,
@@ -57,188 +64,8 @@ from detnat.settings import Settings, get_settings
 from detnat.store import repo
 from detnat.store.async_db import AsyncConnections
 
-PROBLEM = "application/problem+json"
-_STATUS = (
-    (InvalidInput, 422),
-    (NotAuthenticated, 401),
-    (Forbidden, 403),
-    (NotFound, 404),
-    (Conflict, 409),
-    (Unavailable, 503),
-)
-
-
-def problem(status: int, code: str, detail: str, **extra: object) -> JSONResponse:
-    body = {
-        "type": f"https://detnat.dev/problems/{code}",
-        "title": code.replace("_", " "),
-        "status": status,
-        "code": code,
-        "detail": detail,
-        **extra,
-    }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
-
-
-def json_response(body: object, status: int = 200) -> Response:
-    """JSON without FastAPI's encoder pass (answers are plain dicts of str/int/list)."""
-    return Response(
-        json.dumps(body, separators=(",", ":"), ensure_ascii=False),
-        status_code=status,
-        media_type="application/json",
-    )
-
-
-class BodyLimit:
-    """Refuse bodies over the limit with 413, with or without a Content-Length.
-
-    ``limit`` applies to every path but those in ``larger`` (the batch endpoint).
-    """
-
-    def __init__(self, app: Any, limit: int, larger: dict[str, int] | None = None) -> None:
-        self.app, self.limit, self.larger = app, limit, larger or {}
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.larger.get(scope["path"], self.limit)
-        for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-                await problem(413, "body_too_large", f"request body over {limit} bytes")(
-                    scope, receive, send
-                )
-                return
-        seen = 0
-        started = False
-
-        async def limited() -> MutableMapping[str, Any]:
-            nonlocal seen
-            message: MutableMapping[str, Any] = await receive()
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise _TooLarge
-            return message
-
-        async def watched(message: MutableMapping[str, Any]) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited, watched)
-        except _TooLarge:
-            if not started:
-                await problem(413, "body_too_large", f"request body over {limit} bytes")(
-                    scope, receive, send
-                )
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class StrictJson:
-    """Refuse JSON bodies that Python's parser would quietly accept: duplicate keys (the last
-    would win), NaN and Infinity, nesting deep enough to exhaust the parser. 422, before routing.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
-            return
-        kind = b""
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                kind = value.split(b";")[0].strip().lower()
-        if kind != b"application/json" or scope["path"] == "/v1/lookups/reverse/batch":
-            await self.app(scope, receive, send)  # the batch endpoint parses strictly itself
-            return
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, receive, send)
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        try:
-            if body:
-                strict_json(body)
-        except InvalidInput as exc:
-            await problem(422, exc.code, str(exc), field=exc.field)(scope, receive, send)
-            return
-        replayed = False
-
-        async def replay() -> MutableMapping[str, Any]:
-            nonlocal replayed
-            if replayed:
-                message: MutableMapping[str, Any] = await receive()
-                return message
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
-
-
-def strict_json(body: bytes) -> Any:
-    """Parse JSON, refusing duplicate keys, NaN/Infinity and runaway nesting."""
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [k for k, _ in items]
-        if len(set(keys)) != len(keys):
-            dup = next(k for k in keys if keys.count(k) > 1)
-            raise InvalidInput(f"duplicate key {dup[:40]!r}", field="body")
-        return dict(items)
-
-    def constant(name: str) -> Any:
-        raise InvalidInput(f"{name} is not JSON", field="body")
-
-    try:
-        return json.loads(body, object_pairs_hook=pairs, parse_constant=constant)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"not JSON ({exc})", field="body") from None
-    except RecursionError:
-        raise InvalidInput("JSON nested too deeply", field="body") from None
-
-
 AnswerId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 Int32 = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
-
-
-class Problem(BaseModel):
-    """An RFC 9457 problem: every error of the API."""
-
-    type: str
-    title: str
-    status: int
-    code: str = Field(description="Stable machine-readable code, e.g. invalid_query.")
-    detail: str
-    field: str | None = None
-
-
-def _problem_responses() -> dict[int | str, dict[str, Any]]:
-    schema = {"application/problem+json": {"schema": Problem.model_json_schema()}}
-    reasons = {
-        401: "No valid bearer token (unknown, revoked and expired tokens alike).",
-        403: "The token's role may not do this (or the case belongs to someone else).",
-        404: "No such realm, version, answer or token.",
-        409: "The store's invariants refuse it (conflict).",
-        413: "Request body too large.",
-        415: "Unsupported media type.",
-        422: "Invalid input; `field` names it.",
-        429: "Rate limited; see Retry-After.",
-        503: "The database (and so the audit log) is unavailable: no answer was given.",
-    }
-    return {code: {"description": text, "content": schema} for code, text in reasons.items()}
-
-
-# -- request bodies --------------------------------------------------------------------------------
 
 
 class _Body(BaseModel):
@@ -305,28 +132,6 @@ class Ctx:
     revision: int
     request_id: str
     cases: audit.CaseOwners
-
-
-class RequestId:
-    """Give every request an id (``X-Request-Id`` on every response; recorded in the audit)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        async def tagged(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-            await send(message)
-
-        await self.app(scope, receive, tagged)
 
 
 class _RateLimited(Exception):
@@ -458,13 +263,13 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         dependencies=[Depends(guard)],
-        responses=_problem_responses(),
+        responses=problem_responses(),
     )
     app.state.settings = settings  # the web pages read their session settings here
 
     @app.exception_handler(DetnatError)
     async def detnat_error(request: Request, exc: DetnatError) -> JSONResponse:
-        status = next((s for kind, s in _STATUS if isinstance(exc, kind)), 500)
+        status = next((s for kind, s in STATUS_OF if isinstance(exc, kind)), 500)
         headers = {"www-authenticate": "Bearer"} if status == 401 else None
         response = problem(status, exc.code, str(exc), field=exc.field)
         if headers:
