@@ -178,3 +178,27 @@ def test_ipv4_mapped_ipv6_prefixes_are_written_as_rfc_5952_section_5_recommends(
 
     assert str(parse_prefix("::FFFF:102:304/128")) == "::ffff:1.2.3.4/128"
     assert str(parse_prefix("::ffff:0:0/96")) == "::ffff:0.0.0.0/96"
+
+
+@pytest.mark.parametrize("indent", [None, 2, "\t"])
+def test_json_plans_are_read_as_json_whatever_their_indentation(indent: int | str | None) -> None:
+    data = {
+        "algorithm": "block",
+        "inside": {"prefixes": ["10.0.0.0/18"], "subscriber_prefix_length": 32},
+        "outside": {"prefixes": ["1.1.1.0/30"]},
+        "block": {"ratio": 4096},
+    }
+    assert plan_from_text(json.dumps(data, indent=indent)) == plan_from_text(VPP)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('{"algorithm": "block", "algorithm": "map"}', "duplicate key 'algorithm'"),
+        ('{"algorithm": "block", "block": {"ratio": NaN}}', "NaN"),
+        ('{"algorithm": "block",}', "line 1"),
+    ],
+)
+def test_bad_json_plans_are_refused(text: str, words: str) -> None:
+    with pytest.raises(PlanError, match=words):
+        plan_from_text(text)
