@@ -164,8 +164,7 @@ class BlockMapper(Mapper):
         # Excluded addresses are never used, so a static address must be outside every prefix.
         self._bind_statics(lambda ip: self._span.index_of(ip) is not None)
         self._tables = (self._pool.arrays(), self._span.arrays(), self._ports.arrays())
-        single_run = len(self._ports.runs) == 1
-        self._first_port = self._ports.runs[0][0] if single_run else None
+        self._block_ports: dict[int, PortRanges] = {}  # at most B entries
 
     def _size_blocks(self, block: Block) -> None:
         usable = self._ports.count
@@ -249,13 +248,12 @@ class BlockMapper(Mapper):
             address, block = divmod(index, self.det_blocks)
         else:
             block, address = divmod(index, self.addresses)
-        first = block * self.size
-        if self._first_port is not None:
-            low = self._first_port + first
-            return self._pool.value_at(address), ((low, low + self.size - 1),)
-        return self._pool.value_at(address), tuple(
-            self._ports.ranges_between(first, first + self.size - 1)
-        )
+        ports = self._block_ports.get(block)
+        if ports is None:  # the port set of a block is the same on every address: compute it once
+            first = block * self.size
+            ports = tuple(self._ports.ranges_between(first, first + self.size - 1))
+            self._block_ports[block] = ports
+        return self._pool.value_at(address), ports
 
     def _reverse(self, address: int, port: int) -> int | Reason:
         a = self._pool.index_of(address)
