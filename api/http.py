@@ -14,6 +14,7 @@ from typing import Any
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from detnat import strictjson
 from detnat.errors import (
     Conflict,
     Forbidden,
@@ -153,24 +154,8 @@ class StrictJson:
 
 
 def strict_json(body: bytes) -> Any:
-    """Parse JSON, refusing duplicate keys, NaN/Infinity and runaway nesting."""
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [k for k, _ in items]
-        if len(set(keys)) != len(keys):
-            dup = next(k for k in keys if keys.count(k) > 1)
-            raise InvalidInput(f"duplicate key {dup[:40]!r}", field="body")
-        return dict(items)
-
-    def constant(name: str) -> Any:
-        raise InvalidInput(f"{name} is not JSON", field="body")
-
-    try:
-        return json.loads(body, object_pairs_hook=pairs, parse_constant=constant)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"not JSON ({exc})", field="body") from None
-    except RecursionError:
-        raise InvalidInput("JSON nested too deeply", field="body") from None
+    """Parse a request body strictly (:mod:`detnat.strictjson`)."""
+    return strictjson.loads(body, field="body")
 
 
 class Problem(BaseModel):

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from detnat import strictjson
 from detnat.engine import (
     Block,
     Inside,
@@ -211,30 +212,13 @@ class _PlanLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def plan_from_text(text: str, *, source: str = "plan") -> Plan:
     """Parse plan text: JSON when it is a JSON object (tabs and all), else YAML."""
     if text.lstrip().startswith("{"):
         try:
-            data = json.loads(text, object_pairs_hook=_json_object, parse_constant=_no_constants)
-        except json.JSONDecodeError as exc:
-            raise PlanError(
-                f"not valid JSON (line {exc.lineno}): {exc.msg}", field=source
-            ) from None
-        except ValueError as exc:
-            raise PlanError(f"not valid JSON: {exc}", field=source) from None
+            data = strictjson.loads(text, field=source)
+        except InvalidInput as exc:
+            raise PlanError(exc.message, field=source) from None
         return plan_from_data(data)
     try:
         data = yaml.load(text, Loader=_PlanLoader)  # a SafeLoader subclass

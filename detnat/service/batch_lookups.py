@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +29,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from detnat import strictjson
 from detnat.batch import BadRow, parse_ip, parse_ipv4_many, parse_port, parse_port_many, read_header
 from detnat.batch import BatchReport as PlanBatchReport
 from detnat.engine import INVALID, REASON_CODES
@@ -488,26 +488,7 @@ __all__ = ["BatchQuery", "BatchReport", "answer_rows", "cell", "reverse_csv_at",
 def load_json_rows(body: bytes) -> list[Any]:
     """A JSON array, strictly: no duplicate keys, no NaN/Infinity, bounded nesting."""
 
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [k for k, _ in items]
-        if len(set(keys)) != len(keys):
-            dup = next(k for k in keys if keys.count(k) > 1)
-            raise InvalidInput(f"duplicate key {dup[:40]!r} in an object", field="batch")
-        return dict(items)
-
-    def constant(name: str) -> Any:
-        raise InvalidInput(f"{name} is not JSON", field="batch")
-
-    try:
-        data = json.loads(body, object_pairs_hook=pairs, parse_constant=constant)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="batch"
-        ) from None
-    except UnicodeDecodeError:
-        raise InvalidInput("not UTF-8 JSON", field="batch") from None
-    except RecursionError:
-        raise InvalidInput("JSON nested too deeply", field="batch") from None
+    data = strictjson.loads(body, field="batch")
     if not isinstance(data, list):
         raise InvalidInput("want a JSON array of {ip, port, time} objects", field="batch")
     if not data:

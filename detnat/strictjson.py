@@ -1,0 +1,36 @@
+"""JSON read strictly, for everything detnat accepts as JSON (plan files, API bodies, batches).
+
+Duplicate keys are refused (not "the last one wins"), so are ``NaN`` / ``Infinity`` (not JSON) and
+runaway nesting; every refusal is an :class:`InvalidInput` naming the field it concerns.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from detnat.errors import InvalidInput
+
+
+def loads(data: str | bytes, *, field: str) -> Any:
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise InvalidInput(f"duplicate key {key[:40]!r}", field=field)
+            out[key] = value
+        return out
+
+    def constant(name: str) -> Any:
+        raise InvalidInput(f"{name} is not JSON", field=field)
+
+    try:
+        return json.loads(data, object_pairs_hook=pairs, parse_constant=constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field=field
+        ) from None
+    except UnicodeDecodeError:
+        raise InvalidInput("not UTF-8 JSON", field=field) from None
+    except RecursionError:
+        raise InvalidInput("JSON nested too deeply", field=field) from None
