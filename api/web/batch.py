@@ -20,10 +20,9 @@ from fastapi import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.web.routing import Page, PageDep, router
+from api.web.routing import Page, PageDep, check_lookup_fields, router
 from detnat.errors import DetnatError, InvalidInput
 from detnat.service import audit, batch_lookups, plans
-from detnat.service.times import check_tolerance, parse_duration
 
 FIELDS = ("case", "tolerance", "tz", "realm", "legal_basis", "requested_by")
 STATUS_WORDS = {
@@ -102,21 +101,7 @@ def _values(page: Page) -> dict[str, str]:
 
 
 def _check(values: dict[str, str], errors: dict[str, str]) -> timedelta | None:
-    tolerance = None
-    try:
-        tolerance = check_tolerance(parse_duration(values["tolerance"]))
-    except InvalidInput as exc:
-        errors["tolerance"] = exc.message
-    for name, limit in (("case", audit.MAX_CASE), ("legal_basis", 500), ("requested_by", 500)):
-        if name == "case" or values[name]:
-            try:
-                audit.check_reference(values[name], field=name, limit=limit)
-            except InvalidInput as exc:
-                errors[name] = (
-                    "Give the case reference this batch is for."
-                    if name == "case" and not values[name]
-                    else exc.message
-                )
+    tolerance = check_lookup_fields(values, errors, "batch")
     if values["tz"]:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 

@@ -16,10 +16,10 @@ from fastapi import Response
 
 from api.web import access
 from api.web.explain import Mark, explain, human, timeline_svg
-from api.web.routing import Page, PageDep, router
+from api.web.routing import Page, PageDep, check_lookup_fields, router
 from detnat.errors import DetnatError, InvalidInput, NotFound
 from detnat.service import audit, evidence, lookups
-from detnat.service.times import check_tolerance, format_instant, parse_duration, parse_instant
+from detnat.service.times import format_instant, parse_instant
 from detnat.store import repo
 from detnat.store.models import AuditEntry
 
@@ -118,20 +118,7 @@ def _parse(
     else:
         port = int(text)
     at = _instant(values, errors)
-    try:
-        tolerance = check_tolerance(parse_duration(values["tolerance"]))
-    except InvalidInput as exc:
-        errors["tolerance"] = exc.message
-    for name, limit in (("case", audit.MAX_CASE), ("legal_basis", 500), ("requested_by", 500)):
-        if name == "case" or values[name]:
-            try:
-                audit.check_reference(values[name], field=name, limit=limit)
-            except InvalidInput as exc:
-                errors[name] = (
-                    "Give the case reference this lookup is for."
-                    if name == "case" and not values[name]
-                    else exc.message
-                )
+    tolerance = check_lookup_fields(values, errors, "lookup")
     if at is None or tolerance is None or port is None:
         return None
     return at, tolerance, port

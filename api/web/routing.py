@@ -23,7 +23,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,6 +51,7 @@ from detnat.errors import (
     Unavailable,
 )
 from detnat.service import audit
+from detnat.service.times import check_tolerance, parse_duration
 from detnat.settings import Settings, get_settings
 from detnat.store.models import ApiToken
 
@@ -417,3 +418,26 @@ def _asset_digest(name: str) -> str:
 def asset_url(name: str) -> str:
     """A static file's URL, with its content hash so browsers never keep a stale copy."""
     return f"/web/static/{name}?v={_asset_digest(name)}"
+
+
+def check_lookup_fields(
+    values: dict[str, str], errors: dict[str, str], what: str
+) -> timedelta | None:
+    """Check a form's tolerance and case fields (case required, the others optional), putting each
+    problem under its field in ``errors``; the tolerance when it is valid."""
+    tolerance = None
+    try:
+        tolerance = check_tolerance(parse_duration(values["tolerance"]))
+    except InvalidInput as exc:
+        errors["tolerance"] = exc.message
+    for name, limit in (("case", audit.MAX_CASE), ("legal_basis", 500), ("requested_by", 500)):
+        if name == "case" or values[name]:
+            try:
+                audit.check_reference(values[name], field=name, limit=limit)
+            except InvalidInput as exc:
+                errors[name] = (
+                    f"Give the case reference this {what} is for."
+                    if name == "case" and not values[name]
+                    else exc.message
+                )
+    return tolerance
