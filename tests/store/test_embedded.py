@@ -28,7 +28,10 @@ engine.dispose()
 
 def test_embedded_postgres_starts_and_is_migrated(tmp_path: Path) -> None:
     # A subprocess: pgserver stops its server at interpreter exit, not ours to keep running.
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": str(tmp_path),
+    }  # root: pgserver runs useradd
     run = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path / "data")],
         capture_output=True,
