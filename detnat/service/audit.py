@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -44,6 +47,7 @@ CONTENT_FIELDS = (
     "detail",
 )
 MAX_CASE = 200
+SHOWN = 20  # broken entries named one by one; the rest are counted
 _BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
@@ -90,6 +94,43 @@ def check_reference(value: object, *, field: str, limit: int = MAX_CASE) -> str:
 
 def canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def stored_form(value: object) -> Any:
+    """``value`` as Postgres' JSONB will give it back: what an entry's hash must cover.
+
+    JSONB stores numbers as ``numeric``: ``-0.0`` comes back as ``0.0`` and ``1e30`` as the integer
+    ``1000000000000000000000000000000``, so an integral float becomes that exact integer here;
+    other finite floats round-trip. JSONB refuses ``\\u0000``, and a lone surrogate cannot be
+    encoded: both become U+FFFD. NaN and infinities, and anything that is not JSON, are a bug of
+    the caller (``ValueError``/``TypeError``): an entry must never be hashed as something it is not.
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return _safe_text(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} cannot be stored in an audit entry")
+        exact = Decimal(repr(value))
+        return int(exact) if exact == exact.to_integral_value() else value
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"audit detail keys are strings, not {type(key).__name__}")
+            out[_safe_text(key)] = stored_form(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [stored_form(item) for item in value]
+    raise TypeError(f"{type(value).__name__} is not JSON (audit detail)")
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _safe_text(text: str) -> str:
+    return _UNSTORABLE.sub("\ufffd", text) if _UNSTORABLE.search(text) else text
 
 
 def sha256_text(text: str) -> str:
@@ -164,6 +205,7 @@ def _entry(
 ) -> tuple[dict[str, Any], dict[str, Any], str]:
     """(the row's values, the content as hashed, its content_sha256)."""
     moment = at or plans.utcnow()
+    detail = stored_form(detail)
     content = entry_content(
         at=moment,
         actor=actor.name,
@@ -366,13 +408,11 @@ def verify(
     wanted = {seq for _, seq, _ in marks}
     prev, expected, count = GENESIS, 1, 0
     hashes: dict[int, str] = {}  # of the checkpointed entries only
-    first_audit: Broken | None = None
+    bad_entries = 0
     for entry in entries(session):
         count += 1
         if entry.seq in wanted:
             hashes[entry.seq] = entry.entry_sha256
-        if first_audit is not None:
-            continue
         why = None
         if entry.seq != expected:
             why = f"expected entry {expected} here: entries {expected}..{entry.seq - 1} missing"
@@ -383,12 +423,18 @@ def verify(
         elif entry.entry_sha256 != chain_hash(entry.seq, entry.prev_sha256, entry.content_sha256):
             why = "entry_sha256 does not match (hash altered)"
         if why is not None:
-            first_audit = Broken("audit", f"entry {entry.seq}", why)
+            bad_entries += 1
+            if bad_entries <= SHOWN:
+                broken.append(Broken("audit", f"entry {entry.seq}", why))
         prev, expected = entry.entry_sha256, entry.seq + 1
-    if first_audit is not None:
-        broken.append(first_audit)
-    current = head(session)
-    if first_audit is None and (current.seq != expected - 1 or current.sha256 != prev):
+    if bad_entries > SHOWN:
+        broken.append(
+            Broken("audit", "log", f"{bad_entries} broken entries in all ({SHOWN} shown)")
+        )
+    current = session.get(AuditHead, 1)
+    if current is None:
+        broken.append(Broken("audit", "head", "the head row is missing (audit_head emptied)"))
+    elif current.seq != expected - 1 or current.sha256 != prev:
         broken.append(
             Broken(
                 "audit",
@@ -413,7 +459,8 @@ def verify(
         "realms": len(repo.realms(session)),
         "plan_versions": versions,
         "audit_entries": count,
-        "head": {"seq": current.seq, "sha256": current.sha256},
+        "broken_entries": bad_entries,
+        "head": {"seq": current.seq, "sha256": current.sha256} if current else None,
         "checkpoints_checked": len(marks),
         "ok": not broken,
     }
