@@ -55,7 +55,16 @@ from detnat.errors import (
     Unavailable,
 )
 from detnat.planfile import plan_from_data
-from detnat.service import audit, batch_lookups, evidence, lookups, plans, times, tokens
+from detnat.service import (
+    audit,
+    batch_lookups,
+    evidence,
+    integrity,
+    lookups,
+    plans,
+    times,
+    tokens,
+)
 from detnat.service.plans import MapperCache
 from detnat.service.timelines import TimelineCache, Timelines
 from detnat.service.times import format_instant, parse_duration, parse_instant, tolerance_seconds
@@ -117,6 +126,11 @@ class ForwardIn(_Identity):
 class TokenIn(_Body):
     name: str = Field(examples=["abuse-desk-1"])
     role: str = Field(examples=["abuse"])
+    person: str | None = Field(
+        default=None,
+        examples=["Alice Example"],
+        description="Who holds the token (default: its name); four eyes compares people.",
+    )
     expires: str | None = Field(default=None, examples=["90d"])
 
 
@@ -354,11 +368,12 @@ def create_app(settings: Settings) -> FastAPI:
             ctx.session,
             body.name,
             session_drain=drain,
+            by=ctx.actor,
+            request_id=ctx.request_id,
             description=body.description,
             single_approver=body.single_approver,
         )
         shown = plans.realm_json(ctx.session, realm)
-        _audit(ctx, "realm.create", shown)
         ctx.session.commit()
         return shown
 
@@ -380,11 +395,11 @@ def create_app(settings: Settings) -> FastAPI:
             plan,
             effective_from=parse_instant(body.effective_from, field="effective_from"),
             reason=body.reason,
-            published_by=ctx.actor.name,
+            by=ctx.actor,
+            request_id=ctx.request_id,
             correction=body.correction,
         )
         shown = plans.version_json(ctx.session, plans.get_realm(ctx.session, realm), version)
-        _audit(ctx, "plan.publish", shown)
         ctx.session.commit()
         return shown
 
@@ -400,12 +415,12 @@ def create_app(settings: Settings) -> FastAPI:
             ctx.session,
             realm,
             n,
-            approved_by=ctx.actor.name,
+            by=ctx.actor,
+            request_id=ctx.request_id,
             content_sha256=body.content_sha256,
         )
         row = plans.get_realm(ctx.session, realm)
         shown = plans.version_json(ctx.session, row, plans.get_version(ctx.session, row, n))
-        _audit(ctx, "plan.approve", shown)
         ctx.session.commit()
         return shown
 
@@ -557,18 +572,22 @@ def create_app(settings: Settings) -> FastAPI:
     async def create_token(body: TokenIn, ctx: CtxDep) -> dict[str, object]:
         expires = tokens.parse_expiry(body.expires, field="expires") if body.expires else None
         secret, row = tokens.create_token(
-            ctx.session, name=body.name, role=body.role, created_by=ctx.actor.name, expires=expires
+            ctx.session,
+            name=body.name,
+            role=body.role,
+            by=ctx.actor,
+            person=body.person,
+            expires=expires,
+            request_id=ctx.request_id,
         )
         shown = tokens.token_json(row)
-        _audit(ctx, "token.create", shown)
         ctx.session.commit()
         return {"token": secret, **shown}
 
     @app.delete("/v1/tokens/{token_id}", tags=["tokens"])
     async def revoke_token(token_id: Int32, ctx: CtxDep) -> dict[str, object]:
-        row = tokens.revoke_token(ctx.session, token_id, by=ctx.actor.name)
+        row = tokens.revoke_token(ctx.session, token_id, by=ctx.actor, request_id=ctx.request_id)
         shown = tokens.token_json(row)
-        _audit(ctx, "token.revoke", shown)
         ctx.session.commit()
         return shown
 
@@ -590,7 +609,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/audit/verify", tags=["audit"])
     async def verify_audit(ctx: CtxDep) -> dict[str, object]:
-        broken, summary = await run_in_threadpool(audit.verify, ctx.session)
+        broken, summary = await run_in_threadpool(integrity.verify, ctx.session)
         return {**summary, "broken": [str(b) for b in broken]}
 
     @app.post("/v1/audit/checkpoints", tags=["audit"], status_code=201)
@@ -634,13 +653,13 @@ def _checked_identity(body: _Identity | _BatchIdentity) -> str:
 def _identity(ctx: Ctx, body: _Identity | _BatchIdentity) -> str:
     """Validate the case reference (and basis, requester); open or check the case."""
     case = _checked_identity(body)
-    ctx.cases.claim(ctx.session, case, ctx.actor)
+    ctx.cases.claim(ctx.session, case, ctx.actor, request_id=ctx.request_id)
     return case
 
 
 async def _identity_async(look: Lookup, body: _Identity) -> str:
     case = _checked_identity(body)
-    await look.cases.claim_async(look.conn, case, look.actor)
+    await look.cases.claim_async(look.conn, case, look.actor, request_id=look.request_id)
     return case
 
 

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from detnat.planfile import plan_from_data  # noqa: E402
 from detnat.service import plans  # noqa: E402
+from detnat.service.audit import Actor  # noqa: E402
 from detnat.store import migrate  # noqa: E402
 from detnat.store.db import make_engine, make_sessions, normalise_url, unit_of_work  # noqa: E402
 
@@ -92,7 +93,13 @@ def seed(url: str, realms: int, versions: int, *, first: int = 0) -> list[str]:
         name = f"bench-{r}"
         names.append(name)
         with unit_of_work(sessions) as s:
-            plans.create_realm(s, name, session_drain=timedelta(0), single_approver=True)
+            plans.create_realm(
+                s,
+                name,
+                by=Actor("tester", "admin"),
+                session_drain=timedelta(0),
+                single_approver=True,
+            )
         with unit_of_work(sessions) as s:
             for v in range(versions):
                 ratio = 4096 if v % 2 == 0 else 8192
@@ -105,7 +112,7 @@ def seed(url: str, realms: int, versions: int, *, first: int = 0) -> list[str]:
                     plan_from_data(data),
                     effective_from=T0 + timedelta(minutes=v),
                     reason=f"bench {v}",
-                    published_by="bench",
+                    by=Actor("bench", "admin"),
                     clock=EARLY,
                 )
     engine.dispose()
@@ -308,7 +315,7 @@ def publish_into_long_history(url: str) -> dict[str, float]:
                 plan_from_data(plan(pool_of(9000))),
                 effective_from=T0 + timedelta(minutes=1000 + k),
                 reason="bench",
-                published_by="b",
+                by=Actor("b", "admin"),
                 clock=EARLY,
             )
         times.append(time.perf_counter() - t)
@@ -356,7 +363,7 @@ def bench_headers(url: str) -> dict[str, str]:
 
     engine = make_engine(url)
     with unit_of_work(make_sessions(engine)) as s:
-        secret, _ = create_token(s, name="bench", role="legal", created_by="bench")
+        secret, _ = create_token(s, name="bench", role="legal", by=Actor("bench", "admin"))
     engine.dispose()
     return {"Authorization": f"Bearer {secret}"}
 

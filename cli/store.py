@@ -136,7 +136,7 @@ def forward_at(
     actor = operator()
     failed = False
     with store_session() as session:
-        audit.CaseOwners().claim(session, case, actor)
+        audit.CaseOwners().claim(session, case, actor, request_id=_request_id())
         for query in queries:
             try:
                 answer = lookups.forward_at(session, query, at=moment, realm=realm)
@@ -205,7 +205,7 @@ def reverse_at(
     actor = operator()
     failed = False
     with store_session() as session:
-        audit.CaseOwners().claim(session, case, actor)
+        audit.CaseOwners().claim(session, case, actor, request_id=_request_id())
         for query in queries:
             trace: dict[str, object] = {}
             try:
@@ -301,7 +301,7 @@ def reverse_batch_at(
     except OSError as exc:
         raise InvalidInput(f"cannot read: {exc.strerror}", field=str(batch)) from None
     with raw, store_session() as session:
-        audit.CaseOwners().claim(session, case, actor)
+        audit.CaseOwners().claim(session, case, actor, request_id=_request_id())
         total = os.fstat(raw.fileno()).st_size
         counted = _Counted(raw)
         lines = io.TextIOWrapper(
@@ -462,11 +462,12 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
                 session,
                 name,
                 session_drain=drain,
+                by=actor,
+                request_id=_request_id(),
                 description=description,
                 single_approver=single_approver,
             )
             shown = plans.realm_json(session, realm)
-            _audit(session, actor, "realm.create", shown)
         emit_json(shown) if json_out else print(f"realm {name} created")
 
     @realm_app.command("list")
@@ -535,11 +536,11 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
                 plan,
                 effective_from=when,
                 reason=reason,
-                published_by=actor.name,
+                by=actor,
+                request_id=_request_id(),
                 correction=correction,
             )
             shown = plans.version_json(session, plans.get_realm(session, realm), version)
-            _audit(session, actor, "plan.publish", shown)
         if json_out:
             emit_json(shown)
         else:
@@ -564,11 +565,15 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
         actor = operator()
         with store_session() as session:
             plans.approve(
-                session, realm, version, approved_by=actor.name, content_sha256=content_sha256
+                session,
+                realm,
+                version,
+                by=actor,
+                request_id=_request_id(),
+                content_sha256=content_sha256,
             )
             row = plans.get_realm(session, realm)
             shown = plans.version_json(session, row, plans.get_version(session, row, version))
-            _audit(session, actor, "plan.approve", shown)
         if json_out:
             emit_json(shown)
         else:
@@ -684,10 +689,6 @@ def _listening_socket(host: str, port: int) -> Any:
         raise Unavailable(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.set_inheritable(True)
     return sock
-
-
-def _audit(session: Session, actor: audit.Actor, action: str, detail: dict[str, Any]) -> None:
-    audit.record(session, actor, action, request_id=_request_id(), detail=detail)
 
 
 def register_trust(app: typer.Typer) -> None:

@@ -17,7 +17,6 @@ import typer
 from cli.output import EXIT_BROKEN, EXIT_OK, emit_json, guarded, lazy_module
 from cli.store import (
     JsonOpt,
-    _audit,
     _refuse_existing,
     _request_id,
     _write_new,
@@ -27,12 +26,13 @@ from cli.store import (
 from detnat.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from detnat.service import audit, batch_lookups, evidence, tokens
+    from detnat.service import audit, batch_lookups, evidence, integrity, tokens
     from detnat.store import repo
 else:  # loaded when a command runs (CLI start-up time)
     audit = lazy_module("detnat.service.audit")
     batch_lookups = lazy_module("detnat.service.batch_lookups")
     evidence = lazy_module("detnat.service.evidence")
+    integrity = lazy_module("detnat.service.integrity")
     tokens = lazy_module("detnat.service.tokens")
     repo = lazy_module("detnat.store.repo")
 
@@ -53,6 +53,10 @@ def register(app: typer.Typer) -> None:
         expires: Annotated[
             str | None, typer.Option("--expires", help="Lifetime, e.g. 90d, 12h.")
         ] = None,
+        person: Annotated[
+            str | None,
+            typer.Option("--person", help="Who holds it (default: --name); four eyes compares it."),
+        ] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Create a token and print it once (only its SHA-256 is stored)."""
@@ -60,10 +64,15 @@ def register(app: typer.Typer) -> None:
         actor = operator()
         with store_session() as session:
             secret, row = tokens.create_token(
-                session, name=name, role=role, created_by=actor.name, expires=lifetime
+                session,
+                name=name,
+                role=role,
+                by=actor,
+                person=person,
+                expires=lifetime,
+                request_id=_request_id(),
             )
             shown = tokens.token_json(row)
-            _audit(session, actor, "token.create", shown)
         if json_out:
             emit_json({"token": secret, "id": shown["id"], "role": shown["role"]})
         else:
@@ -94,8 +103,8 @@ def register(app: typer.Typer) -> None:
         """Revoke a token (at once, on every worker)."""
         actor = operator()
         with store_session() as session:
-            shown = tokens.token_json(tokens.revoke_token(session, token_id, by=actor.name))
-            _audit(session, actor, "token.revoke", shown)
+            row = tokens.revoke_token(session, token_id, by=actor, request_id=_request_id())
+            shown = tokens.token_json(row)
         emit_json(shown) if json_out else print(f"token {token_id} revoked")
 
     @audit_app.command("verify")
@@ -110,7 +119,7 @@ def register(app: typer.Typer) -> None:
         """Walk the plan-version chains and the audit chain; name the first broken link."""
         mark = _read_checkpoint(checkpoint) if checkpoint is not None else None
         with store_session() as session:
-            broken, summary = audit.verify(session, checkpoint=mark)
+            broken, summary = integrity.verify(session, checkpoint=mark)
         if json_out:
             emit_json({**summary, "broken": [str(b) for b in broken]})
         else:
@@ -211,15 +220,21 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(EXIT_BROKEN if problems else EXIT_OK)
 
 
-def _read_checkpoint(path: Path) -> tuple[int, str]:
+def _read_checkpoint(path: Path) -> integrity.Checkpoint:
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
         seq, sha = data["seq"], data["sha256"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        heads = data.get("plan_heads", {})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidInput(f"not a checkpoint file ({exc})", field=str(path)) from None
-    if not isinstance(seq, int) or not isinstance(sha, str):
+    if (
+        not isinstance(seq, int)
+        or not isinstance(sha, str)
+        or not isinstance(heads, dict)
+        or not all(isinstance(h, dict) for h in heads.values())
+    ):
         raise InvalidInput("not a checkpoint file", field=str(path))
-    return seq, sha
+    return integrity.Checkpoint(seq, sha, heads)
 
 
 EXPORT_COLUMNS = ("seq", "at", "actor", "role", "action", "case", "status", "request_id")

@@ -125,7 +125,7 @@ def _answer(
     assert actor is not None
     db = page.db
     case = values["case"]
-    page.state.cases.claim(db, case, actor)
+    page.state.cases.claim(db, case, actor, request_id=page.request_id)
     query = batch_lookups.BatchQuery(
         snapshot=page.state.timelines.get(db),
         now=plans.utcnow(),

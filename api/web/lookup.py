@@ -60,7 +60,7 @@ async def lookup(page: PageDep) -> Response:
     db = page.db
     case = values["case"]
     try:
-        page.state.cases.claim(db, case, actor)
+        page.state.cases.claim(db, case, actor, request_id=page.request_id)
         trace: dict[str, object] = {}
         answer = lookups.reverse_at(
             db,

@@ -23,7 +23,7 @@ from api.web.routing import Page, PageDep, router
 from detnat.capacity import diff_plans
 from detnat.engine import Mapper
 from detnat.errors import Conflict, DetnatError
-from detnat.service import audit, plans
+from detnat.service import plans
 from detnat.service.times import format_instant
 from detnat.store import repo
 from detnat.store.models import PlanVersion, Realm
@@ -102,13 +102,9 @@ async def approve(realm: str, n: Seq, page: PageDep) -> Response:
             db,
             realm,
             n,
-            approved_by=actor.name,
+            by=actor,
+            request_id=page.request_id,
             content_sha256=page.field("content_sha256") or None,
-        )
-        row = plans.get_realm(db, realm)
-        shown = plans.version_json(db, row, plans.get_version(db, row, n))
-        audit.record(
-            db, actor, "plan.approve", request_id=page.request_id, detail={**shown, "via": "web"}
         )
         db.commit()
     except Conflict as exc:

@@ -6,8 +6,9 @@ answer is returned: if the entry cannot be written, the transaction fails and no
 
 An entry's ``content_sha256`` is the SHA-256 of its canonical JSON (:func:`entry_content`),
 computed here; Postgres chains it (trigger ``audit_log_chain``, see migration 0003):
-``entry_sha256 = sha256("{seq}:{prev_sha256}:{content_sha256}")``. :func:`verify` recomputes
-both, walks the chain and the plan-version chains, and names the first broken link.
+``entry_sha256 = sha256("{seq}:{prev_sha256}:{content_sha256}")``.
+:func:`detnat.service.integrity.verify` recomputes both, walks the chains and holds the store
+against the entries. The hash covers the entry as Postgres stores it (:func:`stored_form`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from detnat import __version__
 from detnat.errors import Forbidden, InvalidInput
-from detnat.service import plans
+from detnat.service.clock import utcnow
 from detnat.service.times import format_instant
 from detnat.store import repo
 from detnat.store.models import AuditCheckpoint, AuditEntry, AuditHead, Case
@@ -204,7 +205,7 @@ def _entry(
     at: datetime | None,
 ) -> tuple[dict[str, Any], dict[str, Any], str]:
     """(the row's values, the content as hashed, its content_sha256)."""
-    moment = at or plans.utcnow()
+    moment = at or utcnow()
     detail = stored_form(detail)
     content = entry_content(
         at=moment,
@@ -279,35 +280,76 @@ async def record_async(
 
 
 class CaseOwners:
-    """Who opened each case. Owners never change, so they are cached for good."""
+    """Who opened each case, and for which role. Owners never change, so they are cached — but
+    only once their row is committed: a case opened by a request that then fails is rolled back
+    with it, and must not live on in the cache (issue 10: that let another desk claim it)."""
 
     def __init__(self) -> None:
-        self._owners: dict[str, str] = {}
+        self._owners: dict[str, tuple[str, str]] = {}
 
-    def claim(self, session: Session, case: str, actor: Actor) -> str:
-        """Open ``case`` for ``actor`` if new; an abuse token may only use cases it opened."""
-        owner = self._owners.get(case)
-        if owner is None:
-            owner = repo.claim_case(session, case, actor.owner, plans.utcnow())
-            if len(self._owners) < 100_000:
-                self._owners[case] = owner
-        return self._check(owner, actor)
+    def claim(self, session: Session, case: str, actor: Actor, *, request_id: str) -> str:
+        """Open ``case`` for ``actor`` if new (audited: ``case.open``); check it may use it."""
+        known = self._owners.get(case)
+        if known is None:
+            values, _, _ = _entry(
+                actor,
+                "case.open",
+                request_id=request_id,
+                detail={"record": case_record(case, actor.owner, actor.role)},
+                case=case,
+                status=None,
+                at=None,
+            )
+            owner, role, opened = repo.claim_case(session, case, actor.owner, actor.role, values)
+            known = (owner, role)
+            if not opened:
+                self._remember(case, known)
+        return self._check(case, known, actor)
 
-    async def claim_async(self, conn: repo.AsyncConn, case: str, actor: Actor) -> str:
-        owner = self._owners.get(case)
-        if owner is None:
-            owner = await repo.claim_case_async(conn, case, actor.owner, plans.utcnow())
-            if len(self._owners) < 100_000:
-                self._owners[case] = owner
-        return self._check(owner, actor)
+    async def claim_async(
+        self, conn: repo.AsyncConn, case: str, actor: Actor, *, request_id: str
+    ) -> str:
+        known = self._owners.get(case)
+        if known is None:
+            values, _, _ = _entry(
+                actor,
+                "case.open",
+                request_id=request_id,
+                detail={"record": case_record(case, actor.owner, actor.role)},
+                case=case,
+                status=None,
+                at=None,
+            )
+            owner, role, opened = await repo.claim_case_async(
+                conn, case, actor.owner, actor.role, values
+            )
+            known = (owner, role)
+            if not opened:
+                self._remember(case, known)
+        return self._check(case, known, actor)
+
+    def _remember(self, case: str, known: tuple[str, str]) -> None:
+        if len(self._owners) < 100_000:
+            self._owners[case] = known
 
     @staticmethod
-    def _check(owner: str, actor: Actor) -> str:
+    def _check(case: str, known: tuple[str, str], actor: Actor) -> str:
+        owner, role = known
+        if role != actor.role:
+            raise Forbidden(
+                f"this case reference belongs to the {role} role's cases; use a case of your own",
+                field="case",
+            )
         if actor.role == "abuse" and owner != actor.owner:
             raise Forbidden(
                 "this case reference was opened by someone else; use your own case", field="case"
             )
         return owner
+
+
+def case_record(case: str, owner: str, role: str) -> dict[str, str]:
+    """What ``case.open`` records of a case (and ``audit verify`` holds the row against)."""
+    return {"case": case, "owner": owner, "role": role}
 
 
 def may_read_case(session: Session, actor: Actor, case: str | None) -> bool:
@@ -317,7 +359,7 @@ def may_read_case(session: Session, actor: Actor, case: str | None) -> bool:
     if actor.role != "abuse" or case is None:
         return False
     found = session.get(Case, case)
-    return found is not None and found.owner == actor.owner
+    return found is not None and found.owner == actor.owner and found.role == actor.role
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -355,125 +397,29 @@ def head(session: Session) -> AuditHead:
 def checkpoint(session: Session, actor: Actor, *, request_id: str) -> dict[str, Any]:
     """Record the current head (to keep outside the database too); audited itself."""
     current = head(session)
-    mark = AuditCheckpoint(seq=current.seq, sha256=current.sha256, at=plans.utcnow(), by=actor.name)
+    heads = repo.plan_heads(session)
+    mark = AuditCheckpoint(
+        seq=current.seq, sha256=current.sha256, at=utcnow(), by=actor.name, plan_heads=heads
+    )
     session.add(mark)
     repo.flush(session)
-    shown = {"seq": mark.seq, "sha256": mark.sha256, "at": format_instant(mark.at)}
+    shown = {
+        "seq": mark.seq,
+        "sha256": mark.sha256,
+        "at": format_instant(mark.at),
+        "plan_heads": heads,
+    }
     record(session, actor, "audit.checkpoint", request_id=request_id, detail=shown)
     return shown
-
-
-# -- verifying -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Broken:
-    """The first broken link: where (``what`` and ``key``) and why."""
-
-    what: str  # "audit" | "plan_versions" | "approval" | "checkpoint"
-    key: str
-    why: str
-
-    def __str__(self) -> str:
-        return f"{self.what} {self.key}: {self.why}"
-
-
-def verify(
-    session: Session, *, checkpoint: tuple[int, str] | None = None
-) -> tuple[list[Broken], dict[str, Any]]:
-    """Walk every realm's version chain, the approvals and the audit chain.
-
-    ``checkpoint`` (seq, sha256) is an exported head to check against (default: the last one
-    recorded in the database). Returns the broken links found (the first per chain) and counts.
-    """
-    broken: list[Broken] = []
-    versions = 0
-    for realm in repo.realms(session):
-        versions += len(repo.history(session, realm.id))
-        seq = plans.verify_chain(session, realm)
-        if seq is not None:
-            broken.append(
-                Broken("plan_versions", f"{realm.name} v{seq}", "record or content hash altered")
-            )
-        for problem in plans.verify_approvals(session, realm):
-            broken.append(Broken("approval", f"{realm.name} {problem[0]}", problem[1]))
-    marks: list[tuple[str, int, str]] = []
-    if checkpoint is not None:
-        marks.append(("exported", *checkpoint))
-    last = session.scalars(
-        select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1)
-    ).one_or_none()
-    if last is not None:
-        marks.append(("recorded", last.seq, last.sha256))
-    wanted = {seq for _, seq, _ in marks}
-    prev, expected, count = GENESIS, 1, 0
-    hashes: dict[int, str] = {}  # of the checkpointed entries only
-    bad_entries = 0
-    for entry in entries(session):
-        count += 1
-        if entry.seq in wanted:
-            hashes[entry.seq] = entry.entry_sha256
-        why = None
-        if entry.seq != expected:
-            why = f"expected entry {expected} here: entries {expected}..{entry.seq - 1} missing"
-        elif entry.prev_sha256 != prev:
-            why = "prev_sha256 does not match the previous entry (removed, reordered or altered)"
-        elif entry.content_sha256 != sha256_text(canonical(content_of(entry))):
-            why = "content altered (content_sha256 does not match the entry)"
-        elif entry.entry_sha256 != chain_hash(entry.seq, entry.prev_sha256, entry.content_sha256):
-            why = "entry_sha256 does not match (hash altered)"
-        if why is not None:
-            bad_entries += 1
-            if bad_entries <= SHOWN:
-                broken.append(Broken("audit", f"entry {entry.seq}", why))
-        prev, expected = entry.entry_sha256, entry.seq + 1
-    if bad_entries > SHOWN:
-        broken.append(
-            Broken("audit", "log", f"{bad_entries} broken entries in all ({SHOWN} shown)")
-        )
-    current = session.get(AuditHead, 1)
-    if current is None:
-        broken.append(Broken("audit", "head", "the head row is missing (audit_head emptied)"))
-    elif current.seq != expected - 1 or current.sha256 != prev:
-        broken.append(
-            Broken(
-                "audit",
-                f"head {current.seq}",
-                f"the head says entry {current.seq} {current.sha256[:12]}, the log ends at "
-                f"{expected - 1} {prev[:12]} (entries removed at the end?)",
-            )
-        )
-    for kind, seq, sha in marks:
-        if seq == 0 and sha == GENESIS:
-            continue
-        if hashes.get(seq) != sha:
-            broken.append(
-                Broken(
-                    "checkpoint",
-                    f"{kind} {seq}",
-                    f"entry {seq} is {'missing' if seq not in hashes else 'different'}: the log "
-                    "was altered after that checkpoint",
-                )
-            )
-    summary = {
-        "realms": len(repo.realms(session)),
-        "plan_versions": versions,
-        "audit_entries": count,
-        "broken_entries": bad_entries,
-        "head": {"seq": current.seq, "sha256": current.sha256} if current else None,
-        "checkpoints_checked": len(marks),
-        "ok": not broken,
-    }
-    return broken, summary
 
 
 __all__ = [
     "Actor",
     "CaseOwners",
+    "case_record",
     "check_reference",
     "checkpoint",
     "entries",
     "entry_json",
     "record",
-    "verify",
 ]

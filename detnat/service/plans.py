@@ -12,8 +12,7 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy.dialects.postgresql import Range
@@ -22,17 +21,15 @@ from sqlalchemy.orm import Session
 from detnat.engine import Mapper, Plan, compile_plan, format_ipv4
 from detnat.errors import Conflict, InvalidInput, NotFound
 from detnat.planfile import canonical_json, plan_from_data
+from detnat.service import audit
+from detnat.service.clock import Clock as Clock  # re-exported: callers use plans.utcnow
+from detnat.service.clock import utcnow as utcnow
 from detnat.service.times import format_duration, format_instant
 from detnat.store import repo
 from detnat.store.models import PlanApproval, PlanVersion, PlanVersionRange, Realm
 
-Clock = Callable[[], datetime]
 _REALM_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 MAX_TEXT = 2000
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def check_text(value: str, *, field: str, required: bool = True) -> str:
@@ -55,10 +52,13 @@ def create_realm(
     name: str,
     *,
     session_drain: timedelta,
+    by: audit.Actor,
+    request_id: str = "-",
     description: str = "",
     single_approver: bool = False,
 ) -> Realm:
-    """A new realm. ``single_approver`` opts out of four-eyes publishing (labs), for good."""
+    """A new realm (audited: ``realm.create``). ``single_approver`` opts out of four-eyes
+    publishing (labs), for good: realms are immutable once created."""
     if not _REALM_NAME.fullmatch(name):
         raise InvalidInput(
             f"{name!r} is not a realm name (lowercase letters, digits, . _ -, at most 63)",
@@ -78,7 +78,42 @@ def create_realm(
     session.add(realm)
     repo.flush(session)
     session.refresh(realm)
+    _audit(session, by, "realm.create", request_id, realm_record(realm))
     return realm
+
+
+def realm_record(realm: Realm) -> dict[str, object]:
+    """What ``realm.create`` records of a realm (and ``audit verify`` holds the row against)."""
+    return {
+        "realm": realm.name,
+        "description": realm.description,
+        "session_drain_us": realm.session_drain // timedelta(microseconds=1),
+        "single_approver": realm.single_approver,
+    }
+
+
+def version_record(realm_name: str, version: PlanVersion) -> dict[str, object]:
+    """What ``plan.publish`` records of a version: its record hash covers all it says."""
+    return {"realm": realm_name, "version": version.seq, "record_sha256": version.record_sha256}
+
+
+def approval_record(realm_name: str, seq: int, approval: PlanApproval) -> dict[str, object]:
+    """What ``plan.approve`` records of an approval."""
+    return {
+        "realm": realm_name,
+        "version": seq,
+        "content_sha256": approval.content_sha256,
+        "approved_by": approval.approved_by,
+        "approved_at": format_instant(approval.approved_at),
+        "single_approver": approval.single_approver,
+        "approved_by_token": approval.approved_by_token,
+    }
+
+
+def _audit(
+    session: Session, by: audit.Actor, action: str, request_id: str, record: dict[str, object]
+) -> None:
+    audit.record(session, by, action, request_id=request_id, detail={"record": record})
 
 
 def get_realm(session: Session, name: str, *, for_update: bool = False) -> Realm:
@@ -197,15 +232,18 @@ def publish(
     *,
     effective_from: datetime | None,
     reason: str,
-    published_by: str,
+    by: audit.Actor,
+    request_id: str = "-",
     correction: bool = False,
     clock: Clock = utcnow,
 ) -> PlanVersion:
-    """Append a plan version (``plan=None`` retires the realm from ``effective_from`` on).
+    """Append a plan version (``plan=None`` retires the realm from ``effective_from`` on),
+    audited (``plan.publish``) in the same transaction.
 
     ``effective_from=None`` means now, as this publish reads the clock (after taking the lock).
     """
     check_text(reason, field="reason")
+    published_by = by.name
     check_text(published_by, field="published_by")
     realm = get_realm(session, realm_name, for_update=True)
     now = clock()
@@ -234,8 +272,7 @@ def publish(
                 f"realm {realm.name!r} already has version {same_instant.seq} effective at "
                 f"{format_instant(effective_from)}; to replace it publish a correction"
             )
-        supersedes = same_instant
-        repo.mark_superseded(session, same_instant.id)
+        supersedes = same_instant  # marked superseded by the INSERT below (trigger, 0004)
         repo.drop_ranges(session, same_instant.id)
     before = repo.in_force_at(session, realm.id, effective_from - timedelta(microseconds=1))
     if before is not None and before.id != getattr(supersedes, "id", None):
@@ -288,17 +325,25 @@ def publish(
         ],
     )
     repo.flush(session)
+    _audit(session, by, "plan.publish", request_id, version_record(realm.name, version))
     if realm.single_approver:
-        session.add(
-            PlanApproval(
-                version_id=version.id,
-                content_sha256=version.content_sha256,
-                approved_by=published_by,
-                approved_at=now,
-                single_approver=True,
-            )
+        approval = PlanApproval(
+            version_id=version.id,
+            content_sha256=version.content_sha256,
+            approved_by=published_by,
+            approved_at=now,
+            single_approver=True,
+            approved_by_token=by.token_id,
         )
+        session.add(approval)
         repo.flush(session)
+        _audit(
+            session,
+            by,
+            "plan.approve",
+            request_id,
+            approval_record(realm.name, version.seq, approval),
+        )
     return version
 
 
@@ -307,15 +352,20 @@ def approve(
     realm_name: str,
     seq: int,
     *,
-    approved_by: str,
+    by: audit.Actor,
+    request_id: str = "-",
     content_sha256: str | None = None,
     clock: Clock = utcnow,
 ) -> PlanApproval:
-    """The second admin's approval: from then on lookups use the version.
+    """The second admin's approval (audited: ``plan.approve``): from then on lookups use the
+    version.
 
     ``content_sha256``, when given, must be the version's (the approver says what they read);
     the approval is bound to the version's content hash either way (and Postgres checks it).
+    Four eyes means two people: the publisher may not approve under any name, nor with a token
+    that they made (or that a token of theirs made, and so on up the chain of creators).
     """
+    approved_by = by.name
     check_text(approved_by, field="approved_by")
     realm = get_realm(session, realm_name, for_update=True)
     version = get_version(session, realm, seq)
@@ -333,15 +383,25 @@ def approve(
             f"{realm.name} version {seq} was published by {approved_by}; a different admin "
             "must approve it (four eyes)"
         )
+    if not realm.single_approver:
+        maker = repo.token_made_by(session, by.token_id, version.published_by)
+        if maker is not None:
+            raise Conflict(
+                f"{realm.name} version {seq} was published by {version.published_by}, who made "
+                f"the token this approval comes with (token {maker}); a different admin must "
+                "approve it with a token of their own (four eyes)"
+            )
     approval = PlanApproval(
         version_id=version.id,
         content_sha256=version.content_sha256,
         approved_by=approved_by,
         approved_at=clock(),
         single_approver=realm.single_approver,
+        approved_by_token=by.token_id,
     )
     session.add(approval)
     repo.flush(session)
+    _audit(session, by, "plan.approve", request_id, approval_record(realm.name, seq, approval))
     return approval
 
 
@@ -362,7 +422,8 @@ def retire(
     *,
     effective_from: datetime,
     reason: str,
-    published_by: str,
+    by: audit.Actor,
+    request_id: str = "-",
     correction: bool = False,
     clock: Clock = utcnow,
 ) -> PlanVersion:
@@ -372,7 +433,8 @@ def retire(
         None,
         effective_from=effective_from,
         reason=reason,
-        published_by=published_by,
+        by=by,
+        request_id=request_id,
         correction=correction,
         clock=clock,
     )

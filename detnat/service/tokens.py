@@ -18,8 +18,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from detnat.errors import Conflict, InvalidInput, NotFound
+from detnat.service import audit
 from detnat.service.audit import Actor, check_reference
-from detnat.service.plans import Clock, utcnow
+from detnat.service.clock import Clock, utcnow
 from detnat.service.times import format_instant
 from detnat.store import repo
 from detnat.store.models import ROLES, ApiToken
@@ -52,12 +53,20 @@ def create_token(
     *,
     name: str,
     role: str,
-    created_by: str,
+    by: Actor,
+    person: str | None = None,
     expires: timedelta | None = None,
+    request_id: str = "-",
     clock: Clock = utcnow,
 ) -> tuple[str, ApiToken]:
-    """A new token: (the token itself, shown once; its row)."""
+    """A new token (audited: ``token.create``): (the token itself, shown once; its row).
+
+    ``person`` is who holds it (default: its ``name``); names are unique among tokens that are not
+    revoked. The token records who made it (``created_by``, ``created_by_token``): four eyes
+    refuses approvals with a token the publisher made.
+    """
     check_reference(name, field="name", limit=100)
+    person = check_reference(person if person is not None else name, field="person", limit=100)
     if role not in ROLES:
         raise InvalidInput(f"{role!r} is not a role ({', '.join(ROLES)})", field="role")
     now = clock()
@@ -67,23 +76,63 @@ def create_token(
         role=role,
         token_sha256=digest(token),
         created_at=now,
-        created_by=created_by,
+        created_by=by.name,
+        created_by_token=by.token_id,
         expires_at=now + expires if expires is not None else None,
+        person=person,
     )
     session.add(row)
     repo.flush(session)
+    audit.record(
+        session, by, "token.create", request_id=request_id, detail={"record": token_record(row)}
+    )
     return token, row
 
 
-def revoke_token(session: Session, token_id: int, *, by: str, clock: Clock = utcnow) -> ApiToken:
+def revoke_token(
+    session: Session, token_id: int, *, by: Actor, request_id: str = "-", clock: Clock = utcnow
+) -> ApiToken:
+    """Revoke a token for good (audited: ``token.revoke``)."""
     row = session.get(ApiToken, token_id, with_for_update=True)
     if row is None:
         raise NotFound(f"no token {token_id}", field="token")
     if row.revoked_at is not None:
         raise Conflict(f"token {token_id} was revoked at {format_instant(row.revoked_at)}")
-    row.revoked_at, row.revoked_by = clock(), by
+    row.revoked_at, row.revoked_by = clock(), by.name
     repo.flush(session)
+    audit.record(
+        session,
+        by,
+        "token.revoke",
+        request_id=request_id,
+        detail={"record": revocation_record(row)},
+    )
     return row
+
+
+def token_record(row: ApiToken) -> dict[str, object]:
+    """What ``token.create`` records of a token (never the token: its SHA-256)."""
+    return {
+        "token_id": row.id,
+        "name": row.name,
+        "person": row.person,
+        "role": row.role,
+        "token_sha256": row.token_sha256,
+        "created_by": row.created_by,
+        "created_by_token": row.created_by_token,
+        "created_at": format_instant(row.created_at),
+        "expires_at": format_instant(row.expires_at) if row.expires_at else None,
+    }
+
+
+def revocation_record(row: ApiToken) -> dict[str, object]:
+    """What ``token.revoke`` records."""
+    assert row.revoked_at is not None
+    return {
+        "token_id": row.id,
+        "revoked_at": format_instant(row.revoked_at),
+        "revoked_by": row.revoked_by,
+    }
 
 
 def token_json(row: ApiToken, now: datetime | None = None) -> dict[str, object]:
@@ -96,6 +145,7 @@ def token_json(row: ApiToken, now: datetime | None = None) -> dict[str, object]:
     return {
         "id": row.id,
         "name": row.name,
+        "person": row.person,
         "role": row.role,
         "state": state,
         "created_at": format_instant(row.created_at),
@@ -109,7 +159,7 @@ def token_json(row: ApiToken, now: datetime | None = None) -> dict[str, object]:
 @dataclass(frozen=True)
 class _Seen:
     token_id: int
-    name: str
+    name: str  # the person who holds the token: who the audit log and four eyes name
     role: str
     expires_at: datetime | None
     revoked: bool
@@ -134,7 +184,7 @@ class TokenCache:
         if not known:
             row = repo.token_by_hash(session, key)
             seen = (
-                _Seen(row.id, row.name, row.role, row.expires_at, row.revoked_at is not None)
+                _Seen(row.id, row.person, row.role, row.expires_at, row.revoked_at is not None)
                 if row is not None
                 else None
             )

@@ -1,10 +1,11 @@
 """Tables of the plan store.
 
 ``realms``
-    one NAT domain with its own timeline and ``session_drain``.
+    one NAT domain with its own timeline and ``session_drain``; immutable (migration 0004).
 ``plan_versions``
     append-only: a trigger refuses UPDATE and DELETE, except the one controlled change of marking a
-    version ``superseded`` (by a correction published at the same instant). ``(realm_id,
+    version ``superseded``, which only the INSERT of its correction at the same instant makes
+    (migration 0004). ``(realm_id,
     effective_from)`` is unique among versions that are not superseded; ``(realm_id, seq)`` is
     unique. ``plan`` NULL means the realm is retired from ``effective_from`` on.
 ``store_revision``
@@ -150,10 +151,18 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_by: Mapped[str | None] = mapped_column(Text)
+    person: Mapped[str] = mapped_column(Text)
+    created_by_token: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
 
     __table_args__ = (
         CheckConstraint(
             "role IN ('abuse', 'legal', 'planner', 'admin', 'auditor')", name="known_role"
+        ),
+        Index(
+            "uq_api_tokens_active_name",
+            "name",
+            unique=True,
+            postgresql_where=text("revoked_at IS NULL"),
         ),
     )
 
@@ -164,6 +173,13 @@ class Case(Base):
     ref: Mapped[str] = mapped_column(Text, primary_key=True)
     owner: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    role: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('abuse', 'legal', 'planner', 'admin', 'auditor')", name="known_role"
+        ),
+    )
 
 
 class AuditHead(Base):
@@ -203,6 +219,7 @@ class AuditCheckpoint(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     by: Mapped[str] = mapped_column(Text)
+    plan_heads: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
 
 
 class PlanApproval(Base):
@@ -214,3 +231,4 @@ class PlanApproval(Base):
     approved_by: Mapped[str] = mapped_column(Text)
     approved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     single_approver: Mapped[bool] = mapped_column(Boolean)
+    approved_by_token: Mapped[int | None] = mapped_column(Integer)

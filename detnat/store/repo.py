@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from sqlalchemy import BigInteger, cast, delete, exists, func, insert, select, update
+from sqlalchemy import BigInteger, cast, delete, exists, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,6 +37,7 @@ _CONSTRAINT_MESSAGES = {
     "uq_plan_approvals_version_id": "this version is already approved",
     "approval_by_another_admin": "a different admin than the publisher must approve a version",
     "approval_bound_to_content": "the approval names another content hash than the version's",
+    "uq_api_tokens_active_name": "a token that is not revoked already has this name",
 }
 
 
@@ -142,10 +144,6 @@ def timeline_between(
         .order_by(PlanVersion.effective_from)
     ).all()
     return ([first] if first is not None else []) + list(later)
-
-
-def mark_superseded(session: Session, version_id: int) -> None:
-    session.execute(update(PlanVersion).where(PlanVersion.id == version_id).values(superseded=True))
 
 
 # -- address ranges --------------------------------------------------------------------------------
@@ -270,15 +268,97 @@ def approvals(session: Session, realm_id: int) -> Sequence[tuple[PlanApproval, P
 # -- cases and tokens ------------------------------------------------------------------------------
 
 
-def claim_case(session: Session, ref: str, owner: str, now: datetime) -> str:
-    """Open case ``ref`` for ``owner`` unless it exists; its owner either way."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-    session.execute(
-        pg_insert(Case).values(ref=ref, owner=owner, created_at=now).on_conflict_do_nothing()
+_CLAIM = """
+WITH opened AS (
+    INSERT INTO cases (ref, owner, role, created_at) VALUES ({ref}, {owner}, {case_role}, {at})
+    ON CONFLICT DO NOTHING RETURNING owner, role
+), entry AS (
+    INSERT INTO audit_log (seq, at, actor, role, token_id, action, case_ref, status, request_id,
+                           code_version, detail, content_sha256, prev_sha256, entry_sha256)
+    SELECT 0, {at}, {actor}, {role}, {token_id}, {action}, {case_ref}, {status}, {request_id},
+           {code_version}, {detail}, {content_sha256}, '', '' FROM opened
+    RETURNING seq
+)
+SELECT owner, role, true FROM opened, entry
+UNION ALL SELECT owner, role, false FROM cases WHERE ref = {ref}
+"""
+_CLAIM_FIELDS = [
+    "ref",
+    "owner",
+    "case_role",
+    "at",
+    "actor",
+    "role",
+    "token_id",
+    "action",
+    "case_ref",
+    "status",
+    "request_id",
+    "code_version",
+    "detail",
+    "content_sha256",
+]
+_CLAIM_SQL = text(
+    _CLAIM.format(**{f: f":{f}" for f in _CLAIM_FIELDS}).replace(
+        ":detail", "CAST(:detail AS jsonb)"
     )
-    found = session.scalars(select(Case.owner).where(Case.ref == ref)).one()
-    return str(found)
+)
+_CLAIM_ASYNC = _CLAIM.format(**{f: f"%({f})s" for f in _CLAIM_FIELDS})
+_CASE = select(Case.owner, Case.role)
+
+
+def _claim_params(ref: str, owner: str, role: str, entry: dict[str, Any]) -> dict[str, Any]:
+    fields = {k: v for k, v in entry.items() if k in _CLAIM_FIELDS}
+    return {**fields, "ref": ref, "owner": owner, "case_role": role}
+
+
+def claim_case(
+    session: Session, ref: str, owner: str, role: str, entry: dict[str, Any]
+) -> tuple[str, str, bool]:
+    """Open case ``ref`` for ``owner`` (a ``role``) unless it exists, and append ``entry`` (its
+    ``case.open`` audit entry) in the same statement: (owner, role, opened by this call)."""
+    params = _claim_params(ref, owner, role, entry)
+    params["detail"] = json.dumps(params["detail"])
+    row = session.connection().execute(_CLAIM_SQL, params).first()
+    if row is None:  # opened concurrently, after this statement's snapshot was taken
+        found = session.execute(_CASE.where(Case.ref == ref)).one()
+        return str(found[0]), str(found[1]), False
+    return str(row[0]), str(row[1]), bool(row[2])
+
+
+def cases(session: Session) -> Sequence[Case]:
+    return session.scalars(select(Case).order_by(Case.ref)).all()
+
+
+def plan_heads(session: Session) -> dict[str, dict[str, object]]:
+    """Each realm's newest version: {realm: {"version": seq, "record_sha256": ...}}."""
+    newest = (
+        select(PlanVersion.realm_id, func.max(PlanVersion.seq).label("seq"))
+        .group_by(PlanVersion.realm_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Realm.name, PlanVersion.seq, PlanVersion.record_sha256)
+        .join(newest, newest.c.realm_id == Realm.id)
+        .join(
+            PlanVersion,
+            (PlanVersion.realm_id == Realm.id) & (PlanVersion.seq == newest.c.seq),
+        )
+        .order_by(Realm.name)
+    )
+    return {name: {"version": seq, "record_sha256": sha} for name, seq, sha in rows}
+
+
+def all_ranges(session: Session) -> dict[int, set[tuple[int, int, datetime, datetime | None]]]:
+    """Every row of ``plan_version_ranges``: by version id, (first, last, from, until)."""
+    out: dict[int, set[tuple[int, int, datetime, datetime | None]]] = {}
+    for row in session.scalars(select(PlanVersionRange)):
+        lower, upper = row.addresses.lower, row.addresses.upper
+        assert lower is not None and upper is not None and row.validity.lower is not None
+        out.setdefault(row.version_id, set()).add(
+            (int(lower), int(upper) - 1, row.validity.lower, row.validity.upper)
+        )
+    return out
 
 
 _AUDIT = AuditEntry.metadata.tables["audit_log"]
@@ -293,6 +373,21 @@ def append_audit(session: Session, values: dict[str, object]) -> tuple[int, str,
 
 def token_by_hash(session: Session, digest: str) -> ApiToken | None:
     return session.scalars(select(ApiToken).where(ApiToken.token_sha256 == digest)).one_or_none()
+
+
+def token_made_by(session: Session, token_id: int | None, person: str) -> int | None:
+    """The first token up ``token_id``'s chain of creators (itself included) that ``person``
+    created, or None."""
+    seen: set[int] = set()
+    while token_id is not None and token_id not in seen:
+        seen.add(token_id)
+        row = session.get(ApiToken, token_id)
+        if row is None:
+            return None
+        if row.created_by == person:
+            return row.id
+        token_id = row.created_by_token
+    return None
 
 
 def tokens(session: Session) -> Sequence[ApiToken]:
@@ -346,23 +441,28 @@ async def append_audit_async(conn: AsyncConn, values: dict[str, object]) -> tupl
     return int(row[0]), str(row[1]), str(row[2])
 
 
-async def claim_case_async(conn: AsyncConn, ref: str, owner: str, now: datetime) -> str:
-    await conn.execute(
-        "INSERT INTO cases (ref, owner, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-        (ref, owner, now),
-    )
-    cur = await conn.execute("SELECT owner FROM cases WHERE ref = %s", (ref,))
+async def claim_case_async(
+    conn: AsyncConn, ref: str, owner: str, role: str, entry: dict[str, Any]
+) -> tuple[str, str, bool]:
+    """:func:`claim_case` on an async autocommit connection: one statement, one transaction."""
+    params = _claim_params(ref, owner, role, entry)
+    params["detail"] = Jsonb(params["detail"])
+    cur = await conn.execute(_CLAIM_ASYNC, params)
     row = await cur.fetchone()
-    assert row is not None
-    return str(row[0])
+    if row is None:
+        cur = await conn.execute("SELECT owner, role FROM cases WHERE ref = %s", (ref,))
+        row = await cur.fetchone()
+        assert row is not None
+        return str(row[0]), str(row[1]), False
+    return str(row[0]), str(row[1]), bool(row[2])
 
 
 async def token_row_async(
     conn: AsyncConn, digest: str
 ) -> tuple[int, str, str, datetime | None, datetime | None] | None:
-    """(id, name, role, expires_at, revoked_at) of the token with this hash."""
+    """(id, person, role, expires_at, revoked_at) of the token with this hash."""
     cur = await conn.execute(
-        "SELECT id, name, role, expires_at, revoked_at FROM api_tokens WHERE token_sha256 = %s",
+        "SELECT id, person, role, expires_at, revoked_at FROM api_tokens WHERE token_sha256 = %s",
         (digest,),
     )
     row = await cur.fetchone()

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from api.app import create_app
 from detnat.planfile import plan_from_data
 from detnat.service import plans
+from detnat.service.audit import Actor
 from detnat.settings import Settings, get_settings
 from detnat.store.db import SessionFactory
 from tests.capacity.conftest import block_plan
@@ -154,7 +155,7 @@ def realm_with_two_versions(sessions: SessionFactory) -> Iterator[tuple[str, lis
     name = f"cap-{fresh_pool().replace('/', '-').replace('.', '-')}"
     first, second = fresh_pool(), fresh_pool()
     with sessions() as session:
-        plans.create_realm(session, name, session_drain=timedelta(0))
+        plans.create_realm(session, name, by=Actor("tester", "admin"), session_drain=timedelta(0))
         for n, pool in enumerate(([first], [second, first])):
             plans.publish(
                 session,
@@ -162,7 +163,7 @@ def realm_with_two_versions(sessions: SessionFactory) -> Iterator[tuple[str, lis
                 plan_from_data(block_plan(outside=pool)),
                 effective_from=T1 + timedelta(days=n),
                 reason=f"CHG-{n}",
-                published_by="test",
+                by=Actor("test", "admin"),
                 correction=True,
             )
         session.commit()

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from cli.datapath import register
 from detnat.planfile import plan_from_text
 from detnat.service import plans
+from detnat.service.audit import Actor
 from detnat.settings import get_settings
 from detnat.store import migrate
 from detnat.store.db import make_engine, make_sessions, normalise_url, unit_of_work
@@ -83,14 +84,20 @@ def test_realm_apply_uses_the_version_in_force_now_not_a_scheduled_one(
     engine = make_engine(database_url, pool_size=1)
     try:
         with unit_of_work(make_sessions(engine)) as session:
-            plans.create_realm(session, "cgn-dp", session_drain=timedelta(0), single_approver=True)
+            plans.create_realm(
+                session,
+                "cgn-dp",
+                by=Actor("tester", "admin"),
+                session_drain=timedelta(0),
+                single_approver=True,
+            )
             plans.publish(
                 session,
                 "cgn-dp",
                 plan_from_text(SPLIT_BLOCKS),
                 effective_from=now - timedelta(hours=1),
                 reason="CHG-1",
-                published_by="netops",
+                by=Actor("netops", "admin"),
                 clock=lambda: now - timedelta(days=1),
             )
             plans.publish(
@@ -99,7 +106,7 @@ def test_realm_apply_uses_the_version_in_force_now_not_a_scheduled_one(
                 plan_from_text(VPP),
                 effective_from=now + timedelta(days=1),
                 reason="CHG-2",
-                published_by="netops",
+                by=Actor("netops", "admin"),
                 clock=lambda: now,
             )
     finally:

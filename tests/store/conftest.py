@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from detnat.engine import Plan
 from detnat.planfile import plan_from_data
+from detnat.service.audit import Actor
 from detnat.store import migrate
 from detnat.store.db import SessionFactory, make_engine, make_sessions, normalise_url
 
@@ -131,6 +132,8 @@ def make_tokens(sessions: SessionFactory) -> dict[str, str]:
     out: dict[str, str] = {}
     with unit_of_work(sessions) as s:
         for holder, role in TOKEN_HOLDERS:
-            secret, _ = create_token(s, name=f"test-{holder}", role=role, created_by="tests")
+            secret, _ = create_token(
+                s, name=f"test-{holder}", role=role, by=Actor("tests", "admin")
+            )
             out[holder] = secret
     return out

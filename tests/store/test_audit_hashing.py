@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from detnat.service import audit
+from detnat.service import audit, integrity
 from detnat.store.db import SessionFactory, make_engine, make_sessions, unit_of_work
 from tests.store.conftest import throwaway_database
 
@@ -40,7 +40,7 @@ def _record(sessions: SessionFactory, detail: dict[str, Any]) -> audit.Recorded:
 
 def _broken(sessions: SessionFactory) -> list[str]:
     with sessions() as s:
-        broken, _ = audit.verify(s)
+        broken, _ = integrity.verify(s)
     return [str(b) for b in broken]
 
 
@@ -99,7 +99,7 @@ def test_verify_reports_every_broken_entry_not_only_the_first(
             text("update audit_log set detail = '{\"n\": 99}' where seq in (:a, :b)"),
             {"a": seqs[1], "b": seqs[3]},
         )
-        broken, summary = audit.verify(s)
+        broken, summary = integrity.verify(s)
         s.rollback()
     shown = [str(b) for b in broken]
     assert any(f"audit entry {seqs[1]}: content altered" in b for b in shown), shown

@@ -13,6 +13,7 @@ import pytest
 from detnat.errors import InvalidInput, QueryError
 from detnat.planfile import plan_from_data
 from detnat.service import batch_lookups, lookups, plans
+from detnat.service.audit import Actor
 from detnat.service.plans import MapperCache
 from detnat.service.timelines import TimelineCache
 from detnat.service.times import format_instant
@@ -43,9 +44,23 @@ def world(sessions: SessionFactory, realm_name: str) -> dict[str, object]:
     pool_a, pool_b = fresh_pool(), fresh_pool()
     changes: list[datetime] = []
     with unit_of_work(sessions) as s:
-        plans.create_realm(s, a, session_drain=timedelta(minutes=5), single_approver=True)
-        plans.create_realm(s, b, session_drain=timedelta(0), single_approver=True)
-        plans.create_realm(s, c, session_drain=timedelta(seconds=30), single_approver=True)
+        plans.create_realm(
+            s,
+            a,
+            by=Actor("tester", "admin"),
+            session_drain=timedelta(minutes=5),
+            single_approver=True,
+        )
+        plans.create_realm(
+            s, b, by=Actor("tester", "admin"), session_drain=timedelta(0), single_approver=True
+        )
+        plans.create_realm(
+            s,
+            c,
+            by=Actor("tester", "admin"),
+            session_drain=timedelta(seconds=30),
+            single_approver=True,
+        )
     steps = [
         (a, small_plan(pool_a), T0),
         (a, small_plan(pool_a, ratio=8192, inside="10.0.0.0/17"), T0 + timedelta(minutes=1)),
@@ -59,7 +74,7 @@ def world(sessions: SessionFactory, realm_name: str) -> dict[str, object]:
     for realm, plan, at in steps:
         with unit_of_work(sessions) as s:
             plans.publish(
-                s, realm, plan, effective_from=at, reason="CHG", published_by="t", clock=EARLY
+                s, realm, plan, effective_from=at, reason="CHG", by=Actor("t", "admin"), clock=EARLY
             )
         changes.append(at)
     ips = [str(ipaddress.ip_network(p)[k]) for p in (pool_a, pool_b) for k in range(4)]

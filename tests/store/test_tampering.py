@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from detnat.service import audit, plans
+from detnat.service import audit, integrity, plans
+from detnat.service.audit import Actor
 from detnat.store.db import SessionFactory, unit_of_work
 from tests.store.conftest import T0, clock_at, fresh_pool, small_plan
 
@@ -29,7 +30,13 @@ def history(sessions: SessionFactory, realm_name: str) -> tuple[str, list[int]]:
     actor = audit.Actor("tamper-test", "admin")
     seqs = []
     with unit_of_work(sessions) as s:
-        plans.create_realm(s, realm_name, session_drain=timedelta(0), single_approver=True)
+        plans.create_realm(
+            s,
+            realm_name,
+            by=Actor("tester", "admin"),
+            session_drain=timedelta(0),
+            single_approver=True,
+        )
     for n in range(3):
         with unit_of_work(sessions) as s:
             plans.publish(
@@ -38,7 +45,7 @@ def history(sessions: SessionFactory, realm_name: str) -> tuple[str, list[int]]:
                 small_plan(pool, ratio=4096 * 2**n, inside=f"10.0.0.0/{18 - n}"),
                 effective_from=T0 + timedelta(minutes=n),
                 reason=f"CHG-{n}",
-                published_by="tester",
+                by=Actor("tester", "admin"),
                 clock=EARLY,
             )
     for n in range(6):
@@ -49,7 +56,7 @@ def history(sessions: SessionFactory, realm_name: str) -> tuple[str, list[int]]:
                 ).seq
             )
     with sessions() as s:
-        broken, _ = audit.verify(s)
+        broken, _ = integrity.verify(s)
     assert broken == [], broken
     return realm_name, seqs
 
@@ -58,7 +65,7 @@ def _tampered(sessions: SessionFactory, change: Callable[[Session], None]) -> li
     with sessions() as s:
         s.execute(text("set local session_replication_role = replica"))
         change(s)
-        broken, _ = audit.verify(s)
+        broken, _ = integrity.verify(s)
         s.rollback()
     return [str(b) for b in broken]
 
@@ -182,8 +189,8 @@ def test_checkpoints_catch_a_rewritten_tail(sessions: SessionFactory, history) -
             text("select seq, entry_sha256 from audit_log order by seq desc limit 1")
         ).one()
         s.execute(text("update audit_head set seq = :q, sha256 = :h"), {"q": last[0], "h": last[1]})
-        broken, _ = audit.verify(s)
+        broken, _ = integrity.verify(s)
         assert broken == []  # consistent on its own ...
-        broken, _ = audit.verify(s, checkpoint=(mark["seq"], mark["sha256"]))
+        broken, _ = integrity.verify(s, checkpoint=integrity.Checkpoint(mark["seq"], mark["sha256"]))
         s.rollback()
     assert any(f"checkpoint exported {mark['seq']}" in str(b) for b in broken)

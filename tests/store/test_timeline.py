@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from detnat.errors import Conflict, InvalidInput, QueryError
 from detnat.service import lookups, plans
+from detnat.service.audit import Actor
 from detnat.store.db import SessionFactory, unit_of_work
 from tests.store.conftest import T0, clock_at, fresh_pool, small_plan
 
@@ -22,14 +23,16 @@ EARLY = clock_at(T0 - timedelta(days=30))
 
 def _realm(sessions: SessionFactory, name: str, drain: timedelta = timedelta(0)) -> None:
     with unit_of_work(sessions) as s:
-        plans.create_realm(s, name, session_drain=drain, single_approver=True)
+        plans.create_realm(
+            s, name, by=Actor("tester", "admin"), session_drain=drain, single_approver=True
+        )
 
 
 def _publish(sessions: SessionFactory, name: str, plan, at, **kw):  # type: ignore[no-untyped-def]
     kw.setdefault("clock", EARLY)
     with unit_of_work(sessions) as s:
         return plans.publish(
-            s, name, plan, effective_from=at, reason="CHG-1", published_by="tester", **kw
+            s, name, plan, effective_from=at, reason="CHG-1", by=Actor("tester", "admin"), **kw
         )
 
 

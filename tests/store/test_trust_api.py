@@ -19,6 +19,7 @@ from starlette.routing import Route
 from api import policy
 from api.app import create_app
 from detnat.service import evidence, tokens
+from detnat.service.audit import Actor
 from detnat.settings import Settings
 from detnat.store.db import SessionFactory, unit_of_work
 from detnat.store.models import AuditEntry
@@ -177,13 +178,13 @@ def test_unknown_revoked_and_expired_tokens_get_the_same_401(
     api: Api, sessions: SessionFactory
 ) -> None:
     with unit_of_work(sessions) as s:
-        revoked, row = tokens.create_token(s, name="gone", role="legal", created_by="t")
-        tokens.revoke_token(s, row.id, by="t")
+        revoked, row = tokens.create_token(s, name="gone", role="legal", by=Actor("t", "admin"))
+        tokens.revoke_token(s, row.id, by=Actor("t", "admin"))
         expired, _ = tokens.create_token(
             s,
             name="old",
             role="legal",
-            created_by="t",
+            by=Actor("t", "admin"),
             expires=timedelta(minutes=1),
             clock=lambda: tokens.utcnow() - timedelta(hours=1),
         )

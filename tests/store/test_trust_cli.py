@@ -124,11 +124,12 @@ def test_four_eyes_evidence_and_audit_from_the_cli(
     assert exported.exit_code == 0
     rows = list(csv.reader(io.StringIO(exported.stdout)))
     assert rows[0][:3] == ["seq", "at", "actor"]
-    assert all(r[5] == '\'=HYPERLINK("x")' for r in rows[1:]) and len(rows) == 3
+    assert all(r[5] == '\'=HYPERLINK("x")' for r in rows[1:]) and len(rows) == 4
+    assert [r[4] for r in rows[1:]] == ["case.open", "lookup.reverse", "lookup.reverse"]
     assert all(not c.startswith(("=", "+", "-", "@")) for r in rows for c in r)
     shown = detnat("audit", "show", "--case", '=HYPERLINK("x")', "--json")
     actions = [json.loads(line)["action"] for line in shown.stdout.splitlines()]
-    assert actions == ["lookup.reverse", "lookup.reverse"]
+    assert actions == ["case.open", "lookup.reverse", "lookup.reverse"]
 
     mark = tmp_path / "checkpoint.json"
     assert detnat("audit", "checkpoint", "-o", str(mark)).exit_code == 0

@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from api import policy
 from detnat.planfile import plan_from_data
 from detnat.service import plans, tokens
+from detnat.service.audit import Actor
 from detnat.settings import Settings
 from detnat.store.db import SessionFactory, make_engine, make_sessions, unit_of_work
 from tests.store.conftest import TOKEN_HOLDERS, throwaway_database
@@ -74,9 +75,15 @@ def world(sessions: SessionFactory) -> World:
     ids: dict[str, int] = {}
     with unit_of_work(sessions) as s:
         for holder, role in HOLDERS:
-            secret, row = tokens.create_token(s, name=holder, role=role, created_by="tests")
+            secret, row = tokens.create_token(s, name=holder, role=role, by=Actor("tests", "admin"))
             secrets[holder], ids[holder] = secret, row.id
-        plans.create_realm(s, "fra", session_drain=timedelta(hours=2), single_approver=True)
+        plans.create_realm(
+            s,
+            "fra",
+            by=Actor("tester", "admin"),
+            session_drain=timedelta(hours=2),
+            single_approver=True,
+        )
         for inside, moment, reason in (
             ("10.0.0.0/18", V1_FROM, "CHG-1"),
             ("10.1.0.0/18", CHANGE, "CHG-2 renumber the inside"),
@@ -87,17 +94,23 @@ def world(sessions: SessionFactory) -> World:
                 plan_from_data(_block_plan(inside, FRA_POOL)),
                 effective_from=moment,
                 reason=reason,
-                published_by="admin",
+                by=Actor("admin", "admin"),
                 correction=True,
             )
-        plans.create_realm(s, "lab", session_drain=timedelta(0), description="four eyes")
+        plans.create_realm(
+            s,
+            "lab",
+            by=Actor("tester", "admin"),
+            session_drain=timedelta(0),
+            description="four eyes",
+        )
         plans.publish(
             s,
             "lab",
             plan_from_data(_block_plan("10.2.0.0/18", LAB_POOL)),
             effective_from=V1_FROM,
             reason="CHG-3 new lab",
-            published_by="admin",
+            by=Actor("admin", "admin"),
             correction=True,
         )
     return World(secrets, ids)

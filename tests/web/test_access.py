@@ -19,6 +19,7 @@ from api.web import sessions as web_sessions
 from api.web.account import safe_next
 from api.web.routing import SECURITY_HEADERS, TEMPLATES, WebRoute
 from detnat.service import tokens
+from detnat.service.audit import Actor
 from detnat.settings import Settings
 from detnat.store.db import SessionFactory, unit_of_work
 from detnat.store.models import AuditEntry, Case
@@ -192,12 +193,14 @@ def test_sign_in_never_sends_anyone_to_another_site(target: str) -> None:
 
 def test_revoking_the_token_ends_its_sessions_at_once(site: Site, sessions: SessionFactory) -> None:
     with unit_of_work(sessions) as s:
-        secret, row = tokens.create_token(s, name="temp-desk", role="abuse", created_by="tests")
+        secret, row = tokens.create_token(
+            s, name="temp-desk", role="abuse", by=Actor("tests", "admin")
+        )
     browser = site.anonymous()
     assert browser.sign_in(secret).status_code == 303
     assert browser.get("/web/lookup").status_code == 200
     with unit_of_work(sessions) as s:
-        tokens.revoke_token(s, row.id, by="tests")
+        tokens.revoke_token(s, row.id, by=Actor("tests", "admin"))
     ended = browser.get("/web/lookup")
     assert ended.status_code == 303
     assert ended.headers["location"] == "/web/sign-in?next=%2Fweb%2Flookup&ended=1"
@@ -260,7 +263,7 @@ def test_forms_without_this_sessions_csrf_token_are_refused(
         "/web/lookup", data={**form, "csrf": good}, headers={"origin": "https://testserver"}
     )
     assert same.status_code == 200
-    assert _entries(sessions, case) == ["lookup.reverse"]
+    assert _entries(sessions, case) == ["case.open", "lookup.reverse"]
 
 
 def test_the_sign_in_form_needs_its_own_cookie(site: Site) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from detnat.planfile import plan_from_data
 from detnat.service import evidence, plans
+from detnat.service.audit import Actor
 from detnat.store.db import SessionFactory, unit_of_work
 from detnat.store.models import AuditEntry, Case
 from tests.web.conftest import ADDRESS, PORT, V1_FROM, Browser, Site, new_case
@@ -35,7 +36,9 @@ def _entries(sessions: SessionFactory, case: str) -> list[AuditEntry]:
     with unit_of_work(sessions) as s:
         found = list(
             s.scalars(
-                select(AuditEntry).where(AuditEntry.case_ref == case).order_by(AuditEntry.seq)
+                select(AuditEntry)
+                .where(AuditEntry.case_ref == case, AuditEntry.action != "case.open")
+                .order_by(AuditEntry.seq)
             )
         )
         s.expunge_all()
@@ -269,7 +272,7 @@ def test_four_eyes_the_publisher_may_not_approve_another_admin_may(
 ) -> None:
     name = f"eyes-{uuid.uuid4().hex[:8]}"
     with unit_of_work(sessions) as s:
-        plans.create_realm(s, name, session_drain=timedelta(0))
+        plans.create_realm(s, name, by=Actor("tester", "admin"), session_drain=timedelta(0))
         plans.publish(
             s,
             name,
@@ -283,7 +286,7 @@ def test_four_eyes_the_publisher_may_not_approve_another_admin_may(
             ),
             effective_from=V1_FROM,
             reason="CHG-9",
-            published_by="admin",
+            by=Actor("admin", "admin"),
             correction=True,
         )
     page = f"/web/realms/{name}/versions/1"
