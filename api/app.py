@@ -17,7 +17,7 @@ import hashlib
 import io
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -176,6 +176,7 @@ async def guard(request: Request) -> AsyncIterator[None]:
             )
             _admit(state, actor, allowed)
             assert actor is not None
+            request.state.actor = actor
             snapshot = state.timelines.current(revision)
             if snapshot is None:  # something was published: reload (rare, off the loop)
                 snapshot = await run_in_threadpool(_load_snapshot, state, revision)
@@ -195,6 +196,7 @@ async def guard(request: Request) -> AsyncIterator[None]:
         )
         _admit(state, actor, allowed)
         assert actor is not None
+        request.state.actor = actor
         request.state.ctx = Ctx(session, actor, revision, request.state.request_id, state.cases)
         yield
     finally:
@@ -284,6 +286,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(DetnatError)
     async def detnat_error(request: Request, exc: DetnatError) -> JSONResponse:
         status = next((s for kind, s in STATUS_OF if isinstance(exc, kind)), 500)
+        await _audit_refusal(request, status, exc.code, str(exc), exc.field)
         headers = {"www-authenticate": "Bearer"} if status == 401 else None
         response = problem(status, exc.code, str(exc), field=exc.field)
         if headers:
@@ -303,6 +306,7 @@ def create_app(settings: Settings) -> FastAPI:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
+        await _audit_refusal(request, 422, "invalid_input", detail, None)
         return problem(422, "invalid_input", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
@@ -550,6 +554,8 @@ def create_app(settings: Settings) -> FastAPI:
         audit.check_reference(case, field="case")
         if not audit.may_read_case(ctx.session, ctx.actor, case):
             raise NotFound(f"no case {case!r}", field="case")
+        _audit(ctx, "case.read", {"case": case}, case=case)
+        ctx.session.commit()
         return [
             {
                 "answer_id": e.seq,
@@ -661,6 +667,39 @@ async def _identity_async(look: Lookup, body: _Identity) -> str:
     case = _checked_identity(body)
     await look.cases.claim_async(look.conn, case, look.actor, request_id=look.request_id)
     return case
+
+
+async def _audit_refusal(
+    request: Request, status: int, code: str, message: str, field: str | None
+) -> None:
+    """Record a refused identity request (403, 404, 422) of an authenticated caller.
+
+    Its own short transaction: the request's own session may be the one that failed. If this
+    write fails too the refusal still goes out: it carries no answer.
+    """
+    actor = getattr(request.state, "actor", None)
+    route = request.scope.get("route")
+    path = getattr(route, "path", "")
+    if actor is None or status not in (403, 404, 422):
+        return
+    if (request.method, path) not in policy.IDENTITY_ROUTES:
+        return
+
+    def write() -> None:
+        with request.app.state.append_sessions() as session:
+            audit.record_refusal(
+                session,
+                actor,
+                request_id=request.state.request_id,
+                route=f"{request.method} {path}",
+                status=status,
+                code=code,
+                message=message,
+                field=field,
+            )
+
+    with suppress(DBAPIError, psycopg.Error):
+        await run_in_threadpool(write)
 
 
 def _answered(answer: dict[str, object], case: str, entry: audit.Recorded) -> dict[str, object]:

@@ -76,6 +76,10 @@ APPEND_ONLY_ROUTES = frozenset(
 )
 
 
+# Routes that name subscribers or read answers: a refusal there (403, 404, 422) is audited too.
+IDENTITY_ROUTES = APPEND_ONLY_ROUTES | frozenset({("GET", "/v1/cases/{case}/answers")})
+
+
 # Single lookups: their two statements run on an async connection (detnat.store.async_db).
 ASYNC_LOOKUPS = frozenset({("POST", "/v1/lookups/reverse"), ("POST", "/v1/lookups/forward")})
 

@@ -20,6 +20,7 @@ from fastapi import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from api.web.lookup import refused
 from api.web.routing import Page, PageDep, check_lookup_fields, router
 from detnat.errors import DetnatError, InvalidInput
 from detnat.service import audit, batch_lookups, plans
@@ -71,10 +72,8 @@ async def batch(page: PageDep) -> Response:
     try:
         answered = await run_in_threadpool(_answer, page, values, data, filename, tolerance, limit)
     except DetnatError as exc:
-        page.db.rollback()
-        field = exc.field if exc.field in FIELDS else "file"
-        errors[field] = exc.message
-        status = 403 if exc.code == "forbidden" else 404 if exc.code == "not_found" else 422
+        status = refused(page, "POST /web/batch", exc)
+        errors[exc.field if exc.field in FIELDS else "file"] = exc.message
         return _render(page, values, errors, status=status)
     report = answered.report
     counts = sorted(report.counts.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -39,6 +39,10 @@ async def cases(page: PageDep) -> Response:
         raise NotFound(f"no case {ref!r} that you may read", field="case")
     entries = list(audit.entries(page.db, case=ref, limit=MAX_ENTRIES))
     lookups = [_lookup(e) for e in entries if e.action.startswith("lookup.")]
+    audit.record(
+        page.db, actor, "case.read", request_id=page.request_id, detail={"via": "web"}, case=ref
+    )
+    page.db.commit()
     return page.render(
         "case.html",
         ref=ref,

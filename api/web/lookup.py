@@ -74,9 +74,8 @@ async def lookup(page: PageDep) -> Response:
             trace=trace,
         )
     except DetnatError as exc:
-        db.rollback()
+        status = refused(page, "POST /web/lookup", exc)
         errors[exc.field if exc.field in FIELDS else "ip"] = exc.message
-        status = 403 if exc.code == "forbidden" else 404 if exc.code == "not_found" else 422
         return _render(page, values, errors, status=status, instant=at)
     query = {
         "ip": values["ip"],
@@ -102,6 +101,25 @@ async def lookup(page: PageDep) -> Response:
     db.commit()  # audited before the answer leaves
     result = _result(page, answer, trace, entry.seq, entry.entry_sha256, case)
     return _render(page, values, {}, instant=at, result=result)
+
+
+def refused(page: Page, route: str, exc: DetnatError) -> int:
+    """Roll the request back, record the refusal (ASVS 16.3.2), and give its HTTP status."""
+    status = 403 if exc.code == "forbidden" else 404 if exc.code == "not_found" else 422
+    page.db.rollback()
+    assert page.actor is not None
+    audit.record_refusal(
+        page.db,
+        page.actor,
+        request_id=page.request_id,
+        route=route,
+        status=status,
+        code=exc.code,
+        message=exc.message,
+        field=exc.field,
+    )
+    page.db.commit()
+    return status
 
 
 def _parse(

@@ -291,16 +291,8 @@ class CaseOwners:
         """Open ``case`` for ``actor`` if new (audited: ``case.open``); check it may use it."""
         known = self._owners.get(case)
         if known is None:
-            values, _, _ = _entry(
-                actor,
-                "case.open",
-                request_id=request_id,
-                detail={"record": case_record(case, actor.owner, actor.role)},
-                case=case,
-                status=None,
-                at=None,
-            )
-            owner, role, opened = repo.claim_case(session, case, actor.owner, actor.role, values)
+            entry = _case_open(case, actor, request_id)
+            owner, role, opened = repo.claim_case(session, case, actor.owner, actor.role, entry)
             known = (owner, role)
             if not opened:
                 self._remember(case, known)
@@ -311,17 +303,9 @@ class CaseOwners:
     ) -> str:
         known = self._owners.get(case)
         if known is None:
-            values, _, _ = _entry(
-                actor,
-                "case.open",
-                request_id=request_id,
-                detail={"record": case_record(case, actor.owner, actor.role)},
-                case=case,
-                status=None,
-                at=None,
-            )
+            entry = _case_open(case, actor, request_id)
             owner, role, opened = await repo.claim_case_async(
-                conn, case, actor.owner, actor.role, values
+                conn, case, actor.owner, actor.role, entry
             )
             known = (owner, role)
             if not opened:
@@ -347,9 +331,58 @@ class CaseOwners:
         return owner
 
 
-def case_record(case: str, owner: str, role: str) -> dict[str, str]:
+def _case_open(case: str, actor: Actor, request_id: str) -> dict[str, Any]:
+    """The row values of a ``case.open`` entry (the case row takes the same instant)."""
+    now = utcnow()
+    detail = {"record": case_record(case, actor.owner, actor.role, now)}
+    values, _, _ = _entry(
+        actor, "case.open", request_id=request_id, detail=detail, case=case, status=None, at=now
+    )
+    return values
+
+
+def case_record(case: str, owner: str, role: str, at: datetime) -> dict[str, str]:
     """What ``case.open`` records of a case (and ``audit verify`` holds the row against)."""
-    return {"case": case, "owner": owner, "role": role}
+    return {"case": case, "owner": owner, "role": role, "created_at": format_instant(at)}
+
+
+def checkpoint_record(mark: AuditCheckpoint) -> dict[str, Any]:
+    """What ``audit.checkpoint`` records of a checkpoint."""
+    return {
+        "checkpoint": mark.id,
+        "seq": mark.seq,
+        "sha256": mark.sha256,
+        "at": format_instant(mark.at),
+        "by": mark.by,
+        "plan_heads": mark.plan_heads,
+    }
+
+
+def record_refusal(
+    session: Session,
+    actor: Actor,
+    *,
+    request_id: str,
+    route: str,
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+) -> Recorded:
+    """An identity request that was refused (403, 404 on another's answer, 422): who tried what.
+
+    ASVS 16.3.2: authorisation failures are logged. The case is not put in the entry's ``case``
+    (the caller may not own it, and must not find it among their case's entries); it is in the
+    detail, checked like any reference or replaced when unsafe.
+    """
+    detail = {
+        "route": route[:200],
+        "status": status,
+        "code": code,
+        "field": field[:200] if field else None,
+        "message": message[:500],
+    }
+    return record(session, actor, "lookup.refused", request_id=request_id, detail=detail)
 
 
 def may_read_case(session: Session, actor: Actor, case: str | None) -> bool:
@@ -409,7 +442,8 @@ def checkpoint(session: Session, actor: Actor, *, request_id: str) -> dict[str, 
         "at": format_instant(mark.at),
         "plan_heads": heads,
     }
-    record(session, actor, "audit.checkpoint", request_id=request_id, detail=shown)
+    detail = {"record": checkpoint_record(mark)}
+    record(session, actor, "audit.checkpoint", request_id=request_id, detail=detail)
     return shown
 
 
@@ -420,6 +454,7 @@ __all__ = [
     "check_reference",
     "checkpoint",
     "entries",
+    "record_refusal",
     "entry_json",
     "record",
 ]

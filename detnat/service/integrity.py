@@ -70,6 +70,7 @@ RECORDS = {
     "token.create": "tokens",
     "token.revoke": "revocations",
     "case.open": "cases",
+    "audit.checkpoint": "checkpoints",
 }
 BASELINE = "store.baseline"
 _LABEL = {
@@ -79,6 +80,7 @@ _LABEL = {
     "tokens": "token",
     "revocations": "token",
     "cases": "case",
+    "checkpoints": "checkpoint",
 }
 
 
@@ -89,6 +91,8 @@ def _key(kind: str, record: dict[str, Any]) -> str:
         return str(record["realm"])
     if kind == "cases":
         return repr(record["case"])
+    if kind == "checkpoints":
+        return str(record["checkpoint"])
     return str(record["token_id"])
 
 
@@ -227,8 +231,10 @@ def _store_rows(session: Session) -> dict[str, dict[str, dict[str, Any]]]:
         if token.revoked_at is not None:
             rows["revocations"][str(token.id)] = tokens.revocation_record(token)
     for case in repo.cases(session):
-        shown: dict[str, Any] = audit.case_record(case.ref, case.owner, case.role)
+        shown: dict[str, Any] = audit.case_record(case.ref, case.owner, case.role, case.created_at)
         rows["cases"][_key("cases", shown)] = shown
+    for mark in repo.checkpoints(session):
+        rows["checkpoints"][str(mark.id)] = audit.checkpoint_record(mark)
     return rows
 
 

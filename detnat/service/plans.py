@@ -86,15 +86,23 @@ def realm_record(realm: Realm) -> dict[str, object]:
     """What ``realm.create`` records of a realm (and ``audit verify`` holds the row against)."""
     return {
         "realm": realm.name,
+        "id": realm.id,
         "description": realm.description,
         "session_drain_us": realm.session_drain // timedelta(microseconds=1),
         "single_approver": realm.single_approver,
+        "created_at": format_instant(realm.created_at),
     }
 
 
 def version_record(realm_name: str, version: PlanVersion) -> dict[str, object]:
-    """What ``plan.publish`` records of a version: its record hash covers all it says."""
-    return {"realm": realm_name, "version": version.seq, "record_sha256": version.record_sha256}
+    """What ``plan.publish`` records of a version: its record hash covers all it says; the id
+    is what answers name as the version id."""
+    return {
+        "realm": realm_name,
+        "version": version.seq,
+        "id": version.id,
+        "record_sha256": version.record_sha256,
+    }
 
 
 def approval_record(realm_name: str, seq: int, approval: PlanApproval) -> dict[str, object]:

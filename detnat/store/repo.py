@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from detnat.errors import Conflict
 from detnat.store.models import (
     ApiToken,
+    AuditCheckpoint,
     AuditEntry,
     Case,
     PlanApproval,
@@ -324,6 +325,10 @@ def claim_case(
         found = session.execute(_CASE.where(Case.ref == ref)).one()
         return str(found[0]), str(found[1]), False
     return str(row[0]), str(row[1]), bool(row[2])
+
+
+def checkpoints(session: Session) -> Sequence[AuditCheckpoint]:
+    return session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.id)).all()
 
 
 def cases(session: Session) -> Sequence[Case]:

@@ -245,13 +245,13 @@ def _rows(bind: Any, query: str) -> list[dict[str, Any]]:
 def _baseline(bind: Any) -> None:
     realms = _rows(
         bind,
-        "SELECT name AS realm, description, "
+        "SELECT name AS realm, id, description, "
         "(extract(epoch FROM session_drain) * 1000000)::bigint AS session_drain_us, "
-        "single_approver FROM realms ORDER BY id",
+        "single_approver, created_at FROM realms ORDER BY id",
     )
     versions = _rows(
         bind,
-        "SELECT r.name AS realm, v.seq AS version, v.record_sha256 FROM plan_versions v "
+        "SELECT r.name AS realm, v.seq AS version, v.id, v.record_sha256 FROM plan_versions v "
         "JOIN realms r ON r.id = v.realm_id ORDER BY v.id",
     )
     approvals = _rows(
@@ -271,7 +271,18 @@ def _baseline(bind: Any) -> None:
         "SELECT id AS token_id, revoked_at, revoked_by FROM api_tokens "
         "WHERE revoked_at IS NOT NULL ORDER BY id",
     )
-    cases = _rows(bind, 'SELECT ref AS "case", owner, role FROM cases ORDER BY ref')
+    cases = _rows(bind, 'SELECT ref AS "case", owner, role, created_at FROM cases ORDER BY ref')
+    checkpoints = _rows(
+        bind,
+        "SELECT id AS checkpoint, seq, sha256, at, by, plan_heads FROM audit_checkpoints "
+        "ORDER BY id",
+    )
+    for row in cases:
+        row["created_at"] = _instant(row["created_at"])
+    for row in checkpoints:
+        row["at"] = _instant(row["at"])
+    for row in realms:
+        row["created_at"] = _instant(row["created_at"])
     for row in approvals:
         row["approved_at"] = _instant(row["approved_at"])
     for row in tokens:
@@ -289,6 +300,7 @@ def _baseline(bind: Any) -> None:
             "tokens": tokens,
             "revocations": revocations,
             "cases": cases,
+            "checkpoints": checkpoints,
         }
     }
     from detnat import __version__

@@ -370,7 +370,7 @@ def test_a_case_shows_its_lookups_and_audit_entries(visit: Visit, world: World) 
     expect(page.locator("#answer-heading")).to_contain_text("Match: one subscriber")
     page.get_by_role("link", name=case).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Case {case}")
-    expect(page.locator("table.audit tbody tr")).to_have_count(1)
+    expect(page.locator("table.audit tbody tr")).to_have_count(2)  # case opened, lookup
     visit.shot("case")
     page.get_by_role("link", name=re.compile(r"^Answer \d+$")).click()
     expect(page.locator("#answer-heading")).to_contain_text("Match: one subscriber")
