@@ -191,6 +191,8 @@ def test_checkpoints_catch_a_rewritten_tail(sessions: SessionFactory, history) -
         s.execute(text("update audit_head set seq = :q, sha256 = :h"), {"q": last[0], "h": last[1]})
         broken, _ = integrity.verify(s)
         assert broken == []  # consistent on its own ...
-        broken, _ = integrity.verify(s, checkpoint=integrity.Checkpoint(mark["seq"], mark["sha256"]))
+        broken, _ = integrity.verify(
+            s, checkpoint=integrity.Checkpoint(mark["seq"], mark["sha256"])
+        )
         s.rollback()
     assert any(f"checkpoint exported {mark['seq']}" in str(b) for b in broken)
