@@ -6,21 +6,26 @@ server at 127.0.0.1:5432. Unreachable Postgres is a failure, not a skip: CI has 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import httpx
 import psycopg
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from detnat.engine import Plan
 from detnat.planfile import plan_from_data
 from detnat.service.audit import Actor
+from detnat.settings import Settings
 from detnat.store import migrate
 from detnat.store.db import SessionFactory, make_engine, make_sessions, normalise_url
 
@@ -137,3 +142,38 @@ def make_tokens(sessions: SessionFactory) -> dict[str, str]:
             )
             out[holder] = secret
     return out
+
+
+class Api:
+    """One app with its lifespan running, and a client per token holder."""
+
+    def __init__(self, app: FastAPI, api_tokens: dict[str, str]) -> None:
+        self.app, self.api_tokens = app, api_tokens
+        self.loop = asyncio.new_event_loop()
+        self._lifespan = app.router.lifespan_context(app)
+        self.loop.run_until_complete(self._lifespan.__aenter__())
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+    def __call__(
+        self, method: str, url: str, who: str | None, body: Any = None, **kw: Any
+    ) -> httpx.Response:
+        headers = dict(kw.pop("headers", {}))
+        if who is not None:
+            headers["authorization"] = f"Bearer {self.api_tokens.get(who, who)}"
+        if body is not None:
+            kw["json"] = body
+        return self.loop.run_until_complete(self.client.request(method, url, headers=headers, **kw))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.run_until_complete(self._lifespan.__aexit__(None, None, None))
+        self.loop.close()
+
+
+@pytest.fixture
+def api(database_url: str, api_tokens: dict[str, str]) -> Iterator[Api]:
+    from api.app import create_app
+
+    client = Api(create_app(Settings(database_url=database_url)), api_tokens)
+    yield client
+    client.close()

@@ -3,9 +3,7 @@ evidence files, limits."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +21,7 @@ from detnat.service.audit import Actor
 from detnat.settings import Settings
 from detnat.store.db import SessionFactory, unit_of_work
 from detnat.store.models import AuditEntry
-from tests.store.conftest import TOKEN_HOLDERS, fresh_pool
+from tests.store.conftest import TOKEN_HOLDERS, Api, fresh_pool
 
 pytestmark = pytest.mark.postgres
 
@@ -33,39 +31,6 @@ PLAN = {
     "block": {"ratio": 4096},
 }
 T = "2020-01-01T00:00:00Z"
-
-
-class Api:
-    """One app with its lifespan running, and a client per token holder."""
-
-    def __init__(self, app: FastAPI, api_tokens: dict[str, str]) -> None:
-        self.app, self.api_tokens = app, api_tokens
-        self.loop = asyncio.new_event_loop()
-        self._lifespan = app.router.lifespan_context(app)
-        self.loop.run_until_complete(self._lifespan.__aenter__())
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-
-    def __call__(
-        self, method: str, url: str, who: str | None, body: Any = None, **kw: Any
-    ) -> httpx.Response:
-        headers = dict(kw.pop("headers", {}))
-        if who is not None:
-            headers["authorization"] = f"Bearer {self.api_tokens.get(who, who)}"
-        if body is not None:
-            kw["json"] = body
-        return self.loop.run_until_complete(self.client.request(method, url, headers=headers, **kw))
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.client.aclose())
-        self.loop.run_until_complete(self._lifespan.__aexit__(None, None, None))
-        self.loop.close()
-
-
-@pytest.fixture
-def api(database_url: str, api_tokens: dict[str, str]) -> Iterator[Api]:
-    client = Api(create_app(Settings(database_url=database_url)), api_tokens)
-    yield client
-    client.close()
 
 
 def _realm_with_plan(api: Api, name: str, *, single: bool = True) -> str:

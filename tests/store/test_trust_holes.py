@@ -15,8 +15,8 @@ from sqlalchemy.exc import DBAPIError
 
 from detnat.service import audit, integrity, plans
 from detnat.store.db import SessionFactory, unit_of_work
-from tests.store.conftest import T0, clock_at, fresh_pool, small_plan
-from tests.store.test_trust_api import PLAN, T, Api, _realm_with_plan, _reverse, api  # noqa: F401
+from tests.store.conftest import T0, Api, clock_at, fresh_pool, small_plan
+from tests.store.test_trust_api import PLAN, T, _realm_with_plan, _reverse
 
 pytestmark = pytest.mark.postgres
 ADMIN = audit.Actor("holes-admin", "admin")
@@ -185,7 +185,7 @@ def test_the_owner_cannot_change_what_decides_an_answer(
     sessions: SessionFactory, corrected: str, statement: str
 ) -> None:
     realm = f"(select id from realms where name = '{corrected}')"
-    with sessions() as s, pytest.raises(DBAPIError, match="append-only|refused|only|moved only"):
+    with sessions() as s, pytest.raises(DBAPIError, match=r"append-only|refused|only|moved only"):
         s.execute(text(statement.format(realm=realm)))
     assert _broken(sessions) == []
 
