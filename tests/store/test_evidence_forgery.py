@@ -216,7 +216,8 @@ def _dump_duplicating(value: Any, target: Path_, forged_first: bool, path: Path_
         ]
         if path == target and value:
             key, genuine_value = next(iter(value.items()))
-            forged = _mutations(genuine_value)[0]
+            leaf = not isinstance(genuine_value, dict | list) or genuine_value == []
+            forged = _mutations(genuine_value)[0] if leaf else MARK
             parts.insert(0 if forged_first else 1, f"{json.dumps(key)}:{json.dumps(forged)}")
         return "{" + ",".join(parts) + "}"
     if isinstance(value, list):
@@ -266,7 +267,7 @@ def test_an_old_format_file_is_refused_with_a_clear_message(
     assert code == 6 and "detnat-evidence/1" in err and "detnat-evidence/2" in err, err
 
 
-# -- the API's evidence file ------------------------------------------------------------------------
+# -- the API's evidence file -----------------------------------------------------------------------
 
 
 @pytest.fixture
