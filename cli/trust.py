@@ -198,24 +198,36 @@ def register(app: typer.Typer) -> None:
         file: Annotated[Path, typer.Argument(help="Evidence file (JSON).")],
         json_out: JsonOpt = False,
     ) -> None:
-        """Recompute the answer from the embedded plans and check every hash (no database)."""
+        """Recompute the answer from the embedded plans and check every hash (no database).
+
+        A valid file is consistent with its audit entry; whether that entry is the store's is
+        checked against the store or an audit checkpoint (its entry_sha256 is printed).
+        """
         try:
-            document = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = file.read_bytes()
+        except OSError as exc:
             raise InvalidInput(f"cannot read an evidence file: {exc}", field=str(file)) from None
-        problems, recomputed = evidence.verify(document)
+        checked = evidence.verify_bytes(data)
+        problems, document = checked.problems, checked.document
         if json_out:
-            emit_json({"valid": not problems, "problems": problems, "recomputed": recomputed})
+            emit_json(
+                {"valid": not problems, "problems": problems, "recomputed": checked.recomputed}
+            )
         elif problems:
             for problem in problems:
                 print(f"detnat: evidence: {problem}", file=sys.stderr)
         else:
-            answer = document["answer"]
+            answer, entry = document["answer"], document["audit_entry"]
             print(
                 f"valid: {answer['ip']}:{answer['port']} at {answer['time']} -> "
                 f"{answer['status']} {answer.get('subscriber', answer.get('reason', ''))}; "
                 f"{sum(len(r['versions']) for r in document['realms'].values())} plan versions "
-                f"and audit entry {document['audit_entry']['seq']} check out"
+                f"and audit entry {entry['seq']} check out"
+            )
+            print(
+                f"offline only: compare entry_sha256 {entry['entry_sha256']} of audit entry "
+                f"{entry['seq']} with the store or an audit checkpoint to rule out a forgery "
+                "rewritten as a whole"
             )
         raise typer.Exit(EXIT_BROKEN if problems else EXIT_OK)
 

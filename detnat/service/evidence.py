@@ -1,38 +1,119 @@
 """Evidence files: one reverse answer, self-contained, that anyone can check offline.
 
-An evidence file (JSON, ``format: detnat-evidence/1``) holds the query as given and as
-normalised, the answer, the full content and hashes of every plan version the answer was computed
-from (per realm: from the first candidate to the first version after the window, with the realm's
-session drain), the audit entry of the lookup with its hashes, and the code version.
+An evidence file (JSON, ``format: detnat-evidence/2``) holds the query as given, the answer, per
+realm searched its session drain and every plan version the answer was computed from (from the
+first candidate to the first version after the window: full content, hashes, who published and
+approved it), the audit entry of the lookup with its hashes, and the code version that answered.
 
-:func:`verify` needs no database: it recomputes each plan's content hash and record hash, the
-audit entry's content and chain hashes, and the answer itself from the embedded plans with the
-same rules as the service (:func:`detnat.service.lookups.answer_reverse`).
+The audit entry is the anchor: its ``content_sha256`` covers ``detail`` (the query, the answer and
+the ``trace`` written at lookup time: ``now``, and per realm its drain and, per version, its id,
+seq, ``record_sha256`` and approval) and its ``entry_sha256`` chains it into the audit log. Every
+other value in the file is either compared, field by field and type by type, with what the audit
+entry says, or recomputed from it:
+
+- ``query``, ``answer``, ``code_version``, each realm's drain, each version's id, seq,
+  ``record_sha256``, ``approved_by`` and ``approved_at`` must equal the audit entry's;
+- each version's ``record_sha256`` is recomputed from its record (realm, seq, effective_from,
+  content and previous hashes, publisher, reason, correction, what it supersedes), its
+  ``content_sha256`` from its plan;
+- the answer is recomputed from the embedded plans with the service's own rules
+  (:func:`detnat.service.lookups.answer_reverse`) at the instant the lookup was made.
+
+:func:`verify_bytes` reads the file strictly (:mod:`detnat.strictjson`: duplicate keys refused) and
+:func:`verify` refuses unknown, missing and mistyped keys, so one changed leaf, one added or
+doubled key, fails it with a line naming the first field that differs.
+
+What an offline check cannot prove: that the audit entry is the one in the store. Hashes are
+computed with public rules, so a forger who rewrites the file consistently -- a new audit
+entry with recomputed ``content_sha256`` and ``entry_sha256``, plan records with recomputed
+hashes -- makes a file that verifies. Such a file is caught only against the database (the entry's
+``entry_sha256``, the versions' ``record_sha256`` in their realm's chain: ``detnat audit verify``,
+``GET /v1/answers/{id}``) or against an exported audit checkpoint at or after the entry.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from detnat import __version__
+from detnat import strictjson
 from detnat.engine import parse_public_address
-from detnat.errors import InvalidInput, NotFound
+from detnat.errors import DetnatError, NotFound
 from detnat.planfile import plan_from_data
 from detnat.service import audit, lookups, plans
-from detnat.service.timelines import RealmTimeline, Timelines, make_version
+from detnat.service.timelines import RealmTimeline, Timelines, TimelineVersion, make_version
 from detnat.service.times import format_instant, parse_instant
 from detnat.store import repo
 from detnat.store.models import AuditEntry, PlanVersion
 
-FORMAT = "detnat-evidence/1"
+FORMAT = "detnat-evidence/2"
+OLD_FORMATS = ("detnat-evidence/1",)
+
+_NONE = type(None)
+Spec = dict[str, tuple[type, ...]]
+_DOCUMENT: Spec = {
+    "format": (str,),
+    "code_version": (str,),
+    "query": (dict,),
+    "answer": (dict,),
+    "realms": (dict,),
+    "audit_entry": (dict,),
+}
+_AUDIT_ENTRY: Spec = {
+    "seq": (int,),
+    "at": (str,),
+    "actor": (str,),
+    "role": (str,),
+    "token_id": (int, _NONE),
+    "action": (str,),
+    "case": (str, _NONE),
+    "status": (str, _NONE),
+    "request_id": (str,),
+    "code_version": (str,),
+    "detail": (dict,),
+    "content_sha256": (str,),
+    "prev_sha256": (str,),
+    "entry_sha256": (str,),
+}
+_DETAIL: Spec = {"query": (dict,), "answer": (dict,), "trace": (dict,)}
+_TRACE: Spec = {"now": (str,), "realms": (dict,)}
+_REALM: Spec = {"session_drain_us": (int,), "versions": (list,)}
+_TRACED_VERSION: Spec = {
+    "id": (int,),
+    "seq": (int,),
+    "record_sha256": (str,),
+    "approved_by": (str, _NONE),
+    "approved_at": (str, _NONE),
+}
+_VERSION: Spec = {
+    "id": (int,),
+    "realm": (str,),
+    "seq": (int,),
+    "effective_from": (str,),
+    "plan": (dict, _NONE),
+    "content_sha256": (str, _NONE),
+    "prev_sha256": (str, _NONE),
+    "record_sha256": (str,),
+    "published_at": (str,),
+    "published_by": (str,),
+    "reason": (str,),
+    "correction": (bool,),
+    "supersedes": (int, _NONE),
+    "approved_by": (str, _NONE),
+    "approved_at": (str, _NONE),
+}
 
 
-def _version_record(session: Session, realm: str, version: PlanVersion) -> dict[str, Any]:
+# -- making ----------------------------------------------------------------------------------------
+
+
+def _version_record(
+    session: Session, realm: str, version: PlanVersion, traced: dict[str, Any]
+) -> dict[str, Any]:
     supersedes = session.get(PlanVersion, version.supersedes_id) if version.supersedes_id else None
-    approval = repo.approval_of(session, version.id)
     return {
         "id": version.id,
         "realm": realm,
@@ -47,7 +128,9 @@ def _version_record(session: Session, realm: str, version: PlanVersion) -> dict[
         "reason": version.reason,
         "correction": version.correction,
         "supersedes": supersedes.seq if supersedes else None,
-        "approved_by": approval.approved_by if approval else None,
+        # As the lookup recorded it (the audit entry vouches for it), not as read today.
+        "approved_by": traced["approved_by"],
+        "approved_at": traced["approved_at"],
     }
 
 
@@ -68,17 +151,24 @@ def build(session: Session, answer_id: int) -> dict[str, Any]:
             field="answer_id",
         )
     trace = entry.detail["trace"]
+    if any("versions" not in excerpt for excerpt in trace["realms"].values()):
+        raise NotFound(
+            f"answer {answer_id} was recorded before lookups traced the approvals and drains a "
+            f"{FORMAT} file must be checked against; no evidence file can be made for it",
+            field="answer_id",
+        )
     realms: dict[str, Any] = {}
     for name, excerpt in trace["realms"].items():
-        ids = set(excerpt["version_ids"])
-        rows = repo.versions_by_id(session, ids)
+        rows = repo.versions_by_id(session, {v["id"] for v in excerpt["versions"]})
         realms[name] = {
-            "session_drain_seconds": excerpt["session_drain_seconds"],
-            "versions": [_version_record(session, name, rows[i]) for i in excerpt["version_ids"]],
+            "session_drain_us": excerpt["session_drain_us"],
+            "versions": [
+                _version_record(session, name, rows[v["id"]], v) for v in excerpt["versions"]
+            ],
         }
     return {
         "format": FORMAT,
-        "code_version": __version__,
+        "code_version": entry.code_version,
         "query": entry.detail["query"],
         "answer": entry.detail["answer"],
         "realms": realms,
@@ -86,80 +176,138 @@ def build(session: Session, answer_id: int) -> dict[str, Any]:
     }
 
 
-def _check(condition: bool, problems: list[str], message: str) -> None:
-    if not condition:
-        problems.append(message)
+# -- checking --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The verdict on one evidence file: no problems means valid."""
+
+    problems: list[str]
+    recomputed: dict[str, Any] | None
+    document: Any
+
+
+def verify_bytes(data: bytes) -> Checked:
+    """Read an evidence file strictly (UTF-8 JSON, no duplicate keys) and :func:`verify` it."""
+    try:
+        document = strictjson.loads(data.decode("utf-8"), field="evidence file")
+    except UnicodeDecodeError:
+        return Checked(["evidence file: not UTF-8"], None, None)
+    except DetnatError as exc:
+        return Checked([str(exc)], None, None)
+    problems, recomputed = verify(document)
+    return Checked(problems, recomputed, document)
 
 
 def verify(document: Any) -> tuple[list[str], dict[str, Any] | None]:
-    """Check an evidence file offline: (problems, the recomputed answer). No problems: valid."""
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise InvalidInput(f"not a {FORMAT} file", field="format")
+    """Check an evidence file offline: (problems, the recomputed answer). No problems: valid.
+
+    The first problem names the first field found to differ (see the module docstring).
+    """
     problems: list[str] = []
     try:
-        entry = document["audit_entry"]
-        fields = audit.CONTENT_FIELDS
-        content = {k: entry[k] for k in fields}
-        digest = audit.sha256_text(audit.canonical(content))
-        _check(
-            digest == entry["content_sha256"],
-            problems,
-            f"audit entry {entry['seq']}: content does not match its content_sha256",
-        )
-        _check(
-            audit.chain_hash(entry["seq"], entry["prev_sha256"], entry["content_sha256"])
-            == entry["entry_sha256"],
-            problems,
-            f"audit entry {entry['seq']}: entry_sha256 does not match its chain link",
-        )
-        detail = entry["detail"]
-        _check(
-            detail["answer"] == document["answer"], problems, "answer differs from the audit entry"
-        )
-        _check(detail["query"] == document["query"], problems, "query differs from the audit entry")
-        realms = []
-        for n, (name, part) in enumerate(sorted(document["realms"].items())):
-            versions = []
-            for record in part["versions"]:
-                versions.append(_checked_version(record, problems))
-            versions.sort(key=lambda v: v.effective_from)
-            drain = timedelta(seconds=part["session_drain_seconds"])
-            realms.append(RealmTimeline(n + 1, name, drain, tuple(versions)))
-        answer = document["answer"]
-        query = document["query"]
-        recomputed = lookups.answer_reverse(
-            Timelines(0, realms),
-            parse_public_address(answer["ip"], field="ip"),
-            int(answer["port"]),
-            at=parse_instant(answer["time"]),
-            tolerance=timedelta(seconds=answer["tolerance_seconds"]),
-            realm=query.get("realm"),
-            now=parse_instant(detail["trace"]["now"]),
-            mappers=plans.MapperCache(),
-        )
-    except (KeyError, TypeError, ValueError, InvalidInput) as exc:
+        _check_document(document, problems)
+        if problems:
+            return problems, None
+        return problems, _recompute(document, problems)
+    except (KeyError, TypeError, ValueError, ArithmeticError, DetnatError) as exc:
         problems.append(f"malformed evidence file: {type(exc).__name__}: {exc}")
         return problems, None
-    shown = {k: v for k, v in answer.items() if k != "pending_approval"}
-    if recomputed != shown:
-        if not answer.get("candidates"):
-            problems.append(
-                "no plan held the address: the evidence embeds no plan to recompute that from"
-            )
-        else:
-            problems.append("recomputing the answer from the embedded plans gives another answer")
-    return problems, recomputed
 
 
-def _checked_version(record: dict[str, Any], problems: list[str]) -> Any:
-    where = f"{record['realm']} v{record['seq']}"
-    plan = record["plan"]
-    if plan is not None:
-        _check(
-            plans.content_hash(plan) == record["content_sha256"],
-            problems,
-            f"{where}: plan content does not match its content_sha256",
+def _check_document(document: Any, problems: list[str]) -> None:
+    if not isinstance(document, dict):
+        problems.append(f"not a {FORMAT} file: a JSON object was expected")
+        return
+    shown = document.get("format")
+    if shown in OLD_FORMATS:
+        problems.append(
+            f"format: {shown} files do not bind approvals, drains and version ids to the audit "
+            f"entry and are no longer accepted; make the evidence file again ({FORMAT})"
         )
+        return
+    if shown != FORMAT:
+        problems.append(f"format: {_show(shown)} is not {FORMAT}")
+        return
+    if _shape(document, "", _DOCUMENT, problems):
+        return
+    entry = document["audit_entry"]
+    if _shape(entry, "audit_entry", _AUDIT_ENTRY, problems):
+        return
+    content = {k: entry[k] for k in audit.CONTENT_FIELDS}
+    if audit.sha256_text(audit.canonical(content)) != entry["content_sha256"]:
+        problems.append("audit_entry: content does not match its content_sha256")
+        return
+    if (
+        audit.chain_hash(entry["seq"], entry["prev_sha256"], entry["content_sha256"])
+        != entry["entry_sha256"]
+    ):
+        problems.append("audit_entry: entry_sha256 does not match its chain link")
+        return
+    # From here on the audit entry is taken as hashed; everything else is compared with it.
+    if entry["action"] != "lookup.reverse":
+        problems.append(f"audit_entry.action: {_show(entry['action'])} is not a reverse lookup")
+        return
+    detail = entry["detail"]
+    if _required(detail, "audit_entry.detail", _DETAIL, problems):
+        return
+    trace = detail["trace"]
+    if _required(trace, "audit_entry.detail.trace", _TRACE, problems):
+        return
+    _compare(document["code_version"], entry["code_version"], "code_version", problems)
+    _compare(document["query"], detail["query"], "query", problems)
+    _compare(document["answer"], detail["answer"], "answer", problems)
+    _compare(document["answer"].get("status"), entry["status"], "answer.status", problems)
+    _check_realms(document["realms"], trace["realms"], problems)
+
+
+def _check_realms(realms: dict[str, Any], traced: dict[str, Any], problems: list[str]) -> None:
+    for name in realms:
+        if name not in traced:
+            problems.append(f"realms.{name}: not a realm the audit entry's trace names")
+    for name, excerpt in traced.items():
+        where = f"realms.{name}"
+        if name not in realms:
+            problems.append(f"{where}: missing (the audit entry's trace names it)")
+            continue
+        part = realms[name]
+        if _shape(part, where, _REALM, problems):
+            continue
+        if _required(excerpt, f"audit_entry.detail.trace.{where}", _REALM, problems):
+            continue
+        _compare(
+            part["session_drain_us"],
+            excerpt["session_drain_us"],
+            f"{where}.session_drain_us",
+            problems,
+        )
+        versions, listed = part["versions"], excerpt["versions"]
+        if len(versions) != len(listed):
+            problems.append(
+                f"{where}.versions: {len(versions)} in the file, {len(listed)} in the audit "
+                "entry's trace"
+            )
+            continue
+        for n, (record, traced_version) in enumerate(zip(versions, listed, strict=True)):
+            _check_version(record, traced_version, name, f"{where}.versions[{n}]", problems)
+
+
+def _check_version(record: Any, traced: Any, realm: str, where: str, problems: list[str]) -> None:
+    if _shape(record, where, _VERSION, problems):
+        return
+    if _required(traced, f"audit_entry.detail.trace.{where}", _TRACED_VERSION, problems):
+        return
+    for key in _TRACED_VERSION:
+        _compare(record[key], traced[key], f"{where}.{key}", problems)
+    _compare(record["realm"], realm, f"{where}.realm", problems)
+    for key in ("effective_from", "published_at"):
+        if format_instant(parse_instant(record[key])) != record[key]:
+            problems.append(f"{where}.{key}: {_show(record[key])} is not as the store writes it")
+    plan = record["plan"]
+    expected = plans.content_hash(plan) if plan is not None else None
+    if expected != record["content_sha256"]:
+        problems.append(f"{where}.content_sha256: does not match the plan (plan or hash altered)")
     row = PlanVersion(
         seq=record["seq"],
         effective_from=parse_instant(record["effective_from"]),
@@ -170,21 +318,128 @@ def _checked_version(record: dict[str, Any], problems: list[str]) -> Any:
         reason=record["reason"],
         correction=record["correction"],
     )
-    _check(
-        plans.record_hash(row, record["realm"], record["supersedes"]) == record["record_sha256"],
-        problems,
-        f"{where}: record does not match its record_sha256",
+    if plans.record_hash(row, record["realm"], record["supersedes"]) != record["record_sha256"]:
+        problems.append(f"{where}.record_sha256: does not match the version's record")
+
+
+def _recompute(document: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """The answer recomputed from the embedded plans and the audit entry's query and trace."""
+    detail = document["audit_entry"]["detail"]
+    query, answer, trace = detail["query"], detail["answer"], detail["trace"]
+    realms = []
+    for n, name in enumerate(sorted(document["realms"])):
+        part = document["realms"][name]
+        versions = sorted(
+            (_timeline_version(record) for record in part["versions"]),
+            key=lambda v: v.effective_from,
+        )
+        drain = timedelta(microseconds=part["session_drain_us"])
+        realms.append(RealmTimeline(n + 1, name, drain, tuple(versions)))
+    recomputed = lookups.answer_reverse(
+        Timelines(0, realms),
+        parse_public_address(answer["ip"], field="ip"),
+        lookups.check_port(answer["port"]),
+        at=parse_instant(answer["time"]),
+        tolerance=timedelta(seconds=answer["tolerance_seconds"]),
+        realm=query.get("realm"),
+        now=parse_instant(trace["now"]),
+        mappers=plans.MapperCache(),
     )
-    ranges: list[tuple[int, int]] = []
-    if plan is not None:
-        ranges = plans.plan_address_ranges(plan_from_data(plan))
+    shown = {k: v for k, v in answer.items() if k != "pending_approval"}
+    if recomputed != shown:
+        if not answer.get("candidates"):
+            problems.append(
+                "answer: no plan held the address: the evidence embeds no plan to recompute that "
+                "from"
+            )
+        else:
+            problems.append("answer: recomputing it from the embedded plans gives another answer")
+    return recomputed
+
+
+def _timeline_version(record: dict[str, Any]) -> TimelineVersion:
+    plan = record["plan"]
     return make_version(
         id=record["id"],
         seq=record["seq"],
-        effective_from=row.effective_from,
+        effective_from=parse_instant(record["effective_from"]),
         plan=plan,
         content_sha256=record["content_sha256"],
         record_sha256=record["record_sha256"],
         correction=record["correction"],
-        ranges=ranges,
+        ranges=plans.plan_address_ranges(plan_from_data(plan)) if plan is not None else [],
     )
+
+
+# -- strict comparison -----------------------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _types(value: Any, allowed: tuple[type, ...]) -> bool:
+    return type(value) in allowed  # exact: a bool is not an int, an int is not a float
+
+
+def _required(value: Any, where: str, spec: Spec, problems: list[str]) -> bool:
+    """Problems with the keys ``spec`` requires (others may follow: hashed parts evolve)."""
+    if not isinstance(value, dict):
+        problems.append(f"{where}: an object was expected, not {_show(value)}")
+        return True
+    for key, allowed in spec.items():
+        if key not in value:
+            problems.append(f"{where}.{key}: missing")
+            return True
+        if not _types(value[key], allowed):
+            names = " or ".join("null" if t is _NONE else t.__name__ for t in allowed)
+            problems.append(f"{where}.{key}: {_show(value[key])} is not {names}")
+            return True
+    return False
+
+
+def _shape(value: Any, where: str, spec: Spec, problems: list[str]) -> bool:
+    """True when ``value`` is not an object with exactly ``spec``'s keys of ``spec``'s types."""
+    if _required(value, where or "evidence file", spec, problems):
+        return True
+    for key in value:
+        if key not in spec:
+            problems.append(f"{where + '.' if where else ''}{key}: not a field of {FORMAT}")
+            return True
+    return False
+
+
+def _compare(shown: Any, hashed: Any, where: str, problems: list[str]) -> None:
+    found = _difference(shown, hashed, where)
+    if found is not None:
+        problems.append(found)
+
+
+def _difference(shown: Any, hashed: Any, where: str) -> str | None:
+    """The first place where ``shown`` differs from ``hashed`` (types included), or None."""
+    if type(shown) is not type(hashed):
+        return f"{where}: {_show(shown)} in the file, {_show(hashed)} in the audit entry"
+    if isinstance(hashed, dict):
+        for key in hashed:
+            if key not in shown:
+                return f"{where}.{key}: missing (the audit entry has it)"
+        for key in shown:
+            if key not in hashed:
+                return f"{where}.{key}: not in the audit entry"
+        for key in hashed:
+            found = _difference(shown[key], hashed[key], f"{where}.{key}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(hashed, list):
+        if len(shown) != len(hashed):
+            return f"{where}: {len(shown)} items in the file, {len(hashed)} in the audit entry"
+        for n, (a, b) in enumerate(zip(shown, hashed, strict=True)):
+            found = _difference(a, b, f"{where}[{n}]")
+            if found is not None:
+                return found
+        return None
+    if shown != hashed:
+        return f"{where}: {_show(shown)} in the file, {_show(hashed)} in the audit entry"
+    return None

@@ -180,9 +180,9 @@ def answer_reverse(
 ) -> dict[str, object]:
     """The full answer (candidates, window, nearest change) from a snapshot.
 
-    ``trace``, when given, receives what is needed to recompute the answer offline (the
-    evidence file): ``now`` and, per realm searched, its drain and the ids of the versions from
-    the first candidate to the first version after the window.
+    ``trace``, when given, receives what is needed to recompute and check the answer offline
+    (the evidence file): ``now`` and, per realm searched, its drain and the versions from the
+    first candidate to the first version after the window (id, seq, record hash, approval).
     """
     start, end = window(at, tolerance, now)
     answer: dict[str, object] = {
@@ -229,11 +229,28 @@ def answer_reverse(
 
 
 def _excerpt(realm: RealmTimeline, start: datetime, end: datetime) -> dict[str, object]:
+    """A realm's part of the trace: what an evidence file shows of it, bound by the audit hash.
+
+    Integers and strings only (no float survives canonical JSON unchanged); ``version_ids`` and
+    ``session_drain_seconds`` stay for the readers of older entries (the web timeline strip).
+    """
     first, last = candidate_range(realm.starts_us, realm.drain_us, to_us(start), to_us(end))
     upto = min(int(last) + 2, len(realm.versions))
+    versions = realm.versions[int(first) : max(upto, int(first))]
     return {
         "session_drain_seconds": realm.session_drain.total_seconds(),
-        "version_ids": [v.id for v in realm.versions[int(first) : max(upto, int(first))]],
+        "session_drain_us": realm.drain_us,
+        "version_ids": [v.id for v in versions],
+        "versions": [
+            {
+                "id": v.id,
+                "seq": v.seq,
+                "record_sha256": v.record_sha256,
+                "approved_by": v.approved_by,
+                "approved_at": format_instant(v.approved_at) if v.approved_at else None,
+            }
+            for v in versions
+        ],
     }
 
 

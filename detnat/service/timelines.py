@@ -58,6 +58,8 @@ class TimelineVersion:
     ranges: tuple[tuple[int, int], ...]  # public addresses of the plan, inclusive, sorted
     _firsts: Ints = field(repr=False)
     _lasts: Ints = field(repr=False)
+    approved_by: str | None = None  # who approved it (None: pending, or not loaded from a store)
+    approved_at: datetime | None = None
 
     def holds(self, address: int) -> bool:
         i = bisect_right(self.ranges, address, key=lambda r: r[0]) - 1
@@ -79,6 +81,8 @@ def make_version(
     record_sha256: str,
     correction: bool,
     ranges: Iterable[tuple[int, int]],
+    approved_by: str | None = None,
+    approved_at: datetime | None = None,
 ) -> TimelineVersion:
     spans = tuple(sorted(ranges))
     return TimelineVersion(
@@ -92,6 +96,8 @@ def make_version(
         ranges=spans,
         _firsts=np.array([a for a, _ in spans], dtype=np.int64),
         _lasts=np.array([b for _, b in spans], dtype=np.int64),
+        approved_by=approved_by,
+        approved_at=approved_at,
     )
 
 
@@ -230,6 +236,8 @@ def _load_realm(session: Session, realm_id: int, head: tuple[int, int]) -> Realm
     realm = repo.realms_by_id(session, {realm_id})[realm_id]
     rows = repo.in_force_versions(session, realm_id)
     ranges = repo.version_address_ranges(session, [v.id for v, _ in rows])
+    # Who approved each version goes into the trace of every answer (and so its evidence file).
+    approvals = {v.id: a for a, v in repo.approvals(session, realm_id)}
     loaded = [
         (
             make_version(
@@ -241,6 +249,8 @@ def _load_realm(session: Session, realm_id: int, head: tuple[int, int]) -> Realm
                 record_sha256=v.record_sha256,
                 correction=v.correction,
                 ranges=ranges.get(v.id, ()),
+                approved_by=approvals[v.id].approved_by if v.id in approvals else None,
+                approved_at=approvals[v.id].approved_at if v.id in approvals else None,
             ),
             approved,
         )

@@ -426,7 +426,7 @@ def test_evidence_verifies_offline_and_a_one_byte_change_fails(api: Api, realm_n
             assert bad, f"one byte changed at {index} went unnoticed"
     tampered = json.loads(json.dumps(document))
     tampered["audit_entry"]["actor"] = "someone-else"
-    assert any("audit entry" in p for p in evidence.verify(tampered)[0])
+    assert any(p.startswith("audit_entry: content") for p in evidence.verify(tampered)[0])
     forged = json.loads(json.dumps(document))
     forged["answer"]["subscriber"] = "10.0.0.6/32"
     assert evidence.verify(forged)[0]
