@@ -454,7 +454,7 @@ __all__ = [
     "check_reference",
     "checkpoint",
     "entries",
-    "record_refusal",
     "entry_json",
     "record",
+    "record_refusal",
 ]
