@@ -159,10 +159,12 @@ def upgrade() -> None:
             "(detnat token revoke ID) and run the upgrade again"
         )
     op.add_column("cases", sa.Column("role", sa.Text(), nullable=True))
+    op.execute("ALTER TABLE cases DISABLE TRIGGER cases_append_only")
     op.execute(
         "UPDATE cases SET role = coalesce((SELECT t.role FROM api_tokens t "
         "WHERE cases.owner = 'token:' || t.id), 'admin')"
     )
+    op.execute("ALTER TABLE cases ENABLE TRIGGER cases_append_only")
     op.alter_column("cases", "role", nullable=False)
     op.create_check_constraint(op.f("ck_cases_known_role"), "cases", ROLES)
 

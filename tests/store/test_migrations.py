@@ -47,3 +47,119 @@ def test_models_match_the_migrated_schema(database_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_rows_made_before_0004_are_recorded_by_its_baseline() -> None:
+    """A store of revision 0003 with a realm, a version, its approval, tokens (one revoked) and a
+    case upgrades to a store that ``audit verify`` finds whole; down and up again, still whole."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from detnat.service import integrity, plans
+    from detnat.store.db import make_sessions
+    from detnat.store.models import PlanVersion
+
+    name = f"detnat_mig_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(normalise_url(SERVER_URL)).set(database=name).render_as_string(False)
+    try:
+        migrate.upgrade(url, "0003")
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        plan = {
+            "algorithm": "block",
+            "inside": {"prefixes": ["10.0.0.0/30"], "subscriber_prefix_length": 32},
+            "outside": {"prefixes": ["198.18.9.0/30"]},
+            "block": {"ratio": 4},
+            "ports": {"first": 1024, "last": 65535, "exclude": []},
+        }
+        version = PlanVersion(
+            seq=1,
+            effective_from=at,
+            content_sha256=plans.content_hash(plan),
+            prev_sha256=None,
+            published_at=at,
+            published_by="alice",
+            reason="CHG-0",
+            correction=False,
+        )
+        record = plans.record_hash(version, "old-realm", None)
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "insert into realms (name, session_drain) values ('old-realm', "
+                    "interval '90 seconds')"
+                )
+            )
+            conn.execute(
+                text(
+                    "insert into plan_versions (realm_id, seq, effective_from, plan, "
+                    "content_sha256, record_sha256, published_at, published_by, reason, "
+                    "correction) select id, 1, :at, cast(:plan as jsonb), :c, :r, :at, 'alice', "
+                    "'CHG-0', false from realms"
+                ),
+                {
+                    "at": at,
+                    "plan": __import__("json").dumps(plan),
+                    "c": version.content_sha256,
+                    "r": record,
+                },
+            )
+            conn.execute(
+                text(
+                    "insert into plan_version_ranges (version_id, realm_id, addresses, "
+                    "validity) select v.id, v.realm_id, int8range(3323070720, "
+                    "3323070724), tstzrange(:at, null) from plan_versions v"
+                ),
+                {"at": at},
+            )
+            conn.execute(
+                text(
+                    "insert into plan_approvals (version_id, content_sha256, "
+                    "approved_by, approved_at, single_approver) select id, "
+                    "content_sha256, 'bob', :at, false from plan_versions"
+                ),
+                {"at": at},
+            )
+            for n, revoked in ((1, False), (2, True)):
+                conn.execute(
+                    text(
+                        "insert into api_tokens (name, role, token_sha256, created_at, "
+                        "created_by, revoked_at, revoked_by) values (:n, 'abuse', :h, :at, "
+                        "'ops', :rev, :by)"
+                    ),
+                    {
+                        "n": f"desk-{n}",
+                        "h": f"{n:064d}",
+                        "at": at,
+                        "rev": at if revoked else None,
+                        "by": "ops" if revoked else None,
+                    },
+                )
+            conn.execute(
+                text(
+                    "insert into cases (ref, owner, created_at) select 'OLD-1', "
+                    "'token:' || min(id), :at from api_tokens"
+                ),
+                {"at": at},
+            )
+        migrate.upgrade(url)
+        sessions = make_sessions(engine)
+        with sessions() as s:
+            assert [str(b) for b in integrity.verify(s)[0]] == []
+            role = s.execute(text("select role from cases where ref = 'OLD-1'")).scalar_one()
+            assert role == "abuse"
+        migrate.downgrade(url, "0003")
+        migrate.upgrade(url)
+        with sessions() as s:
+            assert [str(b) for b in integrity.verify(s)[0]] == []
+            s.execute(text("set local session_replication_role = replica"))
+            s.execute(text("update realms set session_drain = interval '0'"))
+            assert any("session_drain_us differs" in str(b) for b in integrity.verify(s)[0])
+            s.rollback()
+        engine.dispose()
+    finally:
+        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
