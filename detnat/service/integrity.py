@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from detnat.errors import DetnatError
 from detnat.planfile import plan_from_data
 from detnat.service import audit, plans, tokens
 from detnat.store import repo
@@ -228,7 +229,7 @@ def _store_rows(session: Session) -> dict[str, dict[str, dict[str, Any]]]:
             rows["approvals"][_key("approvals", record)] = record
     for token in repo.tokens(session):
         rows["tokens"][str(token.id)] = tokens.token_record(token)
-        if token.revoked_at is not None:
+        if token.revoked_at is not None or token.revoked_by is not None:
             rows["revocations"][str(token.id)] = tokens.revocation_record(token)
     for case in repo.cases(session):
         shown: dict[str, Any] = audit.case_record(case.ref, case.owner, case.role, case.created_at)
@@ -284,7 +285,12 @@ def _derived_state(session: Session, realms: list[Any]) -> Iterable[Broken]:
         timeline = sorted((v for v in history if not v.superseded), key=lambda v: v.effective_from)
         for n, version in enumerate(timeline):
             until = timeline[n + 1].effective_from if n + 1 < len(timeline) else None
-            want = _ranges_of(version, until)
+            try:
+                want = _ranges_of(version, until)
+            except DetnatError as exc:
+                ranges.pop(version.id, None)
+                yield Broken("plan_versions", f"{realm.name} v{version.seq}", f"not a plan ({exc})")
+                continue
             if ranges.pop(version.id, set()) != want:
                 yield Broken(
                     "plan_versions",
@@ -302,14 +308,12 @@ def _derived_state(session: Session, realms: list[Any]) -> Iterable[Broken]:
         yield Broken("plan_version_ranges", f"version id {version_id}", "ranges of no version")
 
 
-def _ranges_of(
-    version: PlanVersion, until: datetime | None
-) -> set[tuple[int, int, datetime, datetime | None]]:
+def _ranges_of(version: PlanVersion, until: datetime | None) -> set[repo.RangeRow]:
     if version.plan is None:
         return set()
     plan = plan_from_data(version.plan)
     return {
-        (first, last, version.effective_from, until)
+        (version.realm_id, first, last, version.effective_from, until)
         for first, last in plans.plan_address_ranges(plan)
     }
 
@@ -331,6 +335,9 @@ def _checkpoints(
                 )
             )
         for realm, head in sorted(mark.plan_heads.items()):
+            if not isinstance(head, dict):
+                broken.append(Broken("checkpoint", f"{kind} {mark.seq}", f"{realm}: malformed"))
+                continue
             found = _version_hash(session, realm, head.get("version"))
             if found != head.get("record_sha256"):
                 state = "missing" if found is None else "different"

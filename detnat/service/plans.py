@@ -496,6 +496,8 @@ def verify_chain(session: Session, realm: Realm) -> int | None:
     by_id = {v.id: v for v in repo.history(session, realm.id)}
     for version in by_id.values():
         sup = by_id.get(version.supersedes_id) if version.supersedes_id else None
+        if version.supersedes_id is not None and sup is None:
+            return version.seq  # it names a version of another realm, or none
         if version.prev_sha256 != prev or version.record_sha256 != record_hash(
             version, realm.name, sup.seq if sup else None
         ):

@@ -127,10 +127,9 @@ def token_record(row: ApiToken) -> dict[str, object]:
 
 def revocation_record(row: ApiToken) -> dict[str, object]:
     """What ``token.revoke`` records."""
-    assert row.revoked_at is not None
     return {
         "token_id": row.id,
-        "revoked_at": format_instant(row.revoked_at),
+        "revoked_at": format_instant(row.revoked_at) if row.revoked_at else None,
         "revoked_by": row.revoked_by,
     }
 

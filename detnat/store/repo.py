@@ -354,14 +354,17 @@ def plan_heads(session: Session) -> dict[str, dict[str, object]]:
     return {name: {"version": seq, "record_sha256": sha} for name, seq, sha in rows}
 
 
-def all_ranges(session: Session) -> dict[int, set[tuple[int, int, datetime, datetime | None]]]:
-    """Every row of ``plan_version_ranges``: by version id, (first, last, from, until)."""
-    out: dict[int, set[tuple[int, int, datetime, datetime | None]]] = {}
+RangeRow = tuple[int, int, int, datetime, datetime | None]
+
+
+def all_ranges(session: Session) -> dict[int, set[RangeRow]]:
+    """Every row of ``plan_version_ranges``: by version id, (realm id, first, last, from, until)."""
+    out: dict[int, set[RangeRow]] = {}
     for row in session.scalars(select(PlanVersionRange)):
         lower, upper = row.addresses.lower, row.addresses.upper
         assert lower is not None and upper is not None and row.validity.lower is not None
         out.setdefault(row.version_id, set()).add(
-            (int(lower), int(upper) - 1, row.validity.lower, row.validity.upper)
+            (row.realm_id, int(lower), int(upper) - 1, row.validity.lower, row.validity.upper)
         )
     return out
 
