@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         json_out: JsonOpt = False,
     ) -> None:
-        """Walk the plan-version chains and the audit chain; name the first broken link."""
+        """Walk the chains, hold the store against the audit log; name every broken link."""
         mark = _read_checkpoint(checkpoint) if checkpoint is not None else None
         with store_session() as session:
             broken, summary = integrity.verify(session, checkpoint=mark)
