@@ -197,3 +197,35 @@ def test_checkpoints_catch_a_rewritten_tail(sessions: SessionFactory, history) -
         )
         s.rollback()
     assert any(f"checkpoint exported {mark['seq']}" in str(b) for b in broken)
+
+
+def test_deleting_the_newest_version_is_reported_with_or_without_a_checkpoint(
+    sessions: SessionFactory, history
+) -> None:  # type: ignore[no-untyped-def]
+    realm, _ = history
+    with unit_of_work(sessions) as s:
+        mark = audit.checkpoint(s, audit.Actor("t", "auditor"), request_id="cp-newest")
+    assert mark["plan_heads"][realm]["version"] == 3
+    ids = "(select id from realms where name = :r)"
+    with sessions() as s:
+        s.execute(text("set local session_replication_role = replica"))
+        for table, column in (
+            ("plan_version_ranges", "version_id"),
+            ("plan_approvals", "version_id"),
+        ):
+            s.execute(
+                text(
+                    f"delete from {table} where {column} in (select id from plan_versions "
+                    f"where seq = 3 and realm_id = {ids})"
+                ),
+                {"r": realm},
+            )
+        s.execute(
+            text(f"delete from plan_versions where seq = 3 and realm_id = {ids}"), {"r": realm}
+        )
+        plain = [str(b) for b in integrity.verify(s)[0]]
+        exported = integrity.Checkpoint(mark["seq"], mark["sha256"], mark["plan_heads"])
+        checked = [str(b) for b in integrity.verify(s, checkpoint=exported)[0]]
+        s.rollback()
+    assert f"plan_versions {realm} v3: audit entry" in " ".join(plain), plain
+    assert any(f"plan version {realm} v3 is missing" in b for b in checked), checked
