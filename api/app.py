@@ -29,7 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -47,6 +47,7 @@ from api.http import (
 )
 from detnat import __version__
 from detnat.errors import (
+    Conflict,
     DetnatError,
     Forbidden,
     InvalidInput,
@@ -297,22 +298,11 @@ def create_app(settings: Settings) -> FastAPI:
         return problem(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(psycopg.Error)
-    async def driver_error(request: Request, exc: psycopg.Error) -> JSONResponse:
-        if isinstance(exc, psycopg.IntegrityError):
-            return problem(409, "conflict", "refused by the store")
-        if isinstance(exc, psycopg.DataError):
-            return problem(422, "invalid_input", "a value is out of range for the store")
-        return problem(
-            503, "unavailable", "the database (and so the audit log) is unavailable: no answer"
-        )
-
     @app.exception_handler(DBAPIError)
-    async def db_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if isinstance(exc, IntegrityError):
-            conflict = repo.conflict_from(exc)
-            return problem(409, conflict.code, str(conflict))
-        if isinstance(exc, DataError):
-            return problem(422, "invalid_input", "a value is out of range for the store")
+    async def driver_error(request: Request, exc: Exception) -> JSONResponse:
+        error = repo.domain_error(exc)  # the store's one translation (the CLI's too)
+        if isinstance(error, Conflict | InvalidInput):
+            return await detnat_error(request, error)
         return problem(
             503, "unavailable", "the database (and so the audit log) is unavailable: no answer"
         )

@@ -1,12 +1,21 @@
-"""Engines and sessions. Only the edge (a CLI command, an API request) commits."""
+"""Engines and sessions. Only the edge (a CLI command, an API request) commits.
+
+Driver errors leave :func:`unit_of_work` as domain errors (:func:`detnat.store.repo.domain_error`),
+and a URL that is not a Postgres URL is refused by :func:`make_engine` as invalid input.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from detnat.errors import InvalidInput
+from detnat.store.repo import domain_error
 
 SessionFactory = sessionmaker[Session]
 
@@ -22,13 +31,28 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
     """``pre_ping=False`` saves a round trip per checkout (the API: a connection found dead fails
     that one request with 503 and is replaced)."""
-    return create_engine(
-        normalise_url(url),
-        pool_size=pool_size,
-        pool_pre_ping=pre_ping,
-        max_overflow=10,
-        connect_args={"connect_timeout": 5},
-    )
+    try:
+        parsed = make_url(normalise_url(url))
+    except ArgumentError:
+        parsed = None
+    if parsed is None or parsed.get_backend_name() != "postgresql":
+        # Never echo the URL: it may hold a password.
+        raise InvalidInput(
+            "not a Postgres URL (postgresql+psycopg://user@host/database)",
+            field="DETNAT_DATABASE_URL",
+        )
+    try:
+        return create_engine(
+            parsed,
+            pool_size=pool_size,
+            pool_pre_ping=pre_ping,
+            max_overflow=10,
+            connect_args={"connect_timeout": 5},
+        )
+    except ArgumentError as exc:  # e.g. an unknown driver after the +
+        raise InvalidInput(
+            f"not a usable Postgres URL: {exc}", field="DETNAT_DATABASE_URL"
+        ) from None
 
 
 def make_sessions(engine: Engine) -> SessionFactory:
@@ -37,11 +61,26 @@ def make_sessions(engine: Engine) -> SessionFactory:
 
 @contextmanager
 def unit_of_work(sessions: SessionFactory) -> Iterator[Session]:
-    """One transaction: committed if the block succeeds, rolled back otherwise."""
+    """One transaction: committed if the block succeeds, rolled back otherwise.
+
+    A driver error leaves as the domain error it means (one line for the CLI, never the SQL).
+    """
     with sessions() as session:
         try:
             yield session
             session.commit()
+        except DBAPIError as exc:
+            _rollback(session)
+            error = domain_error(exc)
+            if error is None:
+                raise
+            raise error from exc
         except BaseException:
-            session.rollback()
+            _rollback(session)
             raise
+
+
+def _rollback(session: Session) -> None:
+    # A connection that is gone has nothing to roll back; the pool discards it.
+    with suppress(DBAPIError):
+        session.rollback()
