@@ -2,16 +2,23 @@
 
 Driver errors leave :func:`unit_of_work` as domain errors (:func:`detnat.store.repo.domain_error`),
 and a URL that is not a Postgres URL is refused by :func:`make_engine` as invalid input.
+
+Pooled connections that the server closed while they sat idle (a restart, ``pg_terminate_backend``,
+a crash) are replaced when they are checked out (:func:`closed_by_server`), so a restart of the
+database costs no request an error.
 """
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import Any
 
-from sqlalchemy import Engine, create_engine
+import psycopg
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from detnat.errors import InvalidInput
@@ -42,7 +49,7 @@ def make_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engin
             field="DETNAT_DATABASE_URL",
         )
     try:
-        return create_engine(
+        engine = create_engine(
             parsed,
             pool_size=pool_size,
             pool_pre_ping=pre_ping,
@@ -53,6 +60,33 @@ def make_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engin
         raise InvalidInput(
             f"not a usable Postgres URL: {exc}", field="DETNAT_DATABASE_URL"
         ) from None
+    event.listen(engine, "checkout", _refuse_closed)
+    return engine
+
+
+def closed_by_server(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether an idle connection is gone, found without a round trip.
+
+    An idle connection has nothing to read; when its socket is readable (or hung up), the server
+    has sent its last words (``terminating connection due to administrator command``) or closed
+    it. A connection that merely lost its network path is not seen here: its next statement
+    fails, once, and it is dropped.
+    """
+    if conn.closed or conn.broken:
+        return True
+    try:
+        fd = conn.fileno()
+    except psycopg.Error:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _refuse_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    # The pool takes DisconnectionError as "this one is dead": it reconnects and checks out anew.
+    if closed_by_server(dbapi_connection):
+        raise DisconnectionError("the server closed this connection while it was idle")
 
 
 def make_sessions(engine: Engine) -> SessionFactory:
