@@ -185,7 +185,21 @@ async def guard(request: Request) -> AsyncIterator[None]:
         request.state.ctx = Ctx(session, actor, revision, request.state.request_id, state.cases)
         yield
     finally:
+        _close_after_response(session)
+
+
+def _close_after_response(session: Session) -> None:
+    """End the request's session; this runs after the response is sent (a streamed one too).
+
+    What was to be kept is committed by then, so ending means rolling back a read — and if the
+    connection died meanwhile, an error here would come after the response started (an ASGI
+    error, "response already started"): the connection is dropped instead, the server has
+    rolled it back already.
+    """
+    try:
         session.close()
+    except DBAPIError:
+        session.invalidate()
 
 
 def _admit(state: Any, actor: audit.Actor | None, allowed: frozenset[str]) -> None:
@@ -735,6 +749,7 @@ def _run_batch(
         status="answered",
     )
     ctx.session.commit()
+    ctx.session.close()  # nothing touches the database while the answer streams
     report.answer_id = entry.seq
     return chunks, report
 

@@ -134,3 +134,47 @@ def test_other_routes_answer_after_every_database_connection_was_killed(served: 
     shown = [served.client.get("/v1/realms", headers=served.auth("admin")) for _ in range(3)]
     assert [r.status_code for r in shown] == [200] * 3, shown[0].text
     assert served.client.get("/readyz").status_code == 200
+
+
+def _plan(inside: str, pool: str) -> dict[str, object]:
+    return {
+        "algorithm": "block",
+        "inside": {"prefixes": [inside], "subscriber_prefix_length": 32},
+        "outside": {"prefixes": [pool]},
+        "block": {"ratio": 4096},
+    }
+
+
+def test_a_connection_dying_while_a_response_streams_is_no_server_error(served: Served) -> None:
+    # 262,144 rows (~10 MB): more than the sockets buffer, so the server is still sending (and
+    # the request's session still open) when its database connection is killed.
+    body = {
+        "old": {"plan": _plan("10.0.0.0/14", "198.18.0.0/26")},
+        "new": {"plan": _plan("10.0.0.0/14", "198.18.0.64/26")},
+    }
+    headers = {**served.auth("planner"), "accept": "text/csv"}
+    with served.client.stream("POST", "/v1/plans/diff", json=body, headers=headers) as streamed:
+        assert streamed.status_code == 200
+        served.kill_connections()
+        rows = sum(chunk.count(b"\n") for chunk in streamed.iter_bytes())
+    assert rows == (1 << 18) + 1
+    assert served.client.get("/v1/realms", headers=served.auth("admin")).status_code == 200
+    assert served.errors.messages() == []
+
+
+def test_a_connection_dying_while_a_batch_streams_is_no_server_error(served: Served) -> None:
+    rows = 300_000  # ~14 MB of answers: still streaming when the connections are killed
+    batch = "ip,port,time\n" + "8.8.8.8,1100,2020-01-01T00:00:00Z\n" * rows
+    headers = {**served.auth("legal"), "content-type": "text/csv"}
+    url = "/v1/lookups/reverse/batch?case=OPS-2"
+    with served.client.stream("POST", url, content=batch.encode(), headers=headers) as streamed:
+        assert streamed.status_code == 200
+        answer_id = int(streamed.headers["x-detnat-answer-id"])
+        served.kill_connections()
+        lines = sum(chunk.count(b"\n") for chunk in streamed.iter_bytes())
+    assert lines == rows + 1
+    assert served.errors.messages() == []
+    # The batch's audit entry was committed before the first byte.
+    with psycopg.connect(libpq_url(served.url)) as conn:
+        found = conn.execute("SELECT action FROM audit_log WHERE seq = %s", (answer_id,))
+        assert found.fetchone() == ("lookup.reverse_batch",)
