@@ -12,6 +12,7 @@ per-worker rate buckets: Postgres is the only state, so several workers or hosts
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import io
@@ -268,7 +269,10 @@ def create_app(settings: Settings) -> FastAPI:
             settings.rate_limit_per_second, settings.rate_limit_burst
         )
         app.state.aconns = AsyncConnections(url, settings.database_pool_size)
+        watchdog = None if settings.database_url else asyncio.create_task(_watch_embedded(settings))
         yield
+        if watchdog is not None:
+            watchdog.cancel()
         await app.state.aconns.close()
         engine.dispose()
 
@@ -328,8 +332,15 @@ def create_app(settings: Settings) -> FastAPI:
     # -- health ------------------------------------------------------------------------------------
 
     @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        """Liveness: the process answers and the embedded Postgres it runs, if any, is up
+        (started again here if it died). ``/readyz`` says whether the database is usable."""
+        from detnat.store.embedded import revive
+
+        if not await run_in_threadpool(revive, settings):
+            down = "the embedded Postgres of this service is down and will not start"
+            return problem(503, "unavailable", down)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/readyz", tags=["health"])
     def readyz(request: Request) -> JSONResponse:
@@ -752,6 +763,18 @@ def _run_batch(
     ctx.session.close()  # nothing touches the database while the answer streams
     report.answer_id = entry.seq
     return chunks, report
+
+
+EMBEDDED_WATCH_SECONDS = 2.0
+
+
+async def _watch_embedded(settings: Settings) -> None:
+    """Start the embedded Postgres again when it dies, whether or not anything probes /healthz."""
+    from detnat.store.embedded import revive
+
+    while True:
+        await asyncio.sleep(EMBEDDED_WATCH_SECONDS)
+        await run_in_threadpool(revive, settings)
 
 
 def app_from_environment() -> FastAPI:
