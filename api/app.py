@@ -12,6 +12,7 @@ per-worker rate buckets: Postgres is the only state, so several workers or hosts
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import io
@@ -29,7 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -47,6 +48,7 @@ from api.http import (
 )
 from detnat import __version__
 from detnat.errors import (
+    Conflict,
     DetnatError,
     Forbidden,
     InvalidInput,
@@ -200,7 +202,21 @@ async def guard(request: Request) -> AsyncIterator[None]:
         request.state.ctx = Ctx(session, actor, revision, request.state.request_id, state.cases)
         yield
     finally:
+        _close_after_response(session)
+
+
+def _close_after_response(session: Session) -> None:
+    """End the request's session; this runs after the response is sent (a streamed one too).
+
+    What was to be kept is committed by then, so ending means rolling back a read — and if the
+    connection died meanwhile, an error here would come after the response started (an ASGI
+    error, "response already started"): the connection is dropped instead, the server has
+    rolled it back already.
+    """
+    try:
         session.close()
+    except DBAPIError:
+        session.invalidate()
 
 
 def _admit(state: Any, actor: audit.Actor | None, allowed: frozenset[str]) -> None:
@@ -269,7 +285,10 @@ def create_app(settings: Settings) -> FastAPI:
             settings.rate_limit_per_second, settings.rate_limit_burst
         )
         app.state.aconns = AsyncConnections(url, settings.database_pool_size)
+        watchdog = None if settings.database_url else asyncio.create_task(_watch_embedded(settings))
         yield
+        if watchdog is not None:
+            watchdog.cancel()
         await app.state.aconns.close()
         engine.dispose()
 
@@ -315,22 +334,11 @@ def create_app(settings: Settings) -> FastAPI:
         return problem(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(psycopg.Error)
-    async def driver_error(request: Request, exc: psycopg.Error) -> JSONResponse:
-        if isinstance(exc, psycopg.IntegrityError):
-            return problem(409, "conflict", "refused by the store")
-        if isinstance(exc, psycopg.DataError):
-            return problem(422, "invalid_input", "a value is out of range for the store")
-        return problem(
-            503, "unavailable", "the database (and so the audit log) is unavailable: no answer"
-        )
-
     @app.exception_handler(DBAPIError)
-    async def db_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if isinstance(exc, IntegrityError):
-            conflict = repo.conflict_from(exc)
-            return problem(409, conflict.code, str(conflict))
-        if isinstance(exc, DataError):
-            return problem(422, "invalid_input", "a value is out of range for the store")
+    async def driver_error(request: Request, exc: Exception) -> JSONResponse:
+        error = repo.domain_error(exc)  # the store's one translation (the CLI's too)
+        if isinstance(error, Conflict | InvalidInput):
+            return await detnat_error(request, error)
         return problem(
             503, "unavailable", "the database (and so the audit log) is unavailable: no answer"
         )
@@ -342,8 +350,15 @@ def create_app(settings: Settings) -> FastAPI:
     # -- health ------------------------------------------------------------------------------------
 
     @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        """Liveness: the process answers and the embedded Postgres it runs, if any, is up
+        (started again here if it died). ``/readyz`` says whether the database is usable."""
+        from detnat.store.embedded import revive
+
+        if not await run_in_threadpool(revive, settings):
+            down = "the embedded Postgres of this service is down and will not start"
+            return problem(503, "unavailable", down)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/readyz", tags=["health"])
     def readyz(request: Request) -> JSONResponse:
@@ -803,8 +818,21 @@ def _run_batch(
         status="answered",
     )
     ctx.session.commit()
+    ctx.session.close()  # nothing touches the database while the answer streams
     report.answer_id = entry.seq
     return chunks, report
+
+
+EMBEDDED_WATCH_SECONDS = 2.0
+
+
+async def _watch_embedded(settings: Settings) -> None:
+    """Start the embedded Postgres again when it dies, whether or not anything probes /healthz."""
+    from detnat.store.embedded import revive
+
+    while True:
+        await asyncio.sleep(EMBEDDED_WATCH_SECONDS)
+        await run_in_threadpool(revive, settings)
 
 
 def app_from_environment() -> FastAPI:

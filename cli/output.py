@@ -75,6 +75,16 @@ def fail_line(error: DetnatError) -> None:
     print(f"detnat: error: {text}", file=sys.stderr)
 
 
+def _driver_error(exc: Exception) -> DetnatError | None:
+    """A database driver error that escaped the store's unit of work, as the store translates it
+    (loaded only then: ``--plan`` commands never import the store)."""
+    if type(exc).__module__.partition(".")[0] not in ("sqlalchemy", "psycopg"):
+        return None
+    from detnat.store.repo import domain_error
+
+    return domain_error(exc)
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -99,8 +109,14 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
         except Exception as exc:
             if os.environ.get("DETNAT_DEBUG"):
                 raise
+            translated = _driver_error(exc)
+            if translated is not None:
+                fail_line(translated)
+                raise typer.Exit(exit_code_for(translated)) from None
+            # One line: SQLAlchemy's errors go on with the statement and its parameters.
+            first = (str(exc).splitlines() or [""])[0]
             print(
-                f"detnat: internal error: {type(exc).__name__}: {exc} "
+                f"detnat: internal error: {type(exc).__name__}: {first} "
                 "(set DETNAT_DEBUG=1 for the traceback)",
                 file=sys.stderr,
             )

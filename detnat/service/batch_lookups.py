@@ -123,6 +123,7 @@ def answer_rows(
     # (row, realm, version) pairs: every candidate of every row.
     pair_rows: list[Ints] = []
     pair_versions: list[tuple[int, int, Ints]] = []  # realm index, version index, rows
+    retired = np.zeros(n, dtype=np.bool_)  # a retirement ended the plan that held the address
     groups = _rows_by_realm(query, ips, np.flatnonzero(alive))
     for realm_index, rows in groups:
         realm = snapshot.realms[realm_index]
@@ -144,8 +145,11 @@ def answer_rows(
             if not len(chunk_rows):
                 continue
             version = realm.versions[int(chunk_versions[0])]
-            if version.plan is None:
-                continue  # a retirement
+            if version.plan is None:  # a retirement: no plan in force for what it ended
+                ended = realm.plan_ended_by(int(chunk_versions[0]))
+                if query.realm is None and ended is not None:
+                    retired[chunk_rows[ended.holds_many(ips[chunk_rows])]] = True
+                continue
             if query.realm is None:
                 chunk_rows = chunk_rows[version.holds_many(ips[chunk_rows])]
                 if not len(chunk_rows):
@@ -213,6 +217,7 @@ def answer_rows(
                 from_us(int(start[row])),
                 from_us(int(end[row])),
                 realm_named=query.realm is not None,
+                retired=bool(retired[row]),
             )
         except QueryError as exc:
             errors[row] = exc.message

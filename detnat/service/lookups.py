@@ -71,13 +71,20 @@ def spans(realm: RealmTimeline, start: datetime, end: datetime) -> list[Span]:
 
 
 def spans_holding(snapshot: Timelines, address: int, start: datetime, end: datetime) -> list[Span]:
-    """Candidates of every realm whose plan held ``address`` in the window (no realm named)."""
-    return [
-        span
-        for realm in snapshot.realms_holding(address)
-        for span in spans(realm, start, end)
-        if span.version.holds(address)
-    ]
+    """Candidates of every realm whose plan held ``address`` in the window (no realm named).
+
+    A retirement is kept when the plan it ended held ``address``: then no plan is in force for the
+    address (``no_plan_in_force``), which other realms' plans elsewhere do not change.
+    """
+    found = []
+    for realm in snapshot.realms_holding(address):
+        first, last = candidate_range(realm.starts_us, realm.drain_us, to_us(start), to_us(end))
+        for i in range(int(first), int(last) + 1):
+            version = realm.versions[i]
+            held = version if version.plan is not None else realm.plan_ended_by(i)
+            if held is not None and held.holds(address):
+                found.append(Span(realm, version, realm.until(i)))
+    return found
 
 
 def verdict(candidates: list[dict[str, object]]) -> dict[str, object]:
@@ -110,13 +117,23 @@ def verdict(candidates: list[dict[str, object]]) -> dict[str, object]:
 
 
 def without_candidates(
-    snapshot: Timelines, address: int, start: datetime, end: datetime, *, realm_named: bool
+    snapshot: Timelines,
+    address: int,
+    start: datetime,
+    end: datetime,
+    *,
+    realm_named: bool,
+    retired: bool = False,
 ) -> dict[str, object]:
     """The answer when no plan version held the address in the window.
 
-    An address that is never public (private, shared CGN space, loopback ...) is a mistake of
-    the asker, refused whatever the timeline holds.
+    ``retired``: the realm whose plan held the address was retired (no realm named): no plan is
+    in force for it. Otherwise an address that is never public (private, shared CGN space,
+    loopback ...) is a mistake of the asker, refused whatever the timeline holds; another is
+    ``not_in_pool`` while some realm has a plan in force.
     """
+    if retired:
+        return {"status": NO_PLAN, "reason": "no_plan"}
     what = non_public_reason(address)
     if what is not None:
         raise QueryError(
@@ -221,9 +238,12 @@ def answer_reverse(
         )
     answer["candidates"] = candidates
     if not candidates:
+        retired = realm is None and any(s.version.plan is None for s in found)
         return {
             **answer,
-            **without_candidates(snapshot, address, start, end, realm_named=realm is not None),
+            **without_candidates(
+                snapshot, address, start, end, realm_named=realm is not None, retired=retired
+            ),
         }
     return {**answer, **verdict(candidates)}
 

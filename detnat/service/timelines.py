@@ -133,6 +133,14 @@ class RealmTimeline:
         """When version ``index`` stops being in force (the next change), None if it has not."""
         return self.versions[index + 1].effective_from if index + 1 < len(self.versions) else None
 
+    def plan_ended_by(self, index: int) -> TimelineVersion | None:
+        """For a retirement (version ``index`` without a plan): the last version before it that
+        had one, i.e. the plan whose addresses it left without a plan in force."""
+        for i in range(index - 1, -1, -1):
+            if self.versions[i].plan is not None:
+                return self.versions[i]
+        return None
+
     def in_force_at(self, moment: datetime) -> int:
         """The index of the version in force at ``moment``; -1 before the first."""
         return int(np.searchsorted(self.starts_us, to_us(moment), side="right")) - 1

@@ -4,8 +4,11 @@ A lookup's database work is two statements (read the store revision, append the 
 the event loop with asyncio they let one worker serve other requests while Postgres answers, where
 SQLAlchemy's synchronous sessions would block it. Everything else uses sessions.
 
-A connection that raised a psycopg error is closed and dropped, never returned to the pool, so a
-killed backend costs one failed request.
+A connection that raised a psycopg error is closed and dropped, never returned to the pool. One
+that the server closed while it waited in the pool (a restart, ``pg_terminate_backend``) is
+replaced before it is handed out (:func:`~detnat.store.db.closed_by_server`, no round trip), so
+a database restart fails no lookup. Nothing is ever retried: a lookup's audit entry is written
+once, and an answer leaves only after it is committed (autocommit) — else the request is a 503.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.engine import make_url
 
-from detnat.store.db import normalise_url
+from detnat.store.db import closed_by_server, normalise_url
 
 
 def libpq_url(url: str) -> str:
@@ -43,7 +46,10 @@ class AsyncConnections:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[tuple[Any, ...]]]:
         conn = await self._slots.get()
-        if conn is None or conn.closed:
+        if conn is not None and closed_by_server(conn):
+            await conn.close()
+            conn = None
+        if conn is None:
             try:
                 conn = await psycopg.AsyncConnection.connect(
                     self.url, autocommit=True, connect_timeout=5, prepare_threshold=0

@@ -1,12 +1,28 @@
-"""Engines and sessions. Only the edge (a CLI command, an API request) commits."""
+"""Engines and sessions. Only the edge (a CLI command, an API request) commits.
+
+Driver errors leave :func:`unit_of_work` as domain errors (:func:`detnat.store.repo.domain_error`),
+and a URL that is not a Postgres URL is refused by :func:`make_engine` as invalid input.
+
+Pooled connections that the server closed while they sat idle (a restart, ``pg_terminate_backend``,
+a crash) are replaced when they are checked out (:func:`closed_by_server`), so a restart of the
+database costs no request an error.
+"""
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from typing import Any
 
-from sqlalchemy import Engine, create_engine
+import psycopg
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
+
+from detnat.errors import InvalidInput
+from detnat.store.repo import domain_error
 
 SessionFactory = sessionmaker[Session]
 
@@ -22,13 +38,55 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
     """``pre_ping=False`` saves a round trip per checkout (the API: a connection found dead fails
     that one request with 503 and is replaced)."""
-    return create_engine(
-        normalise_url(url),
-        pool_size=pool_size,
-        pool_pre_ping=pre_ping,
-        max_overflow=10,
-        connect_args={"connect_timeout": 5},
-    )
+    try:
+        parsed = make_url(normalise_url(url))
+    except ArgumentError:
+        parsed = None
+    if parsed is None or parsed.get_backend_name() != "postgresql":
+        # Never echo the URL: it may hold a password.
+        raise InvalidInput(
+            "not a Postgres URL (postgresql+psycopg://user@host/database)",
+            field="DETNAT_DATABASE_URL",
+        )
+    try:
+        engine = create_engine(
+            parsed,
+            pool_size=pool_size,
+            pool_pre_ping=pre_ping,
+            max_overflow=10,
+            connect_args={"connect_timeout": 5},
+        )
+    except ArgumentError as exc:  # e.g. an unknown driver after the +
+        raise InvalidInput(
+            f"not a usable Postgres URL: {exc}", field="DETNAT_DATABASE_URL"
+        ) from None
+    event.listen(engine, "checkout", _refuse_closed)
+    return engine
+
+
+def closed_by_server(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether an idle connection is gone, found without a round trip.
+
+    An idle connection has nothing to read; when its socket is readable (or hung up), the server
+    has sent its last words (``terminating connection due to administrator command``) or closed
+    it. A connection that merely lost its network path is not seen here: its next statement
+    fails, once, and it is dropped.
+    """
+    if conn.closed or conn.broken:
+        return True
+    try:
+        fd = conn.fileno()
+    except psycopg.Error:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _refuse_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    # The pool takes DisconnectionError as "this one is dead": it reconnects and checks out anew.
+    if closed_by_server(dbapi_connection):
+        raise DisconnectionError("the server closed this connection while it was idle")
 
 
 def make_sessions(engine: Engine) -> SessionFactory:
@@ -37,11 +95,26 @@ def make_sessions(engine: Engine) -> SessionFactory:
 
 @contextmanager
 def unit_of_work(sessions: SessionFactory) -> Iterator[Session]:
-    """One transaction: committed if the block succeeds, rolled back otherwise."""
+    """One transaction: committed if the block succeeds, rolled back otherwise.
+
+    A driver error leaves as the domain error it means (one line for the CLI, never the SQL).
+    """
     with sessions() as session:
         try:
             yield session
             session.commit()
+        except DBAPIError as exc:
+            _rollback(session)
+            error = domain_error(exc)
+            if error is None:
+                raise
+            raise error from exc
         except BaseException:
-            session.rollback()
+            _rollback(session)
             raise
+
+
+def _rollback(session: Session) -> None:
+    # A connection that is gone has nothing to roll back; the pool discards it.
+    with suppress(DBAPIError):
+        session.rollback()

