@@ -20,7 +20,6 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated, Any
 
 import psycopg
@@ -61,8 +60,8 @@ from detnat.service import (
     audit,
     batch_lookups,
     evidence,
+    inquiry,
     integrity,
-    lookups,
     plans,
     times,
     tokens,
@@ -115,6 +114,11 @@ class ReverseIn(_Identity):
     ip: str = Field(examples=["192.0.2.1"])
     port: int = Field(examples=[1100])
     time: str = Field(examples=["2026-03-14T21:07:33+01:00"])
+    tz: str | None = Field(
+        default=None,
+        examples=["Europe/Berlin"],
+        description="The zone of a time without an offset (refused when DST makes it unclear).",
+    )
     tolerance_seconds: float = Field(default=0, ge=0, le=86400, allow_inf_nan=False)
     realm: str | None = None
 
@@ -122,6 +126,7 @@ class ReverseIn(_Identity):
 class ForwardIn(_Identity):
     subscriber: str = Field(examples=["2001:db8:1000:100::/56"])
     time: str = Field(examples=["2026-03-14T21:07:33+01:00"])
+    tz: str | None = Field(default=None, examples=["Europe/Berlin"])
     realm: str | None = None
 
 
@@ -281,6 +286,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.mappers = MapperCache()
         app.state.tokens = TokenCache()
         app.state.cases = audit.CaseOwners()
+        app.state.inquiries = inquiry.Inquiries(app.state.mappers, app.state.cases)
         app.state.limiter = policy.RateLimiter(
             settings.rate_limit_per_second, settings.rate_limit_burst
         )
@@ -449,54 +455,30 @@ def create_app(settings: Settings) -> FastAPI:
     # the thread hops of a sync route.
     @app.post("/v1/lookups/reverse", tags=["lookups"], response_model=None)
     async def reverse(body: ReverseIn, request: Request, look: LookupDep) -> Response:
-        tolerance = tolerance_seconds(body.tolerance_seconds)
-        at = parse_instant(body.time)
-        case = await _identity_async(look, body)
-        trace: dict[str, object] = {}
-        answer = lookups.reverse_in(
-            look.snapshot,
+        asked = inquiry.ReverseQuery(
             body.ip,
             body.port,
-            at=at,
-            tolerance=tolerance,
+            body.time,
+            _identity(body),
+            "api",
+            tz=body.tz,
+            tolerance=tolerance_seconds(body.tolerance_seconds),
             realm=body.realm,
-            now=plans.utcnow(),
-            mappers=request.app.state.mappers,
-            trace=trace,
         )
-        entry = await audit.record_async(
-            look.conn,
-            look.actor,
-            "lookup.reverse",
-            request_id=look.request_id,
-            detail={"query": body.model_dump(), "answer": answer, "trace": trace},
-            case=case,
-            status=str(answer["status"]),
+        answered = await inquiry.reverse_async(
+            look.conn, look.actor, asked, **_inquiry(request, look.snapshot, look.request_id)
         )
-        return json_response(_answered(answer, case, entry))
+        return json_response(answered.to_json())
 
     @app.post("/v1/lookups/forward", tags=["lookups"], response_model=None)
     async def forward(body: ForwardIn, request: Request, look: LookupDep) -> Response:
-        at = parse_instant(body.time)
-        case = await _identity_async(look, body)
-        answer = lookups.forward_in(
-            look.snapshot,
-            body.subscriber,
-            at=at,
-            realm=body.realm,
-            now=plans.utcnow(),
-            mappers=request.app.state.mappers,
+        asked = inquiry.ForwardQuery(
+            body.subscriber, body.time, _identity(body), "api", tz=body.tz, realm=body.realm
         )
-        entry = await audit.record_async(
-            look.conn,
-            look.actor,
-            "lookup.forward",
-            request_id=look.request_id,
-            detail={"query": body.model_dump(), "answer": answer},
-            case=case,
-            status=str(answer["status"]),
+        answered = await inquiry.forward_async(
+            look.conn, look.actor, asked, **_inquiry(request, look.snapshot, look.request_id)
         )
-        return json_response(_answered(answer, case, entry))
+        return json_response(answered.to_json())
 
     @app.post(
         "/v1/lookups/reverse/batch",
@@ -523,13 +505,19 @@ def create_app(settings: Settings) -> FastAPI:
                 "send the batch as text/csv (columns ip,port,time) or application/json "
                 "(an array of {ip, port, time})",
             )
-        tolerance = times.tolerance_seconds(tolerance_seconds)
-        identity = _BatchIdentity(case=case, legal_basis=legal_basis, requested_by=requested_by)
-        case = _identity(ctx, identity)
+        ask = inquiry.BatchAsk(
+            inquiry.Identity(case, legal_basis, requested_by),
+            "api",
+            tolerance=times.tolerance_seconds(tolerance_seconds),
+            realm=realm,
+        )
+        inquiry.open_batch(
+            ctx.session, ctx.actor, ask, kept=request.app.state.inquiries, request_id=ctx.request_id
+        )
         limit = min(settings.max_batch_rows, settings.batch_rows_for(ctx.actor.role))
         body = await request.body()
         payload, report = await run_in_threadpool(
-            _run_batch, request.app, ctx, body, kind, tolerance, realm, limit, identity
+            _run_batch, request.app, ctx, body, kind, ask, limit
         )
         headers = {
             "X-Detnat-Rows": str(report.rows),
@@ -655,33 +643,18 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-class _BatchIdentity(BaseModel):
-    case: str
-    legal_basis: str | None = None
-    requested_by: str | None = None
+def _identity(body: _Identity) -> inquiry.Identity:
+    return inquiry.Identity(body.case, body.legal_basis, body.requested_by)
 
 
-def _checked_identity(body: _Identity | _BatchIdentity) -> str:
-    """Validate the case reference (and basis, requester)."""
-    case = audit.check_reference(body.case, field="case")
-    for name in ("legal_basis", "requested_by"):
-        value = getattr(body, name)
-        if value is not None:
-            audit.check_reference(value, field=name, limit=500)
-    return case
-
-
-def _identity(ctx: Ctx, body: _Identity | _BatchIdentity) -> str:
-    """Validate the case reference (and basis, requester); open or check the case."""
-    case = _checked_identity(body)
-    ctx.cases.claim(ctx.session, case, ctx.actor, request_id=ctx.request_id)
-    return case
-
-
-async def _identity_async(look: Lookup, body: _Identity) -> str:
-    case = _checked_identity(body)
-    await look.cases.claim_async(look.conn, case, look.actor, request_id=look.request_id)
-    return case
+def _inquiry(request: Request, snapshot: Timelines, request_id: str) -> dict[str, Any]:
+    """What an inquiry takes from the app besides the question: its snapshot, caches, clock."""
+    return {
+        "snapshot": snapshot,
+        "kept": request.app.state.inquiries,
+        "now": plans.utcnow(),
+        "request_id": request_id,
+    }
 
 
 async def _audit_refusal(
@@ -715,10 +688,6 @@ async def _audit_refusal(
 
     with suppress(DBAPIError, psycopg.Error):
         await run_in_threadpool(write)
-
-
-def _answered(answer: dict[str, object], case: str, entry: audit.Recorded) -> dict[str, object]:
-    return {**answer, "case": case, "answer_id": entry.seq, "audit_sha256": entry.entry_sha256}
 
 
 def _audit(ctx: Ctx, action: str, detail: dict[str, Any], *, case: str | None = None) -> None:
@@ -763,22 +732,15 @@ BATCH_BODY: dict[str, Any] = {
 
 
 def _run_batch(
-    app: FastAPI,
-    ctx: Ctx,
-    body: bytes,
-    kind: str,
-    tolerance: timedelta,
-    realm: str | None,
-    limit: int,
-    identity: _BatchIdentity,
+    app: FastAPI, ctx: Ctx, body: bytes, kind: str, ask: inquiry.BatchAsk, limit: int
 ) -> tuple[list[bytes], batch_lookups.BatchReport]:
     """Answer the whole batch, audit it (rows, input and output SHA-256), commit; then send."""
     query = batch_lookups.BatchQuery(
         snapshot=app.state.timelines.get(ctx.session, ctx.revision),
         now=plans.utcnow(),
         mappers=app.state.mappers,
-        tolerance=tolerance,
-        realm=realm,
+        tolerance=ask.tolerance,
+        realm=ask.realm,
         max_rows=limit,
     )
     chunks: list[bytes] = []
@@ -794,32 +756,17 @@ def _run_batch(
             io.StringIO(text, newline=""),
             lambda part: chunks.append(part.encode("utf-8", "surrogateescape")),
         )
-    detail = {
-        "batch": {
-            "format": kind,
-            "rows": report.rows,
-            "bad_rows": report.bad_row_count,
-            "counts": report.counts,
-            "input_sha256": hashlib.sha256(body).hexdigest(),
-            "output_sha256": report.output_sha256,
-            "tolerance_seconds": tolerance.total_seconds(),
-            "realm": realm,
-            "versions": sorted(report.versions.values(), key=str),
-        },
-        "query": identity.model_dump(),
-    }
-    entry = audit.record(
+    inquiry.record_batch(
         ctx.session,
         ctx.actor,
-        "lookup.reverse_batch",
+        ask,
+        report,
+        kind=kind,
+        input_sha256=hashlib.sha256(body).hexdigest(),
         request_id=ctx.request_id,
-        detail=detail,
-        case=identity.case,
-        status="answered",
     )
     ctx.session.commit()
     ctx.session.close()  # nothing touches the database while the answer streams
-    report.answer_id = entry.seq
     return chunks, report
 
 

@@ -41,9 +41,10 @@ from detnat.settings import get_settings
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from detnat.service import audit, lookups, plans, times
+    from detnat.service import audit, inquiry, lookups, plans, times
 else:  # loaded when a store command runs: `--plan` commands start without SQLAlchemy
     audit = lazy_module("detnat.service.audit")
+    inquiry = lazy_module("detnat.service.inquiry")
     lookups = lazy_module("detnat.service.lookups")
     plans = lazy_module("detnat.service.plans")
     times = lazy_module("detnat.service.times")
@@ -108,16 +109,18 @@ def _request_id() -> str:
     return "cli-" + uuid.uuid4().hex
 
 
-def _identity(case: str | None, legal_basis: str | None, requested_by: str | None) -> str:
+def _identity(
+    case: str | None, legal_basis: str | None, requested_by: str | None
+) -> inquiry.Identity:
     if case is None:
         raise InvalidInput(
             "required for lookups against the store (a case reference)", field="--case"
         )
-    audit.check_reference(case, field="--case")
-    for name, value in (("--legal-basis", legal_basis), ("--requested-by", requested_by)):
-        if value is not None:
-            audit.check_reference(value, field=name, limit=500)
-    return case
+    return inquiry.Identity(case, legal_basis, requested_by).checked("cli")
+
+
+def _kept() -> inquiry.Inquiries:
+    return inquiry.Inquiries(lookups.DEFAULT_MAPPERS, audit.CaseOwners())
 
 
 def forward_at(
@@ -131,43 +134,32 @@ def forward_at(
     legal_basis: str | None = None,
     requested_by: str | None = None,
 ) -> int:
-    moment = times.parse_instant(at, tz=tz, field="--at")
-    case = _identity(case, legal_basis, requested_by)
-    actor = operator()
+    identity = _identity(case, legal_basis, requested_by)
+    times.parse_instant(at, tz=tz, field="--at")
+    actor, kept = operator(), _kept()
     failed = False
     with store_session() as session:
-        audit.CaseOwners().claim(session, case, actor, request_id=_request_id())
         for query in queries:
+            asked = inquiry.ForwardQuery(query, at, identity, "cli", tz=tz, realm=realm)
             try:
-                answer = lookups.forward_at(session, query, at=moment, realm=realm)
+                answered = inquiry.forward(
+                    session,
+                    actor,
+                    asked,
+                    snapshot=lookups.DEFAULT_TIMELINES.get(session),
+                    kept=kept,
+                    now=plans.utcnow(),
+                    request_id=_request_id(),
+                )
             except QueryError as exc:
+                session.rollback()
                 failed = True
                 fail_line(exc)
                 if as_json:
                     emit_json(error_json(query, exc))
                 continue
-            entry = audit.record(
-                session,
-                actor,
-                "lookup.forward",
-                request_id=_request_id(),
-                detail={
-                    "query": {
-                        "subscriber": query,
-                        "time": at,
-                        "tz": tz,
-                        "realm": realm,
-                        "case": case,
-                        "legal_basis": legal_basis,
-                        "requested_by": requested_by,
-                    },
-                    "answer": answer,
-                },
-                case=case,
-                status=str(answer["status"]),
-            )
             session.commit()  # audited before the answer leaves
-            answer = {**answer, "case": case, "answer_id": entry.seq}
+            answer = answered.to_json()
             if as_json:
                 emit_json(answer)
             elif answer["status"] == "match":
@@ -195,60 +187,45 @@ def reverse_at(
 ) -> int:
     from cli.main import parse_endpoint
 
-    moment = times.parse_instant(at, tz=tz, field="--at")
+    times.parse_instant(at, tz=tz, field="--at")
     window = _tolerance(tolerance)
-    case = _identity(case, legal_basis, requested_by)
+    identity = _identity(case, legal_basis, requested_by)
     if evidence_file is not None:
         if len(queries) != 1:
             raise InvalidInput("one query per evidence file", field="--evidence")
         _refuse_existing(evidence_file, force)
-    actor = operator()
+    actor, kept = operator(), _kept()
     failed = False
     with store_session() as session:
-        audit.CaseOwners().claim(session, case, actor, request_id=_request_id())
         for query in queries:
-            trace: dict[str, object] = {}
             try:
                 address, port = parse_endpoint(query)
-                answer = lookups.reverse_at(
-                    session, address, port, at=moment, tolerance=window, realm=realm, trace=trace
+                asked = inquiry.ReverseQuery(
+                    address, port, at, identity, "cli", tz=tz, tolerance=window, realm=realm
+                )
+                answered = inquiry.reverse(
+                    session,
+                    actor,
+                    asked,
+                    snapshot=lookups.DEFAULT_TIMELINES.get(session),
+                    kept=kept,
+                    now=plans.utcnow(),
+                    request_id=_request_id(),
                 )
             except InvalidInput as exc:
+                session.rollback()
                 failed = True
                 fail_line(exc)
                 if as_json:
                     emit_json(error_json(query, exc))
                 continue
-            detail = {
-                "query": {
-                    "ip": address,
-                    "port": port,
-                    "time": at,
-                    "tz": tz,
-                    "tolerance_seconds": window.total_seconds(),
-                    "realm": realm,
-                    "case": case,
-                    "legal_basis": legal_basis,
-                    "requested_by": requested_by,
-                },
-                "answer": answer,
-                "trace": trace,
-            }
-            entry = audit.record(
-                session,
-                actor,
-                "lookup.reverse",
-                request_id=_request_id(),
-                detail=detail,
-                case=case,
-                status=str(answer["status"]),
-            )
             session.commit()  # audited before the answer leaves
             if evidence_file is not None:
                 from detnat.service import evidence
 
-                _write_new(evidence_file, json.dumps(evidence.build(session, entry.seq), indent=2))
-            answer = {**answer, "case": case, "answer_id": entry.seq}
+                document = evidence.build(session, answered.answer_id)
+                _write_new(evidence_file, json.dumps(document, indent=2))
+            answer = answered.to_json()
             if as_json:
                 emit_json({"query": query, **answer})
             else:
@@ -293,15 +270,21 @@ def reverse_batch_at(
     """
     from detnat.service import batch_lookups
 
-    window = _tolerance(tolerance)
-    case = _identity(case, None, None)
+    ask = inquiry.BatchAsk(
+        _identity(case, None, None),
+        "cli",
+        tz=tz,
+        tolerance=_tolerance(tolerance),
+        realm=realm,
+        file=batch.name,
+    )
     actor = operator()
     try:
         raw = batch.open("rb")
     except OSError as exc:
         raise InvalidInput(f"cannot read: {exc.strerror}", field=str(batch)) from None
     with raw, store_session() as session:
-        audit.CaseOwners().claim(session, case, actor, request_id=_request_id())
+        inquiry.open_batch(session, actor, ask, kept=_kept(), request_id=_request_id())
         total = os.fstat(raw.fileno()).st_size
         counted = _Counted(raw)
         lines = io.TextIOWrapper(
@@ -314,7 +297,7 @@ def reverse_batch_at(
             snapshot=lookups.DEFAULT_TIMELINES.get(session),
             now=plans.utcnow(),
             mappers=lookups.DEFAULT_MAPPERS,
-            tolerance=window,
+            tolerance=ask.tolerance,
             realm=realm,
             tz=tz,
         )
@@ -324,7 +307,7 @@ def reverse_batch_at(
                 query, lines, write, progress=lambda _: progress(counted.done)
             ),
             total,
-            before_commit=lambda report: _audit_batch(session, actor, case, counted, report),
+            before_commit=lambda report: _audit_batch(session, actor, ask, counted, report),
         )
     for bad in report.bad_rows[:20]:
         print(f"detnat: {batch}:{bad.line}: {bad.message}", file=sys.stderr)
@@ -346,29 +329,17 @@ def reverse_batch_at(
 
 
 def _audit_batch(
-    session: Session, actor: audit.Actor, case: str, counted: _Counted, report: Any
+    session: Session, actor: audit.Actor, ask: inquiry.BatchAsk, counted: _Counted, report: Any
 ) -> None:
-    entry = audit.record(
+    inquiry.record_batch(
         session,
         actor,
-        "lookup.reverse_batch",
+        ask,
+        report,
+        kind="text/csv",
+        input_sha256=counted.sha256.hexdigest(),
         request_id=_request_id(),
-        detail={
-            "batch": {
-                "format": "text/csv",
-                "rows": report.rows,
-                "bad_rows": report.bad_row_count,
-                "counts": report.counts,
-                "input_sha256": counted.sha256.hexdigest(),
-                "output_sha256": report.output_sha256,
-                "versions": sorted(report.versions.values(), key=str),
-            },
-            "query": {"case": case},
-        },
-        case=case,
-        status="answered",
     )
-    report.answer_id = entry.seq
     session.commit()
 
 

@@ -14,7 +14,6 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from fastapi import Response
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +22,7 @@ from starlette.datastructures import UploadFile
 from api.web.lookup import refused
 from api.web.routing import Page, PageDep, check_lookup_fields, router
 from detnat.errors import DetnatError, InvalidInput
-from detnat.service import audit, batch_lookups, plans
+from detnat.service import batch_lookups, inquiry, plans
 
 FIELDS = ("case", "tolerance", "tz", "realm", "legal_basis", "requested_by")
 STATUS_WORDS = {
@@ -123,15 +122,24 @@ def _answer(
     actor = page.actor
     assert actor is not None
     db = page.db
-    case = values["case"]
-    page.state.cases.claim(db, case, actor, request_id=page.request_id)
+    ask = inquiry.BatchAsk(
+        inquiry.Identity(
+            values["case"], values["legal_basis"] or None, values["requested_by"] or None
+        ),
+        "web",
+        tz=values["tz"] or None,
+        tolerance=tolerance,
+        realm=values["realm"] or None,
+        file=filename,
+    )
+    inquiry.open_batch(db, actor, ask, kept=page.state.inquiries, request_id=page.request_id)
     query = batch_lookups.BatchQuery(
         snapshot=page.state.timelines.get(db),
         now=plans.utcnow(),
         mappers=page.state.mappers,
         tolerance=tolerance,
-        realm=values["realm"] or None,
-        tz=values["tz"] or None,
+        realm=ask.realm,
+        tz=ask.tz,
         max_rows=limit,
     )
     if query.realm is not None and query.realm not in query.snapshot.by_name:
@@ -141,35 +149,14 @@ def _answer(
     report = batch_lookups.reverse_csv_at(query, io.StringIO(text, newline=""), chunks.append)
     output = "".join(chunks).encode("utf-8", "surrogateescape")
     input_sha256 = hashlib.sha256(data).hexdigest()
-    detail: dict[str, Any] = {
-        "batch": {
-            "format": "text/csv",
-            "rows": report.rows,
-            "bad_rows": report.bad_row_count,
-            "counts": report.counts,
-            "input_sha256": input_sha256,
-            "output_sha256": report.output_sha256,
-            "tolerance_seconds": tolerance.total_seconds(),
-            "realm": query.realm,
-            "versions": sorted(report.versions.values(), key=str),
-        },
-        "query": {
-            "case": case,
-            "legal_basis": values["legal_basis"] or None,
-            "requested_by": values["requested_by"] or None,
-            "tz": query.tz,
-            "file": filename[:200],
-            "via": "web",
-        },
-    }
-    entry = audit.record(
+    entry = inquiry.record_batch(
         db,
         actor,
-        "lookup.reverse_batch",
+        ask,
+        report,
+        kind="text/csv",
+        input_sha256=input_sha256,
         request_id=page.request_id,
-        detail=detail,
-        case=case,
-        status="answered",
     )
     db.commit()  # audited before the answers leave
     return Answered(output, report, entry.seq, entry.entry_sha256, input_sha256)

@@ -18,7 +18,7 @@ from api.web import access
 from api.web.explain import Mark, explain, human, timeline_svg
 from api.web.routing import Page, PageDep, check_lookup_fields, router
 from detnat.errors import DetnatError, InvalidInput, NotFound
-from detnat.service import audit, evidence, lookups
+from detnat.service import audit, evidence, inquiry, plans
 from detnat.service.times import format_instant, parse_instant
 from detnat.store import repo
 from detnat.store.models import AuditEntry
@@ -57,50 +57,55 @@ async def lookup(page: PageDep) -> Response:
     at, tolerance, port = parsed
     actor = page.actor
     assert actor is not None
-    db = page.db
-    case = values["case"]
+    identity = inquiry.Identity(
+        values["case"], values["legal_basis"] or None, values["requested_by"] or None
+    )
+    asked = inquiry.ReverseQuery(
+        values["ip"],
+        port,
+        values["time"],
+        identity,
+        "web",
+        tz=zone_given(page, values),
+        tolerance=tolerance,
+        realm=values["realm"] or None,
+    )
     try:
-        page.state.cases.claim(db, case, actor, request_id=page.request_id)
-        trace: dict[str, object] = {}
-        answer = lookups.reverse_at(
-            db,
-            values["ip"],
-            port,
-            at=at,
-            tolerance=tolerance,
-            realm=values["realm"] or None,
-            timelines=page.state.timelines,
-            mappers=page.state.mappers,
-            trace=trace,
+        answered = inquiry.reverse(
+            page.db,
+            actor,
+            asked,
+            snapshot=page.state.timelines.get(page.db),
+            kept=page.state.inquiries,
+            now=plans.utcnow(),
+            request_id=page.request_id,
         )
     except DetnatError as exc:
         status = refused(page, "POST /web/lookup", exc)
         errors[exc.field if exc.field in FIELDS else "ip"] = exc.message
         return _render(page, values, errors, status=status, instant=at)
-    query = {
-        "ip": values["ip"],
-        "port": port,
-        "time": values["time"],
-        "tz": values["tz"],
-        "tolerance_seconds": tolerance.total_seconds(),
-        "realm": values["realm"] or None,
-        "case": case,
-        "legal_basis": values["legal_basis"] or None,
-        "requested_by": values["requested_by"] or None,
-        "via": "web",
-    }
-    entry = audit.record(
-        db,
-        actor,
-        "lookup.reverse",
-        request_id=page.request_id,
-        detail={"query": query, "answer": answer, "trace": trace},
-        case=case,
-        status=str(answer["status"]),
+    page.db.commit()  # audited before the answer leaves
+    result = _result(
+        page,
+        answered.answer,
+        answered.trace,
+        answered.answer_id,
+        answered.audit_sha256,
+        answered.case,
     )
-    db.commit()  # audited before the answer leaves
-    result = _result(page, answer, trace, entry.seq, entry.entry_sha256, case)
     return _render(page, values, {}, instant=at, result=result)
+
+
+def zone_given(page: Page, values: dict[str, str]) -> str | None:
+    """The zone as the question gives it: the form's field, or UTC for a time without an offset
+    when the field was left empty (what the page reads it in); None when the time has an offset."""
+    if page.field("tz"):
+        return values["tz"]
+    try:
+        parse_instant(values["time"], field="time")
+    except InvalidInput:
+        return "UTC"
+    return None
 
 
 def refused(page: Page, route: str, exc: DetnatError) -> int:

@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 from cli.main import app
 from detnat.errors import Conflict
+from detnat.service import audit, plans
 from detnat.settings import get_settings
 from detnat.store.async_db import libpq_url
 from detnat.store.db import SessionFactory, unit_of_work
@@ -92,7 +93,7 @@ def test_a_constraint_violation_leaves_the_unit_of_work_as_a_conflict(
     sessions: SessionFactory, realm_name: str
 ) -> None:
     with unit_of_work(sessions) as s:
-        s.add(Realm(name=realm_name, session_drain=timedelta(0)))
+        plans.create_realm(s, realm_name, by=audit.Actor("t", "admin"), session_drain=timedelta(0))
     # Around the service's friendly pre-check: the unique index answers, translated.
     with (
         pytest.raises(Conflict, match="a realm with this name already exists"),

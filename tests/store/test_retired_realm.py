@@ -15,6 +15,7 @@ import pytest
 
 from detnat.errors import QueryError
 from detnat.service import batch_lookups, lookups, plans
+from detnat.service.audit import Actor
 from detnat.service.plans import MapperCache
 from detnat.service.timelines import TimelineCache
 from detnat.service.times import format_instant
@@ -35,7 +36,9 @@ def world(sessions: SessionFactory, realm_name: str) -> dict[str, str]:
     other = realm_name + "-b"
     with unit_of_work(sessions) as s:
         for name in (realm_name, other):
-            plans.create_realm(s, name, session_drain=timedelta(0), single_approver=True)
+            plans.create_realm(
+                s, name, by=Actor("t", "admin"), session_drain=timedelta(0), single_approver=True
+            )
     for name, plan, at in (
         (realm_name, small_plan(a_pool), PLANNED),
         (other, small_plan(b_pool), PLANNED),
@@ -48,7 +51,7 @@ def world(sessions: SessionFactory, realm_name: str) -> dict[str, str]:
                 plan,
                 effective_from=at,
                 reason="CHG-9",
-                published_by="t",
+                by=Actor("t", "admin"),
                 clock=clock_at(T0),
             )
     return {"retired": realm_name, "a_ip": a_pool.split("/")[0], "b_ip": b_pool.split("/")[0]}

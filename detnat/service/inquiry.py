@@ -1,0 +1,461 @@
+"""Identity inquiries: one audited use case per question, whichever door it came through.
+
+An inquiry checks why it is asked (the case, legal basis, requester), opens or checks the case
+(:class:`~detnat.service.audit.CaseOwners`), answers from a timeline snapshot, and appends its
+audit entry — one schema (:class:`ReverseDetail`, :class:`ForwardDetail`, :class:`BatchDetail`)
+for the API, the CLI and the web pages; only ``via`` says which. It flushes; the edge commits (a
+single lookup on the API's autocommit connection is committed by its one INSERT) and only then
+lets the answer out. Evidence files are built from these entries, so they cannot depend on the
+door either.
+
+Example (the CLI)::
+
+    asked = inquiry.ReverseQuery("192.0.2.1", 1100, "2026-03-14T21:07:33+01:00",
+                                 identity=inquiry.Identity("ABUSE-7"), via="cli")
+    answered = inquiry.reverse(session, actor, asked, snapshot=..., mappers=..., cases=...,
+                               now=utcnow(), request_id="cli-…")
+    session.commit()
+    print(answered.to_json())
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Session
+
+from detnat.errors import InvalidInput
+from detnat.service import audit, lookups
+from detnat.service.plans import MapperCache
+from detnat.service.timelines import Timelines
+from detnat.service.times import MAX_TOLERANCE, parse_instant
+from detnat.store import repo
+
+Via = Literal["api", "cli", "web"]
+US = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Why a question is asked: the case (required), the legal basis and who requested it."""
+
+    case: str
+    legal_basis: str | None = None
+    requested_by: str | None = None
+
+    def checked(self, via: Via) -> Identity:
+        """The identity, or :class:`~detnat.errors.InvalidInput` naming the field as the edge
+        spells it (``--legal-basis`` on the CLI, ``legal_basis`` elsewhere)."""
+        audit.check_reference(self.case, field=_field("case", via))
+        for name in ("legal_basis", "requested_by"):
+            value = getattr(self, name)
+            if value is not None:
+                audit.check_reference(value, field=_field(name, via), limit=500)
+        return self
+
+
+def _field(name: str, via: Via) -> str:
+    return "--" + name.replace("_", "-") if via == "cli" else name
+
+
+@dataclass(frozen=True)
+class ReverseQuery:
+    """Who held ``ip:port`` at ``time`` (as given: RFC 3339, or naive with ``tz``)."""
+
+    ip: str
+    port: int
+    time: str
+    identity: Identity
+    via: Via
+    tz: str | None = None
+    tolerance: timedelta = timedelta(0)
+    realm: str | None = None
+
+
+@dataclass(frozen=True)
+class ForwardQuery:
+    """What ``subscriber`` got at ``time``."""
+
+    subscriber: str
+    time: str
+    identity: Identity
+    via: Via
+    tz: str | None = None
+    realm: str | None = None
+
+
+@dataclass(frozen=True)
+class Answered:
+    """An answer that is in the audit log: the answer, its case, its entry and the entry's hash."""
+
+    answer: dict[str, object]
+    case: str
+    answer_id: int
+    audit_sha256: str
+    trace: dict[str, object] = field(default_factory=dict)  # what the evidence needs
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            **self.answer,
+            "case": self.case,
+            "answer_id": self.answer_id,
+            "audit_sha256": self.audit_sha256,
+        }
+
+
+# -- the audit details: one schema per inquiry -----------------------------------------------------
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReverseAsked(_Record):
+    ip: str
+    port: int
+    time: str
+    tz: str | None
+    tolerance_us: int
+    realm: str | None
+    case: str
+    legal_basis: str | None
+    requested_by: str | None
+    via: Via
+
+
+class ReverseDetail(_Record):
+    query: ReverseAsked
+    answer: dict[str, Any]
+    trace: dict[str, Any]
+
+
+class ForwardAsked(_Record):
+    subscriber: str
+    time: str
+    tz: str | None
+    realm: str | None
+    case: str
+    legal_basis: str | None
+    requested_by: str | None
+    via: Via
+
+
+class ForwardDetail(_Record):
+    query: ForwardAsked
+    answer: dict[str, Any]
+
+
+class BatchAsked(_Record):
+    case: str
+    legal_basis: str | None
+    requested_by: str | None
+    tz: str | None
+    tolerance_us: int
+    realm: str | None
+    file: str | None
+    via: Via
+
+
+class BatchDone(_Record):
+    format: str
+    rows: int
+    bad_rows: int
+    counts: dict[str, int]
+    input_sha256: str
+    output_sha256: str
+    versions: list[dict[str, Any]]
+
+
+class BatchDetail(_Record):
+    query: BatchAsked
+    batch: BatchDone
+
+
+def _reverse_detail(
+    query: ReverseQuery, answer: dict[str, object], trace: dict[str, object]
+) -> dict[str, Any]:
+    who = query.identity
+    asked = ReverseAsked(
+        ip=query.ip,
+        port=query.port,
+        time=query.time,
+        tz=query.tz,
+        tolerance_us=query.tolerance // US,
+        realm=query.realm,
+        case=who.case,
+        legal_basis=who.legal_basis,
+        requested_by=who.requested_by,
+        via=query.via,
+    )
+    return ReverseDetail(query=asked, answer=answer, trace=trace).model_dump()
+
+
+def _forward_detail(query: ForwardQuery, answer: dict[str, object]) -> dict[str, Any]:
+    who = query.identity
+    asked = ForwardAsked(
+        subscriber=query.subscriber,
+        time=query.time,
+        tz=query.tz,
+        realm=query.realm,
+        case=who.case,
+        legal_basis=who.legal_basis,
+        requested_by=who.requested_by,
+        via=query.via,
+    )
+    return ForwardDetail(query=asked, answer=answer).model_dump()
+
+
+# -- single lookups --------------------------------------------------------------------------------
+
+
+def _answer_reverse(
+    query: ReverseQuery, snapshot: Timelines, mappers: MapperCache, now: datetime
+) -> tuple[dict[str, object], dict[str, object]]:
+    trace: dict[str, object] = {}
+    answer = lookups.reverse_in(
+        snapshot,
+        query.ip,
+        query.port,
+        at=parse_instant(query.time, tz=query.tz),
+        tolerance=query.tolerance,
+        realm=query.realm,
+        now=now,
+        mappers=mappers,
+        trace=trace,
+    )
+    return answer, trace
+
+
+def _answer_forward(
+    query: ForwardQuery, snapshot: Timelines, mappers: MapperCache, now: datetime
+) -> dict[str, object]:
+    return lookups.forward_in(
+        snapshot,
+        query.subscriber,
+        at=parse_instant(query.time, tz=query.tz),
+        realm=query.realm,
+        now=now,
+        mappers=mappers,
+    )
+
+
+def _precheck(query: ReverseQuery | ForwardQuery) -> None:
+    """What can be refused before a case is opened: the identity, the time, the tolerance."""
+    query.identity.checked(query.via)
+    parse_instant(query.time, tz=query.tz, field="--at" if query.via == "cli" else "time")
+    if isinstance(query, ReverseQuery):
+        _check_tolerance(query.tolerance, query.via)
+
+
+def _check_tolerance(tolerance: timedelta, via: Via) -> None:
+    if not timedelta(0) <= tolerance <= MAX_TOLERANCE:
+        raise InvalidInput(
+            f"must be between 0 and {MAX_TOLERANCE.total_seconds():g} seconds",
+            field="--tolerance" if via == "cli" else "tolerance_seconds",
+        )
+
+
+@dataclass
+class Inquiries:
+    """What a process keeps between inquiries: compiled plans and committed case owners."""
+
+    mappers: MapperCache = field(default_factory=lambda: lookups.DEFAULT_MAPPERS)
+    cases: audit.CaseOwners = field(default_factory=audit.CaseOwners)
+
+
+def reverse(
+    session: Session,
+    actor: audit.Actor,
+    query: ReverseQuery,
+    *,
+    snapshot: Timelines,
+    kept: Inquiries,
+    now: datetime,
+    request_id: str,
+) -> Answered:
+    """Who held ``query.ip:port``: checked, the case opened, answered, audited (flushed)."""
+    _precheck(query)
+    case = query.identity.case
+    kept.cases.claim(session, case, actor, request_id=request_id)
+    answer, trace = _answer_reverse(query, snapshot, kept.mappers, now)
+    entry = audit.record(
+        session,
+        actor,
+        "lookup.reverse",
+        request_id=request_id,
+        detail=_reverse_detail(query, answer, trace),
+        case=case,
+        status=str(answer["status"]),
+    )
+    return Answered(answer, case, entry.seq, entry.entry_sha256, trace)
+
+
+async def reverse_async(
+    conn: repo.AsyncConn,
+    actor: audit.Actor,
+    query: ReverseQuery,
+    *,
+    snapshot: Timelines,
+    kept: Inquiries,
+    now: datetime,
+    request_id: str,
+) -> Answered:
+    """:func:`reverse` on an async autocommit connection (each write its own transaction)."""
+    _precheck(query)
+    case = query.identity.case
+    await kept.cases.claim_async(conn, case, actor, request_id=request_id)
+    answer, trace = _answer_reverse(query, snapshot, kept.mappers, now)
+    entry = await audit.record_async(
+        conn,
+        actor,
+        "lookup.reverse",
+        request_id=request_id,
+        detail=_reverse_detail(query, answer, trace),
+        case=case,
+        status=str(answer["status"]),
+    )
+    return Answered(answer, case, entry.seq, entry.entry_sha256, trace)
+
+
+def forward(
+    session: Session,
+    actor: audit.Actor,
+    query: ForwardQuery,
+    *,
+    snapshot: Timelines,
+    kept: Inquiries,
+    now: datetime,
+    request_id: str,
+) -> Answered:
+    """What ``query.subscriber`` got: checked, the case opened, answered, audited (flushed)."""
+    _precheck(query)
+    case = query.identity.case
+    kept.cases.claim(session, case, actor, request_id=request_id)
+    answer = _answer_forward(query, snapshot, kept.mappers, now)
+    entry = audit.record(
+        session,
+        actor,
+        "lookup.forward",
+        request_id=request_id,
+        detail=_forward_detail(query, answer),
+        case=case,
+        status=str(answer["status"]),
+    )
+    return Answered(answer, case, entry.seq, entry.entry_sha256)
+
+
+async def forward_async(
+    conn: repo.AsyncConn,
+    actor: audit.Actor,
+    query: ForwardQuery,
+    *,
+    snapshot: Timelines,
+    kept: Inquiries,
+    now: datetime,
+    request_id: str,
+) -> Answered:
+    """:func:`forward` on an async autocommit connection."""
+    _precheck(query)
+    case = query.identity.case
+    await kept.cases.claim_async(conn, case, actor, request_id=request_id)
+    answer = _answer_forward(query, snapshot, kept.mappers, now)
+    entry = await audit.record_async(
+        conn,
+        actor,
+        "lookup.forward",
+        request_id=request_id,
+        detail=_forward_detail(query, answer),
+        case=case,
+        status=str(answer["status"]),
+    )
+    return Answered(answer, case, entry.seq, entry.entry_sha256)
+
+
+# -- batches ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchAsk:
+    """A batch's shared question (the rows come as a file or a body)."""
+
+    identity: Identity
+    via: Via
+    tz: str | None = None
+    tolerance: timedelta = timedelta(0)
+    realm: str | None = None
+    file: str | None = None
+
+
+def open_batch(
+    session: Session, actor: audit.Actor, ask: BatchAsk, *, kept: Inquiries, request_id: str
+) -> None:
+    """Check a batch's identity and open (or check) its case, before any row is read."""
+    ask.identity.checked(ask.via)
+    _check_tolerance(ask.tolerance, ask.via)
+    kept.cases.claim(session, ask.identity.case, actor, request_id=request_id)
+
+
+def record_batch(
+    session: Session,
+    actor: audit.Actor,
+    ask: BatchAsk,
+    report: Any,
+    *,
+    kind: str,
+    input_sha256: str,
+    request_id: str,
+) -> audit.Recorded:
+    """The batch's one audit entry (rows, counts, input and output SHA-256, plan versions used);
+    sets ``report.answer_id``. Flushed: the edge commits before any answer leaves."""
+    who = ask.identity
+    detail = BatchDetail(
+        query=BatchAsked(
+            case=who.case,
+            legal_basis=who.legal_basis,
+            requested_by=who.requested_by,
+            tz=ask.tz,
+            tolerance_us=ask.tolerance // US,
+            realm=ask.realm,
+            file=ask.file[:200] if ask.file else None,
+            via=ask.via,
+        ),
+        batch=BatchDone(
+            format=kind,
+            rows=report.rows,
+            bad_rows=report.bad_row_count,
+            counts=report.counts,
+            input_sha256=input_sha256,
+            output_sha256=report.output_sha256,
+            versions=sorted(report.versions.values(), key=str),
+        ),
+    ).model_dump()
+    entry = audit.record(
+        session,
+        actor,
+        "lookup.reverse_batch",
+        request_id=request_id,
+        detail=detail,
+        case=who.case,
+        status="answered",
+    )
+    report.answer_id = entry.seq
+    return entry
+
+
+__all__ = [
+    "Answered",
+    "BatchAsk",
+    "ForwardQuery",
+    "Identity",
+    "Inquiries",
+    "ReverseQuery",
+    "forward",
+    "forward_async",
+    "open_batch",
+    "record_batch",
+    "reverse",
+    "reverse_async",
+]
