@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -39,7 +39,7 @@ from detnat.errors import InvalidInput, QueryError
 from detnat.service import lookups
 from detnat.service.plans import MapperCache
 from detnat.service.timelines import Timelines, candidate_range, from_us, to_us
-from detnat.service.times import parse_instants_us
+from detnat.service.times import check_window, parse_instants_us
 
 Ints: TypeAlias = npt.NDArray[np.int64]
 
@@ -49,6 +49,9 @@ OUTPUT_COLUMNS = ("status", "reason", "subscriber")
 REQUIRED = ("ip", "port", "time")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _SPECIAL = re.compile(r'["\r]|(?:^|,)[=+\-@\t]', re.MULTILINE)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 
 
 @dataclass
@@ -102,13 +105,23 @@ def answer_rows(
     errors: dict[int, str],
     report: BatchReport,
 ) -> _Answers:
-    """Answer rows (those in ``errors`` are not queries); notes used versions in ``report``."""
+    """Answer rows (those in ``errors`` are not queries); notes used versions in ``report``.
+
+    A row whose window leaves the calendar (years 1-9999) is not a query either: it is added to
+    ``errors``, as :func:`~detnat.service.times.check_window` refuses a single lookup.
+    """
     n = len(ips)
     status = [""] * n
     reason = [""] * n
     subscriber = [""] * n
     snapshot = query.snapshot
     tol = query.tolerance // timedelta(microseconds=1)
+    for i in np.flatnonzero((at_us - tol < _MIN_US) | (at_us + tol > _MAX_US)).tolist():
+        if i not in errors:
+            try:
+                check_window(from_us(int(at_us[i])), query.tolerance)
+            except QueryError as exc:
+                errors[i] = f"bad time: {exc.message}"
     now_us = to_us(query.now)
     start = at_us - tol
     end = np.minimum(at_us + tol, now_us)

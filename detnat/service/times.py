@@ -162,6 +162,19 @@ def tolerance_seconds(value: float, *, field: str = "tolerance_seconds") -> time
     return timedelta(seconds=value)
 
 
+def check_window(at: datetime, tolerance: timedelta, *, field: str = "time") -> None:
+    """Refuse an instant whose window ``[at - tolerance, at + tolerance]`` leaves the calendar
+    (years 1-9999 in UTC): nothing can be searched there, and Python cannot even name it."""
+    try:
+        at - tolerance, at + tolerance  # computed only to see whether it overflows
+    except OverflowError:
+        raise QueryError(
+            f"{format_instant(at)} ± {format_duration(tolerance)} reaches outside the years "
+            "1-9999 (UTC); give a smaller tolerance or a time inside them",
+            field=field,
+        ) from None
+
+
 def format_duration(value: timedelta) -> str:
     seconds = value.total_seconds()
     if seconds == int(seconds):
@@ -281,6 +294,7 @@ def _fast_instants(
 
 
 __all__ = [
+    "check_window",
     "format_duration",
     "format_instant",
     "parse_duration",

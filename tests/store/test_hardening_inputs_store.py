@@ -1,0 +1,164 @@
+"""Holes a black-box probe found in the edges (issue 10), over real HTTP and the real CLI against
+a real store: each must be a clear 4xx (a one-line error and exit 2), never a 500 or a silent
+change of what was asked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from typer.testing import CliRunner
+
+from api.app import create_app
+from cli.main import app as cli
+from detnat.service import plans
+from detnat.settings import Settings, get_settings
+from detnat.store.db import SessionFactory, unit_of_work
+from tests.store.conftest import T0, fresh_pool, small_plan
+
+pytestmark = pytest.mark.postgres
+
+EDGES = ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z")
+
+
+class Served:
+    """The app with its lifespan running, and one realm whose plan holds ``ip``."""
+
+    def __init__(self, app: FastAPI, tokens: dict[str, str], ip: str) -> None:
+        self.app, self.tokens, self.ip = app, tokens, ip
+        self.loop = asyncio.new_event_loop()
+        self._lifespan = app.router.lifespan_context(app)
+        self.loop.run_until_complete(self._lifespan.__aenter__())
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        kind: str | None = "application/json",
+        holder: str | None = "legal",
+    ) -> httpx.Response:
+        headers = {} if kind is None else {"content-type": kind}
+        if holder is not None:
+            headers["authorization"] = f"Bearer {self.tokens[holder]}"
+
+        async def go() -> httpx.Response:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=self.app), base_url="http://t"
+            ) as client:
+                return await client.request(method, url, content=body, headers=headers)
+
+        return self.loop.run_until_complete(go())
+
+    def post(self, url: str, payload: Any, **kw: Any) -> httpx.Response:
+        return self.request("POST", url, body=json.dumps(payload).encode(), **kw)
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self._lifespan.__aexit__(None, None, None))
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def served(
+    database_url: str, api_tokens: dict[str, str], sessions: SessionFactory
+) -> Iterator[Served]:
+    pool = fresh_pool()
+    name = f"hardening-{pool.replace('/', '-')}"
+    with unit_of_work(sessions) as s:
+        plans.create_realm(s, name, session_drain=timedelta(hours=1), single_approver=True)
+        plans.publish(
+            s,
+            name,
+            small_plan(pool),
+            effective_from=T0 - timedelta(days=3650),
+            reason="CHG-HARDEN",
+            published_by="tests",
+            correction=True,
+        )
+    app = create_app(Settings(database_url=database_url))
+    running = Served(app, api_tokens, pool.split("/")[0])
+    yield running
+    running.close()
+
+
+def _refused(response: httpx.Response, field: str, status: int = 422) -> dict[str, Any]:
+    assert response.status_code == status, (response.status_code, response.text[:500])
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert field in (body.get("field") or "") + body["detail"], body
+    return body
+
+
+@pytest.fixture
+def run(database_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DETNAT_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    yield lambda *args: runner.invoke(cli, list(args))
+    get_settings.cache_clear()
+
+
+def _one_error_line(result: Any, field: str, code: int = 2) -> None:
+    assert result.exit_code == code, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("detnat: error:"), result.stderr
+    assert field in lines[0], lines[0]
+
+
+# -- 1. times at the edges of the calendar ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("time", EDGES)
+def test_lookup_at_the_edge_of_the_calendar_with_a_tolerance_is_refused_naming_time(
+    served: Served, time: str
+) -> None:
+    body = {"ip": served.ip, "port": 1100, "time": time, "case": "EDGE-1", "tolerance_seconds": 5}
+    _refused(served.post("/v1/lookups/reverse", body), "time")
+
+
+@pytest.mark.parametrize("time", EDGES)
+def test_lookup_at_the_edge_of_the_calendar_without_tolerance_is_answered(
+    served: Served, time: str
+) -> None:
+    body = {"ip": served.ip, "port": 1100, "time": time, "case": "EDGE-1"}
+    response = served.post("/v1/lookups/reverse", body)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] in ("no_plan_in_force", "future")
+
+
+def test_one_edge_row_is_a_bad_row_not_a_failed_batch(served: Served) -> None:
+    rows = "".join(f"{served.ip},1100,{t}\n" for t in (*EDGES, "2026-03-14T20:00:00Z"))
+    response = served.request(
+        "POST",
+        "/v1/lookups/reverse/batch?case=EDGE-B&tolerance_seconds=5",
+        body=f"ip,port,time\n{rows}".encode(),
+        kind="text/csv",
+    )
+    assert response.status_code == 200, response.text
+    lines = response.text.splitlines()
+    assert lines[1].split(",")[3] == "error" and "time" in lines[1]
+    assert lines[2].split(",")[3] == "error"
+    assert lines[3].split(",")[3] == "match"
+    items = [{"ip": served.ip, "port": 1100, "time": t} for t in (*EDGES, "2026-03-14T20:00:00Z")]
+    answered = served.request(
+        "POST",
+        "/v1/lookups/reverse/batch?case=EDGE-B&tolerance_seconds=5",
+        body=json.dumps(items).encode(),
+    )
+    assert answered.status_code == 200, answered.text
+    assert [a["status"] for a in answered.json()] == ["error", "error", "match"]
+
+
+@pytest.mark.parametrize("time", EDGES)
+def test_cli_lookup_at_the_edge_of_the_calendar_is_one_line_and_exit_2(
+    run: Any, served: Served, time: str
+) -> None:
+    result = run("reverse", f"{served.ip}:1100", "--at", time, "--tolerance", "2s", "--case", "E")
+    _one_error_line(result, "time")
