@@ -162,3 +162,27 @@ def test_cli_lookup_at_the_edge_of_the_calendar_is_one_line_and_exit_2(
 ) -> None:
     result = run("reverse", f"{served.ip}:1100", "--at", time, "--tolerance", "2s", "--case", "E")
     _one_error_line(result, "time")
+
+
+# -- 2. over-long numbers in JSON ------------------------------------------------------------------
+
+LONG = "1" * 5000
+
+
+@pytest.mark.parametrize(
+    "url", ["/v1/lookups/reverse", "/v1/lookups/forward", "/v1/realms", "/v1/capacity/size"]
+)
+def test_an_over_long_json_number_is_refused_before_authentication(
+    served: Served, url: str
+) -> None:
+    body = f'{{"port": {LONG}}}'.encode()
+    _refused(served.request("POST", url, body=body, holder=None), "body")
+
+
+@pytest.mark.parametrize("number", [LONG, "1e400", "-1e400"])
+def test_an_over_long_or_infinite_number_in_a_json_batch_is_refused(
+    served: Served, number: str
+) -> None:
+    body = f'[{{"ip": "{served.ip}", "port": {number}, "time": "2026-01-01T00:00:00Z"}}]'
+    response = served.request("POST", "/v1/lookups/reverse/batch?case=LONG-1", body=body.encode())
+    _refused(response, "batch")
