@@ -6,6 +6,7 @@ HTTP status of their kind and a stable ``code``.
 
 from __future__ import annotations
 
+import email.message
 import json
 import uuid
 from collections.abc import MutableMapping
@@ -107,22 +108,31 @@ class _TooLarge(Exception):
 
 class StrictJson:
     """Refuse JSON bodies that Python's parser would quietly accept: duplicate keys (the last
-    would win), NaN and Infinity, nesting deep enough to exhaust the parser. 422, before routing.
+    would win), NaN and Infinity, over-long numbers, nesting deep enough to exhaust the parser.
+    422, before routing.
+
+    Every body FastAPI would read as JSON passes here: ``application/json`` is parsed strictly,
+    and the other JSON types FastAPI reads (``application/*+json``) are ``415``, so no JSON body
+    reaches a route unchecked.
     """
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
             await self.app(scope, receive, send)
             return
-        kind = b""
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                kind = value.split(b";")[0].strip().lower()
-        if kind != b"application/json" or scope["path"] == "/v1/lookups/reverse/batch":
+        kind = json_kind(scope)
+        if kind is None or scope["path"] == "/v1/lookups/reverse/batch":
             await self.app(scope, receive, send)  # the batch endpoint parses strictly itself
+            return
+        if kind != "application/json":
+            await problem(
+                415,
+                "unsupported_media_type",
+                f"send JSON bodies as application/json, not {kind[:60]}",
+            )(scope, receive, send)
             return
         chunks = []
         while True:
@@ -151,6 +161,26 @@ class StrictJson:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+def json_kind(scope: MutableMapping[str, Any]) -> str | None:
+    """The content type of a request whose body FastAPI would parse as JSON, else None.
+
+    The same reading as FastAPI's (the first ``Content-Type`` header, parsed by
+    :mod:`email.message`; ``application/json`` or ``application/*+json``), so the two cannot
+    disagree about which bodies are JSON.
+    """
+    value = next((v for n, v in scope["headers"] if n == b"content-type"), None)
+    if not value:
+        return None
+    message = email.message.Message()
+    message["content-type"] = value.decode("latin-1")
+    if message.get_content_maintype() != "application":
+        return None
+    subtype = message.get_content_subtype()
+    if subtype == "json" or subtype.endswith("+json"):
+        return f"application/{subtype}"
+    return None
 
 
 def strict_json(body: bytes) -> Any:

@@ -186,3 +186,49 @@ def test_an_over_long_or_infinite_number_in_a_json_batch_is_refused(
     body = f'[{{"ip": "{served.ip}", "port": {number}, "time": "2026-01-01T00:00:00Z"}}]'
     response = served.request("POST", "/v1/lookups/reverse/batch?case=LONG-1", body=body.encode())
     _refused(response, "batch")
+
+
+# -- 3. JSON under other content types -------------------------------------------------------------
+
+DUPLICATE = (
+    b'{"ip": "192.0.2.1", "ip": "%s", "port": 1100, "time": "2026-03-14T20:00:00Z", "case": "CT-1"}'
+)
+
+
+@pytest.mark.parametrize(
+    "kind", ["application/vnd.foo+json", "application/problem+json", "APPLICATION/X+JSON; q=1"]
+)
+def test_json_under_another_json_type_is_415_not_read_leniently(served: Served, kind: str) -> None:
+    body = DUPLICATE % served.ip.encode()
+    _refused(served.request("POST", "/v1/lookups/reverse", body=body, kind=kind), "json", 415)
+    plan = b'{"plan": null, "plan": null, "effective_from": "2030-01-01T00:00:00Z", "reason": "x"}'
+    published = served.request(
+        "POST", "/v1/realms/nowhere/versions", body=plan, kind=kind, holder="admin"
+    )
+    _refused(published, "json", 415)
+
+
+def test_json_with_parameters_is_still_read_strictly(served: Served) -> None:
+    body = DUPLICATE % served.ip.encode()
+    kind = "Application/JSON; charset=utf-8"
+    _refused(served.request("POST", "/v1/lookups/reverse", body=body, kind=kind), "duplicate key")
+
+
+def test_the_first_of_two_content_types_decides_as_it_does_for_fastapi(served: Served) -> None:
+    body = DUPLICATE % served.ip.encode()
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=served.app), base_url="http://t"
+        ) as client:
+            return await client.post(
+                "/v1/lookups/reverse",
+                content=body,
+                headers=[
+                    ("authorization", f"Bearer {served.tokens['legal']}"),
+                    ("content-type", "application/vnd.foo+json"),
+                    ("content-type", "application/json"),
+                ],
+            )
+
+    _refused(served.loop.run_until_complete(go()), "json", 415)
