@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cli.main import app as cli
 from detnat import strictjson
-from detnat.errors import InvalidInput
+from detnat.errors import InvalidInput, PlanError
+from detnat.planfile import read_plan, read_yaml
 
 runner = CliRunner()
 
@@ -61,3 +65,62 @@ def test_plan_check_of_a_json_plan_with_an_over_long_number_exits_2(tmp_path: Pa
         '"block": {"ratio": 4096}}'
     )
     _one_error_line(_run("plan", "check", str(path)), "plan.json")
+
+
+# -- 4. YAML plan files mean what they say ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "words"),
+    [
+        ("ports: {first: 01024}", "ports.first", "leading zero"),
+        ("block: {ratio: 010}", "block.ratio", "leading zero"),
+        ("block: {ratio: 0x1000}", "block.ratio", "not a decimal number"),
+        ("block: {ratio: 3_2}", "block.ratio", "underscore"),
+        ("ports: {exclude: [17:23]}", "ports.exclude[0]", "sexagesimal"),
+        ("ports: {exclude: [1723, 0o17]}", "ports.exclude[1]", "not a port"),
+        ("block: {ratio: 1e3}", "block.ratio", "YAML 1.2"),
+        ("block: {ratio: 64, assignment: on}", "block.assignment", "boolean in YAML 1.1"),
+        ("inside: {exclude: [no]}", "inside.exclude[0]", "boolean in YAML 1.1"),
+        ("yes: 1", "yes", "boolean in YAML 1.1"),
+        ("block: {ratio: !!int 010}", "plan", "tags are not allowed"),
+    ],
+)
+def test_yaml_1_1_readings_are_refused_with_the_field_named(
+    tmp_path: Path, line: str, field: str, words: str
+) -> None:
+    lines = [x for x in PLAN_YAML.splitlines() if x.split(":")[0] != line.split(":")[0]]
+    path = tmp_path / "plan.yaml"
+    path.write_text("\n".join([*lines, line]) + "\n")
+    result = _run("plan", "check", str(path))
+    _one_error_line(result, f"{field}: " if field != "plan" else "plan.yaml")
+    assert words in result.stderr
+
+
+def test_a_yaml_plan_reads_the_numbers_it_shows(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(PLAN_YAML.replace("ratio: 4096", "ratio: +4096") + "ports: {first: 1024}\n")
+    assert _run("plan", "check", str(path)).exit_code == 0
+    block = read_plan(path).block
+    assert block is not None and block.ratio == 4096
+
+
+SCALARS = st.one_of(
+    st.from_regex(r"\A[-+]?[0-9_:.xXoObBeE]{1,10}\Z"),
+    st.sampled_from(["yes", "No", "ON", "off", "y", "n", "true", "False", "~", "null", "=", "<<"]),
+    st.sampled_from(["2026-03-14", "1.5", ".inf", "-.INF", "0", "-0", "1e3", "1.0e+3"]),
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+)
+
+
+@given(SCALARS)
+def test_a_plain_scalar_is_read_as_yaml_1_1_reads_it_or_refused(text: str) -> None:
+    """Whatever a plan reader on YAML 1.1 (PyYAML's own safe_load) makes of a scalar, detnat
+    reads the same or refuses it naming the key: never a third reading, never a silent one."""
+    try:
+        ours = read_yaml(f"key: {text}\n")
+    except PlanError as exc:
+        assert exc.field in ("key", "plan")
+        return
+    theirs = yaml.safe_load(f"key: {text}\n")
+    assert ours == theirs and type(ours["key"]) is type(theirs["key"])
