@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from cli.main import app as cli
 from detnat import strictjson
-from detnat.errors import InvalidInput, PlanError
+from detnat.errors import InvalidInput, PlanError, QueryError
 from detnat.planfile import read_plan, read_yaml
+from detnat.service.times import parse_duration, parse_instant, parse_instants_us
 
 runner = CliRunner()
 
@@ -124,3 +125,46 @@ def test_a_plain_scalar_is_read_as_yaml_1_1_reads_it_or_refused(text: str) -> No
         return
     theirs = yaml.safe_load(f"key: {text}\n")
     assert ours == theirs and type(ours["key"]) is type(theirs["key"])
+
+
+# -- 5. digits are ASCII ---------------------------------------------------------------------------
+
+WIDE = "２０２６-03-14T20:00:00Z"
+ARABIC_INDIC = "٢٠٢٦-03-14T20:00:00Z"
+
+
+@pytest.mark.parametrize("text", [WIDE, ARABIC_INDIC, "2026-03-14T20:00:00+٠١:00"])
+def test_times_with_non_ascii_digits_are_refused(text: str) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_instant(text)
+    assert caught.value.field == "time"
+    _, errors = parse_instants_us([text, "2026-03-14T20:00:00Z"])
+    assert list(errors) == [0]
+
+
+@pytest.mark.parametrize("text", ["２s", "1٣s", "٥m", "１h", "５００ms"])
+def test_durations_with_non_ascii_digits_are_refused(text: str) -> None:
+    with pytest.raises(QueryError):
+        parse_duration(text)
+
+
+def test_a_batch_row_with_non_ascii_digits_is_a_bad_row(plan_file: Path, tmp_path: Path) -> None:
+    batch = tmp_path / "in.csv"
+    batch.write_text("ip,port\n1.1.1.1,１２７６\n1.1.1.1,1276\n1.1.1.1,١٢٧٦\n")
+    result = _run("reverse", "--plan", str(plan_file), "--batch", str(batch))
+    assert result.exit_code == 2
+    rows = result.stdout.splitlines()
+    assert [r.split(",")[2] for r in rows[1:]] == ["error", "match", "error"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--ports", "１０２４-65535"],
+        ["--ports", "1024-٦٥٥٣٥"],
+        ["--exclude-ports", "１７２３"],
+    ],
+)
+def test_capacity_ports_with_non_ascii_digits_are_refused(args: list[str]) -> None:
+    result = _run("capacity", "size", "--subscribers", "1000", "--target", "0.01", *args)
+    _one_error_line(result, args[0])

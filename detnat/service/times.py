@@ -29,9 +29,12 @@ from detnat.errors import QueryError
 
 _RFC3339 = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})"
-    r"(?:\.(?P<frac>\d{1,30}))?(?P<offset>[Zz]|[+-]\d{2}:?\d{2})?"
+    r"(?:\.(?P<frac>\d{1,30}))?(?P<offset>[Zz]|[+-]\d{2}:?\d{2})?",
+    re.ASCII,  # RFC 3339 digits are ASCII: not ２０２６ or ٢٠٢٦
 )
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d{1,6})?)s)?(?:(\d+)ms)?")
+_DURATION = re.compile(
+    r"(?:(\d{1,5})h)?(?:(\d{1,7})m(?!s))?(?:(\d{1,9}(?:\.\d{1,6})?)s)?(?:(\d{1,12})ms)?", re.ASCII
+)
 MAX_TOLERANCE = timedelta(days=1)
 
 

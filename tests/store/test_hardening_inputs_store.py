@@ -232,3 +232,18 @@ def test_the_first_of_two_content_types_decides_as_it_does_for_fastapi(served: S
             )
 
     _refused(served.loop.run_until_complete(go()), "json", 415)
+
+
+# -- 5. digits are ASCII ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("time", ["２０２６-03-14T20:00:00Z", "٢٠٢٦-03-14T20:00:00Z"])
+def test_a_lookup_time_with_non_ascii_digits_is_refused(served: Served, time: str) -> None:
+    body = {"ip": served.ip, "port": 1100, "time": time, "case": "DIGITS-1"}
+    _refused(served.post("/v1/lookups/reverse", body), "time")
+
+
+def test_cli_tolerance_with_non_ascii_digits_is_refused(run: Any, served: Served) -> None:
+    at = "2026-03-14T20:00:00Z"
+    result = run("reverse", f"{served.ip}:1100", "--at", at, "--tolerance", "２s", "--case", "D")
+    _one_error_line(result, "tolerance")
