@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -161,6 +162,27 @@ class StrictJson:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+class OneValueQuery:
+    """Refuse a query parameter given more than once (``?case=A&case=B``): frameworks quietly
+    take one of them (FastAPI the last), so the request would not mean what it says. 422."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            seen: set[str] = set()
+            # Read as Starlette reads it, so both see the same names.
+            for name, _ in parse_qsl(scope["query_string"].decode("latin-1"), True):
+                if name in seen:
+                    await problem(
+                        422, "invalid_input", "given more than once; give it once", field=name[:60]
+                    )(scope, receive, send)
+                    return
+                seen.add(name)
+        await self.app(scope, receive, send)
 
 
 def json_kind(scope: MutableMapping[str, Any]) -> str | None:

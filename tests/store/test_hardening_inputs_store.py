@@ -247,3 +247,22 @@ def test_cli_tolerance_with_non_ascii_digits_is_refused(run: Any, served: Served
     at = "2026-03-14T20:00:00Z"
     result = run("reverse", f"{served.ip}:1100", "--at", at, "--tolerance", "２s", "--case", "D")
     _one_error_line(result, "tolerance")
+
+
+# -- 6. a query parameter given twice --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("/v1/lookups/reverse/batch?case=A&case=B", "case"),
+        ("/v1/lookups/reverse/batch?case=A&tolerance_seconds=1&tolerance_seconds=0", "tolerance"),
+        ("/v1/audit?limit=1&limit=1000", "limit"),
+    ],
+)
+def test_a_repeated_query_parameter_is_refused(served: Served, url: str, name: str) -> None:
+    method = "GET" if url.startswith("/v1/audit") else "POST"
+    body = f"ip,port,time\n{served.ip},1100,2026-03-14T20:00:00Z\n".encode()
+    holder = "auditor" if method == "GET" else "legal"
+    response = served.request(method, url, body=body, kind="text/csv", holder=holder)
+    _refused(response, name)
