@@ -39,6 +39,7 @@ from api.capacity import router as capacity_router
 from api.http import (
     STATUS_OF,
     BodyLimit,
+    NoStore,
     OneValueQuery,
     RequestId,
     StrictJson,
@@ -600,7 +601,7 @@ def create_app(settings: Settings) -> FastAPI:
         ctx.session.commit()
         return shown
 
-    # Outermost last: ids on every response, then the size limit, then one value
+    # Outermost last: no-store and ids on every response, then the size limit, then one value
     # per query parameter, then strict JSON.
     app.add_middleware(StrictJson)
     app.add_middleware(OneValueQuery)
@@ -615,6 +616,7 @@ def create_app(settings: Settings) -> FastAPI:
         },
     )
     app.add_middleware(RequestId)
+    app.add_middleware(NoStore)
     return app
 
 

@@ -185,6 +185,29 @@ class OneValueQuery:
         await self.app(scope, receive, send)
 
 
+class NoStore:
+    """``Cache-Control: no-store`` on every response that does not say otherwise (the static
+    assets do): answers, evidence files and pages carry identities no cache may keep."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def marked(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, marked)
+
+
 def json_kind(scope: MutableMapping[str, Any]) -> str | None:
     """The content type of a request whose body FastAPI would parse as JSON, else None.
 

@@ -76,8 +76,8 @@ def served(
         plans.publish(
             s,
             name,
-            small_plan(pool),
-            effective_from=T0 - timedelta(days=3650),
+            small_plan(pool, inside="10.251.0.0/18"),  # subscribers no other test has
+            effective_from=T0 - timedelta(days=1),
             reason="CHG-HARDEN",
             published_by="tests",
             correction=True,
@@ -266,3 +266,31 @@ def test_a_repeated_query_parameter_is_refused(served: Served, url: str, name: s
     holder = "auditor" if method == "GET" else "legal"
     response = served.request(method, url, body=body, kind="text/csv", holder=holder)
     _refused(response, name)
+
+
+# -- 10. no cache keeps an answer ------------------------------------------------------------------
+
+
+def test_every_api_response_says_no_store(served: Served) -> None:
+    body = {"ip": served.ip, "port": 1100, "time": "2026-03-14T20:00:00Z", "case": "CACHE-1"}
+    answered = served.post("/v1/lookups/reverse", body)
+    assert answered.status_code == 200, answered.text
+    answer_id = answered.json()["answer_id"]
+    csv_body = f"ip,port,time\n{served.ip},1100,2026-03-14T20:00:00Z\n".encode()
+    responses = [
+        answered,
+        served.request("GET", f"/v1/answers/{answer_id}"),
+        served.request("GET", f"/v1/answers/{answer_id}/evidence"),
+        served.request(
+            "POST", "/v1/lookups/reverse/batch?case=CACHE-1", body=csv_body, kind="text/csv"
+        ),
+        served.request("GET", "/v1/realms", holder="admin"),
+        served.post("/v1/lookups/reverse", {**body, "port": -1}),
+        served.request("GET", "/v1/realms", holder=None),
+        served.request("GET", "/healthz"),
+    ]
+    for response in responses:
+        assert response.headers.get("cache-control") == "no-store", (
+            response.request.url,
+            response.status_code,
+        )

@@ -46,3 +46,11 @@ def test_a_batch_row_at_the_edge_of_the_calendar_is_a_bad_row(site: Site) -> Non
     page = _upload(site.browser("abuse"), body, tolerance="5s")
     assert page.status_code == 200, page.text[:1000]
     assert "1 row could not be answered" in " ".join(html.unescape(page.text).split())
+
+
+def test_pages_say_no_store_and_static_assets_may_be_cached(site: Site) -> None:
+    browser = site.browser("legal")
+    page = _lookup(browser, time="2020-01-01T11:00:00Z")
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    assert browser.get("/web/").headers["cache-control"] == "no-store"
+    assert browser.get("/web/static/web.css").headers["cache-control"].startswith("public")
