@@ -17,6 +17,7 @@ from cli.main import app as cli
 from detnat import strictjson
 from detnat.errors import InvalidInput, PlanError, QueryError
 from detnat.planfile import read_plan, read_yaml
+from detnat.service import batch_lookups
 from detnat.service.times import parse_duration, parse_instant, parse_instants_us
 
 runner = CliRunner()
@@ -168,3 +169,27 @@ def test_a_batch_row_with_non_ascii_digits_is_a_bad_row(plan_file: Path, tmp_pat
 def test_capacity_ports_with_non_ascii_digits_are_refused(args: list[str]) -> None:
     result = _run("capacity", "size", "--subscribers", "1000", "--target", "0.01", *args)
     _one_error_line(result, args[0])
+
+
+# -- 7. formula neutralising covers leading control characters ------------------------------------
+
+
+@pytest.mark.parametrize("lead", ["\x00", "\x01", "\x1b", "\x7f", "\t", "＝", "＋", "－", "＠"])
+def test_batch_output_neutralises_cells_led_by_control_or_fullwidth_characters(
+    plan_file: Path, tmp_path: Path, lead: str
+) -> None:
+    batch = tmp_path / "in.csv"
+    rows = "".join(f"1.1.1.1,1276,{lead}cmd|x!A{i}\n" for i in range(3))
+    batch.write_bytes(f"ip,port,note\n{rows}".encode())
+    out = tmp_path / "out.csv"
+    result = _run("reverse", "--plan", str(plan_file), "--batch", str(batch), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    lines = out.read_bytes().decode().split("\n")[1:4]
+    assert all(line.split(",")[2].startswith(f"'{lead}") for line in lines), lines
+
+
+@pytest.mark.parametrize("lead", ["\x00", "\x1f", "\x7f", "＝", "=", "\r"])
+def test_store_batch_cells_are_neutralised_alike(lead: str) -> None:
+    assert batch_lookups.cell(f"{lead}1+1").lstrip('"').startswith(f"'{lead}")
+    echoed = batch_lookups._echoes([["1.1.1.1", "1", "t", f"{lead}1+1"]], 4)
+    assert f",'{lead}1+1" in echoed[0] or f",\"'{lead}1+1" in echoed[0]

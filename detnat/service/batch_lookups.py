@@ -30,7 +30,15 @@ import numpy as np
 import numpy.typing as npt
 
 from detnat import strictjson
-from detnat.batch import BadRow, parse_ip, parse_ipv4_many, parse_port, parse_port_many, read_header
+from detnat.batch import (
+    FORMULA_START,
+    BadRow,
+    parse_ip,
+    parse_ipv4_many,
+    parse_port,
+    parse_port_many,
+    read_header,
+)
 from detnat.batch import BatchReport as PlanBatchReport
 from detnat.engine import INVALID, REASON_CODES
 from detnat.engine import MATCH as E_MATCH
@@ -47,8 +55,7 @@ CHUNK_ROWS = 1 << 15
 MAX_BAD_ROWS = 1000
 OUTPUT_COLUMNS = ("status", "reason", "subscriber")
 REQUIRED = ("ip", "port", "time")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_SPECIAL = re.compile(r'["\r]|(?:^|,)[=+\-@\t]', re.MULTILINE)
+_SPECIAL = re.compile(r'["\r]|(?:^|,)[=+\-@\x00-\x1f\x7f\uff1d\uff0b\uff0d\uff20]', re.MULTILINE)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 _MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
@@ -267,7 +274,7 @@ def _refusal(mapper: Any, ip: int, port: int) -> str:
 
 def cell(text: str) -> str:
     """One output cell: formula starts neutralised, quoted when it holds , " CR or LF."""
-    if text.startswith(_FORMULA_START):
+    if text.startswith(FORMULA_START):
         text = "'" + text
     if any(c in text for c in ',"\r\n'):
         text = '"' + text.replace('"', '""') + '"'
