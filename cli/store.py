@@ -304,11 +304,13 @@ def reverse_batch_at(
         audit.CaseOwners().claim(session, case, actor)
         total = os.fstat(raw.fileno()).st_size
         counted = _Counted(raw)
-        lines = io.TextIOWrapper(
-            io.BufferedReader(counted),
-            encoding="utf-8-sig",
-            errors="surrogateescape",
-            newline="",
+        lines = batch_lookups.bounded_lines(
+            io.TextIOWrapper(
+                io.BufferedReader(counted),
+                encoding="utf-8-sig",
+                errors="surrogateescape",
+                newline="",
+            )
         )
         query = batch_lookups.BatchQuery(
             snapshot=lookups.DEFAULT_TIMELINES.get(session),

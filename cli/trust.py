@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.output import EXIT_BROKEN, EXIT_OK, emit_json, guarded, lazy_module
+from cli.output import EXIT_BROKEN, EXIT_OK, emit_json, guarded, lazy_module, read_json_input
 from cli.store import (
     JsonOpt,
     _audit,
@@ -190,10 +190,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Recompute the answer from the embedded plans and check every hash (no database)."""
-        try:
-            document = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidInput(f"cannot read an evidence file: {exc}", field=str(file)) from None
+        document = read_json_input(file, limit=MAX_EVIDENCE_BYTES, what="an evidence file")
         problems, recomputed = evidence.verify(document)
         if json_out:
             emit_json({"valid": not problems, "problems": problems, "recomputed": recomputed})
@@ -211,11 +208,14 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(EXIT_BROKEN if problems else EXIT_OK)
 
 
+MAX_EVIDENCE_BYTES = 64 << 20  # plans of at most 1 MiB each, and a few of them
+
+
 def _read_checkpoint(path: Path) -> tuple[int, str]:
+    data: Any = read_json_input(path, limit=1 << 20, what="a checkpoint file")
     try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
         seq, sha = data["seq"], data["sha256"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise InvalidInput(f"not a checkpoint file ({exc})", field=str(path)) from None
     if not isinstance(seq, int) or not isinstance(sha, str):
         raise InvalidInput("not a checkpoint file", field=str(path))

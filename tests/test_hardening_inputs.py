@@ -193,3 +193,34 @@ def test_store_batch_cells_are_neutralised_alike(lead: str) -> None:
     assert batch_lookups.cell(f"{lead}1+1").lstrip('"').startswith(f"'{lead}")
     echoed = batch_lookups._echoes([["1.1.1.1", "1", "t", f"{lead}1+1"]], 4)
     assert f",'{lead}1+1" in echoed[0] or f",\"'{lead}1+1" in echoed[0]
+
+
+# -- 8. files that never end, nesting that never ends, argv that is not text -----------------------
+
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+DEEP_YAML = "a:\n" + "".join(" " * i + "- \n" for i in range(1, 2000)) + "[" * 100_000
+
+
+def test_evidence_verify_of_dev_zero_is_refused_not_hung() -> None:
+    _one_error_line(_run("evidence", "verify", "/dev/zero"), "/dev/zero")
+
+
+@pytest.mark.parametrize("text", [DEEP_JSON, '{"a": ' * 100_000 + "1" + "}" * 100_000])
+def test_deeply_nested_evidence_files_are_refused(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "evidence.json"
+    path.write_text(text)
+    _one_error_line(_run("evidence", "verify", str(path)), "evidence.json")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{" + '"a": {' * 100_000 + "}" * 100_000 + "}", "a: " + "[" * 100_000, DEEP_YAML],
+)
+def test_deeply_nested_plan_files_are_refused(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(text)
+    _one_error_line(_run("plan", "check", str(path)), "plan.yaml")
+
+
+def test_plan_batch_of_dev_zero_is_refused_not_hung(plan_file: Path) -> None:
+    _one_error_line(_run("reverse", "--plan", str(plan_file), "--batch", "/dev/zero"), "batch")

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeAlias
+from typing import Any, TextIO, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -52,6 +52,7 @@ from detnat.service.times import check_window, parse_instants_us
 Ints: TypeAlias = npt.NDArray[np.int64]
 
 CHUNK_ROWS = 1 << 15
+MAX_LINE_CHARS = 16 << 20  # as detnat.batch.MAX_LINE_BYTES
 MAX_BAD_ROWS = 1000
 OUTPUT_COLUMNS = ("status", "reason", "subscriber")
 REQUIRED = ("ip", "port", "time")
@@ -296,6 +297,15 @@ def _echoes(rows: list[list[str]], columns: int) -> list[str]:
         if line.count(",") != columns - 1 or "\n" in line or _SPECIAL.search(line):
             lines[i] = ",".join(map(cell, rows[i]))
     return lines
+
+
+def bounded_lines(stream: TextIO, *, limit: int = MAX_LINE_CHARS) -> Iterator[str]:
+    """The lines of a text stream, refusing one longer than ``limit`` characters: a file without
+    line breaks (``/dev/zero``) is never read whole."""
+    while line := stream.readline(limit + 1):
+        if len(line) > limit:
+            raise InvalidInput(f"a line longer than {limit} characters", field="batch")
+        yield line
 
 
 def reverse_csv_at(

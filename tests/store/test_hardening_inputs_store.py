@@ -294,3 +294,35 @@ def test_every_api_response_says_no_store(served: Served) -> None:
             response.request.url,
             response.status_code,
         )
+
+
+# -- 8. files that never end, nesting that never ends, argv that is not text -----------------------
+
+
+def test_store_batch_of_dev_zero_is_refused_not_hung(run: Any, tmp_path: Any) -> None:
+    out = tmp_path / "out.csv"
+    result = run("reverse", "--batch", "/dev/zero", "--case", "ZERO-1", "-o", str(out))
+    _one_error_line(result, "batch")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content", [None, "[" * 100_000 + "]" * 100_000])
+def test_audit_verify_refuses_a_checkpoint_that_never_ends_or_nests_forever(
+    run: Any, tmp_path: Any, content: str | None
+) -> None:
+    path = "/dev/zero"
+    if content is not None:
+        path = str(tmp_path / "head.json")
+        (tmp_path / "head.json").write_text(content)
+    _one_error_line(run("audit", "verify", "--checkpoint", path), path)
+
+
+def test_a_realm_name_that_is_not_utf8_is_refused(run: Any) -> None:
+    _one_error_line(run("realm", "show", "\udcff"), "name")
+
+
+def test_a_tolerance_too_large_to_count_is_refused(run: Any, served: Served) -> None:
+    at = "2026-03-14T20:00:00Z"
+    big = "99999999999999999999h"
+    result = run("reverse", f"{served.ip}:1100", "--at", at, "--tolerance", big, "--case", "T")
+    _one_error_line(result, "tolerance")
