@@ -36,6 +36,7 @@ _DURATION = re.compile(
     r"(?:(\d{1,5})h)?(?:(\d{1,7})m(?!s))?(?:(\d{1,9}(?:\.\d{1,6})?)s)?(?:(\d{1,12})ms)?", re.ASCII
 )
 MAX_TOLERANCE = timedelta(days=1)
+_ZONE = re.compile(r"[A-Za-z][A-Za-z0-9/_+\-]{0,63}", re.ASCII)
 
 
 def _fmt(moment: datetime) -> str:
@@ -108,10 +109,7 @@ def _from_zone(text: str, local: datetime, tz: str | None, field: str) -> dateti
             "(--tz Europe/Berlin)",
             field=field,
         )
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise QueryError(f"{tz!r} is not a known time zone", field="tz") from None
+    zone = check_zone(tz)
     try:
         first = local.replace(tzinfo=zone, fold=0)
         second = local.replace(tzinfo=zone, fold=1)
@@ -129,6 +127,18 @@ def _from_zone(text: str, local: datetime, tz: str | None, field: str) -> dateti
             f"{text!r} happened twice in {tz} (DST); give the offset: {shown}", field=field
         )
     return readings[0]
+
+
+def check_zone(tz: str, *, field: str = "tz") -> ZoneInfo:
+    """An IANA time zone by name (``Europe/Berlin``): ASCII, at most 64 characters, known."""
+    if not isinstance(tz, str) or not _ZONE.fullmatch(tz):
+        raise QueryError(
+            f"{tz[:40]!r} is not a time zone name such as Europe/Berlin or UTC", field=field
+        )
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise QueryError(f"{tz!r} is not a known time zone", field=field) from None
 
 
 def parse_duration(text: str, *, field: str = "tolerance") -> timedelta:
@@ -298,6 +308,7 @@ def _fast_instants(
 
 __all__ = [
     "check_window",
+    "check_zone",
     "format_duration",
     "format_instant",
     "parse_duration",

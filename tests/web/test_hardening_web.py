@@ -54,3 +54,25 @@ def test_pages_say_no_store_and_static_assets_may_be_cached(site: Site) -> None:
     assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
     assert browser.get("/web/").headers["cache-control"] == "no-store"
     assert browser.get("/web/static/web.css").headers["cache-control"].startswith("public")
+
+
+@pytest.mark.parametrize(
+    "tz",
+    [
+        "Europe/Berlin\x00",
+        "UTC\r\nX-Injected: 1",
+        "Europe/\u202eBerlin",
+        "A" * 500_000,
+        "Mars/Olympus",
+    ],
+    ids=["NUL", "CRLF", "bidi", "500 KB", "unknown"],
+)
+def test_the_zone_is_checked_even_when_the_time_has_an_offset(site: Site, tz: str) -> None:
+    case = new_case()
+    page = _lookup(site.browser("abuse"), time="2020-01-01T11:00:00Z", tz=tz, case=case)
+    _refused_at(page, "tz")
+
+
+def test_a_batch_zone_is_checked_alike(site: Site) -> None:
+    body = f"ip,port,time\n{ADDRESS},{PORT},2020-01-01T11:00:00Z\n".encode()
+    _refused_at(_upload(site.browser("abuse"), body, tz="UTC\x00"), "tz")
