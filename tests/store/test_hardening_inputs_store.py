@@ -326,3 +326,54 @@ def test_a_tolerance_too_large_to_count_is_refused(run: Any, served: Served) -> 
     big = "99999999999999999999h"
     result = run("reverse", f"{served.ip}:1100", "--at", at, "--tolerance", big, "--case", "T")
     _one_error_line(result, "tolerance")
+
+
+# -- 11. capacity numbers out of range ------------------------------------------------------------
+
+HUGE = 10**30
+SIZE = {"subscribers": 1000, "target": 0.01, "samples": 0}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"demand": {"histogram": [[100, HUGE]]}}, "histogram"),
+        ({"demand": {"histogram": [[HUGE, 1]]}}, "histogram"),
+        ({"demand": {"histogram": [[100, 1e30]]}}, "histogram"),
+        ({"demand": {"histogram": [[1, HUGE, 1]]}}, "histogram"),
+        ({"demand": {"histogram": [[1, 2, HUGE]]}}, "histogram"),
+        ({"demand": {"percentiles": {"50": HUGE}}}, "percentiles"),
+        ({"demand": {"histogram_csv": f"ports,subscribers\n100,{HUGE}\n"}}, "histogram_csv"),
+        ({"subscribers": HUGE}, "subscribers"),
+        ({"addresses": HUGE}, "addresses"),
+        ({"seed": HUGE}, "seed"),
+        ({"samples": HUGE}, "samples"),
+        ({"dynamic": HUGE}, "dynamic"),
+        ({"target": 1e30}, "target"),
+        ({"pool_target": 1e300}, "pool_target"),
+        ({"ports": {"first": HUGE}}, "ports"),
+        ({"ports": {"exclude": [[HUGE]]}}, "ports"),
+    ],
+)
+def test_capacity_size_refuses_out_of_range_numbers_naming_the_field(
+    served: Served, change: dict[str, Any], field: str
+) -> None:
+    response = served.post("/v1/capacity/size", {**SIZE, **change}, holder="planner")
+    _refused(response, field)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"seed": HUGE}, "seed"), ({"samples": HUGE}, "samples"), ({"target": 1e30}, "target")],
+)
+def test_capacity_check_refuses_out_of_range_numbers_naming_the_field(
+    served: Served, change: dict[str, Any], field: str
+) -> None:
+    plan = {
+        "algorithm": "block",
+        "inside": {"prefixes": ["10.0.0.0/18"], "subscriber_prefix_length": 32},
+        "outside": {"prefixes": ["192.0.2.0/30"]},
+        "block": {"ratio": 4096},
+    }
+    response = served.post("/v1/capacity/check", {"plan": plan, **change}, holder="planner")
+    _refused(response, field)
