@@ -4,6 +4,8 @@ naming the field), never a crash, a hang or a silent change of what was written.
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from detnat.errors import InvalidInput, PlanError, QueryError
 from detnat.planfile import read_plan, read_yaml
 from detnat.service import batch_lookups
 from detnat.service.times import parse_duration, parse_instant, parse_instants_us
+from detnat.settings import NOT_SETTINGS, Settings, get_settings
 
 runner = CliRunner()
 
@@ -224,3 +227,46 @@ def test_deeply_nested_plan_files_are_refused(tmp_path: Path, text: str) -> None
 
 def test_plan_batch_of_dev_zero_is_refused_not_hung(plan_file: Path) -> None:
     _one_error_line(_run("reverse", "--plan", str(plan_file), "--batch", "/dev/zero"), "batch")
+
+
+# -- 12. every documented DETNAT_* variable is a setting; unknown ones are refused -----------------
+
+
+def test_the_web_session_secret_from_the_environment_signs_the_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.web import sessions
+
+    secret = "s" * 40
+    monkeypatch.setenv("DETNAT_WEB_SESSION_SECRET", secret)
+    monkeypatch.setenv("DETNAT_DATA_DIR", str(tmp_path))
+    settings = Settings()
+    assert sessions.secret_from(settings) == secret.encode()
+    assert not (tmp_path / sessions.KEY_FILE).exists()  # no per-host key: hosts agree
+
+
+@pytest.mark.parametrize("name", ["DETNAT_DATABSE_URL", "DETNAT_WEB_SESSION_SECRETS"])
+def test_an_unknown_detnat_variable_is_refused_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv(name, "x")
+    get_settings.cache_clear()
+    try:
+        result = _run("realm", "list")
+    finally:
+        get_settings.cache_clear()
+    _one_error_line(result, name)
+
+
+def test_every_documented_detnat_variable_is_a_setting_or_a_test_switch() -> None:
+    root = Path(__file__).resolve().parents[1]
+    texts = [p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))]]
+    documented = set(re.findall(r"DETNAT_[A-Z_]+[A-Z]", "\n".join(texts)))
+    known = {f"DETNAT_{name.upper()}" for name in Settings.model_fields} | NOT_SETTINGS
+    assert documented <= known, documented - known
+
+
+def test_platformdirs_is_a_declared_dependency() -> None:
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("platformdirs") for d in project["dependencies"])
