@@ -39,6 +39,8 @@ from api.capacity import router as capacity_router
 from api.http import (
     STATUS_OF,
     BodyLimit,
+    NoStore,
+    OneValueQuery,
     RequestId,
     StrictJson,
     json_response,
@@ -627,8 +629,10 @@ def create_app(settings: Settings) -> FastAPI:
         ctx.session.commit()
         return shown
 
-    # Outermost last: ids on every response, then the size limit, then strict JSON.
+    # Outermost last: no-store and ids on every response, then the size limit, then one value
+    # per query parameter, then strict JSON.
     app.add_middleware(StrictJson)
+    app.add_middleware(OneValueQuery)
     app.include_router(capacity_router)
     app.include_router(web.router)
     app.add_middleware(
@@ -640,6 +644,7 @@ def create_app(settings: Settings) -> FastAPI:
         },
     )
     app.add_middleware(RequestId)
+    app.add_middleware(NoStore)
     return app
 
 

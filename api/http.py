@@ -6,10 +6,12 @@ HTTP status of their kind and a stable ``code``.
 
 from __future__ import annotations
 
+import email.message
 import json
 import uuid
 from collections.abc import MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -107,22 +109,31 @@ class _TooLarge(Exception):
 
 class StrictJson:
     """Refuse JSON bodies that Python's parser would quietly accept: duplicate keys (the last
-    would win), NaN and Infinity, nesting deep enough to exhaust the parser. 422, before routing.
+    would win), NaN and Infinity, over-long numbers, nesting deep enough to exhaust the parser.
+    422, before routing.
+
+    Every body FastAPI would read as JSON passes here: ``application/json`` is parsed strictly,
+    and the other JSON types FastAPI reads (``application/*+json``) are ``415``, so no JSON body
+    reaches a route unchecked.
     """
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
             await self.app(scope, receive, send)
             return
-        kind = b""
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                kind = value.split(b";")[0].strip().lower()
-        if kind != b"application/json" or scope["path"] == "/v1/lookups/reverse/batch":
+        kind = json_kind(scope)
+        if kind is None or scope["path"] == "/v1/lookups/reverse/batch":
             await self.app(scope, receive, send)  # the batch endpoint parses strictly itself
+            return
+        if kind != "application/json":
+            await problem(
+                415,
+                "unsupported_media_type",
+                f"send JSON bodies as application/json, not {kind[:60]}",
+            )(scope, receive, send)
             return
         chunks = []
         while True:
@@ -151,6 +162,70 @@ class StrictJson:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+class OneValueQuery:
+    """Refuse a query parameter given more than once (``?case=A&case=B``): frameworks quietly
+    take one of them (FastAPI the last), so the request would not mean what it says. 422."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            seen: set[str] = set()
+            # Read as Starlette reads it, so both see the same names.
+            for name, _ in parse_qsl(scope["query_string"].decode("latin-1"), True):
+                if name in seen:
+                    await problem(
+                        422, "invalid_input", "given more than once; give it once", field=name[:60]
+                    )(scope, receive, send)
+                    return
+                seen.add(name)
+        await self.app(scope, receive, send)
+
+
+class NoStore:
+    """``Cache-Control: no-store`` on every response that does not say otherwise (the static
+    assets do): answers, evidence files and pages carry identities no cache may keep."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def marked(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, marked)
+
+
+def json_kind(scope: MutableMapping[str, Any]) -> str | None:
+    """The content type of a request whose body FastAPI would parse as JSON, else None.
+
+    The same reading as FastAPI's (the first ``Content-Type`` header, parsed by
+    :mod:`email.message`; ``application/json`` or ``application/*+json``), so the two cannot
+    disagree about which bodies are JSON.
+    """
+    value = next((v for n, v in scope["headers"] if n == b"content-type"), None)
+    if not value:
+        return None
+    message = email.message.Message()
+    message["content-type"] = value.decode("latin-1")
+    if message.get_content_maintype() != "application":
+        return None
+    subtype = message.get_content_subtype()
+    if subtype == "json" or subtype.endswith("+json"):
+        return f"application/{subtype}"
+    return None
 
 
 def strict_json(body: bytes) -> Any:

@@ -108,14 +108,19 @@ def _dynamic(text: str) -> DynamicPolicy:
     raise InvalidInput(f"{text!r} is not auto, none or a number of blocks", field="--dynamic")
 
 
+def _decimal(text: str) -> bool:
+    """ASCII digits only (``int()`` would also take ``１０２４`` or ``١٠٢٤``), at most 9."""
+    return 0 < len(text) <= 9 and text.isascii() and text.isdigit()
+
+
 def _ports(text: str, exclude: str | None) -> Ports:
     first, sep, last = text.partition("-")
-    if not (sep and first.isdigit() and last.isdigit()):
+    if not (sep and _decimal(first) and _decimal(last)):
         raise InvalidInput(f"{text!r} is not FIRST-LAST (e.g. 1024-65535)", field="--ports")
     excluded: list[tuple[int, int]] = []
     for part in (p.strip() for p in (exclude or "").split(",") if p.strip()):
         lo, _, hi = part.partition("-")
-        if not lo.isdigit() or (hi and not hi.isdigit()):
+        if not _decimal(lo) or (hi and not _decimal(hi)):
             raise InvalidInput(f"{part!r} is not a port or a range", field="--exclude-ports")
         excluded.append((int(lo), int(hi or lo)))
     return Ports(int(first), int(last), tuple(excluded))

@@ -9,10 +9,12 @@ import os
 import sys
 import types
 from collections.abc import Callable, Sequence
-from typing import ParamSpec, TypeVar
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 
+from detnat import strictjson
 from detnat.errors import (
     Conflict,
     DetnatError,
@@ -95,6 +97,7 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
+            _check_text(kwargs)
             return command(*args, **kwargs)
         except DetnatError as exc:
             fail_line(exc)
@@ -123,6 +126,42 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(EXIT_INTERNAL) from None
 
     return run
+
+
+def _check_text(arguments: dict[str, object]) -> None:
+    """Refuse argument text that is not UTF-8: Python hands over the bytes it cannot decode as
+    lone surrogates, which no store, log or output can hold (paths may have them: they are not
+    text)."""
+    for name, value in arguments.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and not _is_utf8(item):
+                raise InvalidInput(f"{item!r} is not valid UTF-8 text", field=name)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def read_input(path: Path, *, limit: int, what: str) -> bytes:
+    """The bytes of an input file, refused past ``limit`` bytes: a device such as ``/dev/zero``
+    or a runaway pipe never ends, so it is never read whole."""
+    try:
+        with path.open("rb") as source:
+            data = source.read(limit + 1)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {what}: {exc.strerror}", field=str(path)) from None
+    if len(data) > limit:
+        raise InvalidInput(f"larger than {limit} bytes: not {what}", field=str(path))
+    return data
+
+
+def read_json_input(path: Path, *, limit: int, what: str) -> Any:
+    """A JSON input file, size-bounded and read strictly (:mod:`detnat.strictjson`)."""
+    return strictjson.loads(read_input(path, limit=limit, what=what), field=str(path))
 
 
 def emit_json(obj: object) -> None:

@@ -287,11 +287,13 @@ def reverse_batch_at(
         inquiry.open_batch(session, actor, ask, kept=_kept(), request_id=_request_id())
         total = os.fstat(raw.fileno()).st_size
         counted = _Counted(raw)
-        lines = io.TextIOWrapper(
-            io.BufferedReader(counted),
-            encoding="utf-8-sig",
-            errors="surrogateescape",
-            newline="",
+        lines = batch_lookups.bounded_lines(
+            io.TextIOWrapper(
+                io.BufferedReader(counted),
+                encoding="utf-8-sig",
+                errors="surrogateescape",
+                newline="",
+            )
         )
         query = batch_lookups.BatchQuery(
             snapshot=lookups.DEFAULT_TIMELINES.get(session),

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.output import EXIT_BROKEN, EXIT_OK, emit_json, guarded, lazy_module
+from cli.output import (
+    EXIT_BROKEN,
+    EXIT_OK,
+    emit_json,
+    guarded,
+    lazy_module,
+    read_input,
+    read_json_input,
+)
 from cli.store import (
     JsonOpt,
     _refuse_existing,
@@ -203,10 +211,7 @@ def register(app: typer.Typer) -> None:
         A valid file is consistent with its audit entry; whether that entry is the store's is
         checked against the store or an audit checkpoint (its entry_sha256 is printed).
         """
-        try:
-            data = file.read_bytes()
-        except OSError as exc:
-            raise InvalidInput(f"cannot read an evidence file: {exc}", field=str(file)) from None
+        data = read_input(file, limit=MAX_EVIDENCE_BYTES, what="an evidence file")
         checked = evidence.verify_bytes(data)
         problems, document = checked.problems, checked.document
         if json_out:
@@ -232,12 +237,15 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(EXIT_BROKEN if problems else EXIT_OK)
 
 
+MAX_EVIDENCE_BYTES = 64 << 20  # plans of at most 1 MiB each, and a few of them
+
+
 def _read_checkpoint(path: Path) -> integrity.Checkpoint:
+    data: Any = read_json_input(path, limit=1 << 20, what="a checkpoint file")
     try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
         seq, sha = data["seq"], data["sha256"]
         heads = data.get("plan_heads", {})
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         raise InvalidInput(f"not a checkpoint file ({exc})", field=str(path)) from None
     if (
         not isinstance(seq, int)

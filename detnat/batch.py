@@ -28,7 +28,8 @@ The output, row for row:
 - ``subscriber``: the subscriber's canonical prefix for a ``match``.
 
 Any cell that a spreadsheet would read as a formula (it starts with ``=``, ``+``, ``-``, ``@``,
-tab or CR) is written with a leading ``'``, echoed input cells included.
+their fullwidth forms, or a control character such as NUL, tab or CR, which spreadsheets skip) is
+written with a leading ``'``, echoed input cells included.
 
 Strict parsing: ``ip`` is a dotted quad as :func:`detnat.engine.addresses.parse_ipv4` accepts it
 (no leading zeros, no spaces, ASCII digits); ``port`` is ``0`` or a decimal number without sign,
@@ -40,6 +41,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -64,7 +66,12 @@ ERROR = 3  # our status code of a bad row: the engine's INVALID, for the same re
 OUTPUT_COLUMNS = ("status", "reason", "subscriber")
 
 _BOM = b"\xef\xbb\xbf"
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What a spreadsheet may run as a formula: = + - @, their fullwidth forms (Excel folds them), and
+# any control character before them (NUL, tab, CR ...: spreadsheets skip those).
+FORMULA_START = (
+    "=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\x7f",
+    *map(chr, range(32)),
+)  # fmt: skip
 _NEEDS_QUOTES = frozenset(',"\r\n')
 
 Ints: TypeAlias = npt.NDArray[np.int64]
@@ -112,7 +119,7 @@ def reverse_csv(
 
 def _cell(text: str) -> str:
     """One output cell: formula starts neutralised, quoted when it holds , " CR or LF."""
-    if text.startswith(_FORMULA_START):
+    if text.startswith(FORMULA_START):
         text = "'" + text
     if not _NEEDS_QUOTES.isdisjoint(text):
         text = '"' + text.replace('"', '""') + '"'
@@ -214,7 +221,11 @@ def parse_port(text: str) -> int | str:
 # -- vectorised parsing of the fast path ----------------------------------------------------------
 
 _FORMULA_BYTE = np.zeros(256, dtype=np.bool_)
-_FORMULA_BYTE[[ord(c) for c in "=+-@\t"]] = True  # CR too, but a fast block has CR only in CRLF
+_FORMULA_BYTE[[ord(c) for c in "=+-@\x7f"]] = True
+_FORMULA_BYTE[:32] = True  # control characters (a fast block has CR only in CRLF: redone, harmless)
+_FORMULA_BYTE[10] = False  # LF ends the line
+_FORMULA_BYTE[0xEF] = True  # the first byte of the fullwidth forms (and of a few more): redone
+_FORMULA_GATE = re.compile(rb"[=+\-@\x00-\x09\x0b-\x1f\x7f\xef]")
 _POWERS = np.array([1, 10, 100, 1000, 10000], dtype=np.int32)[:, None]
 _BACK = np.arange(1, 6, dtype=np.int64)[:, None]
 
@@ -761,7 +772,7 @@ class _Batch:
         fields = np.diff(break_at, prepend=-1)
         # Rows to redo in Python: a cell to neutralise, or quoted when it need not be.
         redo = np.zeros(n_lines, dtype=np.bool_)
-        if any(c in block for c in (b"=", b"+", b"-", b"@", b"\t")):
+        if _FORMULA_GATE.search(block):
             redo = _FORMULA_BYTE[text[starts]]
             after = _FORMULA_BYTE[text[np.minimum(separators + 1, len(text) - 1)]] & ~at_break
             redo[np.searchsorted(break_at, np.flatnonzero(after))] = True

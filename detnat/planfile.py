@@ -189,16 +189,66 @@ def plan_from_data(data: Any) -> Plan:
         raise _first_error(exc) from None
 
 
+# YAML 1.2 core schema: the only plain scalars that are not strings.
+_CORE = (
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", "~nN"),
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^[-+]?[0-9]+$", "-+0123456789"),
+    (
+        "tag:yaml.org,2002:float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+.0123456789",
+    ),
+)
+# Plain scalars that YAML 1.2 reads as strings but YAML 1.1 readers (PyYAML's own, most tools) as
+# numbers or booleans: refused, so a plan file means the same to every reader, and what it says.
+_YAML11 = (
+    (
+        re.compile(r"y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF"),
+        "is a boolean in YAML 1.1 and a string in YAML 1.2; write true or false, or quote it",
+    ),
+    (
+        re.compile(r"[-+]?0[xXoObB][0-9a-fA-F_]+"),
+        "is not a decimal number; write numbers in decimal, or quote it if it is text",
+    ),
+    (
+        re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?"),
+        "is a sexagesimal number in YAML 1.1 (17:23 is 1043); quote it if it is text",
+    ),
+    (
+        re.compile(r"[-+]?[0-9][0-9_]*_[0-9_]*(?:\.[0-9_]*)?|[-+]?[0-9][0-9]*\.[0-9]*_[0-9_]*"),
+        "has an underscore, which YAML 1.1 drops (3_2 is 32); write the number without it",
+    ),
+)
+MAX_DIGITS = 4300  # what int() converts
+MAX_DEPTH = 32  # a plan is four levels deep
+
+
 class _PlanLoader(yaml.SafeLoader):
-    """SafeLoader without aliases (no billion laughs) and without duplicate keys."""
+    """SafeLoader reading YAML 1.2's core schema, strictly: no aliases (billion laughs), no
+    duplicate keys, no explicit tags, and no plain scalar that YAML 1.1 reads otherwise."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        mark: Any = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
             raise yaml.constructor.ConstructorError(
-                None, None, "anchors and aliases are not allowed in plan files", event.start_mark
+                None, None, "anchors and aliases are not allowed in plan files", mark
+            )
+        if getattr(event, "tag", None) not in (None, "!"):
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"could not determine a constructor for the tag {event.tag!r} (tags are not "
+                "allowed in plan files)",
+                mark,
             )
         return super().compose_node(parent, index)
+
+    def construct_document(self, node: Any) -> Any:
+        _check_scalars(node)
+        return super().construct_document(node)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: set[Any] = set()
@@ -212,6 +262,83 @@ class _PlanLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_PlanLoader.yaml_implicit_resolvers = {}  # none of YAML 1.1's: only the core schema's below
+for _tag, _pattern, _first in _CORE:
+    _PlanLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+
+
+def _check_scalars(root: Any) -> None:
+    """Refuse plain scalars read differently by YAML 1.1, naming their place in the plan."""
+    todo: list[tuple[Any, str, int]] = [(root, "", 0)]
+    while todo:
+        node, path, depth = todo.pop()
+        if depth > MAX_DEPTH:
+            raise PlanError(f"nested deeper than {MAX_DEPTH} levels", field=path or "plan")
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+                inner = f"{path}.{name}" if path else name
+                todo += [(key, inner, depth + 1), (value, inner, depth + 1)]
+        elif isinstance(node, yaml.SequenceNode):
+            todo += [(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node.value)]
+        elif node.style is None:  # a plain scalar; quoted ones are strings as written
+            _check_plain(node.value, node.tag, path or "plan")
+
+
+_KIND = {
+    f"tag:yaml.org,2002:{name}": kind
+    for name, kind in (
+        ("str", "a string"),
+        ("int", "a number"),
+        ("float", "a number"),
+        ("bool", "a boolean"),
+        ("null", "null"),
+        ("timestamp", "a date"),
+        ("merge", "a merge key"),
+        ("value", "a value key"),
+    )
+}
+_YAML11_RESOLVER = yaml.resolver.Resolver()  # how PyYAML (YAML 1.1) would read a plain scalar
+
+
+def _check_plain(text: str, tag: str, field: str) -> None:
+    """Refuse a plain scalar that YAML 1.1 reads otherwise than YAML 1.2's core schema, or an
+    integer that is not plainly written."""
+    if tag == "tag:yaml.org,2002:int":
+        digits = text.lstrip("+-")
+        if len(digits) > MAX_DIGITS:
+            raise PlanError(f"{text[:20]}... is longer than {MAX_DIGITS} digits", field=field)
+        if len(digits) > 1 and digits[0] == "0":
+            raise PlanError(
+                f"{text!r} has a leading zero (YAML 1.1 reads it as octal); write the decimal "
+                "number, or quote it if it is text",
+                field=field,
+            )
+    old = _YAML11_RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    if old == tag:
+        return
+    why = next((why for pattern, why in _YAML11 if pattern.fullmatch(text)), None)
+    if why is None:
+        why = (
+            f"is read as {_KIND.get(old, old)} by YAML 1.1 and as {_KIND.get(tag, tag)} by "
+            "YAML 1.2; quote it, or write a plain decimal number"
+        )
+    raise PlanError(f"{text[:40]!r} {why}", field=field)
+
+
+def read_yaml(text: str, *, source: str = "plan") -> Any:
+    """The data of a YAML plan text, read as described in :class:`_PlanLoader`."""
+    try:
+        return yaml.load(text, Loader=_PlanLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PlanError(f"not valid YAML{line}: {problem}", field=source) from None
+    except RecursionError:
+        raise PlanError(f"nested deeper than {MAX_DEPTH} levels", field=source) from None
+
+
 def plan_from_text(text: str, *, source: str = "plan") -> Plan:
     """Parse plan text: JSON when it is a JSON object (tabs and all), else YAML."""
     if text.lstrip().startswith("{"):
@@ -220,14 +347,7 @@ def plan_from_text(text: str, *, source: str = "plan") -> Plan:
         except InvalidInput as exc:
             raise PlanError(exc.message, field=source) from None
         return plan_from_data(data)
-    try:
-        data = yaml.load(text, Loader=_PlanLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise PlanError(f"not valid YAML{line}: {problem}", field=source) from None
-    return plan_from_data(data)
+    return plan_from_data(read_yaml(text, source=source))
 
 
 def read_plan(path: str | Path) -> Plan:

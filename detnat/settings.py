@@ -1,17 +1,32 @@
 """Settings from the environment (``DETNAT_*``), validated once and cached.
 
 Nothing is read at import time: call :func:`get_settings` (cached) or build :class:`Settings`
-yourself (tests, ``create_app(settings)``).
+yourself (tests, ``create_app(settings)``). Every ``DETNAT_*`` variable must name a setting
+(or one of the test suite's, :data:`NOT_SETTINGS`): an unknown one is refused at start-up.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from detnat.errors import InvalidInput
+
+# DETNAT_* variables read by the test suite and CI, not by the service.
+NOT_SETTINGS = frozenset(
+    {
+        "DETNAT_TEST_DATABASE_URL",
+        "DETNAT_REQUIRE_BROWSER",
+        "DETNAT_REQUIRE_NETNS",
+        "DETNAT_WEB_ARTIFACTS",
+    }
+)
 
 
 def _default_data_dir() -> Path:
@@ -40,6 +55,24 @@ class Settings(BaseSettings):
     batch_rows_legal: int = Field(default=1_000_000, ge=1)
     database_pool_size: int = Field(default=10, ge=1, le=200)
     migrate_on_start: bool = True
+    web_session_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs web sessions; give every host the same one (else a key file in "
+        "data_dir, one per host).",
+    )
+    debug: bool = Field(default=False, description="The CLI shows tracebacks of internal errors.")
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Refuse ``DETNAT_*`` variables that name no setting: a misspelt one would be ignored."""
+        known = {f"DETNAT_{name.upper()}" for name in type(self).model_fields} | NOT_SETTINGS
+        unknown = sorted(k for k in os.environ if k.upper().startswith("DETNAT_"))
+        unknown = [k for k in unknown if k.upper() not in known]
+        if unknown:
+            raise InvalidInput(
+                f"unknown setting {unknown[0]} (settings are "
+                f"{', '.join(sorted(known - NOT_SETTINGS))})",
+                field=unknown[0],
+            )
 
     def batch_rows_for(self, role: str) -> int:
         """The most rows one batch of this role may have."""

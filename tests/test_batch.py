@@ -73,7 +73,9 @@ def map_mapper() -> Mapper:
 
 
 def cell(text: str) -> str:
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and text:
+    # = + - @, their fullwidth forms, and control characters (NUL, tab, CR ...) that spreadsheets
+    # skip before a formula.
+    if text and (text[0] in "=+-@\uff1d\uff0b\uff0d\uff20\x7f" or text[0] < " "):
         text = "'" + text
     if any(c in text for c in ',"\r\n'):
         text = '"' + text.replace('"', '""') + '"'
@@ -572,8 +574,13 @@ IPS = [
     "256.1.1.1",
 ]
 PORTS = ["1024", "0", "65535", "5060", "60000", "80", "-1", "65536", "080", "1e3", "", " 80", "٣"]
-NASTY = st.text(alphabet=st.sampled_from([*",\"\r\n=+-@\t' aé\x00", "\u202e"]), max_size=6)
-PLAIN = st.text(alphabet=st.sampled_from([*"=+-@\t' aé\x00.0", "\u202e"]), max_size=6)
+NASTY = st.text(
+    alphabet=st.sampled_from([*",\"\r\n=+-@\t' aé\x00\x1b\x7f", "\u202e", "\uff1d"]), max_size=6
+)
+PLAIN = st.text(
+    alphabet=st.sampled_from([*"=+-@\t' aé\x00\x1b\x7f.0", "\u202e", "\uff1d", "\uff20"]),
+    max_size=6,
+)
 
 
 @st.composite

@@ -97,11 +97,16 @@ def _render(
     )
 
 
+def _decimal(text: str, digits: int = 9) -> bool:
+    """ASCII digits only (``int()`` would also take ``１０２４`` or ``١٠٢٤``), not too many."""
+    return 0 < len(text) <= digits and text.isascii() and text.isdigit()
+
+
 def _int(values: dict[str, str], name: str, errors: dict[str, str]) -> int | None:
     text = values[name].replace(",", "").replace("_", "")
     if not text:
         return None
-    if not (text.isascii() and text.isdigit()):
+    if not _decimal(text, 30):
         errors[name] = "Give a whole number."
         return None
     return int(text)
@@ -111,6 +116,8 @@ def _float(values: dict[str, str], name: str, errors: dict[str, str]) -> float |
     if not values[name]:
         return None
     try:
+        if not values[name].isascii():  # float() would take ٠٫٠١ and other digits
+            raise ValueError(values[name])
         value = float(values[name])
     except ValueError:
         errors[name] = "Give a number such as 0.01."
@@ -133,13 +140,14 @@ def _demand(values: dict[str, str], errors: dict[str, str]) -> Demand | None:
 
 def _ports(values: dict[str, str], errors: dict[str, str]) -> Ports | None:
     first, sep, last = values["ports"].partition("-")
-    if not (sep and first.strip().isdigit() and last.strip().isdigit()):
+    first, last = first.strip(), last.strip()
+    if not (sep and _decimal(first) and _decimal(last)):
         errors["ports"] = "Give the port range as FIRST-LAST, e.g. 1024-65535."
         return None
     excluded: list[tuple[int, int]] = []
     for part in (p.strip() for p in values["exclude_ports"].split(",") if p.strip()):
         lo, _, hi = part.partition("-")
-        if not lo.isdigit() or (hi and not hi.isdigit()):
+        if not _decimal(lo) or (hi and not _decimal(hi)):
             errors["exclude_ports"] = f"{part!r} is not a port or a range (e.g. 1723,5060-5061)."
             return None
         excluded.append((int(lo), int(hi or lo)))

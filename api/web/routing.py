@@ -51,7 +51,7 @@ from detnat.errors import (
     Unavailable,
 )
 from detnat.service import audit
-from detnat.service.times import check_tolerance, parse_duration
+from detnat.service.times import check_tolerance, check_zone, parse_duration
 from detnat.settings import Settings, get_settings
 from detnat.store.models import ApiToken
 
@@ -423,13 +423,18 @@ def asset_url(name: str) -> str:
 def check_lookup_fields(
     values: dict[str, str], errors: dict[str, str], what: str
 ) -> timedelta | None:
-    """Check a form's tolerance and case fields (case required, the others optional), putting each
-    problem under its field in ``errors``; the tolerance when it is valid."""
+    """Check a form's tolerance, zone and case fields (case required, the others optional),
+    putting each problem under its field in ``errors``; the tolerance when it is valid."""
     tolerance = None
     try:
         tolerance = check_tolerance(parse_duration(values["tolerance"]))
     except InvalidInput as exc:
         errors["tolerance"] = exc.message
+    if values.get("tz"):  # checked whether or not the time needs it: it is recorded
+        try:
+            check_zone(values["tz"])
+        except InvalidInput as exc:
+            errors["tz"] = exc.message
     for name, limit in (("case", audit.MAX_CASE), ("legal_basis", 500), ("requested_by", 500)):
         if name == "case" or values[name]:
             try:

@@ -37,6 +37,7 @@ import numpy.typing as npt
 from detnat.errors import InvalidInput
 
 MAX_PORTS = 65536  # all ports of one public address
+MAX_COUNT = 1 << 40  # subscribers in one histogram row (capacity sizing takes at most 2**40)
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -187,8 +188,12 @@ class Demand:
         cls, values: Iterable[int], counts: Iterable[int] | None = None, *, name: str = "histogram"
     ) -> Demand:
         """Measured peaks: ``values[i]`` ports held by ``counts[i]`` subscribers (default 1)."""
-        v = np.fromiter(values, dtype=np.int64)
-        c = np.ones(len(v), dtype=np.int64) if counts is None else np.fromiter(counts, np.int64)
+        v = _int64s(values, MAX_PORTS, "ports", "demand.histogram")
+        c = (
+            np.ones(len(v), dtype=np.int64)
+            if counts is None
+            else _int64s(counts, MAX_COUNT, "subscriber count", "demand.histogram")
+        )
         if len(v) == 0:
             raise InvalidInput("the histogram has no rows", field="demand.histogram")
         if len(c) != len(v):
@@ -216,8 +221,8 @@ class Demand:
             _check_ports(lo, where)
             if lo > hi:
                 raise InvalidInput(f"bin {lo}-{hi} is reversed", field=where)
-            if count < 0:
-                raise InvalidInput("a subscriber count is never negative", field=where)
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COUNT:
+                raise InvalidInput(f"a subscriber count is within 0-{MAX_COUNT}", field=where)
             pmf[lo : hi + 1] += count / (hi - lo + 1)
         if pmf.sum() == 0:
             raise InvalidInput("every bin is empty", field="demand.histogram")
@@ -277,6 +282,15 @@ class Demand:
 
 def _fmt_q(q: float) -> str:
     return f"{q:g}"
+
+
+def _int64s(values: Iterable[int], top: int, what: str, field: str) -> npt.NDArray[np.int64]:
+    """Whole numbers 0 to ``top`` as an array (numpy would overflow on larger ones)."""
+    out = list(values)
+    for value in out:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+            raise InvalidInput(f"{what} {str(value)[:20]} is outside 0-{top}", field=field)
+    return np.array(out, dtype=np.int64)
 
 
 def _check_ports(value: object, field: str) -> None:
@@ -372,6 +386,8 @@ def histogram_from_csv(lines: Iterable[str], *, source: str = "histogram") -> De
             raise InvalidInput(
                 f"line {line}: not whole numbers in the named columns", field=source
             ) from None
+        if count > MAX_COUNT:
+            raise InvalidInput(f"line {line}: more than {MAX_COUNT} subscribers", field=source)
         for number in numbers:
             if not 0 <= number <= MAX_PORTS:
                 raise InvalidInput(

@@ -87,9 +87,9 @@ def _check(request: SizingRequest) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SUBSCRIBERS:
         raise InvalidInput(f"must be between 1 and {MAX_SUBSCRIBERS}", field="subscribers")
     if request.addresses is not None and (
-        isinstance(request.addresses, bool) or request.addresses < 1
+        isinstance(request.addresses, bool) or not 1 <= request.addresses <= 1 << 32
     ):
-        raise InvalidInput("must be at least 1", field="addresses")
+        raise InvalidInput(f"must be between 1 and {1 << 32} (IPv4 addresses)", field="addresses")
     check_share(request.target, "target")
     check_share(request.pool_target, "pool_target")
     if request.addresses is None and request.target is None:
@@ -97,8 +97,11 @@ def _check(request: SizingRequest) -> int:
             "give the addresses available, a target exceedance share, or both", field="target"
         )
     dynamic = request.dynamic
-    if not (dynamic in ("auto", "none") or (isinstance(dynamic, int) and dynamic >= 0)):
-        raise InvalidInput(f"{dynamic!r} is not auto, none or a number >= 0", field="dynamic")
+    if not (dynamic in ("auto", "none") or (isinstance(dynamic, int) and 0 <= dynamic <= 65536)):
+        raise InvalidInput(
+            f"{str(dynamic)[:20]!r} is not auto, none or a number of blocks 0-65536",
+            field="dynamic",
+        )
     check_samples(request.samples, request.seed)
     return usable_ports(request.ports)
 

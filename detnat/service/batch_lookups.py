@@ -23,14 +23,22 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, TypeAlias
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
 from detnat import strictjson
-from detnat.batch import BadRow, parse_ip, parse_ipv4_many, parse_port, parse_port_many, read_header
+from detnat.batch import (
+    FORMULA_START,
+    BadRow,
+    parse_ip,
+    parse_ipv4_many,
+    parse_port,
+    parse_port_many,
+    read_header,
+)
 from detnat.batch import BatchReport as PlanBatchReport
 from detnat.engine import INVALID, REASON_CODES
 from detnat.engine import MATCH as E_MATCH
@@ -39,16 +47,19 @@ from detnat.errors import InvalidInput, QueryError
 from detnat.service import lookups
 from detnat.service.plans import MapperCache
 from detnat.service.timelines import Timelines, candidate_range, from_us, to_us
-from detnat.service.times import parse_instants_us
+from detnat.service.times import check_window, parse_instants_us
 
 Ints: TypeAlias = npt.NDArray[np.int64]
 
 CHUNK_ROWS = 1 << 15
+MAX_LINE_CHARS = 16 << 20  # as detnat.batch.MAX_LINE_BYTES
 MAX_BAD_ROWS = 1000
 OUTPUT_COLUMNS = ("status", "reason", "subscriber")
 REQUIRED = ("ip", "port", "time")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_SPECIAL = re.compile(r'["\r]|(?:^|,)[=+\-@\t]', re.MULTILINE)
+_SPECIAL = re.compile(r'["\r]|(?:^|,)[=+\-@\x00-\x1f\x7f\uff1d\uff0b\uff0d\uff20]', re.MULTILINE)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 
 
 @dataclass
@@ -102,13 +113,23 @@ def answer_rows(
     errors: dict[int, str],
     report: BatchReport,
 ) -> _Answers:
-    """Answer rows (those in ``errors`` are not queries); notes used versions in ``report``."""
+    """Answer rows (those in ``errors`` are not queries); notes used versions in ``report``.
+
+    A row whose window leaves the calendar (years 1-9999) is not a query either: it is added to
+    ``errors``, as :func:`~detnat.service.times.check_window` refuses a single lookup.
+    """
     n = len(ips)
     status = [""] * n
     reason = [""] * n
     subscriber = [""] * n
     snapshot = query.snapshot
     tol = query.tolerance // timedelta(microseconds=1)
+    for i in np.flatnonzero((at_us - tol < _MIN_US) | (at_us + tol > _MAX_US)).tolist():
+        if i not in errors:
+            try:
+                check_window(from_us(int(at_us[i])), query.tolerance)
+            except QueryError as exc:
+                errors[i] = f"bad time: {exc.message}"
     now_us = to_us(query.now)
     start = at_us - tol
     end = np.minimum(at_us + tol, now_us)
@@ -259,7 +280,7 @@ def _refusal(mapper: Any, ip: int, port: int) -> str:
 
 def cell(text: str) -> str:
     """One output cell: formula starts neutralised, quoted when it holds , " CR or LF."""
-    if text.startswith(_FORMULA_START):
+    if text.startswith(FORMULA_START):
         text = "'" + text
     if any(c in text for c in ',"\r\n'):
         text = '"' + text.replace('"', '""') + '"'
@@ -281,6 +302,15 @@ def _echoes(rows: list[list[str]], columns: int) -> list[str]:
         if line.count(",") != columns - 1 or "\n" in line or _SPECIAL.search(line):
             lines[i] = ",".join(map(cell, rows[i]))
     return lines
+
+
+def bounded_lines(stream: TextIO, *, limit: int = MAX_LINE_CHARS) -> Iterator[str]:
+    """The lines of a text stream, refusing one longer than ``limit`` characters: a file without
+    line breaks (``/dev/zero``) is never read whole."""
+    while line := stream.readline(limit + 1):
+        if len(line) > limit:
+            raise InvalidInput(f"a line longer than {limit} characters", field="batch")
+        yield line
 
 
 def reverse_csv_at(

@@ -29,7 +29,7 @@ from detnat.service.timelines import (
     candidate_range,
     to_us,
 )
-from detnat.service.times import format_instant
+from detnat.service.times import check_window, format_instant
 
 MATCH, AMBIGUOUS, NO_MAPPING = "match", "ambiguous", "no_mapping"
 NOT_DETERMINISTIC, NO_PLAN, FUTURE = "not_deterministic", "no_plan_in_force", "future"
@@ -52,6 +52,7 @@ class Span:
 
 def window(at: datetime, tolerance: timedelta, now: datetime) -> tuple[datetime, datetime]:
     """The instants searched: [at - tolerance, at + tolerance], capped at now."""
+    check_window(at, tolerance)
     return at - tolerance, min(at + tolerance, now)
 
 

@@ -29,10 +29,14 @@ from detnat.errors import QueryError
 
 _RFC3339 = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})"
-    r"(?:\.(?P<frac>\d{1,30}))?(?P<offset>[Zz]|[+-]\d{2}:?\d{2})?"
+    r"(?:\.(?P<frac>\d{1,30}))?(?P<offset>[Zz]|[+-]\d{2}:?\d{2})?",
+    re.ASCII,  # RFC 3339 digits are ASCII: not ２０２６ or ٢٠٢٦
 )
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d{1,6})?)s)?(?:(\d+)ms)?")
+_DURATION = re.compile(
+    r"(?:(\d{1,5})h)?(?:(\d{1,7})m(?!s))?(?:(\d{1,9}(?:\.\d{1,6})?)s)?(?:(\d{1,12})ms)?", re.ASCII
+)
 MAX_TOLERANCE = timedelta(days=1)
+_ZONE = re.compile(r"[A-Za-z][A-Za-z0-9/_+\-]{0,63}", re.ASCII)
 
 
 def _fmt(moment: datetime) -> str:
@@ -105,10 +109,7 @@ def _from_zone(text: str, local: datetime, tz: str | None, field: str) -> dateti
             "(--tz Europe/Berlin)",
             field=field,
         )
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise QueryError(f"{tz!r} is not a known time zone", field="tz") from None
+    zone = check_zone(tz)
     try:
         first = local.replace(tzinfo=zone, fold=0)
         second = local.replace(tzinfo=zone, fold=1)
@@ -126,6 +127,18 @@ def _from_zone(text: str, local: datetime, tz: str | None, field: str) -> dateti
             f"{text!r} happened twice in {tz} (DST); give the offset: {shown}", field=field
         )
     return readings[0]
+
+
+def check_zone(tz: str, *, field: str = "tz") -> ZoneInfo:
+    """An IANA time zone by name (``Europe/Berlin``): ASCII, at most 64 characters, known."""
+    if not isinstance(tz, str) or not _ZONE.fullmatch(tz):
+        raise QueryError(
+            f"{tz[:40]!r} is not a time zone name such as Europe/Berlin or UTC", field=field
+        )
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise QueryError(f"{tz!r} is not a known time zone", field=field) from None
 
 
 def parse_duration(text: str, *, field: str = "tolerance") -> timedelta:
@@ -160,6 +173,19 @@ def tolerance_seconds(value: float, *, field: str = "tolerance_seconds") -> time
             f"must be between 0 and {MAX_TOLERANCE.total_seconds():g} seconds", field=field
         )
     return timedelta(seconds=value)
+
+
+def check_window(at: datetime, tolerance: timedelta, *, field: str = "time") -> None:
+    """Refuse an instant whose window ``[at - tolerance, at + tolerance]`` leaves the calendar
+    (years 1-9999 in UTC): nothing can be searched there, and Python cannot even name it."""
+    try:
+        at - tolerance, at + tolerance  # computed only to see whether it overflows
+    except OverflowError:
+        raise QueryError(
+            f"{format_instant(at)} ± {format_duration(tolerance)} reaches outside the years "
+            "1-9999 (UTC); give a smaller tolerance or a time inside them",
+            field=field,
+        ) from None
 
 
 def format_duration(value: timedelta) -> str:
@@ -281,6 +307,8 @@ def _fast_instants(
 
 
 __all__ = [
+    "check_window",
+    "check_zone",
     "format_duration",
     "format_instant",
     "parse_duration",
