@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from api.app import create_app
 from cli.main import app as cli
 from detnat.service import plans
+from detnat.service.audit import Actor
 from detnat.settings import Settings, get_settings
 from detnat.store.db import SessionFactory, unit_of_work
 from tests.store.conftest import T0, fresh_pool, small_plan
@@ -72,14 +73,20 @@ def served(
     pool = fresh_pool()
     name = f"hardening-{pool.replace('/', '-')}"
     with unit_of_work(sessions) as s:
-        plans.create_realm(s, name, session_drain=timedelta(hours=1), single_approver=True)
+        plans.create_realm(
+            s,
+            name,
+            by=Actor("tests", "admin"),
+            session_drain=timedelta(hours=1),
+            single_approver=True,
+        )
         plans.publish(
             s,
             name,
             small_plan(pool, inside="10.251.0.0/18"),  # subscribers no other test has
             effective_from=T0 - timedelta(days=1),
             reason="CHG-HARDEN",
-            published_by="tests",
+            by=Actor("tests", "admin"),
             correction=True,
         )
     app = create_app(Settings(database_url=database_url))
