@@ -210,9 +210,13 @@ def test_evidence_verify_of_dev_zero_is_refused_not_hung() -> None:
 
 @pytest.mark.parametrize("text", [DEEP_JSON, '{"a": ' * 100_000 + "1" + "}" * 100_000])
 def test_deeply_nested_evidence_files_are_refused(tmp_path: Path, text: str) -> None:
+    """Read, but not evidence: exit 6 ("not valid") with one line, like any malformed file."""
     path = tmp_path / "evidence.json"
     path.write_text(text)
-    _one_error_line(_run("evidence", "verify", str(path)), "evidence.json")
+    result = _run("evidence", "verify", str(path))
+    assert result.exit_code == 6, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nested too deeply" in lines[0], result.stderr
 
 
 @pytest.mark.parametrize(
