@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from api.policy import PLANNING, declare
 from detnat.capacity import (
     CSV_HEADER,
     DEFAULT_SAMPLES,
@@ -166,6 +167,7 @@ def _plans(request: Request, *refs: tuple[str, PlanRefIn | CheckIn]) -> list[tup
 
 
 @router.post("/v1/capacity/size", tags=["capacity"])
+@declare(PLANNING)
 def capacity_size(body: SizeIn) -> dict[str, object]:
     """Recommend block size, dynamic blocks and addresses for N subscribers under a demand."""
     request = SizingRequest(
@@ -183,6 +185,7 @@ def capacity_size(body: SizeIn) -> dict[str, object]:
 
 
 @router.post("/v1/capacity/check", tags=["capacity"])
+@declare(PLANNING)
 def capacity_check(body: CheckIn, request: Request) -> dict[str, object]:
     """Capacity figures of a plan (inline or a realm's version) under a demand."""
     demand = body.demand.to_demand()
@@ -198,6 +201,7 @@ def capacity_check(body: CheckIn, request: Request) -> dict[str, object]:
     tags=["versions"],
     responses={200: {"content": {"text/csv": {}}, "description": "JSON summary, or CSV rows"}},
 )
+@declare(PLANNING)
 def plans_diff(body: DiffIn, request: Request) -> Any:
     """What changing from ``old`` to ``new`` does to subscribers; per subscriber as ``text/csv``."""
     (old_plan, old_source), (new_plan, new_source) = _plans(

@@ -1,8 +1,8 @@
-"""Who may call what: the policy table, deny by default, and per-token rate limits.
+"""Who may call what: access declared on every route, deny by default, per-token rate limits.
 
-Every route of the app must appear here (``tests/store/test_trust_api.py`` enumerates the app's
-routes against every role and fails on a route without a policy); a route that is missing is
-refused to everyone. Roles:
+Every route declares its :class:`Access` on its endpoint (:func:`declare`);
+``tests/store/test_trust_api.py`` walks the app's routes and every role against them, and fails on
+a route without a declaration — which the guard refuses to everyone. Roles:
 
 - ``abuse``: reverse lookups (single, batch), and only the answers of cases it opened;
 - ``legal``: forward and reverse lookups, answers and evidence files of every case;
@@ -16,94 +16,104 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 PUBLIC: frozenset[str] = frozenset({"*"})
 ABUSE, LEGAL, PLANNER, ADMIN, AUDITOR = "abuse", "legal", "planner", "admin", "auditor"
 ROLES = (ABUSE, LEGAL, PLANNER, ADMIN, AUDITOR)
 READ_PLANS = frozenset({LEGAL, PLANNER, ADMIN, AUDITOR})
 
-POLICY: dict[tuple[str, str], frozenset[str]] = {
-    ("GET", "/healthz"): PUBLIC,
-    ("GET", "/readyz"): PUBLIC,
-    # The API's own description: the code is public; it names no realm, plan or subscriber.
-    ("GET", "/openapi.json"): PUBLIC,
-    ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
-    ("GET", "/v1/realms"): READ_PLANS,
-    ("POST", "/v1/realms"): frozenset({ADMIN}),
-    ("GET", "/v1/realms/{realm}"): READ_PLANS,
-    ("GET", "/v1/realms/{realm}/versions"): READ_PLANS,
-    ("POST", "/v1/realms/{realm}/versions"): frozenset({ADMIN}),
-    ("GET", "/v1/realms/{realm}/versions/{n}"): READ_PLANS,
-    ("POST", "/v1/realms/{realm}/versions/{n}/approval"): frozenset({ADMIN}),
-    ("POST", "/v1/lookups/reverse"): frozenset({ABUSE, LEGAL}),
-    ("POST", "/v1/lookups/reverse/batch"): frozenset({ABUSE, LEGAL}),
-    ("POST", "/v1/lookups/forward"): frozenset({LEGAL}),
-    ("GET", "/v1/answers/{answer_id}"): frozenset({ABUSE, LEGAL}),
-    ("GET", "/v1/answers/{answer_id}/evidence"): frozenset({LEGAL}),
-    ("GET", "/v1/cases/{case}/answers"): frozenset({ABUSE, LEGAL}),
-    ("GET", "/v1/tokens"): frozenset({ADMIN}),
-    ("POST", "/v1/tokens"): frozenset({ADMIN}),
-    ("DELETE", "/v1/tokens/{token_id}"): frozenset({ADMIN}),
-    ("GET", "/v1/audit"): frozenset({AUDITOR}),
-    ("GET", "/v1/audit/verify"): frozenset({AUDITOR}),
-    ("POST", "/v1/audit/checkpoints"): frozenset({AUDITOR, ADMIN}),
-}
+# Named role sets: each API route declares one (:func:`declare`); the web pages take the same.
+ADMINS = frozenset({ADMIN})
+AUDITORS = frozenset({AUDITOR})
+CHECKPOINTS = frozenset({AUDITOR, ADMIN})
+REVERSE = frozenset({ABUSE, LEGAL})
+FORWARD = frozenset({LEGAL})
+ANSWERS = frozenset({ABUSE, LEGAL})
+EVIDENCE = frozenset({LEGAL})
+PLANNING = frozenset({PLANNER, ADMIN})
 
-# Route families added by other modules (capacity planning, plan diffs): any method. The web
-# pages are signed in with a session, not a bearer token: their own table (api/web/access.py,
-# deny by default too) decides, so the API's guard lets them through.
-PREFIXES: tuple[tuple[str, frozenset[str]], ...] = (
-    ("/v1/capacity/", frozenset({PLANNER, ADMIN})),
-    ("/v1/capacity", frozenset({PLANNER, ADMIN})),
-    ("/v1/plans/diff", frozenset({PLANNER, ADMIN})),
-    ("/web/", PUBLIC),
-)
+Store = Literal["unit", "append", "lookup", "none"]
 
 
-# Routes whose only writes are appending their audit entry (and opening a case): they run in
-# autocommit mode, each statement its own transaction.
-APPEND_ONLY_ROUTES = frozenset(
-    {
-        ("POST", "/v1/lookups/reverse"),
-        ("POST", "/v1/lookups/forward"),
-        ("POST", "/v1/lookups/reverse/batch"),
-        ("GET", "/v1/answers/{answer_id}"),
-        ("GET", "/v1/answers/{answer_id}/evidence"),
-    }
-)
+@dataclass(frozen=True)
+class Access:
+    """What a route declares: who may call it, and how it reaches the store.
+
+    ``store``: ``unit`` — one session, the route commits (the unit of work); ``append`` — an
+    autocommit session (the route's only writes are appends to the audit log); ``lookup`` — an
+    async autocommit connection (single lookups); ``none`` — no store (public routes, or routes
+    that open their own). ``identity``: the route names subscribers or reads answers, so a refusal
+    there is audited too.
+    """
+
+    roles: frozenset[str]
+    store: Store = "unit"
+    identity: bool = False
 
 
-# Routes that name subscribers or read answers: a refusal there (403, 404, 422) is audited too.
-IDENTITY_ROUTES = APPEND_ONLY_ROUTES | frozenset({("GET", "/v1/cases/{case}/answers")})
+E = TypeVar("E", bound=Callable[..., Any])
 
 
-# Single lookups: their two statements run on an async connection (detnat.store.async_db).
-ASYNC_LOOKUPS = frozenset({("POST", "/v1/lookups/reverse"), ("POST", "/v1/lookups/forward")})
+def declare(
+    roles: frozenset[str], *, store: Store = "unit", identity: bool = False
+) -> Callable[[E], E]:
+    """Mark an endpoint with its :class:`Access` (put it under the route decorator)::
+
+    @router.get("/v1/realms")
+    @declare(READ_PLANS)
+    def list_realms(ctx: CtxDep) -> ...
+    """
+
+    def mark(endpoint: E) -> E:
+        endpoint.detnat_access = Access(roles, store, identity)  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
 
 
-def async_lookup(method: str, path: str) -> bool:
-    return (method, path) in ASYNC_LOOKUPS
+# FastAPI's own pages (the API's description: the code is public; it names no realm, plan or
+# subscriber). Every other route declares its access on its endpoint (or its route class).
+_FRAMEWORK = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 
-def appends_only(method: str, path: str) -> bool:
-    return (method, path) in APPEND_ONLY_ROUTES
+def access_of(route: object) -> Access | None:
+    """The access a route declares, or None: no declaration, refused to everyone."""
+    declared = getattr(route, "detnat_access", None) or getattr(
+        getattr(route, "endpoint", None), "detnat_access", None
+    )
+    if isinstance(declared, Access):
+        return declared
+    if getattr(route, "path", None) in _FRAMEWORK:
+        return Access(PUBLIC, "none")
+    return None
 
 
-def policy_for(method: str, path: str) -> frozenset[str] | None:
-    """The roles allowed on a route (its path template), PUBLIC, or None: no policy, denied."""
-    if method == "HEAD":
-        method = "GET"
-    found = POLICY.get((method, path))
-    if found is not None:
-        return found
-    for prefix, roles in PREFIXES:
-        if path == prefix or (prefix.endswith("/") and path.startswith(prefix)):
-            return roles
-        if path.startswith(prefix + "/"):
-            return roles
+# Web pages are signed in with a session, not a bearer token: the guard lets them through and
+# their own table (api/web/access.py, deny by default too) decides.
+WEB_PAGE = Access(PUBLIC, "none")
+
+
+def routes_of(routes: Any) -> Iterator[Any]:
+    """Every route, those of included routers too (FastAPI keeps those behind the router)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from routes_of(included.routes)
+        else:
+            yield route
+
+
+def route_access(app: Any, method: str, path: str) -> Access | None:
+    """The access declared by the app's route for ``method`` and ``path`` (its template)."""
+    wanted = "GET" if method == "HEAD" else method
+    for route in routes_of(app.routes):
+        if getattr(route, "path", None) == path and wanted in (
+            getattr(route, "methods", None) or ()
+        ):
+            return access_of(route)
     return None
 
 

@@ -5,8 +5,9 @@ because pages are not called with bearer tokens: :class:`api.web.routing.WebRout
 signed-in session and the role against this table instead. A page without an entry is refused to
 everyone (``tests/web`` enumerates the router against it).
 
-The roles of each page are taken from the API route that does the same work, so the two never
-drift apart: whoever may ``POST /v1/lookups/reverse`` may use the Lookup page, and so on.
+The roles of each page are the named role set of the API route that does the same work
+(``api/policy.py``), so the two never drift apart: whoever may ``POST /v1/lookups/reverse``
+(``REVERSE``) may use the Lookup page, and so on.
 """
 
 from __future__ import annotations
@@ -17,23 +18,15 @@ PUBLIC = policy.PUBLIC  # no session needed: the sign-in page and the static fil
 SIGNED_IN = frozenset(policy.ROLES)
 
 
-def _api(method: str, path: str) -> frozenset[str]:
-    """The roles of an API route (never public, never missing: a typo fails at import)."""
-    roles = policy.policy_for(method, path)
-    if roles is None or roles is policy.PUBLIC:
-        raise LookupError(f"the API policy has no roles for {method} {path}")
-    return roles
-
-
-LOOKUP = _api("POST", "/v1/lookups/reverse")
-BATCH = _api("POST", "/v1/lookups/reverse/batch")
-ANSWERS = _api("GET", "/v1/answers/{answer_id}")
-EVIDENCE = _api("GET", "/v1/answers/{answer_id}/evidence")
+LOOKUP = policy.REVERSE
+BATCH = policy.REVERSE
+ANSWERS = policy.ANSWERS
+EVIDENCE = policy.EVIDENCE
 # A case's page shows its lookups (who may read a case's answers) and its audit entries (auditors).
-CASES = _api("GET", "/v1/cases/{case}/answers") | _api("GET", "/v1/audit")
-REALMS = _api("GET", "/v1/realms")
-APPROVE = _api("POST", "/v1/realms/{realm}/versions/{n}/approval")
-CAPACITY = _api("POST", "/v1/capacity/size")
+CASES = policy.ANSWERS | policy.AUDITORS
+REALMS = policy.READ_PLANS
+APPROVE = policy.ADMINS
+CAPACITY = policy.PLANNING
 
 WEB_POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/web/static/{name}"): PUBLIC,

@@ -38,6 +38,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session as DbSession
 from starlette.datastructures import FormData
 
+from api import policy
 from api.web import access, sessions
 from api.web.explain import duration
 from api.web.sessions import Keys
@@ -159,6 +160,10 @@ PageDep = Annotated[Page, Depends(get_page)]
 
 class WebRoute(APIRoute):
     """An APIRoute that serves a page: see the module docstring for what happens in order."""
+
+    # The API's guard lets pages through: they are signed in with a session, not a bearer
+    # token, and their own table (api/web/access.py, deny by default too) decides.
+    detnat_access = policy.WEB_PAGE
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         inner = super().get_route_handler()

@@ -65,8 +65,9 @@ def st_app(st_database_url: str) -> Iterator[FastAPI]:
 
 
 def _token(app: FastAPI, method: str, path: str) -> str | None:
-    allowed = policy.policy_for(method, path)
-    assert allowed is not None, (method, path)
+    access = policy.route_access(app, method, path)
+    assert access is not None, (method, path)
+    allowed = access.roles
     if allowed is policy.PUBLIC:
         return None
     role = "legal" if "legal" in allowed else sorted(allowed)[0]

@@ -97,11 +97,18 @@ def full_app(api: Api) -> Api:
 
 def test_every_route_has_a_policy(full_app: Api) -> None:
     api = full_app
-    missing = [r for r in _routes(api.app) if policy.policy_for(*r) is None]
-    assert missing == [], f"routes without a policy (refused to everyone): {missing}"
-    assert policy.policy_for("GET", "/v1/capacity/size") == {"planner", "admin"}
-    assert policy.policy_for("POST", "/v1/plans/diff") == {"planner", "admin"}
-    assert policy.policy_for("GET", "/v1/something-new") is None
+    missing = [r for r in _routes(api.app) if policy.route_access(api.app, *r) is None]
+    assert missing == [], f"routes without a declared access (refused to everyone): {missing}"
+    assert _roles(api, "POST", "/v1/capacity/size") == {"planner", "admin"}
+    assert _roles(api, "POST", "/v1/plans/diff") == {"planner", "admin"}
+    assert policy.route_access(api.app, "GET", "/v1/something-new") is None
+    assert policy.access_of(object()) is None  # nothing declared: refused
+
+
+def _roles(api: Api, method: str, path: str) -> frozenset[str]:
+    access = policy.route_access(api.app, method, path)
+    assert access is not None, (method, path)
+    return access.roles
 
 
 def _filled(path: str) -> str:
@@ -120,8 +127,7 @@ def test_role_by_route_matrix(full_app: Api) -> None:
     api = full_app
     assert ("POST", "/v1/capacity/size") in _routes(api.app)
     for method, path in _routes(api.app):
-        allowed = policy.policy_for(method, path)
-        assert allowed is not None
+        allowed = _roles(api, method, path)
         if path.startswith("/web/"):
             continue  # pages: signed-in sessions and their own table (api/web/access.py)
         url = _filled(path)

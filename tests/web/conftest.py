@@ -28,7 +28,7 @@ from detnat.service.audit import Actor
 from detnat.settings import Settings
 from detnat.store.db import SessionFactory, make_engine, make_sessions, unit_of_work
 from tests.store.conftest import TOKEN_HOLDERS, throwaway_database
-from tests.web.support import web_app, web_paths
+from tests.web.support import web_app
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -130,11 +130,13 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 @pytest.fixture(scope="session", autouse=True)
 def _api_policy_lets_pages_through() -> None:
     """The API's guard must hand /web to the pages' own checks (``api/policy.py``)."""
-    closed = [p for p in web_paths() if policy.policy_for(*p) is not policy.PUBLIC]
+    from api.web import router
+
+    closed = [r.path for r in router.routes if policy.access_of(r) != policy.WEB_PAGE]
     if closed:
         pytest.fail(
-            f'api/policy.py refuses the web pages {closed}: add ("/web/", PUBLIC) to '
-            "PREFIXES (docs/web.md)",
+            f"the API's guard refuses the web pages {closed}: serve them with WebRoute "
+            "(api/web/routing.py), whose access is public to the guard",
             pytrace=False,
         )
 
