@@ -26,6 +26,8 @@ READ_PLANS = frozenset({LEGAL, PLANNER, ADMIN, AUDITOR})
 POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
+    # A redirect to the web pages (/web/), which check sessions themselves (api/web/access.py).
+    ("GET", "/"): PUBLIC,
     # The API's own description: the code is public; it names no realm, plan or subscriber.
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
