@@ -17,6 +17,10 @@ from tests import postgres
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+# Scripts the datapath tests run inside network namespaces: importing one runs it, so
+# --doctest-modules must not collect them.
+collect_ignore = ["datapath/helpers"]
+
 _stopped: list[str] = []
 
 
