@@ -555,15 +555,19 @@ def register(app: typer.Typer, plan_app: typer.Typer) -> None:
     @plan_app.command("history")
     @guarded
     def plan_history(realm: str, json_out: JsonOpt = False) -> None:
-        """Every version of a realm, in publication order."""
+        """Every version of a realm, in publication order; "pending-approval" marks a version
+        lookups do not use until a second admin approves it (JSON: ``pending_approval``)."""
         with store_session() as session:
             row = plans.get_realm(session, realm)
             for version in plans.history(session, row):
                 shown = plans.version_json(session, row, version)
+                # A superseded version is never approved: a correction took its place.
+                shown["pending_approval"] = not shown["approved"] and not shown["superseded"]
                 if json_out:
                     emit_json(shown)
                     continue
-                marks = "retired " if shown["retired"] else ""
+                marks = "pending-approval " if shown["pending_approval"] else ""
+                marks += "retired " if shown["retired"] else ""
                 marks += "correction " if shown["correction"] else ""
                 marks += "superseded " if shown["superseded"] else ""
                 print(

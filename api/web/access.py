@@ -29,6 +29,7 @@ APPROVE = policy.ADMINS
 CAPACITY = policy.PLANNING
 
 WEB_POLICY: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/"): PUBLIC,  # a redirect to /web/, for whoever opens the service's address
     ("GET", "/web/static/{name}"): PUBLIC,
     ("GET", "/web/sign-in"): PUBLIC,
     ("POST", "/web/sign-in"): PUBLIC,
@@ -48,8 +49,9 @@ WEB_POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/web/capacity"): CAPACITY,
 }
 
-# Pages served without looking at the session (no database either): the static files.
-SESSIONLESS = frozenset({"/web/static/{name}"})
+# Pages served without looking at the session (no database either): the static files, and the
+# redirect from / to the start page.
+SESSIONLESS = frozenset({"/web/static/{name}", "/"})
 
 # The navigation: (label, path, roles that see it), in reading order.
 NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (

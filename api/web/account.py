@@ -1,4 +1,5 @@
-"""Signing in and out, the start page, and the static files (CSS and the little JavaScript)."""
+"""Signing in and out, the start page (``/`` leads there), and the static files (CSS and the little
+JavaScript)."""
 
 from __future__ import annotations
 
@@ -123,6 +124,12 @@ DESCRIPTIONS = {
     "/web/capacity": "Size a deployment: block size, dynamic blocks, public addresses, with "
     "charts.",
 }
+
+
+@router.get("/")
+async def root() -> Response:
+    """The address ``detnat serve`` prints leads to the pages (the API is under /v1, see /docs)."""
+    return RedirectResponse("/web/", status_code=307)
 
 
 @router.get("/web/")

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 import typer
-from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from cli.datapath import register
@@ -19,11 +15,10 @@ from detnat.planfile import plan_from_text
 from detnat.service import plans
 from detnat.service.audit import Actor
 from detnat.settings import get_settings
-from detnat.store import migrate
-from detnat.store.db import make_engine, make_sessions, normalise_url, unit_of_work
+from detnat.store.db import make_engine, make_sessions, unit_of_work
 from tests.datapath.plans import SPLIT_BLOCKS, VPP
+from tests.store.conftest import throwaway_database
 
-SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 runner = CliRunner()
 
 
@@ -57,23 +52,8 @@ def test_an_unreachable_store_is_unavailable_exit_five(settings_env: pytest.Monk
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    server = os.environ.get("DETNAT_TEST_DATABASE_URL", SERVER_URL)
-    admin_url = make_url(normalise_url(server)).set(drivername="postgresql")
-    admin_info = admin_url.render_as_string(hide_password=False)
-    name = f"detnat_dp_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(admin_info, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"Postgres is unreachable at {server}: {exc}", pytrace=False)
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(normalise_url(server)).set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate.upgrade(url)
+    with throwaway_database() as url:
         yield url
-    finally:
-        with psycopg.connect(admin_info, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.postgres

@@ -1,14 +1,14 @@
 """A throwaway Postgres database per test session, built by the Alembic migrations.
 
-Uses DETNAT_TEST_DATABASE_URL (a server URL; its database is only used to create ours) or the local
-server at 127.0.0.1:5432. Unreachable Postgres is a failure, not a skip: CI has one.
+The server is the session's (``tests/postgres.py``): DETNAT_TEST_DATABASE_URL, else the local server
+at 127.0.0.1:5432, else an embedded Postgres started for the session. A configured server that
+is unreachable is a failure, not a skip.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,24 +20,24 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
 from detnat.engine import Plan
 from detnat.planfile import plan_from_data
 from detnat.service.audit import Actor
 from detnat.settings import Settings
 from detnat.store import migrate
-from detnat.store.db import SessionFactory, make_engine, make_sessions, normalise_url
+from detnat.store.db import SessionFactory, make_engine, make_sessions
+from tests import postgres
 
-SERVER_URL = os.environ.get(
-    "DETNAT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 T0 = datetime(2026, 3, 14, 20, 0, 0, tzinfo=UTC)
 
 
 def _admin_conninfo() -> str:
-    url = make_url(normalise_url(SERVER_URL))
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    """libpq's URL of the test server's maintenance database, to create and drop databases."""
+    try:
+        return postgres.admin_conninfo()
+    except postgres.ServerUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -53,11 +53,10 @@ def throwaway_database() -> Iterator[str]:
     try:
         admin = psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        pytest.fail(f"Postgres is unreachable at {SERVER_URL}: {exc}", pytrace=False)
+        pytest.fail(f"Postgres is unreachable ({postgres.describe()}): {exc}", pytrace=False)
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(normalise_url(SERVER_URL)).set(database=name)
-    text = url.render_as_string(hide_password=False)
+    text = postgres.url_of(name)
     try:
         migrate.upgrade(text)
         yield text

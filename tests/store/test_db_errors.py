@@ -21,6 +21,7 @@ from detnat.settings import get_settings
 from detnat.store.async_db import libpq_url
 from detnat.store.db import SessionFactory, unit_of_work
 from detnat.store.models import Realm
+from tests.postgres import url_of
 from tests.store.conftest import _admin_conninfo
 
 pytestmark = pytest.mark.postgres
@@ -65,7 +66,7 @@ def test_an_unmigrated_database_is_unavailable_exit_5_and_says_to_upgrade(
     with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        url = url_of(name)
         result = detnat(env, url, "realm", "list")
         assert result.exit_code == 5, result.output
         assert "detnat db upgrade" in assert_one_clear_line(result)

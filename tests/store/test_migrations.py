@@ -8,12 +8,12 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy.engine import make_url
 
 from detnat.store import migrate
-from detnat.store.db import make_engine, normalise_url
+from detnat.store.db import make_engine
 from detnat.store.models import Base
-from tests.store.conftest import SERVER_URL, _admin_conninfo
+from tests.postgres import url_of
+from tests.store.conftest import _admin_conninfo
 
 pytestmark = pytest.mark.postgres
 
@@ -22,7 +22,7 @@ def test_upgrade_downgrade_upgrade_on_a_fresh_database() -> None:
     name = f"detnat_mig_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(normalise_url(SERVER_URL)).set(database=name).render_as_string(False)
+    url = url_of(name)
     try:
         migrate.upgrade(url)
         migrate.downgrade(url)
@@ -63,7 +63,7 @@ def test_rows_made_before_0004_are_recorded_by_its_baseline() -> None:
     name = f"detnat_mig_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(normalise_url(SERVER_URL)).set(database=name).render_as_string(False)
+    url = url_of(name)
     try:
         migrate.upgrade(url, "0003")
         at = datetime(2026, 1, 1, tzinfo=UTC)

@@ -16,6 +16,7 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from api.app import create_app
 from detnat.settings import Settings
@@ -54,7 +55,7 @@ class Served:
 
     def kill_connections(self) -> int:
         """Terminate every server process connected to the service's database."""
-        name = self.url.rsplit("/", 1)[1]
+        name = make_url(self.url).database
         with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
             row = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "

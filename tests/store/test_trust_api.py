@@ -352,6 +352,7 @@ def test_killed_connections_give_200_or_503_and_every_200_is_audited(
     import threading
 
     import psycopg
+    from sqlalchemy.engine import make_url
 
     from tests.store.conftest import _admin_conninfo
 
@@ -359,7 +360,7 @@ def test_killed_connections_give_200_or_503_and_every_200_is_audited(
     case = f"CASE-KILL-{realm_name}"
     done, go = threading.Event(), threading.Event()
     kills = [0]
-    dbname = database_url.rsplit("/", 1)[1]
+    dbname = make_url(database_url).database
 
     def killer() -> None:
         # Woken before every 4th request, it kills the first backend it sees busy in a

@@ -2,8 +2,9 @@
 it (tokens for every role, a realm whose plan changed with a session drain, a realm with a version
 awaiting approval), an in-process client per holder, and a real server for the browser tests.
 
-Postgres: DETNAT_TEST_DATABASE_URL (a server URL) or 127.0.0.1:5432 as user postgres; unreachable
-Postgres is a failure, not a skip.
+Postgres: the session's test server (``tests/postgres.py``: DETNAT_TEST_DATABASE_URL, the local
+server at 127.0.0.1:5432, else an embedded one); a configured server that is unreachable is a
+failure, not a skip.
 """
 
 from __future__ import annotations

@@ -60,13 +60,14 @@ def _entries(sessions: SessionFactory, case: str) -> list[str]:
 def test_every_page_has_an_entry_and_every_entry_a_page() -> None:
     paths = web_paths()
     assert set(paths) == set(WEB_POLICY), "WEB_POLICY and the router differ"
-    assert all(path.startswith("/web/") for _, path in paths)
+    assert all(path.startswith("/web/") or path == "/" for _, path in paths)  # /: to /web/
     # The API's guard hands every page to the pages' own checks.
     from api.web import router
 
     assert all(policy.access_of(r) == policy.WEB_PAGE for r in router.routes)
     public = {p for p, roles in WEB_POLICY.items() if roles is access.PUBLIC}
     assert public == {
+        ("GET", "/"),
         ("GET", "/web/static/{name}"),
         ("GET", "/web/sign-in"),
         ("POST", "/web/sign-in"),
