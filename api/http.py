@@ -18,23 +18,10 @@ from pydantic import BaseModel, Field
 
 from detnat import strictjson
 from detnat.errors import (
-    Conflict,
-    Forbidden,
     InvalidInput,
-    NotAuthenticated,
-    NotFound,
-    Unavailable,
 )
 
 PROBLEM = "application/problem+json"
-STATUS_OF = (
-    (InvalidInput, 422),
-    (NotAuthenticated, 401),
-    (Forbidden, 403),
-    (NotFound, 404),
-    (Conflict, 409),
-    (Unavailable, 503),
-)
 
 
 def problem(status: int, code: str, detail: str, **extra: object) -> JSONResponse:

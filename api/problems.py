@@ -1,6 +1,6 @@
 """Every error of the API as an RFC 9457 problem (``api.http.problem``), in one place.
 
-Domain errors (:mod:`detnat.errors`) map to their HTTP status (``api.http.STATUS_OF``); driver
+Domain errors (:mod:`detnat.errors`) map to their HTTP status (``errors.outcome_of``); driver
 errors are translated once, by the store (:func:`detnat.store.repo.domain_error`), as the CLI's
 are; anything unexpected is a bare ``500 internal_error``, never a trace. A refused identity
 request of an authenticated caller (403, 404, 422 on a route that names subscribers) is recorded
@@ -21,8 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import policy
 from api.deps import RateLimited
-from api.http import STATUS_OF, problem
-from detnat.errors import Conflict, DetnatError, InvalidInput
+from api.http import problem
+from detnat.errors import Conflict, DetnatError, InvalidInput, outcome_of
 from detnat.service import audit
 from detnat.store import repo
 
@@ -30,7 +30,7 @@ UNAVAILABLE = "the database (and so the audit log) is unavailable: no answer"
 
 
 async def detnat_error(request: Request, exc: DetnatError) -> JSONResponse:
-    status = next((s for kind, s in STATUS_OF if isinstance(exc, kind)), 500)
+    status = outcome_of(exc).http_status
     await audit_refusal(request, status, exc.code, str(exc), exc.field)
     response = problem(status, exc.code, str(exc), field=exc.field)
     if status == 401:

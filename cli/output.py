@@ -16,13 +16,9 @@ import typer
 
 from detnat import strictjson
 from detnat.errors import (
-    Conflict,
     DetnatError,
-    Forbidden,
     InvalidInput,
-    NotAuthenticated,
-    NotFound,
-    Unavailable,
+    outcome_of,
 )
 
 # 0 answered; 1 internal error; 2 invalid input; 3 not found; 4 conflict (or datapath drift);
@@ -35,15 +31,6 @@ EXIT_CONFLICT = 4
 EXIT_UNAVAILABLE = 5
 EXIT_BROKEN = 6
 EXIT_FORBIDDEN = 7
-
-_EXIT_CODES: tuple[tuple[type[DetnatError], int], ...] = (
-    (InvalidInput, EXIT_INVALID),
-    (NotFound, EXIT_NOT_FOUND),
-    (Conflict, EXIT_CONFLICT),
-    (Unavailable, EXIT_UNAVAILABLE),
-    (NotAuthenticated, EXIT_FORBIDDEN),
-    (Forbidden, EXIT_FORBIDDEN),
-)
 
 
 def lazy_module(name: str) -> types.ModuleType:
@@ -65,10 +52,8 @@ def lazy_module(name: str) -> types.ModuleType:
 
 
 def exit_code_for(error: DetnatError) -> int:
-    for kind, code in _EXIT_CODES:
-        if isinstance(error, kind):
-            return code
-    return EXIT_INTERNAL
+    """The exit code of ``error``'s kind (the one table: :data:`detnat.errors.OUTCOMES`)."""
+    return outcome_of(error).exit_code
 
 
 def fail_line(error: DetnatError) -> None:

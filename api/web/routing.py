@@ -34,7 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session as DbSession
 from starlette.datastructures import FormData
 
@@ -47,13 +47,13 @@ from detnat.errors import (
     DetnatError,
     Forbidden,
     InvalidInput,
-    NotAuthenticated,
-    NotFound,
     Unavailable,
+    outcome_of,
 )
 from detnat.service import audit
 from detnat.service.times import check_tolerance, check_zone, parse_duration
 from detnat.settings import Settings, get_settings
+from detnat.store import repo
 from detnat.store.models import ApiToken
 
 log = logging.getLogger("detnat.web")
@@ -74,14 +74,6 @@ SECURITY_HEADERS = {
     "cross-origin-opener-policy": "same-origin",
     "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
 }
-_STATUS = (
-    (InvalidInput, 422, "That cannot be done as asked"),
-    (NotAuthenticated, 401, "Please sign in"),
-    (Forbidden, 403, "Not for your role"),
-    (NotFound, 404, "Not found"),
-    (Conflict, 409, "Refused: it would break a rule of the store"),
-    (Unavailable, 503, "The service is unavailable"),
-)
 
 
 class CsrfRefused(Exception):
@@ -335,19 +327,21 @@ def _error_page(page: Page | None, request: Request, exc: Exception) -> Response
         status, title = 429, "Too many requests"
         detail = "Too many requests for your token; wait a moment and try again."
         headers["retry-after"] = str(max(1, round(exc.seconds + 0.5)))
-    elif isinstance(exc, DetnatError):
-        status, title = next(((s, t) for kind, s, t in _STATUS if isinstance(exc, kind)), (500, ""))
-        detail = str(exc)
+    elif isinstance(exc, DetnatError | DBAPIError):
+        error = exc if isinstance(exc, DetnatError) else repo.domain_error(exc)
+        if not isinstance(error, DetnatError) or (
+            isinstance(exc, DBAPIError) and not isinstance(error, Conflict | InvalidInput)
+        ):  # as the API: a database that fails otherwise is unavailable, and so is the audit log
+            error = Unavailable(
+                "The database (and so the audit log) is unavailable: nothing was answered."
+            )
+        outcome = outcome_of(error)
+        status, title, detail = outcome.http_status, outcome.title, str(error)
     elif isinstance(exc, RequestValidationError):
         status, title = 404, "Not found"
         detail = "There is no such page: " + "; ".join(
             f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()
         )
-    elif isinstance(exc, IntegrityError):
-        status, title, detail = 409, "Refused: it would break a rule of the store", "conflict"
-    elif isinstance(exc, DBAPIError):
-        status, title = 503, "The service is unavailable"
-        detail = "The database (and so the audit log) is unavailable: nothing was answered."
     else:
         log.exception("web page %s %s failed", request.method, request.url.path)
     if page is None:
