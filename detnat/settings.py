@@ -22,6 +22,7 @@ from detnat.errors import InvalidInput
 NOT_SETTINGS = frozenset(
     {
         "DETNAT_TEST_DATABASE_URL",
+        "DETNAT_TEST_POSTGRES_PORT",
         "DETNAT_REQUIRE_BROWSER",
         "DETNAT_REQUIRE_NETNS",
         "DETNAT_WEB_ARTIFACTS",

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,7 +42,17 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_without_a_postgres_server_the_tests_run_on_one_embedded_server(tmp_path: Path) -> None:
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A temporary folder with a short path: a Unix socket path may not exceed 107 bytes, and
+    pgserver puts its socket in the data folder (pytest's own tmp_path grows too long)."""
+    folder = Path(tempfile.mkdtemp(prefix="dnt-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_without_a_postgres_server_the_tests_run_on_one_embedded_server(short_tmp: Path) -> None:
+    tmp_path = short_tmp
     port = _closed_port()
     env = {k: v for k, v in os.environ.items() if k != postgres.URL_VARIABLE}
     env.update({postgres.PORT_VARIABLE: str(port), "TMPDIR": str(tmp_path)})
