@@ -1,13 +1,11 @@
-"""How the CLI speaks: exit codes, the one error line, JSON Lines, ranges for people."""
+"""How the CLI speaks: exit codes, the one error line, JSON Lines, ranges and figures for people."""
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import os
 import sys
-import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -31,24 +29,6 @@ EXIT_CONFLICT = 4
 EXIT_UNAVAILABLE = 5
 EXIT_BROKEN = 6
 EXIT_FORBIDDEN = 7
-
-
-def lazy_module(name: str) -> types.ModuleType:
-    """``name``, executed on first attribute access (importlib's LazyLoader recipe).
-
-    The store and service layers pull in SQLAlchemy and friends; ``detnat reverse --plan`` needs
-    none of them, so the CLI starts without them and loads them when a store command runs.
-    """
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    assert spec is not None and spec.loader is not None, name
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
 
 
 def exit_code_for(error: DetnatError) -> int:
@@ -172,3 +152,24 @@ def ranges_text(ranges: Sequence[Sequence[int]], *, limit: int = 6) -> str:
         return f"{shown} ({len(parts)} ranges, {count} ports)"
     suffix = f" ({count} ports)" if len(parts) > 1 else ""
     return ", ".join(parts) + suffix
+
+
+def figure_text(value: object) -> str:
+    """A figure for people: ``-`` for none, thousands separated, small shares readable.
+
+    >>> [figure_text(v) for v in (None, 0.0, 0.004, 0.25, 12345.6, 65536, "auto")]
+    ['-', '0', '4.00e-03', '0.2500', '12,346', '65,536', 'auto']
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) < 0.01:
+            return f"{value:.2e}"
+        if abs(value) < 1:
+            return f"{value:.4f}"
+        return f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

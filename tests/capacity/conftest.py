@@ -13,7 +13,7 @@ import pytest
 import typer
 import yaml
 
-from cli.capacity import register
+from cli.commands import capacity, plan
 from detnat.engine import Mapper, compile_plan
 from detnat.planfile import plan_from_data
 from tests.store.conftest import api_tokens, database_url, engine, sessions  # noqa: F401  (fixtures)
@@ -67,14 +67,13 @@ def write_plan(path: Path, data: dict[str, Any]) -> Path:
 
 @pytest.fixture
 def cli() -> typer.Typer:
-    """A ``detnat``-like app with only the capacity commands registered (as cli.main will)."""
+    """A ``detnat``-like app with only the plan and capacity commands (as cli.main has them)."""
     app = typer.Typer()
-    plan_app = typer.Typer()
-    app.add_typer(plan_app, name="plan")
 
     @app.callback()
     def main() -> None:
         """detnat (capacity commands only)."""
 
-    register(app, plan_app)
+    app.add_typer(plan.app, name="plan")
+    app.add_typer(capacity.app, name="capacity")
     return app

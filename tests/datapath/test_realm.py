@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cli.datapath import register
+from cli.commands import datapath
 from detnat.planfile import plan_from_text
 from detnat.service import plans
 from detnat.service.audit import Actor
@@ -29,7 +29,7 @@ def _app() -> typer.Typer:
     def main() -> None:
         """detnat (test harness)."""
 
-    register(app)
+    app.add_typer(datapath.app, name="datapath")
     return app
 
 

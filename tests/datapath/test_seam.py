@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cli.datapath import register
+from cli.commands import datapath
 from detnat.datapath import (
     Datapath,
     Holding,
@@ -37,7 +37,7 @@ def _app() -> typer.Typer:
     def main() -> None:
         """detnat (test harness)."""
 
-    register(app)
+    app.add_typer(datapath.app, name="datapath")
     return app
 
 

@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from cli.main import app
-from cli.store import OPERATOR
 from detnat.service import evidence
 from detnat.settings import Settings, get_settings
 from tests.store.conftest import fresh_pool
@@ -37,11 +36,9 @@ def detnat(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
     runner = CliRunner()
 
     def run(*args: str) -> Any:
-        OPERATOR.clear()
         return runner.invoke(app, list(args))
 
     yield run
-    OPERATOR.clear()
     get_settings.cache_clear()
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-import cli.store
 from cli.main import app
 from detnat.settings import get_settings
 from tests.store.conftest import fresh_pool
@@ -28,7 +27,6 @@ LATER = "2099-01-01T00:00:00Z"  # scheduled: a version in the future needs no --
 @pytest.fixture
 def detnat(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Detnat]:
     monkeypatch.setenv("DETNAT_DATABASE_URL", database_url)
-    monkeypatch.setattr(cli.store, "OPERATOR", {})  # --as NAME is kept per process
     get_settings.cache_clear()
 
     def run(*args: str) -> Result:

@@ -12,7 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from cli.store import OPERATOR
 from detnat.settings import get_settings
 from tests.store.conftest import fresh_pool
 
@@ -26,11 +25,9 @@ def detnat(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator:  # t
     runner = CliRunner()
 
     def run(*args: str):  # type: ignore[no-untyped-def]
-        OPERATOR.clear()
         return runner.invoke(app, list(args))
 
     yield run
-    OPERATOR.clear()
     get_settings.cache_clear()
 
 

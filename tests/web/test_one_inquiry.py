@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from cli.main import app
-from cli.store import OPERATOR
 from detnat.service import evidence
 from detnat.settings import Settings, get_settings
 from detnat.store.db import SessionFactory, unit_of_work
@@ -36,7 +35,6 @@ def api(database_url: str, world: World) -> Iterator[Api]:
 def _cli(database_url: str, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
     monkeypatch.setenv("DETNAT_DATABASE_URL", database_url)
     get_settings.cache_clear()
-    OPERATOR.clear()
     try:
         return CliRunner().invoke(app, list(args))
     finally:

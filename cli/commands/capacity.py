@@ -1,30 +1,27 @@
-"""CLI for capacity planning: ``detnat capacity size|check`` and ``detnat plan diff``.
+"""``detnat capacity size|check``: port budgets and addresses (``detnat plan diff`` is in
+:mod:`cli.commands.plan`).
 
-``register(app, plan_app)`` adds them. The computation is :mod:`detnat.capacity` (pure); this module
-reads files, resolves ``REALM@VERSION`` through the store, prints, and writes charts and CSV.
+The computation is :mod:`detnat.capacity` (pure); this module reads the demand, resolves
+``REALM@VERSION`` through the store (:func:`cli.runtime.load_plans`), prints, and writes charts.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TextIO
+from typing import Annotated
 
 import typer
 
+from cli import runtime
 from cli.output import emit_json, guarded
+from cli.output import figure_text as num
 from detnat.capacity import (
-    CSV_HEADER,
     DEFAULT_SAMPLES,
     Demand,
     SizingRequest,
-    diff_plans,
     evaluate,
     histogram_from_csv,
     parse_demand,
@@ -33,11 +30,12 @@ from detnat.capacity import (
 )
 from detnat.capacity.charts import chart_panels, render
 from detnat.capacity.sizing import DEFAULT_POOL_TARGET, DynamicPolicy
-from detnat.engine import Mapper, Plan, Ports, compile_plan
+from detnat.engine import Ports, compile_plan
 from detnat.errors import InvalidInput
 
-if TYPE_CHECKING:  # the store is imported only when a command needs it (CLI start-up time)
-    pass
+app = typer.Typer(
+    help="Port budgets and addresses: size a deployment, check a plan.", no_args_is_help=True
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object with every figure.")]
 DemandOpt = Annotated[
@@ -70,16 +68,6 @@ ChartOpt = Annotated[
     Path | None, typer.Option("--chart", help="Write the charts to FILE.svg or FILE.png.")
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")]
-
-
-def register(app: typer.Typer, plan_app: typer.Typer) -> None:
-    capacity_app = typer.Typer(
-        help="Port budgets and addresses: size a deployment, check a plan.", no_args_is_help=True
-    )
-    capacity_app.command("size")(capacity_size)
-    capacity_app.command("check")(capacity_check)
-    app.add_typer(capacity_app, name="capacity")
-    plan_app.command("diff")(plan_diff)
 
 
 # -- inputs ----------------------------------------------------------------------------------------
@@ -126,44 +114,6 @@ def _ports(text: str, exclude: str | None) -> Ports:
     return Ports(int(first), int(last), tuple(excluded))
 
 
-def _plans(*specs: str) -> list[tuple[Plan, dict[str, object]]]:
-    """Each spec is a plan file (if it exists) or REALM[@VERSION] in the store."""
-    from detnat.planfile import read_plan
-
-    out: list[tuple[Plan, dict[str, object]] | None] = []
-    refs = []
-    for n, spec in enumerate(specs):
-        if Path(spec).exists():
-            out.append((read_plan(spec), {"file": spec}))
-        else:
-            from detnat.service.capacity import parse_ref
-
-            refs.append((n, parse_ref(spec, field=spec)))
-            out.append(None)
-    if refs:
-        from cli.store import store_session
-        from detnat.service.capacity import plan_of
-
-        with store_session() as session:
-            for n, ref in refs:
-                out[n] = plan_of(session, ref, field=specs[n])
-    return [item for item in out if item is not None]
-
-
-def _write_atomically(target: Path, force: bool, write: Callable[[TextIO], None]) -> None:
-    """Write through a temporary file beside ``target``: never a half-written result."""
-    if target.exists() and not force:
-        raise InvalidInput("already exists; pass --force to overwrite it", field=str(target))
-    fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=".detnat-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as sink:
-            write(sink)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _write_chart(
     path: Path,
     force: bool,
@@ -182,54 +132,34 @@ def _write_chart(
         demand, subscribers=subscribers, usable_ports=usable, marks=marks, target=target
     )
     data = render(panels, title, fmt)
-    if path.exists() and not force:
-        raise InvalidInput("already exists; pass --force to overwrite it", field=str(path))
-    try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise InvalidInput(f"cannot write: {exc.strerror}", field=str(path)) from None
+    with runtime.new_binary_file(path, force=force) as sink:
+        sink.write(data)
 
 
 # -- printing --------------------------------------------------------------------------------------
 
 
-def _num(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        if abs(value) < 0.01:
-            return f"{value:.2e}"
-        if abs(value) < 1:
-            return f"{value:.4f}"
-        return f"{value:,.0f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
 def _pair(figure: object) -> str:
     assert isinstance(figure, dict)
-    return f"{_num(figure['analytic'])} / {_num(figure['monte_carlo'])}"
+    return f"{num(figure['analytic'])} / {num(figure['monte_carlo'])}"
 
 
 def _demand_line(demand: dict[str, object]) -> str:
     pct = demand["percentiles"]
     assert isinstance(pct, dict)
     shown = ", ".join(f"p{k} {v}" if k != "100" else f"max {v}" for k, v in pct.items())
-    return f"demand {demand['name']}: mean {_num(demand['mean'])} ports; {shown}"
+    return f"demand {demand['name']}: mean {num(demand['mean'])} ports; {shown}"
 
 
 _COLUMNS: tuple[tuple[str, Callable[[dict[str, object]], str]], ...] = (
-    ("block", lambda c: _num(c["block_size"])),
-    ("ratio", lambda c: _num(c["blocks_per_address"])),
-    ("dyn", lambda c: _num(c["dynamic_blocks"])),
-    ("addresses", lambda c: _num(c["addresses"])),
+    ("block", lambda c: num(c["block_size"])),
+    ("ratio", lambda c: num(c["blocks_per_address"])),
+    ("dyn", lambda c: num(c["dynamic_blocks"])),
+    ("addresses", lambda c: num(c["addresses"])),
     ("exceeding (exact / MC)", lambda c: _pair(c["exceeding_share"])),
     ("overflow ports", lambda c: _pair(c["overflow_ports"])),
     ("addr out of overflow", lambda c: _pair(c["addresses_out_of_overflow"])),
-    ("tail/addr", lambda c: _num(c["unused_tail_ports_per_address"])),
+    ("tail/addr", lambda c: num(c["unused_tail_ports_per_address"])),
 )
 
 
@@ -248,6 +178,7 @@ def _table(candidates: list[dict[str, object]]) -> list[str]:
 # -- capacity size ---------------------------------------------------------------------------------
 
 
+@app.command("size")
 @guarded
 def capacity_size(
     subscribers: Annotated[int, typer.Option("--subscribers", help="Subscribers to serve.")],
@@ -332,7 +263,7 @@ def capacity_size(
         print(
             f"recommended: block size {chosen['block_size']} (ratio {chosen['blocks_per_address']}"
             f"), dynamic blocks {chosen['dynamic_blocks']} -> {chosen['addresses']:,} addresses, "
-            f"{_num(chosen['exceeding_share']['analytic'])} of subscribers exceed their block"
+            f"{num(chosen['exceeding_share']['analytic'])} of subscribers exceed their block"
         )
         print(f"  plan: block: {json.dumps(chosen['plan']['block'])}")
     else:
@@ -355,6 +286,7 @@ def capacity_size(
 # -- capacity check --------------------------------------------------------------------------------
 
 
+@app.command("check")
 @guarded
 def capacity_check(
     plan: Annotated[str, typer.Argument(help="Plan file, or REALM[@VERSION|@current|@latest].")],
@@ -370,7 +302,7 @@ def capacity_check(
 ) -> None:
     """Capacity figures of a plan file or a realm's version under a demand."""
     model = _demand(demand, percentiles, histogram)
-    ((loaded, source),) = _plans(plan)
+    ((loaded, source),) = runtime.load_plans(plan)
     mapper = compile_plan(loaded)
     started = time.perf_counter()
     result = {
@@ -399,14 +331,14 @@ def capacity_check(
     print(f"{plan}: {figures['subscribers']:,} subscribers on {figures['addresses']:,} addresses")
     print(_demand_line(demand_json))
     rows = (
-        ("ports per subscriber", _num(figures["block_size"])),
+        ("ports per subscriber", num(figures["block_size"])),
         (
             "blocks per address (dynamic)",
             f"{figures['blocks_per_address']} ({figures['dynamic_blocks']})",
         ),
-        ("subscribers per address", _num(figures["subscribers_per_address"])),
-        ("unused tail ports per address", _num(figures["unused_tail_ports_per_address"])),
-        ("spare deterministic blocks", _num(figures["spare_blocks"])),
+        ("subscribers per address", num(figures["subscribers_per_address"])),
+        ("unused tail ports per address", num(figures["unused_tail_ports_per_address"])),
+        ("spare deterministic blocks", num(figures["spare_blocks"])),
         ("exceeding their block (exact / MC)", _pair(figures["exceeding_share"])),
         ("subscribers exceeding", _pair(figures["exceeding_subscribers"])),
         ("overflow ports needed", _pair(figures["overflow_ports"])),
@@ -423,78 +355,3 @@ def capacity_check(
     for note in notes:
         print(f"note: {note}")
     print(f"\nexact / Monte Carlo ({samples:,} samples, seed {seed}, {elapsed:.2f} s)")
-
-
-# -- plan diff -------------------------------------------------------------------------------------
-
-
-def _side(mapper: Mapper, source: dict[str, object]) -> str:
-    where = source.get("file") or f"{source['realm']} v{source['version']}"
-    s = mapper.summary()
-    return (
-        f"{where} ({s['algorithm']}, {_num(s['subscribers'])} subscribers, "
-        f"{_num(s['ports_per_subscriber'])} ports each, {_num(s['usable_addresses'])} addresses)"
-    )
-
-
-@guarded
-def plan_diff(
-    old: Annotated[str, typer.Argument(help="Old plan: file or REALM@VERSION.")],
-    new: Annotated[str, typer.Argument(help="New plan: file or REALM@VERSION.")],
-    subscribers: Annotated[
-        Path | None,
-        typer.Option("--subscribers", help="Write every subscriber's change to this CSV."),
-    ] = None,
-    changed_only: Annotated[
-        bool, typer.Option("--changed-only", help="In --subscribers, only those that change.")
-    ] = False,
-    force: ForceOpt = False,
-    json_out: JsonOpt = False,
-) -> None:
-    """What a plan change does to subscribers: kept, ports changed, address changed; capacity."""
-    (old_plan, old_source), (new_plan, new_source) = _plans(old, new)
-    old_mapper, new_mapper = compile_plan(old_plan), compile_plan(new_plan)
-    compared = diff_plans(old_mapper, new_mapper)
-    report = {"old": old_source, "new": new_source, **compared.report()}
-    if subscribers is not None:
-
-        def write(sink: TextIO) -> None:
-            writer = csv.writer(sink, lineterminator="\n")
-            writer.writerow(CSV_HEADER)
-            for rows in compared.rows(changed_only=changed_only):
-                writer.writerows(rows)
-
-        _write_atomically(subscribers, force, write)
-    if json_out:
-        emit_json(report)
-        return
-    s = report["subscribers"]
-    p = report["ports"]
-    cap = report["capacity"]
-    assert isinstance(s, dict) and isinstance(p, dict) and isinstance(cap, dict)
-    print(f"old: {_side(old_mapper, old_source)}")
-    print(f"new: {_side(new_mapper, new_source)}")
-    print(
-        f"subscribers in both: {_num(s['common'])}: {_num(s['kept'])} keep their allocation, "
-        f"{_num(s['ports_changed'])} change ports only, {_num(s['address_changed'])} change "
-        f"address; {_num(s['added'])} added, {_num(s['removed'])} removed"
-    )
-    print(
-        f"ports: {_num(p['gained'])} gained by {_num(p['subscribers_gaining'])} subscribers, "
-        f"{_num(p['lost'])} lost by {_num(p['subscribers_losing'])}"
-    )
-    before, after = cap["before"], cap["after"]
-    print(
-        f"capacity: {_num(before['capacity'])} -> {_num(after['capacity'])} subscribers "
-        f"(utilisation {before['utilisation']:.1%} -> {after['utilisation']:.1%})"
-    )
-    changes = report["changes"]
-    assert isinstance(changes, list)
-    for change in changes:
-        print(f"change: {change}")
-    warnings = report["warnings"]
-    assert isinstance(warnings, list)
-    for warning in warnings:
-        print(f"warning: {warning['message']}", file=sys.stderr)
-    if subscribers is not None:
-        print(f"per subscriber: {subscribers}")

@@ -1,0 +1,327 @@
+"""``forward`` / ``reverse`` against the store at time T: through the audited inquiries.
+
+Each function answers for :mod:`cli.commands.lookups` and returns the exit code. Every answer is
+in the audit log (committed) before it is printed; a batch's output leaves (file or stdout) only
+after its audit entry is in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+
+from cli import runtime
+from cli.output import EXIT_INVALID, EXIT_OK, emit_json, error_json, fail_line, ranges_text
+from detnat.errors import InvalidInput, QueryError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from detnat.service import audit, inquiry, lookups, plans, times
+else:  # loaded when a store command runs: `--plan` commands start without SQLAlchemy
+    audit = runtime.lazy_module("detnat.service.audit")
+    inquiry = runtime.lazy_module("detnat.service.inquiry")
+    lookups = runtime.lazy_module("detnat.service.lookups")
+    plans = runtime.lazy_module("detnat.service.plans")
+    times = runtime.lazy_module("detnat.service.times")
+
+
+def _tolerance(text: str | None) -> timedelta:
+    return times.check_tolerance(times.parse_duration(text)) if text else timedelta(0)
+
+
+def _identity(
+    case: str | None, legal_basis: str | None, requested_by: str | None
+) -> inquiry.Identity:
+    if case is None:
+        raise InvalidInput(
+            "required for lookups against the store (a case reference)", field="--case"
+        )
+    return inquiry.Identity(case, legal_basis, requested_by).checked("cli")
+
+
+def _kept() -> inquiry.Inquiries:
+    return inquiry.Inquiries(lookups.DEFAULT_MAPPERS, audit.CaseOwners())
+
+
+def _answer_line(query: str, answer: dict[str, object]) -> str:
+    status = answer["status"]
+    if status == "match":
+        ranges = answer["port_ranges"]
+        assert isinstance(ranges, list)
+        line = (
+            f"{query}  match  {answer['subscriber']}  (holds {answer['public_ip']} ports "
+            f"{ranges_text(ranges)})"
+        )
+    else:
+        line = f"{query}  {status}  {answer.get('reason', '')}"
+    candidates = answer.get("candidates") or []
+    assert isinstance(candidates, list)
+    for c in candidates:
+        who = c.get("subscriber") or c.get("reason", "")
+        line += (
+            f"\n    {c['realm']} v{c['version']} ({str(c['content_sha256'])[:12]}) "
+            f"{c['status']} {who}"
+        )
+    return line
+
+
+def forward_at(
+    actor: audit.Actor,
+    queries: list[str],
+    *,
+    at: str,
+    tz: str | None,
+    realm: str | None,
+    case: str | None,
+    as_json: bool,
+    legal_basis: str | None = None,
+    requested_by: str | None = None,
+) -> int:
+    identity = _identity(case, legal_basis, requested_by)
+    times.parse_instant(at, tz=tz, field="--at")
+    kept = _kept()
+    failed = False
+    with runtime.store_session() as session:
+        for query in queries:
+            asked = inquiry.ForwardQuery(query, at, identity, "cli", tz=tz, realm=realm)
+            try:
+                answered = inquiry.forward(
+                    session,
+                    actor,
+                    asked,
+                    snapshot=lookups.DEFAULT_TIMELINES.get(session),
+                    kept=kept,
+                    now=plans.utcnow(),
+                    request_id=runtime.request_id(),
+                )
+            except QueryError as exc:
+                session.rollback()
+                failed = True
+                fail_line(exc)
+                if as_json:
+                    emit_json(error_json(query, exc))
+                continue
+            session.commit()  # audited before the answer leaves
+            answer = answered.to_json()
+            if as_json:
+                emit_json(answer)
+            elif answer["status"] == "match":
+                ranges = answer["port_ranges"]
+                assert isinstance(ranges, list)
+                print(f"{answer['subscriber']}  {answer['public_ip']}  ports {ranges_text(ranges)}")
+            else:
+                print(_answer_line(query, answer))
+    return EXIT_INVALID if failed else EXIT_OK
+
+
+def reverse_at(
+    actor: audit.Actor,
+    queries: list[str],
+    *,
+    at: str,
+    tz: str | None,
+    tolerance: str | None,
+    realm: str | None,
+    case: str | None,
+    as_json: bool,
+    legal_basis: str | None = None,
+    requested_by: str | None = None,
+    evidence_file: Path | None = None,
+    force: bool = False,
+) -> int:
+    times.parse_instant(at, tz=tz, field="--at")
+    window = _tolerance(tolerance)
+    identity = _identity(case, legal_basis, requested_by)
+    if evidence_file is not None:
+        if len(queries) != 1:
+            raise InvalidInput("one query per evidence file", field="--evidence")
+        runtime.refuse_existing(evidence_file, force, hint=runtime.KEPT_HINT)
+    kept = _kept()
+    failed = False
+    with runtime.store_session() as session:
+        for query in queries:
+            try:
+                address, port = runtime.parse_endpoint(query)
+                asked = inquiry.ReverseQuery(
+                    address, port, at, identity, "cli", tz=tz, tolerance=window, realm=realm
+                )
+                answered = inquiry.reverse(
+                    session,
+                    actor,
+                    asked,
+                    snapshot=lookups.DEFAULT_TIMELINES.get(session),
+                    kept=kept,
+                    now=plans.utcnow(),
+                    request_id=runtime.request_id(),
+                )
+            except InvalidInput as exc:
+                session.rollback()
+                failed = True
+                fail_line(exc)
+                if as_json:
+                    emit_json(error_json(query, exc))
+                continue
+            session.commit()  # audited before the answer leaves
+            if evidence_file is not None:
+                from detnat.service import evidence
+
+                document = evidence.build(session, answered.answer_id)
+                runtime.write_new(
+                    evidence_file,
+                    json.dumps(document, indent=2) + "\n",
+                    force=force,
+                    hint=runtime.KEPT_HINT,
+                )
+            answer = answered.to_json()
+            if as_json:
+                emit_json({"query": query, **answer})
+            else:
+                print(_answer_line(query, answer))
+    return EXIT_INVALID if failed else EXIT_OK
+
+
+def reverse_batch_at(
+    actor: audit.Actor,
+    batch: Path,
+    output: Path | None,
+    *,
+    tz: str | None,
+    tolerance: str | None,
+    realm: str | None,
+    case: str | None,
+    as_json: bool,
+    force: bool,
+) -> int:
+    """Rows ``ip,port,time`` against the store, streamed; adds status,reason,subscriber.
+
+    One snapshot of the timelines for the whole batch; rows grouped by plan version and answered
+    with the vectorised engine (:mod:`detnat.service.batch_lookups`).
+    """
+    from detnat.service import batch_lookups
+
+    ask = inquiry.BatchAsk(
+        _identity(case, None, None),
+        "cli",
+        tz=tz,
+        tolerance=_tolerance(tolerance),
+        realm=realm,
+        file=batch.name,
+    )
+    try:
+        raw = batch.open("rb")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read: {exc.strerror}", field=str(batch)) from None
+    with raw, runtime.store_session() as session:
+        inquiry.open_batch(session, actor, ask, kept=_kept(), request_id=runtime.request_id())
+        total = os.fstat(raw.fileno()).st_size
+        counted = _Counted(raw)
+        lines = batch_lookups.bounded_lines(
+            io.TextIOWrapper(
+                io.BufferedReader(counted),
+                encoding="utf-8-sig",
+                errors="surrogateescape",
+                newline="",
+            )
+        )
+        query = batch_lookups.BatchQuery(
+            snapshot=lookups.DEFAULT_TIMELINES.get(session),
+            now=plans.utcnow(),
+            mappers=lookups.DEFAULT_MAPPERS,
+            tolerance=ask.tolerance,
+            realm=realm,
+            tz=tz,
+        )
+        # Nothing leaves before the audit entry is in: the file is renamed into place, or the
+        # rows copied to stdout, only after `_audit_batch` committed it.
+        with _progress(total) as progress, _held_output(output, force) as sink:
+            report = batch_lookups.reverse_csv_at(
+                query, lines, sink.write, progress=lambda _: progress(counted.done)
+            )
+            _audit_batch(session, actor, ask, counted, report)
+    runtime.print_bad_rows(batch, report.bad_rows, report.bad_row_count)
+    summary = {
+        "rows": report.rows,
+        "counts": report.counts,
+        "bad_rows": report.bad_row_count,
+        "case": case,
+        "output_sha256": report.output_sha256,
+    }
+    if as_json and output is not None:
+        emit_json(summary)
+    else:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
+        print(f"detnat: {report.rows} rows: {counts or 'nothing'}", file=sys.stderr)
+    return EXIT_INVALID if report.bad_row_count else EXIT_OK
+
+
+@contextmanager
+def _held_output(output: Path | None, force: bool) -> Iterator[TextIO]:
+    """Where the batch's rows go, held back until the block ends: ``output`` (a new file, see
+    :func:`cli.runtime.new_file`), or a temporary file copied to stdout."""
+    if output is not None:
+        with runtime.new_file(output, force=force, errors="surrogateescape") as sink:
+            yield sink
+        return
+    with tempfile.TemporaryFile() as held:
+        text = io.TextIOWrapper(held, encoding="utf-8", errors="surrogateescape", newline="")
+        yield text
+        text.flush()
+        text.detach()
+        held.seek(0)
+        shutil.copyfileobj(held, sys.stdout.buffer)
+    sys.stdout.flush()
+
+
+def _audit_batch(
+    session: Session, actor: audit.Actor, ask: inquiry.BatchAsk, counted: _Counted, report: Any
+) -> None:
+    inquiry.record_batch(
+        session,
+        actor,
+        ask,
+        report,
+        kind="text/csv",
+        input_sha256=counted.sha256.hexdigest(),
+        request_id=runtime.request_id(),
+    )
+    session.commit()
+
+
+class _Counted(io.RawIOBase):
+    """A binary file that counts and hashes the bytes read from it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw, self.done = raw, 0
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = int(self.raw.readinto(buffer) or 0)  # type: ignore[attr-defined]
+        self.done += n
+        self.sha256.update(memoryview(buffer)[:n])
+        return n
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[int], None]]:
+    if not sys.stderr.isatty():
+        yield lambda done: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("reverse", total=total)
+        yield lambda done: bar.update(task, completed=done)
