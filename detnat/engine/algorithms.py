@@ -124,7 +124,8 @@ def algorithm_named(name: object) -> Algorithm:
     """The algorithm called ``name``; :class:`PlanError` (field ``algorithm``) lists the names."""
     found = _algorithms().get(name) if isinstance(name, str) else None
     if found is None:
-        names = " or ".join(repr(a.name) for a in algorithms())
+        *most, last = (repr(a.name) for a in algorithms())
+        names = f"{', '.join(most)} or {last}" if most else last
         raise PlanError(f"Input should be {names} (got {name!r})", field="algorithm")
     return found
 
