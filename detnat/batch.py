@@ -400,18 +400,15 @@ def _ipv4_key_runs(mapper: Mapper) -> tuple[Ints, Ints] | None:
     Built from the plan with the engine's own numbering, then checked against
     :meth:`Mapper.subscriber_at` at every run boundary, so it can only be used when it agrees.
     """
-    inside = mapper.plan.inside
-    if mapper.family != V4 or mapper.plan.algorithm != "block" or inside is None:
+    if mapper.family != V4:
         return None
-    from detnat.engine.block import build_key_space
-
-    keys = build_key_space(inside)
-    firsts = np.array([lo for lo, _ in keys.runs], dtype=np.int64)
-    starts = np.array(keys.starts, dtype=np.int64)
+    runs = mapper.key_runs()
+    firsts = np.array([run.first for run in runs], dtype=np.int64)
+    starts = np.array([run.start for run in runs], dtype=np.int64)
     if len(starts) > 1 and np.any(np.diff(starts) <= 0):
         return None
     shift = WIDTH[V4] - mapper.subscriber_prefix_length
-    probes = sorted({0, mapper.subscriber_count - 1, *keys.starts, *(s - 1 for s in keys.starts)})
+    probes = sorted({0, mapper.subscriber_count - 1, *starts.tolist(), *(starts - 1).tolist()})
     for index in probes:
         if 0 <= index < mapper.subscriber_count:
             run = int(np.searchsorted(starts, index, side="right")) - 1

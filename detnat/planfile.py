@@ -1,5 +1,8 @@
 """Plan files: YAML (JSON is a subset) parsed strictly with pydantic into an engine :class:`Plan`.
 
+The schema is not written here: it is the engine's plan classes, one per registered algorithm
+(:mod:`detnat.engine.algorithms`), validated as one pydantic union discriminated by ``algorithm``.
+
 Strict means: unknown keys refused with the key named, no type coercion (``"80"`` is not a port),
 no YAML tags beyond the plain ones, no anchors/aliases (billion laughs), no duplicate keys, and
 only regular files of sane size. Every error is a :class:`PlanError` whose ``field`` is a path
@@ -9,30 +12,39 @@ such as ``outside.prefixes[1]``; the engine then checks the plan as a whole
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import re
 import stat
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Union, cast, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 
 from detnat import strictjson
 from detnat.engine import (
-    Block,
-    Inside,
+    Algorithm,
     Mapper,
-    MapRule,
-    Outside,
     Plan,
-    Ports,
     Prefix,
-    StaticBinding,
+    algorithm_named,
+    algorithms,
     compile_plan,
     parse_prefix,
 )
 from detnat.engine.addresses import parse_ipv4
+from detnat.engine.plan import MISSING, Spelling, plan_fields
 from detnat.errors import InvalidInput, PlanError
 
 MAX_PLAN_BYTES = 1 << 20
@@ -76,82 +88,82 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
 
 
-class InsideModel(_Strict):
-    prefixes: list[PrefixField] = Field(min_length=1)
-    subscriber_prefix_length: int
-    exclude: list[PrefixField] = []
+# -- the schema: the engine's plan classes, as pydantic sees them ---------------------------------
+#
+# The plan file schema is written once, as the engine's plan dataclasses (one per algorithm, from
+# the registry). Here each becomes a strict pydantic model with the same fields, defaults and
+# types: a prefix is parsed from its one spelling, a tuple is a list in the file, and the marks of
+# :class:`Spelling` say how an address or a port range is written.
 
 
-class OutsideModel(_Strict):
-    prefixes: list[PrefixField] = Field(min_length=1)
-    exclude: list[PrefixField] = []
+def _annotation(hint: Any) -> Any:
+    """The pydantic annotation of an engine type hint."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Annotated:
+        base, *marks = args
+        if Spelling.IPV4_ADDRESS in marks:
+            return IPv4Field
+        if Spelling.PORT_RANGE in marks:
+            return PortRangeField
+        if Spelling.NON_EMPTY in marks:
+            return Annotated[_annotation(base), Field(min_length=1)]
+        return _annotation(base)
+    if hint is Prefix:
+        return PrefixField
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return list[_annotation(args[0])]  # type: ignore[misc]
+    if origin in (Union, UnionType):
+        return Union[tuple(_annotation(a) for a in args)]  # noqa: UP007
+    if dataclasses.is_dataclass(hint):
+        return _model_of(cast(type, hint))
+    return hint  # int, str, a Literal
 
 
-class PortsModel(_Strict):
-    first: int = 1024
-    last: int = 65535
-    exclude: list[PortRangeField] = []
+_MODELS: dict[type, type[_Strict]] = {}
+_ENGINE_CLASS: dict[type[BaseModel], type] = {}
 
 
-class BlockModel(_Strict):
-    size: int | None = None
-    ratio: int | None = None
-    assignment: Literal["sequential", "staggered"] = "sequential"
-    dynamic_blocks: int = 0
+def _model_of(cls: type) -> type[_Strict]:
+    """The strict pydantic model of an engine plan dataclass."""
+    found = _MODELS.get(cls)
+    if found is None:
+        definitions: dict[str, Any] = {}
+        for name, hint, default in plan_fields(cls):
+            if name == "algorithm":
+                default = MISSING  # the tag is always written
+            elif isinstance(default, tuple):
+                default = list(default)
+            definitions[name] = (_annotation(hint), ... if default is MISSING else default)
+        found = create_model(f"{cls.__name__}File", __base__=_Strict, **definitions)
+        _MODELS[cls] = found
+        _ENGINE_CLASS[found] = cls
+    return found
 
 
-class MapModel(_Strict):
-    rule_ipv6_prefix: PrefixField
-    rule_ipv4_prefix: PrefixField
-    ea_bits_length: int
-    psid_offset: int = 6
-
-
-class StaticModel(_Strict):
-    subscriber: PrefixField
-    address: IPv4Field
-
-
-class PlanModel(_Strict):
-    algorithm: Literal["block", "map"]
-    inside: InsideModel | None = None
-    outside: OutsideModel | None = None
-    ports: PortsModel | None = None
-    block: BlockModel | None = None
-    map: MapModel | None = None
-    static: list[StaticModel] = []
-
-    def to_plan(self) -> Plan:
-        return Plan(
-            algorithm=self.algorithm,
-            inside=None
-            if self.inside is None
-            else Inside(
-                tuple(self.inside.prefixes),
-                self.inside.subscriber_prefix_length,
-                tuple(self.inside.exclude),
-            ),
-            outside=None
-            if self.outside is None
-            else Outside(tuple(self.outside.prefixes), tuple(self.outside.exclude)),
-            ports=None
-            if self.ports is None
-            else Ports(self.ports.first, self.ports.last, tuple(self.ports.exclude)),
-            block=None
-            if self.block is None
-            else Block(
-                self.block.size, self.block.ratio, self.block.assignment, self.block.dynamic_blocks
-            ),
-            map=None
-            if self.map is None
-            else MapRule(
-                self.map.rule_ipv6_prefix,
-                self.map.rule_ipv4_prefix,
-                self.map.ea_bits_length,
-                self.map.psid_offset,
-            ),
-            static=tuple(StaticBinding(s.subscriber, s.address) for s in self.static),
+def _engine_value(value: Any) -> Any:
+    """A validated model value as the engine's: models to dataclasses, lists to tuples."""
+    if isinstance(value, BaseModel):
+        cls = _ENGINE_CLASS[type(value)]
+        return cls(
+            **{name: _engine_value(getattr(value, name)) for name in type(value).model_fields}
         )
+    if isinstance(value, list):
+        return tuple(_engine_value(item) for item in value)
+    return value
+
+
+@functools.lru_cache(maxsize=8)
+def _schema(registered: tuple[Algorithm, ...]) -> TypeAdapter[Any]:
+    """The plan file schema: the registered plan classes, one union discriminated by algorithm."""
+    models = tuple(_model_of(algorithm.plan) for algorithm in registered)
+    union = models[0] if len(models) == 1 else Union[models]  # noqa: UP007
+    schema: Any = Annotated[union, Field(discriminator="algorithm")]
+    return TypeAdapter(schema)
+
+
+def plan_schema() -> TypeAdapter[Any]:
+    """The validator of plan files for the algorithms registered now."""
+    return _schema(algorithms())
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -166,8 +178,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out or "plan"
 
 
-def _first_error(exc: ValidationError) -> PlanError:
-    err = exc.errors(include_url=False)[0]
+def _message(err: Any) -> str:
     loc = tuple(err["loc"])
     message = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
@@ -176,7 +187,41 @@ def _first_error(exc: ValidationError) -> PlanError:
         message = "required but missing"
     elif err["type"] in ("literal_error", "int_type", "list_type", "model_type", "string_type"):
         message = f"{message} (got {err.get('input')!r})"
-    return PlanError(message, field=_path(loc))
+    return message
+
+
+def _first_error(exc: ValidationError, data: dict[Any, Any]) -> PlanError:
+    errors = exc.errors(include_url=False)
+    tag = data.get("algorithm")
+    first = errors[0]
+    if first["type"] in ("union_tag_not_found", "union_tag_invalid"):
+        if "algorithm" not in data:
+            return PlanError("required but missing", field="algorithm")
+        return algorithm_named_error(tag)
+    # Errors inside the algorithm's plan come under the tag: drop it from the path.
+    located = [(tuple(e["loc"])[1:], e) for e in errors]
+    algorithm = algorithm_named(tag)
+    sections = {name for a in algorithms() for name, _, _ in plan_fields(a.plan)}
+
+    def unused(loc: tuple[Any, ...], err: Any) -> bool:
+        return err["type"] == "extra_forbidden" and len(loc) == 1 and loc[0] in sections
+
+    # A section the algorithm does not use is said last, as the engine said it before the schema
+    # was one union: what is wrong inside the sections it uses comes first.
+    loc, err = next(((loc, e) for loc, e in located if not unused(loc, e)), located[0])
+    if unused(loc, err):
+        return PlanError(
+            f"not used by algorithm {algorithm.name}{algorithm.unused_hint}", field=str(loc[0])
+        )
+    return PlanError(_message({**err, "loc": loc}), field=_path(loc))
+
+
+def algorithm_named_error(tag: Any) -> PlanError:
+    try:
+        algorithm_named(tag)
+    except PlanError as exc:
+        return exc
+    raise AssertionError(f"{tag!r} is registered")  # pragma: no cover
 
 
 def plan_from_data(data: Any) -> Plan:
@@ -184,9 +229,12 @@ def plan_from_data(data: Any) -> Plan:
     if not isinstance(data, dict):
         raise PlanError(f"a plan is a mapping of keys, got {type(data).__name__}", field="plan")
     try:
-        return PlanModel.model_validate(data).to_plan()
+        model = plan_schema().validate_python(data)
     except ValidationError as exc:
-        raise _first_error(exc) from None
+        raise _first_error(exc, data) from None
+    plan = _engine_value(model)
+    assert isinstance(plan, Plan)
+    return plan
 
 
 # YAML 1.2 core schema: the only plain scalars that are not strings.

@@ -343,8 +343,9 @@ def not_subscribers(content: dict[str, Any], subscribers: set[Network]) -> list[
 def scalar_ports(plan: Plan, data: st.DataObject | None, width: int) -> list[int]:
     """All ports around the usable range when it fits in ``width``; else a window of them."""
     lowest, highest = 0, 65535
-    if plan.ports is not None:
-        lowest, highest = max(0, plan.ports.first - 1), min(65535, plan.ports.last + 1)
+    ports = getattr(plan, "ports", None)  # map plans have no ports section
+    if ports is not None:
+        lowest, highest = max(0, ports.first - 1), min(65535, ports.last + 1)
     if highest - lowest + 1 <= width:
         return list(range(lowest, highest + 1))
     if data is not None:

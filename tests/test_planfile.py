@@ -136,6 +136,12 @@ def test_canonical_json_writes_defaults_and_canonical_prefixes() -> None:
             "inside",
             "not used by algorithm map",
         ),
+        (
+            VPP + "map: {rule_ipv6_prefix: '2001:db8::/40', rule_ipv4_prefix: '192.0.2.0/24', "
+            "ea_bits_length: 16}\n",
+            "map",
+            "not used by algorithm block",
+        ),
         ("- algorithm\n", "plan", "mapping"),
     ],
 )

@@ -18,12 +18,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
 from detnat.capacity.layout import Allocations, IntArray, PortSets, common_pieces, uncovered
-from detnat.engine import Mapper, Plan, compile_plan, format_ipv4
+from detnat.engine import Inside, Mapper, Outside, Plan, compile_plan, format_ipv4
 from detnat.errors import DetnatError
 
 T = TypeVar("T")
@@ -156,51 +156,68 @@ def _reordered(old: Sequence[T], new: Sequence[T]) -> list[T]:
     return kept + [item for item in new if item not in kept]
 
 
+def _pool_and_key_space(plan: Plan) -> tuple[Outside | None, Inside | None]:
+    """The ``outside`` and ``inside`` sections of a plan whose algorithm has them (the shared
+    section types of :mod:`detnat.engine.plan`), else None: what :func:`alternatives` reorders."""
+    outside, inside = getattr(plan, "outside", None), getattr(plan, "inside", None)
+    return (
+        outside if isinstance(outside, Outside) else None,
+        inside if isinstance(inside, Inside) else None,
+    )
+
+
+def _replace(plan: Plan, **sections: Inside | Outside) -> Plan:
+    """``plan`` with sections that :func:`_pool_and_key_space` found in it replaced."""
+    replaced: Plan = dataclasses.replace(cast(Any, plan), **sections)
+    return replaced
+
+
 def alternatives(old: Plan, new: Plan) -> list[tuple[str, Plan]]:
     """Variants of ``new`` that keep its pool, key space and parameters but renumber less."""
     out: list[tuple[str, Plan]] = []
-    outside, inside = new.outside, new.inside
+    old_outside, old_inside = _pool_and_key_space(old)
+    outside, inside = _pool_and_key_space(new)
     appended_outside = appended_inside = None
-    if old.outside is not None and outside is not None:
-        order = _reordered(old.outside.prefixes, outside.prefixes)
+    if old_outside is not None and outside is not None:
+        order = _reordered(old_outside.prefixes, outside.prefixes)
         if order != list(outside.prefixes):
-            added = [str(p) for p in outside.prefixes if p not in old.outside.prefixes]
+            added = [str(p) for p in outside.prefixes if p not in old_outside.prefixes]
             appended_outside = dataclasses.replace(outside, prefixes=tuple(order))
             out.append(
                 (
                     f"append the new outside prefixes ({', '.join(added) or 'none'}) after the "
                     "existing ones, in their old order",
-                    dataclasses.replace(new, outside=appended_outside),
+                    _replace(new, outside=appended_outside),
                 )
             )
-    if old.inside is not None and inside is not None:
-        order = _reordered(old.inside.prefixes, inside.prefixes)
+    if old_inside is not None and inside is not None:
+        order = _reordered(old_inside.prefixes, inside.prefixes)
         if order != list(inside.prefixes):
-            added = [str(p) for p in inside.prefixes if p not in old.inside.prefixes]
+            added = [str(p) for p in inside.prefixes if p not in old_inside.prefixes]
             appended_inside = dataclasses.replace(inside, prefixes=tuple(order))
             out.append(
                 (
                     f"append the new inside prefixes ({', '.join(added) or 'none'}) after the "
                     "existing ones, in their old order",
-                    dataclasses.replace(new, inside=appended_inside),
+                    _replace(new, inside=appended_inside),
                 )
             )
-        new_excludes = [p for p in inside.exclude if p not in old.inside.exclude]
+        new_excludes = [p for p in inside.exclude if p not in old_inside.exclude]
         if new_excludes:
-            kept = tuple(p for p in inside.exclude if p in old.inside.exclude)
+            kept = tuple(p for p in inside.exclude if p in old_inside.exclude)
             base = appended_inside or inside
             out.append(
                 (
                     f"leave {', '.join(str(p) for p in new_excludes)} in the key space instead of "
                     "excluding it (its block simply goes unused; nobody after it is renumbered)",
-                    dataclasses.replace(new, inside=dataclasses.replace(base, exclude=kept)),
+                    _replace(new, inside=dataclasses.replace(base, exclude=kept)),
                 )
             )
     if appended_outside is not None and appended_inside is not None:
         out.append(
             (
                 "append the new outside and inside prefixes after the existing ones",
-                dataclasses.replace(new, outside=appended_outside, inside=appended_inside),
+                _replace(new, outside=appended_outside, inside=appended_inside),
             )
         )
     return out

@@ -13,15 +13,10 @@ of one plan is subscriber ``n + j`` of the other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import numpy.typing as npt
 
-from detnat.engine import Mapper
-from detnat.engine.addresses import WIDTH
-from detnat.engine.block import BlockMapper, build_key_space, build_pool, build_ports
-from detnat.engine.map_rule import MapMapper, port_set
+from detnat.engine import CAPACITY, Mapper, refusal
 from detnat.engine.results import ALL_PORTS, PortRanges
 from detnat.errors import InvalidInput
 
@@ -59,15 +54,8 @@ class PortSets:
         return found
 
 
-@dataclass(frozen=True)
-class KeyRun:
-    first: int  # first subscriber key (prefix >> host bits) of the run
-    last: int
-    start: int  # subscriber number of ``first``
-
-
 class Allocations:
-    """Vectorised allocations of one compiled plan (block or map)."""
+    """Vectorised allocations of one compiled plan (any algorithm that declares ``compare``)."""
 
     def __init__(self, mapper: Mapper, port_sets: PortSets) -> None:
         self.mapper = mapper
@@ -75,64 +63,24 @@ class Allocations:
         self.subscriber_count = mapper.subscriber_count
         self.family = mapper.family
         self.prefix_length = mapper.subscriber_prefix_length
-        plan = mapper.plan
-        if isinstance(mapper, BlockMapper):
-            assert plan.inside is not None and plan.outside is not None and plan.ports is not None
-            keys = build_key_space(plan.inside)
-            self.key_runs = tuple(
-                KeyRun(lo, hi, start)
-                for (lo, hi), start in zip(keys.runs, keys.starts, strict=True)
-            )
-            pool = build_pool(plan.outside)[0]
-            self._pool_lo = np.array([lo for lo, _ in pool.runs], dtype=np.int64)
-            self._pool_start = np.array(pool.starts, dtype=np.int64)
-            ports = build_ports(plan.ports)
-            size = mapper.size
-            single = ports.runs[0][0] if len(ports.runs) == 1 else None
-            ids = []
-            for block in range(mapper.blocks):
-                if single is not None:
-                    low = single + block * size
-                    ranges: PortRanges = ((low, low + size - 1),)
-                else:
-                    ranges = tuple(ports.ranges_between(block * size, block * size + size - 1))
-                ids.append(port_sets.id_of(ranges))
-            self._block_ids = np.array(ids, dtype=np.int64)
-            self._sequential = mapper.sequential
-            self._det = mapper.det_blocks
-            self._addresses = mapper.addresses
-            self._map = False
-        elif isinstance(mapper, MapMapper):
-            shift = WIDTH[mapper.family] - mapper.subscriber_prefix_length
-            first = mapper.rule.rule_ipv6_prefix.network >> shift
-            self.key_runs = (KeyRun(first, first + mapper.subscriber_count - 1, 0),)
-            k, a = mapper.psid_length, mapper.psid_offset
-            self._psid_bits = k
-            self._v4 = mapper.rule.rule_ipv4_prefix.network
-            self._psid_ids = np.array(
-                [port_sets.id_of(port_set(psid, a, k)) for psid in range(1 << k)], dtype=np.int64
-            )
-            self._map = True
-        else:
-            raise InvalidInput(f"cannot compare a {type(mapper).__name__}", field="plan")
-        statics = sorted((mapper.subscriber_number(s.subscriber), s.address) for s in plan.static)
+        why_not = refusal(mapper, CAPACITY, "compare")
+        if why_not is not None:
+            raise InvalidInput(why_not, field="plan")
+        self.key_runs = mapper.key_runs()
+        self._set_ids = np.array(
+            [port_sets.id_of(ranges) for ranges in mapper.pool_port_sets()], dtype=np.int64
+        )
+        statics = sorted(
+            (mapper.subscriber_number(s.subscriber), s.address) for s in mapper.plan.static
+        )
         self._static_index = np.array([i for i, _ in statics], dtype=np.int64)
         self._static_ip = np.array([ip for _, ip in statics], dtype=np.int64)
         self._all_ports = port_sets.id_of(ALL_PORTS)
 
     def of(self, index: IntArray) -> tuple[IntArray, IntArray]:
         """(public IPv4 address, port set id) of each subscriber number in ``index``."""
-        if self._map:
-            ip = self._v4 | (index >> self._psid_bits)
-            ids = self._psid_ids[index & ((1 << self._psid_bits) - 1)]
-        else:
-            if self._sequential:
-                address, block = np.divmod(index, self._det)
-            else:
-                block, address = np.divmod(index, self._addresses)
-            run = np.searchsorted(self._pool_start, address, side="right") - 1
-            ip = self._pool_lo[run] + address - self._pool_start[run]
-            ids = self._block_ids[block]
+        ip, number = self.mapper.pool_allocations(index)
+        ids = self._set_ids[number]
         if len(self._static_index):
             pos = np.minimum(
                 np.searchsorted(self._static_index, index), len(self._static_index) - 1

@@ -2,7 +2,10 @@
 table, the nftables ruleset file.
 
 Each export either says exactly what the plan says, or refuses with :class:`NotExpressible`
-listing everything that does not fit; it never writes an approximation.
+listing everything that does not fit; it never writes an approximation. Which algorithms a format
+takes is the algorithm's declaration in the registry (:func:`detnat.engine.refusal`): a format
+then relies on the mapper that algorithm compiles to (det44 and nftables on a
+:class:`BlockMapper`, Snabb on a :class:`MapMapper`).
 
 **VPP det44** computes, for ``det44 add in I/i out O/o``: sharing ratio R = 2^(32-i) / 2^(32-o),
 ports per host S = (65535 - 1023) // R, inside host n gets outside address O + n // R and ports
@@ -20,10 +23,12 @@ address of a delegated prefix is its RFC 7597 section 6 MAP address (interface i
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 from detnat.datapath.base import NotExpressible
+from detnat.datapath.nftables import TARGET as NFTABLES_TARGET
 from detnat.datapath.nftables import render_ruleset
-from detnat.engine import Mapper, Prefix, format_address, format_ipv4
+from detnat.engine import EXPORT, Mapper, Prefix, format_address, format_ipv4, refusal
 from detnat.engine.addresses import V4, V6, parse_address
 from detnat.engine.block import BlockMapper
 from detnat.engine.map_rule import MapMapper
@@ -38,8 +43,10 @@ DET44_FIRST_PORT, DET44_LAST_PORT = 1024, 65535
 
 def det44_refusals(mapper: Mapper) -> list[str]:
     """Every reason ``mapper`` is not one ``det44 add`` mapping; empty when it is."""
-    if not isinstance(mapper, BlockMapper):
-        return ["algorithm map: det44 has contiguous port blocks only, not MAP port sets"]
+    why_not = refusal(mapper, EXPORT, "det44")
+    if why_not is not None:
+        return [why_not]
+    mapper = cast(BlockMapper, mapper)  # what an algorithm exportable as det44 compiles to
     plan = mapper.plan
     assert plan.inside is not None and plan.outside is not None and plan.ports is not None
     why: list[str] = []
@@ -100,8 +107,7 @@ def det44_commands(mapper: Mapper) -> Iterator[str]:
     why = det44_refusals(mapper)
     if why:
         raise NotExpressible("VPP det44", why)
-    assert isinstance(mapper, BlockMapper)
-    return _det44_lines(mapper)
+    return _det44_lines(cast(BlockMapper, mapper))
 
 
 def _det44_lines(mapper: BlockMapper) -> Iterator[str]:
@@ -137,21 +143,15 @@ def map_b4_address(subscriber: Prefix, public_ip: int, psid: int) -> int:
 
 def snabb_binding_table(mapper: Mapper, *, br_address: str) -> Iterator[str]:
     """A ``softwire-config { binding-table { ... } }`` block, one softwire per subscriber."""
-    if not isinstance(mapper, MapMapper):
-        raise NotExpressible(
-            "a Snabb binding table",
-            [
-                "algorithm block: Snabb's lwAFTR port sets are MAP PSIDs (RFC 7597); contiguous "
-                "blocks with an AFTR doing the NAT are DS-Lite (export nftables, or run the "
-                "detnat AFTR)"
-            ],
-        )
+    why_not = refusal(mapper, EXPORT, "snabb")
+    if why_not is not None:
+        raise NotExpressible("a Snabb binding table", [why_not])
     family, br = parse_address(br_address, field="br_address")
     if family != V6:
         raise InvalidInput(f"{br_address!r} is not an IPv6 address", field="br_address")
     if 64 < mapper.subscriber_prefix_length < 128:
         map_b4_address(mapper.subscriber_at(0), 0, 0)  # raises NotExpressible, saying why
-    return _snabb_lines(mapper, br)
+    return _snabb_lines(cast(MapMapper, mapper), br)  # what an algorithm exportable as snabb is
 
 
 def _snabb_lines(mapper: MapMapper, br: int) -> Iterator[str]:
@@ -197,5 +197,8 @@ def export(
             )
         return snabb_binding_table(mapper, br_address=br_address)
     if fmt == "nftables":
+        why_not = refusal(mapper, EXPORT, "nftables")
+        if why_not is not None:
+            raise NotExpressible(NFTABLES_TARGET, [why_not])
         return render_ruleset(mapper, table=table)
     raise InvalidInput(f"{fmt!r} is not one of {', '.join(FORMATS)}", field="--format")

@@ -44,7 +44,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, cast
 
 from detnat.datapath.base import (
     Datapath,
@@ -55,7 +55,7 @@ from detnat.datapath.base import (
     compare,
     normalise,
 )
-from detnat.engine import Mapper, Prefix, format_ipv4
+from detnat.engine import ENFORCE, Mapper, Prefix, format_ipv4, refusal
 from detnat.engine.addresses import V4, parse_ipv4
 from detnat.engine.block import BlockMapper, build_ports
 from detnat.errors import InvalidInput, Unavailable
@@ -88,14 +88,10 @@ class Layout:
 
 def layout(mapper: Mapper) -> Layout:
     """Check that nftables NAT44 can enforce ``mapper``; :class:`NotExpressible` says why not."""
-    if not isinstance(mapper, BlockMapper):
-        raise NotExpressible(
-            TARGET,
-            [
-                "algorithm map: a MAP port set (RFC 7597) is enforced by the CE and a border "
-                "relay, not by source NAT (export a Snabb binding table instead)"
-            ],
-        )
+    why_not = refusal(mapper, ENFORCE, "nftables")
+    if why_not is not None:
+        raise NotExpressible(TARGET, [why_not])
+    mapper = cast(BlockMapper, mapper)  # what an algorithm nftables enforces compiles to
     if mapper.family != V4:
         raise NotExpressible(
             TARGET,
@@ -143,7 +139,7 @@ def _check_names(table: str, oifname: str | None) -> None:
 
 
 def _ruleset_lines(mapper: Mapper, shape: Layout, table: str, oifname: str | None) -> Iterator[str]:
-    plan = mapper.plan
+    plan = cast(BlockMapper, mapper).plan  # layout() checked it
     assert plan.inside is not None and plan.ports is not None
     k = shape.ranges_per_block
     flags = " flags interval;" if shape.interval_keys else ""
@@ -525,12 +521,13 @@ class NftablesDatapath(Datapath):
 
     def verify(self, mapper: Mapper) -> DriftReport:
         shape = layout(mapper)
-        assert mapper.plan.inside is not None
+        inside = cast(BlockMapper, mapper).plan.inside  # layout() checked it
+        assert inside is not None
         live = parse_live(
             self.read_ruleset(),
             table=self.table,
             oifname=self.oifname,
             shape=shape,
-            inside=mapper.plan.inside.prefixes,
+            inside=inside.prefixes,
         )
         return compare(self.expected(mapper), live)

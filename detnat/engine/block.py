@@ -16,13 +16,17 @@ Worked example (VPP ``det44 add in 10.0.0.0/18 out 1.1.1.0/30``, ratio 4096): U 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from itertools import pairwise
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from detnat.engine.addresses import V4, WIDTH, Prefix
+from detnat.engine.algorithms import Algorithm, Capabilities
 from detnat.engine.mapper import (
     R_DYNAMIC,
     R_EXCLUDED,
@@ -30,7 +34,9 @@ from detnat.engine.mapper import (
     R_NOT_IN_POOL,
     R_RESERVED,
     R_UNALLOCATED,
+    KeyRun,
     Mapper,
+    PortSharing,
 )
 from detnat.engine.plan import Block, Inside, Outside, Plan, Ports
 from detnat.engine.ranges import NumberedRanges, index_of_many
@@ -145,14 +151,50 @@ def build_ports(ports: Ports) -> NumberedRanges:
     return usable
 
 
+@dataclass(frozen=True)
+class BlockPlan(Plan):
+    """A ``block`` plan: its sections ``inside``, ``outside``, ``ports`` (default 1024-65535)
+    and ``block``; a missing one is named when the plan is compiled."""
+
+    algorithm: Literal["block"] = "block"
+    inside: Inside | None = None
+    outside: Outside | None = None
+    ports: Ports | None = None
+    block: Block | None = None
+
+    def __post_init__(self) -> None:
+        # A block plan without ``ports`` means the default range; say so, so both are equal.
+        if self.ports is None:
+            object.__setattr__(self, "ports", Ports())
+
+    def _pool_ranges(self) -> list[tuple[int, int]]:
+        spans: list[tuple[int, int]] = []
+        if self.outside is None:
+            return spans
+        cuts = sorted((p.first, p.last) for p in self.outside.exclude)
+        for prefix in self.outside.prefixes:
+            start = prefix.first
+            for lo, hi in cuts:
+                if hi < start or lo > prefix.last:
+                    continue
+                if lo > start:
+                    spans.append((start, lo - 1))
+                start = max(start, hi + 1)
+            if start <= prefix.last:
+                spans.append((start, prefix.last))
+        return spans
+
+
 class BlockMapper(Mapper):
+    plan: BlockPlan
+
     def __init__(self, plan: Plan) -> None:
+        if not isinstance(plan, BlockPlan):
+            raise PlanError(f"not a block plan: algorithm {plan.algorithm}", field="algorithm")
         super().__init__(plan)
         if plan.inside is None or plan.outside is None or plan.block is None:
             missing = [k for k in ("inside", "outside", "block") if getattr(plan, k) is None]
             raise PlanError(f"algorithm block needs {', '.join(missing)}", field=missing[0])
-        if plan.map is not None:
-            raise PlanError("not used by algorithm block", field="map")
         self._keys = build_key_space(plan.inside)
         self.family = plan.inside.prefixes[0].family
         self.subscriber_prefix_length = plan.inside.subscriber_prefix_length
@@ -165,6 +207,10 @@ class BlockMapper(Mapper):
         self._bind_statics(lambda ip: self._span.index_of(ip) is not None)
         self._tables = (self._pool.arrays(), self._span.arrays(), self._ports.arrays())
         self._block_ports: dict[int, PortRanges] = {}  # at most B entries
+        self._pool_runs = (
+            np.array([lo for lo, _ in self._pool.runs], dtype=np.int64),
+            np.array(self._pool.starts, dtype=np.int64),
+        )
 
     def _size_blocks(self, block: Block) -> None:
         usable = self._ports.count
@@ -298,6 +344,64 @@ class BlockMapper(Mapper):
                 reason[missing[excluded]] = R_EXCLUDED
         return reason, np.where(reason == R_NONE, index, -1)
 
+    def key_runs(self) -> tuple[KeyRun, ...]:
+        return tuple(
+            KeyRun(lo, hi, start)
+            for (lo, hi), start in zip(self._keys.runs, self._keys.starts, strict=True)
+        )
+
+    def pool_port_sets(self) -> tuple[PortRanges, ...]:
+        runs, size = self._ports.runs, self.size
+        if len(runs) == 1:  # nothing excluded: one range per block
+            return tuple(
+                ((runs[0][0] + b * size, runs[0][0] + b * size + size - 1),)
+                for b in range(self.blocks)
+            )
+        return tuple(
+            tuple(self._ports.ranges_between(b * size, b * size + size - 1))
+            for b in range(self.blocks)
+        )
+
+    def pool_allocations(
+        self, index: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        if self.sequential:
+            address, block = np.divmod(index, self.det_blocks)
+        else:
+            block, address = np.divmod(index, self.addresses)
+        pool_lo, pool_start = self._pool_runs
+        run = np.searchsorted(pool_start, address, side="right") - 1
+        return pool_lo[run] + address - pool_start[run], block
+
+    def _sharing(self) -> tuple[PortSharing, Callable[[int], int], Callable[[int], int]]:
+        n, a, det = self.subscriber_count, self.addresses, self.det_blocks
+        if self.sequential:
+            full, rest = divmod(n, det)
+
+            def load(address: int) -> int:
+                return det if address < full else (rest if address == full else 0)
+
+            def address_of(index: int) -> int:
+                return index // det
+
+            counts: Counter[int] = Counter({det: full})
+            counts[rest] += 1 if full < a else 0
+            counts[0] += max(a - full - 1, 0)
+        else:
+            q, r = divmod(n, a)
+
+            def load(address: int) -> int:
+                return q + (1 if address < r else 0)
+
+            def address_of(index: int) -> int:
+                return index % a
+
+            counts = Counter({q + 1: r, q: a - r})
+        sharing = PortSharing(
+            self._ports.count, self.size, self.blocks, self.blocks - det, tuple(counts.items())
+        )
+        return sharing, load, address_of
+
     def summary(self) -> dict[str, object]:
         usable = self._ports.count
         capacity = self.addresses * self.det_blocks
@@ -318,3 +422,20 @@ class BlockMapper(Mapper):
             "static_bindings": len(self._static_by_index),
             "assignment": self.block.assignment,
         }
+
+
+ALGORITHM = Algorithm(
+    "block",
+    BlockPlan,
+    BlockMapper,
+    Capabilities(
+        exports={"det44", "nftables"},
+        enforce={"nftables", "dslite"},
+        capacity={"evaluate", "compare"},
+        refusals={
+            "snabb": "Snabb's lwAFTR port sets are MAP PSIDs (RFC 7597); contiguous blocks with "
+            "an AFTR doing the NAT are DS-Lite (export nftables, or run the detnat AFTR)",
+        },
+    ),
+    description="RFC 7422 port blocks (VPP det44, VyOS, nftables, Juniper, A10, Nokia...)",
+)

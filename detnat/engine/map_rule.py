@@ -13,14 +13,25 @@ RFC 7599 Appendix A: rule 2001:db8::/40 -> 192.0.2.0/24, o = 16, a = 6 (so k = 8
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from detnat.engine.addresses import V4, V6
-from detnat.engine.mapper import R_NONE, R_NOT_IN_POOL, R_RESERVED, Mapper
-from detnat.engine.plan import Plan
+from detnat.engine.algorithms import Algorithm, Capabilities
+from detnat.engine.mapper import (
+    R_NONE,
+    R_NOT_IN_POOL,
+    R_RESERVED,
+    KeyRun,
+    Mapper,
+    PortSharing,
+)
+from detnat.engine.plan import MapRule, Plan
 from detnat.engine.results import PortRanges, Reason
 from detnat.errors import PlanError
 
@@ -41,18 +52,29 @@ def port_set(psid: int, psid_offset: int, psid_length: int) -> PortRanges:
     return tuple(ranges)
 
 
+@dataclass(frozen=True)
+class MapPlan(Plan):
+    """A ``map`` plan: one section, ``map``, the MAP rule (it defines subscribers and ports)."""
+
+    algorithm: Literal["map"] = "map"
+    map: MapRule | None = None
+
+    def _pool_ranges(self) -> list[tuple[int, int]]:
+        if self.map is None:
+            return []
+        return [(self.map.rule_ipv4_prefix.first, self.map.rule_ipv4_prefix.last)]
+
+
 class MapMapper(Mapper):
+    plan: MapPlan
+
     def __init__(self, plan: Plan) -> None:
+        if not isinstance(plan, MapPlan):
+            raise PlanError(f"not a map plan: algorithm {plan.algorithm}", field="algorithm")
         super().__init__(plan)
         rule = plan.map
         if rule is None:
             raise PlanError("algorithm map needs map", field="map")
-        for key in ("inside", "outside", "ports", "block"):
-            if getattr(plan, key) is not None:
-                raise PlanError(
-                    "not used by algorithm map (the MAP rule defines subscribers and ports)",
-                    field=key,
-                )
         if rule.rule_ipv6_prefix.family != V6:
             raise PlanError(f"{rule.rule_ipv6_prefix} is not IPv6", field="map.rule_ipv6_prefix")
         if rule.rule_ipv4_prefix.family != V4:
@@ -126,6 +148,30 @@ class MapMapper(Mapper):
         reason[(addresses < self._v4.first) | (addresses > self._v4.last)] = R_NOT_IN_POOL
         return reason, np.where(reason == R_NONE, index, -1)
 
+    def key_runs(self) -> tuple[KeyRun, ...]:
+        return (KeyRun(self._rule_key, self._rule_key + self.subscriber_count - 1, 0),)
+
+    def pool_port_sets(self) -> tuple[PortRanges, ...]:
+        a, k = self.psid_offset, self.psid_length
+        return tuple(port_set(psid, a, k) for psid in range(1 << k))
+
+    def pool_allocations(
+        self, index: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        k = self.psid_length
+        return self._v4.network | (index >> k), index & ((1 << k) - 1)
+
+    def _sharing(self) -> tuple[PortSharing, Callable[[int], int], Callable[[int], int]]:
+        k, a = self.psid_length, self.psid_offset
+        per_address = 1 << k
+        reserved = (1 << (16 - a)) if a > 0 else 0
+        ports = ((1 << a) - 1 if a > 0 else 1) << self._m
+        addresses = 1 << (32 - self._v4.length)
+        sharing = PortSharing(
+            65536 - reserved, ports, per_address, 0, ((per_address, addresses),), reserved
+        )
+        return sharing, lambda address: per_address, lambda index: index >> k
+
     def summary(self) -> dict[str, object]:
         a, k = self.psid_offset, self.psid_length
         ports = ((1 << a) - 1 if a > 0 else 1) << self._m
@@ -145,3 +191,22 @@ class MapMapper(Mapper):
             "utilisation": 1.0,
             "static_bindings": len(self._static_by_index),
         }
+
+
+ALGORITHM = Algorithm(
+    "map",
+    MapPlan,
+    MapMapper,
+    Capabilities(
+        exports={"snabb"},
+        enforce={"dslite"},
+        capacity={"evaluate", "compare"},
+        refusals={
+            "det44": "det44 has contiguous port blocks only, not MAP port sets",
+            "nftables": "a MAP port set (RFC 7597) is enforced by the CE and a border relay, not "
+            "by source NAT (export a Snabb binding table instead)",
+        },
+    ),
+    description="RFC 7597/7599 MAP port sets (MAP-E, MAP-T)",
+    unused_hint=" (the MAP rule defines subscribers and ports)",
+)

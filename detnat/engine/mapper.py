@@ -1,15 +1,20 @@
 """What every algorithm shares: subscriber numbering, static bindings, query parsing, answers.
 
-An algorithm (:mod:`.block`, :mod:`.map_rule`) supplies four things: the subscriber key space
-(``_index_of_key`` / ``_key_at``), the allocation of subscriber ``i`` (``_allocate``), reverse
-arithmetic for pool addresses (``_reverse``) and its vectorised twin (``_reverse_many``).
-:class:`Mapper` turns them into the public operations with the statuses of the design.
+An algorithm (:mod:`.block`, :mod:`.map_rule`) supplies: the subscriber key space
+(``_index_of_key`` / ``_key_at``, and ``key_runs`` for whole-plan work), the allocation of
+subscriber ``i`` (``_allocate``) and its vectorised twin (``pool_allocations``), reverse arithmetic
+for pool addresses (``_reverse``) and its vectorised twin (``_reverse_many``), and how it shares an
+address (``_sharing``, for capacity planning). :class:`Mapper` turns them into the public
+operations with the statuses of the design. Which algorithm a plan uses is the business of the
+registry (:mod:`.algorithms`), never of an ``isinstance``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -82,6 +87,27 @@ class BulkAnswers:
     subscriber: npt.NDArray[np.int64]  # -1 where no subscriber
 
 
+@dataclass(frozen=True)
+class PortSharing:
+    """How a plan shares each public address: the figures capacity planning models."""
+
+    usable_ports: int  # U per address
+    ports_per_subscriber: int  # S
+    sets_per_address: int  # B: blocks, or MAP port sets, per address
+    dynamic_sets: int  # D per address, handed out by the datapath on demand
+    occupancy: tuple[tuple[int, int], ...]  # (subscribers on an address, addresses), statics out
+    reserved_ports: int = 0  # ports of each address nobody may use (MAP port-set index 0)
+
+
+@dataclass(frozen=True)
+class KeyRun:
+    """Subscriber keys ``first .. last`` (prefix >> host bits) numbered from ``start``."""
+
+    first: int
+    last: int
+    start: int
+
+
 def parse_public_address(text: str | int, *, field: str = "address") -> int:
     """A public IPv4 address as an int; IPv6 spellings of IPv4 addresses refused with a hint."""
     if isinstance(text, int):
@@ -146,6 +172,39 @@ class Mapper(ABC):
     @abstractmethod
     def summary(self) -> dict[str, object]:
         """Figures for ``plan check``."""
+
+    @abstractmethod
+    def key_runs(self) -> tuple[KeyRun, ...]:
+        """The whole key space as runs, in numbering order (for comparing plans, bulk output)."""
+
+    @abstractmethod
+    def pool_port_sets(self) -> tuple[PortRanges, ...]:
+        """Every port set of the pool, numbered as :meth:`pool_allocations` numbers them."""
+
+    @abstractmethod
+    def pool_allocations(
+        self, index: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Vectorised ``_allocate``: (public address, number into :meth:`pool_port_sets`) of
+        each subscriber number; static bindings are not applied."""
+
+    @abstractmethod
+    def _sharing(self) -> tuple[PortSharing, Callable[[int], int], Callable[[int], int]]:
+        """(the sharing with every subscriber in the pool, subscribers on address number a,
+        address number of subscriber i)."""
+
+    def sharing(self) -> PortSharing:
+        """How the plan shares each public address; static subscribers hold their own address,
+        so they are left out of the occupancy (their blocks stay unused)."""
+        sharing, load, address_of = self._sharing()
+        lost: Counter[int] = Counter(address_of(i) for i in self._static_by_index)
+        counts = Counter(dict(sharing.occupancy))
+        for address, gone in lost.items():
+            before = load(address)
+            counts[before] -= 1
+            counts[before - gone] += 1
+        occupancy = tuple(sorted((n, c) for n, c in counts.items() if c > 0))
+        return replace(sharing, occupancy=occupancy)
 
     # -- static bindings --------------------------------------------------------------------------
 
@@ -316,4 +375,13 @@ def reason_code(reason: Reason) -> int:
     return _REASON_CODE[reason]
 
 
-__all__ = ["V4", "V6", "BulkAnswers", "Mapper", "check_port", "parse_public_address"]
+__all__ = [
+    "V4",
+    "V6",
+    "BulkAnswers",
+    "KeyRun",
+    "Mapper",
+    "PortSharing",
+    "check_port",
+    "parse_public_address",
+]

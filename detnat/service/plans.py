@@ -182,29 +182,7 @@ class MapperCache:
 
 def plan_address_ranges(plan: Plan) -> list[tuple[int, int]]:
     """The public IPv4 addresses a plan uses, as merged inclusive ranges."""
-    spans: list[tuple[int, int]] = []
-    if plan.map is not None:
-        spans.append((plan.map.rule_ipv4_prefix.first, plan.map.rule_ipv4_prefix.last))
-    if plan.outside is not None:
-        cuts = sorted((p.first, p.last) for p in plan.outside.exclude)
-        for prefix in plan.outside.prefixes:
-            start = prefix.first
-            for lo, hi in cuts:
-                if hi < start or lo > prefix.last:
-                    continue
-                if lo > start:
-                    spans.append((start, lo - 1))
-                start = max(start, hi + 1)
-            if start <= prefix.last:
-                spans.append((start, prefix.last))
-    spans.extend((s.address, s.address) for s in plan.static)
-    merged: list[tuple[int, int]] = []
-    for lo, hi in sorted(spans):
-        if merged and lo <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
-        else:
-            merged.append((lo, hi))
-    return merged
+    return plan.public_ranges()
 
 
 def _sha256(text: str) -> str:

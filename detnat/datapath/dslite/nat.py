@@ -32,8 +32,9 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from detnat.datapath.base import NotExpressible
 from detnat.datapath.dslite.packets import ICMP, TCP, UDP
-from detnat.engine import Mapper, Prefix
+from detnat.engine import ENFORCE, Mapper, Prefix, refusal
 from detnat.engine.addresses import V6
 from detnat.errors import QueryError
 
@@ -126,6 +127,9 @@ class BindingTable:
     """
 
     def __init__(self, mapper: Mapper, timeouts: Timeouts | None = None) -> None:
+        why_not = refusal(mapper, ENFORCE, "dslite")
+        if why_not is not None:
+            raise NotExpressible("the detnat DS-Lite AFTR", [why_not])
         if mapper.family != V6:
             raise QueryError(
                 f"an AFTR's subscribers are B4 IPv6 addresses or prefixes; this plan's are "

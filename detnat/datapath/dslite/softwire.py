@@ -24,6 +24,7 @@ AFTR and decapsulates what comes back; it does no NAT (DS-Lite's B4 does not).
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,8 +63,6 @@ from detnat.datapath.dslite.packets import (
 )
 from detnat.datapath.dslite.reassembly import Reassembler
 from detnat.engine import Mapper
-from detnat.engine.block import BlockMapper
-from detnat.engine.map_rule import MapMapper
 
 AFTR_IPV4 = 0xC0000001  # 192.0.0.1, RFC 6333 section 5.7
 IPV4_REASSEMBLY_TIMEOUT = 30.0  # seconds (RFC 791 suggests 15 s as a lower bound)
@@ -73,19 +72,14 @@ HOP_LIMIT = 64
 
 def _owned_addresses(mapper: Mapper) -> Callable[[int], bool]:
     """Whether an IPv4 address is one of the plan's public addresses (pool or static)."""
-    statics = {s.address for s in mapper.plan.static}
-    if isinstance(mapper, MapMapper):
-        rule = mapper.rule.rule_ipv4_prefix
-        return lambda ip: rule.first <= ip <= rule.last or ip in statics
-    assert isinstance(mapper, BlockMapper)
-    outside = mapper.plan.outside
-    assert outside is not None
-    spans = [(p.first, p.last) for p in outside.prefixes]
-    holes = [(p.first, p.last) for p in outside.exclude]
-    return lambda ip: (
-        ip in statics
-        or (any(a <= ip <= b for a, b in spans) and not any(a <= ip <= b for a, b in holes))
-    )
+    ranges = mapper.plan.public_ranges()
+    firsts = [first for first, _ in ranges]
+
+    def owned(ip: int) -> bool:
+        at = bisect_right(firsts, ip) - 1
+        return at >= 0 and ip <= ranges[at][1]
+
+    return owned
 
 
 def _ports_offset(ip: IPv4, packet: bytes | bytearray) -> tuple[int, int] | None:
