@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -98,35 +97,46 @@ def canonical(value: object) -> str:
 
 
 def stored_form(value: object) -> Any:
-    """``value`` as Postgres' JSONB will give it back: what an entry's hash must cover.
+    r"""``value`` as Postgres' JSONB will give it back: what an entry's hash must cover.
 
     JSONB stores numbers as ``numeric``: ``-0.0`` comes back as ``0.0`` and ``1e30`` as the integer
     ``1000000000000000000000000000000``, so an integral float becomes that exact integer here;
-    other finite floats round-trip. JSONB refuses ``\\u0000``, and a lone surrogate cannot be
-    encoded: both become U+FFFD. NaN and infinities, and anything that is not JSON, are a bug of
-    the caller (``ValueError``/``TypeError``): an entry must never be hashed as something it is not.
+    other finite floats round-trip. JSONB refuses ``\u0000``, and a lone surrogate cannot be
+    encoded: both become U+FFFD. Keys become strings, as JSON has them. NaN and infinities, and
+    anything that is not JSON, are a bug of the caller (``ValueError``/``TypeError``): an entry
+    must never be hashed as something it is not.
+
+    >>> stored_form({"tolerance_seconds": -0.0, "big": 1e30, "ratio": 0.5})
+    {'tolerance_seconds': 0, 'big': 1000000000000000000000000000000, 'ratio': 0.5}
+    >>> stored_form(["a\x00b"]) == ["a\ufffdb"]
+    True
     """
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    if "\\u0000" in text or _SURROGATE.search(text):
+        return _walk(value)  # rare: mend the strings one by one
+    return json.loads(text, parse_float=_number)
+
+
+def _number(text: str) -> int | float:
+    exact = Decimal(text)
+    return int(exact) if exact == exact.to_integral_value() else float(text)
+
+
+def _walk(value: object) -> Any:
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, str):
         return _safe_text(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{value!r} cannot be stored in an audit entry")
-        exact = Decimal(repr(value))
-        return int(exact) if exact == exact.to_integral_value() else value
+        return _number(repr(value))
     if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"audit detail keys are strings, not {type(key).__name__}")
-            out[_safe_text(key)] = stored_form(item)
-        return out
+        return {_safe_text(str(key)): _walk(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [stored_form(item) for item in value]
+        return [_walk(item) for item in value]
     raise TypeError(f"{type(value).__name__} is not JSON (audit detail)")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
