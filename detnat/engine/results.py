@@ -12,16 +12,13 @@ ALL_PORTS: PortRanges = ((0, 65535),)
 
 
 class Status(StrEnum):
-    """The status of an answer, one vocabulary from the engine to every edge.
+    """The status of an answer: match, ambiguous, no_mapping, not_deterministic,
+    no_plan_in_force or future.
 
-    Each status carries the words the pages show beside it: ``words`` (a batch's counts) and
-    ``headline`` (an answer explained). The engine itself answers :data:`ENGINE_STATUSES`; the
-    service adds what only a timeline can say (candidates that differ, no plan, a future time).
-
-    >>> Status("no_mapping").words
-    'nobody held it'
-    >>> Status.MATCH == "match", f"{Status.FUTURE}"
-    (True, 'future')
+    One vocabulary from the engine to every edge (the engine answers match, no_mapping and
+    not_deterministic). Each status carries the words the pages show beside it: ``words`` for
+    a batch's counts, ``headline`` for an explained answer. Spelled as its value everywhere
+    (``f"{Status.MATCH}" == "match"``).
     """
 
     words: str
@@ -47,7 +44,7 @@ class Status(StrEnum):
 
 
 class Reason(StrEnum):
-    """Why an answer names nobody (or nobody alone); the engine gives :data:`ENGINE_REASONS`."""
+    """Why an answer names nobody, or nobody alone (the engine gives the first five)."""
 
     NOT_IN_POOL = "not_in_pool"  # the address is in no outside prefix of the plan
     EXCLUDED_ADDRESS = "excluded_address"  # in an outside prefix, but excluded from the pool
