@@ -61,8 +61,9 @@ MAX_LINE_BYTES = 16 << 20  # a line (or quoted record) longer than this is refus
 MAX_BAD_ROWS = 1000  # kept in the report; bad_row_count counts them all
 FLUSH_ROWS = 1 << 16  # slow path: answer and write this many records at a time
 
-STATUSES = ("match", "no_mapping", "not_deterministic", "error")
-ERROR = 3  # our status code of a bad row: the engine's INVALID, for the same reason
+# The output word of each status code: the engine's statuses, "error" for a bad row (INVALID).
+STATUSES = tuple("error" if status is None else status.value for status in STATUS_CODES)
+ERROR = INVALID  # our status code of a bad row: the engine's INVALID, for the same reason
 OUTPUT_COLUMNS = ("status", "reason", "subscriber")
 
 _BOM = b"\xef\xbb\xbf"

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 
 from api.deps import Ctx, CtxDep
 from api.policy import ANSWERS, EVIDENCE, declare
-from api.schemas import AnswerId
+from api.schemas import AnswerId, AnswerOut, CaseAnswerOut, EvidenceFileOut
 from detnat.errors import NotFound
 from detnat.service import audit, evidence
 from detnat.service.times import format_instant
@@ -21,7 +21,7 @@ from detnat.store.models import AuditEntry
 router = APIRouter(tags=["answers"])
 
 
-@router.get("/v1/answers/{answer_id}")
+@router.get("/v1/answers/{answer_id}", response_model=AnswerOut)
 @declare(ANSWERS, store="append", identity=True)
 def show_answer(answer_id: AnswerId, ctx: CtxDep) -> dict[str, object]:
     entry = _readable(ctx, answer_id)
@@ -37,7 +37,7 @@ def show_answer(answer_id: AnswerId, ctx: CtxDep) -> dict[str, object]:
     }
 
 
-@router.get("/v1/answers/{answer_id}/evidence")
+@router.get("/v1/answers/{answer_id}/evidence", response_model=EvidenceFileOut)
 @declare(EVIDENCE, store="append", identity=True)
 def answer_evidence(answer_id: AnswerId, ctx: CtxDep) -> dict[str, Any]:
     entry = _readable(ctx, answer_id)
@@ -46,7 +46,7 @@ def answer_evidence(answer_id: AnswerId, ctx: CtxDep) -> dict[str, Any]:
     return document
 
 
-@router.get("/v1/cases/{case}/answers")
+@router.get("/v1/cases/{case}/answers", response_model=list[CaseAnswerOut])
 @declare(ANSWERS, identity=True)
 def case_answers(case: str, ctx: CtxDep) -> list[dict[str, object]]:
     audit.check_reference(case, field="case")

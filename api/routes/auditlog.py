@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query
 
 from api.deps import CtxDep
 from api.policy import AUDITORS, CHECKPOINTS, declare
+from api.schemas import AuditEntryOut, CheckpointOut, VerifyOut
 from detnat.service import audit, integrity
 
 router = APIRouter(tags=["audit"])
 
 
-@router.get("/v1/audit")
+@router.get("/v1/audit", response_model=list[AuditEntryOut])
 @declare(AUDITORS)
 def read_audit(
     ctx: CtxDep,
@@ -27,14 +28,14 @@ def read_audit(
     return [audit.entry_json(e) for e in found]
 
 
-@router.get("/v1/audit/verify")
+@router.get("/v1/audit/verify", response_model=VerifyOut)
 @declare(AUDITORS)
 def verify_audit(ctx: CtxDep) -> dict[str, object]:
     broken, summary = integrity.verify(ctx.session)
     return {**summary, "broken": [str(b) for b in broken]}
 
 
-@router.post("/v1/audit/checkpoints", status_code=201)
+@router.post("/v1/audit/checkpoints", status_code=201, response_model=CheckpointOut)
 @declare(CHECKPOINTS)
 def audit_checkpoint(ctx: CtxDep) -> dict[str, object]:
     shown = audit.checkpoint(ctx.session, ctx.actor, request_id=ctx.request_id)

@@ -21,7 +21,14 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import Ctx, CtxDep, InquiriesDep, LookupDep, SettingsDep
 from api.http import json_response, problem
 from api.policy import FORWARD, REVERSE, declare
-from api.schemas import ForwardIn, ReverseIn, _Identity
+from api.schemas import (
+    AuditedForwardAnswer,
+    AuditedReverseAnswer,
+    ForwardIn,
+    ReverseIn,
+    _Identity,
+)
+from detnat.engine import Status
 from detnat.service import batch_lookups, inquiry, plans, times
 
 router = APIRouter(tags=["lookups"])
@@ -54,7 +61,38 @@ BATCH_BODY: dict[str, Any] = {
 }
 
 
-@router.post("/v1/lookups/reverse", response_model=None)
+# A batch answers in the format it was sent: CSV with the input columns plus status,reason,
+# subscriber; JSON with one object per item (the item's ip, port, time as given).
+BATCH_ANSWERS: dict[str, Any] = {
+    "description": "The answers, in the format of the request",
+    "content": {
+        "text/csv": {"schema": {"type": "string"}},
+        "application/json": {
+            "schema": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "ip": {},
+                        "port": {},
+                        "time": {},
+                        "status": {"type": "string", "enum": [*Status, batch_lookups.ERROR]},
+                        "reason": {"type": "string"},
+                        "subscriber": {"type": "string"},
+                        "error": {"type": "string", "description": "why the item is no query"},
+                    },
+                    "required": ["status"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+    },
+}
+
+
+# The answers are documented (response_model) but not validated per request: the route returns
+# its JSON itself, and the tests hold every answer to the schema (tests/store/test_contract.py).
+@router.post("/v1/lookups/reverse", response_model=AuditedReverseAnswer)
 @declare(REVERSE, store="lookup", identity=True)
 async def reverse(body: ReverseIn, kept: InquiriesDep, look: LookupDep) -> Response:
     asked = inquiry.ReverseQuery(
@@ -79,7 +117,7 @@ async def reverse(body: ReverseIn, kept: InquiriesDep, look: LookupDep) -> Respo
     return json_response(answered.to_json())
 
 
-@router.post("/v1/lookups/forward", response_model=None)
+@router.post("/v1/lookups/forward", response_model=AuditedForwardAnswer)
 @declare(FORWARD, store="lookup", identity=True)
 async def forward(body: ForwardIn, kept: InquiriesDep, look: LookupDep) -> Response:
     asked = inquiry.ForwardQuery(
@@ -101,7 +139,7 @@ async def forward(body: ForwardIn, kept: InquiriesDep, look: LookupDep) -> Respo
     BATCH_PATH,
     summary="Many reverse lookups at once (CSV or JSON), answered in the same format",
     openapi_extra={"requestBody": BATCH_BODY},
-    responses={200: {"content": {"text/csv": {}, "application/json": {}}}},
+    responses={200: BATCH_ANSWERS},
     response_model=None,
 )
 @declare(REVERSE, store="append", identity=True)

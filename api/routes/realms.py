@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from api.deps import CtxDep
 from api.policy import ADMINS, READ_PLANS, declare
-from api.schemas import ApprovalIn, Int32, RealmIn, VersionIn
+from api.schemas import ApprovalIn, Int32, RealmIn, RealmOut, VersionIn, VersionOut
 from detnat.planfile import plan_from_data
 from detnat.service import plans
 from detnat.service.times import parse_duration, parse_instant
@@ -14,13 +14,13 @@ from detnat.service.times import parse_duration, parse_instant
 router = APIRouter()
 
 
-@router.get("/v1/realms", tags=["realms"])
+@router.get("/v1/realms", tags=["realms"], response_model=list[RealmOut])
 @declare(READ_PLANS)
 def list_realms(ctx: CtxDep) -> list[dict[str, object]]:
     return [plans.realm_json(ctx.session, r) for r in plans.list_realms(ctx.session)]
 
 
-@router.post("/v1/realms", tags=["realms"], status_code=201)
+@router.post("/v1/realms", tags=["realms"], status_code=201, response_model=RealmOut)
 @declare(ADMINS)
 def create_realm(body: RealmIn, ctx: CtxDep) -> dict[str, object]:
     realm = plans.create_realm(
@@ -37,20 +37,22 @@ def create_realm(body: RealmIn, ctx: CtxDep) -> dict[str, object]:
     return shown
 
 
-@router.get("/v1/realms/{realm}", tags=["realms"])
+@router.get("/v1/realms/{realm}", tags=["realms"], response_model=RealmOut)
 @declare(READ_PLANS)
 def show_realm(realm: str, ctx: CtxDep) -> dict[str, object]:
     return plans.realm_json(ctx.session, plans.get_realm(ctx.session, realm))
 
 
-@router.get("/v1/realms/{realm}/versions", tags=["versions"])
+@router.get("/v1/realms/{realm}/versions", tags=["versions"], response_model=list[VersionOut])
 @declare(READ_PLANS)
 def list_versions(realm: str, ctx: CtxDep) -> list[dict[str, object]]:
     row = plans.get_realm(ctx.session, realm)
     return [plans.version_json(ctx.session, row, v) for v in plans.history(ctx.session, row)]
 
 
-@router.post("/v1/realms/{realm}/versions", tags=["versions"], status_code=201)
+@router.post(
+    "/v1/realms/{realm}/versions", tags=["versions"], status_code=201, response_model=VersionOut
+)
 @declare(ADMINS)
 def publish(realm: str, body: VersionIn, ctx: CtxDep) -> dict[str, object]:
     version = plans.publish(
@@ -68,7 +70,7 @@ def publish(realm: str, body: VersionIn, ctx: CtxDep) -> dict[str, object]:
     return shown
 
 
-@router.get("/v1/realms/{realm}/versions/{n}", tags=["versions"])
+@router.get("/v1/realms/{realm}/versions/{n}", tags=["versions"], response_model=VersionOut)
 @declare(READ_PLANS)
 def show_version(realm: str, n: Int32, ctx: CtxDep) -> dict[str, object]:
     row = plans.get_realm(ctx.session, realm)
@@ -76,7 +78,12 @@ def show_version(realm: str, n: Int32, ctx: CtxDep) -> dict[str, object]:
     return plans.version_json(ctx.session, row, version, with_plan=True)
 
 
-@router.post("/v1/realms/{realm}/versions/{n}/approval", tags=["versions"], status_code=201)
+@router.post(
+    "/v1/realms/{realm}/versions/{n}/approval",
+    tags=["versions"],
+    status_code=201,
+    response_model=VersionOut,
+)
 @declare(ADMINS)
 def approve(realm: str, n: Int32, body: ApprovalIn, ctx: CtxDep) -> dict[str, object]:
     plans.approve(

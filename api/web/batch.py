@@ -25,15 +25,6 @@ from detnat.errors import DetnatError, InvalidInput
 from detnat.service import batch_lookups, inquiry, plans
 
 FIELDS = ("case", "tolerance", "tz", "realm", "legal_basis", "requested_by")
-STATUS_WORDS = {
-    "match": "one subscriber named",
-    "ambiguous": "ambiguous (plans disagree)",
-    "no_mapping": "nobody held it",
-    "not_deterministic": "only the NAT's logs can tell",
-    "no_plan_in_force": "no plan in force",
-    "future": "time in the future",
-    "error": "not a query (see below)",
-}
 
 
 @dataclass
@@ -84,7 +75,7 @@ async def batch(page: PageDep) -> Response:
         href="data:text/csv;charset=utf-8;base64," + base64.b64encode(answered.output).decode(),
         size=len(answered.output),
         report=report,
-        counts=[(status, n, STATUS_WORDS.get(status, status)) for status, n in counts],
+        counts=[(status, n, batch_lookups.status_words(status)) for status, n in counts],
         answer_id=answered.answer_id,
         audit_sha256=answered.audit_sha256,
         input_sha256=answered.input_sha256,

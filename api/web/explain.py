@@ -15,16 +15,9 @@ from typing import Any
 
 from markupsafe import Markup
 
+from detnat.engine import Status
 from detnat.service.times import parse_instant
 
-HEADLINES = {
-    "match": "Match: one subscriber",
-    "ambiguous": "Ambiguous: the plans disagree",
-    "no_mapping": "No subscriber held it",
-    "not_deterministic": "Not deterministic: only the NAT's own logs can tell",
-    "no_plan_in_force": "No plan was in force",
-    "future": "That time is in the future",
-}
 REASONS = {
     "not_in_pool": "the address is not in the public pool of any plan in force then",
     "excluded_address": "the address is excluded from the pool (a network, broadcast or router "
@@ -63,12 +56,19 @@ def duration(seconds: float) -> str:
     return f"{value / 86400:.0f} days"
 
 
+def _known(status: str) -> Status | None:
+    try:
+        return Status(status)
+    except ValueError:
+        return None
+
+
 def _reason(code: object) -> str:
     return REASONS.get(str(code), str(code).replace("_", " "))
 
 
 def _holder(candidate: dict[str, Any]) -> str:
-    if candidate.get("status") == "match":
+    if candidate.get("status") == Status.MATCH:
         return f"subscriber {candidate.get('subscriber')}"
     return f"no subscriber ({_reason(candidate.get('reason'))})"
 
@@ -94,7 +94,7 @@ def explain(answer: dict[str, Any]) -> dict[str, Any]:
     at = human(answer.get("time"))
     sentences: list[str] = []
     why: list[str] = []
-    if status == "match":
+    if status == Status.MATCH:
         sentences.append(
             f"{answer.get('subscriber')} held {where} at {at}: the plan gives it the ports "
             f"{_ranges(answer.get('port_ranges'))} of {answer.get('public_ip')}."
@@ -106,7 +106,7 @@ def explain(answer: dict[str, Any]) -> dict[str, Any]:
             )
         else:
             sentences.append("One plan version was in force for the whole time searched.")
-    elif status == "ambiguous":
+    elif status == Status.AMBIGUOUS:
         sentences.append(
             f"detnat names no subscriber for {where} at {at}: {len(candidates)} plan versions "
             "could have been in force, and they disagree."
@@ -116,7 +116,7 @@ def explain(answer: dict[str, Any]) -> dict[str, Any]:
             "Do not act on one of them alone. Check the exact time and the complainant's clock "
             "(a smaller tolerance may settle it); otherwise only the NAT's own logs can."
         )
-    elif status in ("no_mapping", "not_deterministic", "no_plan_in_force", "future"):
+    elif _known(status) is not None:  # no_mapping, not_deterministic, no_plan_in_force, future
         sentences.append(
             f"Nobody can be named for {where} at {at}: {_reason(answer.get('reason'))}."
         )
@@ -147,7 +147,7 @@ def explain(answer: dict[str, Any]) -> dict[str, Any]:
         )
     return {
         "status": status,
-        "headline": HEADLINES.get(status, status),
+        "headline": known.headline if (known := _known(status)) else status,
         "sentences": sentences,
         "why": why,
         "notes": notes,

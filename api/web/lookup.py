@@ -87,7 +87,7 @@ async def lookup(page: PageDep) -> Response:
     page.db.commit()  # audited before the answer leaves
     result = _result(
         page,
-        answered.answer,
+        dict(answered.answer),
         answered.trace,
         answered.answer_id,
         answered.audit_sha256,

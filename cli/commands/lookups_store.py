@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from cli import runtime
 from cli.output import EXIT_INVALID, EXIT_OK, emit_json, error_json, fail_line, ranges_text
+from detnat.engine import Status
 from detnat.errors import InvalidInput, QueryError
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def _kept() -> inquiry.Inquiries:
 
 def _answer_line(query: str, answer: dict[str, object]) -> str:
     status = answer["status"]
-    if status == "match":
+    if status == Status.MATCH:
         ranges = answer["port_ranges"]
         assert isinstance(ranges, list)
         line = (
@@ -116,7 +117,7 @@ def forward_at(
             answer = answered.to_json()
             if as_json:
                 emit_json(answer)
-            elif answer["status"] == "match":
+            elif answer["status"] == Status.MATCH:
                 ranges = answer["port_ranges"]
                 assert isinstance(ranges, list)
                 print(f"{answer['subscriber']}  {answer['public_ip']}  ports {ranges_text(ranges)}")

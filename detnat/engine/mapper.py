@@ -30,30 +30,42 @@ from detnat.engine.addresses import (
     parse_prefix,
 )
 from detnat.engine.plan import Plan
-from detnat.engine.results import ALL_PORTS, Allocation, PortRanges, Reason, ReverseAnswer, Status
+from detnat.engine.results import (
+    ALL_PORTS,
+    ENGINE_REASONS,
+    ENGINE_STATUSES,
+    Allocation,
+    PortRanges,
+    Reason,
+    ReverseAnswer,
+    Status,
+)
 from detnat.errors import PlanError, QueryError
 
-# Vectorised answers are small integer codes; these tuples give their meaning.
+# Vectorised answers are small integer codes, defined from the engine's part of the one vocabulary
+# (``results.ENGINE_STATUSES``, ``results.ENGINE_REASONS``); these tuples give their meaning.
 STATUS_CODES: tuple[Status | None, ...] = (
-    Status.MATCH,
-    Status.NO_MAPPING,
-    Status.NOT_DETERMINISTIC,
+    *ENGINE_STATUSES,
     None,  # INVALID: a query that is an error, not an answer (see ``non_public_reason``)
 )
-MATCH, NO_MAPPING, NOT_DETERMINISTIC, INVALID = 0, 1, 2, 3
-REASON_CODES: tuple[Reason | None, ...] = (
-    None,
-    Reason.NOT_IN_POOL,
-    Reason.EXCLUDED_ADDRESS,
-    Reason.RESERVED_PORT,
-    Reason.UNALLOCATED,
-    Reason.DYNAMIC_BLOCK,
-)
-R_NONE, R_NOT_IN_POOL, R_EXCLUDED, R_RESERVED, R_UNALLOCATED, R_DYNAMIC = range(6)
-_STATUS_OF_REASON = np.array(
-    [MATCH, NO_MAPPING, NO_MAPPING, NO_MAPPING, NO_MAPPING, NOT_DETERMINISTIC], dtype=np.uint8
-)
+REASON_CODES: tuple[Reason | None, ...] = (None, *ENGINE_REASONS)
+STATUS_CODE: dict[Status | None, int] = {status: code for code, status in enumerate(STATUS_CODES)}
 _REASON_CODE = {reason: code for code, reason in enumerate(REASON_CODES) if reason is not None}
+MATCH = STATUS_CODE[Status.MATCH]
+NO_MAPPING = STATUS_CODE[Status.NO_MAPPING]
+NOT_DETERMINISTIC = STATUS_CODE[Status.NOT_DETERMINISTIC]
+INVALID = STATUS_CODE[None]
+R_NONE = REASON_CODES.index(None)
+R_NOT_IN_POOL = _REASON_CODE[Reason.NOT_IN_POOL]
+R_EXCLUDED = _REASON_CODE[Reason.EXCLUDED_ADDRESS]
+R_RESERVED = _REASON_CODE[Reason.RESERVED_PORT]
+R_UNALLOCATED = _REASON_CODE[Reason.UNALLOCATED]
+R_DYNAMIC = _REASON_CODE[Reason.DYNAMIC_BLOCK]
+# The status code of each reason code (no reason: a match).
+_STATUS_OF_REASON = np.array(
+    [STATUS_CODE[Status.MATCH if r is None else ENGINE_REASONS[r]] for r in REASON_CODES],
+    dtype=np.uint8,
+)
 
 # Address space that is never public, so a reverse query for it (outside every pool of the plan)
 # is a mistake of the asker, not an answer: RFC 6890 special-purpose blocks, less the

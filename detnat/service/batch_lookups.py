@@ -40,11 +40,10 @@ from detnat.batch import (
     read_header,
 )
 from detnat.batch import BatchReport as PlanBatchReport
-from detnat.engine import INVALID, REASON_CODES
-from detnat.engine import MATCH as E_MATCH
-from detnat.engine import NOT_DETERMINISTIC as E_NOT_DET
+from detnat.engine import REASON_CODES, STATUS_CODES, Reason, Status
 from detnat.errors import InvalidInput, QueryError
 from detnat.service import lookups
+from detnat.service.answers import VersionEvidence
 from detnat.service.plans import MapperCache
 from detnat.service.timelines import Timelines, candidate_range, from_us, to_us
 from detnat.service.times import check_window, parse_instants_us
@@ -55,6 +54,15 @@ CHUNK_ROWS = 1 << 15
 MAX_LINE_CHARS = 16 << 20  # as detnat.batch.MAX_LINE_BYTES
 MAX_BAD_ROWS = 1000
 OUTPUT_COLUMNS = ("status", "reason", "subscriber")
+ERROR = "error"  # the status of a row that is not a query (its reason column says why)
+ERROR_WORDS = "not a query (see below)"
+
+
+def status_words(status: str) -> str:
+    """The words the pages show beside a row status: a :class:`Status`'s, or those of an error."""
+    return ERROR_WORDS if status == ERROR else Status(status).words
+
+
 REQUIRED = ("ip", "port", "time")
 _SPECIAL = re.compile(r'["\r]|(?:^|,)[=+\-@\x00-\x1f\x7f\uff1d\uff0b\uff0d\uff20]', re.MULTILINE)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -69,7 +77,7 @@ class BatchReport(PlanBatchReport):
     A bad row's ``line`` is the CSV line (the header is line 1) or the JSON array index.
     """
 
-    versions: dict[int, dict[str, object]] = field(default_factory=dict)  # id -> evidence
+    versions: dict[int, VersionEvidence] = field(default_factory=dict)  # id -> evidence
     output_sha256: str = ""
     answer_id: int = 0  # the audit entry of the batch (set by the edge that records it)
 
@@ -138,7 +146,7 @@ def answer_rows(
         alive[list(errors)] = False
     future = alive & (at_us > now_us)
     for i in np.flatnonzero(future).tolist():
-        status[i], reason[i] = lookups.FUTURE, "after_now"
+        status[i], reason[i] = Status.FUTURE, Reason.AFTER_NOW
     alive &= ~future
 
     # (row, realm, version) pairs: every candidate of every row.
@@ -195,16 +203,15 @@ def answer_rows(
         reasons = answers.reason.tolist()
         subs = answers.subscriber.tolist()
         for k, row in enumerate(mine.tolist()):
-            code = codes[k]
-            if code == E_MATCH:
-                status[row] = lookups.MATCH
-                subscriber[row] = str(mapper.subscriber_at(subs[k]))
-            elif code == INVALID:
+            said = STATUS_CODES[codes[k]]
+            if said is None:  # INVALID
                 errors[row] = _refusal(mapper, int(ips[row]), int(ports[row]))
+                continue
+            status[row] = said
+            if said is Status.MATCH:
+                subscriber[row] = str(mapper.subscriber_at(subs[k]))
             else:
-                why = REASON_CODES[reasons[k]]
-                status[row] = lookups.NOT_DETERMINISTIC if code == E_NOT_DET else lookups.NO_MAPPING
-                reason[row] = why.value if why is not None else ""
+                reason[row] = REASON_CODES[reasons[k]] or ""
 
     # Several candidates: the single lookup's verdict over their full answers.
     several = np.flatnonzero(counts > 1)
@@ -216,18 +223,20 @@ def answer_rows(
         for row, pairs in members.items():
             try:
                 candidates = [
-                    query.mappers.get(snapshot.realms[r].versions[v])
-                    .reverse(int(ips[row]), int(ports[row]))
-                    .to_json()
+                    lookups.engine_verdict(
+                        query.mappers.get(snapshot.realms[r].versions[v]).reverse(
+                            int(ips[row]), int(ports[row])
+                        )
+                    )
                     for r, v in pairs
                 ]
             except QueryError as exc:
                 errors[row] = exc.message
                 continue
             decided = lookups.verdict(candidates)
-            status[row] = str(decided["status"])
-            reason[row] = str(decided.get("reason", ""))
-            subscriber[row] = str(decided.get("subscriber", ""))
+            status[row] = decided["status"]
+            reason[row] = decided.get("reason", "")
+            subscriber[row] = decided.get("subscriber", "")
 
     # No candidate: no plan, or an address no plan held.
     for row in np.flatnonzero(alive & (counts == 0)).tolist():
@@ -243,7 +252,7 @@ def answer_rows(
         except QueryError as exc:
             errors[row] = exc.message
             continue
-        status[row], reason[row] = str(decided["status"]), str(decided["reason"])
+        status[row], reason[row] = decided["status"], decided.get("reason", "")
     return _Answers(status, reason, subscriber)
 
 
@@ -382,7 +391,7 @@ def reverse_csv_at(
         statuses = answers.status
         for i in sorted(errors):
             report.bad(line_no[i], errors[i])
-            statuses[i] = "error"
+            statuses[i] = ERROR
         for status, n in Counter(statuses).items():
             report.counts[status] = report.counts.get(status, 0) + n
         echoes = _echoes(rows, columns)
@@ -391,7 +400,7 @@ def reverse_csv_at(
             for e, s, r, u in zip(echoes, statuses, answers.reason, answers.subscriber, strict=True)
         ]
         for i, message in errors.items():
-            out[i] = f"{echoes[i]},error,{cell(message)},\n"
+            out[i] = f"{echoes[i]},{ERROR},{cell(message)},\n"
         emit("".join(out))
         if progress is not None:
             progress(report.rows)
@@ -504,8 +513,8 @@ def reverse_json_at(
             report.rows += 1
             if i in errors:
                 report.bad(base + i, errors[i])
-                report.note("error")
-                out.append({**echo, "status": "error", "error": errors[i]})
+                report.note(ERROR)
+                out.append({**echo, "status": ERROR, "error": errors[i]})
                 continue
             report.note(answers.status[i])
             answer: dict[str, Any] = {**echo, "status": answers.status[i]}

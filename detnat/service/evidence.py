@@ -354,7 +354,7 @@ def _recompute(document: dict[str, Any], problems: list[str]) -> dict[str, Any]:
             )
         else:
             problems.append("answer: recomputing it from the embedded plans gives another answer")
-    return recomputed
+    return dict(recomputed)
 
 
 def _timeline_version(record: dict[str, Any]) -> TimelineVersion:

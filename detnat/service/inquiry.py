@@ -20,6 +20,7 @@ Example (the CLI)::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from detnat.errors import InvalidInput
 from detnat.service import audit, lookups
+from detnat.service.answers import ForwardAnswer, ReverseAnswer
 from detnat.service.plans import MapperCache
 from detnat.service.timelines import Timelines
 from detnat.service.times import MAX_TOLERANCE, parse_instant
@@ -91,13 +93,15 @@ class ForwardQuery:
 class Answered:
     """An answer that is in the audit log: the answer, its case, its entry and the entry's hash."""
 
-    answer: dict[str, object]
+    answer: ReverseAnswer | ForwardAnswer
     case: str
     answer_id: int
     audit_sha256: str
     trace: dict[str, object] = field(default_factory=dict)  # what the evidence needs
 
     def to_json(self) -> dict[str, object]:
+        """The answer as it leaves: an :class:`~detnat.service.answers.AuditedReverseAnswer` or
+        :class:`~detnat.service.answers.AuditedForwardAnswer` (a plain dict for the edges)."""
         return {
             **self.answer,
             "case": self.case,
@@ -128,7 +132,7 @@ class ReverseAsked(_Record):
 
 class ReverseDetail(_Record):
     query: ReverseAsked
-    answer: dict[str, Any]
+    answer: Mapping[str, Any]  # a ReverseAnswer, kept as given (not validated again)
     trace: dict[str, Any]
 
 
@@ -145,7 +149,7 @@ class ForwardAsked(_Record):
 
 class ForwardDetail(_Record):
     query: ForwardAsked
-    answer: dict[str, Any]
+    answer: Mapping[str, Any]  # a ForwardAnswer
 
 
 class BatchAsked(_Record):
@@ -175,7 +179,7 @@ class BatchDetail(_Record):
 
 
 def _reverse_detail(
-    query: ReverseQuery, answer: dict[str, object], trace: dict[str, object]
+    query: ReverseQuery, answer: ReverseAnswer, trace: dict[str, object]
 ) -> dict[str, Any]:
     who = query.identity
     asked = ReverseAsked(
@@ -193,7 +197,7 @@ def _reverse_detail(
     return ReverseDetail(query=asked, answer=answer, trace=trace).model_dump()
 
 
-def _forward_detail(query: ForwardQuery, answer: dict[str, object]) -> dict[str, Any]:
+def _forward_detail(query: ForwardQuery, answer: ForwardAnswer) -> dict[str, Any]:
     who = query.identity
     asked = ForwardAsked(
         subscriber=query.subscriber,
@@ -213,7 +217,7 @@ def _forward_detail(query: ForwardQuery, answer: dict[str, object]) -> dict[str,
 
 def _answer_reverse(
     query: ReverseQuery, snapshot: Timelines, mappers: MapperCache, now: datetime
-) -> tuple[dict[str, object], dict[str, object]]:
+) -> tuple[ReverseAnswer, dict[str, object]]:
     trace: dict[str, object] = {}
     answer = lookups.reverse_in(
         snapshot,
@@ -231,7 +235,7 @@ def _answer_reverse(
 
 def _answer_forward(
     query: ForwardQuery, snapshot: Timelines, mappers: MapperCache, now: datetime
-) -> dict[str, object]:
+) -> ForwardAnswer:
     return lookups.forward_in(
         snapshot,
         query.subscriber,
@@ -288,7 +292,7 @@ def reverse(
         request_id=request_id,
         detail=_reverse_detail(query, answer, trace),
         case=case,
-        status=str(answer["status"]),
+        status=answer["status"],
     )
     return Answered(answer, case, entry.seq, entry.entry_sha256, trace)
 
@@ -315,7 +319,7 @@ async def reverse_async(
         request_id=request_id,
         detail=_reverse_detail(query, answer, trace),
         case=case,
-        status=str(answer["status"]),
+        status=answer["status"],
     )
     return Answered(answer, case, entry.seq, entry.entry_sha256, trace)
 
@@ -342,7 +346,7 @@ def forward(
         request_id=request_id,
         detail=_forward_detail(query, answer),
         case=case,
-        status=str(answer["status"]),
+        status=answer["status"],
     )
     return Answered(answer, case, entry.seq, entry.entry_sha256)
 
@@ -369,7 +373,7 @@ async def forward_async(
         request_id=request_id,
         detail=_forward_detail(query, answer),
         case=case,
-        status=str(answer["status"]),
+        status=answer["status"],
     )
     return Answered(answer, case, entry.seq, entry.entry_sha256)
 

@@ -13,13 +13,23 @@ The rules work on a :class:`~detnat.service.timelines.Timelines` snapshot (no qu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
-from detnat.engine import format_ipv4, non_public_reason, parse_public_address
+from detnat.engine import (
+    Allocation,
+    ReverseAnswer,
+    format_ipv4,
+    non_public_reason,
+    parse_public_address,
+)
 from detnat.errors import NotFound, QueryError
+from detnat.service import answers
+from detnat.service.answers import Reason, Status
 from detnat.service.plans import Clock, MapperCache, utcnow
 from detnat.service.timelines import (
     RealmTimeline,
@@ -30,9 +40,6 @@ from detnat.service.timelines import (
     to_us,
 )
 from detnat.service.times import check_window, format_instant
-
-MATCH, AMBIGUOUS, NO_MAPPING = "match", "ambiguous", "no_mapping"
-NOT_DETERMINISTIC, NO_PLAN, FUTURE = "not_deterministic", "no_plan_in_force", "future"
 
 DEFAULT_MAPPERS = MapperCache()
 DEFAULT_TIMELINES = TimelineCache()
@@ -88,7 +95,7 @@ def spans_holding(snapshot: Timelines, address: int, start: datetime, end: datet
     return found
 
 
-def verdict(candidates: list[dict[str, object]]) -> dict[str, object]:
+def verdict(candidates: Sequence[answers.Verdict]) -> answers.Verdict:
     """Status (and reason, or the agreed subscriber) of one or more evaluated candidates."""
     distinct = {
         (
@@ -101,20 +108,57 @@ def verdict(candidates: list[dict[str, object]]) -> dict[str, object]:
         for c in candidates
     }
     statuses = {c["status"] for c in candidates}
-    if len(distinct) == 1 and statuses == {MATCH}:
+    if len(distinct) == 1 and statuses == {Status.MATCH}:
         first = candidates[0]
         return {
-            "status": MATCH,
+            "status": Status.MATCH,
             "subscriber": first["subscriber"],
             "public_ip": first["public_ip"],
             "port_ranges": first["port_ranges"],
         }
-    if MATCH in statuses:
-        return {"status": AMBIGUOUS, "reason": "candidates_differ"}
-    if NOT_DETERMINISTIC in statuses:
-        return {"status": NOT_DETERMINISTIC, "reason": "dynamic_block"}
-    reasons = sorted({str(c.get("reason")) for c in candidates})
-    return {"status": NO_MAPPING, "reason": reasons[0] if len(reasons) == 1 else "mixed"}
+    if Status.MATCH in statuses:
+        return {"status": Status.AMBIGUOUS, "reason": Reason.CANDIDATES_DIFFER}
+    if Status.NOT_DETERMINISTIC in statuses:
+        return {"status": Status.NOT_DETERMINISTIC, "reason": Reason.DYNAMIC_BLOCK}
+    reasons = sorted({Reason(c["reason"]) for c in candidates})
+    why = reasons[0] if len(reasons) == 1 else Reason.MIXED
+    return {"status": Status.NO_MAPPING, "reason": why}
+
+
+V = TypeVar("V", answers.Verdict, answers.ReverseAnswer, answers.ForwardAnswer)
+
+
+def with_verdict(answer: V, decided: answers.Verdict) -> V:
+    """``answer`` with the status of ``decided`` and its reason or allocation, no other key."""
+    answer["status"] = decided["status"]
+    if "reason" in decided:
+        answer["reason"] = decided["reason"]
+    if "subscriber" in decided:
+        answer["subscriber"] = decided["subscriber"]
+        answer["public_ip"] = decided["public_ip"]
+        answer["port_ranges"] = decided["port_ranges"]
+    return answer
+
+
+def engine_verdict(result: ReverseAnswer) -> answers.Verdict:
+    """One plan's reverse answer in the answers' shape (its ``to_json``, typed)."""
+    out: answers.Verdict = {"status": result.status}
+    if result.reason is not None:
+        out["reason"] = result.reason
+    if result.allocation is not None:
+        allocated = allocation_json(result.allocation)
+        out["subscriber"] = allocated["subscriber"]
+        out["public_ip"] = allocated["public_ip"]
+        out["port_ranges"] = allocated["port_ranges"]
+    return out
+
+
+def allocation_json(allocation: Allocation) -> answers.Allocated:
+    return {
+        "subscriber": str(allocation.subscriber),
+        "public_ip": format_ipv4(allocation.public_ip),
+        "port_ranges": [list(r) for r in allocation.port_ranges],
+    }
 
 
 def without_candidates(
@@ -125,7 +169,7 @@ def without_candidates(
     *,
     realm_named: bool,
     retired: bool = False,
-) -> dict[str, object]:
+) -> answers.Verdict:
     """The answer when no plan version held the address in the window.
 
     ``retired``: the realm whose plan held the address was retired (no realm named): no plan is
@@ -134,18 +178,18 @@ def without_candidates(
     ``not_in_pool`` while some realm has a plan in force.
     """
     if retired:
-        return {"status": NO_PLAN, "reason": "no_plan"}
+        return {"status": Status.NO_PLAN_IN_FORCE, "reason": Reason.NO_PLAN}
     what = non_public_reason(address)
     if what is not None:
         raise QueryError(
             f"{format_ipv4(address)} is {what}, not a public address of any plan", field="ip"
         )
     if not realm_named and snapshot.plan_in_force_between(to_us(start), to_us(end)):
-        return {"status": NO_MAPPING, "reason": "not_in_pool"}
-    return {"status": NO_PLAN, "reason": "no_plan"}
+        return {"status": Status.NO_MAPPING, "reason": Reason.NOT_IN_POOL}
+    return {"status": Status.NO_PLAN_IN_FORCE, "reason": Reason.NO_PLAN}
 
 
-def _covers(span: Span, start: datetime, end: datetime) -> dict[str, object]:
+def _covers(span: Span, start: datetime, end: datetime) -> answers.Covers:
     lo = max(span.version.effective_from, start)
     hi = end if span.until is None else min(end, span.until + span.realm.session_drain)
     return {
@@ -155,7 +199,9 @@ def _covers(span: Span, start: datetime, end: datetime) -> dict[str, object]:
     }
 
 
-def evidence_of(realm: RealmTimeline, version: TimelineVersion) -> dict[str, object]:
+def evidence_of(realm: RealmTimeline, version: TimelineVersion) -> answers.VersionEvidence:
+    """The evidence of a version with a plan (a retirement has no content hash)."""
+    assert version.content_sha256 is not None, "a version with a plan has its content's hash"
     return {
         "realm": realm.name,
         "version": version.seq,
@@ -165,7 +211,7 @@ def evidence_of(realm: RealmTimeline, version: TimelineVersion) -> dict[str, obj
     }
 
 
-def _nearest_change(found: list[Span], at: datetime) -> dict[str, object] | None:
+def _nearest_change(found: list[Span], at: datetime) -> answers.NearestChange | None:
     changes = {(s.version.effective_from, s.realm.name, s.version.seq) for s in found}
     changes |= {(s.until, s.realm.name, -1) for s in found if s.until is not None}
     if not changes:
@@ -195,7 +241,7 @@ def answer_reverse(
     now: datetime,
     mappers: MapperCache,
     trace: dict[str, object] | None = None,
-) -> dict[str, object]:
+) -> answers.ReverseAnswer:
     """The full answer (candidates, window, nearest change) from a snapshot.
 
     ``trace``, when given, receives what is needed to recompute and check the answer offline
@@ -203,50 +249,67 @@ def answer_reverse(
     first candidate to the first version after the window (id, seq, record hash, approval).
     """
     start, end = window(at, tolerance, now)
-    answer: dict[str, object] = {
-        "ip": format_ipv4(address),
-        "port": port,
-        "time": format_instant(at),
-        "tolerance_seconds": tolerance.total_seconds(),
-        "window": {"from": format_instant(start), "to": format_instant(at + tolerance)},
-    }
+
+    def answer(
+        candidates: list[answers.ReverseCandidate], decided: answers.Verdict
+    ) -> answers.ReverseAnswer:
+        shown: answers.ReverseAnswer = {
+            "ip": format_ipv4(address),
+            "port": port,
+            "time": format_instant(at),
+            "tolerance_seconds": tolerance.total_seconds(),
+            "window": {"from": format_instant(start), "to": format_instant(at + tolerance)},
+            "candidates": candidates,
+            "status": decided["status"],
+        }
+        return with_verdict(shown, decided)
+
     if at > now:
-        return {**answer, "status": FUTURE, "reason": "after_now", "candidates": []}
+        return answer([], {"status": Status.FUTURE, "reason": Reason.AFTER_NOW})
     if realm is not None:
         searched = [realm_timeline(snapshot, realm)]
         found = spans(searched[0], start, end)
     else:
         searched = snapshot.realms_holding(address)
         found = spans_holding(snapshot, address, start, end)
-    answer["nearest_change"] = _nearest_change(found, at)
+    nearest = _nearest_change(found, at)
     pending = [
-        {**evidence_of(r, v), "pending_approval": True}
-        for r in searched
-        for v in r.pending_between(to_us(start), to_us(end))
+        _pending(r, v) for r in searched for v in r.pending_between(to_us(start), to_us(end))
     ]
-    if pending:
-        answer["pending_approval"] = pending
     if trace is not None:
         trace["now"] = format_instant(now)
         trace["realms"] = {r.name: _excerpt(r, start, end) for r in searched}
-    candidates: list[dict[str, object]] = []
+    candidates: list[answers.ReverseCandidate] = []
     for span in sorted(found, key=lambda s: (s.version.effective_from, s.realm.name)):
         if span.version.plan is None:
             continue  # a retirement: no plan in force for that part of the window
-        result = mappers.get(span.version).reverse(address, port).to_json()
+        result = engine_verdict(mappers.get(span.version).reverse(address, port))
         candidates.append(
             {**result, **evidence_of(span.realm, span.version), "covers": _covers(span, start, end)}
         )
-    answer["candidates"] = candidates
-    if not candidates:
+    if candidates:
+        decided = verdict(candidates)
+    else:
         retired = realm is None and any(s.version.plan is None for s in found)
-        return {
-            **answer,
-            **without_candidates(
-                snapshot, address, start, end, realm_named=realm is not None, retired=retired
-            ),
-        }
-    return {**answer, **verdict(candidates)}
+        decided = without_candidates(
+            snapshot, address, start, end, realm_named=realm is not None, retired=retired
+        )
+    shown = answer(candidates, decided)
+    shown["nearest_change"] = nearest
+    if pending:
+        shown["pending_approval"] = pending
+    return shown
+
+
+def _pending(realm: RealmTimeline, version: TimelineVersion) -> answers.PendingVersion:
+    return {
+        "realm": realm.name,
+        "version": version.seq,
+        "content_sha256": version.content_sha256,
+        "effective_from": format_instant(version.effective_from),
+        "correction": version.correction,
+        "pending_approval": True,
+    }
 
 
 def _excerpt(realm: RealmTimeline, start: datetime, end: datetime) -> dict[str, object]:
@@ -288,7 +351,7 @@ def reverse_at(
     timelines: TimelineCache = DEFAULT_TIMELINES,
     revision: int | None = None,
     trace: dict[str, object] | None = None,
-) -> dict[str, object]:
+) -> answers.ReverseAnswer:
     """Who held ``ip:port`` at ``at`` (see the module docstring)."""
     return reverse_in(
         timelines.get(session, revision),
@@ -314,7 +377,7 @@ def reverse_in(
     now: datetime,
     mappers: MapperCache,
     trace: dict[str, object] | None = None,
-) -> dict[str, object]:
+) -> answers.ReverseAnswer:
     """:func:`reverse_at` on a snapshot the caller has (the API's lookup path)."""
     address = parse_public_address(ip, field="ip")
     check_port(port)
@@ -341,7 +404,7 @@ def forward_at(
     mappers: MapperCache = DEFAULT_MAPPERS,
     timelines: TimelineCache = DEFAULT_TIMELINES,
     revision: int | None = None,
-) -> dict[str, object]:
+) -> answers.ForwardAnswer:
     """The allocation of ``subscriber`` under each plan in force at ``at`` (scheduled ones too)."""
     return forward_in(
         timelines.get(session, revision),
@@ -361,13 +424,10 @@ def forward_in(
     realm: str | None,
     now: datetime,
     mappers: MapperCache,
-) -> dict[str, object]:
+) -> answers.ForwardAnswer:
     """:func:`forward_at` on a snapshot the caller has."""
     realms = [realm_timeline(snapshot, realm)] if realm is not None else list(snapshot.realms)
-    answer: dict[str, object] = {"query": subscriber, "time": format_instant(at)}
-    if at > now:
-        answer["scheduled"] = True
-    candidates: list[dict[str, object]] = []
+    candidates: list[answers.ForwardCandidate] = []
     in_force = 0
     last_error: QueryError | None = None
     for r in realms:
@@ -384,9 +444,13 @@ def forward_in(
             last_error = exc
             continue
         candidates.append(
-            {**allocation.to_json(), **evidence_of(r, version), "static": allocation.static}
+            {
+                **allocation_json(allocation),
+                **evidence_of(r, version),
+                "static": allocation.static,
+            }
         )
-    answer["candidates"] = candidates
+    decided: answers.Verdict
     if not candidates:
         if in_force and last_error is not None:
             raise QueryError(
@@ -394,14 +458,23 @@ def forward_in(
                 f"({last_error.message})",
                 field="query",
             )
-        return {**answer, "status": NO_PLAN, "reason": "no_plan"}
-    if len(candidates) > 1:
-        return {**answer, "status": AMBIGUOUS, "reason": "several_realms"}
-    first = candidates[0]
-    return {
-        **answer,
-        "status": MATCH,
-        "subscriber": first["subscriber"],
-        "public_ip": first["public_ip"],
-        "port_ranges": first["port_ranges"],
+        decided = {"status": Status.NO_PLAN_IN_FORCE, "reason": Reason.NO_PLAN}
+    elif len(candidates) > 1:
+        decided = {"status": Status.AMBIGUOUS, "reason": Reason.SEVERAL_REALMS}
+    else:
+        first = candidates[0]
+        decided = {
+            "status": Status.MATCH,
+            "subscriber": first["subscriber"],
+            "public_ip": first["public_ip"],
+            "port_ranges": first["port_ranges"],
+        }
+    answer: answers.ForwardAnswer = {
+        "query": subscriber,
+        "time": format_instant(at),
+        "candidates": candidates,
+        "status": decided["status"],
     }
+    if at > now:
+        answer["scheduled"] = True
+    return with_verdict(answer, decided)

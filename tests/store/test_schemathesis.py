@@ -1,5 +1,7 @@
 """Schemathesis against the OpenAPI of the app: every operation, called with a valid token of a
-role its policy allows; no 5xx, and every response conforms to the documented schema.
+role its policy allows; no 5xx, and every response conforms to the documented schema (every
+success under /v1 but the capacity figures has a real one: answers, realms, versions, tokens,
+audit, evidence).
 
 (The schemathesis pytest plugin does not run under pytest 9 yet, so each operation's
 hypothesis strategy is driven here with ``@given``.)
@@ -92,10 +94,22 @@ def _checker(operation: Any, headers: dict[str, str]) -> Any:
     return check
 
 
+# Capacity figures (detnat.capacity) are still documented as bare objects.
+UNTYPED = {"/v1/capacity/size", "/v1/capacity/check", "/v1/plans/diff"}
+
+
 def test_every_operation_conforms_and_never_fails(st_app: FastAPI) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", st_app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 20
+    # Conformance means something only where a success is documented with a real schema.
+    for path, methods in st_app.openapi()["paths"].items():
+        if not path.startswith("/v1/") or path in UNTYPED:
+            continue
+        for method, operation in methods.items():
+            for code, response in operation["responses"].items():
+                for media in response.get("content", {}).values() if code < "300" else ():
+                    assert media.get("schema") not in (None, {}, {"type": "object"}), (method, path)
     for operation in operations:
         token = _token(st_app, operation.method.upper(), operation.path)
         _checker(operation, {"Authorization": f"Bearer {token}"} if token else {})()
