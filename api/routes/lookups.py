@@ -105,7 +105,7 @@ async def reverse(body: ReverseIn, kept: InquiriesDep, look: LookupDep) -> Respo
         tolerance=times.tolerance_seconds(body.tolerance_seconds),
         realm=body.realm,
     )
-    answered = await inquiry.reverse_async(
+    answered = await inquiry.ask_async(
         look.conn,
         look.actor,
         asked,
@@ -123,7 +123,7 @@ async def forward(body: ForwardIn, kept: InquiriesDep, look: LookupDep) -> Respo
     asked = inquiry.ForwardQuery(
         body.subscriber, body.time, _identity(body), "api", tz=body.tz, realm=body.realm
     )
-    answered = await inquiry.forward_async(
+    answered = await inquiry.ask_async(
         look.conn,
         look.actor,
         asked,

@@ -71,7 +71,7 @@ async def lookup(page: PageDep) -> Response:
         realm=values["realm"] or None,
     )
     try:
-        answered = inquiry.reverse(
+        answered = inquiry.ask(
             page.db,
             actor,
             asked,

@@ -97,7 +97,7 @@ def forward_at(
         for query in queries:
             asked = inquiry.ForwardQuery(query, at, identity, "cli", tz=tz, realm=realm)
             try:
-                answered = inquiry.forward(
+                answered = inquiry.ask(
                     session,
                     actor,
                     asked,
@@ -157,7 +157,7 @@ def reverse_at(
                 asked = inquiry.ReverseQuery(
                     address, port, at, identity, "cli", tz=tz, tolerance=window, realm=realm
                 )
-                answered = inquiry.reverse(
+                answered = inquiry.ask(
                     session,
                     actor,
                     asked,

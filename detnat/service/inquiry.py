@@ -12,8 +12,8 @@ Example (the CLI)::
 
     asked = inquiry.ReverseQuery("192.0.2.1", 1100, "2026-03-14T21:07:33+01:00",
                                  identity=inquiry.Identity("ABUSE-7"), via="cli")
-    answered = inquiry.reverse(session, actor, asked, snapshot=..., mappers=..., cases=...,
-                               now=utcnow(), request_id="cli-…")
+    answered = inquiry.ask(session, actor, asked, snapshot=timelines.get(session),
+                           kept=inquiry.Inquiries(), now=utcnow(), request_id="cli-…")
     session.commit()
     print(answered.to_json())
 """
@@ -270,112 +270,84 @@ class Inquiries:
     cases: audit.CaseOwners = field(default_factory=audit.CaseOwners)
 
 
-def reverse(
+@dataclass(frozen=True)
+class _Prepared:
+    """An inquiry checked and answered, not yet recorded: what the two writers need."""
+
+    action: str
+    case: str
+    answer: ReverseAnswer | ForwardAnswer
+    detail: dict[str, Any]
+    trace: dict[str, object]
+
+
+def _prepare(
+    query: ReverseQuery | ForwardQuery, snapshot: Timelines, kept: Inquiries, now: datetime
+) -> _Prepared:
+    """Check and answer (pure): a question refused here opens no case and records nothing."""
+    _precheck(query)
+    case = query.identity.case
+    if isinstance(query, ReverseQuery):
+        answer, trace = _answer_reverse(query, snapshot, kept.mappers, now)
+        detail = _reverse_detail(query, answer, trace)
+        return _Prepared("lookup.reverse", case, answer, detail, trace)
+    forwarded = _answer_forward(query, snapshot, kept.mappers, now)
+    return _Prepared("lookup.forward", case, forwarded, _forward_detail(query, forwarded), {})
+
+
+def _answered(ready: _Prepared, entry: audit.Recorded) -> Answered:
+    return Answered(ready.answer, ready.case, entry.seq, entry.entry_sha256, ready.trace)
+
+
+def ask(
     session: Session,
     actor: audit.Actor,
-    query: ReverseQuery,
+    query: ReverseQuery | ForwardQuery,
     *,
     snapshot: Timelines,
     kept: Inquiries,
     now: datetime,
     request_id: str,
 ) -> Answered:
-    """Who held ``query.ip:port``: checked, the case opened, answered, audited (flushed)."""
-    _precheck(query)
-    case = query.identity.case
-    kept.cases.claim(session, case, actor, request_id=request_id)
-    answer, trace = _answer_reverse(query, snapshot, kept.mappers, now)
+    """Who held ``ip:port`` (a :class:`ReverseQuery`) or what did ``subscriber`` get (a
+    :class:`ForwardQuery`): checked, answered, the case opened or checked, audited (flushed)."""
+    ready = _prepare(query, snapshot, kept, now)
+    kept.cases.claim(session, ready.case, actor, request_id=request_id)
     entry = audit.record(
         session,
         actor,
-        "lookup.reverse",
+        ready.action,
         request_id=request_id,
-        detail=_reverse_detail(query, answer, trace),
-        case=case,
-        status=answer["status"],
+        detail=ready.detail,
+        case=ready.case,
+        status=ready.answer["status"],
     )
-    return Answered(answer, case, entry.seq, entry.entry_sha256, trace)
+    return _answered(ready, entry)
 
 
-async def reverse_async(
+async def ask_async(
     conn: repo.AsyncConn,
     actor: audit.Actor,
-    query: ReverseQuery,
+    query: ReverseQuery | ForwardQuery,
     *,
     snapshot: Timelines,
     kept: Inquiries,
     now: datetime,
     request_id: str,
 ) -> Answered:
-    """:func:`reverse` on an async autocommit connection (each write its own transaction)."""
-    _precheck(query)
-    case = query.identity.case
-    await kept.cases.claim_async(conn, case, actor, request_id=request_id)
-    answer, trace = _answer_reverse(query, snapshot, kept.mappers, now)
+    """:func:`ask` on an async autocommit connection (each write its own transaction)."""
+    ready = _prepare(query, snapshot, kept, now)
+    await kept.cases.claim_async(conn, ready.case, actor, request_id=request_id)
     entry = await audit.record_async(
         conn,
         actor,
-        "lookup.reverse",
+        ready.action,
         request_id=request_id,
-        detail=_reverse_detail(query, answer, trace),
-        case=case,
-        status=answer["status"],
+        detail=ready.detail,
+        case=ready.case,
+        status=ready.answer["status"],
     )
-    return Answered(answer, case, entry.seq, entry.entry_sha256, trace)
-
-
-def forward(
-    session: Session,
-    actor: audit.Actor,
-    query: ForwardQuery,
-    *,
-    snapshot: Timelines,
-    kept: Inquiries,
-    now: datetime,
-    request_id: str,
-) -> Answered:
-    """What ``query.subscriber`` got: checked, the case opened, answered, audited (flushed)."""
-    _precheck(query)
-    case = query.identity.case
-    kept.cases.claim(session, case, actor, request_id=request_id)
-    answer = _answer_forward(query, snapshot, kept.mappers, now)
-    entry = audit.record(
-        session,
-        actor,
-        "lookup.forward",
-        request_id=request_id,
-        detail=_forward_detail(query, answer),
-        case=case,
-        status=answer["status"],
-    )
-    return Answered(answer, case, entry.seq, entry.entry_sha256)
-
-
-async def forward_async(
-    conn: repo.AsyncConn,
-    actor: audit.Actor,
-    query: ForwardQuery,
-    *,
-    snapshot: Timelines,
-    kept: Inquiries,
-    now: datetime,
-    request_id: str,
-) -> Answered:
-    """:func:`forward` on an async autocommit connection."""
-    _precheck(query)
-    case = query.identity.case
-    await kept.cases.claim_async(conn, case, actor, request_id=request_id)
-    answer = _answer_forward(query, snapshot, kept.mappers, now)
-    entry = await audit.record_async(
-        conn,
-        actor,
-        "lookup.forward",
-        request_id=request_id,
-        detail=_forward_detail(query, answer),
-        case=case,
-        status=answer["status"],
-    )
-    return Answered(answer, case, entry.seq, entry.entry_sha256)
+    return _answered(ready, entry)
 
 
 # -- batches ---------------------------------------------------------------------------------------
@@ -456,10 +428,8 @@ __all__ = [
     "Identity",
     "Inquiries",
     "ReverseQuery",
-    "forward",
-    "forward_async",
+    "ask",
+    "ask_async",
     "open_batch",
     "record_batch",
-    "reverse",
-    "reverse_async",
 ]
