@@ -23,17 +23,17 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 from cli import runtime
 from cli.output import EXIT_INVALID, EXIT_OK, emit_json, error_json, fail_line, ranges_text
 from detnat.engine import Status
-from detnat.errors import InvalidInput, QueryError
+from detnat.errors import InvalidInput
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from detnat.service import audit, inquiry, lookups, plans, times
+    from detnat.service import audit, inquiry, plans, timelines, times
 else:  # loaded when a store command runs: `--plan` commands start without SQLAlchemy
     audit = runtime.lazy_module("detnat.service.audit")
     inquiry = runtime.lazy_module("detnat.service.inquiry")
-    lookups = runtime.lazy_module("detnat.service.lookups")
     plans = runtime.lazy_module("detnat.service.plans")
+    timelines = runtime.lazy_module("detnat.service.timelines")
     times = runtime.lazy_module("detnat.service.times")
 
 
@@ -52,7 +52,8 @@ def _identity(
 
 
 def _kept() -> inquiry.Inquiries:
-    return inquiry.Inquiries(lookups.DEFAULT_MAPPERS, audit.CaseOwners())
+    # Fresh for each command: caches keyed by version ids and revisions belong to one database.
+    return inquiry.Inquiries(plans.MapperCache(), audit.CaseOwners())
 
 
 def _answer_line(query: str, answer: dict[str, object]) -> str:
@@ -77,6 +78,40 @@ def _answer_line(query: str, answer: dict[str, object]) -> str:
     return line
 
 
+def _ask_each(
+    actor: audit.Actor,
+    queries: list[str],
+    asked_of: Callable[[str], inquiry.ReverseQuery | inquiry.ForwardQuery],
+    show: Callable[[str, inquiry.Answered], None],
+    *,
+    as_json: bool,
+) -> int:
+    """Each query: asked (audited, committed), then shown; a bad one is a line and exit 2."""
+    kept, snapshots, failed = _kept(), timelines.TimelineCache(), False
+    with runtime.store_session() as session:
+        for query in queries:
+            try:
+                answered = inquiry.ask(
+                    session,
+                    actor,
+                    asked_of(query),
+                    snapshot=snapshots.get(session),
+                    kept=kept,
+                    now=plans.utcnow(),
+                    request_id=runtime.request_id(),
+                )
+            except InvalidInput as exc:
+                session.rollback()
+                failed = True
+                fail_line(exc)
+                if as_json:
+                    emit_json(error_json(query, exc))
+                continue
+            session.commit()  # audited before the answer leaves
+            show(query, answered)
+    return EXIT_INVALID if failed else EXIT_OK
+
+
 def forward_at(
     actor: audit.Actor,
     queries: list[str],
@@ -91,39 +126,25 @@ def forward_at(
 ) -> int:
     identity = _identity(case, legal_basis, requested_by)
     times.parse_instant(at, tz=tz, field="--at")
-    kept = _kept()
-    failed = False
-    with runtime.store_session() as session:
-        for query in queries:
-            asked = inquiry.ForwardQuery(query, at, identity, "cli", tz=tz, realm=realm)
-            try:
-                answered = inquiry.ask(
-                    session,
-                    actor,
-                    asked,
-                    snapshot=lookups.DEFAULT_TIMELINES.get(session),
-                    kept=kept,
-                    now=plans.utcnow(),
-                    request_id=runtime.request_id(),
-                )
-            except QueryError as exc:
-                session.rollback()
-                failed = True
-                fail_line(exc)
-                if as_json:
-                    emit_json(error_json(query, exc))
-                continue
-            session.commit()  # audited before the answer leaves
-            answer = answered.to_json()
-            if as_json:
-                emit_json(answer)
-            elif answer["status"] == Status.MATCH:
-                ranges = answer["port_ranges"]
-                assert isinstance(ranges, list)
-                print(f"{answer['subscriber']}  {answer['public_ip']}  ports {ranges_text(ranges)}")
-            else:
-                print(_answer_line(query, answer))
-    return EXIT_INVALID if failed else EXIT_OK
+
+    def show(query: str, answered: inquiry.Answered) -> None:
+        answer = answered.to_json()
+        if as_json:
+            emit_json(answer)
+        elif answer["status"] == Status.MATCH:
+            ranges = answer["port_ranges"]
+            assert isinstance(ranges, list)
+            print(f"{answer['subscriber']}  {answer['public_ip']}  ports {ranges_text(ranges)}")
+        else:
+            print(_answer_line(query, answer))
+
+    return _ask_each(
+        actor,
+        queries,
+        lambda query: inquiry.ForwardQuery(query, at, identity, "cli", tz=tz, realm=realm),
+        show,
+        as_json=as_json,
+    )
 
 
 def reverse_at(
@@ -148,48 +169,28 @@ def reverse_at(
         if len(queries) != 1:
             raise InvalidInput("one query per evidence file", field="--evidence")
         runtime.refuse_existing(evidence_file, force, hint=runtime.KEPT_HINT)
-    kept = _kept()
-    failed = False
-    with runtime.store_session() as session:
-        for query in queries:
-            try:
-                address, port = runtime.parse_endpoint(query)
-                asked = inquiry.ReverseQuery(
-                    address, port, at, identity, "cli", tz=tz, tolerance=window, realm=realm
-                )
-                answered = inquiry.ask(
-                    session,
-                    actor,
-                    asked,
-                    snapshot=lookups.DEFAULT_TIMELINES.get(session),
-                    kept=kept,
-                    now=plans.utcnow(),
-                    request_id=runtime.request_id(),
-                )
-            except InvalidInput as exc:
-                session.rollback()
-                failed = True
-                fail_line(exc)
-                if as_json:
-                    emit_json(error_json(query, exc))
-                continue
-            session.commit()  # audited before the answer leaves
-            if evidence_file is not None:
-                from detnat.service import evidence
 
+    def asked_of(query: str) -> inquiry.ReverseQuery:
+        address, port = runtime.parse_endpoint(query)
+        return inquiry.ReverseQuery(
+            address, port, at, identity, "cli", tz=tz, tolerance=window, realm=realm
+        )
+
+    def show(query: str, answered: inquiry.Answered) -> None:
+        if evidence_file is not None:
+            from detnat.service import evidence
+
+            with runtime.store_session() as session:
                 document = evidence.build(session, answered.answer_id)
-                runtime.write_new(
-                    evidence_file,
-                    json.dumps(document, indent=2) + "\n",
-                    force=force,
-                    hint=runtime.KEPT_HINT,
-                )
-            answer = answered.to_json()
-            if as_json:
-                emit_json({"query": query, **answer})
-            else:
-                print(_answer_line(query, answer))
-    return EXIT_INVALID if failed else EXIT_OK
+            text = json.dumps(document, indent=2) + "\n"
+            runtime.write_new(evidence_file, text, force=force, hint=runtime.KEPT_HINT)
+        answer = answered.to_json()
+        if as_json:
+            emit_json({"query": query, **answer})
+        else:
+            print(_answer_line(query, answer))
+
+    return _ask_each(actor, queries, asked_of, show, as_json=as_json)
 
 
 def reverse_batch_at(
@@ -236,9 +237,9 @@ def reverse_batch_at(
             )
         )
         query = batch_lookups.BatchQuery(
-            snapshot=lookups.DEFAULT_TIMELINES.get(session),
+            snapshot=timelines.TimelineCache().get(session),
             now=plans.utcnow(),
-            mappers=lookups.DEFAULT_MAPPERS,
+            mappers=plans.MapperCache(),
             tolerance=ask.tolerance,
             realm=realm,
             tz=tz,

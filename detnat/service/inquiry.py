@@ -266,7 +266,7 @@ def _check_tolerance(tolerance: timedelta, via: Via) -> None:
 class Inquiries:
     """What a process keeps between inquiries: compiled plans and committed case owners."""
 
-    mappers: MapperCache = field(default_factory=lambda: lookups.DEFAULT_MAPPERS)
+    mappers: MapperCache = field(default_factory=MapperCache)
     cases: audit.CaseOwners = field(default_factory=audit.CaseOwners)
 
 
