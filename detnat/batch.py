@@ -34,6 +34,10 @@ written with a leading ``'``, echoed input cells included.
 Strict parsing: ``ip`` is a dotted quad as :func:`detnat.engine.addresses.parse_ipv4` accepts it
 (no leading zeros, no spaces, ASCII digits); ``port`` is ``0`` or a decimal number without sign,
 spaces or leading zeros, at most 65535.
+
+One module at this size: the hand-tuned plan-file batch pipeline (reader, vectorised parse, engine,
+formatter) whose stages share buffers and are measured as one (bench/bench_batch.py); issue 12
+reshapes it into one pipeline with the store batch.
 """
 
 from __future__ import annotations

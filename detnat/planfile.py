@@ -8,6 +8,9 @@ no YAML tags beyond the plain ones, no anchors/aliases (billion laughs), no dupl
 only regular files of sane size. Every error is a :class:`PlanError` whose ``field`` is a path
 such as ``outside.prefixes[1]``; the engine then checks the plan as a whole
 (:func:`detnat.engine.compile_plan`).
+
+One module at this size: the strict reader (JSON, YAML 1.2 core) and the plan models it checks
+against are one contract with the user's file.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Pure functions of the answer (the dict the service returns and the audit log keeps) and of the
 plan versions near T (:class:`Mark`); the pages only lay them out. The strip is inline SVG drawn
 with classes (styled by ``web.css``), so it needs no script and passes a strict CSP.
+
+One module at this size: every sentence and picture that explains an answer, kept together so the
+wording stays consistent.
 """
 
 from __future__ import annotations

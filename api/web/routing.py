@@ -13,6 +13,9 @@ The order for each request:
 Errors never leave as problem+json: :class:`~detnat.errors.DetnatError` becomes an HTML page with
 the matching status, anything unexpected a bare 500 page. Every response gets the security headers
 (a strict Content-Security-Policy without inline scripts or styles, no caching of pages).
+
+One module at this size: the page plumbing (session, CSRF, policy, error pages) runs in one order
+for every page and reads best in that order.
 """
 
 from __future__ import annotations

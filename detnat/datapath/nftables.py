@@ -33,6 +33,8 @@ table is replaced whole or not at all). Connections already tracked keep the tra
 given until they end: that is the realm's ``session_drain``. :meth:`NftablesDatapath.read_live`
 parses ``nft -j list ruleset``: the maps *and* the rules that use them, so a map that no rule reads
 translates nobody.
+
+One module at this size: one backend (render, apply, read, verify) behind the datapath seam.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ VPP det44, Juniper, A10 and Nokia all compute the same thing with different para
 
 Worked example (VPP ``det44 add in 10.0.0.0/18 out 1.1.1.0/30``, ratio 4096): U = 64512, S = 15;
 10.0.0.2 is subscriber 2, address 1.1.1.0, block 2, ports 1024+30 .. 1024+44 = 1054-1068.
+
+One module at this size: the block algorithm's plan, layout arithmetic and mapper (scalar and
+vectorised) are one algorithm.
 """
 
 from __future__ import annotations

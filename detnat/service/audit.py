@@ -9,6 +9,9 @@ computed here; Postgres chains it (trigger ``audit_log_chain``, see migration 00
 ``entry_sha256 = sha256("{seq}:{prev_sha256}:{content_sha256}")``.
 :func:`detnat.service.integrity.verify` recomputes both, walks the chains and holds the store
 against the entries. The hash covers the entry as Postgres stores it (:func:`stored_form`).
+
+One module at this size: entries, their stored form and hashing, and case ownership (whose claims
+are audit entries) are one record.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ Input: CSV with columns ``ip,port,time`` (others kept), or a JSON array of ``{ip
 Output: the input columns plus ``status,reason,subscriber``; a row that is not a query gets status
 ``error`` with the message, reported with its line number, and the batch goes on. Cells that a
 spreadsheet would read as a formula are neutralised with a leading ``'``.
+
+One module at this size: the store batch (readers, grouping by plan version, writers); issue 12
+merges it with the plan-file pipeline of detnat.batch.
 """
 
 from __future__ import annotations

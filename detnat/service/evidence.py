@@ -29,6 +29,9 @@ entry with recomputed ``content_sha256`` and ``entry_sha256``, plan records with
 hashes -- makes a file that verifies. Such a file is caught only against the database (the entry's
 ``entry_sha256``, the versions' ``record_sha256`` in their realm's chain: ``detnat audit verify``,
 ``GET /v1/answers/{id}``) or against an exported audit checkpoint at or after the entry.
+
+One module at this size: building an evidence file and verifying it offline must agree field by
+field, so both sides stay together.
 """
 
 from __future__ import annotations

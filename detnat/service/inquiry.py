@@ -16,6 +16,9 @@ Example (the CLI)::
                            kept=inquiry.Inquiries(), now=utcnow(), request_id="cli-…")
     session.commit()
     print(answered.to_json())
+
+One module at this size: the queries, the audit-detail schema and the use cases are one contract;
+splitting them would put the schema away from what writes it.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ with the same public address and ports (:func:`verdict`).
 
 The rules work on a :class:`~detnat.service.timelines.Timelines` snapshot (no query of their own);
 :mod:`detnat.service.batch_lookups` applies the very same functions to many rows at once.
+
+One module at this size: the lookup rules (window, drain, candidates, verdict) are applied by
+single and batch lookups alike and read as one.
 """
 
 from __future__ import annotations

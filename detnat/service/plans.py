@@ -3,6 +3,9 @@
 Publishing locks the realm row (``SELECT ... FOR UPDATE``), so concurrent publishers into one realm
 queue up and each sees the timeline the previous one left; publishers into different realms race
 only on the address-range exclusion constraint, which Postgres settles.
+
+One module at this size: realms, publishing, corrections, approvals and their chains are one
+timeline's rules.
 """
 
 from __future__ import annotations

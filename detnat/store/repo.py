@@ -1,4 +1,8 @@
-"""Queries over the plan store: rows in, rows out. The rules live in :mod:`detnat.service`."""
+"""Queries over the plan store: rows in, rows out. The rules live in :mod:`detnat.service`.
+
+One module at this size: every SQL statement of the store in one place, grouped by table, so
+queries are found where the tables are.
+"""
 
 from __future__ import annotations
 

@@ -19,6 +19,8 @@ well-known address (RFC 6333 section 5.7), or fragmented (DF clear).
 
 :class:`B4` is the other end for tests and labs: it encapsulates whatever its hosts send to the
 AFTR and decapsulates what comes back; it does no NAT (DS-Lite's B4 does not).
+
+One module at this size: the user-space AFTR and B4 softwire, one datapath.
 """
 
 from __future__ import annotations
