@@ -27,7 +27,7 @@ from detnat.store.models import ROLES, ApiToken
 
 PREFIX = "dnt_"
 _TOKEN = re.compile(r"dnt_[A-Za-z0-9_-]{43}")
-_EXPIRY = re.compile(r"(\d{1,5})([dhm])")
+_EXPIRY = re.compile(r"([0-9]{1,5})([dhm])")  # ASCII digits only
 
 
 def digest(token: str) -> str:

@@ -202,3 +202,12 @@ def test_superseded_is_set_by_the_correction_itself(
             {"r": corrected},
         ).all()
     assert [tuple(r) for r in rows] == [(1, True, False), (2, False, True)]
+
+
+@pytest.mark.parametrize("expires", ["９０d", "٩٠d", "90 d", "0d", "99999d"])
+def test_token_lifetimes_take_ascii_digits_in_range_only(expires: str) -> None:
+    from detnat.errors import InvalidInput
+    from detnat.service import tokens
+
+    with pytest.raises(InvalidInput, match="expires"):
+        tokens.parse_expiry(expires, field="expires")
