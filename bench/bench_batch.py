@@ -2,9 +2,11 @@
 
 Run by hand (not part of the tests)::
 
-    .venv/bin/python bench/bench_batch.py [--rows 1000000] [--kind plain|abuse] [--keep DIR]
+    .venv/bin/python bench/bench_batch.py [--rows 1000000] [--kind plain|abuse]
+                                          [--plan block|map|dslite|PATH] [--keep DIR]
 
-It writes a CSV of ``--rows`` queries against bench/plans/block.yaml into a temporary folder
+It writes a CSV of ``--rows`` queries against ``--plan`` (a name in bench/plans, block.yaml unless
+told) into a temporary folder
 (``plain``: ``ip,port``; ``abuse``: ``ip,port,time,case,url`` with quoted fields, CRLF and 1% bad
 rows, as complaint exports come), then times, each best of ``--repeat``:
 
@@ -36,13 +38,21 @@ from typing import Any
 
 import numpy as np
 
-from detnat.batch import format_ipv4_many, reverse_csv
-from detnat.engine import Mapper
-from detnat.errors import InvalidInput
-from detnat.planfile import load_mapper
-
 HERE = Path(__file__).resolve().parent
-PLAN = HERE / "plans" / "block.yaml"
+ROOT = HERE.parent
+# Time this checkout's code, not whichever checkout the virtualenv was installed from: the
+# package is installed editable, so without this a worktree would measure another tree.
+sys.path.insert(0, str(ROOT))
+
+import detnat  # noqa: E402
+from detnat.batch import format_ipv4_many, reverse_csv  # noqa: E402
+from detnat.engine import Mapper  # noqa: E402
+from detnat.errors import InvalidInput  # noqa: E402
+from detnat.planfile import load_mapper  # noqa: E402
+
+assert Path(detnat.__file__).resolve().parent == ROOT / "detnat", "timing another checkout"
+
+PLANS = HERE / "plans"
 DETNAT = Path(sys.executable).with_name("detnat")
 
 
@@ -90,14 +100,22 @@ def generate(path: Path, rows: int, kind: str, mapper: Mapper, seed: int = 5) ->
 # -- the three ways ------------------------------------------------------------------------------
 
 
-def run_cli(source: Path, target: Path) -> tuple[float, int]:
+def _child_env() -> dict[str, str]:
+    """The environment of the CLI child: this checkout first on its import path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def run_cli(plan: Path, source: Path, target: Path) -> tuple[float, int]:
     """(wall seconds, peak RSS bytes) of one ``detnat reverse --batch`` run."""
     target.unlink(missing_ok=True)
     start = time.perf_counter()
     process = subprocess.Popen(
-        [str(DETNAT), "reverse", "--plan", str(PLAN), "--batch", str(source), "-o", str(target)],
+        [str(DETNAT), "reverse", "--plan", str(plan), "--batch", str(source), "-o", str(target)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env=_child_env(),
     )
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
@@ -112,7 +130,7 @@ def run_cli(source: Path, target: Path) -> tuple[float, int]:
 
 def startup() -> float:
     start = time.perf_counter()
-    subprocess.run([str(DETNAT), "--version"], check=True, capture_output=True)
+    subprocess.run([str(DETNAT), "--version"], check=True, capture_output=True, env=_child_env())
     return time.perf_counter() - start
 
 
@@ -177,12 +195,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--kind", choices=("plain", "abuse"), default="plain")
+    parser.add_argument(
+        "--plan",
+        default="block",
+        help="a plan of bench/plans by name (block, map, dslite) or a plan file's path",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per way; the best counts")
     parser.add_argument("--no-plain", action="store_true", help="skip the slow plain way")
     parser.add_argument("--keep", type=Path, help="write the files here and keep them")
     args = parser.parse_args(argv)
 
-    mapper = load_mapper(PLAN)
+    plan = PLANS / f"{args.plan}.yaml" if "/" not in args.plan else Path(args.plan)
+    mapper = load_mapper(plan)
     folder = Path(tempfile.mkdtemp(prefix="detnat-bench-")) if args.keep is None else args.keep
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -191,12 +215,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         size = source.stat().st_size
         print(
             f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs; "
-            f"{args.rows:,} rows ({args.kind}), {size / 1e6:.1f} MB, plan {PLAN.name}"
+            f"{args.rows:,} rows ({args.kind}), {size / 1e6:.1f} MB, plan {plan.name}"
         )
         rows = args.rows
 
         if DETNAT.exists():
-            wall, rss = best_of(args.repeat, run_cli, source, folder / "cli.csv")
+            wall, rss = best_of(args.repeat, run_cli, plan, source, folder / "cli.csv")
             boot = min(startup() for _ in range(args.repeat))
             print(
                 f"  detnat CLI (subprocess)  {wall:6.2f} s  {rows / wall:12,.0f} rows/s  "
