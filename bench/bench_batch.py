@@ -45,10 +45,11 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import detnat  # noqa: E402
-from detnat.batch import format_ipv4_many, reverse_csv  # noqa: E402
+from detnat.batch import reverse_csv  # noqa: E402
 from detnat.engine import Mapper  # noqa: E402
 from detnat.errors import InvalidInput  # noqa: E402
 from detnat.planfile import load_mapper  # noqa: E402
+from detnat.subscriber_text import format_ipv4_many  # noqa: E402
 
 assert Path(detnat.__file__).resolve().parent == ROOT / "detnat", "timing another checkout"
 

@@ -50,15 +50,15 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
 from typing import BinaryIO, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
 from detnat.engine import INVALID, MATCH, REASON_CODES, STATUS_CODES, Mapper
-from detnat.engine.addresses import V4, V6, WIDTH, parse_address, parse_ipv4
+from detnat.engine.addresses import V4, V6, parse_address, parse_ipv4
 from detnat.errors import InvalidInput
+from detnat.subscriber_text import SubscriberTexts
 
 BLOCK_BYTES = 512 << 10  # read size (cache-sized: faster than MiBs); cut at the last LF
 MAX_LINE_BYTES = 16 << 20  # a line (or quoted record) longer than this is refused
@@ -290,52 +290,6 @@ def parse_port_many(text: Bytes, fs: Ints, fe: Ints) -> tuple[Ints, Bools]:
 # -- answers to bytes ---------------------------------------------------------------------------
 
 
-_Words: TypeAlias = npt.NDArray[np.uint64]
-
-
-@cache
-def _half_texts() -> tuple[_Words, _Words, _Words, _Words]:
-    """ "a.b." and "c.d" for every 16-bit half of an address: 8-byte words and their bit lengths."""
-    octets = [str(octet).encode() for octet in range(256)]
-    text = np.array(octets, dtype="S8").view("<u8")
-    bits = np.array([8 * len(t) for t in octets], dtype=np.uint64)
-    half = np.arange(1 << 16)
-    first, second = half >> 8, half & 255
-    dot = np.uint64(ord("."))
-    low = text[first] | (dot << bits[first]) | (text[second] << (bits[first] + np.uint64(8)))
-    low_bits = bits[first] + np.uint64(8) + bits[second]
-    return low | (dot << low_bits), low_bits + np.uint64(8), low, low_bits
-
-
-def format_ipv4_many(addresses: Ints, tail: bytes) -> tuple[Bytes, Ints]:
-    """Dotted quads followed by ``tail`` (at most 3 bytes): (24-byte zero-padded rows, lengths).
-
-    Each text is put together in three little-endian 64-bit words: "a.b." (4-8 bytes), then
-    "c.d" (3-7 bytes) shifted past it, then the tail. This leans on numpy's shifts by 64 bits
-    or more giving 0 (C leaves them undefined; numpy defines them).
-    """
-    high_table, high_sizes, low_table, low_sizes = _half_texts()
-    high_half = addresses >> 16
-    low_half = addresses & 0xFFFF
-    high = high_table[high_half]
-    low = low_table[low_half]
-    high_bits = high_sizes[high_half]
-    tail_at = high_bits + low_sizes[low_half]  # 56-120
-    end = np.frombuffer(tail.ljust(8, b"\0"), dtype="<u8")[0]
-    sixty_four = np.uint64(64)
-    words = np.empty((len(addresses), 3), dtype="<u8")
-    words[:, 0] = high | (low << high_bits) | (end << tail_at)
-    # Unsigned differences that go below zero wrap to huge shifts, which give 0.
-    words[:, 1] = (
-        (low >> (sixty_four - high_bits))
-        | (end << (tail_at - sixty_four))
-        | (end >> (sixty_four - tail_at))
-    )
-    words[:, 2] = end >> (np.uint64(128) - tail_at)
-    lengths = (tail_at // np.uint64(8)).astype(np.int64) + len(tail)
-    return words.view(np.uint8), lengths
-
-
 class _Answers:
     """Writes reverse answers as the ``,status,reason,subscriber`` tail of each output line."""
 
@@ -350,8 +304,7 @@ class _Answers:
                 why = REASON_CODES[reason] if reason < len(REASON_CODES) else None
                 name = STATUSES[status] if text is None else text.value
                 prefixes.append(f",{name},{why.value if why else ''},".encode())
-        self._key_runs = _ipv4_key_runs(mapper)
-        self._tail = f"/{mapper.subscriber_prefix_length}".encode()
+        self._runs = SubscriberTexts.of(mapper)
         widest = 18 if mapper.family == V4 else 43  # 255.255.255.255/32, an IPv6 /128 in full
         self.width = max(max(map(len, prefixes)) + 1, len(self.MATCH_PREFIX) + widest + 1)
         self.table = np.zeros((len(prefixes), self.width), dtype=np.uint8)
@@ -380,11 +333,8 @@ class _Answers:
         return rows, lengths
 
     def _subscribers(self, index: Ints) -> tuple[Bytes, Ints]:
-        if self._key_runs is not None:
-            firsts, starts = self._key_runs
-            run = np.searchsorted(starts, index, side="right") - 1
-            shift = WIDTH[V4] - self.mapper.subscriber_prefix_length
-            return format_ipv4_many((firsts[run] + index - starts[run]) << shift, self._tail)
+        if self._runs is not None:
+            return self._runs.texts(index)
         texts = [self._text(i) for i in index.tolist()]
         width = max(map(len, texts))
         matrix = np.array(texts, dtype=f"S{width}").view(np.uint8).reshape(len(texts), width)
@@ -397,30 +347,6 @@ class _Answers:
                 self._texts.clear()
             text = self._texts[index] = str(self.mapper.subscriber_at(index)).encode()
         return text
-
-
-def _ipv4_key_runs(mapper: Mapper) -> tuple[Ints, Ints] | None:
-    """Subscriber number -> key in arrays, for IPv4 key spaces; None where not known.
-
-    Built from the plan with the engine's own numbering, then checked against
-    :meth:`Mapper.subscriber_at` at every run boundary, so it can only be used when it agrees.
-    """
-    if mapper.family != V4:
-        return None
-    runs = mapper.key_runs()
-    firsts = np.array([run.first for run in runs], dtype=np.int64)
-    starts = np.array([run.start for run in runs], dtype=np.int64)
-    if len(starts) > 1 and np.any(np.diff(starts) <= 0):
-        return None
-    shift = WIDTH[V4] - mapper.subscriber_prefix_length
-    probes = sorted({0, mapper.subscriber_count - 1, *starts.tolist(), *(starts - 1).tolist()})
-    for index in probes:
-        if 0 <= index < mapper.subscriber_count:
-            run = int(np.searchsorted(starts, index, side="right")) - 1
-            network = (int(firsts[run]) + index - int(starts[run])) << shift
-            if mapper.subscriber_at(index).network != network:
-                return None
-    return firsts, starts
 
 
 # -- input ----------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from detnat.batch import (
     BatchReport,
     _Batch,
     _fast_block,
-    format_ipv4_many,
     parse_ip,
     parse_ipv4_many,
     parse_port,
@@ -33,9 +32,10 @@ from detnat.batch import (
     reverse_csv,
 )
 from detnat.engine import Mapper, compile_plan
-from detnat.engine.addresses import parse_ipv4
+from detnat.engine.addresses import V6, Prefix, format_address, parse_ipv4
 from detnat.errors import InvalidInput
 from detnat.planfile import plan_from_text
+from detnat.subscriber_text import SubscriberTexts, format_ipv4_many, format_ipv6_many
 from tests.strategies import plans
 
 BLOCK_PLAN = """
@@ -659,3 +659,103 @@ def test_any_plan_answers_every_row_like_reverse(plan: Any, seed: int) -> None:
         text = ".".join(str((address >> s) & 255) for s in (24, 16, 8, 0))
         rows.append(f"{rng.integers(0, 65536)},{text}")
     check_all_paths(mapper, ("\n".join(rows) + "\n").encode())
+
+
+# -- IPv6 subscribers (DS-Lite): texts made with numpy, byte for byte the engine's ----------------
+
+HEXTET = st.sampled_from([0, 0, 0, 1, 0xDB8, 0xFFFF]) | st.integers(0, 0xFFFF)
+
+
+@st.composite
+def ipv6_address(draw: st.DrawFn) -> int:
+    """Addresses rich in zero runs (of every length, ties included) and IPv4-mapped ones."""
+    if draw(st.integers(0, 5)) == 0:
+        return (0xFFFF << 32) | draw(st.integers(0, (1 << 32) - 1))
+    hextets = draw(st.lists(HEXTET, min_size=8, max_size=8))
+    return int.from_bytes(b"".join(h.to_bytes(2, "big") for h in hextets), "big")
+
+
+@st.composite
+def ipv6_block_plans(draw: st.DrawFn) -> str:
+    """A DS-Lite ``block`` plan: one or two IPv6 inside prefixes of up to 512 subscribers, /48
+    to /128 each, anywhere (``::`` at the start or end, IPv4-mapped space)."""
+    length = draw(st.integers(48, 128))
+    inside: list[Prefix] = []
+    for _ in range(draw(st.integers(1, 2))):
+        prefix_length = length - draw(st.integers(0, 9))
+        mask = ((1 << prefix_length) - 1) << (128 - prefix_length)
+        prefix = Prefix(V6, draw(ipv6_address()) & mask, prefix_length)
+        assume(not any(prefix.overlaps(other) for other in inside))
+        inside.append(prefix)
+    subscribers = sum(1 << (length - p.length) for p in inside)
+    assignment = draw(st.sampled_from(["sequential", "staggered"]))
+    return f"""
+algorithm: block
+inside: {{prefixes: [{", ".join(f'"{p}"' for p in inside)}], subscriber_prefix_length: {length}}}
+outside: {{prefixes: ["192.0.2.0/24"]}}
+ports: {{first: 1024, last: 65535}}
+block: {{ratio: {-(-subscribers // 256)}, assignment: {assignment}}}
+"""
+
+
+def dslite_plan(inside: str, length: int) -> str:
+    return f"""
+algorithm: block
+inside: {{prefixes: [{inside}], subscriber_prefix_length: {length}}}
+outside: {{prefixes: ["192.0.2.0/24"]}}
+ports: {{first: 1024, last: 65535}}
+block: {{ratio: 4, assignment: sequential}}
+"""
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=ipv6_block_plans(), seed=st.integers(0, 2**32 - 1))
+@example(plan=dslite_plan('"2001:db8::/56"', 64), seed=0)  # 2001:db8::/64, 2001:db8:0:1::/64
+@example(plan=dslite_plan('"::/120", "ff00::/120"', 128), seed=0)  # ::/128, ::1/128, ff00::ff
+@example(plan=dslite_plan('"::ffff:0:0/118"', 128), seed=0)  # ::ffff:0.0.0.0/128 ...
+@example(plan=dslite_plan('"0:0:1:0:0:1::/119"', 128), seed=0)  # ties: the first run is ::
+@example(plan=dslite_plan('"1::/121", "0:0:1::/121"', 128), seed=0)  # 1::, 0:0:1::7f
+@example(plan=dslite_plan('"::fffe:ffff:ff00/120"', 128), seed=0)  # next to IPv4-mapped space
+@example(plan=dslite_plan('"2001:db8:1000::/48"', 56), seed=0)  # the bench plan's shape
+def test_ipv6_subscriber_texts_are_the_engines(plan: str, seed: int) -> None:
+    mapper = compile_plan(plan_from_text(plan))
+    texts = SubscriberTexts.of(mapper)
+    assert texts is not None
+    numbers = np.random.default_rng(seed).permutation(mapper.subscriber_count)
+    expected = [str(mapper.subscriber_at(i)).encode() for i in numbers.tolist()]
+    for made in (texts._make, texts.texts, texts.texts):  # direct; filling the pages; kept
+        rows, lengths = made(numbers)
+        assert [row[:k].tobytes() for row, k in zip(rows, lengths.tolist(), strict=True)] == (
+            expected
+        )
+        assert not any(row[k:].any() for row, k in zip(rows, lengths.tolist(), strict=True))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=ipv6_block_plans(), seed=st.integers(0, 2**32 - 1))
+@example(plan=dslite_plan('"::ffff:0:0/118"', 128), seed=0)
+@example(plan=dslite_plan('"::/120", "ff00::/120"', 128), seed=0)
+def test_ipv6_block_plans_answer_every_row_like_reverse(plan: str, seed: int) -> None:
+    mapper = compile_plan(plan_from_text(plan))
+    rng = np.random.default_rng(seed)
+    rows = ["ip,port"]
+    for _ in range(300):
+        rows.append(f"192.0.2.{rng.integers(0, 256)},{rng.integers(1024, 65536)}")
+    check_all_paths(mapper, ("\n".join(rows) + "\n").encode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    addresses=st.lists(ipv6_address(), min_size=1, max_size=40),
+    tail=st.sampled_from([b"", b"/48", b"/56", b"/128"]),
+)
+@example(addresses=[0, 1, 1 << 112, (1 << 128) - 1, 0xFFFF << 32, 0xFFFE << 32], tail=b"/128")
+def test_ipv6_addresses_are_written_like_the_engine_writes_them(
+    addresses: list[int], tail: bytes
+) -> None:
+    high = np.array([a >> 64 for a in addresses], dtype=np.uint64)
+    low = np.array([a & ((1 << 64) - 1) for a in addresses], dtype=np.uint64)
+    rows, lengths = format_ipv6_many(high, low, tail)
+    for address, row, length in zip(addresses, rows, lengths.tolist(), strict=True):
+        assert row[:length].tobytes() == format_address(V6, address).encode() + tail
+        assert not row[length:].any()
