@@ -346,7 +346,8 @@ class Mapper(ABC):
             return ReverseAnswer(ip, port, status, reason=found)
         if self._static_by_index and found in self._static_by_index:
             return ReverseAnswer(ip, port, Status.NO_MAPPING, reason=Reason.UNALLOCATED)
-        return _tuple(ReverseAnswer, (ip, port, _MATCH, None, self.allocation_of(found)))
+        allocation = self._allocation(found, self._key_at(found))
+        return _tuple(ReverseAnswer, (ip, port, _MATCH, None, allocation))
 
     def _apply_statics(
         self,
