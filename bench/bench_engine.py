@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-from detnat.engine import Mapper
-from detnat.planfile import load_mapper
-
 HERE = Path(__file__).resolve().parent
 PLANS = HERE / "plans"
+sys.path.insert(0, str(HERE.parent))  # this checkout's detnat, not whichever is installed
 
+from detnat.engine import Mapper  # noqa: E402
+from detnat.planfile import load_mapper  # noqa: E402
 
 # -- what a user would write -----------------------------------------------------------------
 

@@ -2,28 +2,79 @@
 
 ``detnat --as NAME`` names the operator of this one invocation (:class:`cli.runtime.Invocation`
 on the Typer context); ``--version`` prints the version. Everything else is a command module.
+
+The verbs (``forward``, ``reverse``, ``serve``) are loaded with the app; a noun's module
+(``plan``, ``capacity``, ``datapath`` ...) is imported only when the command line names it, or when
+``--help`` lists them all: one ``detnat reverse`` does not pay for the imports and the Typer
+introspection of forty commands it does not run.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
+from collections.abc import Iterator, MutableMapping
+from typing import Annotated, Any
 
 import typer
+import typer.main
+from typer import _click  # the Click that Typer vendors: the type of its commands
 
-from cli.commands import (
-    audit,
-    capacity,
-    datapath,
-    db,
-    evidence,
-    lookups,
-    plan,
-    realm,
-    serve,
-    token,
-)
+from cli.commands import lookups, serve
 from cli.runtime import Invocation
 from detnat import __version__
+
+# The nouns, in the order of `detnat --help` (after the verbs); each is `cli.commands.<noun>.app`.
+NOUNS = ("plan", "realm", "db", "token", "audit", "evidence", "capacity", "datapath")
+
+
+def _noun_group(name: str) -> _click.Command:
+    """The Click group of one noun, built as ``app.add_typer(module.app, name=name)`` builds it."""
+    module = importlib.import_module(f"cli.commands.{name}")
+    holder = typer.Typer()
+    holder.add_typer(module.app, name=name)
+    return typer.main.get_group_from_info(
+        holder.registered_groups[0],
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        suggest_commands=app.suggest_commands,
+        rich_markup_mode=app.rich_markup_mode,
+    )
+
+
+class _Commands(MutableMapping[str, _click.Command]):
+    """The top-level commands: the verbs as Typer built them, each noun built when looked up."""
+
+    def __init__(self, commands: MutableMapping[str, _click.Command]) -> None:
+        self._built = dict(commands)
+        self._names = [*commands, *(n for n in NOUNS if n not in commands)]
+
+    def __getitem__(self, name: str) -> _click.Command:
+        if name not in self._built:
+            if name not in NOUNS:
+                raise KeyError(name)
+            self._built[name] = _noun_group(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: _click.Command) -> None:
+        self._built[name] = command
+        if name not in self._names:
+            self._names.append(name)
+
+    def __delitem__(self, name: str) -> None:
+        self._names.remove(name)
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+class _Detnat(typer.core.TyperGroup):
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _Commands(self.commands)
+
 
 app = typer.Typer(
     name="detnat",
@@ -31,6 +82,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Detnat,
 )
 
 
@@ -55,14 +107,6 @@ def main(
     ctx.obj = Invocation(operator_name=as_)
 
 
-# The order is the order of `detnat --help`: the top-level verbs, then the nouns.
+# The order is the order of `detnat --help`: the top-level verbs, then the nouns (NOUNS).
 app.add_typer(lookups.app)  # forward, reverse
 app.add_typer(serve.app)  # serve
-app.add_typer(plan.app, name="plan")
-app.add_typer(realm.app, name="realm")
-app.add_typer(db.app, name="db")
-app.add_typer(token.app, name="token")
-app.add_typer(audit.app, name="audit")
-app.add_typer(evidence.app, name="evidence")
-app.add_typer(capacity.app, name="capacity")
-app.add_typer(datapath.app, name="datapath")

@@ -111,6 +111,8 @@ class MapMapper(Mapper):
         self._shift = 128 - self.subscriber_prefix_length
         self._rule_key = rule.rule_ipv6_prefix.network >> self._shift
         self._v4 = rule.rule_ipv4_prefix
+        self._v4_first, self._v4_last = self._v4.first, self._v4.last  # read on every reverse
+        self._psid_mask = (1 << k) - 1
         self._port_set = lru_cache(maxsize=4096)(lambda psid: port_set(psid, a, k))
         self._bind_statics(lambda ip: self._v4.first <= ip <= self._v4.last)
 
@@ -130,12 +132,12 @@ class MapMapper(Mapper):
         return self._v4.network | suffix, ports
 
     def _reverse(self, address: int, port: int) -> int | Reason:
-        if not self._v4.first <= address <= self._v4.last:
+        if not self._v4_first <= address <= self._v4_last:
             return Reason.NOT_IN_POOL
         if self.psid_offset > 0 and port >> (16 - self.psid_offset) == 0:
             return Reason.RESERVED_PORT
-        psid = (port >> self._m) & ((1 << self.psid_length) - 1)
-        return ((address - self._v4.network) << self.psid_length) | psid
+        psid = (port >> self._m) & self._psid_mask
+        return ((address - self._v4_first) << self.psid_length) | psid
 
     def _reverse_many(
         self, addresses: npt.NDArray[np.int64], ports: npt.NDArray[np.int64]

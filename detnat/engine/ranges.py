@@ -61,6 +61,8 @@ class NumberedRanges:
     # The same runs sorted by value, for value -> index.
     _by_value_lo: tuple[int, ...] = field(repr=False)
     _by_value_run: tuple[int, ...] = field(repr=False)
+    # (lo, hi, index of lo) of each run in the order of _by_value_lo: one lookup per query.
+    _by_value_span: tuple[tuple[int, int, int], ...] = field(repr=False)
 
     @classmethod
     def build(cls, blocks: Sequence[Run], exclude: Sequence[Run] = ()) -> NumberedRanges:
@@ -78,6 +80,7 @@ class NumberedRanges:
             count=total,
             _by_value_lo=tuple(runs[i][0] for i in order),
             _by_value_run=tuple(order),
+            _by_value_span=tuple((*runs[i], starts[i]) for i in order),
         )
 
     def value_at(self, index: int) -> int:
@@ -92,11 +95,10 @@ class NumberedRanges:
         pos = bisect_right(self._by_value_lo, value) - 1
         if pos < 0:
             return None
-        run = self._by_value_run[pos]
-        lo, hi = self.runs[run]
+        lo, hi, start = self._by_value_span[pos]
         if value > hi:
             return None
-        return self.starts[run] + value - lo
+        return start + value - lo
 
     def ranges_between(self, first: int, last: int) -> list[Run]:
         """Values numbered ``first`` ... ``last`` (inclusive) as runs, adjacent ones merged."""

@@ -15,7 +15,6 @@ import warnings
 
 from detnat.errors import Unavailable
 from detnat.settings import Settings
-from detnat.store import migrate
 
 _lock = threading.Lock()
 _started: dict[str, object] = {}
@@ -64,6 +63,10 @@ def _migrate_once(url: str) -> None:
     with _lock:
         if url in _migrated:
             return
+        # Alembic (and Mako, Pygments behind it) cost a tenth of a second to import: only the
+        # embedded server needs it, and only once, so a configured database never loads it.
+        from detnat.store import migrate
+
         migrate.upgrade(url)
         _migrated.add(url)
 
