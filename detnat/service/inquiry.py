@@ -283,6 +283,18 @@ class _Prepared:
     detail: dict[str, Any]
     trace: dict[str, object]
 
+    def entry(self, request_id: str) -> dict[str, Any]:
+        """What :func:`audit.record` (or ``record_async``) takes besides the writer and actor."""
+        return {
+            "request_id": request_id,
+            "detail": self.detail,
+            "case": self.case,
+            "status": self.answer["status"],
+        }
+
+    def answered(self, entry: audit.Recorded) -> Answered:
+        return Answered(self.answer, self.case, entry.seq, entry.entry_sha256, self.trace)
+
 
 def _prepare(
     query: ReverseQuery | ForwardQuery, snapshot: Timelines, kept: Inquiries, now: datetime
@@ -296,10 +308,6 @@ def _prepare(
         return _Prepared("lookup.reverse", case, answer, detail, trace)
     forwarded = _answer_forward(query, snapshot, kept.mappers, now)
     return _Prepared("lookup.forward", case, forwarded, _forward_detail(query, forwarded), {})
-
-
-def _answered(ready: _Prepared, entry: audit.Recorded) -> Answered:
-    return Answered(ready.answer, ready.case, entry.seq, entry.entry_sha256, ready.trace)
 
 
 def ask(
@@ -316,16 +324,7 @@ def ask(
     :class:`ForwardQuery`): checked, answered, the case opened or checked, audited (flushed)."""
     ready = _prepare(query, snapshot, kept, now)
     kept.cases.claim(session, ready.case, actor, request_id=request_id)
-    entry = audit.record(
-        session,
-        actor,
-        ready.action,
-        request_id=request_id,
-        detail=ready.detail,
-        case=ready.case,
-        status=ready.answer["status"],
-    )
-    return _answered(ready, entry)
+    return ready.answered(audit.record(session, actor, ready.action, **ready.entry(request_id)))
 
 
 async def ask_async(
@@ -341,16 +340,8 @@ async def ask_async(
     """:func:`ask` on an async autocommit connection (each write its own transaction)."""
     ready = _prepare(query, snapshot, kept, now)
     await kept.cases.claim_async(conn, ready.case, actor, request_id=request_id)
-    entry = await audit.record_async(
-        conn,
-        actor,
-        ready.action,
-        request_id=request_id,
-        detail=ready.detail,
-        case=ready.case,
-        status=ready.answer["status"],
-    )
-    return _answered(ready, entry)
+    entry = await audit.record_async(conn, actor, ready.action, **ready.entry(request_id))
+    return ready.answered(entry)
 
 
 # -- batches ---------------------------------------------------------------------------------------
