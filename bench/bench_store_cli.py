@@ -3,6 +3,7 @@
 Run by hand (not part of the tests)::
 
     .venv/bin/python bench/bench_store_cli.py [--runs 7] [--versions 3]
+    .venv/bin/python bench/bench_store_cli.py --batch [--rows 1000000] [--times offset|naive]
 
 Creates a throwaway database on the Postgres of ``DETNAT_TEST_DATABASE_URL`` (default the local
 one, 127.0.0.1:5432), upgrades it and publishes ``plans/block.yaml`` into one realm ``--versions``
@@ -10,12 +11,20 @@ times through the CLI, then times the CLI as a subprocess (this checkout's code,
 installed): ``detnat --version`` (start-up alone) and the audited reverse lookup (target: 0.6 s).
 The first lookup warms the OS caches and the bytecode and is not counted; the best and the median
 of the others are printed. The database is dropped at the end.
+
+``--batch``: the store batch instead. Writes ``--rows`` rows of ``ip,port,time`` (addresses of the
+plan's pool, times spread over the realm's versions; ``--times offset`` writes them with ``Z`` or
+``+01:00``, ``--times naive`` without an offset and passes ``--tz UTC``) and times ``detnat reverse
+--batch IN.csv --case C -o OUT.csv`` end to end (a subprocess, audit included) and
+``reverse_csv_at`` in-process (this checkout's code, one snapshot), in rows/s, best of ``--runs``.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -72,10 +81,91 @@ def timed(url: str, args: Sequence[str], runs: int) -> list[float]:
     return times
 
 
+def write_batch(path: Path, rows: int, versions: int, naive: bool) -> None:
+    """``rows`` rows of ``ip,port,time``: the four public /24s of block.yaml, times over the
+    versions' years, microseconds on half of them."""
+    rnd = random.Random(12)
+    with path.open("w", encoding="ascii", newline="") as out:
+        out.write("ip,port,time\n")
+        lines = []
+        for n in range(rows):
+            ip = f"192.0.2.{rnd.randrange(1, 255)}"
+            year = 2020 + rnd.randrange(versions)
+            when = f"{year}-{rnd.randrange(1, 13):02}-{rnd.randrange(1, 29):02}T"
+            when += f"{rnd.randrange(24):02}:{rnd.randrange(60):02}:{rnd.randrange(60):02}"
+            if n % 2:
+                when += f".{rnd.randrange(10**6):06}"
+            if not naive:
+                when += "Z" if n % 3 else "+01:00"
+            lines.append(f"{ip},{rnd.randrange(1024, 65536)},{when}\n")
+            if len(lines) == 65536:
+                out.write("".join(lines))
+                lines = []
+        out.write("".join(lines))
+
+
+def in_process(url: str, path: Path, tz: str | None) -> tuple[float, str]:
+    """``reverse_csv_at`` over the file, this checkout's code; seconds and the output's digest."""
+    os.environ["DETNAT_DATABASE_URL"] = url
+    if str(ROOT) not in sys.path[:1]:
+        sys.path.insert(0, str(ROOT))
+    from detnat.service import batch_lookups, plans, timelines
+    from detnat.store.db import make_engine, make_sessions, unit_of_work
+
+    engine = make_engine(url, pool_size=1)
+    try:
+        with unit_of_work(make_sessions(engine)) as session:
+            snapshot = timelines.TimelineCache().get(session)
+        query = batch_lookups.BatchQuery(
+            snapshot=snapshot, now=plans.utcnow(), mappers=plans.MapperCache(), tz=tz
+        )
+        with path.open(encoding="utf-8-sig", newline="") as lines:
+            sink = io.StringIO()
+            start = time.perf_counter()
+            report = batch_lookups.reverse_csv_at(query, lines, sink.write)
+            elapsed = time.perf_counter() - start
+    finally:
+        engine.dispose()
+    return elapsed, report.output_sha256
+
+
+def batch(url: str, args: argparse.Namespace) -> None:
+    import tempfile
+
+    naive = args.times == "naive"
+    tz = ["--tz", "UTC"] if naive else []
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "in.csv"
+        write_batch(source, args.rows, args.versions, naive)
+        ends, inside = [], []
+        digests = set()
+        for run in range(args.runs):
+            target = Path(folder) / f"out{run}.csv"
+            command = ["reverse", "--batch", str(source), "--case", "BENCH-1", "-o", str(target)]
+            start = time.perf_counter()
+            detnat(url, *command, *tz)
+            ends.append(time.perf_counter() - start)
+            seconds, digest = in_process(url, source, "UTC" if naive else None)
+            inside.append(seconds)
+            digests.add(digest)
+        assert len(digests) == 1, digests
+        with (Path(folder) / "out0.csv").open() as out:
+            statuses = [line.rsplit(",", 3)[1] for line in list(out)[1:]]
+    counted = {s: statuses.count(s) for s in sorted(set(statuses))}
+    print(f"python {sys.version.split()[0]}; {args.rows} rows, times {args.times}; {counted}")
+    for label, times in (("end to end", ends), ("in-process", inside)):
+        best = min(times)
+        rate = f"{args.rows / best:>11,.0f} rows/s"
+        print(f"  {label:11} best {best:6.2f} s  {rate}  ({args.runs} runs)")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="timed runs of each command")
     parser.add_argument("--versions", type=int, default=3, help="plan versions in the realm")
+    parser.add_argument("--batch", action="store_true", help="time the store batch instead")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the --batch file")
+    parser.add_argument("--times", choices=("offset", "naive"), default="offset")
     args = parser.parse_args(argv)
     with throwaway_database() as url:
         detnat(url, "db", "upgrade")
@@ -85,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             reason = f"CHG-{n + 1}"
             publish = ["plan", "publish", "bench", str(PLAN), "--effective-from", when]
             detnat(url, *publish, "--reason", reason, "--correction")
+        if args.batch:
+            batch(url, args)
+            return
         print(f"python {sys.version.split()[0]}; realm with {args.versions} plan versions")
         print(f"  answer: {detnat(url, *QUERY).stdout.splitlines()[0]}")
         for label, command in (("detnat --version", ["--version"]), ("detnat reverse", QUERY)):

@@ -215,8 +215,10 @@ def parse_instants_us(
     """Many RFC 3339 instants as microseconds since the epoch, and the message of each bad one.
 
     The common shape ``YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|±HH:MM)`` in ASCII is parsed with array
-    operations; every other text goes through :func:`parse_instant`, which stays the one
-    definition: a text the fast path is unsure of is never answered by it.
+    operations, and so is the naive ``YYYY-MM-DDTHH:MM:SS[.f{1,6}]`` when ``tz`` names a zone
+    with one fixed offset (``UTC``, ``Etc/GMT-2``; years 2-9998 only); every other text goes
+    through :func:`parse_instant`, which stays the one definition: a text the fast path is unsure
+    of is never answered by it.
     """
     n = len(texts)
     out = np.zeros(n, dtype=np.int64)
@@ -227,7 +229,7 @@ def parse_instants_us(
         except UnicodeEncodeError:
             raw = b""
         if raw:
-            out, ok = _fast_instants(raw, texts)
+            out, ok = _fast_instants(raw, texts, _fixed_offset_s(tz))
     errors: dict[int, str] = {}
     for i in np.flatnonzero(~ok).tolist():
         try:
@@ -239,8 +241,34 @@ def parse_instants_us(
     return out, errors
 
 
+# Zones that are one offset for all time in the tz database (no rules, no transitions).
+_FIXED_ZONES = re.compile(
+    r"(?:Etc/)?(?:UTC|UCT|Universal|Zulu|Greenwich|GMT(?:[+-]?0)?)|Etc/GMT[+-](?:[1-9]|1[0-4])",
+    re.ASCII,
+)
+
+
+def _fixed_offset_s(tz: str | None) -> int | None:
+    """The offset in seconds of a zone known to have only one, else None (the slow path decides,
+    and says what is wrong with the name)."""
+    if tz is None or not _FIXED_ZONES.fullmatch(tz):
+        return None
+    try:
+        zone = check_zone(tz)
+    except QueryError:
+        return None
+    probes = (datetime(2, 1, 1), datetime(1970, 1, 1), datetime(2026, 7, 1), datetime(9998, 12, 1))
+    offsets = {zone.utcoffset(probe) for probe in probes}
+    if len(offsets) != 1:
+        return None
+    (offset,) = offsets
+    if offset is None:
+        return None
+    return offset // timedelta(seconds=1)
+
+
 def _fast_instants(
-    raw: bytes, texts: list[str]
+    raw: bytes, texts: list[str], naive_offset_s: int | None = None
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
     n = len(texts)
     lens = np.fromiter(map(len, texts), dtype=np.int64, count=n)
@@ -249,15 +277,23 @@ def _fast_instants(
     buf = np.frombuffer(raw + b"\0" * 40, dtype=np.uint8)
     grid = buf[starts[:, None] + np.arange(26, dtype=np.int64)].astype(np.int64)
     digit = grid - 48
-    ok = (lens >= 20) & (lens <= 32)
+    ok = (lens >= 19) & (lens <= 32)
     for col in _DIGITS:
         ok &= (digit[:, col] >= 0) & (digit[:, col] <= 9)
     ok &= (grid[:, 4] == 45) & (grid[:, 7] == 45) & (grid[:, 13] == 58) & (grid[:, 16] == 58)
     ok &= (grid[:, 10] == 84) | (grid[:, 10] == 116) | (grid[:, 10] == 32)  # T, t or space
     last = buf[starts + np.maximum(lens, 1) - 1].astype(np.int64)
     zulu = (last == 90) | (last == 122)
-    offset_len = np.where(zulu, 1, 6)
     fraction = grid[:, 19] == 46
+    # Naive (no offset) only when the zone has one offset: 19 characters, or a fraction up to the
+    # end (every character after the dot is checked to be a digit below).
+    if naive_offset_s is None:
+        naive = np.zeros(n, dtype=np.bool_)
+    else:
+        naive = (lens == 19) | (
+            fraction & (lens >= 21) & (lens <= 26) & (last >= 48) & (last <= 57)
+        )
+    offset_len = np.where(zulu, 1, np.where(naive, 0, 6))
     k = np.where(fraction, lens - 20 - offset_len, 0)
     ok &= np.where(fraction, (k >= 1) & (k <= 6), lens == 19 + offset_len)
     # The offset: Z, or ±HH:MM at the end.
@@ -270,10 +306,11 @@ def _fast_instants(
         & (off[:, 3] == 58)
         & np.all((od[:, [1, 2, 4, 5]] >= 0) & (od[:, [1, 2, 4, 5]] <= 9), axis=1)
     )
-    ok &= signed
-    off_h = np.where(zulu, 0, od[:, 1] * 10 + od[:, 2])
-    off_m = np.where(zulu, 0, od[:, 4] * 10 + od[:, 5])
+    ok &= signed | naive
+    off_h = np.where(zulu | naive, 0, od[:, 1] * 10 + od[:, 2])
+    off_m = np.where(zulu | naive, 0, od[:, 4] * 10 + od[:, 5])
     ok &= (off_h <= 23) & (off_m <= 59)
+    offset_s = np.where(naive, naive_offset_s or 0, sign * (off_h * 3600 + off_m * 60))
     # Fraction digits, positions 20 .. 20 + k - 1.
     places = np.arange(6, dtype=np.int64)
     used = places[None, :] < k[:, None]
@@ -293,6 +330,7 @@ def _fast_instants(
     month_ok = (month >= 1) & (month <= 12)
     dim = _DAYS_IN_MONTH[np.where(month_ok, month, 1)] + ((month == 2) & leap)
     ok &= (year >= 1) & month_ok & (day >= 1) & (day <= dim)
+    ok &= ~naive | ((year >= 2) & (year <= 9998))  # the zone's edges: parse_instant decides
     ok &= (hour <= 23) & (minute <= 59) & (second <= 59)  # 60 (a leap second) is refused later
     # Days from the civil date (H. Hinnant's algorithm), then microseconds in UTC.
     y = year - (month <= 2)
@@ -300,7 +338,7 @@ def _fast_instants(
     yoe = y - era * 400
     doy = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
     days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    seconds = days * 86400 + hour * 3600 + minute * 60 + second - sign * (off_h * 3600 + off_m * 60)
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset_s
     us = seconds * 1_000_000 + micro
     ok &= (us >= _MIN_US) & (us <= _MAX_US)
     return np.where(ok, us, 0), ok
