@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Ctx, CtxDep, InquiriesDep, LookupDep, SettingsDep
+from api.deps import Ctx, CtxDep, InquiriesDep, Lookup, LookupDep, SettingsDep
 from api.http import json_response, problem
 from api.policy import FORWARD, REVERSE, declare
 from api.schemas import (
@@ -105,16 +105,7 @@ async def reverse(body: ReverseIn, kept: InquiriesDep, look: LookupDep) -> Respo
         tolerance=times.tolerance_seconds(body.tolerance_seconds),
         realm=body.realm,
     )
-    answered = await inquiry.ask_async(
-        look.conn,
-        look.actor,
-        asked,
-        snapshot=look.snapshot,
-        kept=kept,
-        now=plans.utcnow(),
-        request_id=look.request_id,
-    )
-    return json_response(answered.to_json())
+    return await _ask(asked, kept, look)
 
 
 @router.post("/v1/lookups/forward", response_model=AuditedForwardAnswer)
@@ -123,16 +114,7 @@ async def forward(body: ForwardIn, kept: InquiriesDep, look: LookupDep) -> Respo
     asked = inquiry.ForwardQuery(
         body.subscriber, body.time, _identity(body), "api", tz=body.tz, realm=body.realm
     )
-    answered = await inquiry.ask_async(
-        look.conn,
-        look.actor,
-        asked,
-        snapshot=look.snapshot,
-        kept=kept,
-        now=plans.utcnow(),
-        request_id=look.request_id,
-    )
-    return json_response(answered.to_json())
+    return await _ask(asked, kept, look)
 
 
 @router.post(
@@ -181,6 +163,22 @@ async def reverse_batch(
         "X-Detnat-Answer-Id": str(report.answer_id),
     }
     return StreamingResponse(iter(payload), media_type=kind, headers=headers)
+
+
+async def _ask(
+    asked: inquiry.ReverseQuery | inquiry.ForwardQuery, kept: inquiry.Inquiries, look: Lookup
+) -> Response:
+    """Ask on the request's async connection; the answer leaves once its entry is written."""
+    answered = await inquiry.ask_async(
+        look.conn,
+        look.actor,
+        asked,
+        snapshot=look.snapshot,
+        kept=kept,
+        now=plans.utcnow(),
+        request_id=look.request_id,
+    )
+    return json_response(answered.to_json())
 
 
 def _identity(body: _Identity) -> inquiry.Identity:

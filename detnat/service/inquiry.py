@@ -31,12 +31,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
-from detnat.errors import InvalidInput
 from detnat.service import audit, lookups
 from detnat.service.answers import ForwardAnswer, ReverseAnswer
 from detnat.service.plans import MapperCache
 from detnat.service.timelines import Timelines
-from detnat.service.times import MAX_TOLERANCE, parse_instant
+from detnat.service.times import check_tolerance, parse_instant
 from detnat.store import repo
 
 Via = Literal["api", "cli", "web"]
@@ -219,14 +218,14 @@ def _forward_detail(query: ForwardQuery, answer: ForwardAnswer) -> dict[str, Any
 
 
 def _answer_reverse(
-    query: ReverseQuery, snapshot: Timelines, mappers: MapperCache, now: datetime
+    query: ReverseQuery, at: datetime, snapshot: Timelines, mappers: MapperCache, now: datetime
 ) -> tuple[ReverseAnswer, dict[str, object]]:
     trace: dict[str, object] = {}
     answer = lookups.reverse_in(
         snapshot,
         query.ip,
         query.port,
-        at=parse_instant(query.time, tz=query.tz),
+        at=at,
         tolerance=query.tolerance,
         realm=query.realm,
         now=now,
@@ -237,32 +236,30 @@ def _answer_reverse(
 
 
 def _answer_forward(
-    query: ForwardQuery, snapshot: Timelines, mappers: MapperCache, now: datetime
+    query: ForwardQuery, at: datetime, snapshot: Timelines, mappers: MapperCache, now: datetime
 ) -> ForwardAnswer:
     return lookups.forward_in(
         snapshot,
         query.subscriber,
-        at=parse_instant(query.time, tz=query.tz),
+        at=at,
         realm=query.realm,
         now=now,
         mappers=mappers,
     )
 
 
-def _precheck(query: ReverseQuery | ForwardQuery) -> None:
-    """What can be refused before a case is opened: the identity, the time, the tolerance."""
+def _precheck(query: ReverseQuery | ForwardQuery) -> datetime:
+    """What can be refused before a case is opened: the identity, the tolerance, the time (the
+    instant asked about, parsed once)."""
     query.identity.checked(query.via)
-    parse_instant(query.time, tz=query.tz, field="--at" if query.via == "cli" else "time")
+    at = parse_instant(query.time, tz=query.tz, field="--at" if query.via == "cli" else "time")
     if isinstance(query, ReverseQuery):
         _check_tolerance(query.tolerance, query.via)
+    return at
 
 
 def _check_tolerance(tolerance: timedelta, via: Via) -> None:
-    if not timedelta(0) <= tolerance <= MAX_TOLERANCE:
-        raise InvalidInput(
-            f"must be between 0 and {MAX_TOLERANCE.total_seconds():g} seconds",
-            field="--tolerance" if via == "cli" else "tolerance_seconds",
-        )
+    check_tolerance(tolerance, field="--tolerance" if via == "cli" else "tolerance_seconds")
 
 
 @dataclass
@@ -300,13 +297,13 @@ def _prepare(
     query: ReverseQuery | ForwardQuery, snapshot: Timelines, kept: Inquiries, now: datetime
 ) -> _Prepared:
     """Check and answer (pure): a question refused here opens no case and records nothing."""
-    _precheck(query)
+    at = _precheck(query)
     case = query.identity.case
     if isinstance(query, ReverseQuery):
-        answer, trace = _answer_reverse(query, snapshot, kept.mappers, now)
+        answer, trace = _answer_reverse(query, at, snapshot, kept.mappers, now)
         detail = _reverse_detail(query, answer, trace)
         return _Prepared("lookup.reverse", case, answer, detail, trace)
-    forwarded = _answer_forward(query, snapshot, kept.mappers, now)
+    forwarded = _answer_forward(query, at, snapshot, kept.mappers, now)
     return _Prepared("lookup.forward", case, forwarded, _forward_detail(query, forwarded), {})
 
 
