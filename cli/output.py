@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
@@ -21,6 +21,9 @@ from detnat.errors import (
 
 # 0 answered; 1 internal error; 2 invalid input; 3 not found; 4 conflict (or datapath drift);
 # 5 unavailable; 6 a broken hash-chain link (audit / evidence verify); 7 not allowed.
+# The store commands' ``--json``: one JSON object per line.
+JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output (one object per line).")]
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_INVALID = 2

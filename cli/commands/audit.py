@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli import runtime
-from cli.output import EXIT_BROKEN, EXIT_OK, emit_json, guarded, read_json_input
+from cli.output import EXIT_BROKEN, EXIT_OK, JsonOpt, emit_json, guarded, read_json_input
 from detnat.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -26,8 +26,6 @@ else:  # loaded when a command runs (CLI start-up time)
     integrity = runtime.lazy_module("detnat.service.integrity")
 
 app = typer.Typer(help="The append-only, hash-chained audit log.")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output (one object per line).")]
 
 
 @app.command("verify")

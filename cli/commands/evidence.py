@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli import runtime
-from cli.output import EXIT_BROKEN, EXIT_OK, emit_json, guarded, read_input
+from cli.output import EXIT_BROKEN, EXIT_OK, JsonOpt, emit_json, guarded, read_input
 
 if TYPE_CHECKING:
     from detnat.service import evidence
@@ -18,7 +18,6 @@ else:  # loaded when the command runs (CLI start-up time)
 
 app = typer.Typer(help="Evidence files: check an answer offline.")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output (one object per line).")]
 
 MAX_EVIDENCE_BYTES = 64 << 20  # plans of at most 1 MiB each, and a few of them
 

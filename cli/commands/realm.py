@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli import runtime
-from cli.output import emit_json, guarded
+from cli.output import JsonOpt, emit_json, guarded
 
 if TYPE_CHECKING:
     from detnat.service import plans, times
@@ -16,8 +16,6 @@ else:  # loaded when a command runs (CLI start-up time)
     times = runtime.lazy_module("detnat.service.times")
 
 app = typer.Typer(help="NAT realms: each has its own timeline of plan versions.")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output (one object per line).")]
 
 
 @app.command("create")

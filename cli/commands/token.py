@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli import runtime
-from cli.output import emit_json, guarded
+from cli.output import JsonOpt, emit_json, guarded
 
 if TYPE_CHECKING:
     from detnat.service import tokens
@@ -18,8 +18,6 @@ else:  # loaded when a command runs (CLI start-up time)
     repo = runtime.lazy_module("detnat.store.repo")
 
 app = typer.Typer(help="API tokens: created once, stored as a hash, revoked.")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output (one object per line).")]
 
 
 @app.command("create")
