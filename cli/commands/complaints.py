@@ -98,7 +98,6 @@ def answer(
             except OSError as exc:
                 raise InvalidInput(f"cannot read: {exc.strerror}", field=str(path)) from None
         kept = inquiry.Inquiries(plans.MapperCache())
-        inquiry.open_batch(session, actor, ask, kept=kept, request_id=runtime.request_id())
         query = batch_lookups.BatchQuery(
             snapshot=timelines.TimelineCache().get(session),
             now=plans.utcnow(),
@@ -107,18 +106,17 @@ def answer(
             realm=realm,
             tz=tz,
         )
-        if realm is not None and realm not in query.snapshot.by_name:
-            raise InvalidInput(f"no realm named {realm!r}", field="--realm")
         held = stack.enter_context(tempfile.TemporaryFile())
         text = TextIOWrapper(held, encoding="utf-8", errors="surrogateescape", newline="")
-        report = complaints.answer_files(query, opened, options, text.write)
-        inquiry.record_batch(
+        report, _ = complaints.answer_audited(
             session,
             actor,
             ask,
-            report,
-            kind=f"complaints/{fmt}",
-            input_sha256=report.input_sha256,
+            query,
+            opened,
+            options,
+            text.write,
+            kept=kept,
             request_id=runtime.request_id(),
         )
         session.commit()  # audited before any answer leaves

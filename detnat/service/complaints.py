@@ -29,16 +29,17 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from detnat import complaints as intake
 from detnat.batch import parse_ip
 from detnat.complaints import Complaint, Record, Unreadable
 from detnat.engine import MATCH, Reason, Status
 from detnat.errors import InvalidInput, QueryError
-from detnat.service import batch_lookups, lookups
+from detnat.service import audit, batch_lookups, inquiry, lookups
 from detnat.service.batch_lookups import BatchQuery, BatchReport, cell
 from detnat.service.timelines import from_us
 from detnat.service.times import format_instant
@@ -153,13 +154,50 @@ class ComplaintsReport(BatchReport):
 # -- answering -------------------------------------------------------------------------------------
 
 
+def answer_audited(
+    session: Session,
+    actor: audit.Actor,
+    ask: inquiry.BatchAsk,
+    query: BatchQuery,
+    files: Sequence[tuple[str, intake.Readable]],
+    options: intake.Options,
+    write: Callable[[str], object],
+    *,
+    kept: inquiry.Inquiries,
+    request_id: str,
+    on_row: Callable[[Row], object] | None = None,
+) -> tuple[ComplaintsReport, audit.Recorded]:
+    """The whole use case: the case opened (or checked), every complaint of ``files`` answered
+    into ``write``, the batch's audit entry recorded (flushed; the edge commits before any row
+    leaves). ``report.answer_id`` is the entry's number."""
+    inquiry.open_batch(session, actor, ask, kept=kept, request_id=request_id)
+    if query.realm is not None and query.realm not in query.snapshot.by_name:
+        raise InvalidInput(f"no realm named {query.realm!r}", field=_field("realm", ask.via))
+    report = answer_files(query, files, options, write, on_row=on_row)
+    entry = inquiry.record_batch(
+        session,
+        actor,
+        ask,
+        report,
+        kind=f"complaints/{options.format}",
+        input_sha256=report.input_sha256,
+        request_id=request_id,
+    )
+    return report, entry
+
+
+def _field(name: str, via: str) -> str:
+    return f"--{name}" if via == "cli" else name
+
+
 def answer_files(
     query: BatchQuery,
-    files: Sequence[tuple[str, BinaryIO]],
+    files: Sequence[tuple[str, intake.Readable]],
     options: intake.Options,
     write: Callable[[str], object],
     *,
     progress: Callable[[int], None] | None = None,
+    on_row: Callable[[Row], object] | None = None,
 ) -> ComplaintsReport:
     """Read every file (in order), answer every complaint, write the CSV of :data:`COLUMNS`."""
     digest = hashlib.sha256()
@@ -169,7 +207,7 @@ def answer_files(
         for name, stream in streams:
             yield from intake.read(stream, name, options)
 
-    report = answer_records(query, records(), write, progress=progress)
+    report = answer_records(query, records(), write, progress=progress, on_row=on_row)
     report.input_sha256 = digest.hexdigest()
     return report
 
@@ -180,7 +218,9 @@ def answer_records(
     write: Callable[[str], object],
     *,
     progress: Callable[[int], None] | None = None,
+    on_row: Callable[[Row], object] | None = None,
 ) -> ComplaintsReport:
+    """Answer ``records`` (already read) into ``write``; each row also to ``on_row``."""
     report = ComplaintsReport()
     out = hashlib.sha256()
 
@@ -193,18 +233,22 @@ def answer_records(
     for record in records:
         chunk.append(record)
         if len(chunk) >= CHUNK:
-            _chunk(query, chunk, report, emit)
+            _chunk(query, chunk, report, emit, on_row)
             chunk = []
             if progress is not None:
                 progress(report.rows)
     if chunk:
-        _chunk(query, chunk, report, emit)
+        _chunk(query, chunk, report, emit, on_row)
     report.output_sha256 = out.hexdigest()
     return report
 
 
 def _chunk(
-    query: BatchQuery, records: list[Record], report: ComplaintsReport, emit: Callable[[str], None]
+    query: BatchQuery,
+    records: list[Record],
+    report: ComplaintsReport,
+    emit: Callable[[str], None],
+    on_row: Callable[[Row], object] | None,
 ) -> None:
     base = report.rows
     report.rows += len(records)
@@ -260,6 +304,8 @@ def _chunk(
             assert isinstance(record, Complaint)
             report._offend(row, record.at_us)
         text.append(",".join(map(cell, row.cells())) + "\n")
+        if on_row is not None:
+            on_row(row)
     emit("".join(text))
 
 
@@ -411,7 +457,7 @@ def _holders(
 class _Hashing:
     """A binary stream that hashes what is read from it."""
 
-    def __init__(self, stream: BinaryIO, digest: Any) -> None:
+    def __init__(self, stream: intake.Readable, digest: Any) -> None:
         self._stream, self._digest = stream, digest
 
     def read(self, n: int = -1) -> bytes:
@@ -438,6 +484,7 @@ __all__ = [
     "Offender",
     "Row",
     "Verdict",
+    "answer_audited",
     "answer_files",
     "answer_records",
     "summary_lines",
