@@ -9,6 +9,7 @@ rows (verdict ``unreadable``, with the reason), not a failure of the command.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -77,7 +78,9 @@ def answer(
     """Answer every complaint of FILES: who held the address and source port at the time."""
     if case is None:
         raise InvalidInput("required (a case reference)", field="--case")
-    options = intake.Options(fmt, tables.parse_map(mapping) if mapping else None, tz)
+    options = intake.Options(
+        fmt, tables.parse_map(mapping) if mapping else None, tz, workers=os.cpu_count() or 1
+    )
     if output is not None:
         runtime.refuse_existing(output, force)
     window = times.check_tolerance(times.parse_duration(tolerance)) if tolerance else timedelta(0)

@@ -15,8 +15,11 @@ from __future__ import annotations
 import csv
 import email
 import io
+import multiprocessing
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from email.message import Message
 from typing import IO, Protocol
@@ -47,6 +50,7 @@ class Options:
     format: str = "auto"
     mapping: Mapping[str, str] | None = None
     tz: str | None = None
+    workers: int = 1  # processes reading a mailbox's messages (the CLI uses every core)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -69,8 +73,11 @@ def read(stream: Readable, name: str, options: Options = Options()) -> Iterator[
     if fmt in ("shadowserver", "csv") or (fmt == "auto" and _is_csv(start)):
         yield from _table(whole, name, options)
     elif start.startswith(b"From "):
-        for number, message in enumerate(split_mbox(whole), 1):
-            yield from_mail(message, Ref(name, message=number), fmt)
+        if options.workers > 1:
+            yield from _read_in_parallel(split_mbox(whole), name, fmt, options.workers)
+        else:
+            for number, message in enumerate(split_mbox(whole), 1):
+                yield from_mail(message, Ref(name, message=number), fmt)
     else:
         data = whole.read(MAX_MESSAGE_BYTES + 1)
         if len(data) > MAX_MESSAGE_BYTES:
@@ -161,6 +168,38 @@ def from_mail(data: bytes, ref: Ref, fmt: str = "auto") -> Record:
         ref, None if fmt == "auto" else fmt, f"no {what} report in this message"
         + (f" (Subject: {subject})" if subject else ""), str(message.get("Message-ID", "")).strip(),
     )  # fmt: skip
+
+
+CHUNK_MESSAGES = 1000
+
+
+def _read_in_parallel(
+    messages: Iterator[bytes], name: str, fmt: str, workers: int
+) -> Iterator[Record]:
+    """:func:`from_mail` over the messages in ``workers`` processes, in input order.
+
+    The processes come from a fork server: a clean interpreter, so nothing of the caller (an open
+    database connection) is inherited and closed by a child.
+    """
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending: deque[Future[list[Record]]] = deque()
+        first, chunk = 1, []
+        for message in messages:
+            chunk.append(message)
+            if len(chunk) == CHUNK_MESSAGES:
+                pending.append(pool.submit(_read_chunk, chunk, name, first, fmt))
+                first, chunk = first + len(chunk), []
+                if len(pending) > 2 * workers:
+                    yield from pending.popleft().result()
+        if chunk:
+            pending.append(pool.submit(_read_chunk, chunk, name, first, fmt))
+        while pending:
+            yield from pending.popleft().result()
+
+
+def _read_chunk(messages: list[bytes], name: str, first: int, fmt: str) -> list[Record]:
+    return [from_mail(m, Ref(name, message=first + i), fmt) for i, m in enumerate(messages)]
 
 
 def _text_of(part: Message) -> str | None:

@@ -40,7 +40,7 @@ from detnat.complaints import Complaint, Record, Unreadable
 from detnat.engine import MATCH, Reason, Status
 from detnat.errors import InvalidInput, QueryError
 from detnat.service import audit, batch_lookups, inquiry, lookups
-from detnat.service.batch_lookups import BatchQuery, BatchReport, cell
+from detnat.service.batch_lookups import BatchQuery, BatchReport
 from detnat.service.timelines import from_us
 from detnat.service.times import format_instant
 
@@ -294,7 +294,7 @@ def _chunk(
             else:
                 rows[i] = _with_port(record, *said)
                 k += 1
-    text: list[str] = []
+    done: list[Row] = []
     for n, (record, row) in enumerate(zip(records, rows, strict=True)):
         assert row is not None
         report.note(row.verdict)
@@ -303,10 +303,12 @@ def _chunk(
         elif row.verdict is Verdict.IDENTIFIED:
             assert isinstance(record, Complaint)
             report._offend(row, record.at_us)
-        text.append(",".join(map(cell, row.cells())) + "\n")
+        done.append(row)
         if on_row is not None:
             on_row(row)
-    emit("".join(text))
+    # The batch writer's own cells: formula starts neutralised, quoted where needed.
+    lines = batch_lookups._echoes([row.cells() for row in done], len(COLUMNS))
+    emit("".join(line + "\n" for line in lines))
 
 
 _Said = tuple[str, str, str, str]  # status, reason, subscriber, account

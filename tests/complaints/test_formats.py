@@ -331,3 +331,41 @@ def test_iso_instants_round_trip(moment: object) -> None:
     except BadTime:
         return  # leaves the calendar in UTC: refused, not wrapped
     assert got == expected
+
+
+_KEYS = st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,12}", fullmatch=True)
+_VALUES = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")), max_size=30
+)
+
+
+@given(st.dictionaries(_KEYS, _VALUES, min_size=1, max_size=6), st.sampled_from([" ", "  "]))
+def test_flat_reports_read_as_yaml_reads_them(report: dict[str, str], gap: str) -> None:
+    """The fast path for flat ``Key: value`` reports gives what YAML gives, or defers to it."""
+    import yaml
+
+    from detnat.complaints.xarf import load_yaml
+
+    text = "".join(f"{k}:{gap}{v}\n" for k, v in report.items())
+    try:
+        expected = yaml.load(text, Loader=yaml.BaseLoader)
+    except yaml.YAMLError:
+        with pytest.raises(yaml.YAMLError):
+            load_yaml(text)
+        return
+    assert load_yaml(text) == expected
+
+
+def test_a_mailbox_read_in_worker_processes_reads_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    import detnat.complaints as intake
+
+    monkeypatch.setattr(intake, "CHUNK_MESSAGES", 3)
+    box = samples.mbox(
+        *[samples.arf_mail(f"192.0.2.{n}", 1000 + n) for n in range(1, 6)],
+        samples.xarf_02_mail(),
+        b"Subject: nothing\n\n",
+        samples.acns_mail("192.0.2.9", 1, "2016-10-16T17:27:46Z"),
+    )
+    alone = list(read(io.BytesIO(box), "x.mbox"))
+    together = list(read(io.BytesIO(box), "x.mbox", Options(workers=2)))
+    assert together == alone and len(alone) == 8
