@@ -135,8 +135,9 @@ class ComplaintsReport(BatchReport):
 
     offenders: dict[str, Offender] = field(default_factory=dict)
     input_sha256: str = ""
-    # (version id, address) -> the subscribers holding a port set there (no-source-port rows)
-    holders: dict[tuple[int, int], set[str]] = field(default_factory=dict, repr=False)
+    # (version id, address) -> the subscribers holding a port set there (no-source-port rows);
+    # (version id, -1) -> the first port of each of the version's port sets
+    holders: dict[tuple[int, int], Any] = field(default_factory=dict, repr=False)
 
     def summary(self) -> list[Offender]:
         return sorted(self.offenders.values(), key=lambda o: (-o.complaints, o.first_us, o.key))
@@ -413,15 +414,20 @@ def _without_port(query: BatchQuery, record: Complaint, ip: int, report: Complai
     else:
         realm = lookups.realm_timeline(snapshot, query.realm)
         spans = [s for s in lookups.spans(realm, start, end) if s.version.holds(ip)]
-    held: set[str] = set()
-    planned = False
-    for span in spans:
-        if span.version.plan is None:
-            continue
-        planned = True
+    found = [s for s in spans if s.version.plan is not None]
+    for span in found:
         report.versions.setdefault(span.version.id, lookups.evidence_of(span.realm, span.version))
-        held |= _holders(query, span.version, ip, report.holders)
-    if not planned:
+    if len(found) == 1:  # the usual case: count subscriber numbers, name no one
+        shared = len(_holders(query, found[0].version, ip, report.holders))
+    else:  # several versions: the same subscriber may hold a set under each
+        shared = len(
+            {
+                str(query.mappers.get(span.version).subscriber_at(n))
+                for span in found
+                for n in _holders(query, span.version, ip, report.holders)
+            }
+        )
+    if not found:
         try:
             decided = lookups.without_candidates(
                 snapshot, ip, start, end, realm_named=query.realm is not None,
@@ -436,23 +442,26 @@ def _without_port(query: BatchQuery, record: Complaint, ip: int, report: Complai
         )  # fmt: skip
     return Row(
         **_base(record), status="", reason="", subscriber="", account="",
-        shared_by=str(len(held)), verdict=Verdict.NO_SOURCE_PORT,
-        note=_notes(record, f"{why}: {len(held)} subscribers shared {record.ip} then"),
+        shared_by=str(shared), verdict=Verdict.NO_SOURCE_PORT,
+        note=_notes(record, f"{why}: {shared} subscribers shared {record.ip} then"),
     )  # fmt: skip
 
 
 def _holders(
-    query: BatchQuery, version: Any, ip: int, cache: dict[tuple[int, int], set[str]]
-) -> set[str]:
-    """The subscribers holding a port set on ``ip`` under ``version`` (one probe per set)."""
+    query: BatchQuery, version: Any, ip: int, cache: dict[tuple[int, int], Any]
+) -> list[int]:
+    """The numbers of the subscribers holding a port set on ``ip`` under ``version``: one probe
+    per port set (its first port), so static bindings and unallocated sets count right."""
     key = (version.id, ip)
-    found = cache.get(key)
+    found: list[int] | None = cache.get(key)
     if found is None:
+        firsts = cache.get((version.id, -1))
         mapper = query.mappers.get(version)
-        firsts = np.array([ranges[0][0] for ranges in mapper.pool_port_sets() if ranges])
+        if firsts is None:
+            sets = mapper.pool_port_sets()
+            firsts = cache[(version.id, -1)] = np.array([r[0][0] for r in sets if r])
         answers = mapper.reverse_many(np.full(len(firsts), ip, dtype=np.int64), firsts)
-        numbers = np.unique(answers.subscriber[answers.status == MATCH])
-        found = cache[key] = {str(mapper.subscriber_at(int(n))) for n in numbers}
+        found = cache[key] = np.unique(answers.subscriber[answers.status == MATCH]).tolist()
     return found
 
 
