@@ -81,9 +81,17 @@ def answer(
     options = intake.Options(
         fmt, tables.parse_map(mapping) if mapping else None, tz, workers=os.cpu_count() or 1
     )
+    if tz is not None:
+        times.check_zone(tz, field="--tz")
     if output is not None:
         runtime.refuse_existing(output, force)
-    window = times.check_tolerance(times.parse_duration(tolerance)) if tolerance else timedelta(0)
+    window = (
+        times.check_tolerance(
+            times.parse_duration(tolerance, field="--tolerance"), field="--tolerance"
+        )
+        if tolerance
+        else timedelta(0)
+    )
     ask = inquiry.BatchAsk(
         inquiry.Identity(case).checked("cli"),
         "cli",

@@ -218,3 +218,33 @@ def test_cli_answers_a_mailbox_with_audit_and_summary(
         assert detail["batch"]["input_sha256"] == hashlib.sha256(box.read_bytes()).hexdigest()
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        (["--tz", "Nowhere/Else"], "--tz"),
+        (["--format", "pdf"], "--format"),
+        (["--map", "ip=a,colour=b"], "--map"),
+        (["--tolerance", "2 days"], "--tolerance"),
+    ],
+)
+def test_cli_refuses_bad_options_before_reading(
+    tmp_path: Path, extra: list[str], field: str
+) -> None:
+    box = tmp_path / "x.mbox"
+    box.write_bytes(samples.mbox(samples.arf_mail("192.0.2.1", 1)))
+    done = CliRunner().invoke(app, ["complaints", "answer", str(box), "--case", "C-1", *extra])
+    assert done.exit_code == 2 and field in done.stderr, done.output
+
+
+def test_cli_refuses_an_unreadable_input_file(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DETNAT_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    try:
+        done = CliRunner().invoke(app, ["complaints", "answer", str(tmp_path), "--case", "C-1"])
+    finally:
+        get_settings.cache_clear()
+    assert done.exit_code == 2 and "cannot read" in done.stderr
