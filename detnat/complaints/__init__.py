@@ -91,8 +91,14 @@ def read(stream: Readable, name: str, options: Options = Options()) -> Iterator[
 
 
 def _is_csv(start: bytes) -> bool:
+    """A header row of comma-separated names: not a mailbox's ``From `` line, not a mail header,
+    not JSON or XML."""
     first = start.split(b"\n", 1)[0]
-    return b"," in first and not _HEADER_LINE.match(first) and not first.startswith((b"{", b"<"))
+    return (
+        b"," in first
+        and not first.startswith((b"From ", b"{", b"<"))
+        and not _HEADER_LINE.match(first)
+    )
 
 
 def _table(whole: IO[bytes], name: str, options: Options) -> Iterator[Record]:

@@ -7,7 +7,7 @@ import mailbox
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detnat.complaints import Complaint, Options, Unreadable, read, split_mbox
@@ -311,6 +311,7 @@ def test_mail_dates_keep_the_zone_as_written() -> None:
         mail_instant("yesterday")
 
 
+@settings(deadline=None)  # zoneinfo loads: slow the first time on a loaded machine
 @given(st.datetimes(timezones=st.timezones()))
 def test_iso_instants_round_trip(moment: object) -> None:
     from datetime import UTC, datetime, timedelta
@@ -339,6 +340,7 @@ _VALUES = st.text(
 )
 
 
+@settings(deadline=None)
 @given(st.dictionaries(_KEYS, _VALUES, min_size=1, max_size=6), st.sampled_from([" ", "  "]))
 def test_flat_reports_read_as_yaml_reads_them(report: dict[str, str], gap: str) -> None:
     """The fast path for flat ``Key: value`` reports gives what YAML gives, or defers to it."""
@@ -369,3 +371,8 @@ def test_a_mailbox_read_in_worker_processes_reads_the_same(monkeypatch: pytest.M
     alone = list(read(io.BytesIO(box), "x.mbox"))
     together = list(read(io.BytesIO(box), "x.mbox", Options(workers=2)))
     assert together == alone and len(alone) == 8
+
+
+def test_a_mailbox_whose_separator_line_has_a_comma_is_still_a_mailbox() -> None:
+    box = b"From abuse@example.net, Mon Mar 16 10:00:00 2026\n" + samples.arf_mail("192.0.2.1", 7)
+    assert complaint(box, "x.mbox").ref.message == 1
