@@ -36,7 +36,16 @@ from collections.abc import Iterable, Iterator
 
 from detnat.logs.events import EventKind, LineRef, LogEvent, Refused
 from detnat.logs.formats import ParseOptions
-from detnat.logs.formats._common import Refuse, drive, epoch_seconds, fraction, inside, port, public
+from detnat.logs.formats._common import (
+    Clock,
+    Refuse,
+    drive,
+    epoch_seconds,
+    fraction,
+    inside,
+    port,
+    public,
+)
 
 _KINDS = {"NEW": EventKind.ALLOCATE, "UPDATE": EventKind.INTERIM, "DESTROY": EventKind.RELEASE}
 _PORTED = {"tcp": "tcp", "udp": "udp", "icmp": "icmp"}
@@ -52,6 +61,7 @@ _TUPLE_PORTS = re.compile(
 
 def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[LogEvent | Refused]:
     """Every SNAT port event of `lines` (``conntrack -E -o timestamp`` output)."""
+    Clock(year=options.year, tz=options.tz)  # the lines carry UTC epochs; options still checked
 
     def read(text: str, number: int, raw: bytes) -> LogEvent | None:
         head = _EVENT.match(text)

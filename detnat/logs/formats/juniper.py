@@ -102,11 +102,13 @@ def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[
             epoch = tail[1] if tail is not None else None
         first, last = port(low, "block-port-low"), port(high, "block-port-high")
         block(first, last)
+        subscriber = inside(inside_text, "the subscriber")
+        address = public(public_text, "the public address")
         return LogEvent(
             _KINDS[name],
             _epoch(epoch) if epoch is not None else clock.syslog_head(text),
-            inside(inside_text, "the subscriber"),
-            public(public_text, "the public address"),
+            subscriber,
+            address,
             first,
             last,
             None,
