@@ -173,8 +173,17 @@ def epoch_seconds(seconds: int) -> int:
     return seconds * 1_000_000
 
 
+# A dotted quad with no leading zeros and no octet above 255 is already canonical.
+_QUAD = re.compile(
+    r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+)
+_quad = _QUAD.fullmatch
+
+
 @functools.lru_cache(maxsize=65_536)
 def _address(text: str) -> str | None:
+    if _quad(text) is not None:
+        return text
     if "%" in text:  # a scoped IPv6 address names no subscriber
         return None
     try:

@@ -53,6 +53,14 @@ _EVENT = re.compile(
     r"\s*(?:\[(?P<sec>\d+)(?:\.(?P<frac>\d{1,6}))?\]\s+)?\[(?P<kind>NEW|UPDATE|DESTROY)\]\s+"
     r"(?:ipv[46]\s+\d+\s+)?(?P<proto>[a-z0-9-]+)\s+\d+\s"
 )
+# The common layout in one anchored pattern (no accounting, no flags before the reply); any other
+# line takes the general path below.
+_FAST = re.compile(
+    r"\[(\d+)\.(\d{6})\]\s+\[(NEW|UPDATE|DESTROY)\]\s+(?:ipv4\s+2\s+)?(tcp|udp|icmp)\s+\d+ "
+    r"(?:\d+ )?(?:[A-Z_]+ )?src=(\S+) dst=\S+ (?:sport=\d+ dport=\d+|type=\d+ code=\d+ id=\d+) "
+    r"(?:\[UNREPLIED\] )?src=\S+ dst=(\S+) (?:sport=\d+ dport=(\d+)|type=\d+ code=\d+ id=(\d+))",
+    re.ASCII,
+)
 _TUPLE_PORTS = re.compile(
     r"\bsrc=(?P<src>\S+) dst=(?P<dst>\S+) (?:sport=(?P<sport>\d+) dport=(?P<dport>\d+)"
     r"|type=\d+ code=\d+ id=(?P<id>\d+))"
@@ -64,6 +72,24 @@ def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[
     Clock(year=options.year, tz=options.tz)  # the lines carry UTC epochs; options still checked
 
     def read(text: str, number: int, raw: bytes) -> LogEvent | None:
+        fast = _FAST.match(text)
+        if fast is not None:
+            sec, micros, kind, protocol, src, reply_dst, reply_dport, reply_id = fast.groups()
+            if reply_dst == src:
+                return None
+            the_port = int(reply_dport or reply_id)
+            if the_port > 65535:
+                raise Refuse(f"the reply's port '{the_port}' is not a port (0..65535)")
+            return LogEvent(
+                _KINDS[kind],
+                epoch_seconds(int(sec)) + int(micros),
+                inside(src, "the original src"),
+                public(reply_dst, "the reply's dst"),
+                the_port,
+                the_port,
+                protocol,
+                LineRef.of(file, number, raw),
+            )
         head = _EVENT.match(text)
         if head is None:
             return None

@@ -57,7 +57,7 @@ _KINDS = {
     "INTERIM": EventKind.INTERIM,
 }
 _EVENT = re.compile(r"RT_SRC_NAT_PBA_(ALLOC|RELEASE|INTERIM)\b:?\s*(.)")
-_SD_PARAM = re.compile(r'([\w.@-]+)="((?:[^"\\]|\\.)*)"')
+_SD_PARAM = re.compile(r'([\w.@-]+)="([^"\\]*(?:\\.[^"\\]*)*)"')
 _TEXT = re.compile(
     r"Subscriber\s+(?P<inside>\S+)\s+used/maximum\s+\[\d+/\d+\]\s+blocks,\s+(?:[a-z]+\s+)?"
     r"port\s+block\s+\[(?P<low>\d+)-(?P<high>\d+)\]\s+from\s+(?P<public>[^\s,]+)"

@@ -40,11 +40,7 @@ from detnat.logs.formats._common import (
 )
 
 _KINDS = {"APMADD": EventKind.ALLOCATE, "APMDEL": EventKind.RELEASE}
-# TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [napmap ...]
-_HEADER = re.compile(
-    r"(\S+) \S+ \S+ \S+ (APMADD|APMDEL) \[napmap((?:[^\]\"]|\"(?:[^\"\\]|\\.)*\")*)\]"
-)
-_SD_PARAM = re.compile(r'([A-Z0-9]+)="((?:[^"\\]|\\.)*)"')
+_SD_PARAM = re.compile(r'([A-Z0-9]+)="([^"\\]*(?:\\.[^"\\]*)*)"')
 
 
 def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[LogEvent | Refused]:
@@ -54,24 +50,30 @@ def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[
     def read(text: str, number: int, raw: bytes) -> LogEvent | None:
         if "APM" not in text:
             return None
-        found = _HEADER.search(text)
-        if found is None:
+        msgid = "APMADD"
+        at = text.find(" APMADD [napmap ")
+        if at < 0:
+            msgid = "APMDEL"
+            at = text.find(" APMDEL [napmap ")
+        close = text.find("]", at)
+        head = text[:at].split()
+        if at < 0 or close < 0 or len(head) < 4:
             if " APMADD " in text or " APMDEL " in text:
                 raise Refuse("an APMADD/APMDEL line without the RFC 5424 header and [napmap ...]")
             return None
-        params = dict(_SD_PARAM.findall(found[3]))
+        params = dict(_SD_PARAM.findall(text, at + 16, close))
         missing = [key for key in ("XSADDR", "XSPORT", "PROTO") if key not in params]
         if "SV6ENC" not in params and "ISADDR" not in params:
             missing.insert(0, "ISADDR")
         if missing:
-            raise Refuse(f"{found[2]} without {', '.join(missing)}")
-        stamp = found[1]
+            raise Refuse(f"{msgid} without {', '.join(missing)}")
+        stamp = head[-4]  # TIMESTAMP HOSTNAME APP-NAME PROCID
         if stamp == "-":
             raise Refuse("no time: the RFC 5424 timestamp is '-' (nil)")
         key = params.get("SV6ENC")
         the_port = port(params["XSPORT"], "XSPORT")
         return LogEvent(
-            _KINDS[found[2]],
+            _KINDS[msgid],
             clock.iso(stamp),
             _b4(key) if key is not None else inside(params["ISADDR"], "ISADDR"),
             public(params["XSADDR"], "XSADDR"),
