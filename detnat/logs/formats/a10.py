@@ -84,7 +84,8 @@ def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[
         if kind is None:
             return None
         extension = header[7]
-        fast = _FAST.match(extension) if "rt=" not in extension else None
+        timed = " rt=" in extension or extension.startswith("rt=")
+        fast = None if timed else _FAST.match(extension)
         if fast is not None:  # A10's own order, no time field: no need to read every field
             proto, src, address, first_text, last_text = fast.groups()
             fields = {"proto": proto, "src": src, "sourceTranslatedAddress": address}

@@ -64,11 +64,13 @@ def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[
             return None
         if not 6 <= len(cells) <= 7:
             raise Refuse(f"{len(cells)} cells, not 6 or 7 ({','.join(COLUMNS)})")
-        when, event, subscriber, address, low, high = (cell.strip() for cell in cells[:6])
+        if " " in text:
+            cells = [cell.strip() for cell in cells]
+        when, event, subscriber, address, low, high = cells[:6]
         kind = _KINDS.get(event)
         if kind is None:
             raise Refuse(f"event {event!r} is not allocate, interim or release")
-        protocol_text = cells[6].strip().lower() if len(cells) == 7 else ""
+        protocol_text = cells[6].lower() if len(cells) == 7 else ""
         if protocol_text not in _PROTOCOLS:
             raise Refuse(f"protocol {protocol_text!r} is not tcp, udp, icmp or empty (all)")
         first, last = port(low, "port_first"), port(high, "port_last")

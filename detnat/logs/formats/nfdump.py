@@ -62,7 +62,15 @@ NUMBERING: dict[str, dict[int, EventKind]] = {
     "juniper": {14: EventKind.ALLOCATE, 15: EventKind.RELEASE, 16: EventKind.INTERIM},
 }
 _T_EVENT = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,3}))?")
-_decode = json.JSONDecoder().decode
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _decode(text: str) -> Any:
+    """One JSON value that is the whole of `text` (already stripped)."""
+    value, end = _raw_decode(text)
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value
 
 
 def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[LogEvent | Refused]:
@@ -95,7 +103,7 @@ def _records(
             except UnicodeDecodeError as error:
                 yield Refused(file, start, f"not UTF-8 text: byte 0x{body[error.start]:02x}")
                 continue
-            yield from _one(whole.rstrip().rstrip(","), source, numbering, clock)
+            yield from _one(whole.strip().rstrip(","), source, numbering, clock)
             continue
         try:
             text = raw.decode().strip()
@@ -215,6 +223,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _integer(value: Any, what: str) -> int:
+    if type(value) is int:  # the common case (ndjson), first
+        return value
     if not _is_number(value):
         raise Refuse(f"{what} {value!r} is not a whole number")
     return int(value)
