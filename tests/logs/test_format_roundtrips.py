@@ -242,3 +242,49 @@ def test_csv_round_trip_with_any_offset(
     assert [item.source.line for item in read if isinstance(item, LogEvent)] == [
         number + 1 + header for number in range(len(written))
     ]
+
+
+OPTIONS = ParseOptions(year=2000, tz="UTC")
+GOOD_LINES = {
+    "juniper-pba": render_juniper_text(
+        Event(EventKind.ALLOCATE, Y2000, "10.0.0.1", "192.0.2.1", 1024, 1279, None)
+    ),
+    "a10-cef": render_a10(
+        Event(EventKind.ALLOCATE, Y2000, "10.0.0.1", "192.0.2.1", 1024, 1279, "udp")
+    ),
+    "vpp-syslog": render_vpp(
+        Event(EventKind.RELEASE, Y2000, "2001:db8::1", "192.0.2.1", 1024, 1024, "tcp")
+    ),
+    "conntrack": render_conntrack(
+        Event(EventKind.INTERIM, Y2000, "10.0.0.1", "192.0.2.1", 1024, 1024, "icmp")
+    ),
+    "nfdump-json": render_nfdump(
+        Event(EventKind.ALLOCATE, Y2000, "10.0.0.1", "192.0.2.1", 1024, 1279, None)
+    ),
+    "csv": render_csv(
+        Event(EventKind.ALLOCATE, Y2000, "2001:db8::/56", "192.0.2.1", 1024, 1279, None)
+    ),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(sorted(GOOD_LINES)),
+    st.lists(st.tuples(st.integers(0, 400), st.integers(0, 3), st.binary(max_size=3)), max_size=4),
+    st.booleans(),
+)
+def test_a_damaged_line_is_read_refused_or_skipped_and_never_stops_the_parse(
+    name: str, edits: list[tuple[int, int, bytes]], tail: bool
+) -> None:
+    line = GOOD_LINES[name]
+    for at, cut, insert in edits:  # splice: cut some bytes at `at`, put others in
+        at = at % (len(line) + 1)
+        line = line[:at] + insert + line[at + cut :]
+    lines = [line, GOOD_LINES[name]] if tail else [line]
+    read = list(parse_lines(name, lines, file="x", options=OPTIONS))
+    assert all(isinstance(item, LogEvent | Refused) for item in read)
+    assert all(item.line == 1 for item in read if isinstance(item, Refused))
+    if tail:  # the good line after it is read whatever became of the first
+        assert isinstance(read[-1], LogEvent) and read[-1].source.line == 2
+        alone = list(parse_lines(name, [GOOD_LINES[name]], file="x", options=OPTIONS))
+        assert isinstance(alone[0], LogEvent) and Event.of(read[-1]) == Event.of(alone[0])

@@ -92,19 +92,17 @@ def _records(
     start = 0
     for number, raw in enumerate(lines, 1):
         if pending:
-            pending.append(raw)
-            if raw.strip() not in (b"}", b"},"):
+            stripped = raw.strip()
+            if len(stripped) > 2 and stripped[:1] == b"{" and stripped.rstrip(b",")[-1:] == b"}":
+                # a whole record on this line: the "{" line before it was a broken one
+                yield Refused(file, start, "a '{' line that no record follows")
+                pending = []
+            else:
+                pending.append(raw)
+                if stripped in (b"}", b"},"):
+                    yield from _spread(pending, file, start, numbering, clock)
+                    pending = []
                 continue
-            body = b"\n".join(line.rstrip(b"\r\n") for line in pending)
-            pending = []
-            source = LineRef(file, start, hashlib.sha256(body).hexdigest())
-            try:
-                whole = body.decode()
-            except UnicodeDecodeError as error:
-                yield Refused(file, start, f"not UTF-8 text: byte 0x{body[error.start]:02x}")
-                continue
-            yield from _one(whole.strip().rstrip(","), source, numbering, clock)
-            continue
         try:
             text = raw.decode().strip()
         except UnicodeDecodeError as error:
@@ -125,6 +123,20 @@ def _records(
         yield from _one(text.rstrip(","), LineRef.of(file, number, raw), numbering, clock)
     if pending:
         yield Refused(file, start, "a JSON record that the file ends inside (no closing '}')")
+
+
+def _spread(
+    lines: list[bytes], file: str, start: int, numbering: dict[int, EventKind], clock: Clock
+) -> Iterator[LogEvent | Refused]:
+    """The record of `lines` (from "{" to "}"), numbered by its first line, hashed over all."""
+    body = b"\n".join(line.rstrip(b"\r\n") for line in lines)
+    try:
+        whole = body.decode()
+    except UnicodeDecodeError as error:
+        yield Refused(file, start, f"not UTF-8 text: byte 0x{body[error.start]:02x} in the record")
+        return
+    source = LineRef(file, start, hashlib.sha256(body).hexdigest())
+    yield from _one(whole.strip().rstrip(","), source, numbering, clock)
 
 
 def _array(
