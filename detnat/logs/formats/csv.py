@@ -57,7 +57,13 @@ def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[
             text = text[1:]  # a byte-order mark some spreadsheets write
         if not text.strip():
             return None
-        cells = next(csv.reader([text])) if '"' in text else text.split(",")
+        if '"' in text:
+            try:
+                cells = next(csv.reader([text]))
+            except csv.Error as error:
+                raise Refuse(f"not CSV: {error}") from None
+        else:
+            cells = text.split(",")
         if cells[0] == "time":
             if ",".join(cell.strip() for cell in cells) not in _HEADERS:
                 raise Refuse(f"a header that is not {','.join(COLUMNS)} (protocol optional)")

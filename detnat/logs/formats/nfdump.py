@@ -93,9 +93,9 @@ def _records(
     for number, raw in enumerate(lines, 1):
         if pending:
             stripped = raw.strip()
-            if len(stripped) > 2 and stripped[:1] == b"{" and stripped.rstrip(b",")[-1:] == b"}":
-                # a whole record on this line: the "{" line before it was a broken one
-                yield Refused(file, start, "a '{' line that no record follows")
+            if stripped[:1] != b'"' and stripped not in (b"}", b"},"):
+                # not a field of -o json: the "{" line before was a broken one; read this anew
+                yield Refused(file, start, "a '{' line not followed by the fields of a record")
                 pending = []
             else:
                 pending.append(raw)
