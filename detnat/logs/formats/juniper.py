@@ -56,11 +56,12 @@ _KINDS = {
     "RELEASE": EventKind.RELEASE,
     "INTERIM": EventKind.INTERIM,
 }
-_EVENT = re.compile(r"RT_SRC_NAT_PBA_(ALLOC|RELEASE|INTERIM)\b:?\s*(.)")
+_EVENT = re.compile(r"RT_SRC_NAT_PBA_(ALLOC|RELEASE|INTERIM)(?::\s*|\s+|$)(.?)")
+_SD_NEEDED = ("internal-ip", "reflexive-ip", "block-port-low", "block-port-high")
 _SD_PARAM = re.compile(r'([\w.@-]+)="([^"\\]*(?:\\.[^"\\]*)*)"')
 _TEXT = re.compile(
-    r"Subscriber\s+(?P<inside>\S+)\s+used/maximum\s+\[\d+/\d+\]\s+blocks,\s+(?:[a-z]+\s+)?"
-    r"port\s+block\s+\[(?P<low>\d+)-(?P<high>\d+)\]\s+from\s+(?P<public>[^\s,]+)"
+    r"Subscriber\s+(\S+)\s+used/maximum\s+\[\d+/\d+\]\s+blocks,\s+(?:[a-z]+\s+)?"
+    r"port\s+block\s+\[(\d+)-(\d+)\]\s+from\s+([^\s,]+)"
 )
 _TEXT_EPOCH = re.compile(r"\bepoch\s+(\S+)")
 _HEX = re.compile(r"(?:0[xX])?([0-9a-fA-F]{1,16})")
@@ -71,33 +72,30 @@ def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[
     clock = Clock(year=options.year, tz=options.tz)
 
     def read(text: str, number: int, raw: bytes) -> LogEvent | None:
-        if "RT_SRC_NAT_PBA_" not in text:
+        at = text.find("RT_SRC_NAT_PBA_")
+        if at < 0:
             return None
-        found = _EVENT.search(text)
+        found = _EVENT.match(text, at)
         if found is None:
             return None  # RT_SRC_NAT_PBA_SOMETHING_ELSE: not an event we read
         name = found[1]
         if found[2] == "[":
             params = dict(_SD_PARAM.findall(text, found.start(2)))
-            missing = [
-                key
-                for key in ("internal-ip", "reflexive-ip", "block-port-low", "block-port-high")
-                if key not in params
-            ]
-            if missing:
-                raise Refuse(f"RT_SRC_NAT_PBA_{name} without {', '.join(missing)}")
-            inside_text, public_text = params["internal-ip"], params["reflexive-ip"]
-            low, high = params["block-port-low"], params["block-port-high"]
+            try:
+                inside_text, public_text = params["internal-ip"], params["reflexive-ip"]
+                low, high = params["block-port-low"], params["block-port-high"]
+            except KeyError:
+                missing = [key for key in _SD_NEEDED if key not in params]
+                raise Refuse(f"RT_SRC_NAT_PBA_{name} without {', '.join(missing)}") from None
             epoch = params.get("epoch-time-64")
         else:
-            words = _TEXT.search(text, found.start(2))
+            words = _TEXT.match(text, found.start(2)) or _TEXT.search(text, found.start(2))
             if words is None:
                 raise Refuse(
                     f'RT_SRC_NAT_PBA_{name} in neither Juniper form: no [key="value" ...] and no '
                     f"'Subscriber A used/maximum [u/m] blocks, ... port block [lo-hi] from P'"
                 )
-            inside_text, public_text = words["inside"], words["public"]
-            low, high = words["low"], words["high"]
+            inside_text, low, high, public_text = words.groups()
             tail = _TEXT_EPOCH.search(text, words.end())
             epoch = tail[1] if tail is not None else None
         first, last = port(low, "block-port-low"), port(high, "block-port-high")
