@@ -1,4 +1,4 @@
-"""Log parsing speed: lines per second of each format's parser, on lines as the datapaths write them.
+"""Log parsing speed: lines per second of each format's parser, on lines as datapaths write them.
 
 Run by hand (not part of the tests)::
 
@@ -8,9 +8,10 @@ For each format it writes ``--lines`` event lines (random subscribers, public ad
 and times; one line in ten is other syslog traffic, which a parser skips), then times
 ``parse_lines`` consuming them all (events built, each with its line's SHA-256) and prints the
 best of ``--runs``, in lines per second of CPU time (the process's own, so that other work on a
-shared machine weighs less). A "(floor)" row first: decode, hash and build an event of constant
-fields per line, the part of the cost the event shape sets whatever the format. The ingest target is 200,000 lines/s per core end to end
-(parsing, hashing and COPY into Postgres), so parsing alone must be well above it.
+shared machine weighs less). A "(floor)" row comes first: decode, hash and build an event of
+constant fields per line, the part of the cost the event shape sets whatever the format. The
+ingest target is 200,000 lines/s per core end to end (parsing, hashing and COPY into Postgres),
+so parsing alone must be well above it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -48,27 +50,44 @@ def juniper(event: Event, rng: random.Random) -> bytes:
     return render_juniper_structured(event) if rng.random() < 0.5 else render_juniper_text(event)
 
 
-RENDER: dict[str, tuple[Callable[[Event, random.Random], bytes], ParseOptions, dict[str, object]]] = {
-    "juniper-pba": (juniper, ParseOptions(), {"block": 256, "protocol": False, "interim": True}),
-    "a10-cef": (lambda e, _: render_a10(e), ParseOptions(), {"block": 256, "interim": False}),
-    "vpp-syslog": (lambda e, _: render_vpp(e), ParseOptions(), {"block": 1, "interim": False}),
-    "conntrack": (lambda e, _: render_conntrack(e), ParseOptions(), {"block": 1, "interim": True}),
-    "nfdump-json": (
+DEFAULTS = ParseOptions()
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How to write a format's lines for the benchmark, and the options to read them."""
+
+    render: Callable[[Event, random.Random], bytes]
+    block: int  # ports per event
+    per_protocol: bool = True
+    interim: bool = True
+    resolution_us: int = 1  # what the format's time can say
+    options: ParseOptions = DEFAULTS
+
+
+SPECS = {
+    "juniper-pba": Spec(juniper, 256, per_protocol=False, resolution_us=1_000_000),
+    "a10-cef": Spec(lambda e, _: render_a10(e), 256, interim=False),
+    "vpp-syslog": Spec(lambda e, _: render_vpp(e), 1, interim=False),
+    "conntrack": Spec(lambda e, _: render_conntrack(e), 1),
+    "nfdump-json": Spec(
         lambda e, _: render_nfdump(e),
-        ParseOptions(tz="UTC"),
-        {"block": 512, "protocol": False, "interim": False, "ms": True},
+        512,
+        per_protocol=False,
+        interim=False,
+        resolution_us=1000,
+        options=ParseOptions(tz="UTC"),
     ),
-    "csv": (lambda e, _: render_csv(e), ParseOptions(), {"block": 64, "interim": True}),
+    "csv": Spec(lambda e, _: render_csv(e), 64),
 }
 
 
 def lines_of(name: str, count: int, seed: int = 7) -> list[bytes]:
     rng = random.Random(seed)
-    render, _, shape = RENDER[name]
-    kinds = list(EventKind) if shape.get("interim") else [EventKind.ALLOCATE, EventKind.RELEASE]
+    spec = SPECS[name]
+    kinds = list(EventKind) if spec.interim else [EventKind.ALLOCATE, EventKind.RELEASE]
     subscribers = [str(ipaddress.IPv4Address(0x64400000 + n)) for n in range(50_000)]
     publics = [str(ipaddress.IPv4Address(0xCB007100 + n)) for n in range(256)]
-    size = int(shape["block"])  # type: ignore[call-overload]
     out = []
     at = START_US
     for n in range(count):
@@ -76,27 +95,22 @@ def lines_of(name: str, count: int, seed: int = 7) -> list[bytes]:
             out.append(NOISE + b"\n")
             continue
         at += rng.randrange(1, 20_000)
-        if shape.get("ms"):
-            at -= at % 1000
-        elif name == "juniper-pba":
-            at -= at % 1_000_000
-        first = 1024 + rng.randrange((65536 - 1024) // size) * size
-        protocol = rng.choice(["tcp", "udp", "icmp"]) if shape.get("protocol", True) else None
+        first = 1024 + rng.randrange((65536 - 1024) // spec.block) * spec.block
         event = Event(
             rng.choice(kinds),
-            at,
+            at - at % spec.resolution_us,
             rng.choice(subscribers),
             rng.choice(publics),
             first,
-            first + size - 1,
-            protocol,
+            first + spec.block - 1,
+            rng.choice(["tcp", "udp", "icmp"]) if spec.per_protocol else None,
         )
-        out.append(render(event, rng) + b"\n")
+        out.append(spec.render(event, rng) + b"\n")
     return out
 
 
 def time_parse(name: str, lines: list[bytes], runs: int) -> tuple[float, int]:
-    options = RENDER[name][1]
+    options = SPECS[name].options
     best = float("inf")
     events = 0
     for _ in range(runs):

@@ -626,7 +626,9 @@ def test_nfdump_a_whole_array_on_one_line_and_a_record_cut_off_by_the_end_of_fil
 def test_nfdump_a_lone_open_brace_does_not_swallow_the_records_after_it() -> None:
     events, refused = read("nfdump-json", "{", NFDUMP_NDJSON, NFDUMP_NDJSON, tz="UTC")
     assert [e.source.line for e in events] == [2, 3]
-    assert [(r.line, r.reason) for r in refused] == [(1, "a '{' line not followed by the fields of a record")]
+    assert [(r.line, r.reason) for r in refused] == [
+        (1, "a '{' line not followed by the fields of a record")
+    ]
 
 
 # -- csv ---------------------------------------------------------------------------------------
