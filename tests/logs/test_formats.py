@@ -449,6 +449,25 @@ def test_conntrack_snat_flows_new_update_destroy_for_tcp_udp_and_icmp() -> None:
     ]
 
 
+def test_conntrack_lines_with_accounting_and_flags_read_the_same() -> None:
+    """Lines with packet counters (sysctl nf_conntrack_acct=1) between the tuples, and the
+    (IPv4) family column of -o extended, take the general path and read the same."""
+    lines = [
+        "[1757235600.250000]\t    [NEW] ipv4     2 udp      17 30 src=10.8.0.11 dst=192.0.2.53 "
+        "sport=5353 dport=53 packets=1 bytes=60 [UNREPLIED] src=192.0.2.53 dst=203.0.113.7 "
+        "sport=53 dport=40002 packets=0 bytes=0 mark=0 use=1",
+        "[1757235600.250000]\t [DESTROY] udp      17 src=10.8.0.11 dst=192.0.2.53 sport=5353 "
+        "dport=53 packets=1 bytes=60 src=192.0.2.53 dst=203.0.113.7 sport=53 dport=40002 "
+        "packets=1 bytes=92 [ASSURED] delta-time=30",
+    ]
+    events, refused = read("conntrack", *lines)
+    assert refused == []
+    assert [shape(event) for event in events] == [
+        ev(ALLOCATE, 1757235600_250000, "10.8.0.11", "203.0.113.7", 40002, 40002, "udp", 1),
+        ev(RELEASE, 1757235600_250000, "10.8.0.11", "203.0.113.7", 40002, 40002, "udp", 1),
+    ]
+
+
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
