@@ -22,17 +22,22 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from detnat import __version__
-from detnat.errors import InvalidInput
+from detnat.errors import InvalidInput, NotFound
 from detnat.service import audit, lookups
 from detnat.service.timelines import TimelineCache, Timelines, candidate_range, to_us
 from detnat.service.times import format_instant
-from detnat.snapshot import file
+from detnat.snapshot import file, jobs
 
 ACTION = "snapshot.export"
 
 
 def build(
-    snapshot: Timelines, realms: Sequence[str], *, start: datetime, end: datetime, now: datetime,
+    snapshot: Timelines,
+    realms: Sequence[str],
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
     case: str,
 ) -> dict[str, Any]:
     """The body of the snapshot of ``realms`` over ``[start, end]`` answering as at ``now``."""
@@ -68,9 +73,7 @@ def build(
                         "ranges": [[a, b] for a, b in ranges],
                     }
                 )
-        shown.append(
-            {"name": realm.name, "session_drain_us": realm.drain_us, "versions": versions}
-        )
+        shown.append({"name": realm.name, "session_drain_us": realm.drain_us, "versions": versions})
     return {
         "format": file.FORMAT,
         "code_version": __version__,
@@ -109,9 +112,7 @@ def export(
     """Build the snapshot from the store, open (or check) the case and audit the export
     (flushed: the edge commits, then writes the file)."""
     audit.check_reference(case, field="--case")
-    body = build(
-        TimelineCache().get(session), realms, start=start, end=end, now=now, case=case
-    )
+    body = build(TimelineCache().get(session), realms, start=start, end=end, now=now, case=case)
     data = file.encode(body)
     sha256 = file.sha256_of(data)
     (cases or audit.CaseOwners()).claim(session, case, actor, request_id=request_id)
@@ -141,4 +142,42 @@ def export(
     return Exported(data, sha256, entry.seq, entry.entry_sha256, len(versions))
 
 
-__all__ = ["ACTION", "Exported", "build", "export"]
+JOB_ACTION = "annotate.job"
+
+
+def record_job(
+    session: Session,
+    actor: audit.Actor,
+    summary: jobs.JobSummary,
+    *,
+    request_id: str,
+    cases: audit.CaseOwners | None = None,
+) -> audit.Recorded:
+    """One annotation job's audit entry (``annotate.job``), after checking that its snapshot was
+    exported from this store (a ``snapshot.export`` entry of the snapshot's case with its hash).
+    Flushed: the edge commits."""
+    audit.check_reference(summary.case, field="case")
+    audit.check_reference(summary.snapshot_case, field="snapshot_case")
+    exported = any(
+        entry.action == ACTION and entry.detail.get("snapshot_sha256") == summary.snapshot_sha256
+        for entry in audit.entries(session, case=summary.snapshot_case)
+    )
+    if not exported:
+        raise NotFound(
+            f"no export of snapshot {summary.snapshot_sha256[:16]}... in case "
+            f"{summary.snapshot_case!r}: it was not made by this store",
+            field="snapshot_sha256",
+        )
+    (cases or audit.CaseOwners()).claim(session, summary.case, actor, request_id=request_id)
+    return audit.record(
+        session,
+        actor,
+        JOB_ACTION,
+        request_id=request_id,
+        detail=summary.to_json(),
+        case=summary.case,
+        status="recorded",
+    )
+
+
+__all__ = ["ACTION", "JOB_ACTION", "Exported", "build", "export", "record_job"]

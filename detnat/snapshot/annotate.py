@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from detnat.batch import parse_ipv4_many
-from detnat.engine import INVALID, REASON_CODES, STATUS_CODES, Reason, Status
+from detnat.engine import REASON_CODES, STATUS_CODES, Reason, Status
 from detnat.engine.mapper import _NON_PUBLIC  # the engine's one table of never-public space
 from detnat.errors import InvalidInput
 from detnat.snapshot.file import Snapshot, Version
@@ -113,7 +113,9 @@ class Columns:
             key, sep, value = part.partition("=")
             key = key.strip()
             if not sep or key not in ("ip", "port", "time") or not value or key in names:
-                raise InvalidInput(f"want ip=NAME,port=NAME,time=NAME, got {part!r}", field="columns")
+                raise InvalidInput(
+                    f"want ip=NAME,port=NAME,time=NAME, got {part!r}", field="columns"
+                )
             names[key] = value
         if time_unit not in (None, "s", "ms"):
             raise InvalidInput("s or ms (epoch seconds or milliseconds, UTC)", field="time_unit")
@@ -210,7 +212,9 @@ class Annotator:
         )
         return pa.RecordBatch.from_arrays([*batch.columns, *added], schema=schema)
 
-    def answer(self, ip_column: pa.Array, port_column: pa.Array, time_column: pa.Array) -> list[pa.Array]:
+    def answer(
+        self, ip_column: pa.Array, port_column: pa.Array, time_column: pa.Array
+    ) -> list[pa.Array]:
         """The five answer arrays for three input arrays of one length."""
         ip, ip_ok = addresses(ip_column)
         port, port_ok = ports(port_column)
@@ -272,7 +276,11 @@ class Annotator:
             v = self.versions[int(all_versions[begin])]
             mine = all_rows[begin:end]
             pos = np.searchsorted(v.firsts, ip[mine], side="right") - 1
-            inside = (pos >= 0) & (ip[mine] <= v.lasts[np.maximum(pos, 0)]) if len(v.firsts) else pos < -1
+            inside = (
+                (pos >= 0) & (ip[mine] <= v.lasts[np.maximum(pos, 0)])
+                if len(v.firsts)
+                else pos < -1
+            )
             mine = mine[inside]
             if not len(mine):
                 continue
@@ -331,7 +339,7 @@ class Annotator:
             port_set = np.full(len(rows), -1, dtype=np.int64)
             match = np.flatnonzero(st == _S[Status.MATCH])
             if len(match):
-                made, lengths = self._subscriber_texts(v, sub[match])
+                made, _ = self._subscriber_texts(v, sub[match])
                 text[match, : made.shape[1]] = made
                 port_set[match] = self._port_sets(v, ip[rows[match]], sub[match])
             parts.append(
@@ -345,9 +353,8 @@ class Annotator:
         text = np.concatenate([p[5] for p in parts])
         port_set = np.concatenate([p[6] for p in parts])
         order = np.argsort(rows, kind="stable")
-        rows, number, st, why, sub, text, port_set = (
-            a[order] for a in (rows, number, st, why, sub, text, port_set)
-        )
+        rows, number, sub, port_set = rows[order], number[order], sub[order], port_set[order]
+        st, why, text = st[order], why[order], text[order]
         firsts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
         size = np.diff(np.r_[firsts, len(rows)])
         head = np.repeat(firsts, size)
@@ -416,7 +423,11 @@ class Annotator:
         status[rows[never]], reason[rows[never]] = _S[ERROR], _R[INVALID_QUERY]
         rows = rows[~never]
         pos = np.searchsorted(self._cover_lo, hi[rows], side="right") - 1
-        covered = (pos >= 0) & (self._cover_hi[np.maximum(pos, 0)] > lo[rows]) if len(self._cover_lo) else pos < -1
+        covered = (
+            (pos >= 0) & (self._cover_hi[np.maximum(pos, 0)] > lo[rows])
+            if len(self._cover_lo)
+            else pos < -1
+        )
         status[rows] = np.where(covered, _S[Status.NO_MAPPING], _S[Status.NO_PLAN_IN_FORCE])
         reason[rows] = np.where(covered, _R[Reason.NOT_IN_POOL], _R[Reason.NO_PLAN])
 
@@ -457,7 +468,9 @@ class Annotator:
                 self._sets[v.number] = table
         statics = np.array(sorted(s.address for s in mapper.plan.static), dtype=np.int64)
         _, number = mapper.pool_allocations(sub)
-        ids = table[np.clip(number, 0, max(len(table) - 1, 0))] if len(table) else np.zeros_like(sub)
+        ids = (
+            table[np.clip(number, 0, max(len(table) - 1, 0))] if len(table) else np.zeros_like(sub)
+        )
         if len(statics):
             ids = np.where(np.isin(ip, statics), 0, ids)
         return ids
@@ -541,8 +554,8 @@ def _dotted(column: pa.Array) -> tuple[Ints, Bools]:
     n = len(column)
     _, offsets_buffer, data_buffer = column.buffers()
     wide = pa.types.is_large_string(column.type)
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64 if wide else np.int32)
-    offsets = offsets[column.offset : column.offset + n + 1].astype(np.int64)
+    raw = np.frombuffer(offsets_buffer, dtype=np.int64 if wide else np.int32)
+    offsets: Ints = raw[column.offset : column.offset + n + 1].astype(np.int64)
     if data_buffer is None or offsets[-1] == offsets[0]:
         return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.bool_)
     text = np.frombuffer(data_buffer, dtype=np.uint8)[: int(offsets[-1])]
@@ -568,7 +581,9 @@ def instants(column: pa.Array, unit: str | None, *, field: str = "time") -> tupl
     kind = column.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         ok = np.asarray(
-            pc.match_substring_regex(column, _RFC3339).fill_null(False).to_numpy(zero_copy_only=False),
+            pc.match_substring_regex(column, _RFC3339)
+            .fill_null(False)
+            .to_numpy(zero_copy_only=False),
             dtype=np.bool_,
         )
         if not ok.all():
@@ -606,6 +621,8 @@ def _plain(column: pa.Array | pa.ChunkedArray) -> pa.Array:
         column = column.combine_chunks()
     if pa.types.is_dictionary(column.type):
         column = column.dictionary_decode()
+    if pa.types.is_string_view(column.type):  # Polars' strings
+        column = column.cast(pa.large_string())
     return column
 
 

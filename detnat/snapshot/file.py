@@ -226,9 +226,13 @@ def _check(data: bytes) -> list[str]:
                 continue
             _check_version(version, previous, at, problems)
             previous = version
-        if previous is not None and previous["valid_to_us"] is not None:
-            if previous["valid_to_us"] <= body["to_us"]:
-                problems.append(f"{where}: the versions stop before the end of the period")
+        last = previous
+        if (
+            last is not None
+            and last["valid_to_us"] is not None
+            and last["valid_to_us"] <= body["to_us"]
+        ):
+            problems.append(f"{where}: the versions stop before the end of the period")
     return problems
 
 
@@ -246,7 +250,10 @@ def _check_version(
         or previous["replaced_by"] != version["seq"]
     ):
         problems.append(f"{at}: does not follow the version before it")
-    if version["valid_to_us"] is not None and version["valid_to_us"] <= version["effective_from_us"]:
+    if (
+        version["valid_to_us"] is not None
+        and version["valid_to_us"] <= version["effective_from_us"]
+    ):
         problems.append(f"{at}: valid_to_us is not after effective_from_us")
     if (version["valid_to_us"] is None) != (version["replaced_by"] is None):
         problems.append(f"{at}: valid_to_us and replaced_by go together")

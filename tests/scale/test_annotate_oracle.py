@@ -47,7 +47,11 @@ def rows(draw: st.DrawFn, changes: list[Change]) -> list[tuple[str | None, int |
         pick = draw(st.integers(0, 9))
         if pick < 6:
             base = draw(st.sampled_from(changes)).at_s * 1_000_000 + to_us(T0)
-            at = base + draw(st.sampled_from([0, 1, -1, 999_999, -1_000_000, 20_000_000, 200_000_000, 310_000_000]))
+            at = base + draw(
+                st.sampled_from(
+                    [0, 1, -1, 999_999, -1_000_000, 20_000_000, 200_000_000, 310_000_000]
+                )
+            )
         elif pick < 8:
             at = draw(st.integers(to_us(START), to_us(NOW) + 60_000_000))
         elif pick < 9:

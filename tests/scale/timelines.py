@@ -24,7 +24,9 @@ POOLS = ("192.0.2.0/29", "192.0.2.8/30", "198.51.100.0/29")
 STATIC = "203.0.113.7"
 
 
-def block_plan(pool: str, *, ratio: int, dynamic: int, static: bool, first_port: int) -> dict[str, Any]:
+def block_plan(
+    pool: str, *, ratio: int, dynamic: int, static: bool, first_port: int
+) -> dict[str, Any]:
     plan: dict[str, Any] = {
         "algorithm": "block",
         "inside": {"prefixes": ["10.0.0.0/24"], "subscriber_prefix_length": 32},
@@ -69,7 +71,9 @@ def worlds(draw: st.DrawFn) -> tuple[list[int], list[Change]]:
     drains = [draw(st.sampled_from([0, 0, 30, 300])) for _ in range(realms)]
     changes = []
     for r in range(realms):
-        times = sorted(draw(st.sets(st.integers(-600, 1200).map(lambda s: s * 2), min_size=1, max_size=4)))
+        times = sorted(
+            draw(st.sets(st.integers(-600, 1200).map(lambda s: s * 2), min_size=1, max_size=4))
+        )
         for k, at in enumerate(times):
             retire = k > 0 and draw(st.integers(0, 3)) == 0
             changes.append(Change(r, at, None if retire else draw(plans())))
@@ -81,7 +85,9 @@ def timelines_of(drains: list[int], changes: list[Change]) -> Timelines:
     next_id = 1
     for r, drain in enumerate(drains):
         versions = []
-        for seq, change in enumerate(sorted((c for c in changes if c.realm == r), key=lambda c: c.at_s), 1):
+        for seq, change in enumerate(
+            sorted((c for c in changes if c.realm == r), key=lambda c: c.at_s), 1
+        ):
             plan = change.plan
             ranges = plan_from_data(plan).public_ranges() if plan is not None else []
             versions.append(
@@ -98,13 +104,20 @@ def timelines_of(drains: list[int], changes: list[Change]) -> Timelines:
             )
             next_id += 1
         realms.append(
-            RealmTimeline(r + 1, f"realm-{r}", timedelta(seconds=drain), tuple(versions), head=(r, 0))
+            RealmTimeline(
+                r + 1, f"realm-{r}", timedelta(seconds=drain), tuple(versions), head=(r, 0)
+            )
         )
     return Timelines(1, realms)
 
 
 def snapshot_bytes(
-    view: Timelines, *, start: datetime, end: datetime, now: datetime, realms: list[str] | None = None
+    view: Timelines,
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    realms: list[str] | None = None,
 ) -> bytes:
     names = realms if realms is not None else [r.name for r in view.realms]
     return file.encode(snapshots.build(view, names, start=start, end=end, now=now, case="TEST-1"))
