@@ -10,7 +10,7 @@
     annotated, summary = detnat_duckdb.annotate(flows, "snap.detnat", case="ABUSE-7")
     con.sql("SELECT status, count(*) FROM annotated GROUP BY status").show()
 
-The relation is read as Arrow record batches (``fetch_record_batch``), each annotated and collected
+The relation is read as Arrow record batches (``to_arrow_reader``), each annotated and collected
 into one Arrow table that DuckDB scans in place (a Python variable of that name is a table in
 SQL). Time columns are ``TIMESTAMPTZ`` (or integers with ``time_unit``).
 """
@@ -40,7 +40,9 @@ def annotate(
 
     data, loaded = read_snapshot(snapshot)
     worker = annotator_for(lambda: data, loaded.sha256, columns or Columns(), tolerance_us)
-    reader = relation.fetch_record_batch(BATCH_ROWS)
+    # to_arrow_reader in DuckDB 1.4 and later; fetch_record_batch before.
+    fetch = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
+    reader = fetch(BATCH_ROWS)
     done = [worker.annotate(batch) for batch in reader]
     schema = worker.output_schema(reader.schema)
     table = pa.Table.from_batches(done, schema=schema)
