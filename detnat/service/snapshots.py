@@ -158,10 +158,13 @@ def record_job(
     Flushed: the edge commits."""
     audit.check_reference(summary.case, field="case")
     audit.check_reference(summary.snapshot_case, field="snapshot_case")
-    exported = any(
-        entry.action == ACTION and entry.detail.get("snapshot_sha256") == summary.snapshot_sha256
-        for entry in audit.entries(session, case=summary.snapshot_case)
-    )
+    exported = False
+    for entry in audit.entries(session, case=summary.snapshot_case):  # read to the end: it
+        # streams through a server-side cursor, which must not be left open
+        exported |= (
+            entry.action == ACTION
+            and entry.detail.get("snapshot_sha256") == summary.snapshot_sha256
+        )
     if not exported:
         raise NotFound(
             f"no export of snapshot {summary.snapshot_sha256[:16]}... in case "

@@ -30,7 +30,7 @@ from detnat.snapshot.jobs import JobSummary
 BATCH_ROWS = 1 << 18
 CSV_BLOCK = 16 << 20
 FORMATS = ("parquet", "csv")
-_FORMULA = r"^[=+\-@\x00-\x1f\x7f\uff1d\uff0b\uff0d\uff20]"
+_FORMULA = r"^(?:[=+\-@\x00-\x1f\x7f]|\x{ff1d}|\x{ff0b}|\x{ff0d}|\x{ff20})"  # RE2 syntax
 
 
 def format_of(name: str) -> str:

@@ -26,7 +26,9 @@ CHANGES = [
     Change(0, 600, block_plan("192.0.2.0/29", ratio=128, dynamic=0, static=False, first_port=1024)),
     Change(0, 3000, None),
     Change(1, 0, block_plan("198.51.100.0/29", ratio=64, dynamic=0, static=False, first_port=2000)),
-    Change(1, 3000, block_plan("192.0.2.0/29", ratio=256, dynamic=8, static=False, first_port=1024)),
+    Change(
+        1, 3000, block_plan("192.0.2.0/29", ratio=256, dynamic=8, static=False, first_port=1024)
+    ),
 ]
 DRAINS = [300, 30]
 

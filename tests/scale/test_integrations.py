@@ -43,9 +43,10 @@ def _same(got: pa.Table, expected: pa.Table) -> None:
         have = got.column(name).combine_chunks().cast(want.type)
         assert have.equals(want), name
         # byte-identical: the same values and nulls, written out the same way
-        assert pa.Table.from_arrays([have], [name]).to_pylist() == pa.Table.from_arrays(
-            [want], [name]
-        ).to_pylist()
+        assert (
+            pa.Table.from_arrays([have], [name]).to_pylist()
+            == pa.Table.from_arrays([want], [name]).to_pylist()
+        )
 
 
 def test_polars_lazy_and_eager_agree_with_the_annotator(
@@ -92,7 +93,9 @@ def test_dask_on_two_workers_agrees_with_the_annotator(
 
     frame = dd.from_pandas(_pandas(flow_table), npartitions=4)
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
         Client(cluster),
     ):
         annotated = detnat_dask.annotate(frame, snapshot_path)
