@@ -41,8 +41,11 @@ def flows(n: int, seed: int = 7) -> pa.Table:
     for _ in range(n):
         ips.append(
             rnd.choice(
-                [f"192.0.2.{rnd.randrange(8)}", f"198.51.100.{rnd.randrange(8)}", "203.0.113.7"]
-                + ["8.8.8.8", "10.0.0.1", "1.2.3", None]
+                [
+                    f"192.0.2.{rnd.randrange(8)}",
+                    f"198.51.100.{rnd.randrange(8)}",
+                    *("203.0.113.7", "8.8.8.8", "10.0.0.1", "1.2.3", None),
+                ]
             )
         )
         ports.append(rnd.choice([rnd.randrange(1024, 65536)] * 6 + [80, 65535, None]))

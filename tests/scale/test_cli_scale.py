@@ -163,8 +163,9 @@ def test_export_verify_annotate_and_record_jobs(
         assert from_csv.column(column).to_pylist() == result.column(column).to_pylist(), column
 
     # A job run elsewhere (Polars here) is recorded from its summary; an unknown snapshot is not.
-    from detnat.integrations import polars as detnat_polars
     import polars as pl
+
+    from detnat.integrations import polars as detnat_polars
 
     frame = pl.from_arrow(table)
     from detnat.snapshot.annotate import Columns
@@ -206,9 +207,10 @@ def test_export_verify_annotate_and_record_jobs(
 
 def test_export_needs_a_case_and_known_realms(detnat: Any, tmp_path: Path) -> None:
     out = tmp_path / "s.detnat"
-    missing = detnat("snapshot", "export", "no-such-realm", "--from", "2026-01-01T00:00:00Z",
-                     "--to", "2026-01-02T00:00:00Z", "--case", "SCALE-9", "-o", str(out))  # fmt: skip
+    period = ("--from", "2026-01-01T00:00:00Z", "--to", "2026-01-02T00:00:00Z")
+    missing = detnat(
+        "snapshot", "export", "no-such-realm", *period, "--case", "C-9", "-o", str(out)
+    )
     assert missing.exit_code == 3 and not out.exists()
-    no_case = detnat("snapshot", "export", "x", "--from", "2026-01-01T00:00:00Z",
-                     "--to", "2026-01-02T00:00:00Z", "-o", str(out))  # fmt: skip
+    no_case = detnat("snapshot", "export", "x", *period, "-o", str(out))
     assert no_case.exit_code == 2
