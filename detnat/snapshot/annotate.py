@@ -87,6 +87,7 @@ _TEXT_WIDTH = 48  # the widest prefix text: an IPv6 /128 written in full, 43 byt
 _RFC3339 = (
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-](0\d|1\d|2[0-3]):[0-5]\d)$"
 )
+MAX_KEPT_TEXTS = 1 << 22  # subscribers of all versions whose texts are made once and kept
 _US = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 1}
 
 
@@ -179,7 +180,10 @@ class Annotator:
         self._texts: dict[int, SubscriberTexts | None] = {}
         self._sets: dict[int, Ints] = {}
         self._set_ids: dict[tuple[tuple[int, int], ...], int] = {((0, 65535),): 0}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._table: pa.Array | None = None
+        self._table_made = False
+        self._text_base = np.zeros(0, dtype=np.int64)
 
     # -- schema ---------------------------------------------------------------------------------
 
@@ -263,7 +267,7 @@ class Annotator:
                 pair_version.append(np.repeat(first[many], c) + offsets + base)
         all_rows = np.concatenate(pair_row) if pair_row else np.zeros(0, np.int64)
         all_versions = np.concatenate(pair_version) if pair_version else np.zeros(0, np.int64)
-        order = np.argsort(all_versions.astype(np.int32), kind="stable")
+        order = np.argsort(all_versions.astype(np.int16), kind="stable")  # a radix sort
         all_rows, all_versions = all_rows[order], all_versions[order]
         cuts = np.flatnonzero(np.diff(all_versions)) + 1
         starts_at = np.concatenate([[0], cuts]) if len(all_versions) else np.zeros(0, np.int64)
@@ -477,15 +481,26 @@ class Annotator:
 
     # -- Arrow ----------------------------------------------------------------------------------
 
-    def _arrays(
-        self,
-        n: int,
-        status: npt.NDArray[np.int8],
-        reason: npt.NDArray[np.int8],
-        realm: Ints,
-        version: Ints,
-        sub_rows: list[tuple[Ints, int, Ints]],
-    ) -> list[pa.Array]:
+    def _all_texts(self) -> pa.Array | None:
+        """Every subscriber's text of every version, one array (None: too many to keep)."""
+        with self._lock:
+            if self._table_made:
+                return self._table
+            counts = [
+                v.version.mapper.subscriber_count if v.version.mapper else 0 for v in self.versions
+            ]
+            self._text_base = np.cumsum([0, *counts[:-1]]).astype(np.int64)
+            if sum(counts) <= MAX_KEPT_TEXTS:
+                parts = [
+                    _string_array(*self._subscriber_texts(v, np.arange(c, dtype=np.int64)))
+                    for v, c in zip(self.versions, counts, strict=True)
+                    if c
+                ]
+                self._table = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+            self._table_made = True
+            return self._table
+
+    def _texts_of_rows(self, n: int, sub_rows: list[tuple[Ints, int, Ints]]) -> pa.Array:
         lengths = np.zeros(n, dtype=np.int64)
         made: list[tuple[Ints, npt.NDArray[np.uint8], Ints]] = []
         for rows, number, sub in sub_rows:
@@ -501,12 +516,30 @@ class Annotator:
             at = offsets[rows][:, None] + np.arange(width)
             data[at[keep]] = text[keep]
         has = lengths > 0
-        subscriber = pa.LargeStringArray.from_buffers(
+        return pa.LargeStringArray.from_buffers(
             n,
             pa.py_buffer(offsets),
             pa.py_buffer(data),
             pa.py_buffer(np.packbits(has, bitorder="little")) if not has.all() else None,
         ).cast(pa.string())
+
+    def _arrays(
+        self,
+        n: int,
+        status: npt.NDArray[np.int8],
+        reason: npt.NDArray[np.int8],
+        realm: Ints,
+        version: Ints,
+        sub_rows: list[tuple[Ints, int, Ints]],
+    ) -> list[pa.Array]:
+        table = self._all_texts()
+        if table is not None:  # one take from every subscriber's text (made once)
+            code = np.full(n, -1, dtype=np.int64)
+            for rows, number, sub in sub_rows:
+                code[rows] = self._text_base[number] + sub
+            subscriber = table.take(pa.array(code, pa.int64(), mask=code < 0))
+        else:
+            subscriber = self._texts_of_rows(n, sub_rows)
         status_array = _STATUS_ARRAY.take(pa.array(status, pa.int8()))
         reason_array = _REASON_ARRAY.take(pa.array(reason, pa.int8()))
         named = realm >= 0
@@ -515,6 +548,16 @@ class Annotator:
         seqs = self._seqs[np.maximum(version, 0)] if len(self._seqs) else np.zeros(n, np.int32)
         version_array = pa.array(seqs, pa.int32(), mask=~one)
         return [subscriber, status_array, reason_array, realm_array, version_array]
+
+
+def _string_array(rows: npt.NDArray[np.uint8], lengths: Ints) -> pa.Array:
+    """Texts given as zero-padded rows and lengths, as one Arrow string array."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = rows[np.arange(rows.shape[1]) < lengths[:, None]]
+    return pa.LargeStringArray.from_buffers(
+        len(lengths), pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data))
+    ).cast(pa.string())
 
 
 # -- columns to numpy -----------------------------------------------------------------------------
