@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -23,10 +24,16 @@ ANSWER = ["id", *OUTPUT_COLUMNS]
 
 
 def need(module: str) -> None:
-    if importlib.util.find_spec(module) is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{module} is not installed; CI installs .[dev], which has it")
-        pytest.skip(f"SKIPPED LOUDLY: {module} is not installed (pip install detnat[dev])")
+    """Skip, loudly, where ``module`` (or Java, for Spark) is missing; fail in CI
+    (``DETNAT_REQUIRE_SCALE=1``, set by .ci/run, which installs them)."""
+    missing = importlib.util.find_spec(module) is None
+    what = f"{module} is not installed (pip install 'detnat[dev]')"
+    if not missing and module == "pyspark" and shutil.which("java") is None:
+        missing, what = True, "Spark needs Java 17 or later on the PATH"
+    if missing:
+        if os.environ.get("DETNAT_REQUIRE_SCALE"):
+            pytest.fail(f"{what}; DETNAT_REQUIRE_SCALE=1 says this run must have it")
+        pytest.skip(f"SKIPPED LOUDLY: {what}")
 
 
 def _pandas(table: pa.Table):  # type: ignore[no-untyped-def]
