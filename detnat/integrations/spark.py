@@ -99,7 +99,7 @@ def summarize(
         from pyspark import TaskContext
 
         context = TaskContext.get()
-        part = partition_part(list(batches), inputs, context.partitionId() if context else 0)
+        part = partition_part(batches, inputs, context.partitionId() if context else 0)
         part["counts"] = json.dumps(part["counts"], sort_keys=True)
         yield pa.RecordBatch.from_pylist([part])
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -152,7 +153,7 @@ class ArrowDigest:
 
 
 def partition_part(
-    batches: list[pa.RecordBatch], input_names: list[str], partition: int
+    batches: Iterable[pa.RecordBatch], input_names: list[str], partition: int
 ) -> dict[str, Any]:
     """What one partition adds to a job summary: rows, statuses, digests of input and output."""
     inputs = ArrowDigest(input_names)
