@@ -54,6 +54,7 @@ from detnat.subscriber_text import SubscriberTexts
 
 Ints: TypeAlias = npt.NDArray[np.int64]
 Bools: TypeAlias = npt.NDArray[np.bool_]
+I32: TypeAlias = npt.NDArray[np.int32]
 
 OUTPUT_COLUMNS = ("subscriber", "status", "reason", "realm", "version")
 OUTPUT_FIELDS = (
@@ -230,8 +231,8 @@ class Annotator:
         snap = self.snapshot
         status = np.full(n, _S[ERROR], dtype=np.int8)
         reason = np.full(n, _R[INVALID_QUERY], dtype=np.int8)
-        version = np.full(n, -1, dtype=np.int64)  # the one candidate version's number
-        realm = np.full(n, -1, dtype=np.int64)
+        version = np.full(n, -1, dtype=np.int32)  # the one candidate version's number
+        realm = np.full(n, -1, dtype=np.int32)
         sub_rows: list[tuple[Ints, int, Ints]] = []  # (rows, version number, subscriber numbers)
 
         now = snap.exported_at_us
@@ -274,7 +275,7 @@ class Annotator:
 
         retired = np.zeros(n, dtype=np.bool_)
         held: list[tuple[_Version, Ints, npt.NDArray[np.int8], npt.NDArray[np.int8], Ints]] = []
-        count = np.zeros(n, dtype=np.int64)
+        count = np.zeros(n, dtype=np.int32)
         for k, begin in enumerate(starts_at.tolist()):
             end = int(cuts[k]) if k < len(cuts) else len(all_rows)
             v = self.versions[int(all_versions[begin])]
@@ -301,7 +302,7 @@ class Annotator:
                     answers.subscriber,
                 )
             )
-            count[mine] += 1
+            count[mine] += 1  # rows are distinct within one version
 
         for v, mine, st, why, sub in held:
             single = count[mine] == 1
@@ -318,17 +319,16 @@ class Annotator:
         none = live & (count == 0)
         if none.any():
             self._without_candidates(none, retired, ip, lo, hi, status, reason)
-        reason[status == _S[Status.MATCH]] = NO_REASON
         return self._arrays(n, status, reason, realm, version, sub_rows)
 
     def _decide(
         self,
         held: list[tuple[_Version, Ints, npt.NDArray[np.int8], npt.NDArray[np.int8], Ints]],
-        count: Ints,
+        count: I32,
         ip: Ints,
         status: npt.NDArray[np.int8],
         reason: npt.NDArray[np.int8],
-        realm: Ints,
+        realm: I32,
         sub_rows: list[tuple[Ints, int, Ints]],
     ) -> None:
         """Rows with several candidates: the single lookup's verdict, all rows at once."""
@@ -528,8 +528,8 @@ class Annotator:
         n: int,
         status: npt.NDArray[np.int8],
         reason: npt.NDArray[np.int8],
-        realm: Ints,
-        version: Ints,
+        realm: I32,
+        version: I32,
         sub_rows: list[tuple[Ints, int, Ints]],
     ) -> list[pa.Array]:
         table = self._all_texts()
@@ -543,7 +543,7 @@ class Annotator:
         status_array = _STATUS_ARRAY.take(pa.array(status, pa.int8()))
         reason_array = _REASON_ARRAY.take(pa.array(reason, pa.int8()))
         named = realm >= 0
-        realm_array = self._realm_names.take(pa.array(realm, pa.int64(), mask=~named))
+        realm_array = self._realm_names.take(pa.array(realm, pa.int32(), mask=~named))
         one = version >= 0
         seqs = self._seqs[np.maximum(version, 0)] if len(self._seqs) else np.zeros(n, np.int32)
         version_array = pa.array(seqs, pa.int32(), mask=~one)
