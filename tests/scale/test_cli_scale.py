@@ -139,6 +139,23 @@ def test_export_verify_annotate_and_record_jobs(
             assert row["subscriber"] == answer.get("subscriber"), row
     assert {r["status"] for r in rows} >= {"match", "ambiguous", "no_plan_in_force"}
 
+    # The same columns, byte for byte, as the annotator in-process (which Spark, Dask, DuckDB and
+    # Polars match in test_integrations) and as DuckDB and Polars here.
+    from detnat.integrations import duckdb as detnat_duckdb
+    from detnat.snapshot.annotate import Columns
+
+    chosen = Columns(ip="src", port="sport", time="ts")
+    in_process = Annotator(loaded, columns=chosen).annotate(table.combine_chunks().to_batches()[0])
+    import duckdb
+
+    via_duckdb, _ = detnat_duckdb.annotate(
+        duckdb.connect().from_arrow(table), snap, case="SCALE-4", columns=chosen
+    )
+    for column in OUTPUT_COLUMNS:
+        cli_column = result.column(column).combine_chunks()
+        assert cli_column.equals(in_process.column(column)), column
+        assert cli_column.equals(via_duckdb.column(column).combine_chunks()), column
+
     # CSV in and out: the same answers.
     csv_in = tmp_path / "in.csv"
     pacsv.write_csv(
