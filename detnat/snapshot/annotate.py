@@ -244,7 +244,9 @@ class Annotator:
         outside = live & ((lo < snap.from_us) | (hi > snap.to_us))
         reason[outside] = _R[OUTSIDE_SNAPSHOT]
         live &= ~outside
-        rows = np.flatnonzero(live)
+        every = bool(live.all())  # the common case: no row to leave out, no gathers
+        rows = np.arange(n, dtype=np.int64) if every else np.flatnonzero(live)
+        lo_live, hi_live = (lo, hi) if every else (lo[rows], hi[rows])
 
         # Every (row, candidate version) pair, version by version (realm by realm).
         pair_row: list[Ints] = []
@@ -253,8 +255,9 @@ class Annotator:
             if not len(starts):
                 continue
             drain = self._drains[r]
-            first = np.maximum(np.searchsorted(starts, lo[rows] - drain, side="right") - 1, 0)
-            last = np.searchsorted(starts, hi[rows], side="right") - 1
+            first = np.searchsorted(starts, lo_live - drain if drain else lo_live, side="right")
+            first = np.maximum(first - 1, 0)
+            last = np.searchsorted(starts, hi_live, side="right") - 1
             count = np.maximum(last - first + 1, 0)
             base = self._realm_first[r]
             one = count == 1
@@ -280,19 +283,19 @@ class Annotator:
             end = int(cuts[k]) if k < len(cuts) else len(all_rows)
             v = self.versions[int(all_versions[begin])]
             mine = all_rows[begin:end]
-            pos = np.searchsorted(v.firsts, ip[mine], side="right") - 1
+            ips = ip[mine]
+            pos = np.searchsorted(v.firsts, ips, side="right") - 1
             inside = (
-                (pos >= 0) & (ip[mine] <= v.lasts[np.maximum(pos, 0)])
-                if len(v.firsts)
-                else pos < -1
+                (pos >= 0) & (ips <= v.lasts[np.maximum(pos, 0)]) if len(v.firsts) else pos < -1
             )
-            mine = mine[inside]
+            if not inside.all():
+                mine, ips = mine[inside], ips[inside]
             if not len(mine):
                 continue
             if v.version.mapper is None:  # a retirement of the plan that held the address
                 retired[mine] = True
                 continue
-            answers = v.version.mapper.reverse_many(ip[mine], port[mine])
+            answers = v.version.mapper.reverse_many(ips, port[mine])
             held.append(
                 (
                     v,
