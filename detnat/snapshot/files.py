@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections import deque
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +31,7 @@ from detnat.snapshot.jobs import JobSummary
 
 BATCH_ROWS = 1 << 18
 CSV_BLOCK = 16 << 20
+WRITES_AHEAD = 2
 FORMATS = ("parquet", "csv")
 _FORMULA = r"^(?:[=+\-@\x00-\x1f\x7f]|\x{ff1d}|\x{ff0b}|\x{ff0d}|\x{ff20})"  # RE2 syntax
 
@@ -127,23 +130,26 @@ def annotate_file(
     summary.input_sha256 = digest.hexdigest()
     hashing = _Hashing(sink)
     out = pa.PythonFile(hashing, mode="w")
-    writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
-    for batch in _batches(source, kind, annotator):
-        done = annotator.annotate(batch)
-        if writer is None:
-            if out_format == "parquet":
-                # Dictionary pages for every column but the subscriber: its values are nearly
-                # all distinct, and building a dictionary only to drop it is most of the write.
-                plain = [n for n in done.schema.names if n != "subscriber"]
-                writer = pq.ParquetWriter(out, done.schema, use_dictionary=plain)
-            else:
-                writer = pacsv.CSVWriter(out, done.schema)
-        writer.write_batch(done if out_format == "parquet" else neutralised(done))
-        summary.input_rows += batch.num_rows
-        summary.output_rows += done.num_rows
-        summary.note(done.column("status"))
-        if progress is not None:
-            progress(summary.input_rows)
+    writer: Any = None
+    # Batch k is written (Arrow encodes without the GIL) while batch k + 1 is annotated; at most
+    # WRITES_AHEAD batches wait, so memory stays flat.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="detnat-write") as writing:
+        pending: deque[Future[None]] = deque()
+        for batch in _batches(source, kind, annotator):
+            done = annotator.annotate(batch)
+            if writer is None:
+                writer = _writer(out, done.schema, out_format)
+            out_batch = done if out_format == "parquet" else neutralised(done)
+            pending.append(writing.submit(writer.write_batch, out_batch))
+            while len(pending) > WRITES_AHEAD:
+                pending.popleft().result()
+            summary.input_rows += batch.num_rows
+            summary.output_rows += done.num_rows
+            summary.note(done.column("status"))
+            if progress is not None:
+                progress(summary.input_rows)
+        while pending:
+            pending.popleft().result()
     if writer is None:
         raise InvalidInput("no rows and no header", field=source)
     writer.close()
@@ -151,6 +157,15 @@ def annotate_file(
     summary.output_sha256 = hashing.sha256.hexdigest()
     summary.partitions = 1
     return summary
+
+
+def _writer(out: pa.NativeFile, schema: pa.Schema, out_format: str) -> Any:
+    if out_format == "parquet":
+        # Dictionary pages for every column but the subscriber: its values are nearly all
+        # distinct, and building a dictionary only to drop it is most of the write.
+        plain = [n for n in schema.names if n != "subscriber"]
+        return pq.ParquetWriter(out, schema, use_dictionary=plain)
+    return pacsv.CSVWriter(out, schema)
 
 
 def count_rows(path: str) -> int | None:
