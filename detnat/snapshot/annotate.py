@@ -255,9 +255,8 @@ class Annotator:
             if not len(starts):
                 continue
             drain = self._drains[r]
-            first = np.searchsorted(starts, lo_live - drain if drain else lo_live, side="right")
-            first = np.maximum(first - 1, 0)
-            last = np.searchsorted(starts, hi_live, side="right") - 1
+            first = np.maximum(_rank(starts, lo_live - drain if drain else lo_live) - 1, 0)
+            last = _rank(starts, hi_live) - 1
             count = np.maximum(last - first + 1, 0)
             base = self._realm_first[r]
             one = count == 1
@@ -284,10 +283,7 @@ class Annotator:
             v = self.versions[int(all_versions[begin])]
             mine = all_rows[begin:end]
             ips = ip[mine]
-            pos = np.searchsorted(v.firsts, ips, side="right") - 1
-            inside = (
-                (pos >= 0) & (ips <= v.lasts[np.maximum(pos, 0)]) if len(v.firsts) else pos < -1
-            )
+            inside = _within(v.firsts, v.lasts, ips)
             if not inside.all():
                 mine, ips = mine[inside], ips[inside]
             if not len(mine):
@@ -551,6 +547,31 @@ class Annotator:
         seqs = self._seqs[np.maximum(version, 0)] if len(self._seqs) else np.zeros(n, np.int32)
         version_array = pa.array(seqs, pa.int32(), mask=~one)
         return [subscriber, status_array, reason_array, realm_array, version_array]
+
+
+SMALL = 16  # sorted arrays this short are searched by comparisons (no branches), not bisection
+
+
+def _rank(edges: Ints, values: Ints) -> Ints:
+    """``np.searchsorted(edges, values, side="right")``: how many edges are <= each value."""
+    if len(edges) > SMALL:
+        return np.searchsorted(edges, values, side="right")
+    out = np.zeros(len(values), dtype=np.int64)
+    for edge in edges.tolist():
+        out += values >= edge
+    return out
+
+
+def _within(firsts: Ints, lasts: Ints, values: Ints) -> Bools:
+    """Which values lie in one of the sorted, disjoint ranges ``[firsts[i], lasts[i]]``."""
+    if len(firsts) > SMALL:
+        pos = np.searchsorted(firsts, values, side="right") - 1
+        inside: Bools = (pos >= 0) & (values <= lasts[np.maximum(pos, 0)])
+        return inside
+    found = np.zeros(len(values), dtype=np.bool_)
+    for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True):
+        found |= (values >= first) & (values <= last)
+    return found
 
 
 def _string_array(rows: npt.NDArray[np.uint8], lengths: Ints) -> pa.Array:
