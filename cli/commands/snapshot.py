@@ -14,6 +14,7 @@ import typer
 
 from cli import runtime
 from cli.output import EXIT_BROKEN, EXIT_OK, JsonOpt, emit_json, guarded, read_input
+from detnat.errors import DetnatError
 
 if TYPE_CHECKING:
     from detnat.service import clock, snapshots, times
@@ -90,7 +91,7 @@ def snapshot_verify(
     if not problems:
         try:
             summary = file.load(data).summary()
-        except Exception as exc:  # a plan that does not compile, said as a problem
+        except DetnatError as exc:  # a plan that does not compile, said as a problem
             problems = [str(exc)]
     if json_out:
         emit_json({"valid": not problems, "problems": problems, **summary})
