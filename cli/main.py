@@ -19,13 +19,14 @@ import typer
 import typer.main
 from typer import _click  # the Click that Typer vendors: the type of its commands
 
-from cli.commands import lookups, serve
+from cli.commands import annotate, lookups, serve
 from cli.runtime import Invocation
 from detnat import __version__
 
 # The nouns, in the order of `detnat --help` (after the verbs); each is `cli.commands.<noun>.app`.
 NOUNS = (
-    "plan", "realm", "db", "token", "audit", "evidence", "capacity", "datapath", "complaints",
+    "plan", "realm", "db", "token", "audit", "evidence", "snapshot", "capacity", "datapath",
+    "complaints",
 )  # fmt: skip
 
 
@@ -112,3 +113,4 @@ def main(
 # The order is the order of `detnat --help`: the top-level verbs, then the nouns (NOUNS).
 app.add_typer(lookups.app)  # forward, reverse
 app.add_typer(serve.app)  # serve
+app.add_typer(annotate.app)  # annotate

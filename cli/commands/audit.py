@@ -15,12 +15,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli import runtime
-from cli.output import EXIT_BROKEN, EXIT_OK, JsonOpt, emit_json, guarded, read_json_input
+from cli.output import (
+    EXIT_BROKEN,
+    EXIT_OK,
+    JsonOpt,
+    emit_json,
+    guarded,
+    read_input,
+    read_json_input,
+)
 from detnat.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from detnat.service import audit, batch_lookups, integrity
+    from detnat.service import audit, batch_lookups, integrity, snapshots
+    from detnat.snapshot import jobs
 else:  # loaded when a command runs (CLI start-up time)
+    snapshots = runtime.lazy_module("detnat.service.snapshots")
+    jobs = runtime.lazy_module("detnat.snapshot.jobs")
     audit = runtime.lazy_module("detnat.service.audit")
     batch_lookups = runtime.lazy_module("detnat.service.batch_lookups")
     integrity = runtime.lazy_module("detnat.service.integrity")
@@ -116,6 +127,31 @@ def audit_export(
         sys.stdout.write(text)
     else:
         runtime.write_new(output, text.rstrip("\n") + "\n", force=force, hint=runtime.KEPT_HINT)
+
+
+@app.command("record-job")
+@guarded
+def audit_record_job(
+    ctx: typer.Context,
+    summary_file: Annotated[
+        Path, typer.Argument(help="A job summary (JSON) from a Spark, Dask, DuckDB or Polars job.")
+    ],
+    json_out: JsonOpt = False,
+) -> None:
+    """Record one annotation job: its case, snapshot hash, rows and hashes (one audit entry).
+
+    Refused unless the snapshot was exported from this store.
+    """
+    data = read_input(summary_file, limit=1 << 20, what="a job summary")
+    summary = jobs.parse_summary(data, field=str(summary_file))
+    actor = runtime.operator(ctx)
+    with runtime.store_session() as session:
+        entry = snapshots.record_job(session, actor, summary, request_id=runtime.request_id())
+    shown = {"answer_id": entry.seq, "audit_sha256": entry.entry_sha256, "case": summary.case}
+    if json_out:
+        emit_json(shown)
+    else:
+        print(f"recorded: audit entry {entry.seq} {entry.entry_sha256} (case {summary.case})")
 
 
 def _read_checkpoint(path: Path) -> integrity.Checkpoint:

@@ -1,0 +1,292 @@
+"""Annotating flow records from a snapshot: in-process, ``detnat annotate``, Dask, Spark.
+
+Run by hand (not part of the tests)::
+
+    .venv/bin/python bench/bench_annotate.py [--rows 5000000] [--file-rows 20000000]
+                                             [--cluster-rows 4000000] [--skip dask,spark]
+
+The snapshot is plan-only: one realm, 10 versions over one day (bench/plans/block.yaml with the
+block size and assignment changed at each version, a 5-minute session drain), exported from an
+in-memory timeline with the service's own :func:`detnat.service.snapshots.build`. Rows are random
+flow records of that day (addresses of the pool as ``uint32``, ports, ``timestamp[us, UTC]``).
+
+1. the annotator in this process (:meth:`Annotator.answer` on 1 M-row batches, one thread):
+   rows/s (target 10 M rows/s per core), also with the addresses as dotted-quad strings;
+2. ``detnat annotate`` Parquet -> Parquet on ``--file-rows`` rows: the command's pipeline
+   (:func:`detnat.snapshot.files.annotate_file`) in a child process, wall time and peak RSS
+   (``os.wait4``); the audit entry the command adds is one INSERT and not timed here (target
+   5 M rows/s, < 1 GB);
+3. Dask on a LocalCluster with 1 and then 2 worker processes (one thread each) over the same
+   Parquet file cut into partitions: rows/s and the ratio;
+4. Spark ``local[1]`` and ``local[2]``: rows/s and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))  # time this checkout's code
+
+from detnat.engine.addresses import parse_ipv4  # noqa: E402
+from detnat.planfile import plan_from_data, read_plan  # noqa: E402
+from detnat.service import snapshots  # noqa: E402
+from detnat.service.timelines import RealmTimeline, Timelines, make_version, to_us  # noqa: E402
+from detnat.snapshot import file  # noqa: E402
+from detnat.snapshot.annotate import Annotator, Columns  # noqa: E402
+
+DAY = datetime(2026, 3, 14, tzinfo=UTC)
+BATCH = 1 << 20
+
+
+def snapshot_bytes() -> bytes:
+    base = read_plan(str(HERE / "plans" / "block.yaml")).to_dict()
+    versions = []
+    for k in range(10):
+        plan = dict(base)
+        plan["block"] = {
+            "size": (1000, 1008, 992, 1000, 960)[k % 5],
+            "assignment": "sequential" if k % 2 == 0 else "staggered",
+            "dynamic_blocks": 4,
+        }
+        plan = plan_from_data(plan).to_dict()
+        versions.append(
+            make_version(
+                id=k + 1,
+                seq=k + 1,
+                effective_from=DAY + timedelta(hours=k * 2.4) - timedelta(hours=1),
+                plan=plan,
+                content_sha256=file.content_sha256(plan),
+                record_sha256=f"{k:064x}",
+                correction=False,
+                ranges=plan_from_data(plan).public_ranges(),
+            )
+        )
+    realm = RealmTimeline(1, "cgn-1", timedelta(minutes=5), tuple(versions))
+    body = snapshots.build(
+        Timelines(1, [realm]),
+        ["cgn-1"],
+        start=DAY,
+        end=DAY + timedelta(days=1),
+        now=DAY + timedelta(days=2),
+        case="BENCH-1",
+    )
+    return file.encode(body)
+
+
+def flows(n: int, seed: int) -> pa.Table:
+    rnd = np.random.default_rng(seed)
+    pools = np.array(
+        [parse_ipv4(a) for a in ("192.0.2.0", "198.51.100.0", "203.0.113.0", "145.254.10.0")],
+        dtype=np.int64,
+    )
+    ip = (pools[rnd.integers(0, 4, n)] + rnd.integers(1, 255, n)).astype(np.uint32)
+    port = rnd.integers(1024, 65536, n).astype(np.int32)
+    at = to_us(DAY) + rnd.integers(0, 86_400_000_000, n)
+    return pa.table(
+        {
+            "src_addr": ip,
+            "src_port": port,
+            "time": pa.array(at, pa.timestamp("us", tz="UTC")),
+            "bytes": rnd.integers(40, 1500, n).astype(np.int32),
+        }
+    )
+
+
+def engine_alone(annotator: Annotator, table: pa.Table) -> float:
+    """rows/s of one ``Mapper.reverse_many`` over the rows: the floor under any annotation."""
+    mapper = annotator.snapshot.realms[0].versions[0].mapper
+    assert mapper is not None
+    parts = [
+        (b.column("src_addr").to_numpy().astype(np.int64), b.column("src_port").to_numpy())
+        for b in table.to_batches(max_chunksize=BATCH)
+    ]
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for ip, port in parts:
+            mapper.reverse_many(ip, port)
+        best = min(best, time.perf_counter() - started)
+    return table.num_rows / best
+
+
+def in_process(annotator: Annotator, table: pa.Table, *, strings: bool) -> float:
+    batches = table.to_batches(max_chunksize=BATCH)
+    columns = []
+    for b in batches:
+        ip = b.column("src_addr")
+        if strings:
+            ints = ip.to_numpy().astype(np.int64)
+            ip = pa.array(
+                [f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}" for v in ints.tolist()]
+            )
+        columns.append((ip, b.column("src_port"), b.column("time")))
+    annotator.answer(*columns[0])  # warm: texts of subscribers, compiled plans
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for c in columns:
+            annotator.answer(*c)
+        best = min(best, time.perf_counter() - started)
+    return table.num_rows / best
+
+
+CHILD = """
+import sys, time, json
+sys.path.insert(0, {root!r})
+from detnat.snapshot import file, files
+from detnat.snapshot.annotate import Annotator, Columns
+from detnat.snapshot.jobs import JobSummary
+snap = file.read({snap!r})
+worker = Annotator(snap, columns=Columns(ip="src_addr", port="src_port", time="time"))
+summary = JobSummary("cli", "BENCH-1", snap.sha256, snap.case)
+started = time.perf_counter()
+with open({out!r}, "wb") as sink:
+    files.annotate_file(worker, {source!r}, sink, out_format="parquet", summary=summary)
+print(json.dumps({{"seconds": time.perf_counter() - started, "rows": summary.output_rows}}))
+"""
+
+
+def command_pipeline(snap: Path, source: Path, out: Path) -> tuple[float, float, float]:
+    """(rows/s inside the pipeline, rows/s wall incl. start-up, peak RSS in MB) of a child."""
+    import json
+
+    script = CHILD.format(root=str(ROOT), snap=str(snap), source=str(source), out=str(out))
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    assert child.stdout is not None
+    shown = json.loads(child.stdout.read())
+    assert status == 0
+    return shown["rows"] / shown["seconds"], shown["rows"] / wall, usage.ru_maxrss / 1024
+
+
+def dask_rate(snap: Path, source: Path, workers: int) -> float:
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    from detnat.integrations import dask as detnat_dask
+    from detnat.snapshot.annotate import Columns
+
+    chosen = Columns(ip="src_addr", port="src_port", time="time")
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
+        # One partition per row group (8): dask would otherwise read a file this small as one.
+        frame = dd.read_parquet(str(source), dtype_backend="pyarrow", split_row_groups=True)
+        rows = len(frame)
+        annotated = detnat_dask.annotate(frame, snap, columns=chosen)
+        annotated.map_partitions(len).compute()  # warm the workers
+        started = time.perf_counter()
+        annotated.map_partitions(len).compute()  # every partition annotated, no shuffle
+        return rows / (time.perf_counter() - started)
+
+
+def spark_rate(snap: Path, source: Path, cores: int) -> float:
+    from pyspark.sql import SparkSession
+
+    from detnat.integrations import spark as detnat_spark
+    from detnat.snapshot.annotate import Columns
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    session = (
+        SparkSession.builder.master(f"local[{cores}]")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.files.maxPartitionBytes", str(16 << 20))
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "262144")
+        .getOrCreate()
+    )
+    try:
+        frame = session.read.parquet(str(source))
+        rows = frame.count()
+        chosen = Columns(ip="src_addr", port="src_port", time="time")
+        annotated = detnat_spark.annotate(frame, snap, columns=chosen)
+        annotated.groupBy("status").count().collect()  # warm
+        started = time.perf_counter()
+        annotated.groupBy("status").count().collect()
+        return rows / (time.perf_counter() - started)
+    finally:
+        session.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--file-rows", type=int, default=20_000_000)
+    parser.add_argument("--cluster-rows", type=int, default=4_000_000)
+    parser.add_argument("--skip", default="")
+    args = parser.parse_args()
+    skip = set(args.skip.split(","))
+    data = snapshot_bytes()
+    snap = file.load(data)
+    print(f"snapshot: {len(snap.realms[0].versions)} versions, {len(data)} bytes")
+    table = flows(args.rows, 1)
+    annotator = Annotator(snap, columns=Columns(ip="src_addr", port="src_port", time="time"))
+    if "inproc" in skip:
+        table = table.slice(0, 0)
+    floor = engine_alone(annotator, table) if table.num_rows else 0.0
+    print(f"Mapper.reverse_many alone, one version: {floor / 1e6:.1f} M rows/s (one thread)")
+    rate = in_process(annotator, table, strings=False) if table.num_rows else 1.0
+    print(
+        f"in-process, uint32 addresses: {rate / 1e6:.1f} M rows/s (one thread), "
+        f"{floor / rate:.1f}x the engine's time"
+    )
+    if "strings" not in skip and table.num_rows:
+        small = table.slice(0, min(args.rows, 2_000_000))
+        rate = in_process(annotator, small, strings=True)
+        print(f"in-process, dotted-quad strings: {rate / 1e6:.1f} M rows/s (one thread)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp)
+        snap_path = path / "bench.detnat"
+        snap_path.write_bytes(data)
+        source = path / "flows.parquet"
+        with pq.ParquetWriter(source, flows(1, 0).schema) as writer:
+            for k in range(0, args.file_rows, 2_000_000):
+                writer.write_table(flows(min(2_000_000, args.file_rows - k), k + 2))
+        size = source.stat().st_size
+        print(f"input: {args.file_rows} rows, {size / 1e6:.0f} MB Parquet")
+        if "cli" not in skip:
+            inside, wall, rss = command_pipeline(snap_path, source, path / "out.parquet")
+            print(
+                f"detnat annotate pipeline: {inside / 1e6:.2f} M rows/s, "
+                f"{wall / 1e6:.2f} M rows/s with start-up; peak RSS {rss:.0f} MB"
+            )
+        cluster = path / "cluster.parquet"
+        pq.write_table(flows(args.cluster_rows, 99), cluster, row_group_size=args.cluster_rows // 8)
+        if "dask" not in skip:
+            one, two = dask_rate(snap_path, cluster, 1), dask_rate(snap_path, cluster, 2)
+            print(
+                f"dask LocalCluster: 1 worker {one / 1e6:.2f} M rows/s, 2 workers "
+                f"{two / 1e6:.2f} M rows/s: x{two / one:.2f}"
+            )
+        if "spark" not in skip:
+            one, two = spark_rate(snap_path, cluster, 1), spark_rate(snap_path, cluster, 2)
+            print(
+                f"spark local[1] {one / 1e6:.2f} M rows/s, local[2] {two / 1e6:.2f} M rows/s: "
+                f"x{two / one:.2f}"
+            )
+    print(
+        f"this process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()

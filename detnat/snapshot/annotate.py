@@ -1,0 +1,706 @@
+"""Annotate Arrow record batches of flow records with who held each public address and port.
+
+:class:`Annotator` takes a loaded :class:`~detnat.snapshot.file.Snapshot` and answers, for every
+row of a batch, what the store's ``detnat reverse --at TIME`` (no realm named) answered when the
+snapshot was exported -- vectorised from end to end: the rows are never visited one by one in
+Python, only the snapshot's plan versions are. Five columns are added:
+
+- ``subscriber`` (string): the subscriber's canonical prefix for a ``match``, else null;
+- ``status`` (string): ``match``, ``ambiguous``, ``no_mapping``, ``not_deterministic``,
+  ``no_plan_in_force``, ``future`` (:class:`~detnat.engine.results.Status`), or ``error`` for a
+  row that is not a query;
+- ``reason`` (string): the :class:`~detnat.engine.results.Reason` of a status other than
+  ``match``; for ``error`` one of :data:`ERROR_REASONS` (``invalid_query``: an address, port or
+  time that is null or not valid, a never-public address; ``outside_snapshot``: the window
+  searched is not inside the snapshot's period);
+- ``realm`` (string): the realm of the candidate versions when they are all of one realm;
+- ``version`` (int32): the seq of the plan version when the answer rests on exactly one.
+
+The rules are the single lookup's (:mod:`detnat.service.lookups`): the window is
+``[T - tolerance, T + tolerance]`` capped at the export's instant; a version is a candidate when
+it was in force in the window widened backwards by its realm's session drain and its plan held
+the address; one candidate gives its answer, several the verdict (``match`` only if all name the
+same subscriber with the same port set; else ``ambiguous`` / ``not_deterministic`` /
+``no_mapping`` with one reason or ``mixed``); none gives ``no_plan_in_force`` (a retirement ended
+the plan that held the address, or no plan was in force anywhere) or ``no_mapping`` /
+``not_in_pool``. ``tests/scale/test_annotate_oracle.py`` holds the two against each other.
+
+Times: timestamps with a zone (any unit; a nanosecond part must be zero, as the store refuses
+finer instants than microseconds), integers declared as epoch seconds or milliseconds UTC
+(``Columns(time_unit="s")``), or RFC 3339 strings with an offset (others are ``invalid_query``).
+Timestamps without a zone are refused: name the zone upstream. Addresses: integers (IPv4 as an
+unsigned 32-bit number) or dotted quads. Ports: integers.
+
+Pure: numpy, pyarrow, the engine. One Annotator is safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from detnat.batch import parse_ipv4_many
+from detnat.engine import REASON_CODES, STATUS_CODES, Reason, Status
+from detnat.engine.mapper import _NON_PUBLIC  # the engine's one table of never-public space
+from detnat.errors import InvalidInput
+from detnat.snapshot.file import Snapshot, Version
+from detnat.subscriber_text import SubscriberTexts
+
+Ints: TypeAlias = npt.NDArray[np.int64]
+Bools: TypeAlias = npt.NDArray[np.bool_]
+I32: TypeAlias = npt.NDArray[np.int32]
+
+OUTPUT_COLUMNS = ("subscriber", "status", "reason", "realm", "version")
+OUTPUT_FIELDS = (
+    pa.field("subscriber", pa.string()),
+    pa.field("status", pa.string()),
+    pa.field("reason", pa.string()),
+    pa.field("realm", pa.string()),
+    pa.field("version", pa.int32()),
+)
+ERROR = "error"
+INVALID_QUERY = "invalid_query"
+OUTSIDE_SNAPSHOT = "outside_snapshot"
+ERROR_REASONS = (INVALID_QUERY, OUTSIDE_SNAPSHOT)
+
+STATUS_WORDS: tuple[str, ...] = (*(s.value for s in Status), ERROR)
+REASON_WORDS: tuple[str, ...] = (*(r.value for r in Reason), *ERROR_REASONS)
+_S = {word: code for code, word in enumerate(STATUS_WORDS)}
+_R = {word: code for code, word in enumerate(REASON_WORDS)}
+NO_REASON = len(REASON_WORDS)  # the null reason
+_STATUS_ARRAY = pa.array(STATUS_WORDS, pa.string())
+_REASON_ARRAY = pa.array([*REASON_WORDS, None], pa.string())
+# The engine's vectorised codes in this module's codes.
+_ENGINE_STATUS = np.array(
+    [_S[ERROR] if s is None else _S[s.value] for s in STATUS_CODES], dtype=np.int8
+)
+_ENGINE_REASON = np.array(
+    [NO_REASON if r is None else _R[r.value] for r in REASON_CODES], dtype=np.int8
+)
+_FOREVER = np.iinfo(np.int64).max
+_TEXT_WIDTH = 48  # the widest prefix text: an IPv6 /128 written in full, 43 bytes
+_RFC3339 = (
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-](0\d|1\d|2[0-3]):[0-5]\d)$"
+)
+MAX_KEPT_TEXTS = 1 << 22  # subscribers of all versions whose texts are made once and kept
+_US = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 1}
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which input columns hold the address, port and time; how integer times count."""
+
+    ip: str = "ip"
+    port: str = "port"
+    time: str = "time"
+    time_unit: Literal["s", "ms"] | None = None  # integer times: epoch seconds or ms, UTC
+
+    @classmethod
+    def parse(cls, text: str | None, *, time_unit: str | None = None) -> Columns:
+        """``ip=src_addr,port=src_port,time=ts`` (any of the three) as Columns.
+
+        >>> Columns.parse("ip=src,time=ts", time_unit="ms")
+        Columns(ip='src', port='port', time='ts', time_unit='ms')
+        """
+        names: dict[str, str] = {}
+        for part in (text or "").split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or key not in ("ip", "port", "time") or not value or key in names:
+                raise InvalidInput(
+                    f"want ip=NAME,port=NAME,time=NAME, got {part!r}", field="columns"
+                )
+            names[key] = value
+        if time_unit not in (None, "s", "ms"):
+            raise InvalidInput("s or ms (epoch seconds or milliseconds, UTC)", field="time_unit")
+        return cls(**names, time_unit=time_unit)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, eq=False)
+class _Version:
+    """One version of the snapshot, ready for arrays."""
+
+    number: int  # its place in Annotator.versions
+    realm: int
+    version: Version
+    firsts: Ints
+    lasts: Ints
+
+
+class Annotator:
+    """Answers rows from a snapshot; see the module docstring.
+
+    ``tolerance_us``: the clock skew allowed around each row's time (0 to one day).
+    """
+
+    def __init__(
+        self, snapshot: Snapshot, *, columns: Columns | None = None, tolerance_us: int = 0
+    ) -> None:
+        if not 0 <= tolerance_us <= 86_400_000_000:
+            raise InvalidInput("must be between 0 and one day", field="tolerance")
+        self.snapshot = snapshot
+        self.columns = columns or Columns()
+        self.tolerance_us = tolerance_us
+        self.versions: list[_Version] = []
+        self._realm_starts: list[Ints] = []
+        self._realm_first: list[int] = []  # number of each realm's first version
+        for r, realm in enumerate(snapshot.realms):
+            self._realm_first.append(len(self.versions))
+            self._realm_starts.append(
+                np.array([v.effective_from_us for v in realm.versions], dtype=np.int64)
+            )
+            for v in realm.versions:
+                spans = np.array(v.ranges, dtype=np.int64).reshape(-1, 2)
+                self.versions.append(_Version(len(self.versions), r, v, spans[:, 0], spans[:, 1]))
+        self._realm_names = pa.array([r.name for r in snapshot.realms], pa.string())
+        self._seqs = np.array([v.version.seq for v in self.versions], dtype=np.int32)
+        self._realm_of = np.array([v.realm for v in self.versions], dtype=np.int64)
+        self._drains = [r.session_drain_us for r in snapshot.realms]
+        cover = sorted(
+            (v.effective_from_us, _FOREVER if v.valid_to_us is None else v.valid_to_us)
+            for realm in snapshot.realms
+            for v in realm.versions
+            if v.plan is not None
+        )
+        merged: list[list[int]] = []
+        for lo, hi in cover:  # [lo, hi): a plan in force somewhere
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        self._cover_lo = np.array([m[0] for m in merged], dtype=np.int64)
+        self._cover_hi = np.array([m[1] for m in merged], dtype=np.int64)
+        self._texts: dict[int, SubscriberTexts | None] = {}
+        self._sets: dict[int, Ints] = {}
+        self._set_ids: dict[tuple[tuple[int, int], ...], int] = {((0, 65535),): 0}
+        self._lock = threading.RLock()
+        self._table: pa.Array | None = None
+        self._table_made = False
+        self._text_base = np.zeros(0, dtype=np.int64)
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def output_schema(self, schema: pa.Schema) -> pa.Schema:
+        """The schema of annotated batches: the input's, then :data:`OUTPUT_FIELDS`."""
+        taken = [name for name in OUTPUT_COLUMNS if name in schema.names]
+        if taken:
+            raise InvalidInput(
+                f"the input already has column(s) {', '.join(taken)}; rename them", field="columns"
+            )
+        for name in (self.columns.ip, self.columns.port, self.columns.time):
+            if name not in schema.names:
+                raise InvalidInput(
+                    f"no column {name!r} (columns are {', '.join(schema.names)})", field="columns"
+                )
+        out = schema
+        for f in OUTPUT_FIELDS:
+            out = out.append(f)
+        return out
+
+    # -- the batch ------------------------------------------------------------------------------
+
+    def annotate(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """``batch`` with the five answer columns added (see the module docstring)."""
+        schema = self.output_schema(batch.schema)
+        added = self.answer(
+            batch.column(self.columns.ip),
+            batch.column(self.columns.port),
+            batch.column(self.columns.time),
+        )
+        return pa.RecordBatch.from_arrays([*batch.columns, *added], schema=schema)
+
+    def answer(
+        self, ip_column: pa.Array, port_column: pa.Array, time_column: pa.Array
+    ) -> list[pa.Array]:
+        """The five answer arrays for three input arrays of one length."""
+        ip, ip_ok = addresses(ip_column)
+        port, port_ok = ports(port_column)
+        at, at_ok = instants(time_column, self.columns.time_unit, field=self.columns.time)
+        return self._answer(ip, port, at, ip_ok & port_ok & at_ok)
+
+    def _answer(self, ip: Ints, port: Ints, at: Ints, ok: Bools) -> list[pa.Array]:
+        n = len(ip)
+        snap = self.snapshot
+        status = np.full(n, _S[ERROR], dtype=np.int8)
+        reason = np.full(n, _R[INVALID_QUERY], dtype=np.int8)
+        version = np.full(n, -1, dtype=np.int32)  # the one candidate version's number
+        realm = np.full(n, -1, dtype=np.int32)
+        sub_rows: list[tuple[Ints, int, Ints]] = []  # (rows, version number, subscriber numbers)
+
+        now = snap.exported_at_us
+        future = ok & (at > now)
+        status[future], reason[future] = _S[Status.FUTURE], _R[Reason.AFTER_NOW]
+        lo = at - self.tolerance_us
+        hi = np.minimum(at + self.tolerance_us, now)
+        live = ok & ~future
+        outside = live & ((lo < snap.from_us) | (hi > snap.to_us))
+        reason[outside] = _R[OUTSIDE_SNAPSHOT]
+        live &= ~outside
+        every = bool(live.all())  # the common case: no row to leave out, no gathers
+        rows = np.arange(n, dtype=np.int64) if every else np.flatnonzero(live)
+        lo_live, hi_live = (lo, hi) if every else (lo[rows], hi[rows])
+
+        # Every (row, candidate version) pair, version by version (realm by realm).
+        pair_row: list[Ints] = []
+        pair_version: list[Ints] = []
+        for r, starts in enumerate(self._realm_starts):
+            if not len(starts):
+                continue
+            drain = self._drains[r]
+            first = np.maximum(_rank(starts, lo_live - drain if drain else lo_live) - 1, 0)
+            last = _rank(starts, hi_live) - 1
+            count = np.maximum(last - first + 1, 0)
+            base = self._realm_first[r]
+            one = count == 1
+            pair_row.append(rows[one])
+            pair_version.append(first[one] + base)
+            many = np.flatnonzero(count > 1)
+            if len(many):  # near a change: several versions of the realm
+                c = count[many]
+                offsets = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c)
+                pair_row.append(np.repeat(rows[many], c))
+                pair_version.append(np.repeat(first[many], c) + offsets + base)
+        all_rows = np.concatenate(pair_row) if pair_row else np.zeros(0, np.int64)
+        all_versions = np.concatenate(pair_version) if pair_version else np.zeros(0, np.int64)
+        order = np.argsort(all_versions.astype(np.int16), kind="stable")  # a radix sort
+        all_rows, all_versions = all_rows[order], all_versions[order]
+        cuts = np.flatnonzero(np.diff(all_versions)) + 1
+        starts_at = np.concatenate([[0], cuts]) if len(all_versions) else np.zeros(0, np.int64)
+
+        retired = np.zeros(n, dtype=np.bool_)
+        held: list[tuple[_Version, Ints, npt.NDArray[np.int8], npt.NDArray[np.int8], Ints]] = []
+        count = np.zeros(n, dtype=np.int32)
+        for k, begin in enumerate(starts_at.tolist()):
+            end = int(cuts[k]) if k < len(cuts) else len(all_rows)
+            v = self.versions[int(all_versions[begin])]
+            mine = all_rows[begin:end]
+            ips = ip[mine]
+            inside = _within(v.firsts, v.lasts, ips)
+            if not inside.all():
+                mine, ips = mine[inside], ips[inside]
+            if not len(mine):
+                continue
+            if v.version.mapper is None:  # a retirement of the plan that held the address
+                retired[mine] = True
+                continue
+            answers = v.version.mapper.reverse_many(ips, port[mine])
+            held.append(
+                (
+                    v,
+                    mine,
+                    _ENGINE_STATUS[answers.status],
+                    _ENGINE_REASON[answers.reason],
+                    answers.subscriber,
+                )
+            )
+            count[mine] += 1  # rows are distinct within one version
+
+        for v, mine, st, why, sub in held:
+            single = count[mine] == 1
+            rows1 = mine[single]
+            status[rows1], reason[rows1] = st[single], why[single]
+            version[rows1], realm[rows1] = v.number, v.realm
+            matched = single & (st == _S[Status.MATCH])
+            if matched.any():
+                sub_rows.append((mine[matched], v.number, sub[matched]))
+
+        if (count > 1).any():
+            self._decide(held, count, ip, status, reason, realm, sub_rows)
+
+        none = live & (count == 0)
+        if none.any():
+            self._without_candidates(none, retired, ip, lo, hi, status, reason)
+        return self._arrays(n, status, reason, realm, version, sub_rows)
+
+    def _decide(
+        self,
+        held: list[tuple[_Version, Ints, npt.NDArray[np.int8], npt.NDArray[np.int8], Ints]],
+        count: I32,
+        ip: Ints,
+        status: npt.NDArray[np.int8],
+        reason: npt.NDArray[np.int8],
+        realm: I32,
+        sub_rows: list[tuple[Ints, int, Ints]],
+    ) -> None:
+        """Rows with several candidates: the single lookup's verdict, all rows at once."""
+        parts: list[tuple[Ints, Ints, Any, Any, Ints, Any, Ints]] = []
+        for v, mine, st, why, sub in held:
+            several = count[mine] > 1
+            if not several.any():
+                continue
+            rows = mine[several]
+            st, why, sub = st[several], why[several], sub[several]
+            text = np.zeros((len(rows), _TEXT_WIDTH), dtype=np.uint8)
+            port_set = np.full(len(rows), -1, dtype=np.int64)
+            match = np.flatnonzero(st == _S[Status.MATCH])
+            if len(match):
+                made, _ = self._subscriber_texts(v, sub[match])
+                text[match, : made.shape[1]] = made
+                port_set[match] = self._port_sets(v, ip[rows[match]], sub[match])
+            parts.append(
+                (rows, np.full(len(rows), v.number), st, why, sub, text.view(np.uint64), port_set)
+            )
+        rows = np.concatenate([p[0] for p in parts])
+        number = np.concatenate([p[1] for p in parts])
+        st = np.concatenate([p[2] for p in parts])
+        why = np.concatenate([p[3] for p in parts])
+        sub = np.concatenate([p[4] for p in parts])
+        text = np.concatenate([p[5] for p in parts])
+        port_set = np.concatenate([p[6] for p in parts])
+        order = np.argsort(rows, kind="stable")
+        rows, number, sub, port_set = rows[order], number[order], sub[order], port_set[order]
+        st, why, text = st[order], why[order], text[order]
+        firsts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        size = np.diff(np.r_[firsts, len(rows)])
+        head = np.repeat(firsts, size)
+        is_match = st == _S[Status.MATCH]
+        same = is_match & (text == text[head]).all(axis=1) & (port_set == port_set[head])
+        all_same = np.minimum.reduceat(same, firsts)
+        any_match = np.maximum.reduceat(is_match, firsts)
+        any_invalid = np.maximum.reduceat(st == _S[ERROR], firsts)
+        any_dynamic = np.maximum.reduceat(st == _S[Status.NOT_DETERMINISTIC], firsts)
+        one_reason = np.minimum.reduceat(why == why[head], firsts)
+        realm_of = self._realm_of[number]
+        one_realm = np.minimum.reduceat(realm_of == realm_of[head], firsts)
+        out_rows = rows[firsts]
+        decided_status = np.where(
+            all_same,
+            _S[Status.MATCH],
+            np.where(
+                any_match,
+                _S[Status.AMBIGUOUS],
+                np.where(any_dynamic, _S[Status.NOT_DETERMINISTIC], _S[Status.NO_MAPPING]),
+            ),
+        ).astype(np.int8)
+        decided_reason = np.where(
+            all_same,
+            NO_REASON,
+            np.where(
+                any_match,
+                _R[Reason.CANDIDATES_DIFFER],
+                np.where(
+                    any_dynamic,
+                    _R[Reason.DYNAMIC_BLOCK],
+                    np.where(one_reason, why[firsts], _R[Reason.MIXED]),
+                ),
+            ),
+        ).astype(np.int8)
+        decided_status[any_invalid] = _S[ERROR]
+        decided_reason[any_invalid] = _R[INVALID_QUERY]
+        status[out_rows], reason[out_rows] = decided_status, decided_reason
+        realm[out_rows] = np.where(one_realm, realm_of[firsts], -1)
+        agreed = all_same & ~any_invalid
+        if agreed.any():
+            pick = firsts[agreed]
+            for n in np.unique(number[pick]).tolist():
+                mine = pick[number[pick] == n]
+                sub_rows.append((rows[mine], n, sub[mine]))
+
+    def _without_candidates(
+        self,
+        none: Bools,
+        retired: Bools,
+        ip: Ints,
+        lo: Ints,
+        hi: Ints,
+        status: npt.NDArray[np.int8],
+        reason: npt.NDArray[np.int8],
+    ) -> None:
+        """No candidate: ended by a retirement, a never-public address, not in a pool, no plan."""
+        rows = np.flatnonzero(none)
+        gone = retired[rows]
+        status[rows[gone]], reason[rows[gone]] = _S[Status.NO_PLAN_IN_FORCE], _R[Reason.NO_PLAN]
+        rows = rows[~gone]
+        values = ip[rows]
+        never = np.zeros(len(rows), dtype=np.bool_)
+        for first, last, _ in _NON_PUBLIC:
+            never |= (values >= first) & (values <= last)
+        status[rows[never]], reason[rows[never]] = _S[ERROR], _R[INVALID_QUERY]
+        rows = rows[~never]
+        pos = np.searchsorted(self._cover_lo, hi[rows], side="right") - 1
+        covered = (
+            (pos >= 0) & (self._cover_hi[np.maximum(pos, 0)] > lo[rows])
+            if len(self._cover_lo)
+            else pos < -1
+        )
+        status[rows] = np.where(covered, _S[Status.NO_MAPPING], _S[Status.NO_PLAN_IN_FORCE])
+        reason[rows] = np.where(covered, _R[Reason.NOT_IN_POOL], _R[Reason.NO_PLAN])
+
+    # -- subscribers and port sets ----------------------------------------------------------------
+
+    def _subscriber_texts(self, v: _Version, sub: Ints) -> tuple[npt.NDArray[np.uint8], Ints]:
+        mapper = v.version.mapper
+        assert mapper is not None
+        with self._lock:
+            if v.number not in self._texts:
+                self._texts[v.number] = SubscriberTexts.of(mapper)
+            texts = self._texts[v.number]
+        if texts is not None:
+            return texts.texts(sub)
+        # Plans whose key runs cannot be used: one text per distinct subscriber, not per row.
+        unique, back = np.unique(sub, return_inverse=True)
+        words = [str(mapper.subscriber_at(int(i))).encode() for i in unique.tolist()]
+        table = np.zeros((len(words), _TEXT_WIDTH), dtype=np.uint8)
+        for k, word in enumerate(words):
+            table[k, : len(word)] = np.frombuffer(word, dtype=np.uint8)
+        lengths = np.array([len(w) for w in words], dtype=np.int64)
+        return table[back], lengths[back]
+
+    def _port_sets(self, v: _Version, ip: Ints, sub: Ints) -> Ints:
+        """An id per distinct port set (equal sets of two versions get one id); 0: all ports."""
+        mapper = v.version.mapper
+        assert mapper is not None
+        with self._lock:
+            table = self._sets.get(v.number)
+            if table is None:
+                table = np.array(
+                    [
+                        self._set_ids.setdefault(tuple(s), len(self._set_ids))
+                        for s in mapper.pool_port_sets()
+                    ],
+                    dtype=np.int64,
+                )
+                self._sets[v.number] = table
+        statics = np.array(sorted(s.address for s in mapper.plan.static), dtype=np.int64)
+        _, number = mapper.pool_allocations(sub)
+        ids = (
+            table[np.clip(number, 0, max(len(table) - 1, 0))] if len(table) else np.zeros_like(sub)
+        )
+        if len(statics):
+            ids = np.where(np.isin(ip, statics), 0, ids)
+        return ids
+
+    # -- Arrow ----------------------------------------------------------------------------------
+
+    def _all_texts(self) -> pa.Array | None:
+        """Every subscriber's text of every version, one array (None: too many to keep)."""
+        with self._lock:
+            if self._table_made:
+                return self._table
+            counts = [
+                v.version.mapper.subscriber_count if v.version.mapper else 0 for v in self.versions
+            ]
+            self._text_base = np.cumsum([0, *counts[:-1]]).astype(np.int64)
+            if sum(counts) <= MAX_KEPT_TEXTS:
+                parts = [
+                    _string_array(*self._subscriber_texts(v, np.arange(c, dtype=np.int64)))
+                    for v, c in zip(self.versions, counts, strict=True)
+                    if c
+                ]
+                self._table = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+            self._table_made = True
+            return self._table
+
+    def _texts_of_rows(self, n: int, sub_rows: list[tuple[Ints, int, Ints]]) -> pa.Array:
+        lengths = np.zeros(n, dtype=np.int64)
+        made: list[tuple[Ints, npt.NDArray[np.uint8], Ints]] = []
+        for rows, number, sub in sub_rows:
+            text, size = self._subscriber_texts(self.versions[number], sub)
+            made.append((rows, text, size))
+            lengths[rows] = size
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        data = np.zeros(int(offsets[-1]), dtype=np.uint8)
+        for rows, text, size in made:
+            width = text.shape[1]
+            keep = np.arange(width) < size[:, None]
+            at = offsets[rows][:, None] + np.arange(width)
+            data[at[keep]] = text[keep]
+        has = lengths > 0
+        return pa.LargeStringArray.from_buffers(
+            n,
+            pa.py_buffer(offsets),
+            pa.py_buffer(data),
+            pa.py_buffer(np.packbits(has, bitorder="little")) if not has.all() else None,
+        ).cast(pa.string())
+
+    def _arrays(
+        self,
+        n: int,
+        status: npt.NDArray[np.int8],
+        reason: npt.NDArray[np.int8],
+        realm: I32,
+        version: I32,
+        sub_rows: list[tuple[Ints, int, Ints]],
+    ) -> list[pa.Array]:
+        table = self._all_texts()
+        if table is not None:  # one take from every subscriber's text (made once)
+            code = np.full(n, -1, dtype=np.int64)
+            for rows, number, sub in sub_rows:
+                code[rows] = self._text_base[number] + sub
+            subscriber = table.take(pa.array(code, pa.int64(), mask=code < 0))
+        else:
+            subscriber = self._texts_of_rows(n, sub_rows)
+        status_array = _STATUS_ARRAY.take(pa.array(status, pa.int8()))
+        reason_array = _REASON_ARRAY.take(pa.array(reason, pa.int8()))
+        named = realm >= 0
+        realm_array = self._realm_names.take(pa.array(realm, pa.int32(), mask=~named))
+        one = version >= 0
+        seqs = self._seqs[np.maximum(version, 0)] if len(self._seqs) else np.zeros(n, np.int32)
+        version_array = pa.array(seqs, pa.int32(), mask=~one)
+        return [subscriber, status_array, reason_array, realm_array, version_array]
+
+
+SMALL = 16  # sorted arrays this short are searched by comparisons (no branches), not bisection
+
+
+def _rank(edges: Ints, values: Ints) -> Ints:
+    """``np.searchsorted(edges, values, side="right")``: how many edges are <= each value."""
+    if len(edges) > SMALL:
+        return np.searchsorted(edges, values, side="right")
+    out = np.zeros(len(values), dtype=np.int64)
+    for edge in edges.tolist():
+        out += values >= edge
+    return out
+
+
+def _within(firsts: Ints, lasts: Ints, values: Ints) -> Bools:
+    """Which values lie in one of the sorted, disjoint ranges ``[firsts[i], lasts[i]]``."""
+    if len(firsts) > SMALL:
+        pos = np.searchsorted(firsts, values, side="right") - 1
+        inside: Bools = (pos >= 0) & (values <= lasts[np.maximum(pos, 0)])
+        return inside
+    found = np.zeros(len(values), dtype=np.bool_)
+    for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True):
+        found |= (values >= first) & (values <= last)
+    return found
+
+
+def _string_array(rows: npt.NDArray[np.uint8], lengths: Ints) -> pa.Array:
+    """Texts given as zero-padded rows and lengths, as one Arrow string array."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = rows[np.arange(rows.shape[1]) < lengths[:, None]]
+    return pa.LargeStringArray.from_buffers(
+        len(lengths), pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data))
+    ).cast(pa.string())
+
+
+# -- columns to numpy -----------------------------------------------------------------------------
+
+
+def _valid(column: pa.Array) -> Bools:
+    if column.null_count == 0:
+        return np.ones(len(column), dtype=np.bool_)
+    return np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
+
+
+def _integers(column: pa.Array) -> tuple[Ints, Bools]:
+    ok = _valid(column)
+    filled = column.fill_null(0) if column.null_count else column
+    values = filled.to_numpy(zero_copy_only=False)
+    if values.dtype == np.uint64:
+        big = values > np.iinfo(np.int64).max
+        ok &= ~big
+        values = np.where(big, 0, values)
+    return values.astype(np.int64, copy=False), ok
+
+
+def addresses(column: pa.Array) -> tuple[Ints, Bools]:
+    """IPv4 addresses as integers (and which rows hold one): integer or dotted-quad columns."""
+    column = _plain(column)
+    kind = column.type
+    if pa.types.is_integer(kind):
+        values, ok = _integers(column)
+        ok &= (values >= 0) & (values <= 0xFFFFFFFF)
+        return np.where(ok, values, 0), ok
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _dotted(column)
+    raise InvalidInput(f"the address column is {kind}; want integers or dotted quads", field="ip")
+
+
+def _dotted(column: pa.Array) -> tuple[Ints, Bools]:
+    n = len(column)
+    _, offsets_buffer, data_buffer = column.buffers()
+    wide = pa.types.is_large_string(column.type)
+    raw = np.frombuffer(offsets_buffer, dtype=np.int64 if wide else np.int32)
+    offsets: Ints = raw[column.offset : column.offset + n + 1].astype(np.int64)
+    if data_buffer is None or offsets[-1] == offsets[0]:
+        return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.bool_)
+    text = np.frombuffer(data_buffer, dtype=np.uint8)[: int(offsets[-1])]
+    dots = np.flatnonzero(text == 46)
+    values, ok = parse_ipv4_many(text, dots, offsets[:-1], offsets[1:])
+    ok = ok & _valid(column)
+    return np.where(ok, values, 0), ok
+
+
+def ports(column: pa.Array) -> tuple[Ints, Bools]:
+    """Ports as integers (and which rows hold one in 0-65535)."""
+    column = _plain(column)
+    if not pa.types.is_integer(column.type):
+        raise InvalidInput(f"the port column is {column.type}; want integers", field="port")
+    values, ok = _integers(column)
+    ok &= (values >= 0) & (values <= 65535)
+    return np.where(ok, values, 0), ok
+
+
+def instants(column: pa.Array, unit: str | None, *, field: str = "time") -> tuple[Ints, Bools]:
+    """Microseconds since the epoch, UTC (and which rows hold a valid instant)."""
+    column = _plain(column)
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        ok = np.asarray(
+            pc.match_substring_regex(column, _RFC3339)
+            .fill_null(False)
+            .to_numpy(zero_copy_only=False),
+            dtype=np.bool_,
+        )
+        if not ok.all():
+            column = pc.if_else(pa.array(ok), column, pa.scalar(None, kind))
+        try:
+            column = pc.cast(column, pa.timestamp("ns", tz="UTC"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InvalidInput(f"a time that is not a date: {exc}", field=field) from None
+        kind = column.type
+    if pa.types.is_timestamp(kind):
+        if kind.tz is None:
+            raise InvalidInput(
+                "timestamps without a zone are refused; store them with a zone (UTC)", field=field
+            )
+        values, ok = _integers(column.cast(pa.int64()))
+        scale = _US[kind.unit]
+        if kind.unit == "ns":
+            ok &= values % 1000 == 0  # the store refuses instants finer than a microsecond
+            return np.where(ok, values // 1000, 0), ok
+        return values * scale, ok
+    if pa.types.is_integer(kind):
+        if unit is None:
+            raise InvalidInput(
+                "integer times need their unit: epoch seconds or milliseconds (UTC)", field=field
+            )
+        values, ok = _integers(column)
+        limit = 253_402_300_799 * (1 if unit == "s" else 1000)  # 9999-12-31T23:59:59Z
+        ok &= (values >= 0) & (values <= limit)
+        return np.where(ok, values, 0) * _US[unit], ok
+    raise InvalidInput(f"the time column is {kind}", field=field)
+
+
+def _plain(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if pa.types.is_string_view(column.type):  # Polars' strings
+        column = column.cast(pa.large_string())
+    return column
+
+
+__all__ = [
+    "ERROR",
+    "ERROR_REASONS",
+    "OUTPUT_COLUMNS",
+    "OUTPUT_FIELDS",
+    "Annotator",
+    "Columns",
+    "addresses",
+    "instants",
+    "ports",
+]
