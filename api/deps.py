@@ -3,9 +3,11 @@
 :func:`guard` runs first on every route: the route's declared access (``api/policy.py``; none
 declared: refused to everyone), the bearer token, the role, the per-token rate limit, and the
 store access the route declared — a session that is the unit of work (``CtxDep``; only the route
-commits), an autocommit session (audit appends), or an async autocommit connection for single
-lookups (``LookupDep``). Database work of the guard runs off the event loop, except on the async
-lookup path, which is asynchronous throughout.
+commits), an autocommit session (audit appends), or the async store for single lookups
+(``LookupDep``: the revision read shared with the lookups in flight, a connection only while a
+token or a case is not known yet, the audit entry group-committed). Database work of the guard
+runs off the event loop, except on the async lookup path, which is asynchronous throughout and
+holds no connection while the request runs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from detnat.service import audit, inquiry, plans
 from detnat.service.timelines import Timelines
 from detnat.settings import Settings
 from detnat.store import repo
+from detnat.store.async_db import AsyncStore
 
 
 @dataclass
@@ -40,9 +43,9 @@ class Ctx:
 
 @dataclass
 class Lookup:
-    """A single lookup's request: an async connection (autocommit), who asks, the snapshot."""
+    """A single lookup's request: the async store, who asks, the snapshot."""
 
-    conn: repo.AsyncConn
+    store: AsyncStore
     actor: audit.Actor
     revision: int
     snapshot: Timelines
@@ -70,21 +73,22 @@ async def guard(request: Request) -> AsyncIterator[None]:
     if getattr(state, "sessions", None) is None:
         raise Unavailable("the store is not running (the app's lifespan has not started)")
     if access.store == "lookup":
-        async with state.aconns.connection() as conn:
-            revision = await repo.store_revision_async(conn)
+        store: AsyncStore = state.astore
+        revision = await store.revision()
+        async with store.connection() as conn:  # a round trip only for a token not known
             actor = await state.tokens.authenticate_async(
                 conn, token.strip(), revision=revision, now=plans.utcnow()
             )
-            _admit(state, actor, access.roles)
-            assert actor is not None
-            request.state.actor = actor
-            snapshot = state.timelines.current(revision)
-            if snapshot is None:  # something was published: reload (rare, off the loop)
-                snapshot = await run_in_threadpool(_load_snapshot, state, revision)
-            request.state.lookup = Lookup(
-                conn, actor, revision, snapshot, request.state.request_id, state.cases
-            )
-            yield
+        _admit(state, actor, access.roles)
+        assert actor is not None
+        request.state.actor = actor
+        snapshot = state.timelines.current(revision)
+        if snapshot is None:  # something was published: reload (rare, off the loop)
+            snapshot = await run_in_threadpool(_load_snapshot, state, revision)
+        request.state.lookup = Lookup(
+            store, actor, revision, snapshot, request.state.request_id, state.cases
+        )
+        yield
         return
     ctx = await run_in_threadpool(_open, state, token.strip(), access, request.state.request_id)
     request.state.actor = ctx.actor

@@ -168,9 +168,9 @@ async def reverse_batch(
 async def _ask(
     asked: inquiry.ReverseQuery | inquiry.ForwardQuery, kept: inquiry.Inquiries, look: Lookup
 ) -> Response:
-    """Ask on the request's async connection; the answer leaves once its entry is written."""
+    """Ask on the async store; the answer leaves once its entry's group has committed."""
     answered = await inquiry.ask_async(
-        look.conn,
+        look.store,
         look.actor,
         asked,
         snapshot=look.snapshot,

@@ -34,6 +34,7 @@ from detnat.errors import Forbidden, InvalidInput
 from detnat.service.clock import utcnow
 from detnat.service.times import format_instant
 from detnat.store import repo
+from detnat.store.async_db import AsyncStore
 from detnat.store.models import AuditCheckpoint, AuditEntry, AuditHead, Case
 
 GENESIS = "0" * 64
@@ -272,7 +273,7 @@ def record(
 
 
 async def record_async(
-    conn: repo.AsyncConn,
+    store: AsyncStore,
     actor: Actor,
     action: str,
     *,
@@ -281,11 +282,13 @@ async def record_async(
     case: str | None = None,
     status: str | None = None,
 ) -> Recorded:
-    """:func:`record` on an async autocommit connection (the lookup path)."""
+    """:func:`record` on the lookup path: the entry joins the store's next group commit, and this
+    returns once that group's transaction committed (:class:`~detnat.errors.Unavailable` if it
+    failed: then no entry of the group exists)."""
     values, content, digest = _entry(
         actor, action, request_id=request_id, detail=detail, case=case, status=status, at=None
     )
-    seq, entry_sha256, prev_sha256 = await repo.append_audit_async(conn, values)
+    seq, entry_sha256, prev_sha256 = await store.append_audit(values)
     return Recorded(seq, entry_sha256, content, digest, prev_sha256)
 
 
@@ -312,14 +315,16 @@ class CaseOwners:
         return self._check(case, known, actor)
 
     async def claim_async(
-        self, conn: repo.AsyncConn, case: str, actor: Actor, *, request_id: str
+        self, store: AsyncStore, case: str, actor: Actor, *, request_id: str
     ) -> str:
+        """:meth:`claim` on the lookup path: a connection is taken only for a case not known."""
         known = self._owners.get(case)
         if known is None:
             entry = _case_open(case, actor, request_id)
-            owner, role, opened = await repo.claim_case_async(
-                conn, case, actor.owner, actor.role, entry
-            )
+            async with store.connection() as conn:
+                owner, role, opened = await repo.claim_case_async(
+                    conn, case, actor.owner, actor.role, entry
+                )
             known = (owner, role)
             if not opened:
                 self._remember(case, known)

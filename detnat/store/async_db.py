@@ -1,27 +1,38 @@
-"""A small pool of psycopg ``AsyncConnection``s (autocommit) for the lookup path.
+"""The lookup path's database, asynchronously: :class:`AsyncStore`.
 
-A lookup's database work is two statements (read the store revision, append the audit entry); on
-the event loop with asyncio they let one worker serve other requests while Postgres answers, where
-SQLAlchemy's synchronous sessions would block it. Everything else uses sessions.
+A lookup's database work is two statements' worth: read the store revision, append the audit
+entry. On the event loop with asyncio they let one worker serve other requests while Postgres
+answers, where SQLAlchemy's synchronous sessions would block it. Everything else uses sessions.
+Both are shared between the lookups of a worker that are in flight together:
 
-A connection that raised a psycopg error is closed and dropped, never returned to the pool. One
-that the server closed while it waited in the pool (a restart, ``pg_terminate_backend``) is
-replaced before it is handed out (:func:`~detnat.store.db.closed_by_server`, no round trip), so
-a database restart fails no lookup. Nothing is ever retried: a lookup's audit entry is written
-once, and an answer leaves only after it is committed (autocommit) — else the request is a 503.
+- the revision is read once for every lookup that asked while the previous read ran
+  (:class:`SharedRead`);
+- audit entries are group-committed (:class:`AuditWriter`): the entries handed in while one
+  group's statement runs go in the next, as one statement and one transaction, and each lookup
+  is answered only after its group committed.
+
+:class:`AsyncConnections` is a small pool of autocommit connections. A connection that raised a
+psycopg error is closed and dropped, never returned to the pool. One that the server closed while
+it waited (a restart, ``pg_terminate_backend``) is replaced before it is used
+(:func:`~detnat.store.db.closed_by_server`, no round trip), so a database restart fails no lookup
+that starts after it. Nothing is ever retried: an audit entry is written once, and an answer
+leaves only after it is committed — else the request (every request of its group) is a 503.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 from sqlalchemy.engine import make_url
 
+from detnat.errors import Unavailable
 from detnat.store.db import closed_by_server, normalise_url
+from detnat.store.repo import domain_error
 
 
 def libpq_url(url: str) -> str:
@@ -79,3 +90,208 @@ class AsyncConnections:
             conn = self._slots.get_nowait()
             if conn is not None:
                 await conn.close()
+
+
+# -- the audit log's group commit ------------------------------------------------------------------
+
+# Entries of one group go in as one statement: its rows in the order they joined the group (the
+# ordinality), each chained by the trigger (``audit_log_chain``) as it is inserted. Autocommit
+# makes the statement its own transaction: one round trip, one WAL flush, and the chain head's
+# row lock held only from the group's first row to its commit.
+_COLUMNS = (
+    ("at", "timestamptz"),
+    ("actor", "text"),
+    ("role", "text"),
+    ("token_id", "integer"),
+    ("action", "text"),
+    ("case_ref", "text"),
+    ("status", "text"),
+    ("request_id", "text"),
+    ("code_version", "text"),
+    ("detail", "jsonb"),
+    ("content_sha256", "text"),
+)
+_NAMES = ", ".join(name for name, _ in _COLUMNS)
+_GROUP_SQL = (
+    f"INSERT INTO audit_log (seq, {_NAMES}, prev_sha256, entry_sha256) "
+    f"SELECT 0, {_NAMES}, '', '' FROM unnest("
+    + ", ".join(f"%({name})s::{kind}[]" for name, kind in _COLUMNS)
+    + f") WITH ORDINALITY AS e({_NAMES}, n) ORDER BY n "
+    "RETURNING seq, entry_sha256, prev_sha256, content_sha256"
+)
+MAX_GROUP = 128  # entries per statement: the head row is updated once per entry
+
+
+class AuditWriter:
+    """Group commit of audit entries, on one connection of its own.
+
+    :meth:`append` hands in an entry and waits for its (seq, entry_sha256, prev_sha256). While
+    one group is being written, every entry handed in waits for the next group, so under load a
+    group holds every request that arrived during the previous commit, and one request alone
+    costs one round trip as before. A caller is answered only when its group's transaction has
+    committed. If the statement fails (the connection dies, a trigger refuses a row, the commit
+    fails), every caller of the group gets :class:`~detnat.errors.Unavailable` and none of its
+    entries exists; the next group starts on a new connection.
+
+    Several processes (uvicorn workers) each have a writer; their groups serialise on the chain
+    head's row lock, so the chain stays one line.
+    """
+
+    def __init__(self, url: str, *, most: int = MAX_GROUP) -> None:
+        self.url = libpq_url(url)
+        self.most = most
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[tuple[int, str, str]]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._conn: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
+
+    async def append(self, values: dict[str, Any]) -> tuple[int, str, str]:
+        """Append one entry (the trigger assigns seq and chains it) once its group commits."""
+        done: asyncio.Future[tuple[int, str, str]] = asyncio.get_running_loop().create_future()
+        self._queue.append((values, done))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._write_groups())
+        return await done
+
+    async def _write_groups(self) -> None:
+        while self._queue:
+            group = self._queue[: self.most]
+            del self._queue[: self.most]
+            try:
+                rows = await self._insert([values for values, _ in group])
+            except BaseException as exc:
+                for _, done in group:
+                    if not done.done():  # a caller that went away is not told
+                        done.set_exception(_unwritten(exc))
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for (_, done), row in zip(group, rows, strict=True):
+                    if not done.done():
+                        done.set_result(row)
+
+    async def _insert(self, group: list[dict[str, Any]]) -> list[tuple[int, str, str]]:
+        conn = self._conn
+        if conn is not None and closed_by_server(conn):
+            await conn.close()
+            conn = self._conn = None
+        if conn is None:
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, connect_timeout=5, prepare_threshold=0
+            )
+            self._conn = conn
+        params: dict[str, list[Any]] = {name: [] for name, _ in _COLUMNS}
+        for values in group:
+            for name, _ in _COLUMNS:
+                params[name].append(values[name])
+        params["detail"] = [Jsonb(detail) for detail in params["detail"]]
+        try:
+            cur = await conn.execute(_GROUP_SQL, params)
+            returned = await cur.fetchall()
+        except BaseException:
+            # A failed statement rolled the group back; the connection may be gone or in an
+            # unknown state (cancelled mid-statement): start the next group on a new one.
+            self._conn = None
+            await conn.close()
+            raise
+        return _in_order(group, returned)
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            await asyncio.wait([self._task])
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+
+def _in_order(
+    group: list[dict[str, Any]], returned: list[tuple[Any, ...]]
+) -> list[tuple[int, str, str]]:
+    """The returned rows matched to the group's entries by content hash (not by the order of
+    RETURNING, which SQL does not promise); entries with the same content take seqs in order."""
+    by_content: dict[str, list[tuple[int, str, str]]] = {}
+    for seq, entry_sha256, prev_sha256, content_sha256 in sorted(returned):
+        by_content.setdefault(str(content_sha256), []).append(
+            (int(seq), str(entry_sha256), str(prev_sha256))
+        )
+    out = []
+    for values in group:
+        mine = by_content.get(str(values["content_sha256"]))
+        if not mine:
+            raise Unavailable("the audit log did not return an entry that was written")
+        out.append(mine.pop(0))
+    return out
+
+
+def _unwritten(exc: BaseException) -> Unavailable:
+    """What each caller of a failed group gets: a new error (a shared one would gather every
+    caller's traceback), caused by the driver's."""
+    error = Unavailable("the audit log could not be written: no answer")
+    error.__cause__ = exc
+    return error
+
+
+# -- the store revision, read once for every lookup waiting ----------------------------------------
+
+
+class SharedRead:
+    """The store revision, read once for all lookups that ask while it is being read.
+
+    A caller gets the result of a read that *started after it asked* (a read in flight may predate
+    a publication the caller must see): callers that arrive during a read wait for the next one,
+    which they share. Under load, one round trip serves every lookup of a round.
+    """
+
+    def __init__(self, connections: AsyncConnections) -> None:
+        self._connections = connections
+        self._next: asyncio.Future[int] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def revision(self) -> int:
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        mine = self._next
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._rounds())
+        try:
+            return await asyncio.shield(mine)
+        except psycopg.Error as exc:
+            raise (domain_error(exc) or Unavailable("the database is unreachable")) from exc
+
+    async def _rounds(self) -> None:
+        while self._next is not None:
+            round_, self._next = self._next, None
+            try:
+                async with self._connections.connection() as conn:
+                    cur = await conn.execute("SELECT revision FROM store_revision WHERE id = 1")
+                    row = await cur.fetchone()
+                assert row is not None
+            except BaseException as exc:
+                round_.set_exception(exc)
+                round_.exception()  # retrieved: callers that went away raise no warning
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                round_.set_result(int(row[0]))
+
+
+class AsyncStore:
+    """The lookup path's database: connections for reads (and a new case's ``case.open``), the
+    shared revision read, and the audit log's group commit."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self.reads = AsyncConnections(url, size)
+        self.audit = AuditWriter(url)
+        self._revision = SharedRead(self.reads)
+
+    def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[tuple[Any, ...]]]:
+        return self.reads.connection()
+
+    async def revision(self) -> int:
+        return await self._revision.revision()
+
+    async def append_audit(self, values: dict[str, Any]) -> tuple[int, str, str]:
+        return await self.audit.append(values)
+
+    async def close(self) -> None:
+        await self.audit.close()
+        await self.reads.close()
