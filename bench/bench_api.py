@@ -135,7 +135,14 @@ def free_port() -> int:
 @contextmanager
 def serve(url: str, workers: int, env_extra: dict[str, str]) -> Iterator[int]:
     port = free_port()
-    env = {**os.environ, "DETNAT_DATABASE_URL": url, **env_extra}
+    # This checkout's code, in the workers too (the virtualenv's install may point elsewhere).
+    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    env = {
+        **os.environ,
+        "DETNAT_DATABASE_URL": url,
+        "PYTHONPATH": os.pathsep.join(filter(None, paths)),
+        **env_extra,
+    }
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -286,8 +293,8 @@ def run_wrk(
         [*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
     ).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)$", out, re.M)
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)$", out, re.M)
+    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     assert rate and p50 and p99, out

@@ -22,12 +22,12 @@ leaves only after it is committed — else the request (every request of its gro
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 from sqlalchemy.engine import make_url
 
 from detnat.errors import Unavailable
@@ -112,11 +112,12 @@ _COLUMNS = (
     ("content_sha256", "text"),
 )
 _NAMES = ", ".join(name for name, _ in _COLUMNS)
+# The group travels as one JSON array (encoded in C; arrays of text would be quoted in Python).
 _GROUP_SQL = (
     f"INSERT INTO audit_log (seq, {_NAMES}, prev_sha256, entry_sha256) "
-    f"SELECT 0, {_NAMES}, '', '' FROM unnest("
-    + ", ".join(f"%({name})s::{kind}[]" for name, kind in _COLUMNS)
-    + f") WITH ORDINALITY AS e({_NAMES}, n) ORDER BY n "
+    f"SELECT 0, {_NAMES}, '', '' FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ("
+    + ", ".join(f"{name} {kind}" for name, kind in _COLUMNS)
+    + f")) WITH ORDINALITY AS e({_NAMES}, n) ORDER BY n "
     "RETURNING seq, entry_sha256, prev_sha256, content_sha256"
 )
 MAX_GROUP = 128  # entries per statement: the head row is updated once per entry
@@ -179,13 +180,13 @@ class AuditWriter:
                 self.url, autocommit=True, connect_timeout=5, prepare_threshold=0
             )
             self._conn = conn
-        params: dict[str, list[Any]] = {name: [] for name, _ in _COLUMNS}
-        for values in group:
-            for name, _ in _COLUMNS:
-                params[name].append(values[name])
-        params["detail"] = [Jsonb(detail) for detail in params["detail"]]
+        rows = [
+            {name: values[name] for name, _ in _COLUMNS} | {"at": values["at"].isoformat()}
+            for values in group
+        ]
+        payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
         try:
-            cur = await conn.execute(_GROUP_SQL, params)
+            cur = await conn.execute(_GROUP_SQL, (payload,))
             returned = await cur.fetchall()
         except BaseException:
             # A failed statement rolled the group back; the connection may be gone or in an
