@@ -35,11 +35,12 @@ pytestmark = pytest.mark.postgres
 ASKER = audit.Actor("desk", "legal", None)
 POISON = "POISON-AT-COMMIT"
 
-# Refuses an entry of case POISON when its transaction commits (not when it is inserted).
+# Refuses a lookup's entry of case POISON when its transaction commits (not when it is
+# inserted); the case itself opens.
 REFUSE_AT_COMMIT = f"""
 CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.case_ref = '{POISON}' THEN
+    IF NEW.case_ref = '{POISON}' AND NEW.action = 'lookup.reverse' THEN
         RAISE EXCEPTION 'entry % refused at commit', NEW.request_id;
     END IF;
     RETURN NULL;
@@ -69,11 +70,12 @@ def chain_is_whole(url: str) -> None:
 
 
 def rows_of(url: str, request_ids: list[str]) -> dict[str, tuple[int, str, str]]:
-    """request_id -> (seq, entry_sha256, xmin: the transaction that wrote it)."""
+    """request_id -> (seq, entry_sha256, xmin: the transaction that wrote it) of the lookups'
+    entries (a request that opens a case also has that case's ``case.open`` entry)."""
     with psycopg.connect(libpq_url(url)) as conn:
         found = conn.execute(
             "SELECT request_id, seq, entry_sha256, xmin::text FROM audit_log "
-            "WHERE request_id = ANY(%s)",
+            "WHERE request_id = ANY(%s) AND action = 'lookup.reverse'",
             (request_ids,),
         ).fetchall()
     return {r[0]: (int(r[1]), str(r[2]), str(r[3])) for r in found}
