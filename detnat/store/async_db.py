@@ -28,6 +28,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import psycopg
+from psycopg import AsyncClientCursor
 from sqlalchemy.engine import make_url
 
 from detnat.errors import Unavailable
@@ -94,10 +95,17 @@ class AsyncConnections:
 
 # -- the audit log's group commit ------------------------------------------------------------------
 
-# Entries of one group go in as one statement: its rows in the order they joined the group (the
-# ordinality), each chained by the trigger (``audit_log_chain``) as it is inserted. Autocommit
-# makes the statement its own transaction: one round trip, one WAL flush, and the chain head's
-# row lock held only from the group's first row to its commit.
+# Entries of one group go in as one INSERT: its rows in the order they joined the group (the
+# ordinality), each chained by the trigger (``audit_log_chain``) as it is inserted, under the
+# chain head's row lock. A lock is held until its transaction ends, and a synchronous commit ends
+# only after its WAL flush; so the INSERT's transaction commits asynchronously (the head is free
+# as soon as the commit record is written, and the next writer, of this worker or another, chains
+# on), and a second transaction, synchronous, follows it: its commit returns once the WAL is
+# flushed up to its own commit record, which lies after the group's (WAL is written in order), so
+# the group is as durable as its own synchronous commit would have made it. That transaction's
+# one write is an empty logical-decoding message (``pg_logical_emit_message``: any role may call
+# it, and it touches no table). Both go in one query string: one round trip per group. Only
+# then is any caller answered.
 _COLUMNS = (
     ("at", "timestamptz"),
     ("actor", "text"),
@@ -113,12 +121,16 @@ _COLUMNS = (
 )
 _NAMES = ", ".join(name for name, _ in _COLUMNS)
 # The group travels as one JSON array (encoded in C; arrays of text would be quoted in Python).
-_GROUP_SQL = (
+_INSERT = (
     f"INSERT INTO audit_log (seq, {_NAMES}, prev_sha256, entry_sha256) "
     f"SELECT 0, {_NAMES}, '', '' FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ("
     + ", ".join(f"{name} {kind}" for name, kind in _COLUMNS)
     + f")) WITH ORDINALITY AS e({_NAMES}, n) ORDER BY n "
     "RETURNING seq, entry_sha256, prev_sha256, content_sha256"
+)
+_GROUP_SQL = (
+    f"BEGIN; SET LOCAL synchronous_commit TO off; {_INSERT}; COMMIT; "
+    "SELECT pg_logical_emit_message(true, 'detnat.audit', '')"
 )
 MAX_GROUP = 128  # entries per statement: the head row is updated once per entry
 
@@ -176,8 +188,9 @@ class AuditWriter:
             await conn.close()
             conn = self._conn = None
         if conn is None:
+            # Client-side binding: several statements in one query string.
             conn = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, connect_timeout=5, prepare_threshold=0
+                self.url, autocommit=True, connect_timeout=5, cursor_factory=AsyncClientCursor
             )
             self._conn = conn
         rows = [
@@ -187,10 +200,13 @@ class AuditWriter:
         payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
         try:
             cur = await conn.execute(_GROUP_SQL, (payload,))
+            while cur.description is None:  # BEGIN, SET: on to the INSERT's rows
+                cur.nextset()
             returned = await cur.fetchall()
         except BaseException:
-            # A failed statement rolled the group back; the connection may be gone or in an
-            # unknown state (cancelled mid-statement): start the next group on a new one.
+            # A failed statement rolled the group back (an error skips the rest of the string,
+            # and so the flush: nobody is answered); the connection may be gone or in a failed
+            # transaction or an unknown state (cancelled): the next group starts on a new one.
             self._conn = None
             await conn.close()
             raise

@@ -151,7 +151,8 @@ async def _waiting_writer(admin: psycopg.AsyncConnection[Any], deadline: float) 
     while True:
         cur = await admin.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO audit_log%'"
+            "AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO audit_log%' "
+            "AND pid <> pg_backend_pid()"
         )
         row = await cur.fetchone()
         if row is not None:
