@@ -142,7 +142,7 @@ class AuditWriter:
     one group is being written, every entry handed in waits for the next group, so under load a
     group holds every request that arrived during the previous commit, and one request alone
     costs one round trip as before. A caller is answered only when its group's transaction has
-    committed. If the statement fails (the connection dies, a trigger refuses a row, the commit
+    committed and the WAL is flushed past its commit record. If the statement fails (the connection dies, a trigger refuses a row, the commit
     fails), every caller of the group gets :class:`~detnat.errors.Unavailable` and none of its
     entries exists; the next group starts on a new connection.
 

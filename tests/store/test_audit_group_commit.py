@@ -124,6 +124,26 @@ def test_entries_handed_in_together_commit_in_one_transaction_in_their_order(
     chain_is_whole(database)
 
 
+def test_two_writers_like_two_workers_chain_one_line(database: str) -> None:
+    ids = [f"two-{w}-{k}" for w in range(2) for k in range(30)]
+
+    async def run() -> list[Any]:
+        # Two stores: two writers on two connections, as two uvicorn workers have.
+        stores = [AsyncStore(database, 2), AsyncStore(database, 2)]
+        try:
+            return await settled(*(record(stores[k % 2], i) for k, i in enumerate(ids)))
+        finally:
+            for store in stores:
+                await store.close()
+
+    recorded = asyncio.run(run())
+    seqs = sorted(r.seq for r in recorded)
+    assert seqs == list(range(seqs[0], seqs[0] + len(ids)))
+    by_seq = {r.seq: r for r in recorded}
+    assert all(by_seq[s].prev_sha256 == by_seq[s - 1].entry_sha256 for s in seqs[1:])
+    chain_is_whole(database)
+
+
 def test_a_group_refused_at_commit_fails_every_caller_and_leaves_no_entry(database: str) -> None:
     ids = [f"refused-{k}" for k in range(12)]
 
