@@ -277,6 +277,7 @@ async def record_async(
     actor: Actor,
     action: str,
     *,
+    revision: int,
     request_id: str,
     detail: dict[str, Any],
     case: str | None = None,
@@ -284,11 +285,13 @@ async def record_async(
 ) -> Recorded:
     """:func:`record` on the lookup path: the entry joins the store's next group commit, and this
     returns once that group's transaction committed (:class:`~detnat.errors.Unavailable` if it
-    failed: then no entry of the group exists)."""
+    failed: then no entry of the group exists). ``revision``: the store revision the recorded
+    answer was computed at; if the store is at another one when the group is inserted, the entry
+    is not written (:class:`~detnat.store.async_db.Stale`)."""
     values, content, digest = _entry(
         actor, action, request_id=request_id, detail=detail, case=case, status=status, at=None
     )
-    seq, entry_sha256, prev_sha256 = await store.append_audit(values)
+    seq, entry_sha256, prev_sha256 = await store.append_audit(values, revision=revision)
     return Recorded(seq, entry_sha256, content, digest, prev_sha256)
 
 

@@ -336,10 +336,14 @@ async def ask_async(
 ) -> Answered:
     """:func:`ask` on the lookup path: a new case is opened in its own statement; the entry is
     group-committed with the entries of the lookups in flight beside it, and this returns only
-    after that commit (else :class:`~detnat.errors.Unavailable`: no answer)."""
+    after that commit (else :class:`~detnat.errors.Unavailable`: no answer), if the store is
+    still at the snapshot's revision then (else :class:`~detnat.store.async_db.Stale`: nothing
+    was recorded, ask again at the new revision)."""
     ready = _prepare(query, snapshot, kept, now)
     await kept.cases.claim_async(store, ready.case, actor, request_id=request_id)
-    entry = await audit.record_async(store, actor, ready.action, **ready.entry(request_id))
+    entry = await audit.record_async(
+        store, actor, ready.action, revision=snapshot.revision, **ready.entry(request_id)
+    )
     return ready.answered(entry)
 
 

@@ -1,12 +1,13 @@
 """The lookup path's database, asynchronously: :class:`AsyncStore`.
 
-A lookup's database work is two statements' worth: read the store revision, append the audit
+A lookup's database work is two statements' worth: know the store revision, append the audit
 entry. On the event loop with asyncio they let one worker serve other requests while Postgres
 answers, where SQLAlchemy's synchronous sessions would block it. Everything else uses sessions.
 Both are shared between the lookups of a worker that are in flight together:
 
-- the revision is read once for every lookup that asked while the previous read ran
-  (:class:`SharedRead`);
+- the store revision a lookup answers at is the one its worker's last group commit found (read
+  once at start, :class:`SharedRead`), and its entry goes in only if the store is still at that
+  revision when its group is inserted (:class:`Stale` otherwise: it is answered again);
 - audit entries are group-committed (:class:`AuditWriter`): the entries handed in while one
   group's statement runs go in the next, as one statement and one transaction, and each lookup
   is answered only after its group committed.
@@ -120,17 +121,19 @@ _COLUMNS = (
     ("content_sha256", "text"),
 )
 _NAMES = ", ".join(name for name, _ in _COLUMNS)
+_REVISION = "SELECT revision FROM store_revision WHERE id = 1"
 # The group travels as one JSON array (encoded in C; arrays of text would be quoted in Python).
 _INSERT = (
     f"INSERT INTO audit_log (seq, {_NAMES}, prev_sha256, entry_sha256) "
     f"SELECT 0, {_NAMES}, '', '' FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ("
     + ", ".join(f"{name} {kind}" for name, kind in _COLUMNS)
-    + f")) WITH ORDINALITY AS e({_NAMES}, n) ORDER BY n "
+    + f", answered_at bigint)) WITH ORDINALITY AS e({_NAMES}, answered_at, n) "
+    f"WHERE answered_at = ({_REVISION}) ORDER BY n "
     "RETURNING seq, entry_sha256, prev_sha256, content_sha256"
 )
 _GROUP_SQL = (
     f"BEGIN; SET LOCAL synchronous_commit TO off; {_INSERT}; COMMIT; "
-    "SELECT pg_logical_emit_message(true, 'detnat.audit', '')"
+    f"SELECT pg_logical_emit_message(true, 'detnat.audit', ''), ({_REVISION})"
 )
 MAX_GROUP = 128  # entries per statement: the head row is updated once per entry
 
@@ -142,9 +145,11 @@ class AuditWriter:
     one group is being written, every entry handed in waits for the next group, so under load a
     group holds every request that arrived during the previous commit, and one request alone
     costs one round trip as before. A caller is answered only when its group's transaction has
-    committed and the WAL is flushed past its commit record. If the statement fails (the connection dies, a trigger refuses a row, the commit
-    fails), every caller of the group gets :class:`~detnat.errors.Unavailable` and none of its
-    entries exists; the next group starts on a new connection.
+    committed and the WAL is flushed past its commit record. If the statement fails (the
+    connection dies, a trigger refuses a row, the commit fails), every caller of the group gets
+    :class:`~detnat.errors.Unavailable` and none of its entries exists; the next group starts on
+    a new connection. An entry answered at a store revision that is no longer the store's when
+    its group is inserted is left out (:class:`Stale`); the others of its group go in.
 
     Several processes (uvicorn workers) each have a writer; their groups serialise on the chain
     head's row lock, so the chain stays one line.
@@ -154,11 +159,15 @@ class AuditWriter:
         self.url = libpq_url(url)
         self.most = most
         self._queue: list[tuple[dict[str, Any], asyncio.Future[tuple[int, str, str]]]] = []
+        self.revision: int | None = None  # the store's, as the last group's commit found it
         self._task: asyncio.Task[None] | None = None
         self._conn: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
 
-    async def append(self, values: dict[str, Any]) -> tuple[int, str, str]:
-        """Append one entry (the trigger assigns seq and chains it) once its group commits."""
+    async def append(self, values: dict[str, Any], *, revision: int) -> tuple[int, str, str]:
+        """Append one entry (the trigger assigns seq and chains it) once its group commits, if
+        the store is still at ``revision`` (the one its answer was computed at) when the group is
+        inserted; else :class:`Stale`, and nothing is written."""
+        values = {**values, "answered_at": revision}
         done: asyncio.Future[tuple[int, str, str]] = asyncio.get_running_loop().create_future()
         self._queue.append((values, done))
         if self._task is None or self._task.done():
@@ -179,10 +188,14 @@ class AuditWriter:
                     raise
             else:
                 for (_, done), row in zip(group, rows, strict=True):
-                    if not done.done():
+                    if done.done():
+                        continue
+                    if isinstance(row, Stale):
+                        done.set_exception(row)
+                    else:
                         done.set_result(row)
 
-    async def _insert(self, group: list[dict[str, Any]]) -> list[tuple[int, str, str]]:
+    async def _insert(self, group: list[dict[str, Any]]) -> list[tuple[int, str, str] | Stale]:
         conn = self._conn
         if conn is not None and closed_by_server(conn):
             await conn.close()
@@ -194,7 +207,8 @@ class AuditWriter:
             )
             self._conn = conn
         rows = [
-            {name: values[name] for name, _ in _COLUMNS} | {"at": values["at"].isoformat()}
+            {name: values[name] for name, _ in _COLUMNS}
+            | {"at": values["at"].isoformat(), "answered_at": values["answered_at"]}
             for values in group
         ]
         payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
@@ -203,6 +217,10 @@ class AuditWriter:
             while cur.description is None:  # BEGIN, SET: on to the INSERT's rows
                 cur.nextset()
             returned = await cur.fetchall()
+            cur.nextset()  # COMMIT
+            cur.nextset()
+            flushed = await cur.fetchone()
+            assert flushed is not None
         except BaseException:
             # A failed statement rolled the group back (an error skips the rest of the string,
             # and so the flush: nobody is answered); the connection may be gone or in a failed
@@ -210,7 +228,8 @@ class AuditWriter:
             self._conn = None
             await conn.close()
             raise
-        return _in_order(group, returned)
+        self.revision = int(flushed[1])
+        return _in_order(group, returned, self.revision)
 
     async def close(self) -> None:
         if self._task is not None and not self._task.done():
@@ -221,22 +240,35 @@ class AuditWriter:
 
 
 def _in_order(
-    group: list[dict[str, Any]], returned: list[tuple[Any, ...]]
-) -> list[tuple[int, str, str]]:
+    group: list[dict[str, Any]], returned: list[tuple[Any, ...]], revision: int
+) -> list[tuple[int, str, str] | Stale]:
     """The returned rows matched to the group's entries by content hash (not by the order of
-    RETURNING, which SQL does not promise); entries with the same content take seqs in order."""
+    RETURNING, which SQL does not promise); entries with the same content take seqs in order.
+    An entry not inserted was answered at a revision that was no longer the store's."""
     by_content: dict[str, list[tuple[int, str, str]]] = {}
     for seq, entry_sha256, prev_sha256, content_sha256 in sorted(returned):
         by_content.setdefault(str(content_sha256), []).append(
             (int(seq), str(entry_sha256), str(prev_sha256))
         )
-    out = []
+    out: list[tuple[int, str, str] | Stale] = []
     for values in group:
         mine = by_content.get(str(values["content_sha256"]))
-        if not mine:
+        if mine:
+            out.append(mine.pop(0))
+        elif values["answered_at"] != revision:
+            out.append(Stale(revision))
+        else:
             raise Unavailable("the audit log did not return an entry that was written")
-        out.append(mine.pop(0))
     return out
+
+
+class Stale(Exception):
+    """The store changed (a plan published, a token revoked ...) after an answer was computed and
+    before its entry was inserted: nothing was written; answer again at ``revision``."""
+
+    def __init__(self, revision: int) -> None:
+        super().__init__(f"the store is at revision {revision} now")
+        self.revision = revision
 
 
 def _unwritten(exc: BaseException) -> Unavailable:
@@ -293,7 +325,15 @@ class SharedRead:
 
 class AsyncStore:
     """The lookup path's database: connections for reads (and a new case's ``case.open``), the
-    shared revision read, and the audit log's group commit."""
+    store revision to answer at, and the audit log's group commit.
+
+    A lookup answers at the last revision this worker saw (read once at start, then as each
+    group's commit finds it) without a round trip of its own; its entry is inserted only if the
+    store is still at that revision when its group is inserted, so the answer was right at an
+    instant between the request's arrival and its reply. If the store moved on,
+    :meth:`append_audit` raises :class:`Stale` with the new revision and the lookup is answered
+    again there (publishing is rare; one lookup after it pays a second group).
+    """
 
     def __init__(self, url: str, size: int) -> None:
         self.reads = AsyncConnections(url, size)
@@ -304,10 +344,13 @@ class AsyncStore:
         return self.reads.connection()
 
     async def revision(self) -> int:
+        """The revision to answer at: the last one a group's commit found, else one read."""
+        if self.audit.revision is not None:
+            return self.audit.revision
         return await self._revision.revision()
 
-    async def append_audit(self, values: dict[str, Any]) -> tuple[int, str, str]:
-        return await self.audit.append(values)
+    async def append_audit(self, values: dict[str, Any], *, revision: int) -> tuple[int, str, str]:
+        return await self.audit.append(values, revision=revision)
 
     async def close(self) -> None:
         await self.audit.close()

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,10 +25,11 @@ import uvicorn
 
 from api.app import create_app
 from detnat.errors import Unavailable
-from detnat.service import audit, integrity
+from detnat.planfile import plan_from_data
+from detnat.service import audit, integrity, plans
 from detnat.settings import Settings
-from detnat.store.async_db import AsyncStore, libpq_url
-from detnat.store.db import make_engine, make_sessions
+from detnat.store.async_db import AsyncStore, Stale, libpq_url
+from detnat.store.db import make_engine, make_sessions, unit_of_work
 from tests.store.conftest import make_tokens, throwaway_database
 
 pytestmark = pytest.mark.postgres
@@ -86,11 +88,20 @@ async def record(store: AsyncStore, request_id: str, case: str = "CASE-1") -> au
         store,
         ASKER,
         "lookup.reverse",
+        revision=await store.revision(),
         request_id=request_id,
         detail={"n": request_id},
         case=case,
         status="match",
     )
+
+
+async def started(database: str) -> AsyncStore:
+    """A store that knows the revision already: its callers hand their entries in at once."""
+    store = AsyncStore(database, 2)
+    await store.revision()
+    await record(store, "warm-up")
+    return store
 
 
 async def settled(*calls: Any) -> list[Any]:
@@ -106,7 +117,7 @@ def test_entries_handed_in_together_commit_in_one_transaction_in_their_order(
     ids = [f"together-{k}" for k in range(40)]
 
     async def run() -> list[Any]:
-        store = AsyncStore(database, 2)
+        store = await started(database)
         try:
             return await settled(*(record(store, i) for i in ids))
         finally:
@@ -129,7 +140,7 @@ def test_two_writers_like_two_workers_chain_one_line(database: str) -> None:
 
     async def run() -> list[Any]:
         # Two stores: two writers on two connections, as two uvicorn workers have.
-        stores = [AsyncStore(database, 2), AsyncStore(database, 2)]
+        stores = [await started(database), await started(database)]
         try:
             return await settled(*(record(stores[k % 2], i) for k, i in enumerate(ids)))
         finally:
@@ -148,7 +159,7 @@ def test_a_group_refused_at_commit_fails_every_caller_and_leaves_no_entry(databa
     ids = [f"refused-{k}" for k in range(12)]
 
     async def run() -> tuple[list[Any], list[Any]]:
-        store = AsyncStore(database, 2)
+        store = await started(database)
         try:
             calls = [record(store, i, POISON if k == 5 else "CASE-2") for k, i in enumerate(ids)]
             failed = await settled(*calls)
@@ -186,7 +197,7 @@ def test_a_group_whose_connection_is_killed_mid_statement_fails_only_that_group(
     ids = [f"killed-{k}" for k in range(16)]
 
     async def run() -> tuple[list[Any], Any]:
-        store = AsyncStore(database, 2)
+        store = await started(database)
         url = libpq_url(database)
         try:
             async with (
@@ -208,6 +219,67 @@ def test_a_group_whose_connection_is_killed_mid_statement_fails_only_that_group(
     assert all(isinstance(r, Unavailable) for r in failed), failed
     assert rows_of(database, ids) == {}
     assert rows_of(database, ["after-killed"])["after-killed"][0] == after.seq
+    chain_is_whole(database)
+
+
+def publish_plan_for_8_8_8_8(url: str) -> None:
+    """A realm whose plan holds 8.8.8.8 from 2019-06-01 on: the store moves to a new revision."""
+    engine = make_engine(url)
+    admin = audit.Actor("tests", "admin")
+    plan = plan_from_data(
+        {
+            "algorithm": "block",
+            "inside": {"prefixes": ["10.0.0.0/18"], "subscriber_prefix_length": 32},
+            "outside": {"prefixes": ["8.8.8.8/30"]},
+            "block": {"ratio": 4096},
+        }
+    )
+    try:
+        with unit_of_work(make_sessions(engine)) as session:
+            plans.create_realm(
+                session, "moved", session_drain=timedelta(0), by=admin, single_approver=True
+            )
+        with unit_of_work(make_sessions(engine)) as session:
+            plans.publish(
+                session,
+                "moved",
+                plan,
+                effective_from=datetime(2019, 6, 1, tzinfo=UTC),
+                reason="the store moves on",
+                by=admin,
+                clock=lambda: datetime(2019, 1, 1, tzinfo=UTC),
+            )
+    finally:
+        engine.dispose()
+
+
+def test_an_entry_answered_at_a_revision_the_store_left_is_not_written(database: str) -> None:
+    async def run() -> tuple[Any, audit.Recorded, int, int]:
+        store = await started(database)
+        try:
+            before = await store.revision()
+            await asyncio.to_thread(publish_plan_for_8_8_8_8, database)
+            stale = await settled(
+                audit.record_async(
+                    store,
+                    ASKER,
+                    "lookup.reverse",
+                    revision=before,
+                    request_id="answered-before",
+                    detail={},
+                    case="CASE-3",
+                    status="no_plan_in_force",
+                )
+            )
+            again = await record(store, "answered-again")
+            return stale[0], again, before, await store.revision()
+        finally:
+            await store.close()
+
+    stale, again, before, after = asyncio.run(run())
+    assert isinstance(stale, Stale) and stale.revision == after > before
+    assert rows_of(database, ["answered-before"]) == {}
+    assert rows_of(database, ["answered-again"])["answered-again"][0] == again.seq
     chain_is_whole(database)
 
 
@@ -297,6 +369,19 @@ def test_a_lookup_refused_at_commit_gets_503_and_no_answer_and_the_next_ones_suc
     again = served.lookups(["FINE-1"] * 8)
     assert [r.status_code for r in again] == [200] * 8
     served.each_answer_is_its_own_entry(again)
+    chain_is_whole(served.url)
+
+
+def test_a_lookup_after_a_publish_is_answered_from_the_new_plan(served: Served) -> None:
+    # The worker answers at the revision its last group found; a publish since then makes the
+    # entry stale at insertion, and the lookup is answered again from the published plan.
+    (first,) = served.lookups(["MOVED-1"])
+    assert first.json()["status"] == "no_plan_in_force"
+    publish_plan_for_8_8_8_8(served.url)
+    (moved,) = served.lookups(["MOVED-1"])
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["status"] == "match"
+    served.each_answer_is_its_own_entry([first, moved])
     chain_is_whole(served.url)
 
 
