@@ -217,8 +217,8 @@ def _entry(
     case: str | None,
     status: str | None,
     at: datetime | None,
-) -> tuple[dict[str, Any], dict[str, Any], str]:
-    """(the row's values, the content as hashed, its content_sha256)."""
+) -> tuple[dict[str, Any], dict[str, Any], str, str]:
+    """(the row's values, the content as hashed, its canonical JSON, its content_sha256)."""
     moment = at or utcnow()
     detail = stored_form(detail)
     content = entry_content(
@@ -233,7 +233,8 @@ def _entry(
         code_version=__version__,
         detail=detail,
     )
-    digest = sha256_text(canonical(content))
+    text = canonical(content)
+    digest = sha256_text(text)
     values = {
         "seq": 0,  # the chain trigger assigns seq and both chain hashes
         "at": moment,
@@ -250,7 +251,7 @@ def _entry(
         "prev_sha256": "",
         "entry_sha256": "",
     }
-    return values, content, digest
+    return values, content, text, digest
 
 
 def record(
@@ -265,7 +266,7 @@ def record(
     at: datetime | None = None,
 ) -> Recorded:
     """Append one entry (one round trip: the trigger assigns seq and chains it)."""
-    values, content, digest = _entry(
+    values, content, _, digest = _entry(
         actor, action, request_id=request_id, detail=detail, case=case, status=status, at=at
     )
     seq, entry_sha256, prev_sha256 = repo.append_audit(session, values)
@@ -288,10 +289,10 @@ async def record_async(
     failed: then no entry of the group exists). ``revision``: the store revision the recorded
     answer was computed at; if the store is at another one when the group is inserted, the entry
     is not written (:class:`~detnat.store.async_db.Stale`)."""
-    values, content, digest = _entry(
+    _, content, text, digest = _entry(
         actor, action, request_id=request_id, detail=detail, case=case, status=status, at=None
     )
-    seq, entry_sha256, prev_sha256 = await store.append_audit(values, revision=revision)
+    seq, entry_sha256, prev_sha256 = await store.append_audit(text, digest, revision=revision)
     return Recorded(seq, entry_sha256, content, digest, prev_sha256)
 
 
@@ -356,7 +357,7 @@ def _case_open(case: str, actor: Actor, request_id: str) -> dict[str, Any]:
     """The row values of a ``case.open`` entry (the case row takes the same instant)."""
     now = utcnow()
     detail = {"record": case_record(case, actor.owner, actor.role, now)}
-    values, _, _ = _entry(
+    values, _, _, _ = _entry(
         actor, "case.open", request_id=request_id, detail=detail, case=case, status=None, at=now
     )
     return values

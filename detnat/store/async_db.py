@@ -23,9 +23,9 @@ leaves only after it is committed — else the request (every request of its gro
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -107,28 +107,17 @@ class AsyncConnections:
 # one write is an empty logical-decoding message (``pg_logical_emit_message``: any role may call
 # it, and it touches no table). Both go in one query string: one round trip per group. Only
 # then is any caller answered.
-_COLUMNS = (
-    ("at", "timestamptz"),
-    ("actor", "text"),
-    ("role", "text"),
-    ("token_id", "integer"),
-    ("action", "text"),
-    ("case_ref", "text"),
-    ("status", "text"),
-    ("request_id", "text"),
-    ("code_version", "text"),
-    ("detail", "jsonb"),
-    ("content_sha256", "text"),
-)
-_NAMES = ", ".join(name for name, _ in _COLUMNS)
+# The group travels as one JSON array of {"c": content, "h": content_sha256, "r": revision}: the
+# content is the canonical JSON the service hashed (``detnat.service.audit.entry_content``), put in
+# as is (no second encoding) and taken apart here, so each row holds exactly what was hashed.
 _REVISION = "SELECT revision FROM store_revision WHERE id = 1"
-# The group travels as one JSON array (encoded in C; arrays of text would be quoted in Python).
 _INSERT = (
-    f"INSERT INTO audit_log (seq, {_NAMES}, prev_sha256, entry_sha256) "
-    f"SELECT 0, {_NAMES}, '', '' FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ("
-    + ", ".join(f"{name} {kind}" for name, kind in _COLUMNS)
-    + f", answered_at bigint)) WITH ORDINALITY AS e({_NAMES}, answered_at, n) "
-    f"WHERE answered_at = ({_REVISION}) ORDER BY n "
+    "INSERT INTO audit_log (seq, at, actor, role, token_id, action, case_ref, status, "
+    "request_id, code_version, detail, content_sha256, prev_sha256, entry_sha256) "
+    "SELECT 0, (c->>'at')::timestamptz, c->>'actor', c->>'role', (c->>'token_id')::integer, "
+    "c->>'action', c->>'case', c->>'status', c->>'request_id', c->>'code_version', c->'detail', "
+    "h, '', '' FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (c jsonb, h text, r bigint)) "
+    f"WITH ORDINALITY AS e(c, h, r, n) WHERE r = ({_REVISION}) ORDER BY n "
     "RETURNING seq, entry_sha256, prev_sha256, content_sha256"
 )
 _GROUP_SQL = (
@@ -158,18 +147,21 @@ class AuditWriter:
     def __init__(self, url: str, *, most: int = MAX_GROUP) -> None:
         self.url = libpq_url(url)
         self.most = most
-        self._queue: list[tuple[dict[str, Any], asyncio.Future[tuple[int, str, str]]]] = []
+        self._queue: list[tuple[_Entry, asyncio.Future[tuple[int, str, str]]]] = []
         self.revision: int | None = None  # the store's, as the last group's commit found it
         self._task: asyncio.Task[None] | None = None
         self._conn: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
 
-    async def append(self, values: dict[str, Any], *, revision: int) -> tuple[int, str, str]:
-        """Append one entry (the trigger assigns seq and chains it) once its group commits, if
-        the store is still at ``revision`` (the one its answer was computed at) when the group is
-        inserted; else :class:`Stale`, and nothing is written."""
-        values = {**values, "answered_at": revision}
+    async def append(
+        self, content_json: str, content_sha256: str, *, revision: int
+    ) -> tuple[int, str, str]:
+        """Append one entry (its content as canonical JSON, and that text's SHA-256; the trigger
+        assigns seq and chains it) once its group commits, if the store is still at
+        ``revision`` (the one its answer was computed at) when the group is inserted; else
+        :class:`Stale`, and nothing is written."""
+        entry = _Entry(content_json, content_sha256, revision)
         done: asyncio.Future[tuple[int, str, str]] = asyncio.get_running_loop().create_future()
-        self._queue.append((values, done))
+        self._queue.append((entry, done))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._write_groups())
         return await done
@@ -179,7 +171,7 @@ class AuditWriter:
             group = self._queue[: self.most]
             del self._queue[: self.most]
             try:
-                rows = await self._insert([values for values, _ in group])
+                rows = await self._insert([entry for entry, _ in group])
             except BaseException as exc:
                 for _, done in group:
                     if not done.done():  # a caller that went away is not told
@@ -195,7 +187,7 @@ class AuditWriter:
                     else:
                         done.set_result(row)
 
-    async def _insert(self, group: list[dict[str, Any]]) -> list[tuple[int, str, str] | Stale]:
+    async def _insert(self, group: list[_Entry]) -> list[tuple[int, str, str] | Stale]:
         conn = self._conn
         if conn is not None and closed_by_server(conn):
             await conn.close()
@@ -206,12 +198,11 @@ class AuditWriter:
                 self.url, autocommit=True, connect_timeout=5, cursor_factory=AsyncClientCursor
             )
             self._conn = conn
-        rows = [
-            {name: values[name] for name, _ in _COLUMNS}
-            | {"at": values["at"].isoformat(), "answered_at": values["answered_at"]}
-            for values in group
-        ]
-        payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+        payload = (
+            "["
+            + ",".join(f'{{"c":{e.content},"h":"{e.sha256}","r":{e.revision}}}' for e in group)
+            + "]"
+        )
         try:
             cur = await conn.execute(_GROUP_SQL, (payload,))
             while cur.description is None:  # BEGIN, SET: on to the INSERT's rows
@@ -239,8 +230,15 @@ class AuditWriter:
             self._conn = None
 
 
+@dataclass(frozen=True)
+class _Entry:
+    content: str  # canonical JSON
+    sha256: str
+    revision: int
+
+
 def _in_order(
-    group: list[dict[str, Any]], returned: list[tuple[Any, ...]], revision: int
+    group: list[_Entry], returned: list[tuple[Any, ...]], revision: int
 ) -> list[tuple[int, str, str] | Stale]:
     """The returned rows matched to the group's entries by content hash (not by the order of
     RETURNING, which SQL does not promise); entries with the same content take seqs in order.
@@ -251,11 +249,11 @@ def _in_order(
             (int(seq), str(entry_sha256), str(prev_sha256))
         )
     out: list[tuple[int, str, str] | Stale] = []
-    for values in group:
-        mine = by_content.get(str(values["content_sha256"]))
+    for entry in group:
+        mine = by_content.get(entry.sha256)
         if mine:
             out.append(mine.pop(0))
-        elif values["answered_at"] != revision:
+        elif entry.revision != revision:
             out.append(Stale(revision))
         else:
             raise Unavailable("the audit log did not return an entry that was written")
@@ -349,8 +347,10 @@ class AsyncStore:
             return self.audit.revision
         return await self._revision.revision()
 
-    async def append_audit(self, values: dict[str, Any], *, revision: int) -> tuple[int, str, str]:
-        return await self.audit.append(values, revision=revision)
+    async def append_audit(
+        self, content_json: str, content_sha256: str, *, revision: int
+    ) -> tuple[int, str, str]:
+        return await self.audit.append(content_json, content_sha256, revision=revision)
 
     async def close(self) -> None:
         await self.audit.close()
