@@ -30,7 +30,7 @@ from detnat.service.plans import MapperCache
 from detnat.service.timelines import TimelineCache
 from detnat.service.tokens import TokenCache
 from detnat.settings import Settings, get_settings
-from detnat.store.async_db import AsyncConnections
+from detnat.store.async_db import AsyncStore
 
 ROUTERS = (health, realms, lookups, answers, tokens, auditlog, complaints)
 EMBEDDED_WATCH_SECONDS = 2.0
@@ -58,12 +58,12 @@ def create_app(settings: Settings) -> FastAPI:
         state.limiter = policy.RateLimiter(
             settings.rate_limit_per_second, settings.rate_limit_burst
         )
-        state.aconns = AsyncConnections(url, settings.database_pool_size)
+        state.astore = AsyncStore(url, settings.database_pool_size)
         watchdog = None if settings.database_url else asyncio.create_task(_watch_embedded(settings))
         yield
         if watchdog is not None:
             watchdog.cancel()
-        await state.aconns.close()
+        await state.astore.close()
         engine.dispose()
 
     app = FastAPI(

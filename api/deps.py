@@ -3,9 +3,11 @@
 :func:`guard` runs first on every route: the route's declared access (``api/policy.py``; none
 declared: refused to everyone), the bearer token, the role, the per-token rate limit, and the
 store access the route declared — a session that is the unit of work (``CtxDep``; only the route
-commits), an autocommit session (audit appends), or an async autocommit connection for single
-lookups (``LookupDep``). Database work of the guard runs off the event loop, except on the async
-lookup path, which is asynchronous throughout.
+commits), an autocommit session (audit appends), or the async store for single lookups
+(``LookupDep``: the revision read shared with the lookups in flight, a connection only while a
+token or a case is not known yet, the audit entry group-committed). Database work of the guard
+runs off the event loop, except on the async lookup path, which is asynchronous throughout and
+holds no connection while the request runs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from detnat.service import audit, inquiry, plans
 from detnat.service.timelines import Timelines
 from detnat.settings import Settings
 from detnat.store import repo
+from detnat.store.async_db import AsyncStore
 
 
 @dataclass
@@ -40,14 +43,22 @@ class Ctx:
 
 @dataclass
 class Lookup:
-    """A single lookup's request: an async connection (autocommit), who asks, the snapshot."""
+    """A single lookup's request: the async store, who asks, the snapshot it answers from."""
 
-    conn: repo.AsyncConn
+    store: AsyncStore
     actor: audit.Actor
     revision: int
     snapshot: Timelines
     request_id: str
     cases: audit.CaseOwners
+    _state: Any
+    _token: str
+    _roles: frozenset[str]
+
+    async def at(self, revision: int) -> Lookup:
+        """This lookup again at ``revision`` (the store moved on before its entry was written):
+        the token checked again (it may be revoked now) and that revision's snapshot."""
+        return await _lookup(self._state, self._token, self._roles, revision, self.request_id)
 
 
 class RateLimited(Exception):
@@ -70,21 +81,14 @@ async def guard(request: Request) -> AsyncIterator[None]:
     if getattr(state, "sessions", None) is None:
         raise Unavailable("the store is not running (the app's lifespan has not started)")
     if access.store == "lookup":
-        async with state.aconns.connection() as conn:
-            revision = await repo.store_revision_async(conn)
-            actor = await state.tokens.authenticate_async(
-                conn, token.strip(), revision=revision, now=plans.utcnow()
-            )
-            _admit(state, actor, access.roles)
-            assert actor is not None
-            request.state.actor = actor
-            snapshot = state.timelines.current(revision)
-            if snapshot is None:  # something was published: reload (rare, off the loop)
-                snapshot = await run_in_threadpool(_load_snapshot, state, revision)
-            request.state.lookup = Lookup(
-                conn, actor, revision, snapshot, request.state.request_id, state.cases
-            )
-            yield
+        revision = await state.astore.revision()  # no round trip once a group has committed
+        lookup = await _lookup(
+            state, token.strip(), access.roles, revision, request.state.request_id
+        )
+        _limit(state, lookup.actor)
+        request.state.actor = lookup.actor
+        request.state.lookup = lookup
+        yield
         return
     ctx = await run_in_threadpool(_open, state, token.strip(), access, request.state.request_id)
     request.state.actor = ctx.actor
@@ -124,12 +128,37 @@ def _close_after_response(session: Session) -> None:
         session.invalidate()
 
 
+async def _lookup(
+    state: Any, token: str, roles: frozenset[str], revision: int, request_id: str
+) -> Lookup:
+    store: AsyncStore = state.astore
+    async with store.connection() as conn:  # a round trip only for a token not known
+        actor = await state.tokens.authenticate_async(
+            conn, token, revision=revision, now=plans.utcnow()
+        )
+    _allow(actor, roles)
+    assert actor is not None
+    snapshot = state.timelines.current(revision)
+    if snapshot is None:  # something was published: reload (rare, off the loop)
+        snapshot = await run_in_threadpool(_load_snapshot, state, revision)
+    return Lookup(store, actor, revision, snapshot, request_id, state.cases, state, token, roles)
+
+
 def _admit(state: Any, actor: audit.Actor | None, allowed: frozenset[str]) -> None:
     """A valid token, a role the route allows, within the token's rate."""
+    _allow(actor, allowed)
+    assert actor is not None
+    _limit(state, actor)
+
+
+def _allow(actor: audit.Actor | None, allowed: frozenset[str]) -> None:
     if actor is None:
         raise NotAuthenticated("the token is not valid")
     if actor.role not in allowed:
         raise Forbidden(f"the {actor.role} role may not do this")
+
+
+def _limit(state: Any, actor: audit.Actor) -> None:
     wait = state.limiter.wait_for(actor.token_id)
     if wait:
         raise RateLimited(wait)

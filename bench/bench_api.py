@@ -1,10 +1,14 @@
 """API benchmarks against a real ``detnat serve`` (run by hand; prints figures).
 
     .venv/bin/python bench/bench_api.py [--workers 2] [--seconds 5] [--batch-rows 1000000]
+    .venv/bin/python bench/bench_api.py --only wrk     # the wrk figures alone
 
 Creates a throwaway database on the Postgres of ``DETNAT_TEST_DATABASE_URL`` (default the local
 server, user postgres), migrates it, starts ``detnat serve`` on a free port, and measures:
 
+- with ``wrk`` (a C client) when it is on ``PATH``: ``GET /healthz`` (no database, no audit: the
+  ceiling of the HTTP stack on this machine) and audited single reverse lookups, each at 32
+  connections, in the same run: requests per second, p50 and p99 (``wrk --latency``);
 - single reverse lookups over HTTP at 1, 8 and 32 concurrent clients: throughput, p50, p99
   (a small asyncio HTTP/1.1 client with keep-alive, so the client spends little of the 2 cores);
 - the batch endpoint (CSV) in rows per second;
@@ -22,6 +26,8 @@ import asyncio
 import json
 import os
 import random
+import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -32,6 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -128,7 +135,14 @@ def free_port() -> int:
 @contextmanager
 def serve(url: str, workers: int, env_extra: dict[str, str]) -> Iterator[int]:
     port = free_port()
-    env = {**os.environ, "DETNAT_DATABASE_URL": url, **env_extra}
+    # This checkout's code, in the workers too (the virtualenv's install may point elsewhere).
+    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    env = {
+        **os.environ,
+        "DETNAT_DATABASE_URL": url,
+        "PYTHONPATH": os.pathsep.join(filter(None, paths)),
+        **env_extra,
+    }
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -247,6 +261,74 @@ def lookups_over_http(
     }
 
 
+# -- wrk -------------------------------------------------------------------------------------------
+
+# wrk's Lua: each request takes the next of the bodies, with the bearer header.
+_WRK_LUA = """
+local bodies = {%(bodies)s}
+local n = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = %(auth)s
+request = function()
+  n = n %% #bodies + 1
+  return wrk.format(nil, "/v1/lookups/reverse", nil, bodies[n])
+end
+"""
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _lua_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string of ASCII is a valid Lua string literal
+
+
+def run_wrk(
+    port: int, path: str, connections: int, seconds: float, script: str | None = None
+) -> dict[str, float]:
+    """``wrk --latency`` with 2 threads: requests/s, p50 and p99 (ms), responses not 2xx/3xx."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+    if script is not None:
+        command += ["-s", script]
+    out = subprocess.run(
+        [*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
+    ).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    assert rate and p50 and p99, out
+    return {
+        "connections": connections,
+        "per_second": round(float(rate[1])),
+        "p50_ms": round(float(p50[1]) * _UNIT[p50[2]], 2),
+        "p99_ms": round(float(p99[1]) * _UNIT[p99[2]], 2),
+        "non_2xx": int(bad[1]) if bad else 0,
+        "socket_errors": errors[0] if errors else "",
+    }
+
+
+def lookups_with_wrk(
+    port: int, headers: dict[str, str], bodies: list[bytes], connections: int, seconds: float
+) -> dict[str, object]:
+    """``/healthz`` (the ceiling) and audited reverse lookups, back to back, with ``wrk``."""
+    with TemporaryDirectory() as folder:
+        script = Path(folder, "lookups.lua")
+        script.write_text(
+            _WRK_LUA
+            % {
+                "bodies": ",".join(_lua_string(b.decode()) for b in bodies),
+                "auth": _lua_string(headers["Authorization"]),
+            }
+        )
+        run_wrk(port, "/healthz", connections, 1)  # warm both workers
+        run_wrk(port, "/", connections, 1, str(script))
+        return {
+            "healthz": run_wrk(port, "/healthz", connections, seconds),
+            "reverse": run_wrk(port, "/", connections, seconds, str(script)),
+        }
+
+
 def lookup_bodies(realms: list[str], versions: int, n: int = 2000) -> list[bytes]:
     rnd = random.Random(1)
     out = []
@@ -328,6 +410,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--batch-rows", type=int, default=1_000_000)
+    parser.add_argument("--connections", type=int, default=32, help="wrk's connections")
+    parser.add_argument(
+        "--only", choices=["wrk"], help="only the wrk figures (healthz and audited lookups)"
+    )
     args = parser.parse_args()
     env = {
         "DETNAT_RATE_LIMIT_PER_SECOND": "1000000",
@@ -340,9 +426,17 @@ def main() -> None:
     with throwaway_database() as url:
         headers = bench_headers(url)
         small = seed(url, 1, 1)
-        big = seed(url, 100, 100, first=100)
+        big = [] if args.only else seed(url, 100, 100, first=100)
+        if args.only:
+            before = database_work(url)
+            with serve(url, args.workers, env) as port:
+                results["wrk"] = wrk_figures(port, headers, small, args)
+            results["database_per_lookup"] = per_lookup(before, database_work(url))
+            print(json.dumps(results, indent=2))
+            return
         with serve(url, args.workers, env) as port:
             bodies = lookup_bodies(small, 1)
+            results["wrk"] = wrk_figures(port, headers, small, args)
             results["single_lookups_1x1"] = [
                 lookups_over_http(port, headers, bodies, c, args.seconds) for c in (1, 8, 32)
             ]
@@ -355,6 +449,43 @@ def main() -> None:
             results["batch_csv"] = batch_over_http(port, headers, small, args.batch_rows)
         results["publish"] = publish_into_long_history(url)
     print(json.dumps(results, indent=2))
+
+
+def wrk_figures(
+    port: int, headers: dict[str, str], realms: list[str], args: argparse.Namespace
+) -> dict[str, object] | str:
+    if not shutil.which("wrk"):
+        return "not installed: the asyncio client's figures only"
+    bodies = lookup_bodies(realms, 1)
+    return {
+        "workers": args.workers,
+        **lookups_with_wrk(port, headers, bodies, args.connections, args.seconds),
+    }
+
+
+def database_work(url: str) -> tuple[int, int]:
+    """(transactions committed in the database, audited reverse lookups): read after the server
+    stopped, so every backend has reported its counts."""
+    with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(False)) as c:
+        xacts = c.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+        lookups = c.execute(
+            "SELECT count(*) FROM audit_log WHERE action = 'lookup.reverse'"
+        ).fetchone()
+    assert xacts is not None and lookups is not None
+    return int(xacts[0]), int(lookups[0])
+
+
+def per_lookup(before: tuple[int, int], after: tuple[int, int]) -> dict[str, object]:
+    """Transactions per audited lookup over the whole run (warm-ups included): a round trip each
+    (a read or an append) on the lookup path, so it shows the grouping whatever the load."""
+    lookups = after[1] - before[1]
+    return {
+        "lookups": lookups,
+        "transactions": after[0] - before[0],
+        "transactions_per_lookup": round((after[0] - before[0]) / max(1, lookups), 3),
+    }
 
 
 def bench_headers(url: str) -> dict[str, str]:

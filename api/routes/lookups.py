@@ -29,9 +29,12 @@ from api.schemas import (
     _Identity,
 )
 from detnat.engine import Status
+from detnat.errors import Unavailable
 from detnat.service import batch_lookups, inquiry, plans, times
+from detnat.store.async_db import Stale
 
 router = APIRouter(tags=["lookups"])
+STALE_TRIES = 5
 BATCH_PATH = "/v1/lookups/reverse/batch"
 
 BATCH_BODY: dict[str, Any] = {
@@ -168,17 +171,24 @@ async def reverse_batch(
 async def _ask(
     asked: inquiry.ReverseQuery | inquiry.ForwardQuery, kept: inquiry.Inquiries, look: Lookup
 ) -> Response:
-    """Ask on the request's async connection; the answer leaves once its entry is written."""
-    answered = await inquiry.ask_async(
-        look.conn,
-        look.actor,
-        asked,
-        snapshot=look.snapshot,
-        kept=kept,
-        now=plans.utcnow(),
-        request_id=look.request_id,
-    )
-    return json_response(answered.to_json())
+    """Ask on the async store; the answer leaves once its entry's group has committed. If the
+    store moved on before the entry was written, ask again at its new revision."""
+    for _ in range(STALE_TRIES):
+        try:
+            answered = await inquiry.ask_async(
+                look.store,
+                look.actor,
+                asked,
+                snapshot=look.snapshot,
+                kept=kept,
+                now=plans.utcnow(),
+                request_id=look.request_id,
+            )
+        except Stale as moved:
+            look = await look.at(moved.revision)
+        else:
+            return json_response(answered.to_json())
+    raise Unavailable("the store kept changing while this lookup was answered; try again")
 
 
 def _identity(body: _Identity) -> inquiry.Identity:

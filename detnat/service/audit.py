@@ -34,6 +34,7 @@ from detnat.errors import Forbidden, InvalidInput
 from detnat.service.clock import utcnow
 from detnat.service.times import format_instant
 from detnat.store import repo
+from detnat.store.async_db import AsyncStore
 from detnat.store.models import AuditCheckpoint, AuditEntry, AuditHead, Case
 
 GENESIS = "0" * 64
@@ -216,8 +217,8 @@ def _entry(
     case: str | None,
     status: str | None,
     at: datetime | None,
-) -> tuple[dict[str, Any], dict[str, Any], str]:
-    """(the row's values, the content as hashed, its content_sha256)."""
+) -> tuple[dict[str, Any], dict[str, Any], str, str]:
+    """(the row's values, the content as hashed, its canonical JSON, its content_sha256)."""
     moment = at or utcnow()
     detail = stored_form(detail)
     content = entry_content(
@@ -232,7 +233,8 @@ def _entry(
         code_version=__version__,
         detail=detail,
     )
-    digest = sha256_text(canonical(content))
+    text = canonical(content)
+    digest = sha256_text(text)
     values = {
         "seq": 0,  # the chain trigger assigns seq and both chain hashes
         "at": moment,
@@ -249,7 +251,7 @@ def _entry(
         "prev_sha256": "",
         "entry_sha256": "",
     }
-    return values, content, digest
+    return values, content, text, digest
 
 
 def record(
@@ -264,7 +266,7 @@ def record(
     at: datetime | None = None,
 ) -> Recorded:
     """Append one entry (one round trip: the trigger assigns seq and chains it)."""
-    values, content, digest = _entry(
+    values, content, _, digest = _entry(
         actor, action, request_id=request_id, detail=detail, case=case, status=status, at=at
     )
     seq, entry_sha256, prev_sha256 = repo.append_audit(session, values)
@@ -272,20 +274,25 @@ def record(
 
 
 async def record_async(
-    conn: repo.AsyncConn,
+    store: AsyncStore,
     actor: Actor,
     action: str,
     *,
+    revision: int,
     request_id: str,
     detail: dict[str, Any],
     case: str | None = None,
     status: str | None = None,
 ) -> Recorded:
-    """:func:`record` on an async autocommit connection (the lookup path)."""
-    values, content, digest = _entry(
+    """:func:`record` on the lookup path: the entry joins the store's next group commit, and this
+    returns once that group's transaction committed (:class:`~detnat.errors.Unavailable` if it
+    failed: then no entry of the group exists). ``revision``: the store revision the recorded
+    answer was computed at; if the store is at another one when the group is inserted, the entry
+    is not written (:class:`~detnat.store.async_db.Stale`)."""
+    _, content, text, digest = _entry(
         actor, action, request_id=request_id, detail=detail, case=case, status=status, at=None
     )
-    seq, entry_sha256, prev_sha256 = await repo.append_audit_async(conn, values)
+    seq, entry_sha256, prev_sha256 = await store.append_audit(text, digest, revision=revision)
     return Recorded(seq, entry_sha256, content, digest, prev_sha256)
 
 
@@ -312,14 +319,16 @@ class CaseOwners:
         return self._check(case, known, actor)
 
     async def claim_async(
-        self, conn: repo.AsyncConn, case: str, actor: Actor, *, request_id: str
+        self, store: AsyncStore, case: str, actor: Actor, *, request_id: str
     ) -> str:
+        """:meth:`claim` on the lookup path: a connection is taken only for a case not known."""
         known = self._owners.get(case)
         if known is None:
             entry = _case_open(case, actor, request_id)
-            owner, role, opened = await repo.claim_case_async(
-                conn, case, actor.owner, actor.role, entry
-            )
+            async with store.connection() as conn:
+                owner, role, opened = await repo.claim_case_async(
+                    conn, case, actor.owner, actor.role, entry
+                )
             known = (owner, role)
             if not opened:
                 self._remember(case, known)
@@ -348,7 +357,7 @@ def _case_open(case: str, actor: Actor, request_id: str) -> dict[str, Any]:
     """The row values of a ``case.open`` entry (the case row takes the same instant)."""
     now = utcnow()
     detail = {"record": case_record(case, actor.owner, actor.role, now)}
-    values, _, _ = _entry(
+    values, _, _, _ = _entry(
         actor, "case.open", request_id=request_id, detail=detail, case=case, status=None, at=now
     )
     return values

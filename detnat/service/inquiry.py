@@ -4,8 +4,8 @@ An inquiry checks why it is asked (the case, legal basis, requester), opens or c
 (:class:`~detnat.service.audit.CaseOwners`), answers from a timeline snapshot, and appends its
 audit entry — one schema (:class:`ReverseDetail`, :class:`ForwardDetail`, :class:`BatchDetail`)
 for the API, the CLI and the web pages; only ``via`` says which. It flushes; the edge commits (a
-single lookup on the API's autocommit connection is committed by its one INSERT) and only then
-lets the answer out. Evidence files are built from these entries, so they cannot depend on the
+single lookup on the API is committed with its group, :func:`ask_async`) and only then lets the
+answer out. Evidence files are built from these entries, so they cannot depend on the
 door either.
 
 Example (the CLI)::
@@ -36,7 +36,7 @@ from detnat.service.answers import ForwardAnswer, ReverseAnswer
 from detnat.service.plans import MapperCache
 from detnat.service.timelines import Timelines
 from detnat.service.times import check_tolerance, parse_instant
-from detnat.store import repo
+from detnat.store.async_db import AsyncStore
 
 Via = Literal["api", "cli", "web"]
 US = timedelta(microseconds=1)
@@ -325,7 +325,7 @@ def ask(
 
 
 async def ask_async(
-    conn: repo.AsyncConn,
+    store: AsyncStore,
     actor: audit.Actor,
     query: ReverseQuery | ForwardQuery,
     *,
@@ -334,10 +334,16 @@ async def ask_async(
     now: datetime,
     request_id: str,
 ) -> Answered:
-    """:func:`ask` on an async autocommit connection (each write its own transaction)."""
+    """:func:`ask` on the lookup path: a new case is opened in its own statement; the entry is
+    group-committed with the entries of the lookups in flight beside it, and this returns only
+    after that commit (else :class:`~detnat.errors.Unavailable`: no answer), if the store is
+    still at the snapshot's revision then (else :class:`~detnat.store.async_db.Stale`: nothing
+    was recorded, ask again at the new revision)."""
     ready = _prepare(query, snapshot, kept, now)
-    await kept.cases.claim_async(conn, ready.case, actor, request_id=request_id)
-    entry = await audit.record_async(conn, actor, ready.action, **ready.entry(request_id))
+    await kept.cases.claim_async(store, ready.case, actor, request_id=request_id)
+    entry = await audit.record_async(
+        store, actor, ready.action, revision=snapshot.revision, **ready.entry(request_id)
+    )
     return ready.answered(entry)
 
 
