@@ -275,6 +275,28 @@ def _fast_instants(
     starts = np.zeros(n, dtype=np.int64)
     np.cumsum(lens[:-1] + 1, out=starts[1:])
     buf = np.frombuffer(raw + b"\0" * 40, dtype=np.uint8)
+    return instants_in(buf, starts, lens, naive_offset_s)
+
+
+def fixed_offset_s(tz: str | None) -> int | None:
+    """The one offset (seconds) of a zone that has one for all time, else None: what
+    :func:`instants_in` takes for naive times."""
+    return _fixed_offset_s(tz)
+
+
+def instants_in(
+    buf: npt.NDArray[np.uint8],
+    starts: npt.NDArray[np.int64],
+    lens: npt.NDArray[np.int64],
+    naive_offset_s: int | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """The instants of the texts ``buf[starts[i] : starts[i] + lens[i]]``, as
+    :func:`parse_instants_us`'s array path reads them: (microseconds, which it vouches for).
+
+    ``buf`` must hold at least 32 bytes after every text's start (pad it); a text it does not
+    vouch for is for :func:`parse_instant` to answer.
+    """
+    n = len(starts)
     grid = buf[starts[:, None] + np.arange(26, dtype=np.int64)].astype(np.int64)
     digit = grid - 48
     ok = (lens >= 19) & (lens <= 32)
