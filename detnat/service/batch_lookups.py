@@ -61,6 +61,7 @@ from detnat.service.times import check_window, fixed_offset_s, instants_in, pars
 from detnat.subscriber_text import SubscriberTexts
 
 Ints: TypeAlias = npt.NDArray[np.int64]
+Bools: TypeAlias = npt.NDArray[np.bool_]
 
 CHUNK_ROWS = 1 << 15
 MAX_LINE_CHARS = 16 << 20  # as detnat.batch.MAX_LINE_BYTES
@@ -204,8 +205,12 @@ def answer_rows(
         rows, first, last = rows[has], first[has], last[has]
         if not len(rows):
             continue
-        if bool(np.all(first == last)) and bool(np.all(first == first[0])):
-            version_runs = [(rows, int(first[0]))]  # one version for all (the usual case)
+        if bool(np.all(first == last)):  # one candidate each (the usual case): few versions
+            used = np.flatnonzero(np.bincount(first)).tolist()
+            if len(used) == 1:
+                version_runs = [(rows, used[0])]
+            else:
+                version_runs = [(rows[first == version], version) for version in used]
         else:
             count = last - first + 1
             row_of = np.repeat(rows, count)
@@ -318,17 +323,31 @@ def _rows_by_realm(query: BatchQuery, ips: Ints, alive: Ints) -> Iterator[tuple[
         yield snapshot.realms.index(realm), alive
         return
     segment = snapshot.segment_of(ips[alive])
-    order = np.argsort(segment, kind="stable")
-    segment, rows = segment[order], alive[order]
-    cuts = np.flatnonzero(np.diff(segment)) + 1
-    by_realm: dict[int, list[Ints]] = {}
-    for seg_rows, seg in zip(np.split(rows, cuts), np.split(segment, cuts), strict=True):
-        if not len(seg_rows):
-            continue
-        for realm_index in snapshot.realms_of_segment(int(seg[0])):
-            by_realm.setdefault(realm_index, []).append(seg_rows)
-    for realm_index, parts in sorted(by_realm.items()):
-        yield realm_index, np.sort(np.concatenate(parts))
+    # Segments are few: each realm takes the rows of its segments (in row order) through a table.
+    offset = 1  # segment -1: below every pool
+    present = np.flatnonzero(np.bincount(segment + offset, minlength=1)) - offset
+    tables: dict[int, npt.NDArray[np.bool_]] = {}
+    for seg in present.tolist():
+        for realm_index in snapshot.realms_of_segment(seg):
+            table = tables.get(realm_index)
+            if table is None:
+                table = tables[realm_index] = np.zeros(snapshot.segment_count + 1, dtype=np.bool_)
+            table[seg + offset] = True
+    for realm_index, table in sorted(tables.items()):
+        yield realm_index, alive[table[segment + offset]]
+
+
+def _first_commas(commas: Ints, starts: Ints, ends: Ints, columns: int) -> tuple[Ints, Bools]:
+    """Each line's first comma (an index into ``commas``) and which lines have not ``columns``
+    fields. Most blocks have the right number on every line, checked without a search."""
+    n = len(starts)
+    if len(commas) == n * (columns - 1):
+        grid = commas.reshape(n, columns - 1)
+        if bool(np.all(grid[:, 0] > starts - 1)) and bool(np.all(grid[:, -1] < ends)):
+            return np.arange(0, len(commas), columns - 1, dtype=np.int64), np.zeros(n, np.bool_)
+    first = np.searchsorted(commas, starts)
+    fields = np.searchsorted(commas, ends) - first + 1
+    return first, fields != columns
 
 
 def _refusal(mapper: Any, ip: int, port: int) -> str:
@@ -532,10 +551,13 @@ class _CsvRun:
 
     def _note(self, status: npt.NDArray[np.uint8], errors: dict[int, str], line_no: Ints) -> None:
         """Count the rows per status (in order of first appearance) and report the bad rows."""
-        codes, first, counts = np.unique(status, return_index=True, return_counts=True)
-        for k in np.argsort(first, kind="stable").tolist():
-            code = int(codes[k])
-            self.status_seen[code] = self.status_seen.get(code, 0) + int(counts[k])
+        counts = np.bincount(status, minlength=len(STATUS_WORDS))
+        present = np.flatnonzero(counts).tolist()
+        seen = self.status_seen
+        if not all(code in seen for code in present):  # new statuses: in order of appearance
+            present.sort(key=lambda code: int(np.argmax(status == code)))
+        for code in present:
+            seen[code] = seen.get(code, 0) + int(counts[code])
         for i in sorted(errors):
             self.report.bad(int(line_no[i]), errors[i])
 
@@ -611,9 +633,7 @@ class _CsvRun:
         at_us = np.zeros(n, dtype=np.int64)
         good = np.zeros(n, dtype=np.bool_)
         if len(commas):
-            first = np.searchsorted(commas, starts)
-            fields = np.searchsorted(commas, ends) - first + 1
-            redo = fields != columns
+            first, redo = _first_commas(commas, starts, ends, columns)
             if FORMULA_GATE.search(block):
                 redo |= FORMULA_BYTE[body[starts]]
                 leading = commas[FORMULA_BYTE[text[commas + 1]]]
