@@ -387,29 +387,32 @@ def bounded_lines(stream: TextIO, *, limit: int = MAX_LINE_CHARS) -> Iterator[st
         yield line
 
 
-def line_blocks(lines: Iterable[str]) -> Iterator[bytes]:
+def line_blocks(lines: Iterable[str], *, rows: int = CHUNK_ROWS) -> Iterator[bytes]:
     """Decoded lines (each with its line break, as a text stream with ``newline=""`` gives
-    them) as the blocks :func:`reverse_csv_blocks` reads: UTF-8, surrogates escaped back."""
+    them) as the blocks :func:`reverse_csv_blocks` reads, ``rows`` lines each: UTF-8,
+    surrogates escaped back."""
     it = iter(lines)
-    while part := list(islice(it, CHUNK_ROWS)):
+    while part := list(islice(it, rows)):
         yield "".join(part).encode("utf-8", "surrogateescape")
 
 
-def file_blocks(source: BinaryIO, *, limit: int = MAX_LINE_CHARS) -> Iterator[bytes]:
+def file_blocks(
+    source: BinaryIO, *, limit: int = MAX_LINE_CHARS, block_bytes: int = BLOCK_BYTES
+) -> Iterator[bytes]:
     """A CSV file's bytes as blocks of whole lines (about ``BLOCK_BYTES``), a leading BOM dropped.
 
     A line is cut at LF (or CR, the universal line ends a text stream reads); a run of more than
     ``limit`` bytes without one is refused, so a file without line breaks is never read whole.
     """
     pending = b""
-    first = True
+    started = False  # the first bytes were checked for a BOM
     while True:
-        data = source.read(BLOCK_BYTES)
-        if first:
-            first = False
-            pending = data.removeprefix(_BOM) if data else b""
-        else:
-            pending += data
+        data = source.read(block_bytes)
+        pending += data
+        if not started:
+            if data and len(pending) < len(_BOM) and _BOM.startswith(pending):
+                continue
+            pending, started = pending.removeprefix(_BOM), True
         if not data:
             if pending:
                 yield pending
