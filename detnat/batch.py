@@ -512,7 +512,7 @@ class _Batch:
         self.progress = progress
         self.block_bytes = block_bytes
         self.fast = fast
-        self.threads = _cpus() if threads is None else threads
+        self.threads = cpus() if threads is None else threads
         self.answers = _Answers(mapper)
         self.report = BatchReport()
         self.status_counts = np.zeros(len(STATUSES), dtype=np.int64)
@@ -871,7 +871,7 @@ def splice_rows(
     return b"".join(parts)
 
 
-def _cpus() -> int:
+def cpus() -> int:
     """Worker threads for fast blocks: the CPUs this process may run on, at most 2.
 
     Beyond 2 the writing thread is the bottleneck and memory grows for nothing.

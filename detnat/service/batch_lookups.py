@@ -24,7 +24,9 @@ import csv
 import hashlib
 import io
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -42,6 +44,7 @@ from detnat.batch import (
     BadRow,
     Bytes,
     cell,
+    cpus,
     error_tail,
     parse_ip,
     parse_ipv4_many,
@@ -449,10 +452,26 @@ def reverse_csv_blocks(
     write: Callable[[bytes | memoryview], object],
     *,
     progress: Callable[[int], None] | None = None,
+    threads: int | None = None,
 ) -> BatchReport:
     """Answer a CSV given as blocks of whole lines (:func:`file_blocks`, :func:`line_blocks`)
-    into ``write``; ``progress`` is called with the rows done after each block."""
-    return _CsvRun(query, blocks, write, progress).run()
+    into ``write``; ``progress`` is called with the rows done after each block.
+
+    Blocks of plain lines are answered by ``threads`` worker threads (numpy lets go of the GIL;
+    default: the CPUs this process may use, at most 2) and written in input order.
+    """
+    return _CsvRun(query, blocks, write, progress, threads or cpus()).run()
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A block answered by a worker: its output, each row's status code, the bad rows' messages
+    (by row) and each row's line number."""
+
+    output: bytes | memoryview
+    status: npt.NDArray[np.uint8]
+    errors: dict[int, str]
+    line_no: Ints
 
 
 class _CsvRun:
@@ -465,6 +484,7 @@ class _CsvRun:
         blocks: Iterable[bytes],
         write: Callable[[bytes | memoryview], object],
         progress: Callable[[int], None] | None,
+        threads: int,
     ) -> None:
         self.query = query
         self.blocks = iter(blocks)
@@ -477,22 +497,55 @@ class _CsvRun:
         self.naive_offset_s = fixed_offset_s(query.tz)
         self.texts: dict[int, tuple[Mapper, SubscriberTexts | None]] = {}
         self.status_seen: dict[int, int] = {}  # status code -> rows, in order of first appearance
+        self.threads = threads
 
     def run(self) -> BatchReport:
         self._header()
-        while (block := self._next_block()) is not None:
-            if b'"' in block or b"\r" in block:
-                self._slow(block)
-            else:
-                self._fast(block)
-            if self.progress is not None:
-                self.progress(self.report.rows)
+        pending: deque[tuple[Future[_Done | None], bytes, int]] = deque()
+        pool: ThreadPoolExecutor | None = None
+        try:
+            while (block := self._next_block()) is not None:
+                if b'"' in block or b"\r" in block:
+                    while pending:
+                        self._deliver(*pending.popleft())
+                    self._slow(block)
+                    self._progress()
+                    continue
+                base = self.line_base
+                self.line_base += block.count(b"\n") + (not block.endswith(b"\n"))
+                if pool is None:
+                    pool = ThreadPoolExecutor(self.threads, thread_name_prefix="detnat-batch")
+                pending.append((pool.submit(self._fast, block, base), block, base))
+                while len(pending) > self.threads:
+                    self._deliver(*pending.popleft())
+            while pending:
+                self._deliver(*pending.popleft())
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         report = self.report
         report.counts = {
             STATUS_WORDS[code]: count for code, count in self.status_seen.items() if count
         }
         report.output_sha256 = self.digest.hexdigest()
         return report
+
+    def _deliver(self, future: Future[_Done | None], block: bytes, base: int) -> None:
+        """Count, write and report an answered block; blocks are delivered in input order."""
+        done = future.result()
+        if done is None:  # a line too long for the csv module: it says what is wrong
+            after, self.line_base = self.line_base, base
+            self._slow(block)
+            self.line_base = after
+        elif len(done.status):
+            self._count(len(done.status))
+            self._write(done.output)
+            self._note(done.status, done.errors, done.line_no)
+        self._progress()
+
+    def _progress(self) -> None:
+        if self.progress is not None:
+            self.progress(self.report.rows)
 
     def _write(self, data: bytes | memoryview) -> None:
         self.digest.update(data)
@@ -603,9 +656,13 @@ class _CsvRun:
 
     # -- fast path ----------------------------------------------------------------------------
 
-    def _fast(self, block: bytes) -> None:
-        """A block without quotes or CR: lines and fields found, parsed and written by numpy;
-        rows it cannot vouch for are redone by :meth:`_row`."""
+    def _fast(self, block: bytes, line_base: int) -> _Done | None:
+        """A block without quotes or CR (its first line is ``line_base + 1``): lines and fields
+        found, parsed and written by numpy; rows it cannot vouch for are redone one by one.
+
+        Runs in worker threads: it leaves the run's counts and output to :meth:`_deliver`. None:
+        a line too long for the csv module, which the slow path reports.
+        """
         if not block.endswith(b"\n"):
             block += b"\n"
         size = len(block)
@@ -613,21 +670,18 @@ class _CsvRun:
         body = text[:size]
         breaks = np.flatnonzero(body == 10)
         if np.max(np.diff(breaks, prepend=-1)) > csv.field_size_limit():
-            self._slow(block)  # the csv module refuses a cell this long: let it say so
-            return
+            return None
         starts = np.empty(len(breaks), dtype=np.int64)
         starts[0] = 0
         starts[1:] = breaks[:-1] + 1
         ends = breaks
-        line_no = np.arange(1, len(breaks) + 1, dtype=np.int64) + self.line_base
-        self.line_base += len(breaks)
+        line_no = np.arange(1, len(breaks) + 1, dtype=np.int64) + line_base
         filled = ends > starts
         if not filled.all():  # empty lines: no row, no output
             starts, ends, line_no = starts[filled], ends[filled], line_no[filled]
         n = len(starts)
         if n == 0:
-            return
-        self._count(n)
+            return _Done(b"", np.zeros(0, dtype=np.uint8), {}, line_no)
         columns = self.columns
         commas = np.flatnonzero(body == 44)
         redo = np.ones(n, dtype=np.bool_)
@@ -684,8 +738,8 @@ class _CsvRun:
         for i, echo in echoes.items():
             if i not in replaced:
                 replaced[i] = (echo, tails[i, : lengths[i]].tobytes())
-        self._write(splice_rows(block, text, starts, ends, tails, lengths, replaced))
-        self._note(status, errors, line_no)
+        output = splice_rows(block, text, starts, ends, tails, lengths, replaced)
+        return _Done(output, status, errors, line_no)
 
     def _parse_rows(
         self,

@@ -139,12 +139,13 @@ def single(snapshot: Timelines, query: batch_lookups.BatchQuery) -> Any:
 
 
 def every_path(query: batch_lookups.BatchQuery, data: bytes) -> list[tuple[bytes, Any]]:
-    """(output, report) of the file reader in blocks of several sizes, and of decoded lines."""
+    """(output, report) of the file reader in blocks of several sizes, by one worker thread or
+    two, and of decoded lines."""
     outputs = []
-    for block_bytes in (1 << 19, 1, 7, 64):
+    for block_bytes, threads in ((1 << 19, 2), (1, 1), (7, 2), (64, 1), (64, 2)):
         sink = io.BytesIO()
         blocks = batch_lookups.file_blocks(io.BytesIO(data), block_bytes=block_bytes)
-        report = batch_lookups.reverse_csv_blocks(query, blocks, sink.write)
+        report = batch_lookups.reverse_csv_blocks(query, blocks, sink.write, threads=threads)
         outputs.append((sink.getvalue(), report))
     text = data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
     for rows in (batch_lookups.CHUNK_ROWS, 3):
