@@ -36,8 +36,8 @@ Strict parsing: ``ip`` is a dotted quad as :func:`detnat.engine.addresses.parse_
 spaces or leading zeros, at most 65535.
 
 One module at this size: the hand-tuned plan-file batch pipeline (reader, vectorised parse, engine,
-formatter) whose stages share buffers and are measured as one (bench/bench_batch.py); issue 12
-reshapes it into one pipeline with the store batch.
+formatter) whose stages share buffers and are measured as one (bench/bench_batch.py). The store
+batch (:mod:`detnat.service.batch_lookups`) uses its cell rules, parsers and :func:`splice_rows`.
 """
 
 from __future__ import annotations

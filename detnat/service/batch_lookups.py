@@ -1,21 +1,32 @@
 """Batch "who held A:P at T" against the store: many rows, one snapshot, the single lookup's rules.
 
-Rows are answered in chunks. For each chunk: the times are parsed at once
-(:func:`~detnat.service.times.parse_instants_us`), each row's candidate versions are found with
-:func:`~detnat.service.timelines.candidate_range` (the rule single lookups use), the (row, version)
-pairs are grouped by version and each group is answered by ``Mapper.reverse_many``. A row with one
-candidate takes that candidate's answer; a row with several (near a change, within a drain) is
-decided by :func:`~detnat.service.lookups.verdict` from the candidates' full answers; a row with
-none by :func:`~detnat.service.lookups.without_candidates`. So a batch row and a single lookup of
-the same query always agree (``tests/store/test_batch_store.py`` checks it on random rows).
+Rows are answered a block at a time. A CSV comes in blocks of whole lines (:func:`file_blocks`
+from a file, :func:`line_blocks` from decoded lines). A block of plain lines (no quote, no CR) is
+read as the plan-file batch reads one (:mod:`detnat.batch`): numpy finds the lines and fields in
+the raw bytes, parses every dotted quad, port and time of the block at once
+(:func:`~detnat.service.times.instants_in`), and the output is the input bytes of each line plus a
+``,status,reason,subscriber`` tail built by array operations (subscriber texts from
+:mod:`detnat.subscriber_text`), spliced by :func:`detnat.batch.splice_rows`. Rows it cannot vouch
+for (a bad ip, port or time, a cell to neutralise, too few or too many fields) are redone one by
+one with the single parsers. Plain blocks are answered by two worker threads and written in order.
+Any other block goes through the csv module record by record (a quoted record may read on into the
+next block). Both ways write the same bytes (``tests/store/test_batch_pipeline.py`` checks every
+path against the row-by-row reference of ``tests/test_batch.py``).
+
+Answering (:func:`answer_rows`): each row's candidate versions are found with
+:func:`~detnat.service.timelines.candidate_range` (the rule single lookups use), rows are grouped
+by version and each group is answered by ``Mapper.reverse_many``; answers are small codes
+(:data:`STATUS_WORDS`, :data:`REASON_WORDS`). A row with one candidate takes that candidate's
+answer; a row with several (near a change, within a drain) is decided by
+:func:`~detnat.service.lookups.verdict` from the candidates' full answers; a row with none by
+:func:`~detnat.service.lookups.without_candidates`. So a batch row and a single lookup of the same
+query always agree.
 
 Input: CSV with columns ``ip,port,time`` (others kept), or a JSON array of ``{ip, port, time}``.
 Output: the input columns plus ``status,reason,subscriber``; a row that is not a query gets status
 ``error`` with the message, reported with its line number, and the batch goes on. Cells that a
-spreadsheet would read as a formula are neutralised with a leading ``'``.
-
-One module at this size: the store batch (readers, grouping by plan version, writers); issue 12
-merges it with the plan-file pipeline of detnat.batch.
+spreadsheet would read as a formula are neutralised with a leading ``'`` (the cell rules of
+:mod:`detnat.batch`: :func:`~detnat.batch.cell`, :func:`~detnat.batch.error_tail`).
 """
 
 from __future__ import annotations
