@@ -157,7 +157,6 @@ def reference(mapper: Mapper, data: bytes) -> tuple[bytes, list[BadRow], dict[st
     return ("\n".join(out) + "\n").encode("utf-8", "surrogateescape"), bad, counts
 
 
-
 def store_reference(
     answer: Callable[[int, int, datetime], tuple[str, str, str]],
     data: bytes,
