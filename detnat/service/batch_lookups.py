@@ -41,7 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import Any, BinaryIO, TextIO, TypeAlias
+from typing import Any, BinaryIO, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -392,15 +392,6 @@ def _echoes(rows: list[list[str]], columns: int) -> list[str]:
     return lines
 
 
-def bounded_lines(stream: TextIO, *, limit: int = MAX_LINE_CHARS) -> Iterator[str]:
-    """The lines of a text stream, refusing one longer than ``limit`` characters: a file without
-    line breaks (``/dev/zero``) is never read whole."""
-    while line := stream.readline(limit + 1):
-        if len(line) > limit:
-            raise InvalidInput(f"a line longer than {limit} characters", field="batch")
-        yield line
-
-
 def line_blocks(lines: Iterable[str], *, rows: int = CHUNK_ROWS) -> Iterator[bytes]:
     """Decoded lines (each with its line break, as a text stream with ``newline=""`` gives
     them) as the blocks :func:`reverse_csv_blocks` reads, ``rows`` lines each: UTF-8,
@@ -429,17 +420,30 @@ def file_blocks(
             pending, started = pending.removeprefix(_BOM), True
         if not data:
             if pending:
+                _check_first_line(pending, len(pending), limit)
                 yield pending
             return
         cut = pending.rfind(b"\n") + 1
         if not cut:
             cut = pending.rfind(b"\r", 0, len(pending) - 1) + 1
         if not cut:
-            if len(pending) > limit:
-                raise InvalidInput(f"a line longer than {limit} characters", field="batch")
+            _check_first_line(pending, len(pending), limit)
             continue
+        _check_first_line(pending, cut, limit)
         yield pending[:cut]
         pending = pending[cut:]
+
+
+_BREAK = re.compile(rb"[\r\n]")
+
+
+def _check_first_line(pending: bytes, end: int, limit: int) -> None:
+    """Refuse a first line longer than ``limit`` (only a line carried over reads can be: a read
+    is far smaller than the limit)."""
+    if end > limit:
+        found = _BREAK.search(pending, 0, limit + 1)
+        if found is None or found.end() > limit:
+            raise InvalidInput(f"a line longer than {limit} characters", field="batch")
 
 
 def reverse_csv_at(

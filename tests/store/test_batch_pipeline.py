@@ -219,3 +219,19 @@ def test_plain_rows_over_three_realms_take_the_numpy_path_and_agree(
             for output, report in every_path(query, data):
                 assert output == expected
                 assert report.bad_rows == bad
+
+
+@pytest.mark.parametrize("block_bytes", [1, 2, 5, 1 << 19])
+def test_file_blocks_are_whole_lines_without_the_bom(block_bytes: int) -> None:
+    data = b"\xef\xbb\xbfip,port,time\r\na\rb\r\nc\n\xef\xbb\xbfd"
+    blocks = list(batch_lookups.file_blocks(io.BytesIO(data), block_bytes=block_bytes))
+    assert b"".join(blocks) == data[3:]
+    assert all(block.endswith((b"\n", b"\r")) for block in blocks[:-1])
+    assert not any(block.startswith(b"\n") for block in blocks)  # CRLF is never cut in two
+
+
+def test_file_blocks_refuse_a_line_longer_than_the_limit() -> None:
+    blocks = batch_lookups.file_blocks(io.BytesIO(b"ip,port,time\n" + b"x" * 100), limit=50)
+    assert next(blocks) == b"ip,port,time\n"
+    with pytest.raises(InvalidInput, match="a line longer than 50 characters"):
+        next(blocks)
