@@ -12,7 +12,11 @@ the future, windows that straddle a change and rows that are not queries.
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -235,3 +239,36 @@ def test_file_blocks_refuse_a_line_longer_than_the_limit() -> None:
     assert next(blocks) == b"ip,port,time\n"
     with pytest.raises(InvalidInput, match="a line longer than 50 characters"):
         next(blocks)
+
+
+def test_the_cli_writes_the_same_bytes_to_a_file_and_to_stdout(
+    database_url: str,
+    world: dict[str, Any],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    ips: list[str] = world["ips"]
+    rows = [
+        f"{ips[k % len(ips)]},{1024 + 97 * k % 64000},{format_instant(T0 + timedelta(seconds=k))}\n"
+        for k in range(2000)
+    ]
+    source = tmp_path / "in.csv"
+    source.write_bytes(("\ufeffip,port,time\n" + "".join(rows) + "=1+1,80,x\n").encode())
+    env = {**os.environ, "DETNAT_DATABASE_URL": database_url}
+    command = [sys.executable, "-c", "from cli.main import app; app()", "reverse", "--batch"]
+    root = Path(__file__).resolve().parents[2]
+    to_file = subprocess.run(
+        [*command, str(source), "--case", "PIPE-1", "-o", str(tmp_path / "out.csv")],
+        env=env,
+        cwd=root,
+        capture_output=True,
+    )
+    to_stdout = subprocess.run(
+        [*command, str(source), "--case", "PIPE-2"], env=env, cwd=root, capture_output=True
+    )
+    assert to_file.returncode == to_stdout.returncode == 2, to_file.stderr  # one bad row
+    written = (tmp_path / "out.csv").read_bytes()
+    assert to_stdout.stdout == written
+    lines = written.decode().splitlines()
+    assert lines[0] == "ip,port,time,status,reason,subscriber"
+    assert len(lines) == 2002 and lines[-1].startswith("'=1+1,80,x,error,")
+    assert f"{source}:2002:" in to_file.stderr.decode()
