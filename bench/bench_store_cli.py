@@ -4,6 +4,7 @@ Run by hand (not part of the tests)::
 
     .venv/bin/python bench/bench_store_cli.py [--runs 7] [--versions 3]
     .venv/bin/python bench/bench_store_cli.py --batch [--rows 1000000] [--times offset|naive]
+    .venv/bin/python bench/bench_store_cli.py --readers [--rows 1000000]
 
 Creates a throwaway database on the Postgres of ``DETNAT_TEST_DATABASE_URL`` (default the local
 one, 127.0.0.1:5432), upgrades it and publishes ``plans/block.yaml`` into one realm ``--versions``
@@ -17,6 +18,10 @@ plan's pool, times spread over the realm's versions; ``--times offset`` writes t
 ``+01:00``, ``--times naive`` without an offset and passes ``--tz UTC``) and times ``detnat reverse
 --batch IN.csv --case C -o OUT.csv`` end to end (a subprocess, audit included) and
 ``reverse_csv_at`` in-process (this checkout's code, one snapshot), in rows/s, best of ``--runs``.
+
+``--readers``: no database; the same file read into line spans and ip, port and time columns by
+our block reader (:func:`detnat.service.batch_lookups.file_blocks` and the numpy parsers) and, for
+comparison, by pyarrow's streaming CSV reader (three string columns, nothing parsed).
 """
 
 from __future__ import annotations
@@ -159,6 +164,69 @@ def batch(url: str, args: argparse.Namespace) -> None:
         print(f"  {label:11} best {best:6.2f} s  {rate}  ({args.runs} runs)")
 
 
+def readers(args: argparse.Namespace) -> None:
+    """The reader alone, ours against pyarrow's streaming CSV reader: the ``ip,port,time`` file
+    to line spans and ip, port and time columns (no answers, no output)."""
+    import tempfile
+
+    import numpy as np
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
+    if str(ROOT) not in sys.path[:1]:
+        sys.path.insert(0, str(ROOT))
+    from detnat.batch import parse_ipv4_many, parse_port_many
+    from detnat.service import batch_lookups
+    from detnat.service.times import instants_in
+
+    def ours_split(path: Path) -> int:
+        return ours(path, parse=False)
+
+    def ours(path: Path, parse: bool = True) -> int:
+        rows = 0
+        with path.open("rb") as source:
+            source.readline()  # the header
+            for block in batch_lookups.file_blocks(source):
+                text = np.frombuffer(block + bytes(40), dtype=np.uint8)
+                body = text[: len(block)]
+                ends = np.flatnonzero(body == 10)
+                starts = np.concatenate(([0], ends[:-1] + 1))
+                commas = np.flatnonzero(body == 44)
+                first, _ = batch_lookups._first_commas(commas, starts, ends, 3)
+                rows += len(ends)
+                if not parse:
+                    continue
+                dots = np.flatnonzero(body == 46)
+                parse_ipv4_many(body, dots, starts, commas[first])
+                parse_port_many(body, commas[first] + 1, commas[first + 1])
+                ts = commas[first + 1] + 1
+                instants_in(text, ts, ends - ts)
+        return rows
+
+    def arrow(path: Path) -> int:
+        types = {"ip": pa.string(), "port": pa.string(), "time": pa.string()}
+        options = pa_csv.ConvertOptions(column_types=types)
+        rows = 0
+        with pa_csv.open_csv(path, convert_options=options) as reader:
+            for batch in reader:
+                rows += batch.num_rows
+        return rows
+
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "in.csv"
+        write_batch(source, args.rows, args.versions, naive=False)
+        print(f"python {sys.version.split()[0]}, pyarrow {pa.__version__}; {args.rows} rows")
+        ways = (("ours (spans)", ours_split), ("ours (parsed)", ours), ("pyarrow (strings)", arrow))
+        for label, read in ways:
+            times = []
+            for _ in range(args.runs):
+                start = time.perf_counter()
+                assert read(source) == args.rows
+                times.append(time.perf_counter() - start)
+            best = min(times)
+            print(f"  {label:18} best {best:6.2f} s  {args.rows / best:>11,.0f} rows/s")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="timed runs of each command")
@@ -166,7 +234,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch", action="store_true", help="time the store batch instead")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the --batch file")
     parser.add_argument("--times", choices=("offset", "naive"), default="offset")
+    parser.add_argument("--readers", action="store_true", help="time the CSV readers alone")
     args = parser.parse_args(argv)
+    if args.readers:
+        readers(args)
+        return
     with throwaway_database() as url:
         detnat(url, "db", "upgrade")
         detnat(url, "realm", "create", "bench", "--single-approver")

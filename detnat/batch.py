@@ -36,8 +36,8 @@ Strict parsing: ``ip`` is a dotted quad as :func:`detnat.engine.addresses.parse_
 spaces or leading zeros, at most 65535.
 
 One module at this size: the hand-tuned plan-file batch pipeline (reader, vectorised parse, engine,
-formatter) whose stages share buffers and are measured as one (bench/bench_batch.py); issue 12
-reshapes it into one pipeline with the store batch.
+formatter) whose stages share buffers and are measured as one (bench/bench_batch.py). The store
+batch (:mod:`detnat.service.batch_lookups`) uses its cell rules, parsers and :func:`splice_rows`.
 """
 
 from __future__ import annotations
@@ -122,13 +122,16 @@ def reverse_csv(
 # -- cells --------------------------------------------------------------------------------------
 
 
-def _cell(text: str) -> str:
+def cell(text: str) -> str:
     """One output cell: formula starts neutralised, quoted when it holds , " CR or LF."""
     if text.startswith(FORMULA_START):
         text = "'" + text
     if not _NEEDS_QUOTES.isdisjoint(text):
         text = '"' + text.replace('"', '""') + '"'
     return text
+
+
+_cell = cell
 
 
 def _encode_row(cells: list[str]) -> bytes:
@@ -225,12 +228,12 @@ def parse_port(text: str) -> int | str:
 
 # -- vectorised parsing of the fast path ----------------------------------------------------------
 
-_FORMULA_BYTE = np.zeros(256, dtype=np.bool_)
-_FORMULA_BYTE[[ord(c) for c in "=+-@\x7f"]] = True
-_FORMULA_BYTE[:32] = True  # control characters (a fast block has CR only in CRLF: redone, harmless)
-_FORMULA_BYTE[10] = False  # LF ends the line
-_FORMULA_BYTE[0xEF] = True  # the first byte of the fullwidth forms (and of a few more): redone
-_FORMULA_GATE = re.compile(rb"[=+\-@\x00-\x09\x0b-\x1f\x7f\xef]")
+FORMULA_BYTE = np.zeros(256, dtype=np.bool_)
+FORMULA_BYTE[[ord(c) for c in "=+-@\x7f"]] = True
+FORMULA_BYTE[:32] = True  # control characters (a fast block has CR only in CRLF: redone, harmless)
+FORMULA_BYTE[10] = False  # LF ends the line
+FORMULA_BYTE[0xEF] = True  # the first byte of the fullwidth forms (and of a few more): redone
+FORMULA_GATE = re.compile(rb"[=+\-@\x00-\x09\x0b-\x1f\x7f\xef]")
 _POWERS = np.array([1, 10, 100, 1000, 10000], dtype=np.int32)[:, None]
 _BACK = np.arange(1, 6, dtype=np.int64)[:, None]
 
@@ -509,7 +512,7 @@ class _Batch:
         self.progress = progress
         self.block_bytes = block_bytes
         self.fast = fast
-        self.threads = _cpus() if threads is None else threads
+        self.threads = cpus() if threads is None else threads
         self.answers = _Answers(mapper)
         self.report = BatchReport()
         self.status_counts = np.zeros(len(STATUSES), dtype=np.int64)
@@ -654,7 +657,7 @@ class _Batch:
         """Answer rows (``ip`` -1 where ``errors`` has a message): (tails, lengths, statuses).
 
         The tails are :meth:`_Answers.tails`; rows that the engine refuses get their message
-        added to ``errors``, and every row in ``errors`` is to be written with :func:`_error_tail`.
+        added to ``errors``, and every row in ``errors`` is to be written with :func:`error_tail`.
         """
         n = len(ip)
         status = np.full(n, ERROR, dtype=np.uint8)
@@ -700,9 +703,9 @@ class _Batch:
         fields = np.diff(break_at, prepend=-1)
         # Rows to redo in Python: a cell to neutralise, or quoted when it need not be.
         redo = np.zeros(n_lines, dtype=np.bool_)
-        if _FORMULA_GATE.search(block):
-            redo = _FORMULA_BYTE[text[starts]]
-            after = _FORMULA_BYTE[text[np.minimum(separators + 1, len(text) - 1)]] & ~at_break
+        if FORMULA_GATE.search(block):
+            redo = FORMULA_BYTE[text[starts]]
+            after = FORMULA_BYTE[text[np.minimum(separators + 1, len(text) - 1)]] & ~at_break
             redo[np.searchsorted(break_at, np.flatnonzero(after))] = True
         if quotes is not None:
             # A quoted cell is written back as it came only if it needs its quotes (it holds a
@@ -715,7 +718,7 @@ class _Batch:
             needed[cell[1:][doubled[1:]]] = True
             needed[cell[np.searchsorted(quotes, text_commas) // 2]] = True
             first = opening[~doubled]
-            needed &= ~_FORMULA_BYTE[text[first + 1]]
+            needed &= ~FORMULA_BYTE[text[first + 1]]
             redo[np.searchsorted(breaks, first[~needed])] = True
         filled = ends > starts
         if not filled.all():  # empty lines: no row, no output
@@ -750,45 +753,15 @@ class _Batch:
                 errors[i] = error
         tails, tail_lengths, status = self._answer(ip, port, errors)
 
-        # Rows as they came (most of them): input bytes, then the tail, assembled by numpy.
-        # Rows with a new echo or an error are written from Python bytes, spliced in their place.
-        special = sorted(echoes.keys() | errors.keys())
-        content = (text != 10) & (text != 13) if crlf else text != 10
-        content_lengths = ends - starts
-        written = {
-            i: _error_tail(errors[i]) if i in errors else tails[i, : tail_lengths[i]].tobytes()
-            for i in special
-        }
-        if special:
-            for i in special:
-                content[starts[i] : ends[i]] = False
-            content_lengths[special] = 0
-            tail_lengths[special] = 0
-            tails[special] = 0
-        pieces = np.empty(2 * n, dtype=np.int64)
-        pieces[0::2] = content_lengths
-        pieces[1::2] = tail_lengths
-        from_input = np.repeat(np.tile(np.array([True, False]), n), pieces)
-        out = np.empty(len(from_input), dtype=np.uint8)
-        out[from_input] = text[content]
-        out[~from_input] = tails[tails != 0]
-        if not special:
-            return _Done(out.data, n_lines, line_no, status, errors)
-        row_ends = np.cumsum(content_lengths + tail_lengths)
-        view = out.data
-        parts: list[bytes | memoryview] = []
-        done = 0
-        for i in special:
-            at = int(row_ends[i])
-            echo = echoes.get(i)
-            parts += (
-                view[done:at],
-                block[starts[i] : ends[i]] if echo is None else echo,
-                written[i],
+        replaced = {
+            i: (
+                echoes.get(i),
+                error_tail(errors[i]) if i in errors else tails[i, : tail_lengths[i]].tobytes(),
             )
-            done = at
-        parts.append(view[done:])
-        return _Done(b"".join(parts), n_lines, line_no, status, errors)
+            for i in echoes.keys() | errors.keys()
+        }
+        out = splice_rows(block, text, starts, ends, tails, tail_lengths, replaced, crlf=crlf)
+        return _Done(out, n_lines, line_no, status, errors)
 
     # -- slow path --------------------------------------------------------------------------------
 
@@ -840,7 +813,7 @@ class _Batch:
             out[0::2] = echo
             out[1::2] = tails.view(f"S{tails.shape[1]}").reshape(-1).tolist()
             for i, message in errors.items():
-                out[2 * i + 1] = _error_tail(message)
+                out[2 * i + 1] = error_tail(message)
             done = _Done(b"".join(out), 0, np.array(line_no, dtype=np.int64), status, dict(errors))
             self._deliver(done, None)
         for buffer in (line_no, echo, ips, ports):
@@ -848,7 +821,57 @@ class _Batch:
         errors.clear()
 
 
-def _cpus() -> int:
+def splice_rows(
+    block: bytes,
+    text: Bytes,
+    starts: Ints,
+    ends: Ints,
+    tails: Bytes,
+    tail_lengths: Ints,
+    replaced: dict[int, tuple[bytes | None, bytes]],
+    *,
+    crlf: bool = False,
+) -> bytes | memoryview:
+    """Output lines: row ``i`` is its input bytes ``block[starts[i]:ends[i]]`` then its tail
+    (``tails[i, :tail_lengths[i]]``: left-aligned, zero-padded, no zero byte inside), assembled
+    by numpy; a row in ``replaced`` is written from Python bytes (``(echo, tail)``; echo None: its
+    input bytes), spliced in its place. ``text`` is ``block`` as bytes (it may run on past it);
+    a line's bytes hold no LF, and no CR either when ``crlf``.
+    """
+    n = len(starts)
+    special = sorted(replaced)
+    text = text[: len(block)]
+    content = (text != 10) & (text != 13) if crlf else text != 10
+    content_lengths = ends - starts
+    if special:
+        for i in special:
+            content[starts[i] : ends[i]] = False
+        content_lengths[special] = 0
+        tail_lengths[special] = 0
+        tails[special] = 0
+    pieces = np.empty(2 * n, dtype=np.int64)
+    pieces[0::2] = content_lengths
+    pieces[1::2] = tail_lengths
+    from_input = np.repeat(np.tile(np.array([True, False]), n), pieces)
+    out = np.empty(len(from_input), dtype=np.uint8)
+    out[from_input] = text[content]
+    out[~from_input] = tails[tails != 0]
+    if not special:
+        return out.data
+    row_ends = np.cumsum(content_lengths + tail_lengths)
+    view = out.data
+    parts: list[bytes | memoryview] = []
+    done = 0
+    for i in special:
+        at = int(row_ends[i])
+        echo, tail = replaced[i]
+        parts += (view[done:at], block[starts[i] : ends[i]] if echo is None else echo, tail)
+        done = at
+    parts.append(view[done:])
+    return b"".join(parts)
+
+
+def cpus() -> int:
     """Worker threads for fast blocks: the CPUs this process may run on, at most 2.
 
     Beyond 2 the writing thread is the bottleneck and memory grows for nothing.
@@ -860,7 +883,8 @@ def _cpus() -> int:
     return min(count, 2)
 
 
-def _error_tail(message: str) -> bytes:
+def error_tail(message: str) -> bytes:
+    """The ``,error,MESSAGE,`` end of a bad row's line, with its line break."""
     return b",error," + _cell(message).encode("utf-8", "surrogateescape") + b",\n"
 
 
@@ -870,4 +894,13 @@ def _raw(record: list[str]) -> str:
     return text[:-2] if text.endswith("\r\n") else text[:-1]
 
 
-__all__ = ["BadRow", "BatchReport", "parse_ip", "parse_port", "reverse_csv"]
+__all__ = [
+    "BadRow",
+    "BatchReport",
+    "cell",
+    "error_tail",
+    "parse_ip",
+    "parse_port",
+    "reverse_csv",
+    "splice_rows",
+]

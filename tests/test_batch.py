@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -33,8 +34,9 @@ from detnat.batch import (
 )
 from detnat.engine import Mapper, compile_plan
 from detnat.engine.addresses import V6, Prefix, format_address, parse_ipv4
-from detnat.errors import InvalidInput
+from detnat.errors import InvalidInput, QueryError
 from detnat.planfile import plan_from_text
+from detnat.service.times import parse_instant
 from detnat.subscriber_text import SubscriberTexts, format_ipv4_many, format_ipv6_many
 from tests.strategies import plans
 
@@ -152,6 +154,84 @@ def reference(mapper: Mapper, data: bytes) -> tuple[bytes, list[BadRow], dict[st
             bad.append(BadRow(line, error))
         counts[answer[0]] = counts.get(answer[0], 0) + 1
         out.append(",".join(cell(c) for c in [*cells, *answer]))
+    return ("\n".join(out) + "\n").encode("utf-8", "surrogateescape"), bad, counts
+
+
+def store_reference(
+    answer: Callable[[int, int, datetime], tuple[str, str, str]],
+    data: bytes,
+    *,
+    tz: str | None = None,
+) -> tuple[bytes, list[BadRow], dict[str, int]]:
+    """The store batch (columns ``ip,port,time``) one row at a time: (output, bad rows, counts).
+
+    Lines are cut as a text stream with ``newline=""`` cuts them (LF, CRLF or a bare CR); each
+    row is parsed with the single parsers and answered by ``answer(ip, port, at)``, a single
+    lookup, which raises :class:`QueryError` for a row that is not a query. A malformed record
+    is echoed as empty cells, a long row as its cells joined in the first one.
+    """
+    text = data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+    physical = list(io.StringIO(text, newline=""))
+    taken: list[str] = []
+
+    def feed() -> Iterator[str]:
+        for line in physical:
+            taken.append(line)
+            yield line
+
+    reader = csv.reader(feed(), strict=True)
+    header: list[str] = []
+    try:
+        while not header:
+            header = next(reader)
+    except (StopIteration, csv.Error):
+        raise ValueError("no header") from None
+    if len(set(header)) < len(header) or not {"ip", "port", "time"} <= set(header):
+        raise ValueError("a bad header")
+    width = len(header)
+    out = [",".join(cell(c) for c in [*header, "status", "reason", "subscriber"])]
+    bad: list[BadRow] = []
+    counts: dict[str, int] = {}
+    while True:
+        line = len(taken) + 1
+        error: str | None = None
+        try:
+            cells: list[str] | None = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            cells, error = None, f"malformed CSV ({exc})"
+        if cells == []:
+            continue
+        if cells is None:
+            cells = [""] * width
+        elif len(cells) > width:
+            error = (
+                f"{len(cells)} fields, the header has {width} (row kept whole in the first column)"
+            )
+            cells = [",".join(cells)] + [""] * (width - 1)
+        else:
+            cells = cells + [""] * (width - len(cells))
+            ip = parse_ip(cells[header.index("ip")])
+            port = parse_port(cells[header.index("port")])
+            problems = [p for p in (ip, port) if isinstance(p, str)]
+            try:
+                at = parse_instant(cells[header.index("time")], tz=tz)
+            except QueryError as exc:
+                problems.append(exc.message if problems else f"bad time: {exc.message}")
+            if problems:
+                error = "; ".join(problems)
+        found = ("error", "", "")
+        if error is None:
+            try:
+                found = answer(ip, port, at)  # type: ignore[arg-type]
+            except QueryError as exc:
+                error = f"bad time: {exc.message}" if exc.field == "time" else exc.message
+        if error is not None:
+            found = ("error", error, "")
+            bad.append(BadRow(line, error))
+        counts[found[0]] = counts.get(found[0], 0) + 1
+        out.append(",".join(cell(c) for c in [*cells, *found]))
     return ("\n".join(out) + "\n").encode("utf-8", "surrogateescape"), bad, counts
 
 

@@ -194,7 +194,7 @@ def test_batch_output_neutralises_cells_led_by_control_or_fullwidth_characters(
 @pytest.mark.parametrize("lead", ["\x00", "\x1f", "\x7f", "＝", "=", "\r"])
 def test_store_batch_cells_are_neutralised_alike(lead: str) -> None:
     assert batch_lookups.cell(f"{lead}1+1").lstrip('"').startswith(f"'{lead}")
-    echoed = batch_lookups._echoes([["1.1.1.1", "1", "t", f"{lead}1+1"]], 4)
+    echoed = batch_lookups.echoes([["1.1.1.1", "1", "t", f"{lead}1+1"]], 4)
     assert f",'{lead}1+1" in echoed[0] or f",\"'{lead}1+1" in echoed[0]
 
 

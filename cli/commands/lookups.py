@@ -11,17 +11,19 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Annotated, BinaryIO, TypeVar
 
 import typer
 
 from cli import runtime
 from cli.commands import lookups_store
 from cli.output import EXIT_INVALID, EXIT_OK, emit_json, error_json, fail_line, guarded, ranges_text
-from detnat.batch import BatchReport, reverse_csv
 from detnat.engine import Allocation, Mapper, ReverseAnswer, format_ipv4
 from detnat.errors import DetnatError, InvalidInput
 from detnat.planfile import load_mapper
+
+if TYPE_CHECKING:
+    from detnat.batch import BatchReport
 
 app = typer.Typer()
 
@@ -245,6 +247,8 @@ def _reverse_batch(
 
 def _with_progress(mapper: Mapper, source: BinaryIO, sink: BinaryIO, total: int) -> BatchReport:
     """Run the batch, with a progress bar (bytes read of ``total``) when stderr is a terminal."""
+    from detnat.batch import reverse_csv  # a batch's module: single lookups start without it
+
     if not sys.stderr.isatty():
         return reverse_csv(mapper, source, sink)
     from rich.progress import Progress

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from cli import runtime
 from cli.output import EXIT_INVALID, EXIT_OK, emit_json, error_json, fail_line, ranges_text
@@ -228,14 +228,7 @@ def reverse_batch_at(
         inquiry.open_batch(session, actor, ask, kept=_kept(), request_id=runtime.request_id())
         total = os.fstat(raw.fileno()).st_size
         counted = _Counted(raw)
-        lines = batch_lookups.bounded_lines(
-            io.TextIOWrapper(
-                io.BufferedReader(counted),
-                encoding="utf-8-sig",
-                errors="surrogateescape",
-                newline="",
-            )
-        )
+        blocks = batch_lookups.file_blocks(io.BufferedReader(counted))
         query = batch_lookups.BatchQuery(
             snapshot=timelines.TimelineCache().get(session),
             now=plans.utcnow(),
@@ -247,8 +240,8 @@ def reverse_batch_at(
         # Nothing leaves before the audit entry is in: the file is renamed into place, or the
         # rows copied to stdout, only after `_audit_batch` committed it.
         with _progress(total) as progress, _held_output(output, force) as sink:
-            report = batch_lookups.reverse_csv_at(
-                query, lines, sink.write, progress=lambda _: progress(counted.done)
+            report = batch_lookups.reverse_csv_blocks(
+                query, blocks, sink.write, progress=lambda _: progress(counted.done)
             )
             _audit_batch(session, actor, ask, counted, report)
     runtime.print_bad_rows(batch, report.bad_rows, report.bad_row_count)
@@ -268,19 +261,17 @@ def reverse_batch_at(
 
 
 @contextmanager
-def _held_output(output: Path | None, force: bool) -> Iterator[TextIO]:
-    """Where the batch's rows go, held back until the block ends: ``output`` (a new file, see
-    :func:`cli.runtime.new_file`), or a temporary file copied to stdout."""
+def _held_output(output: Path | None, force: bool) -> Iterator[BinaryIO]:
+    """Where the batch's rows go (bytes), held back until the block ends: ``output`` (a new file,
+    see :func:`cli.runtime.new_binary_file`), or a temporary file copied to stdout."""
     if output is not None:
-        with runtime.new_file(output, force=force, errors="surrogateescape") as sink:
+        with runtime.new_binary_file(output, force=force) as sink:
             yield sink
         return
     with tempfile.TemporaryFile() as held:
-        text = io.TextIOWrapper(held, encoding="utf-8", errors="surrogateescape", newline="")
-        yield text
-        text.flush()
-        text.detach()
+        yield held
         held.seek(0)
+        sys.stdout.flush()
         shutil.copyfileobj(held, sys.stdout.buffer)
     sys.stdout.flush()
 

@@ -1,57 +1,81 @@
 """Batch "who held A:P at T" against the store: many rows, one snapshot, the single lookup's rules.
 
-Rows are answered in chunks. For each chunk: the times are parsed at once
-(:func:`~detnat.service.times.parse_instants_us`), each row's candidate versions are found with
-:func:`~detnat.service.timelines.candidate_range` (the rule single lookups use), the (row, version)
-pairs are grouped by version and each group is answered by ``Mapper.reverse_many``. A row with one
-candidate takes that candidate's answer; a row with several (near a change, within a drain) is
-decided by :func:`~detnat.service.lookups.verdict` from the candidates' full answers; a row with
-none by :func:`~detnat.service.lookups.without_candidates`. So a batch row and a single lookup of
-the same query always agree (``tests/store/test_batch_store.py`` checks it on random rows).
+Rows are answered a block at a time. A CSV comes in blocks of whole lines (:func:`file_blocks`
+from a file, :func:`line_blocks` from decoded lines). A block of plain lines (no quote, no CR) is
+read as the plan-file batch reads one (:mod:`detnat.batch`): numpy finds the lines and fields in
+the raw bytes, parses every dotted quad, port and time of the block at once
+(:func:`~detnat.service.times.instants_in`), and the output is the input bytes of each line plus a
+``,status,reason,subscriber`` tail built by array operations (subscriber texts from
+:mod:`detnat.subscriber_text`), spliced by :func:`detnat.batch.splice_rows`. Rows it cannot vouch
+for (a bad ip, port or time, a cell to neutralise, too few or too many fields) are redone one by
+one with the single parsers. Plain blocks are answered by two worker threads and written in order.
+Any other block goes through the csv module record by record (a quoted record may read on into the
+next block). Both ways write the same bytes (``tests/store/test_batch_pipeline.py`` checks every
+path against the row-by-row reference of ``tests/test_batch.py``).
+
+Answering (:func:`answer_rows`): each row's candidate versions are found with
+:func:`~detnat.service.timelines.candidate_range` (the rule single lookups use), rows are grouped
+by version and each group is answered by ``Mapper.reverse_many``; answers are small codes
+(:data:`STATUS_WORDS`, :data:`REASON_WORDS`). A row with one candidate takes that candidate's
+answer; a row with several (near a change, within a drain) is decided by
+:func:`~detnat.service.lookups.verdict` from the candidates' full answers; a row with none by
+:func:`~detnat.service.lookups.without_candidates`. So a batch row and a single lookup of the same
+query always agree.
 
 Input: CSV with columns ``ip,port,time`` (others kept), or a JSON array of ``{ip, port, time}``.
 Output: the input columns plus ``status,reason,subscriber``; a row that is not a query gets status
 ``error`` with the message, reported with its line number, and the batch goes on. Cells that a
-spreadsheet would read as a formula are neutralised with a leading ``'``.
-
-One module at this size: the store batch (readers, grouping by plan version, writers); issue 12
-merges it with the plan-file pipeline of detnat.batch.
+spreadsheet would read as a formula are neutralised with a leading ``'`` (the cell rules of
+:mod:`detnat.batch`: :func:`~detnat.batch.cell`, :func:`~detnat.batch.error_tail`).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import re
-from collections import Counter
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO, TypeAlias
+from itertools import islice
+from typing import Any, BinaryIO, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
 from detnat import strictjson
 from detnat.batch import (
-    FORMULA_START,
+    _BOM,
+    BLOCK_BYTES,
+    FORMULA_BYTE,
+    FORMULA_GATE,
     BadRow,
+    Bytes,
+    cell,
+    cpus,
+    error_tail,
     parse_ip,
     parse_ipv4_many,
     parse_port,
     parse_port_many,
     read_header,
+    splice_rows,
 )
 from detnat.batch import BatchReport as PlanBatchReport
-from detnat.engine import REASON_CODES, STATUS_CODES, Reason, Status
+from detnat.engine import INVALID, MATCH, REASON_CODES, STATUS_CODES, Mapper, Reason, Status
 from detnat.errors import InvalidInput, QueryError
 from detnat.service import lookups
 from detnat.service.answers import VersionEvidence
 from detnat.service.plans import MapperCache
 from detnat.service.timelines import Timelines, candidate_range, from_us, to_us
-from detnat.service.times import check_window, parse_instants_us
+from detnat.service.times import check_window, fixed_offset_s, instants_in, parse_instants_us
+from detnat.subscriber_text import SubscriberTexts
 
 Ints: TypeAlias = npt.NDArray[np.int64]
+Bools: TypeAlias = npt.NDArray[np.bool_]
 
 CHUNK_ROWS = 1 << 15
 MAX_LINE_CHARS = 16 << 20  # as detnat.batch.MAX_LINE_BYTES
@@ -108,12 +132,43 @@ class BatchQuery:
 
 # -- answering parsed rows -------------------------------------------------------------------------
 
+# Answers are small codes: a row's status is STATUS_WORDS[code] (0: not answered, a row that is not
+# a query), its reason REASON_WORDS[code] (0: none).
+STATUS_WORDS: tuple[str, ...] = ("", *(status.value for status in Status), ERROR)
+REASON_WORDS: tuple[str, ...] = ("", *(reason.value for reason in Reason))
+_STATUS = {word: code for code, word in enumerate(STATUS_WORDS)}
+_REASON = {word: code for code, word in enumerate(REASON_WORDS)}
+ERROR_CODE = _STATUS[ERROR]
+_FROM_ENGINE_STATUS = np.array(
+    [0 if status is None else _STATUS[status.value] for status in STATUS_CODES], dtype=np.uint8
+)
+_FROM_ENGINE_REASON = np.array(
+    [0 if reason is None else _REASON[reason.value] for reason in REASON_CODES], dtype=np.uint8
+)
+
 
 @dataclass
 class _Answers:
-    status: list[str]
-    reason: list[str]
-    subscriber: list[str]
+    """Each row's status and reason codes; the subscribers of the matched rows.
+
+    ``matched``: rows answered ``match`` by one plan version, with that version's mapper and the
+    subscriber numbers; ``texts``: the subscriber of rows decided by :func:`lookups.verdict`.
+    """
+
+    status: npt.NDArray[np.uint8]
+    reason: npt.NDArray[np.uint8]
+    matched: list[tuple[Ints, Mapper, Ints]] = field(default_factory=list)
+    texts: dict[int, str] = field(default_factory=dict)
+
+    def subscribers(self) -> list[str]:
+        """Each row's subscriber text ('' where there is none), row by row."""
+        out = [""] * len(self.status)
+        for rows, mapper, numbers in self.matched:
+            for row, number in zip(rows.tolist(), numbers.tolist(), strict=True):
+                out[row] = str(mapper.subscriber_at(number))
+        for row, text in self.texts.items():
+            out[row] = text
+        return out
 
 
 def answer_rows(
@@ -127,12 +182,12 @@ def answer_rows(
     """Answer rows (those in ``errors`` are not queries); notes used versions in ``report``.
 
     A row whose window leaves the calendar (years 1-9999) is not a query either: it is added to
-    ``errors``, as :func:`~detnat.service.times.check_window` refuses a single lookup.
+    ``errors``, as :func:`~detnat.service.times.check_window` refuses a single lookup. So is a
+    row the engine refuses (an address that is never public).
     """
     n = len(ips)
-    status = [""] * n
-    reason = [""] * n
-    subscriber = [""] * n
+    answers = _Answers(np.zeros(n, dtype=np.uint8), np.zeros(n, dtype=np.uint8))
+    status, reason = answers.status, answers.reason
     snapshot = query.snapshot
     tol = query.tolerance // timedelta(microseconds=1)
     for i in np.flatnonzero((at_us - tol < _MIN_US) | (at_us + tol > _MAX_US)).tolist():
@@ -148,8 +203,8 @@ def answer_rows(
     if errors:
         alive[list(errors)] = False
     future = alive & (at_us > now_us)
-    for i in np.flatnonzero(future).tolist():
-        status[i], reason[i] = Status.FUTURE, Reason.AFTER_NOW
+    status[future] = _STATUS[Status.FUTURE.value]
+    reason[future] = _REASON[Reason.AFTER_NOW.value]
     alive &= ~future
 
     # (row, realm, version) pairs: every candidate of every row.
@@ -162,23 +217,35 @@ def answer_rows(
         first, last = candidate_range(realm.starts_us, realm.drain_us, start[rows], end[rows])
         has = last >= first
         rows, first, last = rows[has], first[has], last[has]
-        count = last - first + 1
-        row_of = np.repeat(rows, count)
-        offsets = np.arange(len(row_of), dtype=np.int64) - np.repeat(
-            np.cumsum(count) - count, count
-        )
-        version_of = np.repeat(first, count) + offsets
-        order = np.argsort(version_of, kind="stable")
-        version_of, row_of = version_of[order], row_of[order]
-        cuts = np.flatnonzero(np.diff(version_of)) + 1
-        for chunk_rows, chunk_versions in zip(
-            np.split(row_of, cuts), np.split(version_of, cuts), strict=True
-        ):
-            if not len(chunk_rows):
-                continue
-            version = realm.versions[int(chunk_versions[0])]
+        if not len(rows):
+            continue
+        if bool(np.all(first == last)):  # one candidate each (the usual case): few versions
+            used = np.flatnonzero(np.bincount(first)).tolist()
+            if len(used) == 1:
+                version_runs = [(rows, used[0])]
+            else:
+                version_runs = [(rows[first == version], version) for version in used]
+        else:
+            count = last - first + 1
+            row_of = np.repeat(rows, count)
+            offsets = np.arange(len(row_of), dtype=np.int64) - np.repeat(
+                np.cumsum(count) - count, count
+            )
+            version_of = np.repeat(first, count) + offsets
+            order = np.argsort(version_of, kind="stable")
+            version_of, row_of = version_of[order], row_of[order]
+            cuts = np.flatnonzero(np.diff(version_of)) + 1
+            version_runs = [
+                (chunk_rows, int(chunk_versions[0]))
+                for chunk_rows, chunk_versions in zip(
+                    np.split(row_of, cuts), np.split(version_of, cuts), strict=True
+                )
+                if len(chunk_rows)
+            ]
+        for chunk_rows, version_index in version_runs:
+            version = realm.versions[version_index]
             if version.plan is None:  # a retirement: no plan in force for what it ended
-                ended = realm.plan_ended_by(int(chunk_versions[0]))
+                ended = realm.plan_ended_by(version_index)
                 if query.realm is None and ended is not None:
                     retired[chunk_rows[ended.holds_many(ips[chunk_rows])]] = True
                 continue
@@ -187,7 +254,7 @@ def answer_rows(
                 if not len(chunk_rows):
                     continue
             pair_rows.append(chunk_rows)
-            pair_versions.append((realm_index, int(chunk_versions[0]), chunk_rows))
+            pair_versions.append((realm_index, version_index, chunk_rows))
     counts = np.zeros(n, dtype=np.int64)
     for rows in pair_rows:
         counts[rows] += 1
@@ -201,20 +268,22 @@ def answer_rows(
         mine = rows[single[rows]]
         if not len(mine):
             continue
-        answers = mapper.reverse_many(ips[mine], ports[mine])
-        codes = answers.status.tolist()
-        reasons = answers.reason.tolist()
-        subs = answers.subscriber.tolist()
-        for k, row in enumerate(mine.tolist()):
-            said = STATUS_CODES[codes[k]]
-            if said is None:  # INVALID
+        said = mapper.reverse_many(ips[mine], ports[mine])
+        codes = said.status
+        refused = codes == INVALID
+        if refused.any():
+            for row in mine[refused].tolist():
                 errors[row] = _refusal(mapper, int(ips[row]), int(ports[row]))
-                continue
-            status[row] = said
-            if said is Status.MATCH:
-                subscriber[row] = str(mapper.subscriber_at(subs[k]))
-            else:
-                reason[row] = REASON_CODES[reasons[k]] or ""
+            kept = ~refused
+            mine, codes = mine[kept], codes[kept]
+            reasons, numbers = said.reason[kept], said.subscriber[kept]
+        else:
+            reasons, numbers = said.reason, said.subscriber
+        status[mine] = _FROM_ENGINE_STATUS[codes]
+        is_match = codes == MATCH
+        reason[mine] = np.where(is_match, 0, _FROM_ENGINE_REASON[reasons])
+        if is_match.any():
+            answers.matched.append((mine[is_match], mapper, numbers[is_match]))
 
     # Several candidates: the single lookup's verdict over their full answers.
     several = np.flatnonzero(counts > 1)
@@ -237,9 +306,10 @@ def answer_rows(
                 errors[row] = exc.message
                 continue
             decided = lookups.verdict(candidates)
-            status[row] = decided["status"]
-            reason[row] = decided.get("reason", "")
-            subscriber[row] = decided.get("subscriber", "")
+            status[row] = _STATUS[decided["status"]]
+            reason[row] = _REASON[decided.get("reason", "")]
+            if decided.get("subscriber"):
+                answers.texts[row] = decided["subscriber"]
 
     # No candidate: no plan, or an address no plan held.
     for row in np.flatnonzero(alive & (counts == 0)).tolist():
@@ -255,8 +325,9 @@ def answer_rows(
         except QueryError as exc:
             errors[row] = exc.message
             continue
-        status[row], reason[row] = decided["status"], decided.get("reason", "")
-    return _Answers(status, reason, subscriber)
+        status[row] = _STATUS[decided["status"]]
+        reason[row] = _REASON[decided.get("reason", "")]
+    return answers
 
 
 def _rows_by_realm(query: BatchQuery, ips: Ints, alive: Ints) -> Iterator[tuple[int, Ints]]:
@@ -266,17 +337,31 @@ def _rows_by_realm(query: BatchQuery, ips: Ints, alive: Ints) -> Iterator[tuple[
         yield snapshot.realms.index(realm), alive
         return
     segment = snapshot.segment_of(ips[alive])
-    order = np.argsort(segment, kind="stable")
-    segment, rows = segment[order], alive[order]
-    cuts = np.flatnonzero(np.diff(segment)) + 1
-    by_realm: dict[int, list[Ints]] = {}
-    for seg_rows, seg in zip(np.split(rows, cuts), np.split(segment, cuts), strict=True):
-        if not len(seg_rows):
-            continue
-        for realm_index in snapshot.realms_of_segment(int(seg[0])):
-            by_realm.setdefault(realm_index, []).append(seg_rows)
-    for realm_index, parts in sorted(by_realm.items()):
-        yield realm_index, np.sort(np.concatenate(parts))
+    # Segments are few: each realm takes the rows of its segments (in row order) through a table.
+    offset = 1  # segment -1: below every pool
+    present = np.flatnonzero(np.bincount(segment + offset, minlength=1)) - offset
+    tables: dict[int, npt.NDArray[np.bool_]] = {}
+    for seg in present.tolist():
+        for realm_index in snapshot.realms_of_segment(seg):
+            table = tables.get(realm_index)
+            if table is None:
+                table = tables[realm_index] = np.zeros(snapshot.segment_count + 1, dtype=np.bool_)
+            table[seg + offset] = True
+    for realm_index, table in sorted(tables.items()):
+        yield realm_index, alive[table[segment + offset]]
+
+
+def _first_commas(commas: Ints, starts: Ints, ends: Ints, columns: int) -> tuple[Ints, Bools]:
+    """Each line's first comma (an index into ``commas``) and which lines have not ``columns``
+    fields. Most blocks have the right number on every line, checked without a search."""
+    n = len(starts)
+    if len(commas) == n * (columns - 1):
+        grid = commas.reshape(n, columns - 1)
+        if bool(np.all(grid[:, 0] > starts - 1)) and bool(np.all(grid[:, -1] < ends)):
+            return np.arange(0, len(commas), columns - 1, dtype=np.int64), np.zeros(n, np.bool_)
+    first = np.searchsorted(commas, starts)
+    fields = np.searchsorted(commas, ends) - first + 1
+    return first, fields != columns
 
 
 def _refusal(mapper: Any, ip: int, port: int) -> str:
@@ -290,16 +375,7 @@ def _refusal(mapper: Any, ip: int, port: int) -> str:
 # -- CSV -------------------------------------------------------------------------------------------
 
 
-def cell(text: str) -> str:
-    """One output cell: formula starts neutralised, quoted when it holds , " CR or LF."""
-    if text.startswith(FORMULA_START):
-        text = "'" + text
-    if any(c in text for c in ',"\r\n'):
-        text = '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def _echoes(rows: list[list[str]], columns: int) -> list[str]:
+def echoes(rows: list[list[str]], columns: int) -> list[str]:
     """The input cells of each row as output text (neutralised and quoted where needed).
 
     One scan of the whole chunk finds the rows that need more than joining with commas: a cell
@@ -316,13 +392,58 @@ def _echoes(rows: list[list[str]], columns: int) -> list[str]:
     return lines
 
 
-def bounded_lines(stream: TextIO, *, limit: int = MAX_LINE_CHARS) -> Iterator[str]:
-    """The lines of a text stream, refusing one longer than ``limit`` characters: a file without
-    line breaks (``/dev/zero``) is never read whole."""
-    while line := stream.readline(limit + 1):
-        if len(line) > limit:
+def line_blocks(lines: Iterable[str], *, rows: int = CHUNK_ROWS) -> Iterator[bytes]:
+    """Decoded lines (each with its line break, as a text stream with ``newline=""`` gives
+    them) as the blocks :func:`reverse_csv_blocks` reads, ``rows`` lines each: UTF-8,
+    surrogates escaped back."""
+    it = iter(lines)
+    while part := list(islice(it, rows)):
+        yield "".join(part).encode("utf-8", "surrogateescape")
+
+
+def file_blocks(
+    source: BinaryIO, *, limit: int = MAX_LINE_CHARS, block_bytes: int = BLOCK_BYTES
+) -> Iterator[bytes]:
+    """A CSV file's bytes as blocks of whole lines (about ``BLOCK_BYTES``), a leading BOM dropped.
+
+    A line is cut at LF (or CR, the universal line ends a text stream reads); a run of more than
+    ``limit`` bytes without one is refused, so a file without line breaks is never read whole.
+    """
+    pending = b""
+    started = False  # the first bytes were checked for a BOM
+    while True:
+        data = source.read(block_bytes)
+        pending += data
+        if not started:
+            if data and len(pending) < len(_BOM) and _BOM.startswith(pending):
+                continue
+            pending, started = pending.removeprefix(_BOM), True
+        if not data:
+            if pending:
+                _check_first_line(pending, len(pending), limit)
+                yield pending
+            return
+        cut = pending.rfind(b"\n") + 1
+        if not cut:
+            cut = pending.rfind(b"\r", 0, len(pending) - 1) + 1
+        if not cut:
+            _check_first_line(pending, len(pending), limit)
+            continue
+        _check_first_line(pending, cut, limit)
+        yield pending[:cut]
+        pending = pending[cut:]
+
+
+_BREAK = re.compile(rb"[\r\n]")
+
+
+def _check_first_line(pending: bytes, end: int, limit: int) -> None:
+    """Refuse a first line longer than ``limit`` (only a line carried over reads can be: a read
+    is far smaller than the limit)."""
+    if end > limit:
+        found = _BREAK.search(pending, 0, limit + 1)
+        if found is None or found.end() > limit:
             raise InvalidInput(f"a line longer than {limit} characters", field="batch")
-        yield line
 
 
 def reverse_csv_at(
@@ -332,83 +453,395 @@ def reverse_csv_at(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> BatchReport:
-    """Answer a CSV (``lines`` already decoded, BOM stripped) into ``write``, chunk by chunk."""
-    report = BatchReport()
-    digest = hashlib.sha256()
+    """Answer a CSV (``lines`` already decoded, BOM stripped) into ``write``, block by block."""
 
-    def emit(text: str) -> None:
-        digest.update(text.encode("utf-8", "surrogateescape"))
-        write(text)
+    def write_text(data: bytes | memoryview) -> None:
+        write(bytes(data).decode("utf-8", "surrogateescape"))
 
-    reader = csv.reader(iter(lines), strict=True)
-    header = read_header(reader, REQUIRED)
-    columns = len(header)
-    ip_col, port_col, time_col = (header.index(name) for name in REQUIRED)
-    emit(",".join(map(cell, [*header, *OUTPUT_COLUMNS])) + "\n")
-    done = False
-    while not done:
+    return reverse_csv_blocks(query, line_blocks(lines), write_text, progress=progress)
+
+
+def reverse_csv_blocks(
+    query: BatchQuery,
+    blocks: Iterable[bytes],
+    write: Callable[[bytes | memoryview], object],
+    *,
+    progress: Callable[[int], None] | None = None,
+    threads: int | None = None,
+) -> BatchReport:
+    """Answer a CSV given as blocks of whole lines (:func:`file_blocks`, :func:`line_blocks`)
+    into ``write``; ``progress`` is called with the rows done after each block.
+
+    Blocks of plain lines are answered by ``threads`` worker threads (numpy lets go of the GIL;
+    default: the CPUs this process may use, at most 2) and written in input order.
+    """
+    return _CsvRun(query, blocks, write, progress, threads or cpus()).run()
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A block answered by a worker: its output, each row's status code, the bad rows' messages
+    (by row) and each row's line number."""
+
+    output: bytes | memoryview
+    status: npt.NDArray[np.uint8]
+    errors: dict[int, str]
+    line_no: Ints
+
+
+class _CsvRun:
+    """One CSV batch: blocks of plain lines by numpy (:meth:`_fast`), others by the csv module
+    record by record (:meth:`_slow`); both write the same bytes for the same rows."""
+
+    def __init__(
+        self,
+        query: BatchQuery,
+        blocks: Iterable[bytes],
+        write: Callable[[bytes | memoryview], object],
+        progress: Callable[[int], None] | None,
+        threads: int,
+    ) -> None:
+        self.query = query
+        self.blocks = iter(blocks)
+        self.sink = write
+        self.progress = progress
+        self.report = BatchReport()
+        self.digest = hashlib.sha256()
+        self.pending: list[str] = []  # decoded lines not yet read (after a slow block)
+        self.line_base = 0  # physical lines read so far
+        self.naive_offset_s = fixed_offset_s(query.tz)
+        self.texts: dict[int, tuple[Mapper, SubscriberTexts | None]] = {}
+        self.status_seen: dict[int, int] = {}  # status code -> rows, in order of first appearance
+        self.threads = threads
+
+    def run(self) -> BatchReport:
+        self._header()
+        pending: deque[tuple[Future[_Done | None], bytes, int]] = deque()
+        pool: ThreadPoolExecutor | None = None
+        try:
+            while (block := self._next_block()) is not None:
+                if b'"' in block or b"\r" in block:
+                    while pending:
+                        self._deliver(*pending.popleft())
+                    self._slow(block)
+                    self._progress()
+                    continue
+                base = self.line_base
+                self.line_base += block.count(b"\n") + (not block.endswith(b"\n"))
+                if pool is None:
+                    pool = ThreadPoolExecutor(self.threads, thread_name_prefix="detnat-batch")
+                pending.append((pool.submit(self._fast, block, base), block, base))
+                while len(pending) > self.threads:
+                    self._deliver(*pending.popleft())
+            while pending:
+                self._deliver(*pending.popleft())
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        report = self.report
+        report.counts = {
+            STATUS_WORDS[code]: count for code, count in self.status_seen.items() if count
+        }
+        report.output_sha256 = self.digest.hexdigest()
+        return report
+
+    def _deliver(self, future: Future[_Done | None], block: bytes, base: int) -> None:
+        """Count, write and report an answered block; blocks are delivered in input order."""
+        done = future.result()
+        if done is None:  # a line too long for the csv module: it says what is wrong
+            after, self.line_base = self.line_base, base
+            self._slow(block)
+            self.line_base = after
+        elif len(done.status):
+            self._count(len(done.status))
+            self._write(done.output)
+            self._note(done.status, done.errors, done.line_no)
+        self._progress()
+
+    def _progress(self) -> None:
+        if self.progress is not None:
+            self.progress(self.report.rows)
+
+    def _write(self, data: bytes | memoryview) -> None:
+        self.digest.update(data)
+        self.sink(data)
+
+    def _next_block(self) -> bytes | None:
+        if self.pending:
+            block = "".join(self.pending).encode("utf-8", "surrogateescape")
+            self.pending = []
+            return block
+        return next(self.blocks, None)
+
+    def _lines(self) -> Iterator[str]:
+        """Decoded lines for the csv module: the pending ones, then the next blocks'."""
+        while True:
+            while self.pending:
+                self.line_base += 1
+                yield self.pending.pop()
+            block = next(self.blocks, None)
+            if block is None:
+                return
+            self._push(block)
+
+    def _push(self, block: bytes) -> None:
+        """Put a block's lines (split as a text stream with ``newline=""`` splits) in front."""
+        lines = list(io.StringIO(block.decode("utf-8", "surrogateescape"), newline=""))
+        lines.reverse()
+        self.pending = lines + self.pending
+
+    def _header(self) -> None:
+        reader = csv.reader(self._lines(), strict=True)
+        header = read_header(reader, REQUIRED)
+        self.columns = len(header)
+        self.ip_col, self.port_col, self.time_col = (header.index(name) for name in REQUIRED)
+        names = ",".join(map(cell, [*header, *OUTPUT_COLUMNS])) + "\n"
+        self._write(names.encode("utf-8", "surrogateescape"))
+        self.pending.reverse()  # back in reading order, joined again by _next_block
+        # The tails: ",status,reason," of every code pair, a subscriber after it for a match.
+        prefixes = [
+            f",{status},{reason},".encode() for status in STATUS_WORDS for reason in REASON_WORDS
+        ]
+        self.match_at = len(f",{Status.MATCH.value},,")
+        width = max(max(map(len, prefixes)) + 1, self.match_at + 44)
+        self.tail_table = np.zeros((len(prefixes), width), dtype=np.uint8)
+        self.tail_lengths = np.zeros(len(prefixes), dtype=np.int64)
+        for code, prefix in enumerate(prefixes):
+            line = prefix + b"\n"
+            self.tail_table[code, : len(line)] = np.frombuffer(line, dtype=np.uint8)
+            self.tail_lengths[code] = len(line)
+
+    def _count(self, rows: int) -> None:
+        report = self.report
+        report.rows += rows
+        limit = self.query.max_rows
+        if limit is not None and report.rows > limit:
+            raise InvalidInput(
+                f"more than {limit} rows; the limit is {limit} rows per batch", field="batch"
+            )
+
+    def _note(self, status: npt.NDArray[np.uint8], errors: dict[int, str], line_no: Ints) -> None:
+        """Count the rows per status (in order of first appearance) and report the bad rows."""
+        counts = np.bincount(status, minlength=len(STATUS_WORDS))
+        present = np.flatnonzero(counts).tolist()
+        seen = self.status_seen
+        if not all(code in seen for code in present):  # new statuses: in order of appearance
+            present.sort(key=lambda code: int(np.argmax(status == code)))
+        for code in present:
+            seen[code] = seen.get(code, 0) + int(counts[code])
+        for i in sorted(errors):
+            self.report.bad(int(line_no[i]), errors[i])
+
+    def _subscriber_texts(self, mapper: Mapper, numbers: Ints) -> tuple[Bytes, Ints]:
+        kept = self.texts.get(id(mapper))
+        if kept is None or kept[0] is not mapper:
+            kept = self.texts[id(mapper)] = (mapper, SubscriberTexts.of(mapper))
+        runs = kept[1]
+        if runs is not None:
+            return runs.texts(numbers)
+        texts = [str(mapper.subscriber_at(i)).encode() for i in numbers.tolist()]
+        out = np.zeros((len(texts), max(map(len, texts))), dtype=np.uint8)
+        for k, text in enumerate(texts):
+            out[k, : len(text)] = np.frombuffer(text, dtype=np.uint8)
+        return out, np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+
+    def _tails(
+        self, answers: _Answers, errors: dict[int, str]
+    ) -> tuple[npt.NDArray[np.uint8], Bytes, Ints, dict[int, bytes]]:
+        """(status codes, each row's tail, the tails' lengths, tails written from Python)."""
+        status = answers.status
+        if errors:
+            status[list(errors)] = ERROR_CODE
+        code = status.astype(np.intp) * len(REASON_WORDS) + answers.reason
+        tails = self.tail_table[code]
+        lengths = self.tail_lengths[code]
+        at = self.match_at
+        for rows, mapper, numbers in answers.matched:
+            text, size = self._subscriber_texts(mapper, numbers)
+            tails[rows, at : at + text.shape[1]] = text
+            tails[rows, at + size] = 10
+            lengths[rows] = at + size + 1
+        written = {i: error_tail(message) for i, message in errors.items()}
+        for i, subscriber in answers.texts.items():
+            if i not in errors:
+                written[i] = (
+                    f",{STATUS_WORDS[status[i]]},{REASON_WORDS[answers.reason[i]]},{subscriber}\n"
+                ).encode("utf-8", "surrogateescape")
+        return status, tails, lengths, written
+
+    # -- fast path ----------------------------------------------------------------------------
+
+    def _fast(self, block: bytes, line_base: int) -> _Done | None:
+        """A block without quotes or CR (its first line is ``line_base + 1``): lines and fields
+        found, parsed and written by numpy; rows it cannot vouch for are redone one by one.
+
+        Runs in worker threads: it leaves the run's counts and output to :meth:`_deliver`. None:
+        a line too long for the csv module, which the slow path reports.
+        """
+        if not block.endswith(b"\n"):
+            block += b"\n"
+        size = len(block)
+        text = np.frombuffer(block + bytes(40), dtype=np.uint8)  # room for reads past the end
+        body = text[:size]
+        breaks = np.flatnonzero(body == 10)
+        if np.max(np.diff(breaks, prepend=-1)) > csv.field_size_limit():
+            return None
+        starts = np.empty(len(breaks), dtype=np.int64)
+        starts[0] = 0
+        starts[1:] = breaks[:-1] + 1
+        ends = breaks
+        line_no = np.arange(1, len(breaks) + 1, dtype=np.int64) + line_base
+        filled = ends > starts
+        if not filled.all():  # empty lines: no row, no output
+            starts, ends, line_no = starts[filled], ends[filled], line_no[filled]
+        n = len(starts)
+        if n == 0:
+            return _Done(b"", np.zeros(0, dtype=np.uint8), {}, line_no)
+        columns = self.columns
+        commas = np.flatnonzero(body == 44)
+        redo = np.ones(n, dtype=np.bool_)
+        ips = np.zeros(n, dtype=np.int64)
+        ports = np.zeros(n, dtype=np.int64)
+        at_us = np.zeros(n, dtype=np.int64)
+        good = np.zeros(n, dtype=np.bool_)
+        if len(commas):
+            first, redo = _first_commas(commas, starts, ends, columns)
+            if FORMULA_GATE.search(block):
+                redo |= FORMULA_BYTE[body[starts]]
+                leading = commas[FORMULA_BYTE[text[commas + 1]]]
+                redo[np.searchsorted(ends, leading)] = True
+            last = len(commas) - 1
+
+            def bounds(column: int) -> tuple[Ints, Ints]:
+                fs = starts if column == 0 else commas[np.minimum(first + column - 1, last)] + 1
+                fe = ends if column == columns - 1 else commas[np.minimum(first + column, last)]
+                return fs, fe
+
+            dots = np.flatnonzero(body == 46)
+            ips, ip_ok = parse_ipv4_many(body, dots, *bounds(self.ip_col))
+            ports, port_ok = parse_port_many(body, *bounds(self.port_col))
+            ts, te = bounds(self.time_col)
+            at_us, time_ok = instants_in(text, ts, te - ts, self.naive_offset_s)
+            good = ~redo & ip_ok & port_ok & time_ok
+        echoes: dict[int, bytes] = {}
+        errors: dict[int, str] = {}
+        bad = np.flatnonzero(~good).tolist()
+        if bad:
+            texts = {i: block[starts[i] : ends[i]].decode("utf-8", "surrogateescape") for i in bad}
+            shown = [i for i in bad if redo[i]]
+            cells = {i: texts[i].split(",") for i in bad}
+            rows: list[list[str]] = []
+            for i in bad:
+                row = cells[i]
+                if len(row) > columns:
+                    errors[i] = (
+                        f"{len(row)} fields, the header has {columns} "
+                        "(row kept whole in the first column)"
+                    )
+                    row = [texts[i]] + [""] * (columns - 1)
+                elif len(row) < columns:
+                    row = row + [""] * (columns - len(row))
+                rows.append(row)
+            for i, row in zip(bad, rows, strict=True):
+                cells[i] = row
+            for i in shown:
+                echoes[i] = ",".join(map(cell, cells[i])).encode("utf-8", "surrogateescape")
+            self._parse_rows(bad, cells, ips, ports, at_us, errors)
+        answers = answer_rows(self.query, ips, ports, at_us, errors, self.report)
+        status, tails, lengths, written = self._tails(answers, errors)
+        replaced = {i: (echoes.get(i), tail) for i, tail in written.items()}
+        for i, echo in echoes.items():
+            if i not in replaced:
+                replaced[i] = (echo, tails[i, : lengths[i]].tobytes())
+        output = splice_rows(block, text, starts, ends, tails, lengths, replaced)
+        return _Done(output, status, errors, line_no)
+
+    def _parse_rows(
+        self,
+        rows: list[int],
+        cells: dict[int, list[str]],
+        ips: Ints,
+        ports: Ints,
+        at_us: Ints,
+        errors: dict[int, str],
+    ) -> None:
+        """Parse the ip, port and time of ``rows`` one by one (rows in ``errors`` are skipped)."""
+        asked = [i for i in rows if i not in errors]
+        times, time_errors = parse_instants_us(
+            [cells[i][self.time_col] for i in asked], tz=self.query.tz
+        )
+        for k, i in enumerate(asked):
+            problems = []
+            ip = parse_ip(cells[i][self.ip_col])
+            port = parse_port(cells[i][self.port_col])
+            if isinstance(ip, str):
+                problems.append(ip)
+            else:
+                ips[i] = ip
+            if isinstance(port, str):
+                problems.append(port)
+            else:
+                ports[i] = port
+            at_us[i] = times[k]
+            message = time_errors.get(k)
+            if problems:
+                errors[i] = "; ".join(problems if message is None else [*problems, message])
+            elif message is not None:
+                errors[i] = f"bad time: {message}"
+
+    # -- slow path ----------------------------------------------------------------------------
+
+    def _slow(self, block: bytes) -> None:
+        """A block with quotes or CR: the csv module, record by record; a record that runs on
+        past the block reads on into the next."""
+        self._push(block)
+        stop = self.line_base + len(self.pending)
+        reader = csv.reader(self._lines(), strict=True)
+        columns = self.columns
         rows: list[list[str]] = []
         line_no: list[int] = []
-        shape_errors: dict[int, str] = {}
-        while len(rows) < CHUNK_ROWS:
-            first_line = reader.line_num + 1
+        errors: dict[int, str] = {}
+        while self.line_base < stop:
+            first_line = self.line_base + 1
             try:
                 cells = next(reader)
             except StopIteration:
-                done = True
                 break
             except csv.Error as exc:
-                shape_errors[len(rows)] = f"malformed CSV ({exc})"
+                errors[len(rows)] = f"malformed CSV ({exc})"
                 rows.append([""] * columns)
                 line_no.append(first_line)
                 continue
             if not cells:
                 continue  # an empty line
-            if len(cells) != columns:
-                if len(cells) > columns:
-                    shape_errors[len(rows)] = (
-                        f"{len(cells)} fields, the header has {columns} "
-                        "(row kept whole in the first column)"
-                    )
-                    cells = [",".join(cells)] + [""] * (columns - 1)
-                else:
-                    cells = cells + [""] * (columns - len(cells))
+            if len(cells) > columns:
+                errors[len(rows)] = (
+                    f"{len(cells)} fields, the header has {columns} "
+                    "(row kept whole in the first column)"
+                )
+                cells = [",".join(cells)] + [""] * (columns - 1)
+            elif len(cells) < columns:
+                cells = cells + [""] * (columns - len(cells))
             rows.append(cells)
             line_no.append(first_line)
-        if not rows:
-            break
-        report.rows += len(rows)
-        if query.max_rows is not None and report.rows > query.max_rows:
-            raise InvalidInput(
-                f"more than {query.max_rows} rows; the limit is {query.max_rows} rows per batch",
-                field="batch",
-            )
-        ips, ports, at_us, errors = _parse_columns(
-            [r[ip_col] for r in rows],
-            [r[port_col] for r in rows],
-            [r[time_col] for r in rows],
-            query.tz,
-        )
-        errors.update(shape_errors)
-        answers = answer_rows(query, ips, ports, at_us, errors, report)
-        statuses = answers.status
-        for i in sorted(errors):
-            report.bad(line_no[i], errors[i])
-            statuses[i] = ERROR
-        for status, n in Counter(statuses).items():
-            report.counts[status] = report.counts.get(status, 0) + n
-        echoes = _echoes(rows, columns)
+        self.pending.reverse()  # the rest of a block read on into: back in reading order
+        n = len(rows)
+        if not n:
+            return
+        self._count(n)
+        ips = np.zeros(n, dtype=np.int64)
+        ports = np.zeros(n, dtype=np.int64)
+        at_us = np.zeros(n, dtype=np.int64)
+        self._parse_rows(list(range(n)), dict(enumerate(rows)), ips, ports, at_us, errors)
+        answers = answer_rows(self.query, ips, ports, at_us, errors, self.report)
+        status, tails, lengths, written = self._tails(answers, errors)
         out = [
-            f"{e},{s},{r},{u}\n"
-            for e, s, r, u in zip(echoes, statuses, answers.reason, answers.subscriber, strict=True)
+            echo.encode("utf-8", "surrogateescape")
+            + (written[i] if i in written else tails[i, : lengths[i]].tobytes())
+            for i, echo in enumerate(echoes(rows, columns))
         ]
-        for i, message in errors.items():
-            out[i] = f"{echoes[i]},{ERROR},{cell(message)},\n"
-        emit("".join(out))
-        if progress is not None:
-            progress(report.rows)
-    report.output_sha256 = digest.hexdigest()
-    return report
+        self._write(b"".join(out))
+        self._note(status, errors, np.array(line_no, dtype=np.int64))
 
 
 def _parse_columns(
@@ -510,6 +943,7 @@ def reverse_json_at(
         for i, message in time_errors.items():
             errors.setdefault(i, f"bad time: {message}")
         answers = answer_rows(query, ips, ports, at_us, errors, report)
+        subscribers = answers.subscribers()
         for i, item in enumerate(chunk):
             shown = item if isinstance(item, dict) else {}
             echo = {k: shown[k] for k in REQUIRED if k in shown}
@@ -519,17 +953,28 @@ def reverse_json_at(
                 report.note(ERROR)
                 out.append({**echo, "status": ERROR, "error": errors[i]})
                 continue
-            report.note(answers.status[i])
-            answer: dict[str, Any] = {**echo, "status": answers.status[i]}
+            status = STATUS_WORDS[answers.status[i]]
+            report.note(status)
+            answer: dict[str, Any] = {**echo, "status": status}
             if answers.reason[i]:
-                answer["reason"] = answers.reason[i]
-            if answers.subscriber[i]:
-                answer["subscriber"] = answers.subscriber[i]
+                answer["reason"] = REASON_WORDS[answers.reason[i]]
+            if subscribers[i]:
+                answer["subscriber"] = subscribers[i]
             out.append(answer)
     return out, report
 
 
-__all__ = ["BatchQuery", "BatchReport", "answer_rows", "cell", "reverse_csv_at", "reverse_json_at"]
+__all__ = [
+    "BatchQuery",
+    "BatchReport",
+    "answer_rows",
+    "cell",
+    "file_blocks",
+    "line_blocks",
+    "reverse_csv_at",
+    "reverse_csv_blocks",
+    "reverse_json_at",
+]
 
 
 def load_json_rows(body: bytes) -> list[Any]:

@@ -283,14 +283,17 @@ def _chunk(
             query, table[:, 0], table[:, 1], table[:, 2], errors, report
         )
         accounts = getattr(answers, "account", None)  # when the directory lands (issue 14.2)
+        subscribers = answers.subscribers()
         k = 0
         while k < len(asked):
             i = asked[k][0]
             record = records[i]
             assert isinstance(record, Complaint)
-            said = _said(answers, accounts, errors, k)
+            said = _said(answers, subscribers, accounts, errors, k)
             if i in also:
-                rows[i] = _two_instants(record, said, _said(answers, accounts, errors, k + 1))
+                rows[i] = _two_instants(
+                    record, said, _said(answers, subscribers, accounts, errors, k + 1)
+                )
                 k += 2
             else:
                 rows[i] = _with_port(record, *said)
@@ -308,18 +311,21 @@ def _chunk(
         if on_row is not None:
             on_row(row)
     # The batch writer's own cells: formula starts neutralised, quoted where needed.
-    lines = batch_lookups._echoes([row.cells() for row in done], len(COLUMNS))
+    lines = batch_lookups.echoes([row.cells() for row in done], len(COLUMNS))
     emit("".join(line + "\n" for line in lines))
 
 
 _Said = tuple[str, str, str, str]  # status, reason, subscriber, account
 
 
-def _said(answers: Any, accounts: Any, errors: dict[int, str], k: int) -> _Said:
+def _said(
+    answers: Any, subscribers: list[str], accounts: Any, errors: dict[int, str], k: int
+) -> _Said:
     if k in errors:
         return "error", errors[k], "", ""
     account = str(accounts[k] or "") if accounts is not None else ""
-    return answers.status[k], answers.reason[k], answers.subscriber[k], account
+    status = batch_lookups.STATUS_WORDS[answers.status[k]]
+    return status, batch_lookups.REASON_WORDS[answers.reason[k]], subscribers[k], account
 
 
 def _base(record: Complaint) -> dict[str, str]:

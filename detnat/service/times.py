@@ -206,6 +206,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 _MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 _DIGITS = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18)
+_DIGIT_ROWS = np.array(_DIGITS, dtype=np.intp)
+_COLUMNS = np.arange(26, dtype=np.int64)[:, None]
+_FRACTION_PLACES = (10 ** (5 - np.arange(6, dtype=np.int64)))[:, None]
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
@@ -275,57 +278,72 @@ def _fast_instants(
     starts = np.zeros(n, dtype=np.int64)
     np.cumsum(lens[:-1] + 1, out=starts[1:])
     buf = np.frombuffer(raw + b"\0" * 40, dtype=np.uint8)
-    grid = buf[starts[:, None] + np.arange(26, dtype=np.int64)].astype(np.int64)
-    digit = grid - 48
+    return instants_in(buf, starts, lens, naive_offset_s)
+
+
+def fixed_offset_s(tz: str | None) -> int | None:
+    """The one offset (seconds) of a zone that has one for all time, else None: what
+    :func:`instants_in` takes for naive times."""
+    return _fixed_offset_s(tz)
+
+
+def instants_in(
+    buf: npt.NDArray[np.uint8],
+    starts: npt.NDArray[np.int64],
+    lens: npt.NDArray[np.int64],
+    naive_offset_s: int | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """The instants of the texts ``buf[starts[i] : starts[i] + lens[i]]``, as
+    :func:`parse_instants_us`'s array path reads them: (microseconds, which it vouches for).
+
+    ``buf`` must hold at least 32 bytes after every text's start (pad it); a text it does not
+    vouch for is for :func:`parse_instant` to answer.
+    """
+    n = len(starts)
+    # Column-major: row c holds every text's byte c (a byte minus "0" below 10 is a digit).
+    grid = buf[_COLUMNS + starts]
+    digit = grid - np.uint8(48)
     ok = (lens >= 19) & (lens <= 32)
-    for col in _DIGITS:
-        ok &= (digit[:, col] >= 0) & (digit[:, col] <= 9)
-    ok &= (grid[:, 4] == 45) & (grid[:, 7] == 45) & (grid[:, 13] == 58) & (grid[:, 16] == 58)
-    ok &= (grid[:, 10] == 84) | (grid[:, 10] == 116) | (grid[:, 10] == 32)  # T, t or space
-    last = buf[starts + np.maximum(lens, 1) - 1].astype(np.int64)
+    ok &= np.all(digit[_DIGIT_ROWS] < 10, axis=0)
+    ok &= (grid[4] == 45) & (grid[7] == 45) & (grid[13] == 58) & (grid[16] == 58)
+    ok &= (grid[10] == 84) | (grid[10] == 116) | (grid[10] == 32)  # T, t or space
+    last = buf[starts + np.maximum(lens, 1) - 1]
     zulu = (last == 90) | (last == 122)
-    fraction = grid[:, 19] == 46
+    fraction = grid[19] == 46
     # Naive (no offset) only when the zone has one offset: 19 characters, or a fraction up to the
     # end (every character after the dot is checked to be a digit below).
     if naive_offset_s is None:
         naive = np.zeros(n, dtype=np.bool_)
     else:
-        naive = (lens == 19) | (
-            fraction & (lens >= 21) & (lens <= 26) & (last >= 48) & (last <= 57)
-        )
+        naive = (lens == 19) | (fraction & (lens >= 21) & (lens <= 26) & (last - 48 < 10))
     offset_len = np.where(zulu, 1, np.where(naive, 0, 6))
     k = np.where(fraction, lens - 20 - offset_len, 0)
     ok &= np.where(fraction, (k >= 1) & (k <= 6), lens == 19 + offset_len)
     # The offset: Z, or ±HH:MM at the end.
-    at = starts + lens - offset_len
-    off = buf[at[:, None] + np.arange(6, dtype=np.int64)].astype(np.int64)
-    sign = np.where(off[:, 0] == 45, -1, 1)
-    od = off - 48
+    at = np.maximum(starts + lens - offset_len, 0)
+    off = buf[_COLUMNS[:6] + at]
+    od = off - np.uint8(48)
     signed = zulu | (
-        ((off[:, 0] == 43) | (off[:, 0] == 45))
-        & (off[:, 3] == 58)
-        & np.all((od[:, [1, 2, 4, 5]] >= 0) & (od[:, [1, 2, 4, 5]] <= 9), axis=1)
+        ((off[0] == 43) | (off[0] == 45)) & (off[3] == 58) & np.all(od[[1, 2, 4, 5]] < 10, axis=0)
     )
     ok &= signed | naive
-    off_h = np.where(zulu | naive, 0, od[:, 1] * 10 + od[:, 2])
-    off_m = np.where(zulu | naive, 0, od[:, 4] * 10 + od[:, 5])
+    fixed = zulu | naive
+    hours = od[1].astype(np.int64) * 10 + od[2]
+    minutes = od[4].astype(np.int64) * 10 + od[5]
+    off_h = np.where(fixed, 0, hours)
+    off_m = np.where(fixed, 0, minutes)
     ok &= (off_h <= 23) & (off_m <= 59)
+    sign = np.where(off[0] == 45, -1, 1)
     offset_s = np.where(naive, naive_offset_s or 0, sign * (off_h * 3600 + off_m * 60))
     # Fraction digits, positions 20 .. 20 + k - 1.
-    places = np.arange(6, dtype=np.int64)
-    used = places[None, :] < k[:, None]
-    frac_d = digit[:, 20:26]
-    ok &= np.all(~used | ((frac_d >= 0) & (frac_d <= 9)), axis=1)
-    micro = np.sum(np.where(used, frac_d, 0) * 10 ** (5 - places)[None, :], axis=1)
-
-    def number(*cols: int) -> npt.NDArray[np.int64]:
-        value = np.zeros(n, dtype=np.int64)
-        for col in cols:
-            value = value * 10 + digit[:, col]
-        return value
-
-    year, month, day = number(0, 1, 2, 3), number(5, 6), number(8, 9)
-    hour, minute, second = number(11, 12), number(14, 15), number(17, 18)
+    used = _COLUMNS[:6] < k
+    frac_d = digit[20:26]
+    ok &= np.all(~used | (frac_d < 10), axis=0)
+    micro = np.sum(np.where(used, frac_d, 0) * _FRACTION_PLACES, axis=0, dtype=np.int64)
+    d = digit[_DIGIT_ROWS].astype(np.int64)
+    year = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3]
+    month, day = d[4] * 10 + d[5], d[6] * 10 + d[7]
+    hour, minute, second = d[8] * 10 + d[9], d[10] * 10 + d[11], d[12] * 10 + d[13]
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
     month_ok = (month >= 1) & (month <= 12)
     dim = _DAYS_IN_MONTH[np.where(month_ok, month, 1)] + ((month == 2) & leap)
