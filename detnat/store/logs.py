@@ -1,0 +1,379 @@
+"""Queries over the log tables (migration 0005): events in by COPY, intervals in and out.
+
+Rows in, rows out; the rules live in :mod:`detnat.service.logs` and :mod:`detnat.logs.intervals`.
+Events go through a temporary staging table filled by ``COPY`` (one round trip per chunk, no row
+inserts), then into ``log_events`` with ``ON CONFLICT DO NOTHING``: a line already stored is a
+duplicate, counted, not stored again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from detnat.logs.events import EventKind, LineRef, LogEvent
+from detnat.logs.intervals import Interval, Seen
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# The text of one event row that an ingest's digest covers (``audit verify`` recomputes it): every
+# column, so no column can change unseen. Postgres computes it at ingest and at verify alike.
+ROW_TEXT = (
+    "concat_ws('|', e.realm_id, (extract(epoch FROM e.at) * 1000000)::bigint, e.line_sha256, "
+    "e.ingest_id, e.kind, e.inside, e.public, e.port_first, e.port_last, e.port_step, "
+    "e.protocol, e.file, e.line, e.raw)"
+)
+MONTH = "to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM')"
+
+STAGE = """
+CREATE TEMPORARY TABLE IF NOT EXISTS log_stage (
+    at_us bigint, line_sha256 text, kind text, inside text, public bigint, port_first integer,
+    port_last integer, port_step integer, protocol text, file text, line bigint, raw text
+) ON COMMIT DROP
+"""
+COLUMNS = (
+    "at_us, line_sha256, kind, inside, public, port_first, port_last, port_step, protocol, "
+    "file, line, raw"
+)
+
+
+def raw_connection(session: Session) -> psycopg.Connection[Any]:
+    """The psycopg connection under the session's transaction (for COPY)."""
+    conn = session.connection().connection.driver_connection
+    assert isinstance(conn, psycopg.Connection)
+    return conn
+
+
+def instant(at_us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=at_us)
+
+
+def micros(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def stage(session: Session, rows: Iterable[bytes]) -> None:
+    """COPY tab-separated rows (already escaped, newline-terminated) into ``log_stage``."""
+    session.execute(text(STAGE))
+    conn = raw_connection(session)
+    with conn.cursor() as cur, cur.copy(f"COPY log_stage ({COLUMNS}) FROM STDIN") as copy:
+        for chunk in rows:
+            copy.write(chunk)
+
+
+def ensure_partitions(session: Session, realm_id: int) -> None:
+    """Make the realm's month partitions the staged rows need."""
+    session.execute(
+        text(
+            "SELECT log_events_partition(:realm, m) FROM (SELECT DISTINCT date_trunc('month', "
+            "to_timestamp(at_us / 1000000.0) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS m "
+            "FROM log_stage) s"
+        ),
+        {"realm": realm_id},
+    )
+
+
+def store_staged(session: Session, realm_id: int, ingest_id: int) -> list[tuple[str, str]]:
+    """Insert the staged rows not stored yet; (month, row digest) of each row inserted. Empties
+    the stage."""
+    found = session.execute(
+        text(
+            "WITH e AS (INSERT INTO log_events (realm_id, at, line_sha256, ingest_id, kind, "
+            "inside, public, port_first, port_last, port_step, protocol, file, line, raw) "
+            "SELECT :realm, to_timestamp(0) + at_us * interval '1 microsecond', line_sha256, "
+            ":ingest, kind, inside, public, port_first, port_last, port_step, protocol, file, "
+            "line, raw FROM log_stage ON CONFLICT DO NOTHING RETURNING *) "
+            f"SELECT {MONTH}, encode(sha256(convert_to({ROW_TEXT}, 'UTF8')), 'hex') FROM e"
+        ),
+        {"realm": realm_id, "ingest": ingest_id},
+    ).all()
+    session.execute(text("TRUNCATE log_stage"))
+    return [(m, h) for m, h in found]
+
+
+def staged_publics(session: Session) -> set[int]:
+    return set(session.scalars(text("SELECT DISTINCT public FROM log_stage")))
+
+
+def event_digests(session: Session) -> Iterator[tuple[int, int, str, str]]:
+    """(realm, ingest, month, row digest) of every stored event."""
+    rows = session.execute(
+        text(
+            f"SELECT e.realm_id, e.ingest_id, {MONTH}, "
+            f"encode(sha256(convert_to({ROW_TEXT}, 'UTF8')), 'hex') FROM log_events e"
+        ).execution_options(yield_per=10_000)
+    )
+    for realm, ingest, month, digest in rows:
+        yield realm, ingest, month, digest
+
+
+def next_ingest_id(session: Session) -> int:
+    return int(session.scalar(text("SELECT nextval('log_ingests_id_seq')")) or 0)
+
+
+def _event(row: Any) -> LogEvent:
+    return LogEvent(
+        EventKind(row.kind),
+        micros(row.at),
+        row.inside,
+        _ipv4(row.public),
+        row.port_first,
+        row.port_last,
+        None if row.protocol == "all" else row.protocol,
+        LineRef(row.file, row.line, row.line_sha256),
+        row.port_step,
+    )
+
+
+def _ipv4(value: int) -> str:
+    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+
+
+def events(
+    session: Session, realm_id: int, publics: Iterable[int] | None = None
+) -> Iterator[tuple[int, list[LogEvent]]]:
+    """The realm's events, one public address at a time (memory: one address's events)."""
+    query = (
+        "SELECT public, at, line_sha256, kind, inside, port_first, port_last, port_step, "
+        "protocol, file, line FROM log_events WHERE realm_id = :realm"
+    )
+    params: dict[str, Any] = {"realm": realm_id}
+    if publics is not None:
+        query += " AND public = ANY(:publics)"
+        params["publics"] = sorted(publics)
+    rows = session.execute(
+        text(query + " ORDER BY public").execution_options(yield_per=20_000), params
+    )
+    current: int | None = None
+    batch: list[LogEvent] = []
+    for row in rows:
+        if row.public != current:
+            if batch and current is not None:
+                yield current, batch
+            current, batch = row.public, []
+        batch.append(_event(row))
+    if batch and current is not None:
+        yield current, batch
+
+
+def raw_lines(session: Session, realm_id: int, keys: Iterable[tuple[int, str]]) -> dict[str, str]:
+    """The raw text of lines, by (instant in µs, line SHA-256)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        text(
+            "SELECT line_sha256, raw FROM log_events WHERE realm_id = :realm AND "
+            "(at, line_sha256) IN (SELECT to_timestamp(0) + a * interval '1 microsecond', s "
+            "FROM unnest(CAST(:ats AS bigint[]), CAST(:shas AS text[])) AS u(a, s))"
+        ),
+        {"realm": realm_id, "ats": [a for a, _ in wanted], "shas": [s for _, s in wanted]},
+    )
+    return {sha: raw for sha, raw in rows}
+
+
+def delete_intervals(session: Session, realm_id: int, publics: Iterable[int] | None) -> None:
+    if publics is None:
+        session.execute(text("DELETE FROM log_intervals WHERE realm_id = :r"), {"r": realm_id})
+    else:
+        session.execute(
+            text("DELETE FROM log_intervals WHERE realm_id = :r AND public = ANY(:p)"),
+            {"r": realm_id, "p": sorted(publics)},
+        )
+
+
+def _range_bound(value: int | None) -> str:
+    return "" if value is None else instant(value).isoformat()
+
+
+def _copy_text(value: str) -> str:
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+def interval_lines(interval: Interval) -> list[list[Any]]:
+    """The lines behind an interval as stored: [kind, instant µs, file, line, SHA-256]."""
+    return [[s.kind.value, s.at_us, s.source.file, s.source.line, s.source.sha256] for s in interval.lines]
+
+
+def insert_intervals(session: Session, realm_id: int, public: int, found: list[Interval]) -> None:
+    import json
+
+    conn = raw_connection(session)
+    with conn.cursor() as cur, cur.copy(
+        "COPY log_intervals (realm_id, public, port_first, port_last, port_step, protocol, "
+        "inside, during, ports, open, unknown_start, conflict, lines) FROM STDIN"
+    ) as copy:
+        for i in found:
+            during = f"[{_range_bound(i.start_us)},{_range_bound(i.end_us)})"
+            ports = f"[{public * 65536 + i.port_first},{public * 65536 + i.port_last + 1})"
+            lines = json.dumps(interval_lines(i), separators=(",", ":"))
+            row = "\t".join(
+                (
+                    str(realm_id),
+                    str(public),
+                    str(i.port_first),
+                    str(i.port_last),
+                    str(i.port_step),
+                    i.protocol or "all",
+                    _copy_text(i.inside),
+                    during,
+                    ports,
+                    "t" if i.open else "f",
+                    "t" if i.unknown_start else "f",
+                    "t" if i.conflict else "f",
+                    _copy_text(lines),
+                )
+            )
+            copy.write(row + "\n")
+
+
+def _interval(row: Any) -> Interval:
+    during = row.during
+    return Interval(
+        _ipv4(row.public),
+        row.port_first,
+        row.port_last,
+        row.port_step,
+        None if row.protocol == "all" else row.protocol,
+        row.inside,
+        None if during.lower is None else micros(during.lower),
+        None if during.upper is None else micros(during.upper),
+        row.open,
+        row.unknown_start,
+        tuple(Seen(EventKind(k), at, LineRef(f, n, sha)) for k, at, f, n, sha in row.lines),
+        row.conflict,
+    )
+
+
+INTERVAL_COLUMNS = (
+    "realm_id, public, port_first, port_last, port_step, protocol, inside, during, open, "
+    "unknown_start, conflict, lines"
+)
+
+
+def intervals_at(
+    session: Session,
+    public: int,
+    port: int,
+    start: datetime,
+    end: datetime,
+    realm_ids: list[int] | None,
+) -> list[tuple[int, Interval]]:
+    """(realm id, interval) of every interval that holds ``public:port`` at some instant of the
+    closed window ``[start, end]`` (the GiST index on ``(ports, during)``)."""
+    query = (
+        f"SELECT {INTERVAL_COLUMNS} FROM log_intervals WHERE ports @> CAST(:key AS bigint) "
+        "AND during && tstzrange(:start, :end, '[]') "
+        "AND (:port - port_first) % port_step = 0"
+    )
+    params: dict[str, Any] = {"key": public * 65536 + port, "start": start, "end": end, "port": port}
+    if realm_ids is not None:
+        query += " AND realm_id = ANY(:realms)"
+        params["realms"] = realm_ids
+    return [(row.realm_id, _interval(row)) for row in session.execute(text(query), params)]
+
+
+def intervals_of_inside(
+    session: Session, insides: list[str], start: datetime, end: datetime
+) -> list[tuple[int, Interval]]:
+    """Intervals of these inside keys in the window (forward lookups)."""
+    rows = session.execute(
+        text(
+            f"SELECT {INTERVAL_COLUMNS} FROM log_intervals WHERE inside = ANY(:insides) "
+            "AND during && tstzrange(:start, :end, '[]') ORDER BY public, port_first, during"
+        ),
+        {"insides": insides, "start": start, "end": end},
+    )
+    return [(row.realm_id, _interval(row)) for row in rows]
+
+
+def all_intervals(session: Session, realm_id: int) -> Iterator[Interval]:
+    rows = session.execute(
+        text(
+            f"SELECT {INTERVAL_COLUMNS} FROM log_intervals WHERE realm_id = :r "
+            "ORDER BY public"
+        ).execution_options(yield_per=20_000),
+        {"r": realm_id},
+    )
+    for row in rows:
+        yield _interval(row)
+
+
+def intervals_between(
+    session: Session, realm_id: int, start: datetime | None, end: datetime | None
+) -> Iterator[Interval]:
+    rows = session.execute(
+        text(
+            f"SELECT {INTERVAL_COLUMNS} FROM log_intervals WHERE realm_id = :r "
+            "AND during && tstzrange(:start, :end, '[]') ORDER BY public, port_first"
+        ).execution_options(yield_per=20_000),
+        {"r": realm_id, "start": start, "end": end},
+    )
+    for row in rows:
+        yield _interval(row)
+
+
+def realms_with_logs(session: Session) -> set[int]:
+    return set(session.scalars(text("SELECT DISTINCT realm_id FROM log_ingests")))
+
+
+def log_hold(session: Session, realm_id: int) -> timedelta | None:
+    """The hold the realm's latest ingest declared (None: never declared)."""
+    found: timedelta | None = session.scalar(
+        text(
+            "SELECT log_hold FROM log_ingests WHERE realm_id = :r AND log_hold IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1"
+        ),
+        {"r": realm_id},
+    )
+    return found
+
+
+def position(session: Session, realm_id: int, identity: str) -> tuple[int, int]:
+    """(byte offset, lines) already read of the file with this identity."""
+    row = session.execute(
+        text(
+            "SELECT coalesce(max(offset_to), 0), coalesce(sum(lines_read), 0) FROM log_ingests "
+            "WHERE realm_id = :r AND file_identity = :i"
+        ),
+        {"r": realm_id, "i": identity},
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def identities(session: Session, realm_id: int, file: str) -> list[str]:
+    """The identities a file name has had, oldest first (for rotation)."""
+    rows = session.execute(
+        text(
+            "SELECT file_identity FROM log_ingests WHERE realm_id = :r AND file = :f "
+            "AND file_identity IS NOT NULL GROUP BY file_identity ORDER BY min(id)"
+        ),
+        {"r": realm_id, "f": file},
+    )
+    return [r[0] for r in rows]
+
+
+def months(session: Session, realm_id: int) -> list[str]:
+    """The months the realm has events in, as ``YYYY-MM``."""
+    return list(
+        session.scalars(
+            text(
+                "SELECT DISTINCT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM') FROM log_events "
+                "WHERE realm_id = :r ORDER BY 1"
+            ),
+            {"r": realm_id},
+        )
+    )
+
+
+def drop_month(session: Session, realm_id: int, month: str) -> None:
+    """Drop a realm's events of one month ``YYYY-MM``: its whole partition (no row is deleted)."""
+    name = f"log_events_r{int(realm_id)}_{month[:4]}m{month[5:7]}"
+    session.execute(text(f"DROP TABLE IF EXISTS log_partitions.{name}"))
