@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from detnat.logs.events import EventKind, LineRef, LogEvent
 
@@ -163,7 +163,9 @@ def _block(key: BlockKey, events: list[LogEvent], hold_us: int | None) -> list[I
     public, first, last, step, protocol, inside = key
     made: list[Interval] = []
 
-    def emit(start: int | None, end: int | None, lines: list[Seen], *, opened: bool, unknown: bool):
+    def emit(
+        start: int | None, end: int | None, lines: list[Seen], *, opened: bool, unknown: bool
+    ) -> None:
         made.append(
             Interval(
                 public,
@@ -198,9 +200,7 @@ def _block(key: BlockKey, events: list[LogEvent], hold_us: int | None) -> list[I
                 current.lines.append(seen)
             elif made:
                 done = made[-1]
-                made[-1] = Interval(
-                    *(getattr(done, f) for f in _FIELDS[:-2]), (*done.lines, seen), done.conflict
-                )
+                made[-1] = replace(done, lines=(*done.lines, seen))
             continue
         prior = (event.kind, event.at_us)
         if event.kind is EventKind.ALLOCATE:
@@ -228,9 +228,6 @@ def _block(key: BlockKey, events: list[LogEvent], hold_us: int | None) -> list[I
     if current is not None:
         close_open(current, None)
     return made
-
-
-_FIELDS = Interval.__slots__  # dataclass(slots=True) lists the fields in order
 
 
 def ports_meet(a: Interval, b: Interval) -> bool:
@@ -267,7 +264,9 @@ def flag_conflicts(intervals: list[Interval]) -> list[Interval]:
     Swept per public address in order of the first port: only blocks whose ranges overlap are
     compared.
     """
-    order = sorted(range(len(intervals)), key=lambda n: (intervals[n].public, intervals[n].port_first))
+    order = sorted(
+        range(len(intervals)), key=lambda n: (intervals[n].public, intervals[n].port_first)
+    )
     hit: set[int] = set()
     active: list[int] = []
     for n in order:
@@ -285,7 +284,7 @@ def flag_conflicts(intervals: list[Interval]) -> list[Interval]:
     for n, interval in enumerate(intervals):
         flagged = n in hit
         if interval.conflict != flagged:
-            interval = Interval(*(getattr(interval, f) for f in _FIELDS[:-1]), flagged)
+            interval = replace(interval, conflict=flagged)
         out.append(interval)
     return sorted(out, key=_order)
 
@@ -315,9 +314,7 @@ def decide(intervals: Sequence[Interval], port: int, start_us: int, end_us: int)
     ``not_logged`` when no interval holds the port in the window.
     """
     found = tuple(
-        sorted(
-            (i for i in intervals if i.holds(port) and i.overlaps(start_us, end_us)), key=_order
-        )
+        sorted((i for i in intervals if i.holds(port) and i.overlaps(start_us, end_us)), key=_order)
     )
     if not found:
         return Decided(NO_MAPPING, NOT_LOGGED, found)

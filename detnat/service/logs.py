@@ -37,19 +37,20 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from detnat.engine import parse_public_address
 from detnat.errors import DetnatError, InvalidInput
 from detnat.logs.events import LogEvent, Refused
-from detnat.logs.intervals import derive
+from detnat.logs.intervals import Interval, derive
 from detnat.service import audit, plans
 from detnat.service.clock import utcnow
 from detnat.service.times import format_instant
 from detnat.store import logs as store
-from detnat.store.models import LogIngest, LogPrune, Realm
+from detnat.store.models import LogIngest, LogPrune
 
 CHUNK = 50_000  # events per COPY: memory stays flat whatever the file's size
 SHOWN = 20  # refused lines kept in a summary (all are reported as they come)
@@ -97,7 +98,7 @@ class Reading:
             return cls(sys.stdin.buffer, name="<stdin>")
         try:
             if path.endswith(".gz"):
-                return cls(gzip.open(path, "rb"), name=path)
+                return cls(cast(BinaryIO, gzip.open(path, "rb")), name=path)
             stream = open(path, "rb")  # noqa: SIM115 - closed by the caller (close())
         except OSError as exc:
             raise InvalidInput(f"cannot read {path}: {exc.strerror}", field="FILE") from None
@@ -495,7 +496,7 @@ def _again(reading: Reading) -> Reading:
 
 def _open(path: str) -> BinaryIO:
     try:
-        return open(path, "rb")  # noqa: SIM115 - closed by follow()
+        return open(path, "rb")
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}", field="FILE") from None
 
@@ -540,8 +541,81 @@ def _catch_up_rotated(
             continue
 
 
-def realm_of(session: Session, name: str) -> Realm:
-    return plans.get_realm(session, name)
+# -- verify ----------------------------------------------------------------------------------------
+
+
+def records(session: Session, names: dict[int, str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(kind, key, record) of every ingest and prune row, as their audit entries record them."""
+    for ingest_row in session.scalars(select(LogIngest).order_by(LogIngest.id)):
+        name = names.get(ingest_row.realm_id, f"realm id {ingest_row.realm_id}")
+        yield "log_ingests", str(ingest_row.id), ingest_record(name, ingest_row)
+    for prune_row in session.scalars(select(LogPrune).order_by(LogPrune.id)):
+        name = names.get(prune_row.realm_id, f"realm id {prune_row.realm_id}")
+        yield "log_prunes", str(prune_row.id), prune_record(name, prune_row)
+
+
+def verify_stored(session: Session) -> Iterator[tuple[str, str, str]]:
+    """(what, key, why) for every event that no ingest's digest accounts for, every ingest whose
+    events differ from its digest (months pruned aside), and every interval that is not what the
+    events make."""
+    ingests = {row.id: row for row in session.scalars(select(LogIngest))}
+    pruned: dict[int, set[str]] = {}
+    for prune_row in session.scalars(select(LogPrune)):
+        if isinstance(prune_row.months, list):
+            pruned.setdefault(prune_row.realm_id, set()).update(map(str, prune_row.months))
+    found: dict[tuple[int, str], list[int]] = {}
+    for realm_id, ingest_id, month, digest in store.event_digests(session):
+        if ingest_id not in ingests or ingests[ingest_id].realm_id != realm_id:
+            yield (
+                "log_events",
+                f"ingest {ingest_id} {month}",
+                "events that no ingest of their realm stored",
+            )
+            continue
+        count_sum = found.setdefault((ingest_id, month), [0, 0])
+        count_sum[0] += 1
+        count_sum[1] = (count_sum[1] + int(digest, 16)) % MOD
+    for ingest_id, row in sorted(ingests.items()):
+        gone = pruned.get(row.realm_id, set())
+        months = dict(row.months) if isinstance(row.months, dict) else {}
+        for month in sorted(set(months) | {m for i, m in found if i == ingest_id}):
+            if month in gone:
+                continue
+            want = months.get(month)
+            count, total = found.get((ingest_id, month), [0, 0])
+            if want != [count, f"{total:064x}"]:
+                yield (
+                    "log_events",
+                    f"ingest {ingest_id} {month}",
+                    f"the {count} events stored are not what the ingest recorded ({want!r:.40}): "
+                    "added, removed or altered",
+                )
+    for realm_id in sorted({row.realm_id for row in ingests.values()}):
+        hold = store.log_hold(session, realm_id)
+        hold_us = None if hold is None else hold // US
+        want_intervals: list[Interval] = []
+        for _, events in store.events(session, realm_id):
+            want_intervals.extend(derive(events, hold_us=hold_us))
+        stored = list(store.all_intervals(session, realm_id))
+        have = sorted((i for i in stored if i is not None), key=_interval_order)
+        if len(have) != len(stored):
+            yield "log_intervals", f"realm id {realm_id}", "rows that are not intervals"
+            continue
+        want_intervals.sort(key=_interval_order)
+        if have != want_intervals:
+            extra = [i for i in have if i not in want_intervals]
+            missing = [i for i in want_intervals if i not in have]
+            first = (extra or missing)[0]
+            yield (
+                "log_intervals",
+                f"realm id {realm_id} {first.public} {first.port_first}-{first.port_last}",
+                f"{len(extra)} intervals stored that the events do not make, {len(missing)} "
+                "that they make missing",
+            )
+
+
+def _interval_order(i: Interval) -> tuple[object, ...]:
+    return (i.block, -1 if i.start_us is None else i.start_us, i.end_us or 0)
 
 
 __all__ = [

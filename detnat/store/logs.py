@@ -109,7 +109,7 @@ def event_digests(session: Session) -> Iterator[tuple[int, int, str, str]]:
         ).execution_options(yield_per=10_000)
     )
     for realm, ingest, month, digest in rows:
-        yield realm, ingest, month, digest
+        yield int(realm), int(ingest), str(month), str(digest)
 
 
 def next_ingest_id(session: Session) -> int:
@@ -199,17 +199,23 @@ def _copy_text(value: str) -> str:
 
 def interval_lines(interval: Interval) -> list[list[Any]]:
     """The lines behind an interval as stored: [kind, instant µs, file, line, SHA-256]."""
-    return [[s.kind.value, s.at_us, s.source.file, s.source.line, s.source.sha256] for s in interval.lines]
+    return [
+        [s.kind.value, s.at_us, s.source.file, s.source.line, s.source.sha256]
+        for s in interval.lines
+    ]
 
 
 def insert_intervals(session: Session, realm_id: int, public: int, found: list[Interval]) -> None:
     import json
 
     conn = raw_connection(session)
-    with conn.cursor() as cur, cur.copy(
-        "COPY log_intervals (realm_id, public, port_first, port_last, port_step, protocol, "
-        "inside, during, ports, open, unknown_start, conflict, lines) FROM STDIN"
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY log_intervals (realm_id, public, port_first, port_last, port_step, protocol, "
+            "inside, during, ports, open, unknown_start, conflict, lines) FROM STDIN"
+        ) as copy,
+    ):
         for i in found:
             during = f"[{_range_bound(i.start_us)},{_range_bound(i.end_us)})"
             ports = f"[{public * 65536 + i.port_first},{public * 65536 + i.port_last + 1})"
@@ -273,7 +279,12 @@ def intervals_at(
         "AND during && tstzrange(:start, :end, '[]') "
         "AND (:port - port_first) % port_step = 0"
     )
-    params: dict[str, Any] = {"key": public * 65536 + port, "start": start, "end": end, "port": port}
+    params: dict[str, Any] = {
+        "key": public * 65536 + port,
+        "start": start,
+        "end": end,
+        "port": port,
+    }
     if realm_ids is not None:
         query += " AND realm_id = ANY(:realms)"
         params["realms"] = realm_ids
@@ -294,16 +305,19 @@ def intervals_of_inside(
     return [(row.realm_id, _interval(row)) for row in rows]
 
 
-def all_intervals(session: Session, realm_id: int) -> Iterator[Interval]:
+def all_intervals(session: Session, realm_id: int) -> Iterator[Interval | None]:
+    """Every interval of the realm; None for a row that is not one (altered by hand)."""
     rows = session.execute(
         text(
-            f"SELECT {INTERVAL_COLUMNS} FROM log_intervals WHERE realm_id = :r "
-            "ORDER BY public"
+            f"SELECT {INTERVAL_COLUMNS} FROM log_intervals WHERE realm_id = :r ORDER BY public"
         ).execution_options(yield_per=20_000),
         {"r": realm_id},
     )
     for row in rows:
-        yield _interval(row)
+        try:
+            yield _interval(row)
+        except (ValueError, TypeError, KeyError):
+            yield None
 
 
 def intervals_between(

@@ -322,5 +322,9 @@ class LogInterval(Base):
     lines: Mapped[list[Any]] = mapped_column(JSONB)
 
     __table_args__ = (
+        CheckConstraint(
+            "ports = int8range(public * 65536 + port_first, public * 65536 + port_last + 1)",
+            name="ports_of_block",
+        ),
         Index("ix_log_intervals_ports_during", "ports", "during", postgresql_using="gist"),
     )

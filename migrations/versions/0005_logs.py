@@ -8,11 +8,11 @@
 - ``log_events``: every allocate / interim / release line, with the line itself (file, line
   number, SHA-256, raw text) so an answer and an evidence file can show it. Partitioned by realm,
   then by month of the event's instant (partitions live in schema ``log_partitions``, made when
-  the first event of a realm's month is stored: ``log_events_partition(realm, instant)``). Unique per realm on
-  ``(instant, line SHA-256)``: the same line ingested twice is a duplicate, stored once.
-  Append-only (UPDATE/DELETE refused on every partition, TRUNCATE on the table and on each
-  partition); the only removal is ``detnat logs prune``, which drops whole months (audited
-  ``logs.prune``, row in ``log_prunes``).
+  the first event of a realm's month is stored: ``log_events_partition(realm, instant)``).
+  Unique per realm on ``(instant, line SHA-256)``: the same line ingested twice is a duplicate,
+  stored once. Append-only (UPDATE/DELETE refused on every partition, TRUNCATE on the table and
+  on each partition); the only removal is ``detnat logs prune``, which drops a realm's whole
+  months (audited ``logs.prune``, row in ``log_prunes``).
 - ``log_prunes``: the months of a realm dropped by a prune. Append-only.
 - ``log_intervals``: derived. Allocations as intervals ``[from, to)`` with their flags and the
   lines behind them, rebuilt from ``log_events`` by every ingest and prune for the public
@@ -39,6 +39,7 @@ branch_labels = None
 depends_on = None
 
 KINDS = "kind IN ('allocate', 'interim', 'release')"
+PORTS = "ports = int8range(public * 65536 + port_first, public * 65536 + port_last + 1)"
 
 FUNCTIONS = """
 CREATE SCHEMA log_partitions;
@@ -161,6 +162,7 @@ def upgrade() -> None:
         sa.Column("unknown_start", sa.Boolean(), nullable=False),
         sa.Column("conflict", sa.Boolean(), nullable=False),
         sa.Column("lines", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.CheckConstraint(PORTS, name=op.f("ck_log_intervals_ports_of_block")),
         sa.PrimaryKeyConstraint(
             "realm_id",
             "public",

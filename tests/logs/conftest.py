@@ -51,30 +51,72 @@ def realm(sessions: SessionFactory) -> str:
     return new_realm(sessions)
 
 
-def line_of(kind: EventKind, at_us: int, inside: str, public: str, first: int, last: int,
-            step: int = 1, protocol: str | None = None) -> bytes:
+def line_of(
+    kind: EventKind,
+    at_us: int,
+    inside: str,
+    public: str,
+    first: int,
+    last: int,
+    step: int = 1,
+    protocol: str | None = None,
+) -> bytes:
     """The line an event stands for (the csv shape: time,event,subscriber,public,first,last)."""
-    fields = [str(at_us), kind.value, inside, public, str(first), str(last), str(step),
-              protocol or ""]
+    fields = [
+        str(at_us),
+        kind.value,
+        inside,
+        public,
+        str(first),
+        str(last),
+        str(step),
+        protocol or "",
+    ]
     return (",".join(fields) + "\n").encode()
 
 
-def event(kind: EventKind, at_us: int, inside: str, public: str, first: int, last: int, *,
-          step: int = 1, protocol: str | None = None, file: str = "made.log",
-          line: int = 1) -> LogEvent:
+def event(
+    kind: EventKind,
+    at_us: int,
+    inside: str,
+    public: str,
+    first: int,
+    last: int,
+    *,
+    step: int = 1,
+    protocol: str | None = None,
+    file: str = "made.log",
+    line: int = 1,
+) -> LogEvent:
     raw = line_of(kind, at_us, inside, public, first, last, step, protocol)
-    return LogEvent(kind, at_us, inside, public, first, last, protocol,
-                    LineRef.of(file, line, raw), step)
+    return LogEvent(
+        kind, at_us, inside, public, first, last, protocol, LineRef.of(file, line, raw), step
+    )
 
 
-def as_file(events: Sequence[LogEvent], name: str = "made.log") -> tuple[logs.Reading, list[LogEvent]]:
+def as_file(
+    events: Sequence[LogEvent], name: str = "made.log"
+) -> tuple[logs.Reading, list[LogEvent]]:
     """A reading over the lines of ``events`` and the events renumbered as read from it."""
-    raws = [line_of(e.kind, e.at_us, e.inside, e.public, e.port_first, e.port_last,
-                    e.port_step, e.protocol) for e in events]
+    raws = [
+        line_of(
+            e.kind, e.at_us, e.inside, e.public, e.port_first, e.port_last, e.port_step, e.protocol
+        )
+        for e in events
+    ]
     reading = logs.Reading(io.BytesIO(b"".join(raws)), name=name)
     renumbered = [
-        LogEvent(e.kind, e.at_us, e.inside, e.public, e.port_first, e.port_last, e.protocol,
-                 LineRef.of(name, n, raw), e.port_step)
+        LogEvent(
+            e.kind,
+            e.at_us,
+            e.inside,
+            e.public,
+            e.port_first,
+            e.port_last,
+            e.protocol,
+            LineRef.of(name, n, raw),
+            e.port_step,
+        )
         for n, (e, raw) in enumerate(zip(events, raws, strict=True), start=1)
     ]
     return reading, renumbered
@@ -90,9 +132,24 @@ def feed(reading: logs.Reading, events: Sequence[LogEvent]) -> Iterator[LogEvent
         pass
 
 
-def ingest(sessions: SessionFactory, realm: str, events: Sequence[LogEvent], *,
-           name: str = "made.log", hold: timedelta | None = None) -> logs.IngestSummary:
+def ingest(
+    sessions: SessionFactory,
+    realm: str,
+    events: Sequence[LogEvent],
+    *,
+    name: str = "made.log",
+    hold: timedelta | None = None,
+    by: audit.Actor = OPS,
+) -> logs.IngestSummary:
     reading, renumbered = as_file(events, name)
     with unit_of_work(sessions) as s:
-        return logs.ingest(s, realm, feed(reading, renumbered), reading, fmt="csv", by=OPS,
-                           request_id="test", log_hold=hold)
+        return logs.ingest(
+            s,
+            realm,
+            feed(reading, renumbered),
+            reading,
+            fmt="csv",
+            by=by,
+            request_id="test",
+            log_hold=hold,
+        )
