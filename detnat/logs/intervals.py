@@ -12,9 +12,12 @@ The rule, per block (public address, port range and stride, protocol, inside key
   ``open``: its release was never seen);
 - ``interim`` refreshes the open interval; with none open, it opens one of unknown start;
 - ``release`` closes the open interval at its instant; with none open, it makes an interval of
-  unknown start (``unknown_start``), that began after the block's previous line, if any;
+  unknown start (``unknown_start``, no lower bound);
 - an interval still open at the end lasts until its last line plus the realm's log hold (no hold
   declared: no end), flagged ``open``.
+
+Then, across inside keys on the same ports (:func:`bound_assumed`), what is assumed is cut where
+another interval's lines begin or end.
 
 What the lines prove of an interval is its *seen* part: from its allocation (or first line, for an
 unknown start) to its release, or for an open interval to its last line. Beyond that it is assumed.
@@ -31,7 +34,7 @@ Example: allocate at 10, interim at 20, no release, hold 100 -> ``[10, 120)`` op
 ...      LogEvent(EventKind.RELEASE, 50, "10.0.0.1", "192.0.2.1", 1024, 1535, None, ref)]
 >>> [(i.start_us, i.end_us, i.open) for i in derive(e, hold_us=None)]
 [(10, 50, False)]
->>> decide([i for i in derive(e, hold_us=None)], 1100, 20, 30).status
+>>> str(decide(derive(e, hold_us=None), 1100, 20, 30).status)
 'match'
 """
 
@@ -41,20 +44,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from detnat.engine.results import Reason, Status
 from detnat.logs.events import EventKind, LineRef, LogEvent
 
 # At one instant, a release ends what was before it, then an allocate begins, then refreshes.
 _RANK = {EventKind.RELEASE: 0, EventKind.ALLOCATE: 1, EventKind.INTERIM: 2}
 
-MATCH = "match"
-AMBIGUOUS = "ambiguous"
-NO_MAPPING = "no_mapping"
-# Reasons (their one spelling is detnat.engine.results.Reason; these are its values).
-NOT_LOGGED = "not_logged"
-LOG_CONFLICT = "log_conflict"
-LOG_OPEN_ENDED = "log_open_ended"
-LOG_BOUNDARY = "log_boundary"
-CANDIDATES_DIFFER = "candidates_differ"
+MATCH, AMBIGUOUS, NO_MAPPING = Status.MATCH, Status.AMBIGUOUS, Status.NO_MAPPING
+NOT_LOGGED, LOG_CONFLICT = Reason.NOT_LOGGED, Reason.LOG_CONFLICT
+LOG_OPEN_ENDED, LOG_BOUNDARY = Reason.LOG_OPEN_ENDED, Reason.LOG_BOUNDARY
+CANDIDATES_DIFFER = Reason.CANDIDATES_DIFFER
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +154,7 @@ def derive(events: Iterable[LogEvent], *, hold_us: int | None) -> list[Interval]
     out: list[Interval] = []
     for key in sorted(blocks):
         out.extend(_block(key, blocks[key], hold_us))
-    return flag_conflicts(out)
+    return flag_conflicts(bound_assumed(out))
 
 
 def _block(key: BlockKey, events: list[LogEvent], hold_us: int | None) -> list[Interval]:
@@ -190,7 +189,6 @@ def _block(key: BlockKey, events: list[LogEvent], hold_us: int | None) -> list[I
         emit(current.start_us, end, current.lines, opened=True, unknown=current.unknown)
 
     current: _Open | None = None
-    previous_us: int | None = None  # the block's last line before now: an unknown start is after
     prior: tuple[EventKind, int] | None = None
     for event in events:
         seen = Seen(event.kind, event.at_us, event.source)
@@ -209,12 +207,12 @@ def _block(key: BlockKey, events: list[LogEvent], hold_us: int | None) -> list[I
             current = _Open(event.at_us, False, [seen])
         elif event.kind is EventKind.INTERIM:
             if current is None:
-                current = _Open(previous_us, True, [seen])
+                current = _Open(None, True, [seen])
             else:
                 current.lines.append(seen)
         else:
             if current is None:
-                emit(previous_us, event.at_us, [seen], opened=False, unknown=True)
+                emit(None, event.at_us, [seen], opened=False, unknown=True)
             else:
                 emit(
                     current.start_us,
@@ -224,7 +222,6 @@ def _block(key: BlockKey, events: list[LogEvent], hold_us: int | None) -> list[I
                     unknown=current.unknown,
                 )
                 current = None
-        previous_us = event.at_us
     if current is not None:
         close_open(current, None)
     return made
@@ -256,6 +253,59 @@ def _meet(a: Interval, b: Interval) -> bool:
     before = a.end_us is not None and b.start_us is not None and a.end_us <= b.start_us
     after = b.end_us is not None and a.start_us is not None and b.end_us <= a.start_us
     return not before and not after and ports_meet(a, b)
+
+
+def _sharing(intervals: list[Interval]) -> Iterable[tuple[int, int]]:
+    """Pairs (n, m) of intervals of one public address whose port ranges overlap."""
+    order = sorted(
+        range(len(intervals)), key=lambda n: (intervals[n].public, intervals[n].port_first)
+    )
+    active: list[int] = []
+    for n in order:
+        a = intervals[n]
+        active = [
+            m
+            for m in active
+            if intervals[m].public == a.public and intervals[m].port_last >= a.port_first
+        ]
+        for m in active:
+            yield n, m
+        active.append(n)
+
+
+def bound_assumed(intervals: list[Interval]) -> list[Interval]:
+    """Cut what is assumed of an interval where the lines of another interval on one of its ports
+    begin or end (the NAT gives a port to one inside key at a time): an unknown start begins at
+    the latest end before its first line (else it stays unbounded); an open interval ends at the
+    first start of another after its last line, if that is before its hold runs out. What the
+    lines show is never cut: intervals whose seen parts overlap are flagged, not trimmed."""
+    starts: dict[int, int] = {}
+    ends: dict[int, int] = {}
+    for n, m in _sharing(intervals):
+        for x, y in ((n, m), (m, n)):
+            a, b = intervals[x], intervals[y]
+            if (
+                a.unknown_start
+                and b.end_us is not None
+                and b.end_us <= a.seen_from_us
+                and ports_meet(a, b)
+            ):
+                starts[x] = max(starts.get(x, b.end_us), b.end_us)
+            if (
+                a.open
+                and b.start_us is not None
+                and not b.unknown_start
+                and a.seen_to_us < b.start_us
+                and (a.end_us is None or b.start_us < a.end_us)
+                and ports_meet(a, b)
+            ):
+                ends[x] = min(ends.get(x, b.start_us), b.start_us)
+    return [
+        replace(i, start_us=starts.get(n, i.start_us), end_us=ends.get(n, i.end_us))
+        if n in starts or n in ends
+        else i
+        for n, i in enumerate(intervals)
+    ]
 
 
 def flag_conflicts(intervals: list[Interval]) -> list[Interval]:
@@ -297,8 +347,8 @@ def _order(i: Interval) -> tuple[object, ...]:
 class Decided:
     """The logs' answer for one port over one window: status, reason, the intervals behind it."""
 
-    status: str
-    reason: str | None
+    status: Status
+    reason: Reason | None
     intervals: tuple[Interval, ...]
     inside: str | None = None  # a match: the one inside key
 
@@ -308,10 +358,11 @@ def decide(intervals: Sequence[Interval], port: int, start_us: int, end_us: int)
 
     ``intervals`` may hold any intervals of the public address; those that hold the port at some
     instant of the window are the candidates. ``match`` only when every candidate names the same
-    inside key, none is flagged ``conflict``, and the window lies in each one's seen part; else
-    ``ambiguous``: ``log_conflict``, then ``log_open_ended`` (the window reaches into an assumed
-    part), then ``log_boundary`` (the window crosses a start or an end). ``no_mapping`` /
-    ``not_logged`` when no interval holds the port in the window.
+    inside key, none is flagged ``conflict``, and the window lies in the seen part of one of
+    them; else ``ambiguous``: ``log_conflict``; ``candidates_differ`` (each proven, different
+    keys: another protocol); ``log_open_ended`` (the window reaches into an assumed part);
+    ``log_boundary`` (the window crosses a start or an end). ``no_mapping`` / ``not_logged`` when
+    no interval holds the port in the window.
     """
     found = tuple(
         sorted((i for i in intervals if i.holds(port) and i.overlaps(start_us, end_us)), key=_order)
@@ -320,12 +371,13 @@ def decide(intervals: Sequence[Interval], port: int, start_us: int, end_us: int)
         return Decided(NO_MAPPING, NOT_LOGGED, found)
     if any(i.conflict for i in found):
         return Decided(AMBIGUOUS, LOG_CONFLICT, found)
-    uncovered = [i for i in found if not (i.seen_from_us <= start_us and end_us <= i.seen_to_us)]
-    if any(i.open or i.unknown_start for i in uncovered):
-        return Decided(AMBIGUOUS, LOG_OPEN_ENDED, found)
-    if uncovered:
-        return Decided(AMBIGUOUS, LOG_BOUNDARY, found)
     insides = {i.inside for i in found}
-    if len(insides) > 1:  # e.g. tcp for one, udp for another: the question names no protocol
+    covered = [i for i in found if i.seen_from_us <= start_us and end_us <= i.seen_to_us]
+    if covered and len(insides) == 1:
+        # one inside key, proven over the whole window by at least one interval's lines
+        return Decided(MATCH, None, found, covered[0].inside)
+    if len(covered) == len(found):  # e.g. tcp for one, udp for another: no protocol was asked
         return Decided(AMBIGUOUS, CANDIDATES_DIFFER, found)
-    return Decided(MATCH, None, found, found[0].inside)
+    if any(i.open or i.unknown_start for i in found if i not in covered):
+        return Decided(AMBIGUOUS, LOG_OPEN_ENDED, found)
+    return Decided(AMBIGUOUS, LOG_BOUNDARY, found)

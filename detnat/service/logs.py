@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import re
 import sys
@@ -44,8 +45,8 @@ from sqlalchemy.orm import Session
 
 from detnat.engine import parse_public_address
 from detnat.errors import DetnatError, InvalidInput
-from detnat.logs.events import LogEvent, Refused
-from detnat.logs.intervals import Interval, derive
+from detnat.logs.events import EventKind, LineRef, LogEvent, Refused
+from detnat.logs.intervals import Interval, Seen, derive
 from detnat.service import audit, plans
 from detnat.service.clock import utcnow
 from detnat.service.times import format_instant
@@ -348,15 +349,84 @@ def prune_record(realm_name: str, row: LogPrune) -> dict[str, Any]:
     }
 
 
+# -- rows of the store <-> events and intervals ---------------------------------------------------
+
+
+def event_of(row: Any) -> LogEvent:
+    """A stored event row (:func:`detnat.store.logs.events`) as the event it was."""
+    return LogEvent(
+        EventKind(row.kind),
+        store.micros(row.at),
+        row.inside,
+        store.ipv4_text(row.public),
+        row.port_first,
+        row.port_last,
+        None if row.protocol == "all" else row.protocol,
+        LineRef(row.file, row.line, row.line_sha256),
+        row.port_step,
+    )
+
+
+def interval_of(row: Any) -> Interval:
+    """A stored interval row as the interval it is (ValueError/TypeError/KeyError: not one)."""
+    during = row.during
+    return Interval(
+        store.ipv4_text(row.public),
+        row.port_first,
+        row.port_last,
+        row.port_step,
+        None if row.protocol == "all" else row.protocol,
+        row.inside,
+        None if during.lower is None else store.micros(during.lower),
+        None if during.upper is None else store.micros(during.upper),
+        row.open,
+        row.unknown_start,
+        tuple(Seen(EventKind(k), at, LineRef(f, n, sha)) for k, at, f, n, sha in row.lines),
+        row.conflict,
+    )
+
+
+def _bound(value: int | None) -> str:
+    return "" if value is None else store.instant(value).isoformat()
+
+
+def interval_row(realm_id: int, public: int, i: Interval) -> str:
+    """An interval as one COPY row of ``log_intervals``."""
+    lines = json.dumps(
+        [[s.kind.value, s.at_us, s.source.file, s.source.line, s.source.sha256] for s in i.lines],
+        separators=(",", ":"),
+    )
+    return (
+        "\t".join(
+            (
+                str(realm_id),
+                str(public),
+                str(i.port_first),
+                str(i.port_last),
+                str(i.port_step),
+                i.protocol or "all",
+                store.copy_text(i.inside),
+                f"[{_bound(i.start_us)},{_bound(i.end_us)})",
+                f"[{public * 65536 + i.port_first},{public * 65536 + i.port_last + 1})",
+                "t" if i.open else "f",
+                "t" if i.unknown_start else "f",
+                "t" if i.conflict else "f",
+                store.copy_text(lines),
+            )
+        )
+        + "\n"
+    )
+
+
 def rebuild(session: Session, realm_id: int, publics: set[int] | None) -> int:
     """Derive the intervals of ``publics`` (None: all) of the realm anew from its events."""
     hold = store.log_hold(session, realm_id)
     hold_us = None if hold is None else hold // US
     store.delete_intervals(session, realm_id, publics)
     made = 0
-    for public, events in store.events(session, realm_id, publics):
-        found = derive(events, hold_us=hold_us)
-        store.insert_intervals(session, realm_id, public, found)
+    for public, rows in store.events(session, realm_id, publics):
+        found = derive([event_of(r) for r in rows], hold_us=hold_us)
+        store.insert_intervals(session, (interval_row(realm_id, public, i) for i in found))
         made += len(found)
     return made
 
@@ -594,9 +664,9 @@ def verify_stored(session: Session) -> Iterator[tuple[str, str, str]]:
         hold = store.log_hold(session, realm_id)
         hold_us = None if hold is None else hold // US
         want_intervals: list[Interval] = []
-        for _, events in store.events(session, realm_id):
-            want_intervals.extend(derive(events, hold_us=hold_us))
-        stored = list(store.all_intervals(session, realm_id))
+        for _, rows in store.events(session, realm_id):
+            want_intervals.extend(derive([event_of(r) for r in rows], hold_us=hold_us))
+        stored = [_maybe_interval(r) for r in store.all_intervals(session, realm_id)]
         have = sorted((i for i in stored if i is not None), key=_interval_order)
         if len(have) != len(stored):
             yield "log_intervals", f"realm id {realm_id}", "rows that are not intervals"
@@ -612,6 +682,13 @@ def verify_stored(session: Session) -> Iterator[tuple[str, str, str]]:
                 f"{len(extra)} intervals stored that the events do not make, {len(missing)} "
                 "that they make missing",
             )
+
+
+def _maybe_interval(row: Any) -> Interval | None:
+    try:
+        return interval_of(row)
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def _interval_order(i: Interval) -> tuple[object, ...]:

@@ -16,9 +16,6 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from detnat.logs.events import EventKind, LineRef, LogEvent
-from detnat.logs.intervals import Interval, Seen
-
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # The text of one event row that an ingest's digest covers (``audit verify`` recomputes it): every
@@ -116,27 +113,13 @@ def next_ingest_id(session: Session) -> int:
     return int(session.scalar(text("SELECT nextval('log_ingests_id_seq')")) or 0)
 
 
-def _event(row: Any) -> LogEvent:
-    return LogEvent(
-        EventKind(row.kind),
-        micros(row.at),
-        row.inside,
-        _ipv4(row.public),
-        row.port_first,
-        row.port_last,
-        None if row.protocol == "all" else row.protocol,
-        LineRef(row.file, row.line, row.line_sha256),
-        row.port_step,
-    )
-
-
-def _ipv4(value: int) -> str:
+def ipv4_text(value: int) -> str:
     return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
 
 
 def events(
     session: Session, realm_id: int, publics: Iterable[int] | None = None
-) -> Iterator[tuple[int, list[LogEvent]]]:
+) -> Iterator[tuple[int, list[Any]]]:
     """The realm's events, one public address at a time (memory: one address's events)."""
     query = (
         "SELECT public, at, line_sha256, kind, inside, port_first, port_last, port_step, "
@@ -150,13 +133,13 @@ def events(
         text(query + " ORDER BY public").execution_options(yield_per=20_000), params
     )
     current: int | None = None
-    batch: list[LogEvent] = []
+    batch: list[Any] = []
     for row in rows:
         if row.public != current:
             if batch and current is not None:
                 yield current, batch
             current, batch = row.public, []
-        batch.append(_event(row))
+        batch.append(row)
     if batch and current is not None:
         yield current, batch
 
@@ -187,77 +170,25 @@ def delete_intervals(session: Session, realm_id: int, publics: Iterable[int] | N
         )
 
 
-def _range_bound(value: int | None) -> str:
-    return "" if value is None else instant(value).isoformat()
-
-
-def _copy_text(value: str) -> str:
+def copy_text(value: str) -> str:
+    """``value`` escaped for COPY's text format."""
     return (
         value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     )
 
 
-def interval_lines(interval: Interval) -> list[list[Any]]:
-    """The lines behind an interval as stored: [kind, instant µs, file, line, SHA-256]."""
-    return [
-        [s.kind.value, s.at_us, s.source.file, s.source.line, s.source.sha256]
-        for s in interval.lines
-    ]
-
-
-def insert_intervals(session: Session, realm_id: int, public: int, found: list[Interval]) -> None:
-    import json
-
+def insert_intervals(session: Session, rows: Iterable[str]) -> None:
+    """COPY interval rows (tab-separated, escaped, newline-terminated: :data:`INTERVAL_COPY`)."""
     conn = raw_connection(session)
-    with (
-        conn.cursor() as cur,
-        cur.copy(
-            "COPY log_intervals (realm_id, public, port_first, port_last, port_step, protocol, "
-            "inside, during, ports, open, unknown_start, conflict, lines) FROM STDIN"
-        ) as copy,
-    ):
-        for i in found:
-            during = f"[{_range_bound(i.start_us)},{_range_bound(i.end_us)})"
-            ports = f"[{public * 65536 + i.port_first},{public * 65536 + i.port_last + 1})"
-            lines = json.dumps(interval_lines(i), separators=(",", ":"))
-            row = "\t".join(
-                (
-                    str(realm_id),
-                    str(public),
-                    str(i.port_first),
-                    str(i.port_last),
-                    str(i.port_step),
-                    i.protocol or "all",
-                    _copy_text(i.inside),
-                    during,
-                    ports,
-                    "t" if i.open else "f",
-                    "t" if i.unknown_start else "f",
-                    "t" if i.conflict else "f",
-                    _copy_text(lines),
-                )
-            )
-            copy.write(row + "\n")
+    with conn.cursor() as cur, cur.copy(f"COPY log_intervals ({INTERVAL_COPY}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write(row)
 
 
-def _interval(row: Any) -> Interval:
-    during = row.during
-    return Interval(
-        _ipv4(row.public),
-        row.port_first,
-        row.port_last,
-        row.port_step,
-        None if row.protocol == "all" else row.protocol,
-        row.inside,
-        None if during.lower is None else micros(during.lower),
-        None if during.upper is None else micros(during.upper),
-        row.open,
-        row.unknown_start,
-        tuple(Seen(EventKind(k), at, LineRef(f, n, sha)) for k, at, f, n, sha in row.lines),
-        row.conflict,
-    )
-
-
+INTERVAL_COPY = (
+    "realm_id, public, port_first, port_last, port_step, protocol, inside, during, ports, open, "
+    "unknown_start, conflict, lines"
+)
 INTERVAL_COLUMNS = (
     "realm_id, public, port_first, port_last, port_step, protocol, inside, during, open, "
     "unknown_start, conflict, lines"
@@ -271,7 +202,7 @@ def intervals_at(
     start: datetime,
     end: datetime,
     realm_ids: list[int] | None,
-) -> list[tuple[int, Interval]]:
+) -> list[Any]:
     """(realm id, interval) of every interval that holds ``public:port`` at some instant of the
     closed window ``[start, end]`` (the GiST index on ``(ports, during)``)."""
     query = (
@@ -288,50 +219,18 @@ def intervals_at(
     if realm_ids is not None:
         query += " AND realm_id = ANY(:realms)"
         params["realms"] = realm_ids
-    return [(row.realm_id, _interval(row)) for row in session.execute(text(query), params)]
+    return list(session.execute(text(query), params))
 
 
-def intervals_of_inside(
-    session: Session, insides: list[str], start: datetime, end: datetime
-) -> list[tuple[int, Interval]]:
-    """Intervals of these inside keys in the window (forward lookups)."""
-    rows = session.execute(
-        text(
-            f"SELECT {INTERVAL_COLUMNS} FROM log_intervals WHERE inside = ANY(:insides) "
-            "AND during && tstzrange(:start, :end, '[]') ORDER BY public, port_first, during"
-        ),
-        {"insides": insides, "start": start, "end": end},
-    )
-    return [(row.realm_id, _interval(row)) for row in rows]
-
-
-def all_intervals(session: Session, realm_id: int) -> Iterator[Interval | None]:
-    """Every interval of the realm; None for a row that is not one (altered by hand)."""
+def all_intervals(session: Session, realm_id: int) -> Iterator[Any]:
+    """Every interval row of the realm."""
     rows = session.execute(
         text(
             f"SELECT {INTERVAL_COLUMNS} FROM log_intervals WHERE realm_id = :r ORDER BY public"
         ).execution_options(yield_per=20_000),
         {"r": realm_id},
     )
-    for row in rows:
-        try:
-            yield _interval(row)
-        except (ValueError, TypeError, KeyError):
-            yield None
-
-
-def intervals_between(
-    session: Session, realm_id: int, start: datetime | None, end: datetime | None
-) -> Iterator[Interval]:
-    rows = session.execute(
-        text(
-            f"SELECT {INTERVAL_COLUMNS} FROM log_intervals WHERE realm_id = :r "
-            "AND during && tstzrange(:start, :end, '[]') ORDER BY public, port_first"
-        ).execution_options(yield_per=20_000),
-        {"r": realm_id, "start": start, "end": end},
-    )
-    for row in rows:
-        yield _interval(row)
+    yield from rows
 
 
 def realms_with_logs(session: Session) -> set[int]:

@@ -1,0 +1,275 @@
+"""The logs beside the plans: one reverse answer from both, and where they disagree, both.
+
+A reverse answer from the plans (:mod:`detnat.service.lookups`) is handed to :func:`consult`,
+which asks the stored log intervals that hold the port in the window
+(:func:`detnat.logs.intervals.decide`) when
+
+- the plan in force says the port is in a dynamic block (``not_deterministic``): the logs answer
+  (``match`` with ``source: "log"``, ``ambiguous`` with a ``log_*`` reason, or ``no_mapping`` /
+  ``not_logged``);
+- no plan holds the address (``no_plan_in_force``, ``not_in_pool``) and the realm asked about has
+  logs (or, with no realm named, some realm's logs hold the port in the window): likewise;
+- the plan names a subscriber: a log interval that names another inside key at the same port and
+  time makes the answer ``ambiguous`` / ``plan_and_log_disagree``, with both candidates.
+
+The log intervals consulted are in ``log_candidates`` with their lines (text included), so the
+evidence file can be checked offline (:func:`rederive`). :func:`combine` is the pure rule both
+use.
+
+Example::
+
+    answer = lookups.reverse_in(snapshot, "192.0.2.1", 1100, at=..., ...)
+    answer = log_answers.consult(session, answer, realm=None, now=now)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from detnat.engine import parse_public_address
+from detnat.logs.events import EventKind, LineRef, LogEvent
+from detnat.logs.intervals import Decided, Interval, decide, derive
+from detnat.service import answers, logs, lookups
+from detnat.service.answers import Reason, Status
+from detnat.service.times import format_instant, parse_instant
+from detnat.store import logs as store
+from detnat.store import repo
+
+US = timedelta(microseconds=1)
+_CONSULTED = (Status.NOT_DETERMINISTIC, Status.NO_PLAN_IN_FORCE, Status.NO_MAPPING, Status.MATCH)
+
+
+def subscriber_of(inside: str) -> str:
+    """An inside key as a subscriber prefix (``100.64.0.1`` -> ``100.64.0.1/32``)."""
+    return str(ipaddress.ip_network(inside, strict=False))
+
+
+def _instant(at_us: int | None) -> str | None:
+    return None if at_us is None else format_instant(store.instant(at_us))
+
+
+def candidate(realm: str, interval: Interval, texts: dict[str, str]) -> answers.LogCandidate:
+    """One interval as the answer shows it, with its lines."""
+    return {
+        "source": "log",
+        "realm": realm,
+        "subscriber": subscriber_of(interval.inside),
+        "public_ip": interval.public,
+        "port_ranges": interval.port_ranges(),
+        "port_step": interval.port_step,
+        "protocol": interval.protocol,
+        "interval": {"from": _instant(interval.start_us), "to": _instant(interval.end_us)},
+        "seen": {
+            "from": _instant(interval.seen_from_us),
+            "to": _instant(interval.seen_to_us),
+        },
+        "open": interval.open,
+        "unknown_start": interval.unknown_start,
+        "conflict": interval.conflict,
+        "lines": [
+            {
+                "kind": seen.kind.value,
+                "at": format_instant(store.instant(seen.at_us)),
+                "file": seen.source.file,
+                "line": seen.source.line,
+                "sha256": seen.source.sha256,
+                "text": texts.get(seen.source.sha256, ""),
+            }
+            for seen in interval.lines
+        ],
+    }
+
+
+def _within(inside: str, subscriber: str) -> bool:
+    a = ipaddress.ip_network(inside, strict=False)
+    b = ipaddress.ip_network(subscriber, strict=False)
+    return a.version == b.version and a.subnet_of(b)  # type: ignore[arg-type]
+
+
+def _set_verdict(answer: answers.ReverseAnswer, decided: answers.Verdict) -> None:
+    for key in ("reason", "subscriber", "public_ip", "port_ranges"):
+        answer.pop(key, None)  # type: ignore[misc]
+    lookups.with_verdict(answer, decided)
+
+
+def combine(
+    answer: answers.ReverseAnswer,
+    found: Sequence[tuple[str, Interval]],
+    texts: dict[str, str],
+    holds_us: dict[str, int | None],
+    *,
+    window_us: tuple[int, int],
+    logs_asked: bool,
+) -> answers.ReverseAnswer:
+    """``answer`` (from the plans) with what the intervals ``found`` say (see the module
+    docstring). ``logs_asked``: the realm asked about has logs (a ``not_logged`` can be said)."""
+    status = answer["status"]
+    port = answer["port"]
+    decided: Decided = decide([i for _, i in found], port, *window_us)
+    realm_of = {id(i): r for r, i in found}
+    shown = [candidate(realm_of[id(i)], i, texts) for i in decided.intervals]
+    plan_answers = status is Status.NOT_DETERMINISTIC or (
+        status in (Status.NO_PLAN_IN_FORCE, Status.NO_MAPPING)
+        and answer.get("reason") in (Reason.NO_PLAN, Reason.NOT_IN_POOL)
+    )
+    if status is Status.MATCH:
+        if not shown:
+            return answer
+        answer["log_candidates"] = shown
+        answer["log_holds_us"] = holds_us
+        if not all(_within(c["subscriber"], answer["subscriber"]) for c in shown):
+            _set_verdict(
+                answer, {"status": Status.AMBIGUOUS, "reason": Reason.PLAN_AND_LOG_DISAGREE}
+            )
+        return answer
+    if not plan_answers or (
+        not shown and not logs_asked and status is not Status.NOT_DETERMINISTIC
+    ):
+        return answer
+    answer["log_candidates"] = shown
+    answer["log_holds_us"] = holds_us
+    if decided.status is Status.MATCH:
+        interval = decided.intervals[0]
+        _set_verdict(
+            answer,
+            {
+                "status": Status.MATCH,
+                "subscriber": subscriber_of(interval.inside),
+                "public_ip": interval.public,
+                "port_ranges": interval.port_ranges(),
+            },
+        )
+        answer["source"] = "log"
+    else:
+        assert decided.reason is not None
+        _set_verdict(answer, {"status": decided.status, "reason": decided.reason})
+        answer["source"] = "log"
+    return answer
+
+
+def consult(
+    session: Session, answer: answers.ReverseAnswer, *, realm: str | None, now: datetime
+) -> answers.ReverseAnswer:
+    """``answer`` with the stored logs consulted when they can say something (module docstring)."""
+    if answer["status"] not in _CONSULTED:
+        return answer
+    with_logs = store.realms_with_logs(session)
+    if not with_logs:
+        return answer
+    names = {r.id: r.name for r in repo.realms(session)}
+    realm_ids: list[int] | None = None
+    if realm is not None:
+        named = [i for i, n in names.items() if n == realm]
+        realm_ids = [i for i in named if i in with_logs]
+        if not realm_ids:
+            return answer
+    at = parse_instant(answer["time"])
+    tolerance = timedelta(seconds=answer["tolerance_seconds"])
+    start, end = lookups.window(at, tolerance, now)
+    address = parse_public_address(answer["ip"], field="ip")
+    rows = [
+        (row.realm_id, logs.interval_of(row))
+        for row in store.intervals_at(session, address, answer["port"], start, end, realm_ids)
+    ]
+    texts: dict[str, str] = {}
+    holds: dict[str, int | None] = {}
+    for realm_id in sorted({r for r, _ in rows}):
+        keys = [(s.at_us, s.source.sha256) for r, i in rows if r == realm_id for s in i.lines]
+        texts.update(store.raw_lines(session, realm_id, keys))
+        hold = store.log_hold(session, realm_id)
+        holds[names[realm_id]] = None if hold is None else hold // US
+    found = [(names[r], i) for r, i in rows]
+    window_us = (store.micros(start), store.micros(end))
+    return combine(
+        answer, found, texts, holds, window_us=window_us, logs_asked=realm_ids is not None
+    )
+
+
+# -- offline: the evidence file --------------------------------------------------------------------
+
+
+def rederive(
+    recomputed: answers.ReverseAnswer,
+    shown: dict[str, Any],
+    problems: list[str],
+    *,
+    now: datetime,
+) -> answers.ReverseAnswer:
+    """The plans' answer ``recomputed`` offline, with the log candidates ``shown`` re-derived from
+    their embedded lines: each line's SHA-256 is its text's; each interval's flags, its seen part
+    and its bounds set by its own lines follow from them (a bound set by a line not embedded -- an
+    open end cut by the hold or another allocation, an unknown start, a conflict with a block on
+    other ports -- is taken as shown); then the answer is decided again by :func:`combine`."""
+    if "log_candidates" not in shown:
+        return recomputed
+    holds: dict[str, int | None] = dict(shown.get("log_holds_us") or {})
+    found: list[tuple[str, Interval]] = []
+    texts: dict[str, str] = {}
+    for n, c in enumerate(shown["log_candidates"]):
+        where = f"answer.log_candidates[{n}]"
+        events = []
+        for line in c["lines"]:
+            text = line["text"]
+            if hashlib.sha256(text.encode("utf-8")).hexdigest() != line["sha256"]:
+                problems.append(f"{where}: line {line['file']}:{line['line']} is not its SHA-256")
+            texts[line["sha256"]] = text
+            events.append(
+                LogEvent(
+                    EventKind(line["kind"]),
+                    store.micros(parse_instant(line["at"])),
+                    str(ipaddress.ip_network(c["subscriber"]).network_address)
+                    if c["subscriber"].endswith(("/32", "/128"))
+                    else c["subscriber"],
+                    c["public_ip"],
+                    c["port_ranges"][0][0],
+                    c["port_ranges"][-1][1],
+                    c["protocol"],
+                    LineRef(line["file"], line["line"], line["sha256"]),
+                    c["port_step"],
+                )
+            )
+        made = derive(events, hold_us=holds.get(c["realm"]))
+        if len(made) != 1:
+            problems.append(f"{where}: its lines make {len(made)} intervals, not one")
+            continue
+        interval = made[0]
+        start = c["interval"]["from"]
+        end = c["interval"]["to"]
+        if interval.open != c["open"] or interval.unknown_start != c["unknown_start"]:
+            problems.append(f"{where}: its lines do not make it open/of unknown start as shown")
+        if not interval.unknown_start and _instant(interval.start_us) != start:
+            problems.append(f"{where}.interval.from: not its allocation's instant")
+        if not interval.open and _instant(interval.end_us) != end:
+            problems.append(f"{where}.interval.to: not its release's instant")
+        interval = Interval(
+            interval.public,
+            interval.port_first,
+            interval.port_last,
+            interval.port_step,
+            interval.protocol,
+            interval.inside,
+            None if start is None else store.micros(parse_instant(start)),
+            None if end is None else store.micros(parse_instant(end)),
+            interval.open,
+            interval.unknown_start,
+            interval.lines,
+            bool(c["conflict"]),
+        )
+        found.append((c["realm"], interval))
+    window = shown["window"]
+    start_us = store.micros(parse_instant(window["from"]))
+    end_us = store.micros(min(parse_instant(window["to"]), now))
+    return combine(
+        recomputed,
+        found,
+        texts,
+        holds,
+        window_us=(start_us, end_us),
+        logs_asked=shown.get("source") == "log" or bool(found),
+    )
