@@ -86,7 +86,8 @@ def candidate(realm: str, interval: Interval, texts: dict[str, str]) -> answers.
     }
 
 
-def _within(inside: str, subscriber: str) -> bool:
+def within(inside: str, subscriber: str) -> bool:
+    """Whether an inside key lies in a subscriber's prefix."""
     a = ipaddress.ip_network(inside, strict=False)
     b = ipaddress.ip_network(subscriber, strict=False)
     return a.version == b.version and a.subnet_of(b)  # type: ignore[arg-type]
@@ -123,7 +124,7 @@ def combine(
             return answer
         answer["log_candidates"] = shown
         answer["log_holds_us"] = holds_us
-        if not all(_within(c["subscriber"], answer["subscriber"]) for c in shown):
+        if not all(within(c["subscriber"], answer["subscriber"]) for c in shown):
             _set_verdict(
                 answer, {"status": Status.AMBIGUOUS, "reason": Reason.PLAN_AND_LOG_DISAGREE}
             )

@@ -233,6 +233,20 @@ def all_intervals(session: Session, realm_id: int) -> Iterator[Any]:
     yield from rows
 
 
+def intervals_touching(
+    session: Session, realm_id: int, start: datetime | None, end: datetime | None
+) -> Iterator[Any]:
+    """The realm's interval rows that touch ``[start, end]`` (None: unbounded)."""
+    rows = session.execute(
+        text(
+            f"SELECT {INTERVAL_COLUMNS} FROM log_intervals WHERE realm_id = :r "
+            "AND during && tstzrange(:start, :end, '[]') ORDER BY public, port_first, during"
+        ).execution_options(yield_per=20_000),
+        {"r": realm_id, "start": start, "end": end},
+    )
+    yield from rows
+
+
 def realms_with_logs(session: Session) -> set[int]:
     return set(session.scalars(text("SELECT DISTINCT realm_id FROM log_ingests")))
 
