@@ -343,6 +343,16 @@ def _order(i: Interval) -> tuple[object, ...]:
     return (i.block, -1 if i.start_us is None else i.start_us, i.end_us or 0)
 
 
+def _proven(found: Sequence[Interval], start_us: int, end_us: int) -> bool:
+    """Whether the seen parts of ``found`` together cover every instant of the window."""
+    reach = start_us - 1  # every instant up to here is proven
+    for interval in sorted(found, key=lambda i: i.seen_from_us):
+        if interval.seen_from_us > reach + 1:
+            break
+        reach = max(reach, interval.seen_to_us)
+    return reach >= end_us
+
+
 @dataclass(frozen=True, slots=True)
 class Decided:
     """The logs' answer for one port over one window: status, reason, the intervals behind it."""
@@ -358,8 +368,8 @@ def decide(intervals: Sequence[Interval], port: int, start_us: int, end_us: int)
 
     ``intervals`` may hold any intervals of the public address; those that hold the port at some
     instant of the window are the candidates. ``match`` only when every candidate names the same
-    inside key, none is flagged ``conflict``, and the window lies in the seen part of one of
-    them; else ``ambiguous``: ``log_conflict``; ``candidates_differ`` (each proven, different
+    inside key, none is flagged ``conflict``, and their seen parts together cover every instant
+    of the window; else ``ambiguous``: ``log_conflict``; ``candidates_differ`` (each proven, different
     keys: another protocol); ``log_open_ended`` (the window reaches into an assumed part);
     ``log_boundary`` (the window crosses a start or an end). ``no_mapping`` / ``not_logged`` when
     no interval holds the port in the window.
@@ -373,9 +383,9 @@ def decide(intervals: Sequence[Interval], port: int, start_us: int, end_us: int)
         return Decided(AMBIGUOUS, LOG_CONFLICT, found)
     insides = {i.inside for i in found}
     covered = [i for i in found if i.seen_from_us <= start_us and end_us <= i.seen_to_us]
-    if covered and len(insides) == 1:
-        # one inside key, proven over the whole window by at least one interval's lines
-        return Decided(MATCH, None, found, covered[0].inside)
+    if len(insides) == 1 and _proven(found, start_us, end_us):
+        # one inside key, proven at every instant of the window by the lines of its intervals
+        return Decided(MATCH, None, found, found[0].inside)
     if len(covered) == len(found):  # e.g. tcp for one, udp for another: no protocol was asked
         return Decided(AMBIGUOUS, CANDIDATES_DIFFER, found)
     if any(i.open or i.unknown_start for i in found if i not in covered):
