@@ -369,8 +369,8 @@ def decide(intervals: Sequence[Interval], port: int, start_us: int, end_us: int)
     ``intervals`` may hold any intervals of the public address; those that hold the port at some
     instant of the window are the candidates. ``match`` only when every candidate names the same
     inside key, none is flagged ``conflict``, and their seen parts together cover every instant
-    of the window; else ``ambiguous``: ``log_conflict``; ``candidates_differ`` (each proven, different
-    keys: another protocol); ``log_open_ended`` (the window reaches into an assumed part);
+    of the window; else ``ambiguous``: ``log_conflict``; ``candidates_differ`` (each proven,
+    different keys: another protocol); ``log_open_ended`` (the window reaches into an assumed part);
     ``log_boundary`` (the window crosses a start or an end). ``no_mapping`` / ``not_logged`` when
     no interval holds the port in the window.
     """

@@ -12,7 +12,7 @@ from detnat.logs.events import EventKind
 from detnat.logs.intervals import decide, derive, ports_meet
 from tests.logs.conftest import event
 
-A, I, R = EventKind.ALLOCATE, EventKind.INTERIM, EventKind.RELEASE
+A, INTERIM, R = EventKind.ALLOCATE, EventKind.INTERIM, EventKind.RELEASE
 PUBLIC = "198.18.7.1"
 INSIDES = ["100.64.0.1", "100.64.0.2", "100.64.0.3"]
 HOLD = 20
@@ -32,7 +32,7 @@ def histories(draw: st.DrawFn) -> tuple[list, list[tuple[int, int, str]]]:
         events.append(event(A, start, inside, PUBLIC, 1024, 1031, line=len(events) + 1))
         for at in draw(st.lists(st.integers(start + 1, t), max_size=2, unique=True)):
             if at < t:
-                events.append(event(I, at, inside, PUBLIC, 1024, 1031))
+                events.append(event(INTERIM, at, inside, PUBLIC, 1024, 1031))
         events.append(event(R, t, inside, PUBLIC, 1024, 1031))
         truth.append((start, t, inside))
     return events, truth
@@ -103,7 +103,7 @@ def test_allocate_without_release_is_open_until_the_hold_and_proven_only_to_its_
     found = derive(
         [
             event(A, 10, "100.64.0.1", PUBLIC, 1024, 1031),
-            event(I, 30, "100.64.0.1", PUBLIC, 1024, 1031),
+            event(INTERIM, 30, "100.64.0.1", PUBLIC, 1024, 1031),
         ],
         hold_us=100,
     )
