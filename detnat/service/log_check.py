@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 from detnat.engine import Status, parse_public_address
 from detnat.logs.intervals import Interval
 from detnat.service import log_answers, logs, plans
-from detnat.service.lookups import DEFAULT_MAPPERS, DEFAULT_TIMELINES
+from detnat.service.lookups import DEFAULT_MAPPERS
+from detnat.service.timelines import TimelineCache
 from detnat.service.times import format_instant
 from detnat.store import logs as store
 
@@ -70,7 +71,7 @@ def check(
 ) -> tuple[list[Finding], dict[str, int]]:
     """The findings (see the module docstring) and how many intervals were checked."""
     realm = plans.get_realm(session, realm_name)
-    timeline = DEFAULT_TIMELINES.get(session).by_name.get(realm.name)
+    timeline = TimelineCache().get(session).by_name.get(realm.name)
     hold = store.log_hold(session, realm.id)
     now_us = store.micros(now)
     found: list[Finding] = []

@@ -25,7 +25,7 @@ OPS = audit.Actor("ops", "admin")
 _names = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sessions() -> Iterator[SessionFactory]:
     with throwaway_database() as url:
         engine = make_engine(url, pool_size=2)
@@ -33,7 +33,7 @@ def sessions() -> Iterator[SessionFactory]:
         engine.dispose()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def database_url(sessions: SessionFactory) -> str:
     bind = sessions.kw["bind"]
     return bind.url.render_as_string(hide_password=False)

@@ -68,13 +68,16 @@ def test_lost_lines_never_make_a_wrong_match(
     history: tuple[list, list[tuple[int, int, str]]], at: int, tolerance: int, rnd: random.Random
 ) -> None:
     """Lines dropped at random: the answer may become ambiguous or not_logged, but a match names
-    the one who held the port at every instant of the window."""
+    someone who held the port in the window, and nobody else held it then. (A release and the
+    next allocation of the same key both lost join two of its allocations: the key is still the
+    only one that held the port.)"""
     events, truth = history
     kept = [e for e in events if rnd.random() < 0.6]
     start, end = at - tolerance, at + tolerance
     decided = decide(derive(kept, hold_us=HOLD), 1027, start, end)
     if decided.status == Status.MATCH:
-        assert {holder(truth, t) for t in range(start, end + 1)} == {decided.inside}
+        held = {holder(truth, t) for t in range(start, end + 1)}
+        assert decided.inside in held and held <= {decided.inside, None}
 
 
 @settings(max_examples=200, deadline=None)

@@ -30,7 +30,13 @@ def _answer(sessions: SessionFactory, realm: str, ip: str, port: int, at_us: int
     with sessions() as s:
         at = store.instant(at_us)
         answer = lookups.reverse_at(
-            s, ip, port, at=at, tolerance=timedelta(microseconds=tol), realm=realm
+            s,
+            ip,
+            port,
+            at=at,
+            tolerance=timedelta(microseconds=tol),
+            realm=realm,
+            timelines=TimelineCache(),
         )
         return log_answers.consult(s, answer, realm=realm, now=lookups.utcnow())
 
