@@ -352,6 +352,18 @@ async def ask_async(
 ) -> Answered:
     """:func:`ask` on an async autocommit connection (each write its own transaction)."""
     ready = _prepare(query, snapshot, kept, now)
+    if isinstance(ready.answer, dict) and ready.action == "lookup.reverse":
+        assert isinstance(query, ReverseQuery)
+        fetched = await log_answers.fetch_async(
+            conn,
+            ready.answer,  # type: ignore[arg-type]
+            realm=query.realm,
+            now=now,
+        )
+        if fetched is not None:  # answered again, with the logs beside the plans
+            ready = _prepare(
+                query, snapshot, kept, now, logs=lambda a, r, n: log_answers.apply(a, fetched)
+            )
     await kept.cases.claim_async(conn, ready.case, actor, request_id=request_id)
     entry = await audit.record_async(conn, actor, ready.action, **ready.entry(request_id))
     return ready.answered(entry)

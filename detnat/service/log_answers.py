@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,7 +40,6 @@ from detnat.service import answers, logs, lookups
 from detnat.service.answers import Reason, Status
 from detnat.service.times import format_instant, parse_instant
 from detnat.store import logs as store
-from detnat.store import repo
 
 US = timedelta(microseconds=1)
 _CONSULTED = (Status.NOT_DETERMINISTIC, Status.NO_PLAN_IN_FORCE, Status.NO_MAPPING, Status.MATCH)
@@ -154,42 +154,114 @@ def combine(
     return answer
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """What the stored logs hold for one question: the intervals found and what shows them."""
+
+    found: list[tuple[str, Interval]]
+    texts: dict[str, str]
+    holds_us: dict[str, int | None]
+    window_us: tuple[int, int]
+    logs_asked: bool
+
+
+def _wanted(answer: answers.ReverseAnswer) -> bool:
+    return answer["status"] in _CONSULTED
+
+
+def _question(answer: answers.ReverseAnswer, now: datetime) -> tuple[int, int, datetime, datetime]:
+    at = parse_instant(answer["time"])
+    start, end = lookups.window(at, timedelta(seconds=answer["tolerance_seconds"]), now)
+    return parse_public_address(answer["ip"], field="ip"), answer["port"], start, end
+
+
+def _realms(logged: dict[int, tuple[str, timedelta | None]], realm: str | None) -> list[int] | None:
+    """The realms whose logs are asked (None: none can say anything)."""
+    if realm is None:
+        return list(logged)
+    named = [i for i, (n, _) in logged.items() if n == realm]
+    return named or None
+
+
+def _fetched(
+    logged: dict[int, tuple[str, timedelta | None]],
+    rows: list[Any],
+    texts: dict[str, str],
+    realm_ids: list[int],
+    window: tuple[datetime, datetime],
+    *,
+    named: bool,
+) -> Fetched:
+    found = [(logged[r.realm_id][0], logs.interval_of(r)) for r in rows if r.realm_id in realm_ids]
+    holds: dict[str, int | None] = {}
+    for realm_id in sorted({r.realm_id for r in rows if r.realm_id in realm_ids}):
+        name, hold = logged[realm_id]
+        holds[name] = None if hold is None else hold // US
+    start, end = window
+    return Fetched(found, texts, holds, (store.micros(start), store.micros(end)), named)
+
+
+def _line_keys(rows: list[Any], realm_id: int) -> list[tuple[int, str]]:
+    return [
+        (int(line[1]), str(line[4])) for r in rows if r.realm_id == realm_id for line in r.lines
+    ]
+
+
+def fetch(
+    session: Session, answer: answers.ReverseAnswer, *, realm: str | None, now: datetime
+) -> Fetched | None:
+    """The stored logs for ``answer``'s question (None: no realm asked has logs)."""
+    if not _wanted(answer):
+        return None
+    logged = store.logged_realms(session)
+    realm_ids = _realms(logged, realm)
+    if not realm_ids:
+        return None
+    public, port, start, end = _question(answer, now)
+    rows = [r for r in store.intervals_at(session, public, port, start, end, None)]
+    texts: dict[str, str] = {}
+    for realm_id in sorted({r.realm_id for r in rows if r.realm_id in realm_ids}):
+        texts.update(store.raw_lines(session, realm_id, _line_keys(rows, realm_id)))
+    return _fetched(logged, rows, texts, realm_ids, (start, end), named=realm is not None)
+
+
+async def fetch_async(
+    conn: Any, answer: answers.ReverseAnswer, *, realm: str | None, now: datetime
+) -> Fetched | None:
+    """:func:`fetch` on the lookup path's async connection."""
+    if not _wanted(answer):
+        return None
+    logged = await store.logged_realms_async(conn)
+    realm_ids = _realms(logged, realm)
+    if not realm_ids:
+        return None
+    public, port, start, end = _question(answer, now)
+    rows = await store.intervals_at_async(conn, public, port, start, end)
+    texts: dict[str, str] = {}
+    for realm_id in sorted({r.realm_id for r in rows if r.realm_id in realm_ids}):
+        texts.update(await store.raw_lines_async(conn, realm_id, _line_keys(rows, realm_id)))
+    return _fetched(logged, rows, texts, realm_ids, (start, end), named=realm is not None)
+
+
+def apply(answer: answers.ReverseAnswer, fetched: Fetched | None) -> answers.ReverseAnswer:
+    """``answer`` with what was fetched of the logs (unchanged when nothing was)."""
+    if fetched is None:
+        return answer
+    return combine(
+        answer,
+        fetched.found,
+        fetched.texts,
+        fetched.holds_us,
+        window_us=fetched.window_us,
+        logs_asked=fetched.logs_asked,
+    )
+
+
 def consult(
     session: Session, answer: answers.ReverseAnswer, *, realm: str | None, now: datetime
 ) -> answers.ReverseAnswer:
     """``answer`` with the stored logs consulted when they can say something (module docstring)."""
-    if answer["status"] not in _CONSULTED:
-        return answer
-    with_logs = store.realms_with_logs(session)
-    if not with_logs:
-        return answer
-    names = {r.id: r.name for r in repo.realms(session)}
-    realm_ids: list[int] | None = None
-    if realm is not None:
-        named = [i for i, n in names.items() if n == realm]
-        realm_ids = [i for i in named if i in with_logs]
-        if not realm_ids:
-            return answer
-    at = parse_instant(answer["time"])
-    tolerance = timedelta(seconds=answer["tolerance_seconds"])
-    start, end = lookups.window(at, tolerance, now)
-    address = parse_public_address(answer["ip"], field="ip")
-    rows = [
-        (row.realm_id, logs.interval_of(row))
-        for row in store.intervals_at(session, address, answer["port"], start, end, realm_ids)
-    ]
-    texts: dict[str, str] = {}
-    holds: dict[str, int | None] = {}
-    for realm_id in sorted({r for r, _ in rows}):
-        keys = [(s.at_us, s.source.sha256) for r, i in rows if r == realm_id for s in i.lines]
-        texts.update(store.raw_lines(session, realm_id, keys))
-        hold = store.log_hold(session, realm_id)
-        holds[names[realm_id]] = None if hold is None else hold // US
-    found = [(names[r], i) for r, i in rows]
-    window_us = (store.micros(start), store.micros(end))
-    return combine(
-        answer, found, texts, holds, window_us=window_us, logs_asked=realm_ids is not None
-    )
+    return apply(answer, fetch(session, answer, realm=realm, now=now))
 
 
 # -- offline: the evidence file --------------------------------------------------------------------

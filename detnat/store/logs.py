@@ -304,3 +304,57 @@ def drop_month(session: Session, realm_id: int, month: str) -> None:
     """Drop a realm's events of one month ``YYYY-MM``: its whole partition (no row is deleted)."""
     name = f"log_events_r{int(realm_id)}_{month[:4]}m{month[5:7]}"
     session.execute(text(f"DROP TABLE IF EXISTS log_partitions.{name}"))
+
+
+# -- the lookup path's async connection (the API's single lookups) ---------------------------------
+
+LOGGED_REALMS = (
+    "SELECT r.id, r.name, (SELECT i.log_hold FROM log_ingests i WHERE i.realm_id = r.id AND "
+    "i.log_hold IS NOT NULL ORDER BY i.id DESC LIMIT 1) FROM realms r "
+    "WHERE EXISTS (SELECT 1 FROM log_ingests i WHERE i.realm_id = r.id)"
+)
+_INTERVALS_AT = (
+    f"SELECT {INTERVAL_COLUMNS} FROM log_intervals WHERE ports @> %(key)s::bigint "
+    "AND during && tstzrange(%(start)s, %(end)s, '[]') AND (%(port)s - port_first) %% port_step = 0"
+)
+_RAW = (
+    "SELECT line_sha256, raw FROM log_events WHERE realm_id = %(realm)s AND (at, line_sha256) IN "
+    "(SELECT to_timestamp(0) + a * interval '1 microsecond', s FROM unnest(%(ats)s::bigint[], "
+    "%(shas)s::text[]) AS u(a, s))"
+)
+
+
+def logged_realms(session: Session) -> dict[int, tuple[str, timedelta | None]]:
+    """Realm id -> (name, declared log hold) of every realm with logs."""
+    return {r[0]: (r[1], r[2]) for r in session.execute(text(LOGGED_REALMS))}
+
+
+async def logged_realms_async(conn: Any) -> dict[int, tuple[str, timedelta | None]]:
+    cur = await conn.execute(LOGGED_REALMS)
+    return {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+
+
+async def intervals_at_async(
+    conn: Any, public: int, port: int, start: datetime, end: datetime
+) -> list[Any]:
+    from psycopg.rows import namedtuple_row
+
+    async with conn.cursor(row_factory=namedtuple_row) as cur:
+        await cur.execute(
+            _INTERVALS_AT,
+            {"key": public * 65536 + port, "start": start, "end": end, "port": port},
+        )
+        return list(await cur.fetchall())
+
+
+async def raw_lines_async(
+    conn: Any, realm_id: int, keys: Iterable[tuple[int, str]]
+) -> dict[str, str]:
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    cur = await conn.execute(
+        _RAW,
+        {"realm": realm_id, "ats": [a for a, _ in wanted], "shas": [s for _, s in wanted]},
+    )
+    return {sha: raw for sha, raw in await cur.fetchall()}

@@ -153,3 +153,6 @@ def ingest(
             request_id="test",
             log_hold=hold,
         )
+
+
+from tests.store.conftest import api, api_tokens  # noqa: E402,F401 - the API over this store
