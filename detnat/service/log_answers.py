@@ -175,54 +175,34 @@ def _question(answer: answers.ReverseAnswer, now: datetime) -> tuple[int, int, d
     return parse_public_address(answer["ip"], field="ip"), answer["port"], start, end
 
 
-def _realms(logged: dict[int, tuple[str, timedelta | None]], realm: str | None) -> list[int] | None:
-    """The realms whose logs are asked (None: none can say anything)."""
-    if realm is None:
-        return list(logged)
-    named = [i for i, (n, _) in logged.items() if n == realm]
-    return named or None
-
-
 def _fetched(
-    logged: dict[int, tuple[str, timedelta | None]],
-    rows: list[Any],
-    texts: dict[str, str],
-    realm_ids: list[int],
-    window: tuple[datetime, datetime],
-    *,
-    named: bool,
-) -> Fetched:
-    found = [(logged[r.realm_id][0], logs.interval_of(r)) for r in rows if r.realm_id in realm_ids]
+    rows: list[Any], realm: str | None, window: tuple[datetime, datetime], *, has_logs: bool
+) -> Fetched | None:
+    rows = [r for r in rows if realm is None or r.realm_name == realm]
+    if not rows and not has_logs:
+        return None
+    texts: dict[str, str] = {}
     holds: dict[str, int | None] = {}
-    for realm_id in sorted({r.realm_id for r in rows if r.realm_id in realm_ids}):
-        name, hold = logged[realm_id]
-        holds[name] = None if hold is None else hold // US
+    for row in rows:
+        texts.update(row.texts)
+        holds[row.realm_name] = None if row.hold is None else row.hold // US
     start, end = window
-    return Fetched(found, texts, holds, (store.micros(start), store.micros(end)), named)
-
-
-def _line_keys(rows: list[Any], realm_id: int) -> list[tuple[int, str]]:
-    return [
-        (int(line[1]), str(line[4])) for r in rows if r.realm_id == realm_id for line in r.lines
-    ]
+    found = [(r.realm_name, logs.interval_of(r)) for r in rows]
+    return Fetched(found, texts, holds, (store.micros(start), store.micros(end)), realm is not None)
 
 
 def fetch(
     session: Session, answer: answers.ReverseAnswer, *, realm: str | None, now: datetime
 ) -> Fetched | None:
-    """The stored logs for ``answer``'s question (None: no realm asked has logs)."""
+    """The stored logs for ``answer``'s question (None: nothing the logs can say). One round
+    trip; a second only when no interval is found for a question the logs would answer."""
     if not _wanted(answer):
         return None
-    logged = store.logged_realms(session)
-    realm_ids = _realms(logged, realm)
-    if not realm_ids:
-        return None
     public, port, start, end = _question(answer, now)
-    rows = [r for r in store.intervals_at(session, public, port, start, end, None)]
-    texts: dict[str, str] = {}
-    for realm_id in sorted({r.realm_id for r in rows if r.realm_id in realm_ids}):
-        texts.update(store.raw_lines(session, realm_id, _line_keys(rows, realm_id)))
-    return _fetched(logged, rows, texts, realm_ids, (start, end), named=realm is not None)
+    rows = store.answering(session, public, port, start, end)
+    found = any(realm is None or r.realm_name == realm for r in rows)
+    asked = found or (answer["status"] is not Status.MATCH and store.has_logs(session, realm))
+    return _fetched(rows, realm, (start, end), has_logs=asked)
 
 
 async def fetch_async(
@@ -231,16 +211,13 @@ async def fetch_async(
     """:func:`fetch` on the lookup path's async connection."""
     if not _wanted(answer):
         return None
-    logged = await store.logged_realms_async(conn)
-    realm_ids = _realms(logged, realm)
-    if not realm_ids:
-        return None
     public, port, start, end = _question(answer, now)
-    rows = await store.intervals_at_async(conn, public, port, start, end)
-    texts: dict[str, str] = {}
-    for realm_id in sorted({r.realm_id for r in rows if r.realm_id in realm_ids}):
-        texts.update(await store.raw_lines_async(conn, realm_id, _line_keys(rows, realm_id)))
-    return _fetched(logged, rows, texts, realm_ids, (start, end), named=realm is not None)
+    rows = await store.answering_async(conn, public, port, start, end)
+    found = any(realm is None or r.realm_name == realm for r in rows)
+    asked = found or (
+        answer["status"] is not Status.MATCH and await store.has_logs_async(conn, realm)
+    )
+    return _fetched(rows, realm, (start, end), has_logs=asked)
 
 
 def apply(answer: answers.ReverseAnswer, fetched: Fetched | None) -> answers.ReverseAnswer:

@@ -356,7 +356,7 @@ def event_of(row: Any) -> LogEvent:
     """A stored event row (:func:`detnat.store.logs.events`) as the event it was."""
     return LogEvent(
         EventKind(row.kind),
-        store.micros(row.at),
+        row.at_us,
         row.inside,
         store.ipv4_text(row.public),
         row.port_first,
@@ -424,10 +424,16 @@ def rebuild(session: Session, realm_id: int, publics: set[int] | None) -> int:
     hold_us = None if hold is None else hold // US
     store.delete_intervals(session, realm_id, publics)
     made = 0
+    pending: list[str] = []
     for public, rows in store.events(session, realm_id, publics):
         found = derive([event_of(r) for r in rows], hold_us=hold_us)
-        store.insert_intervals(session, (interval_row(realm_id, public, i) for i in found))
+        pending.extend(interval_row(realm_id, public, i) for i in found)
         made += len(found)
+        if len(pending) >= CHUNK:
+            store.insert_intervals(session, pending)
+            pending = []
+    if pending:
+        store.insert_intervals(session, pending)
     return made
 
 

@@ -122,8 +122,9 @@ def events(
 ) -> Iterator[tuple[int, list[Any]]]:
     """The realm's events, one public address at a time (memory: one address's events)."""
     query = (
-        "SELECT public, at, line_sha256, kind, inside, port_first, port_last, port_step, "
-        "protocol, file, line FROM log_events WHERE realm_id = :realm"
+        "SELECT public, (extract(epoch FROM at) * 1000000)::bigint AS at_us, line_sha256, kind, "
+        "inside, port_first, port_last, port_step, protocol, file, line FROM log_events "
+        "WHERE realm_id = :realm"
     )
     params: dict[str, Any] = {"realm": realm_id}
     if publics is not None:
@@ -142,22 +143,6 @@ def events(
         batch.append(row)
     if batch and current is not None:
         yield current, batch
-
-
-def raw_lines(session: Session, realm_id: int, keys: Iterable[tuple[int, str]]) -> dict[str, str]:
-    """The raw text of lines, by (instant in µs, line SHA-256)."""
-    wanted = sorted(set(keys))
-    if not wanted:
-        return {}
-    rows = session.execute(
-        text(
-            "SELECT line_sha256, raw FROM log_events WHERE realm_id = :realm AND "
-            "(at, line_sha256) IN (SELECT to_timestamp(0) + a * interval '1 microsecond', s "
-            "FROM unnest(CAST(:ats AS bigint[]), CAST(:shas AS text[])) AS u(a, s))"
-        ),
-        {"realm": realm_id, "ats": [a for a, _ in wanted], "shas": [s for _, s in wanted]},
-    )
-    return {sha: raw for sha, raw in rows}
 
 
 def delete_intervals(session: Session, realm_id: int, publics: Iterable[int] | None) -> None:
@@ -181,8 +166,7 @@ def insert_intervals(session: Session, rows: Iterable[str]) -> None:
     """COPY interval rows (tab-separated, escaped, newline-terminated: :data:`INTERVAL_COPY`)."""
     conn = raw_connection(session)
     with conn.cursor() as cur, cur.copy(f"COPY log_intervals ({INTERVAL_COPY}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write(row)
+        copy.write("".join(rows))
 
 
 INTERVAL_COPY = (
@@ -193,33 +177,6 @@ INTERVAL_COLUMNS = (
     "realm_id, public, port_first, port_last, port_step, protocol, inside, during, open, "
     "unknown_start, conflict, lines"
 )
-
-
-def intervals_at(
-    session: Session,
-    public: int,
-    port: int,
-    start: datetime,
-    end: datetime,
-    realm_ids: list[int] | None,
-) -> list[Any]:
-    """(realm id, interval) of every interval that holds ``public:port`` at some instant of the
-    closed window ``[start, end]`` (the GiST index on ``(ports, during)``)."""
-    query = (
-        f"SELECT {INTERVAL_COLUMNS} FROM log_intervals WHERE ports @> CAST(:key AS bigint) "
-        "AND during && tstzrange(:start, :end, '[]') "
-        "AND (:port - port_first) % port_step = 0"
-    )
-    params: dict[str, Any] = {
-        "key": public * 65536 + port,
-        "start": start,
-        "end": end,
-        "port": port,
-    }
-    if realm_ids is not None:
-        query += " AND realm_id = ANY(:realms)"
-        params["realms"] = realm_ids
-    return list(session.execute(text(query), params))
 
 
 def all_intervals(session: Session, realm_id: int) -> Iterator[Any]:
@@ -245,10 +202,6 @@ def intervals_touching(
         {"r": realm_id, "start": start, "end": end},
     )
     yield from rows
-
-
-def realms_with_logs(session: Session) -> set[int]:
-    return set(session.scalars(text("SELECT DISTINCT realm_id FROM log_ingests")))
 
 
 def log_hold(session: Session, realm_id: int) -> timedelta | None:
@@ -306,55 +259,59 @@ def drop_month(session: Session, realm_id: int, month: str) -> None:
     session.execute(text(f"DROP TABLE IF EXISTS log_partitions.{name}"))
 
 
-# -- the lookup path's async connection (the API's single lookups) ---------------------------------
+# -- lookups: one round trip (and the async twin for the API's lookup path) -----------------------
 
-LOGGED_REALMS = (
-    "SELECT r.id, r.name, (SELECT i.log_hold FROM log_ingests i WHERE i.realm_id = r.id AND "
-    "i.log_hold IS NOT NULL ORDER BY i.id DESC LIMIT 1) FROM realms r "
-    "WHERE EXISTS (SELECT 1 FROM log_ingests i WHERE i.realm_id = r.id)"
+_ANSWERING = (
+    "SELECT i.realm_id, i.public, i.port_first, i.port_last, i.port_step, i.protocol, i.inside, "
+    "i.during, i.open, i.unknown_start, i.conflict, i.lines, r.name AS realm_name, "
+    "(SELECT g.log_hold FROM log_ingests g WHERE g.realm_id = i.realm_id AND g.log_hold IS NOT "
+    "NULL ORDER BY g.id DESC LIMIT 1) AS hold, "
+    "(SELECT coalesce(jsonb_object_agg(l->>4, (SELECT e.raw FROM log_events e WHERE "
+    "e.realm_id = i.realm_id AND e.at = to_timestamp(0) + (l->>1)::bigint * interval "
+    "'1 microsecond' AND e.line_sha256 = l->>4)), '{{}}'::jsonb) "
+    "FROM jsonb_array_elements(i.lines) AS l) AS texts "
+    "FROM log_intervals i JOIN realms r ON r.id = i.realm_id "
+    "WHERE i.ports @> CAST({key} AS bigint) AND i.during && tstzrange({start}, {end}, '[]') "
+    "AND ({port} - i.port_first) {mod} i.port_step = 0"
 )
-_INTERVALS_AT = (
-    f"SELECT {INTERVAL_COLUMNS} FROM log_intervals WHERE ports @> %(key)s::bigint "
-    "AND during && tstzrange(%(start)s, %(end)s, '[]') AND (%(port)s - port_first) %% port_step = 0"
-)
-_RAW = (
-    "SELECT line_sha256, raw FROM log_events WHERE realm_id = %(realm)s AND (at, line_sha256) IN "
-    "(SELECT to_timestamp(0) + a * interval '1 microsecond', s FROM unnest(%(ats)s::bigint[], "
-    "%(shas)s::text[]) AS u(a, s))"
+ANSWERING = _ANSWERING.format(key=":key", start=":start", end=":end", port=":port", mod="%")
+ANSWERING_ASYNC = _ANSWERING.format(
+    key="%(key)s", start="%(start)s", end="%(end)s", port="%(port)s", mod="%%"
 )
 
 
-def logged_realms(session: Session) -> dict[int, tuple[str, timedelta | None]]:
-    """Realm id -> (name, declared log hold) of every realm with logs."""
-    return {r[0]: (r[1], r[2]) for r in session.execute(text(LOGGED_REALMS))}
+def answering(
+    session: Session, public: int, port: int, start: datetime, end: datetime
+) -> list[Any]:
+    """The interval rows (with ``realm_name``, ``hold``, ``texts``) that hold ``public:port`` at
+    some instant of ``[start, end]``."""
+    params = {"key": public * 65536 + port, "start": start, "end": end, "port": port}
+    return list(session.execute(text(ANSWERING), params))
 
 
-async def logged_realms_async(conn: Any) -> dict[int, tuple[str, timedelta | None]]:
-    cur = await conn.execute(LOGGED_REALMS)
-    return {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
-
-
-async def intervals_at_async(
+async def answering_async(
     conn: Any, public: int, port: int, start: datetime, end: datetime
 ) -> list[Any]:
     from psycopg.rows import namedtuple_row
 
+    params = {"key": public * 65536 + port, "start": start, "end": end, "port": port}
     async with conn.cursor(row_factory=namedtuple_row) as cur:
-        await cur.execute(
-            _INTERVALS_AT,
-            {"key": public * 65536 + port, "start": start, "end": end, "port": port},
-        )
+        await cur.execute(ANSWERING_ASYNC, params)
         return list(await cur.fetchall())
 
 
-async def raw_lines_async(
-    conn: Any, realm_id: int, keys: Iterable[tuple[int, str]]
-) -> dict[str, str]:
-    wanted = sorted(set(keys))
-    if not wanted:
-        return {}
-    cur = await conn.execute(
-        _RAW,
-        {"realm": realm_id, "ats": [a for a, _ in wanted], "shas": [s for _, s in wanted]},
-    )
-    return {sha: raw for sha, raw in await cur.fetchall()}
+def has_logs(session: Session, realm: str | None) -> bool:
+    """Whether the realm named (None: any realm) has logs."""
+    query = "SELECT EXISTS (SELECT 1 FROM log_ingests i"
+    if realm is not None:
+        query += " JOIN realms r ON r.id = i.realm_id WHERE r.name = :realm"
+    return bool(session.scalar(text(query + ")"), {"realm": realm}))
+
+
+async def has_logs_async(conn: Any, realm: str | None) -> bool:
+    query = "SELECT EXISTS (SELECT 1 FROM log_ingests i"
+    if realm is not None:
+        query += " JOIN realms r ON r.id = i.realm_id WHERE r.name = %(realm)s"
+    cur = await conn.execute(query + ")", {"realm": realm})
+    row = await cur.fetchone()
+    return bool(row and row[0])
