@@ -201,6 +201,7 @@ class ForwardAnswer(Verdict):
     time: str
     scheduled: NotRequired[Literal[True]]
     candidates: list[ForwardCandidate]
+    log_blocks: NotRequired[list[LogCandidate]]  # the blocks the logs give it then (if any)
 
 
 class _Audited(TypedDict):

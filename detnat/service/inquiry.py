@@ -336,6 +336,9 @@ def ask(
         now,
         logs=lambda answer, realm, at: log_answers.consult(session, answer, realm=realm, now=at),
     )
+    if isinstance(query, ForwardQuery):  # the subscriber's logged blocks beside its plan's
+        blocks = log_answers.forward_blocks(session, ready.answer, realm=query.realm)  # type: ignore[arg-type]
+        ready = _Prepared(ready.action, ready.case, blocks, _forward_detail(query, blocks), {})
     kept.cases.claim(session, ready.case, actor, request_id=request_id)
     return ready.answered(audit.record(session, actor, ready.action, **ready.entry(request_id)))
 
@@ -364,6 +367,13 @@ async def ask_async(
             ready = _prepare(
                 query, snapshot, kept, now, logs=lambda a, r, n: log_answers.apply(a, fetched)
             )
+    elif isinstance(query, ForwardQuery):
+        blocks = await log_answers.forward_blocks_async(
+            conn,
+            ready.answer,  # type: ignore[arg-type]
+            realm=query.realm,
+        )
+        ready = _Prepared(ready.action, ready.case, blocks, _forward_detail(query, blocks), {})
     await kept.cases.claim_async(conn, ready.case, actor, request_id=request_id)
     entry = await audit.record_async(conn, actor, ready.action, **ready.entry(request_id))
     return ready.answered(entry)

@@ -241,6 +241,53 @@ def consult(
     return apply(answer, fetch(session, answer, realm=realm, now=now))
 
 
+# -- forward: a subscriber's logged blocks --------------------------------------------------------
+
+
+def _prefix_of(answer: answers.ForwardAnswer) -> str | None:
+    if answer.get("subscriber"):
+        return answer["subscriber"]
+    try:
+        return subscriber_of(answer["query"])
+    except ValueError:
+        return None
+
+
+def _with_blocks(
+    answer: answers.ForwardAnswer, rows: list[Any], realm: str | None
+) -> answers.ForwardAnswer:
+    shown = [
+        candidate(r.realm_name, logs.interval_of(r), dict(r.texts))
+        for r in rows
+        if realm is None or r.realm_name == realm
+    ]
+    if shown:
+        answer["log_blocks"] = shown
+    return answer
+
+
+def forward_blocks(
+    session: Session, answer: answers.ForwardAnswer, *, realm: str | None
+) -> answers.ForwardAnswer:
+    """``answer`` with the blocks the logs give its subscriber at its instant (``log_blocks``)."""
+    prefix = _prefix_of(answer)
+    if prefix is None:
+        return answer
+    rows = store.held_by(session, prefix, parse_instant(answer["time"]))
+    return _with_blocks(answer, rows, realm)
+
+
+async def forward_blocks_async(
+    conn: Any, answer: answers.ForwardAnswer, *, realm: str | None
+) -> answers.ForwardAnswer:
+    """:func:`forward_blocks` on the lookup path's async connection."""
+    prefix = _prefix_of(answer)
+    if prefix is None:
+        return answer
+    rows = await store.held_by_async(conn, prefix, parse_instant(answer["time"]))
+    return _with_blocks(answer, rows, realm)
+
+
 # -- offline: the evidence file --------------------------------------------------------------------
 
 

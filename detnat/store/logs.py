@@ -261,7 +261,7 @@ def drop_month(session: Session, realm_id: int, month: str) -> None:
 
 # -- lookups: one round trip (and the async twin for the API's lookup path) -----------------------
 
-_ANSWERING = (
+_SHOWN = (
     "SELECT i.realm_id, i.public, i.port_first, i.port_last, i.port_step, i.protocol, i.inside, "
     "i.during, i.open, i.unknown_start, i.conflict, i.lines, r.name AS realm_name, "
     "(SELECT g.log_hold FROM log_ingests g WHERE g.realm_id = i.realm_id AND g.log_hold IS NOT "
@@ -271,8 +271,15 @@ _ANSWERING = (
     "'1 microsecond' AND e.line_sha256 = l->>4)), '{{}}'::jsonb) "
     "FROM jsonb_array_elements(i.lines) AS l) AS texts "
     "FROM log_intervals i JOIN realms r ON r.id = i.realm_id "
-    "WHERE i.ports @> CAST({key} AS bigint) AND i.during && tstzrange({start}, {end}, '[]') "
-    "AND ({port} - i.port_first) {mod} i.port_step = 0"
+)
+_ANSWERING = (
+    _SHOWN + "WHERE i.ports @> CAST({key} AS bigint) AND i.during && tstzrange({start}, {end}, "
+    "'[]') AND ({port} - i.port_first) {mod} i.port_step = 0"
+)
+# A subscriber's logged blocks at an instant (forward lookups): inside keys in its prefix.
+_HELD_BY = (
+    _SHOWN + "WHERE i.during @> CAST({at} AS timestamptz) AND "
+    "CAST(i.inside AS inet) <<= CAST({prefix} AS inet) ORDER BY i.public, i.port_first"
 )
 ANSWERING = _ANSWERING.format(key=":key", start=":start", end=":end", port=":port", mod="%")
 ANSWERING_ASYNC = _ANSWERING.format(
@@ -315,3 +322,20 @@ async def has_logs_async(conn: Any, realm: str | None) -> bool:
     cur = await conn.execute(query + ")", {"realm": realm})
     row = await cur.fetchone()
     return bool(row and row[0])
+
+
+HELD_BY = _HELD_BY.format(at=":at", prefix=":prefix")
+HELD_BY_ASYNC = _HELD_BY.format(at="%(at)s", prefix="%(prefix)s")
+
+
+def held_by(session: Session, prefix: str, at: datetime) -> list[Any]:
+    """The interval rows (as :func:`answering`) of inside keys in ``prefix`` at ``at``."""
+    return list(session.execute(text(HELD_BY), {"prefix": prefix, "at": at}))
+
+
+async def held_by_async(conn: Any, prefix: str, at: datetime) -> list[Any]:
+    from psycopg.rows import namedtuple_row
+
+    async with conn.cursor(row_factory=namedtuple_row) as cur:
+        await cur.execute(HELD_BY_ASYNC, {"prefix": prefix, "at": at})
+        return list(await cur.fetchall())

@@ -247,3 +247,37 @@ def test_plan_and_log_naming_two_subscribers_is_ambiguous_with_both(
     assert answer["log_candidates"][0]["subscriber"] == "10.0.0.3/32"
     agreeing = _ask(sessions, realm, "198.18.42.1", 1100, T0_US - 10 * S).answer
     assert (agreeing["status"], agreeing["subscriber"]) == (Status.MATCH, "10.0.0.0/32")
+
+
+def test_forward_lists_the_blocks_the_logs_give_a_subscriber_beside_its_plan(
+    sessions: SessionFactory,
+) -> None:
+    realm = _plan_realm(sessions, "198.18.43.1/32")
+    ingest(
+        sessions,
+        realm,
+        [
+            event(A, T0_US, "10.0.0.2", "198.18.43.1", 6064, 7071),
+            event(R, T0_US + 60 * S, "10.0.0.2", "198.18.43.1", 6064, 7071),
+        ],
+    )
+    query = inquiry.ForwardQuery(
+        "10.0.0.2",
+        store.instant(T0_US + 30 * S).isoformat(),
+        identity=inquiry.Identity("CASE-LOGS"),
+        via="cli",
+        realm=realm,
+    )
+    with unit_of_work(sessions) as s:
+        answer = inquiry.ask(
+            s,
+            OPS,
+            query,
+            snapshot=TimelineCache().get(s),
+            kept=inquiry.Inquiries(),
+            now=lookups.utcnow(),
+            request_id="t",
+        ).answer
+    assert (answer["status"], answer["port_ranges"]) == (Status.MATCH, [[3040, 4047]])
+    (block,) = answer["log_blocks"]
+    assert (block["public_ip"], block["port_ranges"]) == ("198.18.43.1", [[6064, 7071]])
