@@ -230,6 +230,7 @@ def ingest(
     """Store ``items`` into ``realm_name`` (see the module docstring); flushed, not committed."""
     check_hold(log_hold)
     realm = plans.get_realm(session, realm_name)
+    store.lock_realm(session, realm.id)
     previous_hold = store.log_hold(session, realm.id)
     ingest_id = store.next_ingest_id(session)
     summary = IngestSummary(realm.name, reading.name, ingest_id)
@@ -446,6 +447,7 @@ def prune(
     """Drop the realm's whole months that end at or before ``before`` (audited ``logs.prune``);
     the months dropped. A month that ``before`` cuts is kept whole."""
     realm = plans.get_realm(session, realm_name)
+    store.lock_realm(session, realm.id)
     dropped = [m for m in store.months(session, realm.id) if _month_end(m) <= before]
     for month in dropped:
         store.drop_month(session, realm.id, month)

@@ -54,6 +54,12 @@ def micros(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(microseconds=1)
 
 
+def lock_realm(session: Session, realm_id: int) -> None:
+    """Serialise the writers of one realm's logs (ingest, prune) until the transaction ends:
+    each re-derives intervals from the events it sees. Publishing is not blocked."""
+    session.execute(text("SELECT pg_advisory_xact_lock(1302, :r)"), {"r": realm_id})
+
+
 def stage(session: Session, rows: Iterable[bytes]) -> None:
     """COPY tab-separated rows (already escaped, newline-terminated) into ``log_stage``."""
     session.execute(text(STAGE))

@@ -106,6 +106,26 @@ def test_ingest_files_stdin_and_gz_reports_counts_and_refused_lines(
         "100.64.0.2/32",
         "log",
     )
+    # a realm with logs and no plan: the evidence file re-derives the answer from its lines
+    proof = tmp_path / "a.json"
+    kept = run(
+        cli,
+        "reverse",
+        f"{PUBLIC}:1100",
+        "--at",
+        "2026-03-14T20:00:12Z",
+        "--realm",
+        realm,
+        "--case",
+        "C-1",
+        "--evidence",
+        str(proof),
+    )
+    assert kept.exit_code == 0, kept.output
+    checked = run(cli, "evidence", "verify", str(proof))
+    assert checked.exit_code == 0, checked.output
+    document = json.loads(proof.read_text())
+    assert document["answer"]["reason"] == "not_logged"
 
 
 def test_unknown_format_and_bad_hold_are_refused(
