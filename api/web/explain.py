@@ -40,7 +40,8 @@ REASONS = {
     "log_conflict": "the NAT's own logs give that port to two subscribers at the same time",
     "log_open_ended": "the NAT's own logs show the allocation, but not up to that time (a release "
     "or a refresh is missing)",
-    "log_boundary": "the time asked crosses the start or the end of an allocation in the NAT's logs",
+    "log_boundary": "the time asked crosses the start or the end of an allocation in the NAT's "
+    "logs",
     "plan_and_log_disagree": "the plan names one subscriber and the NAT's own logs another",
 }
 
