@@ -29,7 +29,7 @@ from api.schemas import (
     _Identity,
 )
 from detnat.engine import Status
-from detnat.service import batch_lookups, inquiry, plans, times
+from detnat.service import batch_lookups, inquiry, log_answers, plans, times
 
 router = APIRouter(tags=["lookups"])
 BATCH_PATH = "/v1/lookups/reverse/batch"
@@ -196,6 +196,7 @@ def _run_batch(
         tolerance=ask.tolerance,
         realm=ask.realm,
         max_rows=limit,
+        logs=log_answers.BatchLogs(ctx.session, ask.realm),
     )
     chunks: list[bytes] = []
     if kind == "application/json":

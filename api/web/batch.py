@@ -22,7 +22,7 @@ from starlette.datastructures import UploadFile
 from api.web.lookup import refused
 from api.web.routing import Page, PageDep, check_lookup_fields, router
 from detnat.errors import DetnatError, InvalidInput
-from detnat.service import batch_lookups, inquiry, plans
+from detnat.service import batch_lookups, inquiry, log_answers, plans
 
 FIELDS = ("case", "tolerance", "tz", "realm", "legal_basis", "requested_by")
 
@@ -124,6 +124,7 @@ def _answer(
         realm=ask.realm,
         tz=ask.tz,
         max_rows=limit,
+        logs=log_answers.BatchLogs(db, ask.realm),
     )
     if query.realm is not None and query.realm not in query.snapshot.by_name:
         raise InvalidInput(f"no realm named {query.realm!r}", field="realm")

@@ -104,6 +104,9 @@ class BatchQuery:
     realm: str | None = None
     tz: str | None = None
     max_rows: int | None = None
+    # The NAT's own logs beside the plans (detnat.service.log_answers.BatchLogs): called with
+    # ips, ports, window starts and ends (µs) and the answered columns, which it may change.
+    logs: Callable[..., None] | None = None
 
 
 # -- answering parsed rows -------------------------------------------------------------------------
@@ -256,6 +259,8 @@ def answer_rows(
             errors[row] = exc.message
             continue
         status[row], reason[row] = decided["status"], decided.get("reason", "")
+    if query.logs is not None:
+        query.logs(ips, ports, start, end, status, reason, subscriber)
     return _Answers(status, reason, subscriber)
 
 

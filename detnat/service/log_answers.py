@@ -29,7 +29,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
@@ -239,6 +239,62 @@ def consult(
 ) -> answers.ReverseAnswer:
     """``answer`` with the stored logs consulted when they can say something (module docstring)."""
     return apply(answer, fetch(session, answer, realm=realm, now=now))
+
+
+# -- batches ---------------------------------------------------------------------------------------
+
+
+class BatchLogs:
+    """The logs asked for a batch's answered rows, one query per chunk, by the single lookup's
+    rule (:func:`combine`): given to :class:`detnat.service.batch_lookups.BatchQuery` as
+    ``logs``. Rows it changes take the logs' status, reason and subscriber."""
+
+    def __init__(self, session: Session, realm: str | None) -> None:
+        self.session = session
+        self.realm = realm
+        self.asked = store.has_logs(session, realm)
+
+    def __call__(
+        self,
+        ips: Any,
+        ports: Any,
+        start_us: Any,
+        end_us: Any,
+        status: list[str],
+        reason: list[str],
+        subscriber: list[str],
+    ) -> None:
+        if not self.asked:
+            return
+        wanted = [n for n, said in enumerate(status) if said in _CONSULTED]
+        if not wanted:
+            return
+        found = store.answering_many(
+            self.session,
+            wanted,
+            [int(ips[n]) * 65536 + int(ports[n]) for n in wanted],
+            [int(start_us[n]) for n in wanted],
+            [int(end_us[n]) for n in wanted],
+            [int(ports[n]) for n in wanted],
+        )
+        by_row: dict[int, list[Any]] = {}
+        for row in found:
+            by_row.setdefault(row.n, []).append(row)
+        for n in wanted:
+            said = Status(status[n])
+            answer: dict[str, Any] = {"status": said, "port": int(ports[n])}
+            if reason[n]:
+                answer["reason"] = Reason(reason[n])
+            if subscriber[n]:
+                answer["subscriber"] = subscriber[n]
+            window = (store.instant(int(start_us[n])), store.instant(int(end_us[n])))
+            rows = by_row.get(n, [])
+            asked = bool(rows) or said is not Status.MATCH
+            fetched = _fetched(rows, self.realm, window, has_logs=asked)
+            combined = apply(cast(answers.ReverseAnswer, answer), fetched)
+            status[n] = combined["status"]
+            reason[n] = combined.get("reason", "")
+            subscriber[n] = combined.get("subscriber", "")
 
 
 # -- forward: a subscriber's logged blocks --------------------------------------------------------

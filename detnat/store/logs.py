@@ -345,3 +345,29 @@ async def held_by_async(conn: Any, prefix: str, at: datetime) -> list[Any]:
     async with conn.cursor(row_factory=namedtuple_row) as cur:
         await cur.execute(HELD_BY_ASYNC, {"prefix": prefix, "at": at})
         return list(await cur.fetchall())
+
+
+_MANY = (
+    "SELECT q.n, i.realm_id, i.public, i.port_first, i.port_last, i.port_step, i.protocol, "
+    "i.inside, i.during, i.open, i.unknown_start, i.conflict, i.lines, r.name AS realm_name, "
+    "(SELECT g.log_hold FROM log_ingests g WHERE g.realm_id = i.realm_id AND g.log_hold IS NOT "
+    "NULL ORDER BY g.id DESC LIMIT 1) AS hold, '{}'::jsonb AS texts "
+    "FROM unnest(CAST(:ns AS integer[]), CAST(:keys AS bigint[]), CAST(:starts AS bigint[]), "
+    "CAST(:ends AS bigint[]), CAST(:ports AS integer[])) AS q(n, key, s, e, port) "
+    "JOIN log_intervals i ON i.ports @> q.key AND i.during && tstzrange(to_timestamp(0) + q.s "
+    "* interval '1 microsecond', to_timestamp(0) + q.e * interval '1 microsecond', '[]') "
+    "AND (q.port - i.port_first) % i.port_step = 0 JOIN realms r ON r.id = i.realm_id"
+)
+
+
+def answering_many(
+    session: Session,
+    rows: list[int],
+    keys: list[int],
+    starts: list[int],
+    ends: list[int],
+    ports: list[int],
+) -> list[Any]:
+    """:func:`answering` for many questions at once (row ``n``, without the line texts)."""
+    params = {"ns": rows, "keys": keys, "starts": starts, "ends": ends, "ports": ports}
+    return list(session.execute(text(_MANY), params))

@@ -255,3 +255,43 @@ def test_prune_and_check(cli: CliRunner, sessions: SessionFactory, tmp_path: Pat
     assert json.loads(pruned.stdout)["months"] == ["2026-02"]
     with sessions() as s:
         assert [str(b) for b in integrity.verify(s)[0]] == []
+
+
+def test_a_batch_answers_dynamic_ports_from_the_logs_as_single_lookups_do(
+    cli: CliRunner, sessions: SessionFactory, tmp_path: Path
+) -> None:
+    from tests.logs.conftest import event, ingest
+
+    realm = _plan_realm(sessions, "198.18.52.1/32")
+    ingest(
+        sessions,
+        realm,
+        [
+            event(A, T0_US, "10.0.0.1", "198.18.52.1", 6064, 7071),
+            event(R, T0_US + 60 * S, "10.0.0.1", "198.18.52.1", 6064, 7071),
+            event(A, T0_US, "10.0.0.3", "198.18.52.1", 1024, 1100),
+        ],
+    )
+    questions = [
+        ("198.18.52.1", 6100, "2026-03-14T20:00:30Z"),  # dynamic, logged
+        ("198.18.52.1", 6100, "2026-03-14T20:02:00Z"),  # dynamic, released before
+        ("198.18.52.1", 1050, "2026-03-14T20:00:00Z"),  # plan says 10.0.0.0, log 10.0.0.3
+        ("198.18.52.1", 2500, "2026-03-14T20:00:00Z"),  # the plan alone
+    ]
+    batch = tmp_path / "in.csv"
+    batch.write_text("ip,port,time\n" + "".join(f"{a},{p},{t}\n" for a, p, t in questions))
+    out = tmp_path / "out.csv"
+    done = run(
+        cli, "reverse", "--batch", str(batch), "-o", str(out), "--realm", realm, "--case", "C-3"
+    )
+    assert done.exit_code == 0, done.output
+    got = [line.split(",")[3:6] for line in out.read_text().splitlines()[1:]]
+    singles = []
+    for ip, port, at in questions:
+        single = run(
+            cli, "reverse", f"{ip}:{port}", "--at", at, "--realm", realm, "--case", "C-3", "--json"
+        )
+        shown = json.loads(single.stdout)
+        singles.append([shown["status"], shown.get("reason", ""), shown.get("subscriber", "")])
+    assert got == singles
+    assert [row[0] for row in got] == ["match", "no_mapping", "ambiguous", "match"]
