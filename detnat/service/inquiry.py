@@ -334,7 +334,9 @@ def ask(
         snapshot,
         kept,
         now,
-        logs=lambda answer, realm, at: log_answers.consult(session, answer, realm=realm, now=at),
+        logs=lambda answer, realm, at: log_answers.consult(
+            session, answer, realm=realm, now=at, revision=snapshot.revision
+        ),
     )
     if isinstance(query, ForwardQuery):  # the subscriber's logged blocks beside its plan's
         blocks = log_answers.forward_blocks(session, ready.answer, realm=query.realm)  # type: ignore[arg-type]
@@ -362,6 +364,7 @@ async def ask_async(
             ready.answer,  # type: ignore[arg-type]
             realm=query.realm,
             now=now,
+            revision=snapshot.revision,
         )
         if fetched is not None:  # answered again, with the logs beside the plans
             ready = _prepare(

@@ -191,12 +191,47 @@ def _fetched(
     return Fetched(found, texts, holds, (store.micros(start), store.micros(end)), realm is not None)
 
 
+# Store revisions (ingests and prunes bump it) -> whether the store had any logs then: a store
+# without logs costs its lookups no query (one per revision and process).
+# Keyed by the database too (host, port, name): a process may talk to more than one (the tests).
+_ANY_LOGS: dict[tuple[str, int], bool] = {}
+
+
+def _key(info: Any, revision: int | None) -> tuple[str, int] | None:
+    if revision is None:
+        return None
+    return (f"{info.host}:{info.port}/{info.dbname}", revision)
+
+
+def _none_at(key: tuple[str, int] | None) -> bool:
+    return key is not None and _ANY_LOGS.get(key) is False
+
+
+def _learn(key: tuple[str, int] | None, any_logs: bool) -> None:
+    if key is not None:
+        if len(_ANY_LOGS) > 64:
+            _ANY_LOGS.clear()
+        _ANY_LOGS[key] = any_logs
+
+
 def fetch(
-    session: Session, answer: answers.ReverseAnswer, *, realm: str | None, now: datetime
+    session: Session,
+    answer: answers.ReverseAnswer,
+    *,
+    realm: str | None,
+    now: datetime,
+    revision: int | None = None,
 ) -> Fetched | None:
     """The stored logs for ``answer``'s question (None: nothing the logs can say). One round
-    trip; a second only when no interval is found for a question the logs would answer."""
+    trip; a second only when no interval is found for a question the logs would answer.
+    ``revision``: the store revision of the caller's snapshot (a store without logs then: no
+    query)."""
     if not _wanted(answer):
+        return None
+    key = _key(store.raw_connection(session).info, revision)
+    if key is not None and key not in _ANY_LOGS:
+        _learn(key, store.has_logs(session, None))
+    if _none_at(key):
         return None
     public, port, start, end = _question(answer, now)
     rows = store.answering(session, public, port, start, end)
@@ -206,10 +241,20 @@ def fetch(
 
 
 async def fetch_async(
-    conn: Any, answer: answers.ReverseAnswer, *, realm: str | None, now: datetime
+    conn: Any,
+    answer: answers.ReverseAnswer,
+    *,
+    realm: str | None,
+    now: datetime,
+    revision: int | None = None,
 ) -> Fetched | None:
     """:func:`fetch` on the lookup path's async connection."""
     if not _wanted(answer):
+        return None
+    key = _key(conn.info, revision)
+    if key is not None and key not in _ANY_LOGS:
+        _learn(key, await store.has_logs_async(conn, None))
+    if _none_at(key):
         return None
     public, port, start, end = _question(answer, now)
     rows = await store.answering_async(conn, public, port, start, end)
@@ -235,10 +280,15 @@ def apply(answer: answers.ReverseAnswer, fetched: Fetched | None) -> answers.Rev
 
 
 def consult(
-    session: Session, answer: answers.ReverseAnswer, *, realm: str | None, now: datetime
+    session: Session,
+    answer: answers.ReverseAnswer,
+    *,
+    realm: str | None,
+    now: datetime,
+    revision: int | None = None,
 ) -> answers.ReverseAnswer:
     """``answer`` with the stored logs consulted when they can say something (module docstring)."""
-    return apply(answer, fetch(session, answer, realm=realm, now=now))
+    return apply(answer, fetch(session, answer, realm=realm, now=now, revision=revision))
 
 
 # -- batches ---------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@
   on each partition); the only removal is ``detnat logs prune``, which drops a realm's whole
   months (audited ``logs.prune``, row in ``log_prunes``).
 - ``log_prunes``: the months of a realm dropped by a prune. Append-only.
+- An ingest or a prune bumps ``store_revision``: a lookup knows without a query whether the store
+  had any logs at the revision its snapshot was read at.
 - ``log_intervals``: derived. Allocations as intervals ``[from, to)`` with their flags and the
   lines behind them, rebuilt from ``log_events`` by every ingest and prune for the public
   addresses it touched (``detnat.logs.intervals`` is the one rule). Not a trust table: ``audit
@@ -83,6 +85,10 @@ CREATE TRIGGER log_prunes_append_only BEFORE UPDATE OR DELETE ON log_prunes
     FOR EACH ROW EXECUTE FUNCTION append_only();
 CREATE TRIGGER log_prunes_no_truncate BEFORE TRUNCATE ON log_prunes
     FOR EACH STATEMENT EXECUTE FUNCTION append_only();
+CREATE TRIGGER log_ingests_bump_revision AFTER INSERT ON log_ingests
+    FOR EACH STATEMENT EXECUTE FUNCTION store_revision_bump();
+CREATE TRIGGER log_prunes_bump_revision AFTER INSERT ON log_prunes
+    FOR EACH STATEMENT EXECUTE FUNCTION store_revision_bump();
 """
 
 
