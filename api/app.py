@@ -23,7 +23,7 @@ from api import policy, problems, web
 from api.capacity import router as capacity_router
 from api.deps import guard
 from api.http import BodyLimit, NoStore, OneValueQuery, RequestId, StrictJson, problem_responses
-from api.routes import answers, auditlog, health, lookups, realms, tokens
+from api.routes import answers, auditlog, complaints, health, lookups, realms, tokens
 from detnat import __version__
 from detnat.service import audit, inquiry
 from detnat.service.plans import MapperCache
@@ -32,7 +32,7 @@ from detnat.service.tokens import TokenCache
 from detnat.settings import Settings, get_settings
 from detnat.store.async_db import AsyncConnections
 
-ROUTERS = (health, realms, lookups, answers, tokens, auditlog)
+ROUTERS = (health, realms, lookups, answers, tokens, auditlog, complaints)
 EMBEDDED_WATCH_SECONDS = 2.0
 
 
@@ -90,6 +90,8 @@ def create_app(settings: Settings) -> FastAPI:
         larger={
             lookups.BATCH_PATH: settings.max_batch_body_bytes,
             "/web/batch": settings.max_batch_body_bytes,
+            complaints.PATH: settings.max_batch_body_bytes,
+            "/web/complaints": settings.max_batch_body_bytes,
         },
     )
     app.add_middleware(RequestId)

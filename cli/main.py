@@ -24,7 +24,10 @@ from cli.runtime import Invocation
 from detnat import __version__
 
 # The nouns, in the order of `detnat --help` (after the verbs); each is `cli.commands.<noun>.app`.
-NOUNS = ("plan", "realm", "db", "token", "audit", "evidence", "capacity", "datapath", "logs")
+NOUNS = (
+    "plan", "realm", "db", "token", "audit", "evidence", "capacity", "datapath", "complaints",
+    "logs",
+)  # fmt: skip
 
 
 def _noun_group(name: str) -> _click.Command:

@@ -41,6 +41,8 @@ WEB_POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/web/answers/{answer_id}/evidence"): EVIDENCE,
     ("GET", "/web/batch"): BATCH,
     ("POST", "/web/batch"): BATCH,
+    ("GET", "/web/complaints"): BATCH,
+    ("POST", "/web/complaints"): BATCH,
     ("GET", "/web/cases"): CASES,
     ("GET", "/web/realms"): REALMS,
     ("GET", "/web/realms/{realm}"): REALMS,
@@ -57,6 +59,7 @@ SESSIONLESS = frozenset({"/web/static/{name}", "/"})
 NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("Lookup", "/web/lookup", LOOKUP),
     ("Batch", "/web/batch", BATCH),
+    ("Complaints", "/web/complaints", BATCH),
     ("Cases", "/web/cases", CASES),
     ("Realms", "/web/realms", REALMS),
     ("Capacity", "/web/capacity", CAPACITY),

@@ -119,6 +119,7 @@ DESCRIPTIONS = {
     "/web/lookup": "Who held a public address and port at a given time, explained, with the "
     "evidence behind it.",
     "/web/batch": "Upload a CSV of complaints (ip, port, time) and download the answers.",
+    "/web/complaints": "Upload a mailbox export of abuse notices; see who to contact per notice.",
     "/web/cases": "A case's lookups and its audit trail.",
     "/web/realms": "Each realm's plan versions over time, what each change did, pending approvals.",
     "/web/capacity": "Size a deployment: block size, dynamic blocks, public addresses, with "

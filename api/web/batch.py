@@ -1,4 +1,6 @@
-"""The Batch page: upload a CSV of complaints, get the answers and the rows that failed.
+"""The Batch pages: upload a CSV of complaints, get the answers and the rows that failed; or upload
+a mailbox export of complaint notices (``/web/complaints``), get one answer per notice and the
+repeat-offender summary.
 
 The same act as ``POST /v1/lookups/reverse/batch`` with a CSV: the whole file is answered from one
 timeline snapshot, audited (rows, counts, SHA-256 of input and output, plan versions used) and
@@ -21,8 +23,10 @@ from starlette.datastructures import UploadFile
 
 from api.web.lookup import refused
 from api.web.routing import Page, PageDep, check_lookup_fields, router
+from detnat import complaints as intake
+from detnat.complaints import tables
 from detnat.errors import DetnatError, InvalidInput
-from detnat.service import batch_lookups, inquiry, log_answers, plans
+from detnat.service import batch_lookups, complaints, inquiry, log_answers, plans
 
 FIELDS = ("case", "tolerance", "tz", "realm", "legal_basis", "requested_by")
 
@@ -161,6 +165,137 @@ def _render(
         status=status,
         values=values,
         errors=errors,
+        limit=limit,
+        max_bytes=page.settings.max_batch_body_bytes,
+    )
+
+
+# -- complaints: a mailbox export in, the answers and the repeat offenders out --------------------
+
+COMPLAINT_FIELDS = (*FIELDS, "format", "map")
+
+
+@router.get("/web/complaints")
+async def complaints_form(page: PageDep) -> Response:
+    return _render_complaints(page, _complaint_values(page), {})
+
+
+@router.post("/web/complaints")
+async def complaints_answer(page: PageDep) -> Response:
+    """The same act as ``POST /v1/complaints/answer``: answered whole, audited, committed, shown."""
+    values = _complaint_values(page)
+    errors: dict[str, str] = {}
+    tolerance = _check(values, errors)
+    if values["format"] not in intake.FORMATS:
+        errors["format"] = f"Choose one of {', '.join(intake.FORMATS)}."
+    upload = page.form.get("file") if page.form is not None else None
+    data, filename = b"", "complaints.mbox"
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        errors["file"] = "Choose the mailbox export (mbox) or complaint file."
+    else:
+        data, filename = await upload.read(), upload.filename
+        if not data.strip():
+            errors["file"] = "That file is empty."
+    if errors or tolerance is None:
+        return _render_complaints(page, values, errors, status=422)
+    limit = min(page.settings.max_batch_rows, page.settings.batch_rows_for(page.role or ""))
+    try:
+        answered = await run_in_threadpool(
+            _answer_complaints, page, values, data, filename, tolerance, limit
+        )
+    except DetnatError as exc:
+        status = refused(page, "POST /web/complaints", exc)
+        field = exc.field.lstrip("-") if exc.field else "file"
+        errors[field if field in COMPLAINT_FIELDS else "file"] = exc.message
+        return _render_complaints(page, values, errors, status=status)
+    report = answered.report
+    assert isinstance(report, complaints.ComplaintsReport)
+    counts = sorted(report.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return page.render(
+        "complaints_result.html",
+        values=values,
+        filename=filename,
+        download=_download_name(filename.rsplit(".", 1)[0] + ".csv"),
+        href="data:text/csv;charset=utf-8;base64," + base64.b64encode(answered.output).decode(),
+        size=len(answered.output),
+        report=report,
+        counts=[(v, n, complaints.WORDS[complaints.Verdict(v)]) for v, n in counts],
+        offenders=[o.to_json() | {"key": o.key, "kind": o.kind} for o in report.summary()],
+        answer_id=answered.answer_id,
+        audit_sha256=answered.audit_sha256,
+        input_sha256=answered.input_sha256,
+        more_bad=report.bad_row_count - len(report.bad_rows),
+    )
+
+
+def _complaint_values(page: Page) -> dict[str, str]:
+    values = _values(page)
+    values["format"] = page.field("format") or "auto"
+    values["map"] = page.field("map")
+    return values
+
+
+def _answer_complaints(
+    page: Page,
+    values: dict[str, str],
+    data: bytes,
+    filename: str,
+    tolerance: timedelta,
+    limit: int,
+) -> Answered:
+    actor = page.actor
+    assert actor is not None
+    db = page.db
+    options = intake.Options(
+        values["format"],
+        tables.parse_map(values["map"]) if values["map"] else None,
+        values["tz"] or None,
+    )
+    ask = inquiry.BatchAsk(
+        inquiry.Identity(
+            values["case"], values["legal_basis"] or None, values["requested_by"] or None
+        ),
+        "web",
+        tz=values["tz"] or None,
+        tolerance=tolerance,
+        realm=values["realm"] or None,
+        file=filename,
+    )
+    query = batch_lookups.BatchQuery(
+        snapshot=page.state.timelines.get(db),
+        now=plans.utcnow(),
+        mappers=page.state.mappers,
+        tolerance=tolerance,
+        realm=ask.realm,
+        max_rows=limit,
+    )
+    chunks: list[str] = []
+    report, entry = complaints.answer_audited(
+        db,
+        actor,
+        ask,
+        query,
+        [(filename, io.BytesIO(data))],
+        options,
+        chunks.append,
+        kept=page.state.inquiries,
+        request_id=page.request_id,
+    )
+    db.commit()  # audited before the answers leave
+    output = "".join(chunks).encode("utf-8", "surrogateescape")
+    return Answered(output, report, entry.seq, entry.entry_sha256, report.input_sha256)
+
+
+def _render_complaints(
+    page: Page, values: dict[str, str], errors: dict[str, str], *, status: int = 200
+) -> Response:
+    limit = min(page.settings.max_batch_rows, page.settings.batch_rows_for(page.role or ""))
+    return page.render(
+        "complaints.html",
+        status=status,
+        values=values,
+        errors=errors,
+        formats=intake.FORMATS,
         limit=limit,
         max_bytes=page.settings.max_batch_body_bytes,
     )

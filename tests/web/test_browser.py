@@ -214,7 +214,7 @@ def test_sign_in_shows_the_pages_of_the_role(visit: Visit, world: World) -> None
     page.get_by_label("Your API token").press("Enter")
     expect(page).to_have_url(re.compile(r"/web/lookup$"))  # back where they were going
     nav = page.get_by_role("navigation", name="Pages")
-    expect(nav.get_by_role("link")).to_have_text(["Lookup", "Batch", "Cases"])
+    expect(nav.get_by_role("link")).to_have_text(["Lookup", "Batch", "Complaints", "Cases"])
     page.goto("/web/")
     expect(page.get_by_role("heading", level=1)).to_have_text("detnat")
     visit.shot("start-abuse")
