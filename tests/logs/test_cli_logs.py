@@ -295,3 +295,56 @@ def test_a_batch_answers_dynamic_ports_from_the_logs_as_single_lookups_do(
         singles.append([shown["status"], shown.get("reason", ""), shown.get("subscriber", "")])
     assert got == singles
     assert [row[0] for row in got] == ["match", "no_mapping", "ambiguous", "match"]
+
+
+def test_the_csv_format_end_to_end_with_a_delegated_prefix(
+    cli: CliRunner, realm: str, tmp_path: Path
+) -> None:
+    """The real csv parser (``detnat/logs/formats/csv.py``) behind the ingest command."""
+    log = tmp_path / "ops.csv"
+    log.write_text(
+        "time,event,subscriber,public_ip,port_first,port_last,protocol\n"
+        "2026-03-14T20:00:00Z,allocate,2001:db8:100::/56,198.18.53.1,1024,1535,\n"
+        "2026-03-14T20:00:00Z,allocate,2001:db8:100::/56,198.18.53.1,\n"
+        "2026-03-14T21:30:00+01:00,release,2001:db8:100::/56,198.18.53.1,1024,1535,\n"
+    )
+    done = run(cli, "logs", "ingest", realm, "--format", "csv", str(log), "--json")
+    assert done.exit_code == 0, done.output
+    assert (summary(done)["events_stored"], summary(done)["refused"]) == (2, 1)
+    assert f"{log}:3: refused" in done.stderr
+
+    def who(at: str) -> dict:
+        asked = run(
+            cli,
+            "reverse",
+            "198.18.53.1:1300",
+            "--at",
+            at,
+            "--realm",
+            realm,
+            "--case",
+            "C-4",
+            "--json",
+        )
+        assert asked.exit_code == 0, asked.output
+        return json.loads(asked.stdout)
+
+    assert who("2026-03-14T20:00:00Z")["subscriber"] == "2001:db8:100::/56"
+    assert who("2026-03-14T20:00:00Z")["log_candidates"][0]["lines"][0]["text"].startswith(
+        "2026-03-14T20:00:00Z,allocate"
+    )
+    assert who("2026-03-14T20:10:00Z")["subscriber"] == "2001:db8:100::/56"
+    assert who("2026-03-14T20:30:00Z")["reason"] == "not_logged"  # released at 20:30 UTC
+    forward = run(
+        cli,
+        "forward",
+        "2001:db8:100::/56",
+        "--at",
+        "2026-03-14T19:59:59Z",
+        "--realm",
+        realm,
+        "--case",
+        "C-4",
+        "--json",
+    )
+    assert forward.exit_code == 0, forward.output
