@@ -30,7 +30,7 @@ from api.schemas import (
 )
 from detnat.engine import Status
 from detnat.errors import Unavailable
-from detnat.service import batch_lookups, inquiry, plans, times
+from detnat.service import batch_lookups, inquiry, log_answers, plans, times
 from detnat.store.async_db import Stale
 
 router = APIRouter(tags=["lookups"])
@@ -206,6 +206,7 @@ def _run_batch(
         tolerance=ask.tolerance,
         realm=ask.realm,
         max_rows=limit,
+        logs=log_answers.BatchLogs(ctx.session, ask.realm),
     )
     chunks: list[bytes] = []
     if kind == "application/json":

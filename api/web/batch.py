@@ -26,7 +26,7 @@ from api.web.routing import Page, PageDep, check_lookup_fields, router
 from detnat import complaints as intake
 from detnat.complaints import tables
 from detnat.errors import DetnatError, InvalidInput
-from detnat.service import batch_lookups, complaints, inquiry, plans
+from detnat.service import batch_lookups, complaints, inquiry, log_answers, plans
 
 FIELDS = ("case", "tolerance", "tz", "realm", "legal_basis", "requested_by")
 
@@ -128,6 +128,7 @@ def _answer(
         realm=ask.realm,
         tz=ask.tz,
         max_rows=limit,
+        logs=log_answers.BatchLogs(db, ask.realm),
     )
     if query.realm is not None and query.realm not in query.snapshot.by_name:
         raise InvalidInput(f"no realm named {query.realm!r}", field="realm")

@@ -35,6 +35,14 @@ REASONS = {
     "no_plan": "no realm had a plan using this address at that time",
     "after_now": "nobody can have held it yet",
     "candidates_differ": "the plan versions in force around that time name different subscribers",
+    "not_logged": "no allocation in the NAT's own logs covers that port then (the logs may be "
+    "incomplete)",
+    "log_conflict": "the NAT's own logs give that port to two subscribers at the same time",
+    "log_open_ended": "the NAT's own logs show the allocation, but not up to that time (a release "
+    "or a refresh is missing)",
+    "log_boundary": "the time asked crosses the start or the end of an allocation in the NAT's "
+    "logs",
+    "plan_and_log_disagree": "the plan names one subscriber and the NAT's own logs another",
 }
 
 

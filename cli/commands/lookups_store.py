@@ -210,7 +210,7 @@ def reverse_batch_at(
     One snapshot of the timelines for the whole batch; rows grouped by plan version and answered
     with the vectorised engine (:mod:`detnat.service.batch_lookups`).
     """
-    from detnat.service import batch_lookups
+    from detnat.service import batch_lookups, log_answers
 
     ask = inquiry.BatchAsk(
         _identity(case, None, None),
@@ -236,6 +236,7 @@ def reverse_batch_at(
             tolerance=ask.tolerance,
             realm=realm,
             tz=tz,
+            logs=log_answers.BatchLogs(session, realm),
         )
         # Nothing leaves before the audit entry is in: the file is renamed into place, or the
         # rows copied to stdout, only after `_audit_batch` committed it.

@@ -57,6 +57,12 @@ class Reason(StrEnum):
     MIXED = "mixed"  # no_mapping: the candidates refuse it for different reasons
     NO_PLAN = "no_plan"  # no_plan_in_force
     AFTER_NOW = "after_now"  # future
+    # Only the datapath's own logs can say these (detnat.logs.intervals.decide):
+    NOT_LOGGED = "not_logged"  # no_mapping: no log interval holds the port (logs can be partial)
+    LOG_CONFLICT = "log_conflict"  # ambiguous: two inside keys logged for the same port and time
+    LOG_OPEN_ENDED = "log_open_ended"  # ambiguous: the window reaches past what the lines show
+    LOG_BOUNDARY = "log_boundary"  # ambiguous: the window crosses an allocation's start or end
+    PLAN_AND_LOG_DISAGREE = "plan_and_log_disagree"  # ambiguous: the plan names one, a log another
 
 
 # What the plan arithmetic answers, in the order of the vectorised codes (``mapper.STATUS_CODES``,

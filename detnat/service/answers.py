@@ -35,6 +35,9 @@ __all__ = [
     "Covers",
     "ForwardAnswer",
     "ForwardCandidate",
+    "LogCandidate",
+    "LogLine",
+    "LoggedSpan",
     "NearestChange",
     "PendingVersion",
     "PortRange",
@@ -120,6 +123,40 @@ class ReverseCandidate(Verdict, VersionEvidence):
     covers: Covers
 
 
+LoggedSpan = TypedDict("LoggedSpan", {"from": str | None, "to": str | None})  # None: unbounded
+LoggedSpan.__pydantic_config__ = _STRICT  # type: ignore[attr-defined]
+
+
+@with_config(_STRICT)
+class LogLine(TypedDict):
+    """One log line behind a log candidate, embedded so the evidence can be checked offline."""
+
+    kind: Literal["allocate", "interim", "release"]
+    at: str
+    file: str
+    line: int
+    sha256: str  # of the line's bytes; ``text`` is the line as stored
+    text: str
+
+
+@with_config(_STRICT)
+class LogCandidate(Allocated):
+    """One log interval that holds the port in the window (``source: "log"``): the inside key as
+    ``subscriber``, the interval ``[from, to)``, the part its lines prove (``seen``, inclusive),
+    its flags and its lines."""
+
+    source: Literal["log"]
+    realm: str
+    port_step: int
+    protocol: str | None
+    interval: LoggedSpan
+    seen: LoggedSpan
+    open: bool
+    unknown_start: bool
+    conflict: bool
+    lines: list[LogLine]
+
+
 @with_config(_STRICT)
 class Asked(TypedDict):
     """What a reverse answer repeats of its question, and the window searched."""
@@ -138,6 +175,12 @@ class ReverseAnswer(Verdict, Asked):
     still awaiting approval (absent when none)."""
 
     candidates: list[ReverseCandidate]
+    # The logs, when consulted (a dynamic block, a realm with logs and no plan, a plan's match
+    # checked against them): the intervals that hold the port in the window, and each realm's
+    # log hold they were made with (µs; None: no hold declared).
+    log_candidates: NotRequired[list[LogCandidate]]
+    log_holds_us: NotRequired[dict[str, int | None]]
+    source: NotRequired[Literal["log"]]  # the status and subscriber come from the logs
     nearest_change: NotRequired[NearestChange | None]
     pending_approval: NotRequired[list[PendingVersion]]
 
@@ -158,6 +201,7 @@ class ForwardAnswer(Verdict):
     time: str
     scheduled: NotRequired[Literal[True]]
     candidates: list[ForwardCandidate]
+    log_blocks: NotRequired[list[LogCandidate]]  # the blocks the logs give it then (if any)
 
 
 class _Audited(TypedDict):

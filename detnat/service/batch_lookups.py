@@ -41,7 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import Any, BinaryIO, TypeAlias
+from typing import Any, BinaryIO, Protocol, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -128,6 +128,8 @@ class BatchQuery:
     realm: str | None = None
     tz: str | None = None
     max_rows: int | None = None
+    # The NAT's own logs beside the plans (detnat.service.log_answers.BatchLogs).
+    logs: BatchLogsAsked | None = None
 
 
 # -- answering parsed rows -------------------------------------------------------------------------
@@ -145,6 +147,22 @@ _FROM_ENGINE_STATUS = np.array(
 _FROM_ENGINE_REASON = np.array(
     [0 if reason is None else _REASON[reason.value] for reason in REASON_CODES], dtype=np.uint8
 )
+
+
+class BatchLogsAsked(Protocol):
+    """What a batch asks of the NAT's own logs: given ips, ports, window starts and ends (µs)
+    and the rows (row -> status, reason, subscriber) whose status is one of ``consulted``, the
+    rows the logs answer, with their answers."""
+
+    asked: bool  # the store holds logs this batch may read
+    consulted: frozenset[str]
+
+    def __call__(
+        self, ips: Ints, ports: Ints, start_us: Ints, end_us: Ints, said: dict[int, _Said]
+    ) -> dict[int, _Said]: ...
+
+
+_Said = tuple[str, str, str]  # status, reason, subscriber
 
 
 @dataclass
@@ -168,6 +186,19 @@ class _Answers:
                 out[row] = str(mapper.subscriber_at(number))
         for row, text in self.texts.items():
             out[row] = text
+        return out
+
+    def subscribers_of(self, rows: list[int]) -> dict[int, str]:
+        """:meth:`subscribers` of ``rows`` only."""
+        out = dict.fromkeys(rows, "")
+        wanted = np.array(rows, dtype=np.int64)
+        for matched, mapper, numbers in self.matched:
+            hit = np.isin(matched, wanted)
+            for row, number in zip(matched[hit].tolist(), numbers[hit].tolist(), strict=True):
+                out[row] = str(mapper.subscriber_at(number))
+        for row in rows:
+            if row in self.texts:
+                out[row] = self.texts[row]
         return out
 
 
@@ -327,7 +358,31 @@ def answer_rows(
             continue
         status[row] = _STATUS[decided["status"]]
         reason[row] = _REASON[decided.get("reason", "")]
+    if query.logs is not None:
+        _consult_logs(query.logs, ips, ports, start, end, answers)
     return answers
+
+
+def _consult_logs(
+    logs: Any, ips: Ints, ports: Ints, start: Ints, end: Ints, answers: _Answers
+) -> None:
+    """The rows the NAT's own logs may answer, answered by them too
+    (:class:`detnat.service.log_answers.BatchLogs`, the single lookup's rule)."""
+    if not logs.asked:
+        return
+    codes = [_STATUS[word] for word in logs.consulted]
+    asked = np.flatnonzero(np.isin(answers.status, codes)).tolist()
+    if not asked:
+        return
+    subscribers = answers.subscribers_of(asked)
+    said = {
+        n: (STATUS_WORDS[answers.status[n]], REASON_WORDS[answers.reason[n]], subscribers[n])
+        for n in asked
+    }
+    for n, (status, reason, subscriber) in logs(ips, ports, start, end, said).items():
+        answers.status[n] = _STATUS[status]
+        answers.reason[n] = _REASON[reason]
+        answers.texts[n] = subscriber
 
 
 def _rows_by_realm(query: BatchQuery, ips: Ints, alive: Ints) -> Iterator[tuple[int, Ints]]:

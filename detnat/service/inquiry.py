@@ -23,7 +23,7 @@ splitting them would put the schema away from what writes it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
-from detnat.service import audit, lookups
+from detnat.service import audit, log_answers, lookups
 from detnat.service.answers import ForwardAnswer, ReverseAnswer
 from detnat.service.plans import MapperCache
 from detnat.service.timelines import Timelines
@@ -293,14 +293,24 @@ class _Prepared:
         return Answered(self.answer, self.case, entry.seq, entry.entry_sha256, self.trace)
 
 
+LogConsult = Callable[[ReverseAnswer, str | None, datetime], ReverseAnswer]
+
+
 def _prepare(
-    query: ReverseQuery | ForwardQuery, snapshot: Timelines, kept: Inquiries, now: datetime
+    query: ReverseQuery | ForwardQuery,
+    snapshot: Timelines,
+    kept: Inquiries,
+    now: datetime,
+    logs: LogConsult | None = None,
 ) -> _Prepared:
-    """Check and answer (pure): a question refused here opens no case and records nothing."""
+    """Check and answer (pure but for ``logs``, the stored logs consulted beside the plans): a
+    question refused here opens no case and records nothing."""
     at = _precheck(query)
     case = query.identity.case
     if isinstance(query, ReverseQuery):
         answer, trace = _answer_reverse(query, at, snapshot, kept.mappers, now)
+        if logs is not None:
+            answer = logs(answer, query.realm, now)
         detail = _reverse_detail(query, answer, trace)
         return _Prepared("lookup.reverse", case, answer, detail, trace)
     forwarded = _answer_forward(query, at, snapshot, kept.mappers, now)
@@ -319,7 +329,18 @@ def ask(
 ) -> Answered:
     """Who held ``ip:port`` (a :class:`ReverseQuery`) or what did ``subscriber`` get (a
     :class:`ForwardQuery`): checked, answered, the case opened or checked, audited (flushed)."""
-    ready = _prepare(query, snapshot, kept, now)
+    ready = _prepare(
+        query,
+        snapshot,
+        kept,
+        now,
+        logs=lambda answer, realm, at: log_answers.consult(
+            session, answer, realm=realm, now=at, revision=snapshot.revision
+        ),
+    )
+    if isinstance(query, ForwardQuery):  # the subscriber's logged blocks beside its plan's
+        blocks = log_answers.forward_blocks(session, ready.answer, realm=query.realm)  # type: ignore[arg-type]
+        ready = _Prepared(ready.action, ready.case, blocks, _forward_detail(query, blocks), {})
     kept.cases.claim(session, ready.case, actor, request_id=request_id)
     return ready.answered(audit.record(session, actor, ready.action, **ready.entry(request_id)))
 
@@ -340,6 +361,26 @@ async def ask_async(
     still at the snapshot's revision then (else :class:`~detnat.store.async_db.Stale`: nothing
     was recorded, ask again at the new revision)."""
     ready = _prepare(query, snapshot, kept, now)
+    if isinstance(ready.answer, dict) and ready.action == "lookup.reverse":
+        assert isinstance(query, ReverseQuery)
+        fetched = await log_answers.fetch_async(
+            store,
+            ready.answer,  # type: ignore[arg-type]
+            realm=query.realm,
+            now=now,
+            revision=snapshot.revision,
+        )
+        if fetched is not None:  # answered again, with the logs beside the plans
+            ready = _prepare(
+                query, snapshot, kept, now, logs=lambda a, r, n: log_answers.apply(a, fetched)
+            )
+    elif isinstance(query, ForwardQuery):
+        blocks = await log_answers.forward_blocks_async(
+            store,
+            ready.answer,  # type: ignore[arg-type]
+            realm=query.realm,
+        )
+        ready = _Prepared(ready.action, ready.case, blocks, _forward_detail(query, blocks), {})
     await kept.cases.claim_async(store, ready.case, actor, request_id=request_id)
     entry = await audit.record_async(
         store, actor, ready.action, revision=snapshot.revision, **ready.entry(request_id)

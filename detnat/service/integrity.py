@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from detnat.errors import DetnatError
 from detnat.planfile import plan_from_data
-from detnat.service import audit, plans, tokens
+from detnat.service import audit, logs, plans, tokens
 from detnat.store import repo
 from detnat.store.models import AuditCheckpoint, AuditHead, PlanVersion
 
@@ -72,6 +72,8 @@ RECORDS = {
     "token.revoke": "revocations",
     "case.open": "cases",
     "audit.checkpoint": "checkpoints",
+    "logs.ingest": "log_ingests",
+    "logs.prune": "log_prunes",
 }
 BASELINE = "store.baseline"
 _LABEL = {
@@ -82,6 +84,8 @@ _LABEL = {
     "revocations": "token",
     "cases": "case",
     "checkpoints": "checkpoint",
+    "log_ingests": "log_ingest",
+    "log_prunes": "log_prune",
 }
 
 
@@ -94,6 +98,10 @@ def _key(kind: str, record: dict[str, Any]) -> str:
         return repr(record["case"])
     if kind == "checkpoints":
         return str(record["checkpoint"])
+    if kind == "log_ingests":
+        return str(record["ingest"])
+    if kind == "log_prunes":
+        return str(record["prune"])
     return str(record["token_id"])
 
 
@@ -151,6 +159,7 @@ def verify(
     broken += expected.malformed
     broken += _capped(_against_the_log(session, expected))
     broken += _capped(_derived_state(session, realms))
+    broken += _capped(Broken(*found) for found in logs.verify_stored(session))
     broken += _checkpoints(session, marks, hashes)
     current = session.get(AuditHead, 1)
     summary = {
@@ -236,6 +245,8 @@ def _store_rows(session: Session) -> dict[str, dict[str, dict[str, Any]]]:
         rows["cases"][_key("cases", shown)] = shown
     for mark in repo.checkpoints(session):
         rows["checkpoints"][str(mark.id)] = audit.checkpoint_record(mark)
+    for kind, key, record in logs.records(session, names):
+        rows[kind][key] = record
     return rows
 
 

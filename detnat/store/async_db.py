@@ -334,6 +334,7 @@ class AsyncStore:
     """
 
     def __init__(self, url: str, size: int) -> None:
+        self.name = url  # which database: keys what a process learnt of it (log_answers)
         self.reads = AsyncConnections(url, size)
         self.audit = AuditWriter(url)
         self._revision = SharedRead(self.reads)

@@ -232,3 +232,99 @@ class PlanApproval(Base):
     approved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     single_approver: Mapped[bool] = mapped_column(Boolean)
     approved_by_token: Mapped[int | None] = mapped_column(Integer)
+
+
+# -- logs (migration 0005): the datapath's own allocation lines and the intervals they make --------
+
+
+class LogIngest(Base):
+    """One ingest (a file, stdin, or one chunk of a followed file); made by ``logs.ingest``."""
+
+    __tablename__ = "log_ingests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    realm_id: Mapped[int] = mapped_column(ForeignKey("realms.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    by: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(Text)
+    file: Mapped[str] = mapped_column(Text)
+    file_identity: Mapped[str | None] = mapped_column(Text)  # "device:inode"; None for stdin
+    offset_from: Mapped[int] = mapped_column(BigInteger)
+    offset_to: Mapped[int] = mapped_column(BigInteger)
+    bytes_sha256: Mapped[str] = mapped_column(String(64))
+    lines_read: Mapped[int] = mapped_column(BigInteger)
+    events_stored: Mapped[int] = mapped_column(BigInteger)
+    duplicates: Mapped[int] = mapped_column(BigInteger)
+    refused: Mapped[int] = mapped_column(BigInteger)
+    log_hold: Mapped[timedelta | None] = mapped_column(Interval)
+    months: Mapped[dict[str, Any]] = mapped_column(JSONB)  # "YYYY-MM" -> [count, sha256]
+
+    __table_args__ = (Index(None, "realm_id", "file_identity"),)
+
+
+class LogPrune(Base):
+    """The months of a realm's events dropped by ``detnat logs prune``."""
+
+    __tablename__ = "log_prunes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    realm_id: Mapped[int] = mapped_column(ForeignKey("realms.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    by: Mapped[str] = mapped_column(Text)
+    before: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    months: Mapped[list[str]] = mapped_column(JSONB)
+
+
+class LogEvent(Base):
+    """One allocate / interim / release line (partitioned by realm, then by month of ``at``)."""
+
+    __tablename__ = "log_events"
+
+    realm_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    line_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ingest_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(Text)
+    inside: Mapped[str] = mapped_column(Text)
+    public: Mapped[int] = mapped_column(BigInteger)
+    port_first: Mapped[int] = mapped_column(Integer)
+    port_last: Mapped[int] = mapped_column(Integer)
+    port_step: Mapped[int] = mapped_column(Integer)
+    protocol: Mapped[str] = mapped_column(Text)  # "all" when the line names none
+    file: Mapped[str] = mapped_column(Text)
+    line: Mapped[int] = mapped_column(BigInteger)
+    raw: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('allocate', 'interim', 'release')", name="known_kind"),
+        Index(None, "realm_id", "public"),
+        {"postgresql_partition_by": "LIST (realm_id)"},
+    )
+
+
+class LogInterval(Base):
+    """Derived: an allocation as an interval, rebuilt from ``log_events`` (never edited)."""
+
+    __tablename__ = "log_intervals"
+
+    realm_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    port_first: Mapped[int] = mapped_column(Integer, primary_key=True)
+    port_last: Mapped[int] = mapped_column(Integer, primary_key=True)
+    port_step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    protocol: Mapped[str] = mapped_column(Text, primary_key=True)
+    inside: Mapped[str] = mapped_column(Text, primary_key=True)
+    during: Mapped[Range[datetime]] = mapped_column(TSTZRANGE, primary_key=True)
+    ports: Mapped[Range[int]] = mapped_column(INT8RANGE)
+    open: Mapped[bool] = mapped_column(Boolean)
+    unknown_start: Mapped[bool] = mapped_column(Boolean)
+    conflict: Mapped[bool] = mapped_column(Boolean)
+    lines: Mapped[list[Any]] = mapped_column(JSONB)
+
+    __table_args__ = (
+        CheckConstraint(
+            "ports = int8range(public * 65536 + port_first, public * 65536 + port_last + 1)",
+            name="ports_of_block",
+        ),
+        Index("ix_log_intervals_ports_during", "ports", "during", postgresql_using="gist"),
+    )

@@ -24,7 +24,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from detnat.service import audit, integrity, plans, tokens
+from detnat.logs.events import EventKind
+from detnat.service import audit, integrity, logs, plans, tokens
 from detnat.store.db import SessionFactory, make_engine, make_sessions, unit_of_work
 from tests.store.conftest import T0, clock_at, small_plan, throwaway_database
 
@@ -118,6 +119,7 @@ def _populate(sessions: SessionFactory) -> integrity.Checkpoint:
             audit.record(
                 s, by_desk, "lookup.reverse", request_id=f"r{n}", detail={"n": n}, case="CASE-1"
             )
+    _ingest_logs(sessions, by_alice)
     with unit_of_work(sessions) as s:
         mark = audit.checkpoint(s, operator, request_id="cp")
     with unit_of_work(sessions) as s:
@@ -125,6 +127,27 @@ def _populate(sessions: SessionFactory) -> integrity.Checkpoint:
     with sessions() as s:
         assert [str(b) for b in integrity.verify(s)[0]] == []
     return integrity.Checkpoint(mark["seq"], mark["sha256"], mark["plan_heads"])
+
+
+def _ingest_logs(sessions: SessionFactory, by: audit.Actor) -> None:
+    """Log lines in two months of realm "lab" (two blocks, one released), the first pruned."""
+    from tests.logs.conftest import T0_US, event, ingest
+
+    day = 86_400 * 10**6
+    made = [
+        event(kind, T0_US + at, inside, "198.18.1.1", first, first + 511)
+        for kind, at, inside, first in [
+            (EventKind.ALLOCATE, -40 * day, "10.0.0.9", 1024),
+            (EventKind.ALLOCATE, 0, "10.0.0.1", 1024),
+            (EventKind.RELEASE, 60 * 10**6, "10.0.0.1", 1024),
+            (EventKind.ALLOCATE, 30 * 10**6, "10.0.0.2", 2048),
+        ]
+    ]
+    ingest(sessions, "lab", made, hold=timedelta(hours=1), by=by)
+    with unit_of_work(sessions) as s:
+        logs.prune(s, "lab", before=T0 - timedelta(days=14), by=by, request_id="prune")
+    # duplicates only: an ingest that stores nothing
+    ingest(sessions, "lab", made[1:], hold=timedelta(hours=1), by=by)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,393 @@
+"""From allocation lines to intervals, and from intervals to an answer: the one rule, pure.
+
+The store keeps every line (``log_events``); the intervals are derived from them by
+:func:`derive` on every ingest, by ``audit verify`` to check the stored ones, and by ``evidence
+verify`` from the lines an evidence file embeds. The answer over the intervals that hold a port in
+a window is :func:`decide`. Nothing here depends on the order the lines were read in: events are
+sorted first, and the same event read twice (two lines saying the same thing) is one event.
+
+The rule, per block (public address, port range and stride, protocol, inside key), in time order:
+
+- ``allocate`` opens an interval at its instant (a block already open is closed there, flagged
+  ``open``: its release was never seen);
+- ``interim`` refreshes the open interval; with none open, it opens one of unknown start;
+- ``release`` closes the open interval at its instant; with none open, it makes an interval of
+  unknown start (``unknown_start``, no lower bound);
+- an interval still open at the end lasts until its last line plus the realm's log hold (no hold
+  declared: no end), flagged ``open``.
+
+Then, across inside keys on the same ports (:func:`bound_assumed`), what is assumed is cut where
+another interval's lines begin or end.
+
+What the lines prove of an interval is its *seen* part: from its allocation (or first line, for an
+unknown start) to its release, or for an open interval to its last line. Beyond that it is assumed.
+
+Intervals of different inside keys that share a port (and protocol, or one of them is all
+protocols) at some instant are both flagged ``conflict``: kept, never merged.
+
+Example: allocate at 10, interim at 20, no release, hold 100 -> ``[10, 120)`` open, seen ``[10,
+20]``: a window inside ``[10, 20]`` is a match, one reaching past 20 is ambiguous.
+
+>>> from detnat.logs.events import EventKind, LineRef, LogEvent
+>>> ref = LineRef("f", 1, "0" * 64)
+>>> e = [LogEvent(EventKind.ALLOCATE, 10, "10.0.0.1", "192.0.2.1", 1024, 1535, None, ref),
+...      LogEvent(EventKind.RELEASE, 50, "10.0.0.1", "192.0.2.1", 1024, 1535, None, ref)]
+>>> [(i.start_us, i.end_us, i.open) for i in derive(e, hold_us=None)]
+[(10, 50, False)]
+>>> str(decide(derive(e, hold_us=None), 1100, 20, 30).status)
+'match'
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from detnat.engine.results import Reason, Status
+from detnat.logs.events import EventKind, LineRef, LogEvent
+
+# At one instant, a release ends what was before it, then an allocate begins, then refreshes.
+_RANK = {EventKind.RELEASE: 0, EventKind.ALLOCATE: 1, EventKind.INTERIM: 2}
+
+MATCH, AMBIGUOUS, NO_MAPPING = Status.MATCH, Status.AMBIGUOUS, Status.NO_MAPPING
+NOT_LOGGED, LOG_CONFLICT = Reason.NOT_LOGGED, Reason.LOG_CONFLICT
+LOG_OPEN_ENDED, LOG_BOUNDARY = Reason.LOG_OPEN_ENDED, Reason.LOG_BOUNDARY
+CANDIDATES_DIFFER = Reason.CANDIDATES_DIFFER
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One line behind an interval: what it said, when, and where it was read."""
+
+    kind: EventKind
+    at_us: int
+    source: LineRef
+
+
+BlockKey = tuple[str, int, int, int, str, str]  # public, first, last, step, protocol, inside
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A port block held by one inside key over ``[start_us, end_us)`` (None: unbounded)."""
+
+    public: str
+    port_first: int
+    port_last: int
+    port_step: int
+    protocol: str | None
+    inside: str
+    start_us: int | None
+    end_us: int | None
+    open: bool
+    unknown_start: bool
+    lines: tuple[Seen, ...]
+    conflict: bool = False
+
+    @property
+    def block(self) -> BlockKey:
+        return (
+            self.public,
+            self.port_first,
+            self.port_last,
+            self.port_step,
+            self.protocol or "all",
+            self.inside,
+        )
+
+    @property
+    def seen_from_us(self) -> int:
+        """From when the lines prove the inside held it."""
+        if self.start_us is not None and not self.unknown_start:
+            return self.start_us
+        return min(s.at_us for s in self.lines)
+
+    @property
+    def seen_to_us(self) -> int:
+        """Until when (inclusive) the lines prove it: the release's instant is not held."""
+        last = max(s.at_us for s in self.lines)
+        if not self.open and self.end_us is not None:
+            return self.end_us - 1
+        return last
+
+    def holds(self, port: int) -> bool:
+        return self.port_first <= port <= self.port_last and (
+            (port - self.port_first) % self.port_step == 0
+        )
+
+    def overlaps(self, start_us: int, end_us: int) -> bool:
+        """Whether some instant of the closed window ``[start_us, end_us]`` is in the interval."""
+        return (self.start_us is None or self.start_us <= end_us) and (
+            self.end_us is None or start_us < self.end_us
+        )
+
+    def port_ranges(self) -> list[list[int]]:
+        if self.port_step == 1:
+            return [[self.port_first, self.port_last]]
+        return [[p, p] for p in range(self.port_first, self.port_last + 1, self.port_step)]
+
+
+@dataclass
+class _Open:
+    start_us: int | None
+    unknown: bool
+    lines: list[Seen] = field(default_factory=list)
+
+
+def _key(event: LogEvent) -> BlockKey:
+    return (
+        event.public,
+        event.port_first,
+        event.port_last,
+        event.port_step,
+        event.protocol or "all",
+        event.inside,
+    )
+
+
+def derive(events: Iterable[LogEvent], *, hold_us: int | None) -> list[Interval]:
+    """Every interval the events make (see the module docstring), conflicts flagged; sorted."""
+    blocks: dict[BlockKey, list[LogEvent]] = defaultdict(list)
+    for event in events:
+        blocks[_key(event)].append(event)
+    out: list[Interval] = []
+    for key in sorted(blocks):
+        out.extend(_block(key, blocks[key], hold_us))
+    return flag_conflicts(bound_assumed(out))
+
+
+def _block(key: BlockKey, events: list[LogEvent], hold_us: int | None) -> list[Interval]:
+    events.sort(key=lambda e: (e.at_us, _RANK[e.kind], e.source.sha256))
+    public, first, last, step, protocol, inside = key
+    made: list[Interval] = []
+
+    def emit(
+        start: int | None, end: int | None, lines: list[Seen], *, opened: bool, unknown: bool
+    ) -> None:
+        made.append(
+            Interval(
+                public,
+                first,
+                last,
+                step,
+                None if protocol == "all" else protocol,
+                inside,
+                start,
+                end,
+                opened,
+                unknown,
+                tuple(lines),
+            )
+        )
+
+    def close_open(current: _Open, next_start: int | None) -> None:
+        seen_last = current.lines[-1].at_us
+        end = None if hold_us is None else seen_last + hold_us
+        if next_start is not None:
+            end = next_start if end is None else min(end, next_start)
+        emit(current.start_us, end, current.lines, opened=True, unknown=current.unknown)
+
+    current: _Open | None = None
+    prior: tuple[EventKind, int] | None = None
+    for event in events:
+        seen = Seen(event.kind, event.at_us, event.source)
+        if prior == (event.kind, event.at_us):
+            # the same event read from another line (another format, a copy): one event, both lines
+            if current is not None:
+                current.lines.append(seen)
+            elif made:
+                done = made[-1]
+                made[-1] = replace(done, lines=(*done.lines, seen))
+            continue
+        prior = (event.kind, event.at_us)
+        if event.kind is EventKind.ALLOCATE:
+            if current is not None:
+                close_open(current, event.at_us)
+            current = _Open(event.at_us, False, [seen])
+        elif event.kind is EventKind.INTERIM:
+            if current is None:
+                current = _Open(None, True, [seen])
+            else:
+                current.lines.append(seen)
+        else:
+            if current is None:
+                emit(None, event.at_us, [seen], opened=False, unknown=True)
+            else:
+                emit(
+                    current.start_us,
+                    event.at_us,
+                    [*current.lines, seen],
+                    opened=False,
+                    unknown=current.unknown,
+                )
+                current = None
+    if current is not None:
+        close_open(current, None)
+    return made
+
+
+def ports_meet(a: Interval, b: Interval) -> bool:
+    """Whether two blocks (ranges with strides) share a port."""
+    lo, hi = max(a.port_first, b.port_first), min(a.port_last, b.port_last)
+    if lo > hi:
+        return False
+    if a.port_step == 1 and b.port_step == 1:
+        return True
+    wide, other = (a, b) if a.port_step >= b.port_step else (b, a)
+    port = lo + (wide.port_first - lo) % wide.port_step
+    for _ in range(other.port_step):  # the residues of `other` repeat within its step
+        if port > hi:
+            return False
+        if (port - other.port_first) % other.port_step == 0:
+            return True
+        port += wide.port_step
+    return False
+
+
+def _meet(a: Interval, b: Interval) -> bool:
+    if a.inside == b.inside or a.public != b.public:
+        return False
+    if a.protocol is not None and b.protocol is not None and a.protocol != b.protocol:
+        return False
+    before = a.end_us is not None and b.start_us is not None and a.end_us <= b.start_us
+    after = b.end_us is not None and a.start_us is not None and b.end_us <= a.start_us
+    return not before and not after and ports_meet(a, b)
+
+
+def _sharing(intervals: list[Interval]) -> Iterable[tuple[int, int]]:
+    """Pairs (n, m) of intervals of one public address whose port ranges overlap."""
+    order = sorted(
+        range(len(intervals)), key=lambda n: (intervals[n].public, intervals[n].port_first)
+    )
+    active: list[int] = []
+    for n in order:
+        a = intervals[n]
+        active = [
+            m
+            for m in active
+            if intervals[m].public == a.public and intervals[m].port_last >= a.port_first
+        ]
+        for m in active:
+            yield n, m
+        active.append(n)
+
+
+def bound_assumed(intervals: list[Interval]) -> list[Interval]:
+    """Cut what is assumed of an interval where the lines of another interval on one of its ports
+    begin or end (the NAT gives a port to one inside key at a time): an unknown start begins at
+    the latest end before its first line (else it stays unbounded); an open interval ends at the
+    first start of another after its last line, if that is before its hold runs out. What the
+    lines show is never cut: intervals whose seen parts overlap are flagged, not trimmed."""
+    starts: dict[int, int] = {}
+    ends: dict[int, int] = {}
+    for n, m in _sharing(intervals):
+        for x, y in ((n, m), (m, n)):
+            a, b = intervals[x], intervals[y]
+            if (
+                a.unknown_start
+                and b.end_us is not None
+                and b.end_us <= a.seen_from_us
+                and ports_meet(a, b)
+            ):
+                starts[x] = max(starts.get(x, b.end_us), b.end_us)
+            if (
+                a.open
+                and b.start_us is not None
+                and not b.unknown_start
+                and a.seen_to_us < b.start_us
+                and (a.end_us is None or b.start_us < a.end_us)
+                and ports_meet(a, b)
+            ):
+                ends[x] = min(ends.get(x, b.start_us), b.start_us)
+    return [
+        replace(i, start_us=starts.get(n, i.start_us), end_us=ends.get(n, i.end_us))
+        if n in starts or n in ends
+        else i
+        for n, i in enumerate(intervals)
+    ]
+
+
+def flag_conflicts(intervals: list[Interval]) -> list[Interval]:
+    """``intervals`` with ``conflict`` set on each one that meets another inside key's.
+
+    Swept per public address in order of the first port: only blocks whose ranges overlap are
+    compared.
+    """
+    order = sorted(
+        range(len(intervals)), key=lambda n: (intervals[n].public, intervals[n].port_first)
+    )
+    hit: set[int] = set()
+    active: list[int] = []
+    for n in order:
+        a = intervals[n]
+        active = [
+            m
+            for m in active
+            if intervals[m].public == a.public and intervals[m].port_last >= a.port_first
+        ]
+        for m in active:
+            if _meet(a, intervals[m]):
+                hit.update((n, m))
+        active.append(n)
+    out = []
+    for n, interval in enumerate(intervals):
+        flagged = n in hit
+        if interval.conflict != flagged:
+            interval = replace(interval, conflict=flagged)
+        out.append(interval)
+    return sorted(out, key=_order)
+
+
+def _order(i: Interval) -> tuple[object, ...]:
+    return (i.block, -1 if i.start_us is None else i.start_us, i.end_us or 0)
+
+
+def _proven(found: Sequence[Interval], start_us: int, end_us: int) -> bool:
+    """Whether the seen parts of ``found`` together cover every instant of the window."""
+    reach = start_us - 1  # every instant up to here is proven
+    for interval in sorted(found, key=lambda i: i.seen_from_us):
+        if interval.seen_from_us > reach + 1:
+            break
+        reach = max(reach, interval.seen_to_us)
+    return reach >= end_us
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """The logs' answer for one port over one window: status, reason, the intervals behind it."""
+
+    status: Status
+    reason: Reason | None
+    intervals: tuple[Interval, ...]
+    inside: str | None = None  # a match: the one inside key
+
+
+def decide(intervals: Sequence[Interval], port: int, start_us: int, end_us: int) -> Decided:
+    """The answer of the logs for ``port`` over the closed window ``[start_us, end_us]``.
+
+    ``intervals`` may hold any intervals of the public address; those that hold the port at some
+    instant of the window are the candidates. ``match`` only when every candidate names the same
+    inside key, none is flagged ``conflict``, and their seen parts together cover every instant
+    of the window; else ``ambiguous``: ``log_conflict``; ``candidates_differ`` (each proven,
+    different keys: another protocol); ``log_open_ended`` (the window reaches into an assumed part);
+    ``log_boundary`` (the window crosses a start or an end). ``no_mapping`` / ``not_logged`` when
+    no interval holds the port in the window.
+    """
+    found = tuple(
+        sorted((i for i in intervals if i.holds(port) and i.overlaps(start_us, end_us)), key=_order)
+    )
+    if not found:
+        return Decided(NO_MAPPING, NOT_LOGGED, found)
+    if any(i.conflict for i in found):
+        return Decided(AMBIGUOUS, LOG_CONFLICT, found)
+    insides = {i.inside for i in found}
+    covered = [i for i in found if i.seen_from_us <= start_us and end_us <= i.seen_to_us]
+    if len(insides) == 1 and _proven(found, start_us, end_us):
+        # one inside key, proven at every instant of the window by the lines of its intervals
+        return Decided(MATCH, None, found, found[0].inside)
+    if len(covered) == len(found):  # e.g. tcp for one, udp for another: no protocol was asked
+        return Decided(AMBIGUOUS, CANDIDATES_DIFFER, found)
+    if any(i.open or i.unknown_start for i in found if i not in covered):
+        return Decided(AMBIGUOUS, LOG_OPEN_ENDED, found)
+    return Decided(AMBIGUOUS, LOG_BOUNDARY, found)

@@ -1,0 +1,489 @@
+"""The logs beside the plans: one reverse answer from both, and where they disagree, both.
+
+A reverse answer from the plans (:mod:`detnat.service.lookups`) is handed to :func:`consult`,
+which asks the stored log intervals that hold the port in the window
+(:func:`detnat.logs.intervals.decide`) when
+
+- the plan in force says the port is in a dynamic block (``not_deterministic``): the logs answer
+  (``match`` with ``source: "log"``, ``ambiguous`` with a ``log_*`` reason, or ``no_mapping`` /
+  ``not_logged``);
+- no plan holds the address (``no_plan_in_force``, ``not_in_pool``) and the realm asked about has
+  logs (or, with no realm named, some realm's logs hold the port in the window): likewise;
+- the plan names a subscriber: a log interval that names another inside key at the same port and
+  time makes the answer ``ambiguous`` / ``plan_and_log_disagree``, with both candidates.
+
+The log intervals consulted are in ``log_candidates`` with their lines (text included), so the
+evidence file can be checked offline (:func:`rederive`). :func:`combine` is the pure rule both
+use.
+
+Example::
+
+    answer = lookups.reverse_in(snapshot, "192.0.2.1", 1100, at=..., ...)
+    answer = log_answers.consult(session, answer, realm=None, now=now)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy.orm import Session
+
+from detnat.engine import parse_public_address
+from detnat.logs.events import EventKind, LineRef, LogEvent
+from detnat.logs.intervals import Decided, Interval, decide, derive
+from detnat.service import answers, logs, lookups
+from detnat.service.answers import Reason, Status
+from detnat.service.times import format_instant, parse_instant
+from detnat.store import logs as store
+
+US = timedelta(microseconds=1)
+_CONSULTED = (Status.NOT_DETERMINISTIC, Status.NO_PLAN_IN_FORCE, Status.NO_MAPPING, Status.MATCH)
+
+
+def subscriber_of(inside: str) -> str:
+    """An inside key as a subscriber prefix (``100.64.0.1`` -> ``100.64.0.1/32``)."""
+    return str(ipaddress.ip_network(inside, strict=False))
+
+
+def _instant(at_us: int | None) -> str | None:
+    return None if at_us is None else format_instant(store.instant(at_us))
+
+
+def candidate(realm: str, interval: Interval, texts: dict[str, str]) -> answers.LogCandidate:
+    """One interval as the answer shows it, with its lines."""
+    return {
+        "source": "log",
+        "realm": realm,
+        "subscriber": subscriber_of(interval.inside),
+        "public_ip": interval.public,
+        "port_ranges": interval.port_ranges(),
+        "port_step": interval.port_step,
+        "protocol": interval.protocol,
+        "interval": {"from": _instant(interval.start_us), "to": _instant(interval.end_us)},
+        "seen": {
+            "from": _instant(interval.seen_from_us),
+            "to": _instant(interval.seen_to_us),
+        },
+        "open": interval.open,
+        "unknown_start": interval.unknown_start,
+        "conflict": interval.conflict,
+        "lines": [
+            {
+                "kind": seen.kind.value,
+                "at": format_instant(store.instant(seen.at_us)),
+                "file": seen.source.file,
+                "line": seen.source.line,
+                "sha256": seen.source.sha256,
+                "text": texts.get(seen.source.sha256, ""),
+            }
+            for seen in interval.lines
+        ],
+    }
+
+
+def within(inside: str, subscriber: str) -> bool:
+    """Whether an inside key lies in a subscriber's prefix."""
+    a = ipaddress.ip_network(inside, strict=False)
+    b = ipaddress.ip_network(subscriber, strict=False)
+    return a.version == b.version and a.subnet_of(b)  # type: ignore[arg-type]
+
+
+def _set_verdict(answer: answers.ReverseAnswer, decided: answers.Verdict) -> None:
+    for key in ("reason", "subscriber", "public_ip", "port_ranges"):
+        answer.pop(key, None)  # type: ignore[misc]
+    lookups.with_verdict(answer, decided)
+
+
+def combine(
+    answer: answers.ReverseAnswer,
+    found: Sequence[tuple[str, Interval]],
+    texts: dict[str, str],
+    holds_us: dict[str, int | None],
+    *,
+    window_us: tuple[int, int],
+    logs_asked: bool,
+) -> answers.ReverseAnswer:
+    """``answer`` (from the plans) with what the intervals ``found`` say (see the module
+    docstring). ``logs_asked``: the realm asked about has logs (a ``not_logged`` can be said)."""
+    status = answer["status"]
+    port = answer["port"]
+    decided: Decided = decide([i for _, i in found], port, *window_us)
+    realm_of = {id(i): r for r, i in found}
+    shown = [candidate(realm_of[id(i)], i, texts) for i in decided.intervals]
+    plan_answers = status is Status.NOT_DETERMINISTIC or (
+        status in (Status.NO_PLAN_IN_FORCE, Status.NO_MAPPING)
+        and answer.get("reason") in (Reason.NO_PLAN, Reason.NOT_IN_POOL)
+    )
+    if status is Status.MATCH:
+        if not shown:
+            return answer
+        answer["log_candidates"] = shown
+        answer["log_holds_us"] = holds_us
+        if not all(within(c["subscriber"], answer["subscriber"]) for c in shown):
+            _set_verdict(
+                answer, {"status": Status.AMBIGUOUS, "reason": Reason.PLAN_AND_LOG_DISAGREE}
+            )
+        return answer
+    if not plan_answers or (
+        not shown and not logs_asked and status is not Status.NOT_DETERMINISTIC
+    ):
+        return answer
+    answer["log_candidates"] = shown
+    answer["log_holds_us"] = holds_us
+    if decided.status is Status.MATCH:
+        interval = decided.intervals[0]
+        _set_verdict(
+            answer,
+            {
+                "status": Status.MATCH,
+                "subscriber": subscriber_of(interval.inside),
+                "public_ip": interval.public,
+                "port_ranges": interval.port_ranges(),
+            },
+        )
+        answer["source"] = "log"
+    else:
+        assert decided.reason is not None
+        _set_verdict(answer, {"status": decided.status, "reason": decided.reason})
+        answer["source"] = "log"
+    return answer
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What the stored logs hold for one question: the intervals found and what shows them."""
+
+    found: list[tuple[str, Interval]]
+    texts: dict[str, str]
+    holds_us: dict[str, int | None]
+    window_us: tuple[int, int]
+    logs_asked: bool
+
+
+def _wanted(answer: answers.ReverseAnswer) -> bool:
+    return answer["status"] in _CONSULTED
+
+
+def _question(answer: answers.ReverseAnswer, now: datetime) -> tuple[int, int, datetime, datetime]:
+    at = parse_instant(answer["time"])
+    start, end = lookups.window(at, timedelta(seconds=answer["tolerance_seconds"]), now)
+    return parse_public_address(answer["ip"], field="ip"), answer["port"], start, end
+
+
+def _fetched(
+    rows: list[Any], realm: str | None, window: tuple[datetime, datetime], *, has_logs: bool
+) -> Fetched | None:
+    rows = [r for r in rows if realm is None or r.realm_name == realm]
+    if not rows and not has_logs:
+        return None
+    texts: dict[str, str] = {}
+    holds: dict[str, int | None] = {}
+    for row in rows:
+        texts.update(row.texts)
+        holds[row.realm_name] = None if row.hold is None else row.hold // US
+    start, end = window
+    found = [(r.realm_name, logs.interval_of(r)) for r in rows]
+    return Fetched(found, texts, holds, (store.micros(start), store.micros(end)), realm is not None)
+
+
+# Store revisions (ingests and prunes bump it) -> whether the store had any logs then: a store
+# without logs costs its lookups no query (one per revision and process).
+# Keyed by the database too (host, port, name): a process may talk to more than one (the tests).
+_ANY_LOGS: dict[tuple[str, int], bool] = {}
+
+
+def _key(info: Any, revision: int | None) -> tuple[str, int] | None:
+    if revision is None:
+        return None
+    return (f"{info.host}:{info.port}/{info.dbname}", revision)
+
+
+def _none_at(key: tuple[str, int] | None) -> bool:
+    return key is not None and _ANY_LOGS.get(key) is False
+
+
+def _learn(key: tuple[str, int] | None, any_logs: bool) -> None:
+    if key is not None:
+        if len(_ANY_LOGS) > 64:
+            _ANY_LOGS.clear()
+        _ANY_LOGS[key] = any_logs
+
+
+def fetch(
+    session: Session,
+    answer: answers.ReverseAnswer,
+    *,
+    realm: str | None,
+    now: datetime,
+    revision: int | None = None,
+) -> Fetched | None:
+    """The stored logs for ``answer``'s question (None: nothing the logs can say). One round
+    trip; a second only when no interval is found for a question the logs would answer.
+    ``revision``: the store revision of the caller's snapshot (a store without logs then: no
+    query)."""
+    if not _wanted(answer):
+        return None
+    key = _key(store.raw_connection(session).info, revision)
+    if key is not None and key not in _ANY_LOGS:
+        _learn(key, store.has_logs(session, None))
+    if _none_at(key):
+        return None
+    public, port, start, end = _question(answer, now)
+    rows = store.answering(session, public, port, start, end)
+    found = any(realm is None or r.realm_name == realm for r in rows)
+    asked = found or (answer["status"] is not Status.MATCH and store.has_logs(session, realm))
+    return _fetched(rows, realm, (start, end), has_logs=asked)
+
+
+async def fetch_async(
+    db: Any,
+    answer: answers.ReverseAnswer,
+    *,
+    realm: str | None,
+    now: datetime,
+    revision: int | None = None,
+) -> Fetched | None:
+    """:func:`fetch` on the lookup path (``db``: its :class:`~detnat.store.async_db.AsyncStore`):
+    a connection is taken only when the logs can say something."""
+    if not _wanted(answer):
+        return None
+    key = None if revision is None else (db.name, revision)
+    if _none_at(key):
+        return None
+    async with db.connection() as conn:
+        if key is not None and key not in _ANY_LOGS:
+            _learn(key, await store.has_logs_async(conn, None))
+            if _none_at(key):
+                return None
+        public, port, start, end = _question(answer, now)
+        rows = await store.answering_async(conn, public, port, start, end)
+        found = any(realm is None or r.realm_name == realm for r in rows)
+        asked = found or (
+            answer["status"] is not Status.MATCH and await store.has_logs_async(conn, realm)
+        )
+    return _fetched(rows, realm, (start, end), has_logs=asked)
+
+
+def apply(answer: answers.ReverseAnswer, fetched: Fetched | None) -> answers.ReverseAnswer:
+    """``answer`` with what was fetched of the logs (unchanged when nothing was)."""
+    if fetched is None:
+        return answer
+    return combine(
+        answer,
+        fetched.found,
+        fetched.texts,
+        fetched.holds_us,
+        window_us=fetched.window_us,
+        logs_asked=fetched.logs_asked,
+    )
+
+
+def consult(
+    session: Session,
+    answer: answers.ReverseAnswer,
+    *,
+    realm: str | None,
+    now: datetime,
+    revision: int | None = None,
+) -> answers.ReverseAnswer:
+    """``answer`` with the stored logs consulted when they can say something (module docstring)."""
+    return apply(answer, fetch(session, answer, realm=realm, now=now, revision=revision))
+
+
+# -- batches ---------------------------------------------------------------------------------------
+
+
+class BatchLogs:
+    """The logs asked for a batch's answered rows, one query per chunk, by the single lookup's
+    rule (:func:`combine`): given to :class:`detnat.service.batch_lookups.BatchQuery` as
+    ``logs``. Rows it changes take the logs' status, reason and subscriber."""
+
+    def __init__(self, session: Session, realm: str | None) -> None:
+        self.session = session
+        self.realm = realm
+        self.asked = store.has_logs(session, realm)
+
+    consulted = frozenset(status.value for status in _CONSULTED)  # the statuses logs may change
+
+    def __call__(
+        self,
+        ips: Any,
+        ports: Any,
+        start_us: Any,
+        end_us: Any,
+        said: dict[int, tuple[str, str, str]],
+    ) -> dict[int, tuple[str, str, str]]:
+        """What the logs say of the rows of ``said`` (row -> status, reason, subscriber, each
+        row's status one of :attr:`consulted`): the rows they answer, with their answers."""
+        if not self.asked or not said:
+            return {}
+        wanted = list(said)
+        found = store.answering_many(
+            self.session,
+            wanted,
+            [int(ips[n]) * 65536 + int(ports[n]) for n in wanted],
+            [int(start_us[n]) for n in wanted],
+            [int(end_us[n]) for n in wanted],
+            [int(ports[n]) for n in wanted],
+        )
+        by_row: dict[int, list[Any]] = {}
+        for row in found:
+            by_row.setdefault(row.n, []).append(row)
+        changed: dict[int, tuple[str, str, str]] = {}
+        for n in wanted:
+            status, reason, subscriber = said[n]
+            answer: dict[str, Any] = {"status": Status(status), "port": int(ports[n])}
+            if reason:
+                answer["reason"] = Reason(reason)
+            if subscriber:
+                answer["subscriber"] = subscriber
+            window = (store.instant(int(start_us[n])), store.instant(int(end_us[n])))
+            rows = by_row.get(n, [])
+            asked = bool(rows) or answer["status"] is not Status.MATCH
+            fetched = _fetched(rows, self.realm, window, has_logs=asked)
+            combined = apply(cast(answers.ReverseAnswer, answer), fetched)
+            now = (
+                str(combined["status"]),
+                str(combined.get("reason", "")),
+                combined.get("subscriber", ""),
+            )
+            if now != said[n]:
+                changed[n] = now
+        return changed
+
+
+# -- forward: a subscriber's logged blocks --------------------------------------------------------
+
+
+def _prefix_of(answer: answers.ForwardAnswer) -> str | None:
+    if answer.get("subscriber"):
+        return answer["subscriber"]
+    try:
+        return subscriber_of(answer["query"])
+    except ValueError:
+        return None
+
+
+def _with_blocks(
+    answer: answers.ForwardAnswer, rows: list[Any], realm: str | None
+) -> answers.ForwardAnswer:
+    shown = [
+        candidate(r.realm_name, logs.interval_of(r), dict(r.texts))
+        for r in rows
+        if realm is None or r.realm_name == realm
+    ]
+    if shown:
+        answer["log_blocks"] = shown
+    return answer
+
+
+def forward_blocks(
+    session: Session, answer: answers.ForwardAnswer, *, realm: str | None
+) -> answers.ForwardAnswer:
+    """``answer`` with the blocks the logs give its subscriber at its instant (``log_blocks``)."""
+    prefix = _prefix_of(answer)
+    if prefix is None:
+        return answer
+    rows = store.held_by(session, prefix, parse_instant(answer["time"]))
+    return _with_blocks(answer, rows, realm)
+
+
+async def forward_blocks_async(
+    db: Any, answer: answers.ForwardAnswer, *, realm: str | None
+) -> answers.ForwardAnswer:
+    """:func:`forward_blocks` on the lookup path (``db``: its AsyncStore)."""
+    prefix = _prefix_of(answer)
+    if prefix is None:
+        return answer
+    async with db.connection() as conn:
+        rows = await store.held_by_async(conn, prefix, parse_instant(answer["time"]))
+    return _with_blocks(answer, rows, realm)
+
+
+# -- offline: the evidence file --------------------------------------------------------------------
+
+
+def rederive(
+    recomputed: answers.ReverseAnswer,
+    shown: dict[str, Any],
+    problems: list[str],
+    *,
+    now: datetime,
+) -> answers.ReverseAnswer:
+    """The plans' answer ``recomputed`` offline, with the log candidates ``shown`` re-derived from
+    their embedded lines: each line's SHA-256 is its text's; each interval's flags, its seen part
+    and its bounds set by its own lines follow from them (a bound set by a line not embedded -- an
+    open end cut by the hold or another allocation, an unknown start, a conflict with a block on
+    other ports -- is taken as shown); then the answer is decided again by :func:`combine`."""
+    if "log_candidates" not in shown:
+        return recomputed
+    holds: dict[str, int | None] = dict(shown.get("log_holds_us") or {})
+    found: list[tuple[str, Interval]] = []
+    texts: dict[str, str] = {}
+    for n, c in enumerate(shown["log_candidates"]):
+        where = f"answer.log_candidates[{n}]"
+        events = []
+        for line in c["lines"]:
+            text = line["text"]
+            if hashlib.sha256(text.encode("utf-8")).hexdigest() != line["sha256"]:
+                problems.append(f"{where}: line {line['file']}:{line['line']} is not its SHA-256")
+            texts[line["sha256"]] = text
+            events.append(
+                LogEvent(
+                    EventKind(line["kind"]),
+                    store.micros(parse_instant(line["at"])),
+                    str(ipaddress.ip_network(c["subscriber"]).network_address)
+                    if c["subscriber"].endswith(("/32", "/128"))
+                    else c["subscriber"],
+                    c["public_ip"],
+                    c["port_ranges"][0][0],
+                    c["port_ranges"][-1][1],
+                    c["protocol"],
+                    LineRef(line["file"], line["line"], line["sha256"]),
+                    c["port_step"],
+                )
+            )
+        made = derive(events, hold_us=holds.get(c["realm"]))
+        if len(made) != 1:
+            problems.append(f"{where}: its lines make {len(made)} intervals, not one")
+            continue
+        interval = made[0]
+        start = c["interval"]["from"]
+        end = c["interval"]["to"]
+        if interval.open != c["open"] or interval.unknown_start != c["unknown_start"]:
+            problems.append(f"{where}: its lines do not make it open/of unknown start as shown")
+        if not interval.unknown_start and _instant(interval.start_us) != start:
+            problems.append(f"{where}.interval.from: not its allocation's instant")
+        if not interval.open and _instant(interval.end_us) != end:
+            problems.append(f"{where}.interval.to: not its release's instant")
+        interval = Interval(
+            interval.public,
+            interval.port_first,
+            interval.port_last,
+            interval.port_step,
+            interval.protocol,
+            interval.inside,
+            None if start is None else store.micros(parse_instant(start)),
+            None if end is None else store.micros(parse_instant(end)),
+            interval.open,
+            interval.unknown_start,
+            interval.lines,
+            bool(c["conflict"]),
+        )
+        found.append((c["realm"], interval))
+    window = shown["window"]
+    start_us = store.micros(parse_instant(window["from"]))
+    end_us = store.micros(min(parse_instant(window["to"]), now))
+    return combine(
+        recomputed,
+        found,
+        texts,
+        holds,
+        window_us=(start_us, end_us),
+        logs_asked=shown.get("source") == "log" or bool(found),
+    )

@@ -1,0 +1,373 @@
+"""Queries over the log tables (migration 0005): events in by COPY, intervals in and out.
+
+Rows in, rows out; the rules live in :mod:`detnat.service.logs` and :mod:`detnat.logs.intervals`.
+Events go through a temporary staging table filled by ``COPY`` (one round trip per chunk, no row
+inserts), then into ``log_events`` with ``ON CONFLICT DO NOTHING``: a line already stored is a
+duplicate, counted, not stored again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# The text of one event row that an ingest's digest covers (``audit verify`` recomputes it): every
+# column, so no column can change unseen. Postgres computes it at ingest and at verify alike.
+ROW_TEXT = (
+    "concat_ws('|', e.realm_id, (extract(epoch FROM e.at) * 1000000)::bigint, e.line_sha256, "
+    "e.ingest_id, e.kind, e.inside, e.public, e.port_first, e.port_last, e.port_step, "
+    "e.protocol, e.file, e.line, e.raw)"
+)
+MONTH = "to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM')"
+
+STAGE = """
+CREATE TEMPORARY TABLE IF NOT EXISTS log_stage (
+    at_us bigint, line_sha256 text, kind text, inside text, public bigint, port_first integer,
+    port_last integer, port_step integer, protocol text, file text, line bigint, raw text
+) ON COMMIT DROP
+"""
+COLUMNS = (
+    "at_us, line_sha256, kind, inside, public, port_first, port_last, port_step, protocol, "
+    "file, line, raw"
+)
+
+
+def raw_connection(session: Session) -> psycopg.Connection[Any]:
+    """The psycopg connection under the session's transaction (for COPY)."""
+    conn = session.connection().connection.driver_connection
+    assert isinstance(conn, psycopg.Connection)
+    return conn
+
+
+def instant(at_us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=at_us)
+
+
+def micros(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def lock_realm(session: Session, realm_id: int) -> None:
+    """Serialise the writers of one realm's logs (ingest, prune) until the transaction ends:
+    each re-derives intervals from the events it sees. Publishing is not blocked."""
+    session.execute(text("SELECT pg_advisory_xact_lock(1302, :r)"), {"r": realm_id})
+
+
+def stage(session: Session, rows: Iterable[bytes]) -> None:
+    """COPY tab-separated rows (already escaped, newline-terminated) into ``log_stage``."""
+    session.execute(text(STAGE))
+    conn = raw_connection(session)
+    with conn.cursor() as cur, cur.copy(f"COPY log_stage ({COLUMNS}) FROM STDIN") as copy:
+        for chunk in rows:
+            copy.write(chunk)
+
+
+def ensure_partitions(session: Session, realm_id: int) -> None:
+    """Make the realm's month partitions the staged rows need."""
+    session.execute(
+        text(
+            "SELECT log_events_partition(:realm, m) FROM (SELECT DISTINCT date_trunc('month', "
+            "to_timestamp(at_us / 1000000.0) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS m "
+            "FROM log_stage) s"
+        ),
+        {"realm": realm_id},
+    )
+
+
+def store_staged(session: Session, realm_id: int, ingest_id: int) -> list[tuple[str, str]]:
+    """Insert the staged rows not stored yet; (month, row digest) of each row inserted. Empties
+    the stage."""
+    found = session.execute(
+        text(
+            "WITH e AS (INSERT INTO log_events (realm_id, at, line_sha256, ingest_id, kind, "
+            "inside, public, port_first, port_last, port_step, protocol, file, line, raw) "
+            "SELECT :realm, to_timestamp(0) + at_us * interval '1 microsecond', line_sha256, "
+            ":ingest, kind, inside, public, port_first, port_last, port_step, protocol, file, "
+            "line, raw FROM log_stage ON CONFLICT DO NOTHING RETURNING *) "
+            f"SELECT {MONTH}, encode(sha256(convert_to({ROW_TEXT}, 'UTF8')), 'hex') FROM e"
+        ),
+        {"realm": realm_id, "ingest": ingest_id},
+    ).all()
+    session.execute(text("TRUNCATE log_stage"))
+    return [(m, h) for m, h in found]
+
+
+def staged_publics(session: Session) -> set[int]:
+    return set(session.scalars(text("SELECT DISTINCT public FROM log_stage")))
+
+
+def event_digests(session: Session) -> Iterator[tuple[int, int, str, str]]:
+    """(realm, ingest, month, row digest) of every stored event."""
+    rows = session.execute(
+        text(
+            f"SELECT e.realm_id, e.ingest_id, {MONTH}, "
+            f"encode(sha256(convert_to({ROW_TEXT}, 'UTF8')), 'hex') FROM log_events e"
+        ).execution_options(yield_per=10_000)
+    )
+    for realm, ingest, month, digest in rows:
+        yield int(realm), int(ingest), str(month), str(digest)
+
+
+def next_ingest_id(session: Session) -> int:
+    return int(session.scalar(text("SELECT nextval('log_ingests_id_seq')")) or 0)
+
+
+def ipv4_text(value: int) -> str:
+    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+
+
+def events(
+    session: Session, realm_id: int, publics: Iterable[int] | None = None
+) -> Iterator[tuple[int, list[Any]]]:
+    """The realm's events, one public address at a time (memory: one address's events)."""
+    query = (
+        "SELECT public, (extract(epoch FROM at) * 1000000)::bigint AS at_us, line_sha256, kind, "
+        "inside, port_first, port_last, port_step, protocol, file, line FROM log_events "
+        "WHERE realm_id = :realm"
+    )
+    params: dict[str, Any] = {"realm": realm_id}
+    if publics is not None:
+        query += " AND public = ANY(:publics)"
+        params["publics"] = sorted(publics)
+    rows = session.execute(
+        text(query + " ORDER BY public").execution_options(yield_per=20_000), params
+    )
+    current: int | None = None
+    batch: list[Any] = []
+    for row in rows:
+        if row.public != current:
+            if batch and current is not None:
+                yield current, batch
+            current, batch = row.public, []
+        batch.append(row)
+    if batch and current is not None:
+        yield current, batch
+
+
+def delete_intervals(session: Session, realm_id: int, publics: Iterable[int] | None) -> None:
+    if publics is None:
+        session.execute(text("DELETE FROM log_intervals WHERE realm_id = :r"), {"r": realm_id})
+    else:
+        session.execute(
+            text("DELETE FROM log_intervals WHERE realm_id = :r AND public = ANY(:p)"),
+            {"r": realm_id, "p": sorted(publics)},
+        )
+
+
+def copy_text(value: str) -> str:
+    """``value`` escaped for COPY's text format."""
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+def insert_intervals(session: Session, rows: Iterable[str]) -> None:
+    """COPY interval rows (tab-separated, escaped, newline-terminated: :data:`INTERVAL_COPY`)."""
+    conn = raw_connection(session)
+    with conn.cursor() as cur, cur.copy(f"COPY log_intervals ({INTERVAL_COPY}) FROM STDIN") as copy:
+        copy.write("".join(rows))
+
+
+INTERVAL_COPY = (
+    "realm_id, public, port_first, port_last, port_step, protocol, inside, during, ports, open, "
+    "unknown_start, conflict, lines"
+)
+INTERVAL_COLUMNS = (
+    "realm_id, public, port_first, port_last, port_step, protocol, inside, during, open, "
+    "unknown_start, conflict, lines"
+)
+
+
+def all_intervals(session: Session, realm_id: int) -> Iterator[Any]:
+    """Every interval row of the realm."""
+    rows = session.execute(
+        text(
+            f"SELECT {INTERVAL_COLUMNS} FROM log_intervals WHERE realm_id = :r ORDER BY public"
+        ).execution_options(yield_per=20_000),
+        {"r": realm_id},
+    )
+    yield from rows
+
+
+def intervals_touching(
+    session: Session, realm_id: int, start: datetime | None, end: datetime | None
+) -> Iterator[Any]:
+    """The realm's interval rows that touch ``[start, end]`` (None: unbounded)."""
+    rows = session.execute(
+        text(
+            f"SELECT {INTERVAL_COLUMNS} FROM log_intervals WHERE realm_id = :r "
+            "AND during && tstzrange(:start, :end, '[]') ORDER BY public, port_first, during"
+        ).execution_options(yield_per=20_000),
+        {"r": realm_id, "start": start, "end": end},
+    )
+    yield from rows
+
+
+def log_hold(session: Session, realm_id: int) -> timedelta | None:
+    """The hold the realm's latest ingest declared (None: never declared)."""
+    found: timedelta | None = session.scalar(
+        text(
+            "SELECT log_hold FROM log_ingests WHERE realm_id = :r AND log_hold IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1"
+        ),
+        {"r": realm_id},
+    )
+    return found
+
+
+def position(session: Session, realm_id: int, identity: str) -> tuple[int, int]:
+    """(byte offset, lines) already read of the file with this identity."""
+    row = session.execute(
+        text(
+            "SELECT coalesce(max(offset_to), 0), coalesce(sum(lines_read), 0) FROM log_ingests "
+            "WHERE realm_id = :r AND file_identity = :i"
+        ),
+        {"r": realm_id, "i": identity},
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def identities(session: Session, realm_id: int, file: str) -> list[str]:
+    """The identities a file name has had, oldest first (for rotation)."""
+    rows = session.execute(
+        text(
+            "SELECT file_identity FROM log_ingests WHERE realm_id = :r AND file = :f "
+            "AND file_identity IS NOT NULL GROUP BY file_identity ORDER BY min(id)"
+        ),
+        {"r": realm_id, "f": file},
+    )
+    return [r[0] for r in rows]
+
+
+def months(session: Session, realm_id: int) -> list[str]:
+    """The months the realm has events in, as ``YYYY-MM``."""
+    return list(
+        session.scalars(
+            text(
+                "SELECT DISTINCT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM') FROM log_events "
+                "WHERE realm_id = :r ORDER BY 1"
+            ),
+            {"r": realm_id},
+        )
+    )
+
+
+def drop_month(session: Session, realm_id: int, month: str) -> None:
+    """Drop a realm's events of one month ``YYYY-MM``: its whole partition (no row is deleted)."""
+    name = f"log_events_r{int(realm_id)}_{month[:4]}m{month[5:7]}"
+    session.execute(text(f"DROP TABLE IF EXISTS log_partitions.{name}"))
+
+
+# -- lookups: one round trip (and the async twin for the API's lookup path) -----------------------
+
+_SHOWN = (
+    "SELECT i.realm_id, i.public, i.port_first, i.port_last, i.port_step, i.protocol, i.inside, "
+    "i.during, i.open, i.unknown_start, i.conflict, i.lines, r.name AS realm_name, "
+    "(SELECT g.log_hold FROM log_ingests g WHERE g.realm_id = i.realm_id AND g.log_hold IS NOT "
+    "NULL ORDER BY g.id DESC LIMIT 1) AS hold, "
+    "(SELECT coalesce(jsonb_object_agg(l->>4, (SELECT e.raw FROM log_events e WHERE "
+    "e.realm_id = i.realm_id AND e.at = to_timestamp(0) + (l->>1)::bigint * interval "
+    "'1 microsecond' AND e.line_sha256 = l->>4)), '{{}}'::jsonb) "
+    "FROM jsonb_array_elements(i.lines) AS l) AS texts "
+    "FROM log_intervals i JOIN realms r ON r.id = i.realm_id "
+)
+_ANSWERING = (
+    _SHOWN + "WHERE i.ports @> CAST({key} AS bigint) AND i.during && tstzrange({start}, {end}, "
+    "'[]') AND ({port} - i.port_first) {mod} i.port_step = 0"
+)
+# A subscriber's logged blocks at an instant (forward lookups): inside keys in its prefix.
+_HELD_BY = (
+    _SHOWN + "WHERE i.during @> CAST({at} AS timestamptz) AND "
+    "CAST(i.inside AS inet) <<= CAST({prefix} AS inet) ORDER BY i.public, i.port_first"
+)
+ANSWERING = _ANSWERING.format(key=":key", start=":start", end=":end", port=":port", mod="%")
+ANSWERING_ASYNC = _ANSWERING.format(
+    key="%(key)s", start="%(start)s", end="%(end)s", port="%(port)s", mod="%%"
+)
+
+
+def answering(
+    session: Session, public: int, port: int, start: datetime, end: datetime
+) -> list[Any]:
+    """The interval rows (with ``realm_name``, ``hold``, ``texts``) that hold ``public:port`` at
+    some instant of ``[start, end]``."""
+    params = {"key": public * 65536 + port, "start": start, "end": end, "port": port}
+    return list(session.execute(text(ANSWERING), params))
+
+
+async def answering_async(
+    conn: Any, public: int, port: int, start: datetime, end: datetime
+) -> list[Any]:
+    from psycopg.rows import namedtuple_row
+
+    params = {"key": public * 65536 + port, "start": start, "end": end, "port": port}
+    async with conn.cursor(row_factory=namedtuple_row) as cur:
+        await cur.execute(ANSWERING_ASYNC, params)
+        return list(await cur.fetchall())
+
+
+def has_logs(session: Session, realm: str | None) -> bool:
+    """Whether the realm named (None: any realm) has logs."""
+    query = "SELECT EXISTS (SELECT 1 FROM log_ingests i"
+    if realm is not None:
+        query += " JOIN realms r ON r.id = i.realm_id WHERE r.name = :realm"
+    return bool(session.scalar(text(query + ")"), {"realm": realm}))
+
+
+async def has_logs_async(conn: Any, realm: str | None) -> bool:
+    query = "SELECT EXISTS (SELECT 1 FROM log_ingests i"
+    if realm is not None:
+        query += " JOIN realms r ON r.id = i.realm_id WHERE r.name = %(realm)s"
+    cur = await conn.execute(query + ")", {"realm": realm})
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+HELD_BY = _HELD_BY.format(at=":at", prefix=":prefix")
+HELD_BY_ASYNC = _HELD_BY.format(at="%(at)s", prefix="%(prefix)s")
+
+
+def held_by(session: Session, prefix: str, at: datetime) -> list[Any]:
+    """The interval rows (as :func:`answering`) of inside keys in ``prefix`` at ``at``."""
+    return list(session.execute(text(HELD_BY), {"prefix": prefix, "at": at}))
+
+
+async def held_by_async(conn: Any, prefix: str, at: datetime) -> list[Any]:
+    from psycopg.rows import namedtuple_row
+
+    async with conn.cursor(row_factory=namedtuple_row) as cur:
+        await cur.execute(HELD_BY_ASYNC, {"prefix": prefix, "at": at})
+        return list(await cur.fetchall())
+
+
+_MANY = (
+    "SELECT q.n, i.realm_id, i.public, i.port_first, i.port_last, i.port_step, i.protocol, "
+    "i.inside, i.during, i.open, i.unknown_start, i.conflict, i.lines, r.name AS realm_name, "
+    "(SELECT g.log_hold FROM log_ingests g WHERE g.realm_id = i.realm_id AND g.log_hold IS NOT "
+    "NULL ORDER BY g.id DESC LIMIT 1) AS hold, '{}'::jsonb AS texts "
+    "FROM unnest(CAST(:ns AS integer[]), CAST(:keys AS bigint[]), CAST(:starts AS bigint[]), "
+    "CAST(:ends AS bigint[]), CAST(:ports AS integer[])) AS q(n, key, s, e, port) "
+    "JOIN log_intervals i ON i.ports @> q.key AND i.during && tstzrange(to_timestamp(0) + q.s "
+    "* interval '1 microsecond', to_timestamp(0) + q.e * interval '1 microsecond', '[]') "
+    "AND (q.port - i.port_first) % i.port_step = 0 JOIN realms r ON r.id = i.realm_id"
+)
+
+
+def answering_many(
+    session: Session,
+    rows: list[int],
+    keys: list[int],
+    starts: list[int],
+    ends: list[int],
+    ports: list[int],
+) -> list[Any]:
+    """:func:`answering` for many questions at once (row ``n``, without the line texts)."""
+    params = {"ns": rows, "keys": keys, "starts": starts, "ends": ends, "ports": ports}
+    return list(session.execute(text(_MANY), params))

@@ -1,0 +1,283 @@
+"""Ingest into a real Postgres, and the one answer of plans and logs (single lookups, evidence)."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from detnat.engine.results import Reason, Status
+from detnat.logs.events import EventKind, Refused
+from detnat.logs.intervals import decide, derive
+from detnat.planfile import plan_from_data
+from detnat.service import evidence, inquiry, integrity, log_answers, logs, lookups, plans
+from detnat.service.timelines import TimelineCache
+from detnat.store import logs as store
+from detnat.store.db import SessionFactory, unit_of_work
+from tests.logs.conftest import OPS, T0, T0_US, as_file, event, feed, ingest, new_realm
+
+pytestmark = pytest.mark.postgres
+
+A, R = EventKind.ALLOCATE, EventKind.RELEASE
+S = 10**6
+PUBLIC = "198.18.40.1"
+
+
+def _answer(sessions: SessionFactory, realm: str, ip: str, port: int, at_us: int, tol: int = 0):
+    with sessions() as s:
+        at = store.instant(at_us)
+        answer = lookups.reverse_at(
+            s,
+            ip,
+            port,
+            at=at,
+            tolerance=timedelta(microseconds=tol),
+            realm=realm,
+            timelines=TimelineCache(),
+        )
+        return log_answers.consult(s, answer, realm=realm, now=lookups.utcnow())
+
+
+def _stored(sessions: SessionFactory, realm: str) -> list:
+    with sessions() as s:
+        realm_id = plans.get_realm(s, realm).id
+        return sorted(
+            (logs.interval_of(r) for r in store.all_intervals(s, realm_id)),
+            key=lambda i: (i.block, i.start_us or 0),
+        )
+
+
+def _shape(intervals: list) -> list:
+    return [
+        (i.block, i.start_us, i.end_us, i.open, i.unknown_start, i.conflict, len(i.lines))
+        for i in intervals
+    ]
+
+
+@st.composite
+def logged(draw: st.DrawFn) -> list:
+    """Allocate / release lines of two blocks and three inside keys, some lines lost."""
+    out = []
+    for first in (1024, 1536):
+        t = 0
+        for _ in range(draw(st.integers(0, 4))):
+            t += draw(st.integers(0, 30))
+            inside = draw(st.sampled_from(["100.64.0.1", "100.64.0.2", "100.64.0.3"]))
+            start, t = t, t + draw(st.integers(1, 30))
+            for kind, at in ((A, start), (R, t)):
+                if draw(st.booleans()) or draw(st.booleans()):
+                    out.append(event(kind, T0_US + at * S, inside, PUBLIC, first, first + 511))
+    return out
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(logged(), st.randoms(use_true_random=False))
+def test_files_in_any_order_with_duplicates_store_what_the_lines_make(
+    sessions: SessionFactory, events: list, rnd: random.Random
+) -> None:
+    one, two = new_realm(sessions), new_realm(sessions)
+    ingest(sessions, one, events, hold=timedelta(seconds=20))
+    parts = [events[: len(events) // 2], events[len(events) // 3 :], events[::2]]
+    rnd.shuffle(parts)
+    for n, part in enumerate(parts):
+        ingest(sessions, two, part[::-1], name=f"part-{n}.log", hold=timedelta(seconds=20))
+    ingest(sessions, two, [e for e in events if e not in parts[0] + parts[1] + parts[2]])
+    want = derive(events, hold_us=20 * S)
+    assert _shape(_stored(sessions, one)) == _shape(want)
+    assert _shape(_stored(sessions, two)) == _shape(want)
+    for at in range(-5, 130, 7):
+        for port in (1030, 1600):
+            expected = decide(want, port, T0_US + at * S, T0_US + (at + 2) * S)
+            for realm in (one, two):
+                got = _answer(sessions, realm, PUBLIC, port, T0_US + (at + 1) * S, tol=S)
+                assert got["status"] == expected.status, (realm, at, port, got)
+                assert got.get("reason") == expected.reason
+                if expected.status == Status.MATCH:
+                    assert got["subscriber"] == f"{expected.inside}/32"
+                    assert got["source"] == "log"
+
+
+def test_the_summary_counts_lines_events_duplicates_and_refused_lines(
+    sessions: SessionFactory, realm: str
+) -> None:
+    made = [
+        event(A, T0_US, "100.64.0.1", PUBLIC, 1024, 1535),
+        event(R, T0_US + S, "100.64.0.1", PUBLIC, 1024, 1535),
+    ]
+    reading, renumbered = as_file(made)
+    items = [*feed(reading, renumbered), Refused("made.log", 3, "no year")]
+    refused: list[Refused] = []
+    with unit_of_work(sessions) as s:
+        summary = logs.ingest(
+            s, realm, items, reading, fmt="csv", by=OPS, request_id="t", on_refused=refused.append
+        )
+    assert (summary.lines_read, summary.events_stored, summary.duplicates, summary.refused) == (
+        2,
+        2,
+        0,
+        1,
+    )
+    assert refused == [Refused("made.log", 3, "no year")]
+    again = ingest(sessions, realm, made)
+    assert (again.events_stored, again.duplicates) == (0, 2)
+    with sessions() as s:
+        assert [str(b) for b in integrity.verify(s)[0]] == []
+
+
+def test_prune_drops_whole_months_audited_and_the_answers_follow(
+    sessions: SessionFactory, realm: str
+) -> None:
+    day = 86_400 * S
+    old = [
+        event(A, T0_US - 40 * day, "100.64.0.1", PUBLIC, 1024, 1535),
+        event(R, T0_US - 39 * day, "100.64.0.1", PUBLIC, 1024, 1535),
+    ]
+    new = [
+        event(A, T0_US, "100.64.0.2", PUBLIC, 1024, 1535),
+        event(R, T0_US + S, "100.64.0.2", PUBLIC, 1024, 1535),
+    ]
+    ingest(sessions, realm, old + new)
+    assert _answer(sessions, realm, PUBLIC, 1100, T0_US - 40 * day + 5)["status"] == Status.MATCH
+    with unit_of_work(sessions) as s:
+        dropped = logs.prune(s, realm, before=T0 - timedelta(days=10), by=OPS, request_id="p")
+    assert dropped == ["2026-02"]
+    gone = _answer(sessions, realm, PUBLIC, 1100, T0_US - 40 * day + 5)
+    assert (gone["status"], gone["reason"]) == (Status.NO_MAPPING, Reason.NOT_LOGGED)
+    assert _answer(sessions, realm, PUBLIC, 1100, T0_US + 5)["subscriber"] == "100.64.0.2/32"
+    with sessions() as s:
+        assert [str(b) for b in integrity.verify(s)[0]] == []
+
+
+def _plan_realm(sessions: SessionFactory, pool: str) -> str:
+    """A realm whose plan gives 4 subscribers (10.0.0.0/30) one block each of 1008 ports on one
+    address; the other 60 blocks are dynamic (ports 5056 and up): only logs answer those."""
+    name = new_realm(sessions)
+    plan = plan_from_data(
+        {
+            "algorithm": "block",
+            "inside": {"prefixes": ["10.0.0.0/30"], "subscriber_prefix_length": 32},
+            "outside": {"prefixes": [pool]},
+            "block": {"size": 1008, "dynamic_blocks": 60},
+        }
+    )
+    with unit_of_work(sessions) as s:
+        plans.publish(
+            s,
+            name,
+            plan,
+            effective_from=T0 - timedelta(days=1),
+            reason="CHG-1",
+            by=OPS,
+            clock=lambda: T0 - timedelta(days=2),
+        )
+    return name
+
+
+def _ask(sessions: SessionFactory, realm: str, ip: str, port: int, at_us: int) -> inquiry.Answered:
+    query = inquiry.ReverseQuery(
+        ip,
+        port,
+        store.instant(at_us).isoformat(),
+        identity=inquiry.Identity("CASE-LOGS"),
+        via="cli",
+        realm=realm,
+    )
+    with unit_of_work(sessions) as s:
+        return inquiry.ask(
+            s,
+            OPS,
+            query,
+            snapshot=TimelineCache().get(s),
+            kept=inquiry.Inquiries(),
+            now=lookups.utcnow(),
+            request_id="t",
+        )
+
+
+def test_a_dynamic_port_is_answered_from_the_logs_and_its_evidence_verifies_offline(
+    sessions: SessionFactory,
+) -> None:
+    pool = "198.18.41.1/32"
+    realm = _plan_realm(sessions, pool)
+    ingest(
+        sessions,
+        realm,
+        [
+            event(A, T0_US, "10.0.0.2", "198.18.41.1", 6064, 7071),
+            event(R, T0_US + 60 * S, "10.0.0.2", "198.18.41.1", 6064, 7071),
+        ],
+        hold=timedelta(hours=1),
+    )
+    answered = _ask(sessions, realm, "198.18.41.1", 6100, T0_US + 30 * S)
+    answer = answered.answer
+    assert (answer["status"], answer["source"], answer["subscriber"]) == (
+        Status.MATCH,
+        "log",
+        "10.0.0.2/32",
+    )
+    assert answer["candidates"][0]["status"] == Status.NOT_DETERMINISTIC  # the plan's own word
+    (logged,) = answer["log_candidates"]
+    assert [line["kind"] for line in logged["lines"]] == ["allocate", "release"]
+    assert logged["lines"][0]["text"].startswith(str(T0_US))
+    unlogged = _ask(sessions, realm, "198.18.41.1", 8000, T0_US + 30 * S).answer
+    assert (unlogged["status"], unlogged["reason"]) == (Status.NO_MAPPING, Reason.NOT_LOGGED)
+    with sessions() as s:
+        document = evidence.build(s, answered.answer_id)
+    problems, _ = evidence.verify(document)
+    assert problems == []
+    forged = __import__("copy").deepcopy(document)
+    forged["answer"]["log_candidates"][0]["lines"][0]["text"] += " "
+    assert evidence.verify(forged)[0]
+
+
+def test_plan_and_log_naming_two_subscribers_is_ambiguous_with_both(
+    sessions: SessionFactory,
+) -> None:
+    realm = _plan_realm(sessions, "198.18.42.1/32")
+    # the plan gives 1024-2031 to 10.0.0.0; the log says 10.0.0.3 had 1024-1535 then
+    ingest(sessions, realm, [event(A, T0_US, "10.0.0.3", "198.18.42.1", 1024, 1535)])
+    answer = _ask(sessions, realm, "198.18.42.1", 1100, T0_US).answer
+    assert (answer["status"], answer["reason"]) == (Status.AMBIGUOUS, Reason.PLAN_AND_LOG_DISAGREE)
+    assert answer["candidates"][0]["subscriber"] == "10.0.0.0/32"
+    assert answer["log_candidates"][0]["subscriber"] == "10.0.0.3/32"
+    agreeing = _ask(sessions, realm, "198.18.42.1", 1100, T0_US - 10 * S).answer
+    assert (agreeing["status"], agreeing["subscriber"]) == (Status.MATCH, "10.0.0.0/32")
+
+
+def test_forward_lists_the_blocks_the_logs_give_a_subscriber_beside_its_plan(
+    sessions: SessionFactory,
+) -> None:
+    realm = _plan_realm(sessions, "198.18.43.1/32")
+    ingest(
+        sessions,
+        realm,
+        [
+            event(A, T0_US, "10.0.0.2", "198.18.43.1", 6064, 7071),
+            event(R, T0_US + 60 * S, "10.0.0.2", "198.18.43.1", 6064, 7071),
+        ],
+    )
+    query = inquiry.ForwardQuery(
+        "10.0.0.2",
+        store.instant(T0_US + 30 * S).isoformat(),
+        identity=inquiry.Identity("CASE-LOGS"),
+        via="cli",
+        realm=realm,
+    )
+    with unit_of_work(sessions) as s:
+        answer = inquiry.ask(
+            s,
+            OPS,
+            query,
+            snapshot=TimelineCache().get(s),
+            kept=inquiry.Inquiries(),
+            now=lookups.utcnow(),
+            request_id="t",
+        ).answer
+    assert (answer["status"], answer["port_ranges"]) == (Status.MATCH, [[3040, 4047]])
+    (block,) = answer["log_blocks"]
+    assert (block["public_ip"], block["port_ranges"]) == ("198.18.43.1", [[6064, 7071]])
