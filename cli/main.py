@@ -24,7 +24,17 @@ from cli.runtime import Invocation
 from detnat import __version__
 
 # The nouns, in the order of `detnat --help` (after the verbs); each is `cli.commands.<noun>.app`.
-NOUNS = ("plan", "realm", "db", "token", "audit", "evidence", "capacity", "datapath")
+NOUNS = (
+    "plan",
+    "realm",
+    "db",
+    "token",
+    "audit",
+    "evidence",
+    "capacity",
+    "datapath",
+    "directory",
+)
 
 
 def _noun_group(name: str) -> _click.Command:
