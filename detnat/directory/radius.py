@@ -254,6 +254,7 @@ def _event_timestamp(value: str, zone: Zone) -> int:
 class _Session:
     account: str
     starts: dict[str, int] = field(default_factory=dict)  # key -> when it was first held
+    lost: set[str] = field(default_factory=set)  # keys another session's Start took over
     first: SourceLine | None = None
 
 
@@ -271,6 +272,8 @@ def replay(records: list[Record], out: Parsed) -> list[Interval]:
     def close(sid: tuple[str, str], key: str, at: int, how: str, last: SourceLine | None) -> None:
         held = open_[sid]
         start = held.starts.pop(key)
+        if how == "takeover":
+            held.lost.add(key)  # its later records do not take the key back
         if holder.get(key) == sid:
             del holder[key]
         sources: tuple[SourceLine, ...] = (held.first,) if held.first is not None else ()
@@ -288,7 +291,7 @@ def replay(records: list[Record], out: Parsed) -> list[Interval]:
     def hold(sid: tuple[str, str], keys: tuple[str, ...], at: int, source: SourceLine) -> None:
         held = open_[sid]
         for key in keys:
-            if key in held.starts:
+            if key in held.starts or key in held.lost:
                 continue
             other = holder.get(key)
             if other is not None and other != sid:
