@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
-from detnat.service import audit, lookups
+from detnat.service import audit, directory, lookups
 from detnat.service.answers import ForwardAnswer, ReverseAnswer
 from detnat.service.plans import MapperCache
 from detnat.service.timelines import Timelines
@@ -320,6 +320,7 @@ def ask(
     """Who held ``ip:port`` (a :class:`ReverseQuery`) or what did ``subscriber`` get (a
     :class:`ForwardQuery`): checked, answered, the case opened or checked, audited (flushed)."""
     ready = _prepare(query, snapshot, kept, now)
+    directory.add_account(session, actor, ready.answer, ready.detail)
     kept.cases.claim(session, ready.case, actor, request_id=request_id)
     return ready.answered(audit.record(session, actor, ready.action, **ready.entry(request_id)))
 
@@ -336,6 +337,7 @@ async def ask_async(
 ) -> Answered:
     """:func:`ask` on an async autocommit connection (each write its own transaction)."""
     ready = _prepare(query, snapshot, kept, now)
+    await directory.add_account_async(conn, actor, ready.answer, ready.detail)
     await kept.cases.claim_async(conn, ready.case, actor, request_id=request_id)
     entry = await audit.record_async(conn, actor, ready.action, **ready.entry(request_id))
     return ready.answered(entry)
