@@ -270,12 +270,16 @@ def _attach(answer: Any, detail: dict[str, Any], found: Account, role: str) -> N
 
 def add_account(session: Session, actor: audit.Actor, answer: Any, detail: dict[str, Any]) -> None:
     """Give a matched reverse answer (and its audit detail) its ``account``, as ``actor``'s role
-    may see it; nothing for a role that sees no accounts or an answer without a subscriber."""
+    may see it; nothing for a role that sees no accounts, an answer without a subscriber, or a
+    store whose directory is empty."""
     asked = _window(answer) if actor.role in SHOW_ACCOUNTS else None
     if asked is None:
         return
     subscriber, lo, hi = asked
-    found = _intervals(rows_repo.around(session, subscriber, lo, hi))
+    near = rows_repo.around(session, subscriber, lo, hi)
+    if not near and not rows_repo.any_rows(session):
+        return  # no directory in this store: answers stay as they were
+    found = _intervals(near)
     resolved = account_of(found, epoch_us(lo), epoch_us(hi), subscriber=subscriber)
     _attach(answer, detail, resolved, actor.role)
 
@@ -288,9 +292,51 @@ async def add_account_async(
     if asked is None:
         return
     subscriber, lo, hi = asked
-    found = _intervals(await rows_repo.around_async(conn, subscriber, lo, hi))
+    near = await rows_repo.around_async(conn, subscriber, lo, hi)
+    if not near and not await rows_repo.any_rows_async(conn):
+        return
+    found = _intervals(near)
     resolved = account_of(found, epoch_us(lo), epoch_us(hi), subscriber=subscriber)
     _attach(answer, detail, resolved, actor.role)
+
+
+# -- evidence --------------------------------------------------------------------------------------
+
+ACCOUNT_KEYS = ("account", "account_reason")
+
+
+def check_account(answer: dict[str, Any]) -> list[str]:
+    """Offline (evidence files): each source line carried is the text its SHA-256 says, and the
+    account follows from the intervals carried by the rule of :mod:`detnat.directory.resolve`."""
+    if "account" not in answer:
+        return []
+    shown = answer["account"]
+    if shown is None:
+        return [] if answer.get("account_reason") else ["answer.account: null without a reason"]
+    problems = []
+    try:
+        held = []
+        for n, h in enumerate(shown["held"]):
+            for s in h.get("sources", []):
+                if SourceLine.of(s["file"], s["line"], s["text"]).sha256 != s["sha256"]:
+                    problems.append(
+                        f"answer.account.held[{n}]: {s['file']}:{s['line']} is not the line its "
+                        "SHA-256 names"
+                    )
+            start = epoch_us(_instant(h["from"]))
+            end = None if h["to"] is None else epoch_us(_instant(h["to"]))
+            held.append(Interval(h["subscriber"], h["account"], start, end, h["closed"], ()))
+        lo, hi = (epoch_us(_instant(answer["window"][k])) for k in ("from", "to"))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return ["answer.account: malformed"]
+    again = account_of(held, lo, hi)
+    if (again.status, again.account) != (shown.get("status"), shown.get("account")):
+        problems.append("answer.account: the intervals carried do not give this account")
+    return problems
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 __all__ = [
@@ -300,6 +346,7 @@ __all__ = [
     "account_json",
     "add_account",
     "add_account_async",
+    "check_account",
     "check_store",
     "ingest",
 ]

@@ -54,6 +54,19 @@ def copy_rows(session: Session, ingest: int, rows: Iterable[Row]) -> int:
     return count
 
 
+_ANY = "SELECT EXISTS (SELECT 1 FROM directory_intervals)"
+
+
+def any_rows(session: Session) -> bool:
+    return bool(session.execute(text(_ANY)).scalar())
+
+
+async def any_rows_async(conn: AsyncConn) -> bool:
+    cur = await conn.execute(_ANY)
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
 def around(session: Session, net: str, lo: datetime, hi: datetime) -> list[Candidate]:
     query = text(_AROUND.format(net=":net", lo=":lo", hi=":hi"))
     result = session.execute(query, {"net": net, "lo": lo, "hi": hi})

@@ -214,3 +214,21 @@ def test_cli_ingest_prints_the_summary_and_refused_lines(
             assert [str(b) for b in integrity.verify(s)[0]] == []
     finally:
         get_settings.cache_clear()
+
+
+def test_evidence_carries_the_directory_lines_and_verifies_offline(api: Api, store: Store) -> None:
+    from detnat.service import evidence
+
+    answer = _ask(api, "legal", 1099, "2026-03-01T00:30:00Z")
+    with store.sessions() as s:
+        document = evidence.build(s, int(answer["answer_id"]))  # type: ignore[call-overload]
+    carried = document["audit_entry"]["detail"]["answer"]["account"]
+    assert carried["held"][0]["sources"][0]["file"] == "dir.csv"
+    problems, _ = evidence.verify(json.loads(json.dumps(document)))
+    assert problems == []
+    forged = json.loads(json.dumps(document))
+    line = forged["audit_entry"]["detail"]["answer"]["account"]["held"][0]["sources"][0]
+    line["text"] = line["text"].replace("2026", "2025")
+    problems, _ = evidence.verify(forged)
+    assert problems  # the entry's hash breaks, and the line is not what its SHA-256 names
+    assert any("not the line its SHA-256 names" in p for p in problems)
