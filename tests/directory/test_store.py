@@ -230,5 +230,9 @@ def test_evidence_carries_the_directory_lines_and_verifies_offline(api: Api, sto
     line = forged["audit_entry"]["detail"]["answer"]["account"]["held"][0]["sources"][0]
     line["text"] = line["text"].replace("2026", "2025")
     problems, _ = evidence.verify(forged)
-    assert problems  # the entry's hash breaks, and the line is not what its SHA-256 names
-    assert any("not the line its SHA-256 names" in p for p in problems)
+    assert problems and "content" in problems[0]  # the audit entry's hash no longer holds
+    forged_answer = forged["audit_entry"]["detail"]["answer"]
+    assert "not the line its SHA-256 names" in directory.check_account(forged_answer)[0]
+    forged_answer["account"]["status"] = "identified"
+    forged_answer["account"]["account"] = "alice"
+    assert "do not give this account" in directory.check_account(forged_answer)[-1]
