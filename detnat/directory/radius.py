@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from detnat.directory.model import Interval, Parsed, Refused, SourceLine, network_text
 from detnat.directory.zones import LocalTimeError, Zone
@@ -69,8 +70,7 @@ _KEYS = (
 MAX_SKEW_US = 60_000_000  # the timestamp line against the Timestamp attribute
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One accounting record as read (the replay's input)."""
 
     status: str
@@ -159,7 +159,9 @@ def _record(name: str, first: int, block: list[str], attrs: dict[str, str], zone
             raise ValueError("no User-Name or Calling-Station-Id: no account to name")
         keys = _keys(attrs)
     session_time = _seconds(attrs, "Acct-Session-Time")
-    text = "\n".join(line.rstrip("\r") for line in block)
+    text = "\n".join(block)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").rstrip("\r")
     return Record(
         status,
         at,

@@ -19,7 +19,7 @@ the window asked about (``[lo, hi]``, an instant when ``lo == hi``):
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from detnat.directory.model import Interval
 from detnat.directory.zones import from_us
@@ -48,7 +48,7 @@ def taken_over(intervals: Iterable[Interval]) -> list[Interval]:
         if iv.end is None:
             later = [s for s in starts[iv.subscriber] if s > iv.start]
             if later:
-                iv = replace(iv, end=min(later), closed="takeover")
+                iv = iv._replace(end=min(later), closed="takeover")
         out.append(iv)
     return out
 

@@ -18,7 +18,6 @@ the lines; any other role no ``account`` at all. The audit entry records what wa
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +26,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from detnat.directory import FORMATS, NEEDS_TZ, Interval, Refused, SourceLine, parse
+from detnat.directory.model import network_text
 from detnat.directory.resolve import Account, account_of, instant_text
 from detnat.directory.zones import epoch_us
 from detnat.errors import InvalidInput
@@ -197,7 +197,7 @@ def _by_ingest(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[str]
             if current is not None:
                 yield current, texts
             current, texts = ingest, []
-        net = str(ipaddress.ip_network(prefix))
+        net = network_text(prefix)
         end = None if upper is None else epoch_us(upper)
         text = audit.canonical(sources)
         texts.append(_row_text(n, net, epoch_us(lower), end, account, closed, text))
@@ -209,8 +209,8 @@ def _by_ingest(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[str]
 
 
 def _window(answer: Any) -> tuple[str, datetime, datetime] | None:
-    if answer.get("status") != "match" or "subscriber" not in answer:
-        return None
+    if answer.get("status") != "match" or "subscriber" not in answer or "window" not in answer:
+        return None  # not a matched reverse answer (a forward answer has no window)
     window = answer["window"]
     lo = datetime.fromisoformat(window["from"].replace("Z", "+00:00"))
     hi = datetime.fromisoformat(window["to"].replace("Z", "+00:00"))
@@ -225,7 +225,7 @@ def _intervals(found: Sequence[rows_repo.Candidate]) -> list[Interval]:
         lines = tuple(SourceLine(s["file"], s["line"], s["sha256"], s["text"]) for s in sources)
         out.append(
             Interval(
-                str(ipaddress.ip_network(prefix)),
+                network_text(prefix),
                 account,
                 epoch_us(lower),
                 None if end is None else epoch_us(end),
