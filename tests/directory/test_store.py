@@ -236,3 +236,34 @@ def test_evidence_carries_the_directory_lines_and_verifies_offline(api: Api, sto
     forged_answer["account"]["status"] = "identified"
     forged_answer["account"]["account"] = "alice"
     assert "do not give this account" in directory.check_account(forged_answer)[-1]
+
+
+def test_the_lookup_page_shows_the_account_and_lines_to_legal_not_abuse(
+    store: Store, tmp_path: Path
+) -> None:
+    from tests.web.conftest import Site, World
+    from tests.web.support import web_app
+
+    settings = Settings(
+        database_url=store.url,
+        data_dir=tmp_path,
+        migrate_on_start=False,
+        rate_limit_per_second=10_000,
+        rate_limit_burst=10_000,
+    )
+    site = Site(web_app(settings), World(store.tokens, {}))
+    try:
+        form = {"ip": "198.18.9.0", "port": "1099", "time": "2026-03-01T00:30:00Z"}
+        legal = site.browser("legal").submit(
+            "/web/lookup", "/web/lookup", {**form, "case": "WEB-L"}
+        )
+        assert legal.status_code == 200, legal.text[:500]
+        assert "Account (subscriber directory)" in legal.text
+        assert "alice" in legal.text and "dir.csv:2" in legal.text
+        abuse = site.browser("abuse").submit(
+            "/web/lookup", "/web/lookup", {**form, "case": "WEB-A"}
+        )
+        assert abuse.status_code == 200 and "alice" in abuse.text
+        assert "dir.csv:2" not in abuse.text  # the source lines are legal's
+    finally:
+        site.close()
