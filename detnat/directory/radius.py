@@ -33,6 +33,7 @@ The rules (RFC 2866, RFC 2869; ``docs/directory.md``):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -100,8 +101,43 @@ def parse(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
     return out
 
 
+_ATTR = re.compile(r'^[ \t]+([^ \t=]+) = "?(.*?)"?[ \t]*$', re.M)
+_BLANKISH = re.compile(r"(?m)^[ \t]+$")
+
+
 def _records(name: str, text: str, zone: Zone, out: Parsed) -> Iterable[Record]:
-    lines = text.split("\n")
+    """The records of one file: split at blank lines, attributes read by one regex per record;
+    a record of another shape goes through :func:`_records_by_line`, which says what is wrong."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    if "\n " in text or "\n\t\n" in text:
+        text = _BLANKISH.sub("", text)  # whitespace-only lines are blank lines
+    line = 1
+    for chunk in text.split("\n\n"):
+        at = line
+        line += chunk.count("\n") + 2
+        if chunk.startswith("\n"):
+            stripped = chunk.lstrip("\n")
+            at += len(chunk) - len(stripped)
+            chunk = stripped
+        chunk = chunk.rstrip("\n")
+        if not chunk:
+            continue
+        header, _, body = chunk.partition("\n")
+        found = _ATTR.findall(body)
+        if header[0] in " \t" or len(found) != body.count("\n") + 1:
+            yield from _records_by_line(name, chunk.split("\n"), at - 1, zone, out)
+            continue
+        out.records += 1
+        try:
+            yield _record(name, at, header, chunk, dict(found), zone)
+        except (ValueError, LocalTimeError) as exc:
+            out.refused.append(Refused(name, at, str(exc)))
+
+
+def _records_by_line(
+    name: str, lines: list[str], offset: int, zone: Zone, out: Parsed
+) -> Iterable[Record]:
     n = len(lines)
     i = 0
     while i < n:
@@ -112,9 +148,10 @@ def _records(name: str, text: str, zone: Zone, out: Parsed) -> Iterable[Record]:
         first = i
         i += 1
         if line[0] in " \t":
-            while i < n and lines[i] and not lines[i].isspace():
+            while i < n and lines[i] and not lines[i].isspace() and lines[i][0] in " \t":
                 i += 1
-            out.refused.append(Refused(name, first + 1, "attribute lines outside a record"))
+            where = offset + first + 1
+            out.refused.append(Refused(name, where, "attribute lines outside a record"))
             continue
         attrs: dict[str, str] = {}
         while i < n:
@@ -129,18 +166,21 @@ def _records(name: str, text: str, zone: Zone, out: Parsed) -> Iterable[Record]:
                 attrs[key] = value
             i += 1
         out.records += 1
+        where = offset + first + 1
         try:
-            yield _record(name, first, lines[first:i], attrs, zone)
+            yield _record(name, where, line, "\n".join(lines[first:i]), attrs, zone)
         except (ValueError, LocalTimeError) as exc:
-            out.refused.append(Refused(name, first + 1, str(exc)))
+            out.refused.append(Refused(name, where, str(exc)))
 
 
-def _record(name: str, first: int, block: list[str], attrs: dict[str, str], zone: Zone) -> Record:
+def _record(
+    name: str, line: int, header: str, text: str, attrs: dict[str, str], zone: Zone
+) -> Record:
     raw = attrs.get("Acct-Status-Type")
     status = _STATUS.get(raw.lower()) if raw is not None else None
     if status is None:
         raise ValueError(f"Acct-Status-Type {raw!r} is not one this directory reads")
-    received = _received(block[0], attrs, zone)
+    received = _received(header, attrs, zone)
     delay = _seconds(attrs, "Acct-Delay-Time") or 0
     stamp = attrs.get("Event-Timestamp")
     at = _event_timestamp(stamp, zone) if stamp else received - delay * 1_000_000
@@ -159,9 +199,6 @@ def _record(name: str, first: int, block: list[str], attrs: dict[str, str], zone
             raise ValueError("no User-Name or Calling-Station-Id: no account to name")
         keys = _keys(attrs)
     session_time = _seconds(attrs, "Acct-Session-Time")
-    text = "\n".join(block)
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").rstrip("\r")
     return Record(
         status,
         at,
@@ -169,7 +206,7 @@ def _record(name: str, first: int, block: list[str], attrs: dict[str, str], zone
         account,
         keys,
         None if session_time is None else session_time * 1_000_000,
-        SourceLine.of(name, first + 1, text),
+        SourceLine.of(name, line, text),
     )
 
 

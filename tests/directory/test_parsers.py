@@ -267,3 +267,17 @@ def test_csv_rows_and_their_refusals() -> None:
     )
     assert [(r.line) for r in parsed.refused] == [4, 5]
     assert table.parse([("x", "a,b\n")], tz=None).refused[0].line == 1
+
+
+def test_detail_files_with_crlf_odd_blank_lines_or_glued_records_read_the_same() -> None:
+    plain = radius.parse([("d", DETAIL)], tz="Europe/Berlin")
+    crlf = radius.parse([("d", DETAIL.replace("\n", "\r\n"))], tz="Europe/Berlin")
+    assert crlf.intervals == plain.intervals
+    odd = DETAIL.replace("\n\nTue", "\n\t\n\n\nTue")  # a tab-only line, extra blank lines
+    shifted = radius.parse([("d", odd)], tz="Europe/Berlin")
+    assert [iv.account for iv in shifted.intervals] == [iv.account for iv in plain.intervals]
+    assert shifted.refused == [] and shifted.records == 3
+    glued = DETAIL.replace("\n\nTue Jun 30 23:44:30", "\nTue Jun 30 23:44:30")
+    again = radius.parse([("d", glued)], tz="Europe/Berlin")
+    assert again.records == 3 and again.refused == []
+    assert [iv[:5] for iv in again.intervals] == [iv[:5] for iv in plain.intervals]
