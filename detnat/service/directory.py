@@ -18,6 +18,7 @@ the lines; any other role no ``account`` at all. The audit entry records what wa
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +35,7 @@ from detnat.service import audit
 from detnat.store import directory as rows_repo
 from detnat.store.repo import AsyncConn
 
+_string = json.encoder.encode_basestring  # C; the ensure_ascii=False one
 ACTION = "directory.ingest"
 SHOW_ACCOUNTS = frozenset({"abuse", "legal", "admin"})
 SHOW_SOURCES = frozenset({"legal", "admin"})
@@ -80,13 +82,23 @@ def _row_text(
 
 
 def _safe(text: str) -> str:
-    return audit.stored_form(text) if "\x00" in text or not text.isprintable() else text
+    """Postgres text and JSONB hold no NUL (and the parsers decode bytes with replacement, so
+    there are no lone surrogates): what is stored is what is hashed."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def _source_json(line: SourceLine) -> str:
+    """:func:`audit.canonical` of ``line.to_json()`` as JSONB gives it back, written directly
+    (keys in order, no spaces, non-ASCII as is): an ingest writes millions."""
+    return (
+        f'{{"file":{_string(_safe(line.file))},"line":{line.line},"sha256":"{line.sha256}",'
+        f'"text":{_string(_safe(line.text))}}}'
+    )
 
 
 def _stored(iv: Interval) -> tuple[str, str, str]:
     """(account, closed, sources JSON) as JSONB and text columns keep them."""
-    sources = [s.to_json() for s in iv.sources]
-    return _safe(iv.account), iv.closed, audit.canonical(audit.stored_form(sources))
+    return _safe(iv.account), iv.closed, "[" + ",".join(map(_source_json, iv.sources)) + "]"
 
 
 def rows_digest(texts: Iterable[str]) -> str:
@@ -113,7 +125,8 @@ def ingest(
         raise InvalidInput(f"{fmt} files write local times: name their zone", field="--tz")
     if not files:
         raise InvalidInput("give at least one file", field="FILE")
-    texts = [(f.name, f.data.decode("utf-8", "replace")) for f in files]
+    # NUL cannot be stored (text, JSONB): replaced before parsing, so the lines' hashes hold
+    texts = [(f.name, _safe(f.data.decode("utf-8", "replace"))) for f in files]
     parsed = parse(fmt, texts, tz=tz)
     per_file: dict[str, int] = {}
     for r in parsed.refused:

@@ -267,3 +267,20 @@ def test_the_lookup_page_shows_the_account_and_lines_to_legal_not_abuse(
         assert "dir.csv:2" not in abuse.text  # the source lines are legal's
     finally:
         site.close()
+
+
+def test_awkward_text_round_trips_through_copy_and_verifies(store: Store) -> None:
+    rows = (
+        "subscriber,account,from,to\n"
+        '10.0.1.1,"back\\slash\ttab ""quoted"" ünï\x00nul",2026-03-01T00:00:00Z,\n'
+    )
+    with unit_of_work(store.sessions) as s:
+        files = [directory.InputFile("we\\ird\tname.csv", rows.encode())]
+        done = directory.ingest(s, OPS, "csv", files, tz=None, request_id="t")
+        assert done.intervals == 1
+    with store.sessions() as s:
+        assert [str(b) for b in integrity.verify(s)[0]] == []
+        account = s.execute(
+            text("select account from directory_intervals where prefix = '10.0.1.1/32'")
+        ).scalar()
+    assert account == 'back\\slash\ttab "quoted" ünï\ufffdnul'
