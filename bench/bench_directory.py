@@ -177,6 +177,7 @@ def bench_lookups(url: str, lookups: int) -> None:
             request_id="bench",
         )
     kept = inquiry.Inquiries()
+    cache = timelines.TimelineCache()
     results = {}
     for label, actor in (
         ("without accounts", Actor("p", "planner")),
@@ -185,14 +186,14 @@ def bench_lookups(url: str, lookups: int) -> None:
         ("with accounts", Actor("l", "legal")),
     ):
         with sessions() as s:
-            snap = timelines.get(s)
+            snap = cache.get(s)
         t = time.perf_counter()
         for n in range(lookups):
             query = inquiry.ReverseQuery(
                 f"198.18.0.{n & 3}",
                 1024 + (n * 7919) % 64000,
                 "2026-01-02T12:00:00Z",
-                inquiry.Identity(f"BENCH-{label[:4]}"),
+                inquiry.Identity(f"BENCH-{actor.role}"),
                 "cli",
             )
             with unit_of_work(sessions) as s:

@@ -39,21 +39,25 @@ def copy_rows(session: Session, ingest: int, rows: Iterable[Row]) -> int:
     count = 0
     chunk: list[str] = []
     prefix = f"{ingest}\t"
-    with raw.cursor() as cur, cur.copy(_COPY) as copy:
-        for n, net, during, account, closed, sources in rows:
-            if "\\" in account or "\t" in account or "\n" in account or "\r" in account:
-                account = account.translate(_ESCAPES)
-            # JSON text has no raw tab, newline or carriage return: only backslashes to double
-            chunk.append(
-                f"{prefix}{n}\t{net}\t{during}\t{account}\t{closed}\t"
-                f"{sources.replace(chr(92), chr(92) * 2)}\n"
-            )
-            count += 1
-            if len(chunk) >= 5000:
+    with raw.cursor() as cur:
+        with cur.copy(_COPY) as copy:
+            for n, net, during, account, closed, sources in rows:
+                if "\\" in account or "\t" in account or "\n" in account or "\r" in account:
+                    account = account.translate(_ESCAPES)
+                # JSON text has no raw tab, newline or carriage return: only backslashes to double
+                chunk.append(
+                    f"{prefix}{n}\t{net}\t{during}\t{account}\t{closed}\t"
+                    f"{sources.replace(chr(92), chr(92) * 2)}\n"
+                )
+                count += 1
+                if len(chunk) >= 5000:
+                    copy.write("".join(chunk))
+                    chunk.clear()
+            if chunk:
                 copy.write("".join(chunk))
-                chunk.clear()
-        if chunk:
-            copy.write("".join(chunk))
+        # fresh statistics (once the COPY is done): without them the planner may scan the whole
+        # table for every lookup
+        cur.execute("ANALYZE directory_intervals")
     return count
 
 
