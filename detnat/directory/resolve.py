@@ -18,11 +18,11 @@ the window asked about (``[lo, hi]``, an instant when ``lo == hi``):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from detnat.directory.model import Interval
-from detnat.directory.zones import from_us
 
 SHOWN = 10  # intervals shown in one answer at most
 
@@ -80,6 +80,16 @@ def _when(lo: int, hi: int) -> str:
 
 
 def instant_text(us: int) -> str:
-    moment = from_us(us)
-    text = moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
+    """RFC 3339 UTC, microseconds only when there are some (``format_instant``'s form), written
+    without a ``datetime``: an ingest writes two per interval.
+
+    >>> instant_text(1_767_225_600_000_000), instant_text(1_767_225_600_000_001)
+    ('2026-01-01T00:00:00Z', '2026-01-01T00:00:00.000001Z')
+    """
+    secs, frac = divmod(us, 1_000_000)
+    tm = time.gmtime(secs)
+    text = (
+        f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d}"
+        f"T{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
+    )
+    return f"{text}.{frac:06d}Z" if frac else f"{text}Z"

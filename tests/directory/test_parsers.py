@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from detnat.directory import kea, radius, table
-from detnat.directory.zones import epoch_us
+from detnat.directory.resolve import instant_text
+from detnat.directory.zones import epoch_us, from_us
 from detnat.errors import InvalidInput
+from detnat.service.times import format_instant
 from tests.directory.samples import DETAIL, KEA_2, KEA_3, KEA_LEGAL_DOC, KEA_OLD
 
 
@@ -281,3 +285,8 @@ def test_detail_files_with_crlf_odd_blank_lines_or_glued_records_read_the_same()
     again = radius.parse([("d", glued)], tz="Europe/Berlin")
     assert again.records == 3 and again.refused == []
     assert [iv[:5] for iv in again.intervals] == [iv[:5] for iv in plain.intervals]
+
+
+@given(st.integers(-(10**15), 4 * 10**15))
+def test_instant_text_is_the_stores_instant_form(us: int) -> None:
+    assert instant_text(us) == format_instant(from_us(us))
