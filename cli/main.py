@@ -26,7 +26,7 @@ from detnat import __version__
 # The nouns, in the order of `detnat --help` (after the verbs); each is `cli.commands.<noun>.app`.
 NOUNS = (
     "plan", "realm", "db", "token", "audit", "evidence", "snapshot", "capacity", "datapath",
-    "complaints", "logs",
+    "complaints", "logs", "directory",
 )  # fmt: skip
 
 

@@ -67,6 +67,13 @@ def _answer_line(query: str, answer: dict[str, object]) -> str:
         )
     else:
         line = f"{query}  {status}  {answer.get('reason', '')}"
+    if "account" in answer:  # the subscriber directory (docs/directory.md)
+        held = answer["account"]
+        if not isinstance(held, dict):
+            line += f"\n    account: none ({answer.get('account_reason')})"
+        else:
+            names = sorted({str(h["account"]) for h in held["held"]})
+            line += f"\n    account: {held['status']} {', '.join(names)}"
     candidates = answer.get("candidates") or []
     assert isinstance(candidates, list)
     for c in candidates:

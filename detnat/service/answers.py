@@ -28,6 +28,7 @@ from typing_extensions import TypedDict  # pydantic reads typing's only from Pyt
 from detnat.engine.results import Reason, Status
 
 __all__ = [
+    "AccountAnswer",
     "Allocated",
     "Asked",
     "AuditedForwardAnswer",
@@ -168,6 +169,41 @@ class Asked(TypedDict):
     window: Window
 
 
+# The subscriber directory's account behind a matched subscriber (detnat.service.directory).
+@with_config(_STRICT)
+class DirectorySource(TypedDict):
+    """A record the interval was read from (as ``detnat directory ingest`` stored it)."""
+
+    file: str
+    line: int
+    sha256: str
+    text: str
+
+
+Held = TypedDict(
+    "Held",
+    {
+        "account": str,
+        "subscriber": str,
+        "from": str,
+        "to": str | None,
+        "closed": str,
+        "sources": NotRequired[list[DirectorySource]],  # legal and the local operator only
+    },
+)
+Held.__pydantic_config__ = _STRICT  # type: ignore[attr-defined]
+
+
+@with_config(_STRICT)
+class AccountAnswer(TypedDict):
+    """Who held the subscriber in the window: ``identified`` (``account``) or ``ambiguous`` (the
+    prefix changed hands: every holder in ``held``)."""
+
+    status: Literal["identified", "ambiguous"]
+    account: str | None
+    held: list[Held]
+
+
 @with_config(_STRICT)
 class ReverseAnswer(Verdict, Asked):
     """Who held ``ip:port`` at ``time``: every candidate version, the window searched, the
@@ -183,6 +219,8 @@ class ReverseAnswer(Verdict, Asked):
     source: NotRequired[Literal["log"]]  # the status and subscriber come from the logs
     nearest_change: NotRequired[NearestChange | None]
     pending_approval: NotRequired[list[PendingVersion]]
+    account: NotRequired[AccountAnswer | None]  # a match, for roles that see accounts
+    account_reason: NotRequired[str | None]  # why account is null or ambiguous
 
 
 @with_config(_STRICT)

@@ -46,7 +46,7 @@ from detnat import strictjson
 from detnat.engine import parse_public_address
 from detnat.errors import DetnatError, NotFound
 from detnat.planfile import plan_from_data
-from detnat.service import audit, log_answers, lookups, plans
+from detnat.service import audit, directory, log_answers, lookups, plans
 from detnat.service.timelines import RealmTimeline, Timelines, TimelineVersion, make_version
 from detnat.service.times import format_instant, parse_instant
 from detnat.store import repo
@@ -349,7 +349,9 @@ def _recompute(document: dict[str, Any], problems: list[str]) -> dict[str, Any]:
         mappers=plans.MapperCache(),
     )
     recomputed = log_answers.rederive(recomputed, answer, problems, now=parse_instant(trace["now"]))
-    shown = {k: v for k, v in answer.items() if k != "pending_approval"}
+    problems += directory.check_account(answer)  # the account: from the intervals it carries
+    skipped = ("pending_approval", *directory.ACCOUNT_KEYS)
+    shown = {k: v for k, v in answer.items() if k not in skipped}
     if recomputed != shown:
         if not answer.get("candidates"):
             problems.append(

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
-from detnat.service import audit, log_answers, lookups
+from detnat.service import audit, directory, log_answers, lookups
 from detnat.service.answers import ForwardAnswer, ReverseAnswer
 from detnat.service.plans import MapperCache
 from detnat.service.timelines import Timelines
@@ -341,6 +341,7 @@ def ask(
     if isinstance(query, ForwardQuery):  # the subscriber's logged blocks beside its plan's
         blocks = log_answers.forward_blocks(session, ready.answer, realm=query.realm)  # type: ignore[arg-type]
         ready = _Prepared(ready.action, ready.case, blocks, _forward_detail(query, blocks), {})
+    directory.add_account(session, actor, ready.answer, ready.detail)
     kept.cases.claim(session, ready.case, actor, request_id=request_id)
     return ready.answered(audit.record(session, actor, ready.action, **ready.entry(request_id)))
 
@@ -381,6 +382,7 @@ async def ask_async(
             realm=query.realm,
         )
         ready = _Prepared(ready.action, ready.case, blocks, _forward_detail(query, blocks), {})
+    await directory.add_account_async(store, actor, ready.answer, ready.detail)
     await kept.cases.claim_async(store, ready.case, actor, request_id=request_id)
     entry = await audit.record_async(
         store, actor, ready.action, revision=snapshot.revision, **ready.entry(request_id)

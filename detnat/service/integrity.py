@@ -11,7 +11,9 @@ Three kinds of check, each reporting every break it finds (not only the first):
    (``detail.record``; rows older than migration 0004 by its ``store.baseline`` entry). A row
    without its entry, an entry without its row, or a row that differs from its entry is named.
    Derived state is recomputed: ``superseded`` only where a correction at the same instant says
-   so, and the address ranges of every version (``plan_version_ranges``) from the plans.
+   so, and the address ranges of every version (``plan_version_ranges``) from the plans. The
+   subscriber directory's rows are held, per ingest, against the count and digest its
+   ``directory.ingest`` entry recorded (:func:`detnat.service.directory.check_store`).
 3. **Checkpoints.** The last one recorded in the database and the one given (an exported file):
    the audit entry and every realm's newest plan version they name must still be there, the same.
 
@@ -35,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from detnat.errors import DetnatError
 from detnat.planfile import plan_from_data
-from detnat.service import audit, logs, plans, tokens
+from detnat.service import audit, directory, logs, plans, tokens
 from detnat.store import repo
 from detnat.store.models import AuditCheckpoint, AuditHead, PlanVersion
 
@@ -111,10 +113,13 @@ class _Expected:
     def __init__(self) -> None:
         self.rows: dict[str, dict[str, tuple[dict[str, Any], int]]] = {k: {} for k in _LABEL}
         self.malformed: list[Broken] = []
+        self.ingests: dict[int, Any] = {}  # directory.ingest entries: seq -> detail.record
 
     def take(self, seq: int, action: str, detail: Any) -> None:
         try:
-            if action == BASELINE:
+            if action == directory.ACTION:
+                self.ingests[seq] = detail.get("record") if isinstance(detail, dict) else None
+            elif action == BASELINE:
                 for kind, records in detail["records"].items():
                     for record in records:
                         self.rows[kind][_key(kind, record)] = (record, seq)
@@ -160,6 +165,8 @@ def verify(
     broken += _capped(_against_the_log(session, expected))
     broken += _capped(_derived_state(session, realms))
     broken += _capped(Broken(*found) for found in logs.verify_stored(session))
+    found = directory.check_store(session, expected.ingests)
+    broken += _capped(Broken("directory", key, why) for key, why in found)
     broken += _checkpoints(session, marks, hashes)
     current = session.get(AuditHead, 1)
     summary = {

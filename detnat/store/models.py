@@ -15,6 +15,9 @@
 ``plan_approvals``
     trust (migration 0003, see its docstring): token hashes, case owners, the append-only
     hash-chained audit log whose ``seq`` and hashes a trigger assigns, and four-eyes approvals.
+``directory_intervals``
+    the subscriber directory (migration 0006): an inside prefix held by an account over a
+    ``tstzrange``, append-only, every row made by an audited ingest.
 ``plan_version_ranges``
     the public IPv4 address ranges each version's plan uses, with the span of time that version is
     in force (``[effective_from, next change)``). An exclusion constraint makes every public address
@@ -47,7 +50,14 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import INT8RANGE, JSONB, TSTZRANGE, ExcludeConstraint, Range
+from sqlalchemy.dialects.postgresql import (
+    CIDR,
+    INT8RANGE,
+    JSONB,
+    TSTZRANGE,
+    ExcludeConstraint,
+    Range,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -327,4 +337,33 @@ class LogInterval(Base):
             name="ports_of_block",
         ),
         Index("ix_log_intervals_ports_during", "ports", "during", postgresql_using="gist"),
+    )
+
+
+class DirectoryInterval(Base):
+    """``directory_intervals`` (migration 0006): who held an inside prefix over a span of time.
+
+    Append-only (UPDATE, DELETE and TRUNCATE refused). ``ingest`` is the ``seq`` of the
+    ``directory.ingest`` audit entry that made the row and ``n`` its place in that ingest, so
+    ``audit verify`` can hold the rows of each ingest against the entry's count and digest.
+    """
+
+    __tablename__ = "directory_intervals"
+
+    ingest: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prefix: Mapped[Any] = mapped_column(CIDR)
+    during: Mapped[Range[datetime]] = mapped_column(TSTZRANGE)
+    account: Mapped[str] = mapped_column(Text)
+    closed: Mapped[str] = mapped_column(Text)
+    sources: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+
+    __table_args__ = (
+        Index(
+            "ix_directory_intervals_prefix_during",
+            "prefix",
+            "during",
+            postgresql_using="gist",
+            postgresql_ops={"prefix": "inet_ops"},
+        ),
     )

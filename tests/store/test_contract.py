@@ -135,6 +135,8 @@ def test_the_answers_schema_lists_the_one_vocabulary() -> None:
         "log_candidates",  # the logs, when consulted (issue 13)
         "log_holds_us",
         "source",
+        "account",  # the subscriber directory (docs/directory.md)
+        "account_reason",
     }
     for path, operations in spec["paths"].items():
         if not path.startswith("/v1/"):

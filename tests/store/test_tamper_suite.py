@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from detnat.logs.events import EventKind
-from detnat.service import audit, integrity, logs, plans, tokens
+from detnat.service import audit, directory, integrity, logs, plans, tokens
 from detnat.store.db import SessionFactory, make_engine, make_sessions, unit_of_work
 from tests.store.conftest import T0, clock_at, small_plan, throwaway_database
 
@@ -53,6 +53,7 @@ CHANGE = {  # information_schema data_type -> SQL that makes a different value o
     "jsonb": "coalesce({c} || '{{\"tampered\": 1}}'::jsonb, '{{}}'::jsonb)",
     "int8range": "int8range(lower({c}), upper({c}) + 1)",
     "tstzrange": "tstzrange(lower({c}) - interval '1 second', upper({c}))",
+    "cidr": "set_masklen({c}, masklen({c}) - 1)",
 }
 CHANGE["character varying"] = CHANGE["text"]
 
@@ -65,7 +66,8 @@ class Store:
 
 def _populate(sessions: SessionFactory) -> integrity.Checkpoint:
     """Two realms (one four-eyes with a correction, a later plan, a retirement and a pending
-    version; one single-approver), tokens (one revoked), a case, lookups, checkpoints."""
+    version; one single-approver), tokens (one revoked), a case, lookups, a directory ingest,
+    checkpoints."""
     operator = audit.Actor("ops", "admin")
     early = clock_at(T0 - timedelta(days=1))
     with unit_of_work(sessions) as s:
@@ -120,6 +122,15 @@ def _populate(sessions: SessionFactory) -> integrity.Checkpoint:
                 s, by_desk, "lookup.reverse", request_id=f"r{n}", detail={"n": n}, case="CASE-1"
             )
     _ingest_logs(sessions, by_alice)
+    with unit_of_work(sessions) as s:
+        rows = (
+            "subscriber,account,from,to\n2001:db8:1:100::/56,CUST-1,2026-03-01T00:00:00Z,\n"
+            "10.0.0.5,CUST-2,2026-03-01T00:00:00Z,2026-03-02T00:00:00Z\n"
+            "10.0.0.6,CUST-3,2026-03-01T00:00:00Z,2026-03-02T00:00:00Z\n"
+            "10.0.0.7,CUST-4,2026-03-01T00:00:00Z,2026-03-02T00:00:00Z\n"
+        )
+        files = [directory.InputFile("dir.csv", rows.encode())]
+        directory.ingest(s, operator, "csv", files, tz=None, request_id="dir")
     with unit_of_work(sessions) as s:
         mark = audit.checkpoint(s, operator, request_id="cp")
     with unit_of_work(sessions) as s:

@@ -1,0 +1,228 @@
+"""Subscriber directory benchmarks (run by hand; prints figures).
+
+    .venv/bin/python bench/bench_directory.py [--records 200000] [--lookups 2000]
+
+On a throwaway database of the Postgres of ``DETNAT_TEST_DATABASE_URL`` (default the local
+server, user postgres):
+
+- ingest of each format, records per second: parsing alone, and parse + COPY + audit entry
+  (what ``detnat directory ingest`` does);
+- single reverse lookups (``inquiry.ask``, one commit each) over a plan of 16,384 subscribers,
+  with accounts (role legal, a directory of every subscriber, three owners each over time)
+  against without (role planner: the lookup path stops before the directory).
+
+Targets (issue 14): ingest >= 100,000 records/s; lookups with accounts <= 1.2x without.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from detnat.directory import parse  # noqa: E402
+from detnat.planfile import plan_from_data  # noqa: E402
+from detnat.service import directory, inquiry, plans, timelines  # noqa: E402
+from detnat.service.audit import Actor  # noqa: E402
+from detnat.service.clock import utcnow  # noqa: E402
+from detnat.store import migrate  # noqa: E402
+from detnat.store.db import make_engine, make_sessions, normalise_url, unit_of_work  # noqa: E402
+
+SERVER = os.environ.get(
+    "DETNAT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+E0 = int(T0.timestamp())
+OPS = Actor("bench", "admin")
+
+
+def _admin() -> str:
+    return make_url(normalise_url(SERVER)).set(drivername="postgresql").render_as_string(False)
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    name = f"detnat_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(_admin(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(normalise_url(SERVER)).set(database=name).render_as_string(False)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(_admin(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def radius_text(records: int) -> str:
+    """Start/Stop pairs, one /56 and one /128 per session, 12 attribute lines per record."""
+    out = []
+    for n in range(records // 2):
+        start = E0 + n
+        for status, at in (("Start", start), ("Stop", start + 3600)):
+            moment = datetime.fromtimestamp(at, UTC)
+            out.append(
+                f"{moment:%a %b} {moment.day:2d} {moment:%H:%M:%S %Y}\n"
+                f'\tAcct-Session-Id = "S{n:08x}"\n'
+                f"\tAcct-Status-Type = {status}\n"
+                "\tAcct-Authentic = RADIUS\n"
+                f'\tUser-Name = "user{n % 50000}@isp.example"\n'
+                f"\tNAS-IP-Address = 192.0.2.{n % 8}\n"
+                '\tCalling-Station-Id = "00-11-22-33-44-55"\n'
+                f"\tDelegated-IPv6-Prefix = 2001:db8:{n >> 8 & 0xFFFF:x}:{(n & 0xFF) << 8:x}::/56\n"
+                f"\tFramed-IPv6-Address = 2001:db8:ffff:{n & 0xFFFF:x}::1\n"
+                f"\tEvent-Timestamp = {at}\n"
+                "\tAcct-Delay-Time = 0\n"
+                f"\tTimestamp = {at}\n\n"
+            )
+    return "".join(out)
+
+
+def kea_text(records: int) -> str:
+    header = (
+        "address,duid,valid_lifetime,expire,subnet_id,pref_lifetime,lease_type,iaid,prefix_len,"
+        "fqdn_fwd,fqdn_rev,hostname,hwaddr,state,user_context,hwtype,hwaddr_source,pool_id\n"
+    )
+    rows = [
+        f"2001:db8:{n >> 8 & 0xFFFF:x}:{(n & 0xFF) << 8:x}::,00:03:00:01:{n & 0xFF:02x},"
+        f"3600,{E0 + n + 3600},1,1800,2,1,56,0,0,,,0,,1,0,0\n"
+        for n in range(records)
+    ]
+    return header + "".join(rows)
+
+
+def csv_text(records: int) -> str:
+    rows = [
+        f"2001:db8:{n >> 8 & 0xFFFF:x}:{(n & 0xFF) << 8:x}::/56,CUST-{n},"
+        f"2026-01-01T00:00:00Z,2026-02-01T00:00:00Z\n"
+        for n in range(records)
+    ]
+    return "subscriber,account,from,to\n" + "".join(rows)
+
+
+def bench_ingest(url: str, records: int) -> None:
+    engine = make_engine(url)
+    sessions = make_sessions(engine)
+    for fmt, text, tz in (
+        ("freeradius-detail", radius_text(records), "UTC"),
+        ("kea-lease6", kea_text(records), None),
+        ("csv", csv_text(records), None),
+    ):
+        t = time.perf_counter()
+        parsed = parse(fmt, [("bench", text)], tz=tz)
+        parse_s = time.perf_counter() - t
+        data = text.encode()
+        t = time.perf_counter()
+        with unit_of_work(sessions) as s:
+            done = directory.ingest(
+                s, OPS, fmt, [directory.InputFile("bench", data)], tz=tz, request_id="bench"
+            )
+        ingest_s = time.perf_counter() - t
+        print(
+            f"{fmt:18} {parsed.records:>8} records  parse {parsed.records / parse_s:>9,.0f}/s  "
+            f"ingest {done.records / ingest_s:>9,.0f}/s  ({done.intervals} intervals)"
+        )
+    engine.dispose()
+
+
+def bench_lookups(url: str, lookups: int) -> None:
+    engine = make_engine(url)
+    sessions = make_sessions(engine)
+    plan = plan_from_data(
+        {
+            "algorithm": "block",
+            "inside": {"prefixes": ["10.0.0.0/18"], "subscriber_prefix_length": 32},
+            "outside": {"prefixes": ["198.18.0.0/30"]},
+            "block": {"ratio": 4096},
+        }
+    )
+    with unit_of_work(sessions) as s:
+        plans.create_realm(s, "bench", by=OPS, session_drain=timedelta(0), single_approver=True)
+        plans.publish(
+            s,
+            "bench",
+            plan,
+            effective_from=T0,
+            reason="B",
+            by=OPS,
+            clock=lambda: T0 - timedelta(days=1),
+        )
+    rows = ["subscriber,account,from,to"]
+    for n in range(16384):
+        ip = f"10.0.{n >> 8}.{n & 255}"
+        rows += [
+            f"{ip},A-{n},2026-01-01T00:00:00Z,2026-01-02T00:00:00Z",
+            f"{ip},B-{n},2026-01-02T00:00:00Z,2026-01-03T00:00:00Z",
+            f"{ip},C-{n},2026-01-03T00:00:00Z,",
+        ]
+    with unit_of_work(sessions) as s:
+        directory.ingest(
+            s,
+            OPS,
+            "csv",
+            [directory.InputFile("d.csv", "\n".join(rows).encode())],
+            tz=None,
+            request_id="bench",
+        )
+    kept = inquiry.Inquiries()
+    cache = timelines.TimelineCache()
+    results = {}
+    for label, actor in (
+        ("without accounts", Actor("p", "planner")),
+        ("with accounts", Actor("l", "legal")),
+        ("without accounts", Actor("p", "planner")),
+        ("with accounts", Actor("l", "legal")),
+    ):
+        with sessions() as s:
+            snap = cache.get(s)
+        t = time.perf_counter()
+        for n in range(lookups):
+            query = inquiry.ReverseQuery(
+                f"198.18.0.{n & 3}",
+                1024 + (n * 7919) % 64000,
+                "2026-01-02T12:00:00Z",
+                inquiry.Identity(f"BENCH-{actor.role}"),
+                "cli",
+            )
+            with unit_of_work(sessions) as s:
+                answered = inquiry.ask(
+                    s, actor, query, snapshot=snap, kept=kept, now=utcnow(), request_id="b"
+                )
+            if label == "with accounts":
+                assert (
+                    answered.answer.get("account") is not None
+                    or answered.answer["status"] != "match"
+                )
+        results[label] = (time.perf_counter() - t) / lookups
+    base, withacc = results["without accounts"], results["with accounts"]
+    print(
+        f"lookups: without accounts {base * 1e3:.2f} ms, with accounts {withacc * 1e3:.2f} ms "
+        f"({withacc / base:.2f}x)"
+    )
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--lookups", type=int, default=2000)
+    args = parser.parse_args()
+    with throwaway_database() as url:
+        bench_ingest(url, args.records)
+        bench_lookups(url, args.lookups)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""ISC Kea DHCPv6 prefix delegations: the memfile lease CSV and the forensic (legal) log.
+
+**Memfile** (``kea-leases6.csv``): one row per change, appended; columns found by the header, so
+every version reads — old (``…,hwaddr,state,user_context``), 2.x (``…,pool_id``), 3.0
+(``…,user_context,hwtype,hwaddr_source,pool_id``). Only IA_PD rows (``lease_type`` 2) are read:
+a row holds ``address/prefix_len`` over ``[expire − valid_lifetime, expire)``; a later row of the
+same lease (prefix, DUID, IAID) that overlaps or touches it renews it; a row in state 2
+(expired-reclaimed) or 3 (released), or with ``valid_lifetime`` 0 (a deletion), ends it at that
+row's ``expire`` at the latest. IA_NA/IA_TA rows are skipped (not refused).
+
+**Forensic log** (``libdhcp_legal_log.so``)::
+
+    2018-01-06 01:02:03 PST Prefix:2001:db8:1::/56 has been assigned for 0 hrs 11 mins 53 secs
+    to a device with DUID: 17:34:e2:ff:09:92:54 and hardware address: … identified by
+    remote-id: 01:02:03:04 and subscriber-id: 1a:2b:3c:4d
+
+(one line). ``assigned`` and ``renewed`` hold the prefix from the line's instant for the duration;
+``released`` ends it. The time is local with the zone's abbreviation: ``--tz`` names the zone and
+a line whose abbreviation is not that zone's at that instant is refused. ``Address:`` (IA_NA)
+lines are skipped.
+
+**The account** is what the relay said the line is, when it said it: ``subscriber-id:<hex>``,
+else ``remote-id:<hex>`` (RFC 4580 / RFC 4649, the usual link to a contract), else the client's
+``duid:<hex>`` (a device, not a contract — the memfile knows nothing else). The kind is part of
+the account so one can never be read as another.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from detnat.directory.model import Interval, Parsed, Refused, SourceLine, network_text
+from detnat.directory.zones import LocalTimeError, Zone
+
+PD = "2"
+ENDED_STATES = frozenset({"2", "3"})
+_NEEDED = ("address", "duid", "valid_lifetime", "expire", "lease_type", "iaid", "prefix_len")
+
+
+@dataclass
+class _Lease:
+    key: str
+    account: str
+    start: int
+    end: int
+    closed: str
+    sources: list[SourceLine]
+
+
+def _fold(
+    leases: dict[tuple[str, str, str], _Lease],
+    out: list[Interval],
+    lease_key: tuple[str, str, str],
+    prefix: str,
+    account: str,
+    start: int,
+    end: int,
+    source: SourceLine,
+    ending: bool,
+) -> None:
+    """One row (or line) of a lease: renew the interval it continues, or begin a new one."""
+    current = leases.get(lease_key)
+    if current is not None and current.closed == "expired" and start <= current.end:
+        if ending:
+            current.end = min(current.end, end)
+            current.closed = "released"
+        else:
+            current.end = end
+        current.sources.append(source)
+        if len(current.sources) > 2:
+            del current.sources[1:-1]  # the first and the last record say the interval
+        return
+    if current is not None:
+        out.append(_interval(current))
+    if ending:
+        leases.pop(lease_key, None)  # a release of a lease not read: its start is unknown
+        return
+    leases[lease_key] = _Lease(prefix, account, start, end, "expired", [source])
+
+
+def _interval(lease: _Lease) -> Interval:
+    return Interval(
+        lease.key, lease.account, lease.start, lease.end, lease.closed, tuple(lease.sources)
+    )
+
+
+def parse_memfile(files: Iterable[tuple[str, str]], *, tz: str | None = None) -> Parsed:
+    """Kea memfile lease CSVs (``tz`` is not used: ``expire`` is epoch seconds)."""
+    out = Parsed()
+    leases: dict[tuple[str, str, str], _Lease] = {}
+    seen: set[str] = set()
+    intervals: list[Interval] = []
+    for name, text in files:
+        lines = text.split("\n")
+        if not lines or not lines[0].strip():
+            out.refused.append(Refused(name, 1, "no header line"))
+            continue
+        header = [h.strip() for h in lines[0].rstrip("\r").split(",")]
+        missing = [h for h in _NEEDED if h not in header]
+        if missing:
+            out.refused.append(
+                Refused(name, 1, f"not a Kea lease6 header: no {', '.join(missing)} column")
+            )
+            continue
+        col = {h: n for n, h in enumerate(header)}
+        state_col = col.get("state")
+        width = len(header)
+        for n, raw in enumerate(lines[1:], start=2):
+            line = raw.rstrip("\r")
+            if not line:
+                continue
+            out.records += 1
+            row = line.split(",") if '"' not in line else next(csv.reader([line]))
+            if len(row) < width - 3 or len(row) > width:
+                # older writers leave trailing columns off; more than the header is not ours
+                out.refused.append(Refused(name, n, f"{len(row)} fields, header has {width}"))
+                continue
+            row += [""] * (width - len(row))
+            if row[col["lease_type"]] != PD:
+                continue
+            if line in seen:
+                out.duplicates += 1
+                continue
+            seen.add(line)
+            try:
+                prefix = network_text(f"{row[col['address']]}/{row[col['prefix_len']]}")
+                valid = int(row[col["valid_lifetime"]])
+                expire = int(row[col["expire"]]) * 1_000_000
+                duid = row[col["duid"]].strip().lower()
+                if not duid:
+                    raise ValueError("no DUID")
+            except ValueError as exc:
+                out.refused.append(Refused(name, n, f"not a prefix delegation row: {exc}"))
+                continue
+            state = row[state_col].strip() if state_col is not None else "0"
+            ending = valid == 0 or state in ENDED_STATES
+            key = (prefix, duid, row[col["iaid"]].strip())
+            source = SourceLine.of(name, n, line)
+            start = expire - valid * 1_000_000
+            _fold(leases, intervals, key, prefix, f"duid:{duid}", start, expire, source, ending)
+    intervals.extend(_interval(lease) for lease in leases.values())
+    out.intervals = intervals
+    return out
+
+
+_LEGAL = re.compile(
+    r"(?P<y>\d{4})-(?P<mo>\d\d)-(?P<d>\d\d) (?P<h>\d\d):(?P<mi>\d\d):(?P<s>\d\d)"
+    r" (?P<zone>[A-Za-z][A-Za-z0-9+\-]*)"
+    r" (?:Prefix:\s*(?P<prefix>\S+) has been (?P<verb>assigned|renewed|released)"
+    r"|Administrator (?P<admin>added|updated|deleted) a lease of prefix: (?P<aprefix>\S+))"
+    r"(?: for (?P<dh>\d+) hrs (?P<dm>\d+) mins? (?P<ds>\d+) secs?)?"
+    r" to a device with DUID: (?P<duid>[0-9A-Fa-f:]+)(?P<rest>.*)"
+)
+_RELAY = re.compile(r"(?P<kind>remote-id|subscriber-id): (?P<value>[0-9A-Fa-f:]+)")
+
+
+def parse_legal(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
+    """Kea forensic log lines (``--tz`` required: the lines are local time)."""
+    zone = Zone.named(tz)
+    out = Parsed()
+    leases: dict[tuple[str, str, str], _Lease] = {}
+    seen: set[str] = set()
+    intervals: list[Interval] = []
+    for name, text in files:
+        for n, raw in enumerate(text.split("\n"), start=1):
+            line = raw.rstrip("\r")
+            if not line.strip():
+                continue
+            out.records += 1
+            if " Address:" in line[:40] or "lease of address" in line:
+                continue  # IA_NA: not a delegated prefix
+            match = _LEGAL.match(line)
+            if match is None:
+                out.refused.append(Refused(name, n, "not a Kea forensic log line of a prefix"))
+                continue
+            if line in seen:
+                out.duplicates += 1
+                continue
+            seen.add(line)
+            g = match.group
+            try:
+                at = zone.instant_us(
+                    int(g("y")),
+                    int(g("mo")),
+                    int(g("d")),
+                    int(g("h")),
+                    int(g("mi")),
+                    int(g("s")),
+                    abbreviation=g("zone"),
+                )
+                prefix = network_text(g("prefix") or g("aprefix"))
+            except (ValueError, LocalTimeError) as exc:
+                out.refused.append(Refused(name, n, str(exc)))
+                continue
+            ending = g("verb") == "released" or g("admin") == "deleted"
+            if not ending and g("dh") is None:
+                out.refused.append(Refused(name, n, "an assignment without its duration"))
+                continue
+            lasting = 0 if ending else (int(g("dh")) * 3600 + int(g("dm")) * 60 + int(g("ds")))
+            relay = {m.group("kind"): m.group("value").lower() for m in _RELAY.finditer(g("rest"))}
+            duid = g("duid").lower()
+            if "subscriber-id" in relay:
+                account = f"subscriber-id:{relay['subscriber-id']}"
+            elif "remote-id" in relay:
+                account = f"remote-id:{relay['remote-id']}"
+            else:
+                account = f"duid:{duid}"
+            source = SourceLine.of(name, n, line)
+            end = at + lasting * 1_000_000
+            _fold(leases, intervals, (prefix, duid, ""), prefix, account, at, end, source, ending)
+    intervals.extend(_interval(lease) for lease in leases.values())
+    out.intervals = intervals
+    return out
+
+
+def parse(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
+    """``kea-lease6``: each file is read as a memfile CSV when its first line is a lease6
+    header, else as forensic log lines (which need ``--tz``)."""
+    memfiles: list[tuple[str, str]] = []
+    logs: list[tuple[str, str]] = []
+    for name, text in files:
+        head = text[:400].split("\n", 1)[0]
+        (memfiles if head.startswith("address,duid,") else logs).append((name, text))
+    out = parse_memfile(memfiles)
+    if logs:
+        more = parse_legal(logs, tz=tz)
+        out.intervals += more.intervals
+        out.refused += more.refused
+        out.records += more.records
+        out.duplicates += more.duplicates
+    return out

@@ -1,0 +1,115 @@
+"""What a subscriber directory says, in one shape for every source format.
+
+A parser turns the records of its files into :class:`Interval` s — an inside key (an IPv6 prefix
+such as ``2001:db8:104d:c900::/56``, a B4 ``/128`` or an IPv4 ``/32``) held by one ``account``
+over ``[start, end)`` — and :class:`Refused` records (file, line, reason; never guessed). Every
+interval keeps the records it was made from (:class:`SourceLine`: file, line number, SHA-256 and
+the record's text as read), so an answer can show them and an evidence file re-derive them.
+
+Instants are integers: microseconds since the Unix epoch, UTC. ``end`` is ``None`` while the
+directory has seen no end (a session whose Stop was lost, a lease still running)::
+
+    >>> iv = Interval("2001:db8:1:100::/56", "alice", 1_000_000, None, "open", ())
+    >>> iv.covers(5_000_000)
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# How an interval ended (or why it has no end): the words an answer shows.
+CLOSED = (
+    "stop",  # RADIUS Stop for the session
+    "nas-reboot",  # Accounting-On/Off of the session's NAS
+    "takeover",  # a later Start for the same key by another session (the Stop was lost)
+    "open",  # no end seen: the Stop may have been lost
+    "expired",  # a lease's valid lifetime ran out
+    "released",  # a lease released, reclaimed, or deleted (valid_lifetime 0)
+    "given",  # the ``csv`` format: the end as given (or none)
+)
+
+
+class SourceLine(NamedTuple):
+    """A record an interval was made from: file name as given, 1-based first line, the SHA-256
+    of its text (UTF-8, lines joined by ``\\n``, no trailing newline) and that text."""
+
+    file: str
+    line: int
+    sha256: str
+    text: str
+
+    @classmethod
+    def of(cls, file: str, line: int, text: str) -> SourceLine:
+        return cls(file, line, hashlib.sha256(text.encode("utf-8", "replace")).hexdigest(), text)
+
+    def to_json(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line, "sha256": self.sha256, "text": self.text}
+
+
+class Interval(NamedTuple):
+    """``account`` held ``subscriber`` (canonical network text) over ``[start, end)``."""
+
+    subscriber: str
+    account: str
+    start: int  # µs since the epoch, UTC
+    end: int | None  # µs, exclusive; None: no end seen
+    closed: str  # one of CLOSED
+    sources: tuple[SourceLine, ...]
+
+    def covers(self, at: int) -> bool:
+        return self.start <= at and (self.end is None or at < self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A record that could not be read, and why."""
+
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+@dataclass
+class Parsed:
+    """What a parser read: the intervals, the refused records, how many records it read, and
+    how many were duplicates of one already read (the same record twice, a repeated Start)."""
+
+    intervals: list[Interval] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    records: int = 0
+    duplicates: int = 0
+
+
+def network_text(text: str) -> str:
+    """The canonical text of an address or prefix (host bits refused): ``ValueError`` if not.
+
+    The C library's ``inet_pton``/``inet_ntop`` (RFC 5952 text), not :mod:`ipaddress`: an
+    ingest reads millions of them. ``audit verify`` reads the stored ones back through here too.
+
+    >>> network_text("2001:DB8:0:0:1::/80"), network_text("192.0.2.7")
+    ('2001:db8:0:0:1::/80', '192.0.2.7/32')
+    """
+    address, slash, length = text.strip().partition("/")
+    family, bits = (socket.AF_INET6, 128) if ":" in address else (socket.AF_INET, 32)
+    try:
+        packed = socket.inet_pton(family, address)
+    except OSError:
+        raise ValueError(f"{text.strip()!r} is not an IP address or prefix") from None
+    if slash and not (length.isascii() and length.isdigit() and len(length) <= 3):
+        raise ValueError(f"{text.strip()!r}: the prefix length is not a number")
+    size = int(length) if slash else bits
+    if size > bits:
+        raise ValueError(f"{text.strip()!r}: a prefix length above {bits}")
+    if int.from_bytes(packed, "big") & ((1 << (bits - size)) - 1):
+        raise ValueError(f"{text.strip()!r} has host bits set")
+    return f"{socket.inet_ntop(family, packed)}/{size}"

@@ -1,0 +1,75 @@
+"""The ``csv`` directory format: ``subscriber,account,from,to`` — an export of another system.
+
+``subscriber`` is an address or prefix (host bits zero), ``from``/``to`` RFC 3339 instants
+(``to`` empty: still held); naive times need ``--tz``. One interval per row, ``closed = "given"``::
+
+    subscriber,account,from,to
+    2001:db8:104d:c900::/56,CUST-1001,2026-03-01T00:00:00Z,2026-04-01T00:00:00Z
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import datetime
+
+from detnat.directory.model import Interval, Parsed, Refused, SourceLine, network_text
+from detnat.directory.zones import Zone, epoch_us
+
+HEADER = ["subscriber", "account", "from", "to"]
+
+
+def parse(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
+    zone = Zone.named(tz) if tz else None
+    out = Parsed()
+    seen: set[str] = set()
+    for name, text in files:
+        lines = text.split("\n")
+        reader = csv.reader(io.StringIO(text))
+        header = [h.strip().lower() for h in next(reader, [])]
+        if header != HEADER:
+            out.refused.append(Refused(name, 1, f"the header must be {','.join(HEADER)}"))
+            continue
+        for row in reader:
+            n = reader.line_num
+            if not row or not any(f.strip() for f in row):
+                continue
+            out.records += 1
+            raw = lines[n - 1].rstrip("\r") if n - 1 < len(lines) else ",".join(row)
+            if raw in seen:
+                out.duplicates += 1
+                continue
+            seen.add(raw)
+            try:
+                if len(row) != 4:
+                    raise ValueError(f"{len(row)} fields, not 4")
+                subscriber = network_text(row[0])
+                account = row[1].strip()
+                if not account:
+                    raise ValueError("no account")
+                start = _instant(row[2], zone)
+                end = _instant(row[3], zone) if row[3].strip() else None
+                if end is not None and end <= start:
+                    raise ValueError("'to' is not after 'from'")
+            except ValueError as exc:
+                out.refused.append(Refused(name, n, str(exc)))
+                continue
+            source = SourceLine.of(name, n, raw)
+            out.intervals.append(Interval(subscriber, account, start, end, "given", (source,)))
+    return out
+
+
+def _instant(text: str, zone: Zone | None) -> int:
+    text = text.strip()
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        if zone is None:
+            raise ValueError(f"{text!r} has no offset: give --tz")
+        return (
+            zone.instant_us(
+                moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second
+            )
+            + moment.microsecond
+        )
+    return epoch_us(moment)

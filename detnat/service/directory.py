@@ -1,0 +1,366 @@
+"""The subscriber directory in the store: audited ingests, and the account behind an answer.
+
+**Ingest** (:func:`ingest`): the files are parsed (:mod:`detnat.directory`), the intervals
+appended to ``directory_intervals`` with COPY, and one ``directory.ingest`` audit entry records
+the format, each file's name, size and SHA-256, the counts, the records refused (file:line) and
+the SHA-256 of the rows as stored (:func:`rows_digest`). The rows carry that entry's ``seq``
+(``ingest``), so ``audit verify`` holds each ingest's rows against its entry
+(:func:`check_store`): a row changed, removed or added behind detnat is named.
+
+**Accounts** (:func:`add_account`, :func:`add_account_async`): a reverse answer that names a
+subscriber gains ``account`` — the directory's intervals touching that subscriber within the
+answer's window, resolved by :func:`detnat.directory.resolve.account_of` — or ``account: null``
+with ``account_reason``. What each role is shown (``docs/directory.md``): ``legal`` and the local
+operator see the account and the source lines; ``abuse`` the account and its intervals without
+the lines; any other role no ``account`` at all. The audit entry records what was shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from detnat.directory import FORMATS, NEEDS_TZ, Interval, Refused, SourceLine, parse
+from detnat.directory.model import network_text
+from detnat.directory.resolve import Account, account_of, instant_text
+from detnat.directory.zones import epoch_us
+from detnat.errors import InvalidInput
+from detnat.service import audit
+from detnat.store import directory as rows_repo
+
+_string = json.encoder.encode_basestring  # C; the ensure_ascii=False one
+ACTION = "directory.ingest"
+SHOW_ACCOUNTS = frozenset({"abuse", "legal", "admin"})
+SHOW_SOURCES = frozenset({"legal", "admin"})
+REFUSED_KEPT = 100  # refused records named in the audit entry (the rest are counted)
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file as given: its name (as the operator wrote it) and its bytes."""
+
+    name: str
+    data: bytes
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest read and stored (the CLI prints it; the audit entry records it)."""
+
+    format: str
+    ingest: int
+    files: list[dict[str, Any]]
+    records: int
+    intervals: int
+    duplicates: int
+    refused: list[Refused] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "ingest": self.ingest,
+            "files": self.files,
+            "records": self.records,
+            "intervals": self.intervals,
+            "duplicates": self.duplicates,
+            "refused": len(self.refused),
+            "refused_records": [str(r) for r in self.refused[:REFUSED_KEPT]],
+        }
+
+
+def _row_text(
+    n: int, prefix: str, start: int, end: int | None, account: str, closed: str, sources: str
+) -> str:
+    return f"{n}\t{prefix}\t{start}\t{'' if end is None else end}\t{account}\t{closed}\t{sources}"
+
+
+def _safe(text: str) -> str:
+    """Postgres text and JSONB hold no NUL (and the parsers decode bytes with replacement, so
+    there are no lone surrogates): what is stored is what is hashed."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def _source_json(line: SourceLine) -> str:
+    """:func:`audit.canonical` of ``line.to_json()`` as JSONB gives it back, written directly
+    (keys in order, no spaces, non-ASCII as is): an ingest writes millions."""
+    return (
+        f'{{"file":{_string(_safe(line.file))},"line":{line.line},"sha256":"{line.sha256}",'
+        f'"text":{_string(_safe(line.text))}}}'
+    )
+
+
+def _stored(iv: Interval) -> tuple[str, str, str]:
+    """(account, closed, sources JSON) as JSONB and text columns keep them."""
+    return _safe(iv.account), iv.closed, "[" + ",".join(map(_source_json, iv.sources)) + "]"
+
+
+def rows_digest(texts: Iterable[str]) -> str:
+    digest = hashlib.sha256()
+    for line in texts:
+        digest.update(line.encode("utf-8", "surrogatepass"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def ingest(
+    session: Session,
+    actor: audit.Actor,
+    fmt: str,
+    files: Sequence[InputFile],
+    *,
+    tz: str | None,
+    request_id: str,
+) -> IngestSummary:
+    """Parse, store (COPY) and audit one ingest; flushed, the edge commits."""
+    if fmt not in FORMATS:
+        raise InvalidInput(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}", field="--format")
+    if fmt in NEEDS_TZ and not tz:
+        raise InvalidInput(f"{fmt} files write local times: name their zone", field="--tz")
+    if not files:
+        raise InvalidInput("give at least one file", field="FILE")
+    # NUL cannot be stored (text, JSONB): replaced before parsing, so the lines' hashes hold
+    texts = [(f.name, _safe(f.data.decode("utf-8", "replace"))) for f in files]
+    parsed = parse(fmt, texts, tz=tz)
+    per_file: dict[str, int] = {}
+    for r in parsed.refused:
+        per_file[r.file] = per_file.get(r.file, 0) + 1
+    shown = [
+        {
+            "name": f.name[:300],
+            "bytes": len(f.data),
+            "sha256": hashlib.sha256(f.data).hexdigest(),
+            "refused": per_file.get(f.name, 0),
+        }
+        for f in files
+    ]
+    stored: list[tuple[int, str, int, int | None, str, str, str]] = []
+    for n, iv in enumerate(parsed.intervals, start=1):
+        account, closed, sources = _stored(iv)
+        stored.append((n, iv.subscriber, iv.start, iv.end, account, closed, sources))
+    digest = rows_digest(_row_text(*row) for row in stored)
+    detail = {
+        "record": {
+            "format": fmt,
+            "tz": tz,
+            "files": shown,
+            "records": parsed.records,
+            "duplicates": parsed.duplicates,
+            "refused": len(parsed.refused),
+            "refused_records": [str(r)[:300] for r in parsed.refused[:REFUSED_KEPT]],
+            "rows": len(stored),
+            "rows_sha256": digest,
+        }
+    }
+    entry = audit.record(
+        session, actor, ACTION, request_id=request_id, detail=detail, status="ingested"
+    )
+    rows_repo.copy_rows(
+        session,
+        entry.seq,
+        (
+            (n, prefix, _during(start, end), account, closed, sources)
+            for n, prefix, start, end, account, closed, sources in stored
+        ),
+    )
+    return IngestSummary(
+        fmt, entry.seq, shown, parsed.records, len(stored), parsed.duplicates, parsed.refused
+    )
+
+
+def _during(start: int, end: int | None) -> str:
+    return f"[{instant_text(start)},{'' if end is None else instant_text(end)})"
+
+
+# -- audit verify ----------------------------------------------------------------------------------
+
+
+def check_store(session: Session, recorded: dict[int, Any]) -> Iterator[tuple[str, str]]:
+    """(key, why) for each ingest whose rows are not what its entry (``recorded``: seq ->
+    the entry's ``detail.record``) says it stored."""
+    found: dict[int, tuple[int, str]] = {}
+    for ingest, rows in _by_ingest(rows_repo.all_rows(session)):
+        found[ingest] = (len(rows), rows_digest(rows))
+    for seq in sorted(recorded.keys() | found.keys()):
+        record = recorded.get(seq)
+        if record is None:
+            yield f"ingest {seq}", "rows that no directory.ingest audit entry made (behind detnat?)"
+            continue
+        if not isinstance(record, dict) or "rows" not in record or "rows_sha256" not in record:
+            yield f"ingest {seq}", f"audit entry {seq}: record malformed"
+            continue
+        count, digest = found.get(seq, (0, rows_digest(())))
+        if count != record["rows"]:
+            yield f"ingest {seq}", f"{count} rows stored, audit entry {seq} says {record['rows']}"
+        elif digest != record["rows_sha256"]:
+            yield f"ingest {seq}", f"rows differ from what audit entry {seq} recorded"
+
+
+def _by_ingest(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[str]]]:
+    current: int | None = None
+    texts: list[str] = []
+    for ingest, n, prefix, lower, upper, account, closed, sources in rows:
+        if ingest != current:
+            if current is not None:
+                yield current, texts
+            current, texts = ingest, []
+        net = network_text(prefix)
+        end = None if upper is None else epoch_us(upper)
+        text = audit.canonical(sources)
+        texts.append(_row_text(n, net, epoch_us(lower), end, account, closed, text))
+    if current is not None:
+        yield current, texts
+
+
+# -- accounts on answers ---------------------------------------------------------------------------
+
+
+def _window(answer: Any) -> tuple[str, datetime, datetime] | None:
+    if answer.get("status") != "match" or "subscriber" not in answer or "window" not in answer:
+        return None  # not a matched reverse answer (a forward answer has no window)
+    window = answer["window"]
+    lo = datetime.fromisoformat(window["from"].replace("Z", "+00:00"))
+    hi = datetime.fromisoformat(window["to"].replace("Z", "+00:00"))
+    return answer["subscriber"], lo, hi
+
+
+def _intervals(found: Sequence[rows_repo.Candidate]) -> list[Interval]:
+    out = []
+    for prefix, lower, upper, account, closed, sources, taken in found:
+        end = upper if upper is not None else taken
+        how = closed if upper is not None or taken is None else "takeover"
+        lines = tuple(SourceLine(s["file"], s["line"], s["sha256"], s["text"]) for s in sources)
+        out.append(
+            Interval(
+                network_text(prefix),
+                account,
+                epoch_us(lower),
+                None if end is None else epoch_us(end),
+                how,
+                lines,
+            )
+        )
+    return out
+
+
+def account_json(found: Account, *, sources: bool) -> dict[str, Any] | None:
+    """The ``account`` of an answer (None when the directory does not cover the subscriber)."""
+    if found.status == "not_covered":
+        return None
+    held = []
+    for iv in found.held:
+        shown: dict[str, Any] = {
+            "account": iv.account,
+            "subscriber": iv.subscriber,
+            "from": instant_text(iv.start),
+            "to": None if iv.end is None else instant_text(iv.end),
+            "closed": iv.closed,
+        }
+        if sources:
+            shown["sources"] = [s.to_json() for s in iv.sources]
+        held.append(shown)
+    return {"status": found.status, "account": found.account, "held": held}
+
+
+def _attach(answer: Any, detail: dict[str, Any], found: Account, role: str) -> None:
+    fields = {
+        "account": account_json(found, sources=role in SHOW_SOURCES),
+        "account_reason": found.reason,
+    }
+    if found.status == "ambiguous":
+        fields["account_reason"] = "the subscriber changed hands within the window: see held"
+    answer.update(fields)
+    inner = detail.get("answer")
+    if isinstance(inner, dict) and inner is not answer:
+        inner.update(fields)
+
+
+def add_account(session: Session, actor: audit.Actor, answer: Any, detail: dict[str, Any]) -> None:
+    """Give a matched reverse answer (and its audit detail) its ``account``, as ``actor``'s role
+    may see it; nothing for a role that sees no accounts, an answer without a subscriber, or a
+    store whose directory is empty."""
+    asked = _window(answer) if actor.role in SHOW_ACCOUNTS else None
+    if asked is None:
+        return
+    subscriber, lo, hi = asked
+    near = rows_repo.around(session, subscriber, lo, hi)
+    if not near and not rows_repo.any_rows(session):
+        return  # no directory in this store: answers stay as they were
+    found = _intervals(near)
+    resolved = account_of(found, epoch_us(lo), epoch_us(hi), subscriber=subscriber)
+    _attach(answer, detail, resolved, actor.role)
+
+
+async def add_account_async(
+    db: Any, actor: audit.Actor, answer: Any, detail: dict[str, Any]
+) -> None:
+    """:func:`add_account` on the lookup path (``db``: its AsyncStore; a connection is taken
+    only for an answer that may carry an account)."""
+    asked = _window(answer) if actor.role in SHOW_ACCOUNTS else None
+    if asked is None:
+        return
+    subscriber, lo, hi = asked
+    async with db.connection() as conn:
+        near = await rows_repo.around_async(conn, subscriber, lo, hi)
+        if not near and not await rows_repo.any_rows_async(conn):
+            return
+    found = _intervals(near)
+    resolved = account_of(found, epoch_us(lo), epoch_us(hi), subscriber=subscriber)
+    _attach(answer, detail, resolved, actor.role)
+
+
+# -- evidence --------------------------------------------------------------------------------------
+
+ACCOUNT_KEYS = ("account", "account_reason")
+
+
+def check_account(answer: dict[str, Any]) -> list[str]:
+    """Offline (evidence files): each source line carried is the text its SHA-256 says, and the
+    account follows from the intervals carried by the rule of :mod:`detnat.directory.resolve`."""
+    if "account" not in answer:
+        return []
+    shown = answer["account"]
+    if shown is None:
+        return [] if answer.get("account_reason") else ["answer.account: null without a reason"]
+    problems = []
+    try:
+        held = []
+        for n, h in enumerate(shown["held"]):
+            for s in h.get("sources", []):
+                if SourceLine.of(s["file"], s["line"], s["text"]).sha256 != s["sha256"]:
+                    problems.append(
+                        f"answer.account.held[{n}]: {s['file']}:{s['line']} is not the line its "
+                        "SHA-256 names"
+                    )
+            start = epoch_us(_instant(h["from"]))
+            end = None if h["to"] is None else epoch_us(_instant(h["to"]))
+            held.append(Interval(h["subscriber"], h["account"], start, end, h["closed"], ()))
+        lo, hi = (epoch_us(_instant(answer["window"][k])) for k in ("from", "to"))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return ["answer.account: malformed"]
+    again = account_of(held, lo, hi)
+    if (again.status, again.account) != (shown.get("status"), shown.get("account")):
+        problems.append("answer.account: the intervals carried do not give this account")
+    return problems
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+__all__ = [
+    "ACTION",
+    "IngestSummary",
+    "InputFile",
+    "account_json",
+    "add_account",
+    "add_account_async",
+    "check_account",
+    "check_store",
+    "ingest",
+]
