@@ -481,7 +481,11 @@ class Annotator:
     # -- Arrow ----------------------------------------------------------------------------------
 
     def _all_texts(self) -> pa.Array | None:
-        """Every subscriber's text of every version, one array (None: too many to keep)."""
+        """Every subscriber's text of every version, then one null (None: too many to keep).
+
+        The trailing null is the text of rows without a subscriber: a take without a validity
+        mask on its indices is about twice as fast as one with.
+        """
         with self._lock:
             if self._table_made:
                 return self._table
@@ -495,7 +499,7 @@ class Annotator:
                     for v, c in zip(self.versions, counts, strict=True)
                     if c
                 ]
-                self._table = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+                self._table = pa.concat_arrays([*parts, pa.nulls(1, pa.string())])
             self._table_made = True
             return self._table
 
@@ -533,10 +537,10 @@ class Annotator:
     ) -> list[pa.Array]:
         table = self._all_texts()
         if table is not None:  # one take from every subscriber's text (made once)
-            code = np.full(n, -1, dtype=np.int64)
+            code = np.full(n, len(table) - 1, dtype=np.int64)  # the trailing null
             for rows, number, sub in sub_rows:
                 code[rows] = self._text_base[number] + sub
-            subscriber = table.take(pa.array(code, pa.int64(), mask=code < 0))
+            subscriber = table.take(pa.array(code, pa.int64()))
         else:
             subscriber = self._texts_of_rows(n, sub_rows)
         status_array = _STATUS_ARRAY.take(pa.array(status, pa.int8()))
@@ -556,10 +560,13 @@ def _rank(edges: Ints, values: Ints) -> Ints:
     """``np.searchsorted(edges, values, side="right")``: how many edges are <= each value."""
     if len(edges) > SMALL:
         return np.searchsorted(edges, values, side="right")
-    out = np.zeros(len(values), dtype=np.int64)
+    # Counted in int8 (at most SMALL edges): adding booleans into int64 costs ten times more.
+    out = np.zeros(len(values), dtype=np.int8)
+    above = np.empty(len(values), dtype=np.bool_)
     for edge in edges.tolist():
-        out += values >= edge
-    return out
+        np.greater_equal(values, edge, out=above)
+        out += above.view(np.int8)
+    return out.astype(np.int64)
 
 
 def _within(firsts: Ints, lasts: Ints, values: Ints) -> Bools:
