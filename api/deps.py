@@ -3,9 +3,10 @@
 :func:`guard` runs first on every route: the route's declared access (``api/policy.py``; none
 declared: refused to everyone), the bearer token, the role, the per-token rate limit, and the
 store access the route declared — a session that is the unit of work (``CtxDep``; only the route
-commits), an autocommit session (audit appends), or the async store for single lookups
-(``LookupDep``: the revision read shared with the lookups in flight, a connection only while a
-token or a case is not known yet, the audit entry group-committed). Database work of the guard
+commits), an autocommit session (audit appends), or the async store for single lookups (a
+:class:`Lookup`, left on ``request.state.lookup``: the revision read shared with the lookups in
+flight, a connection only while a token or a case is not known yet, the audit entry
+group-committed). Database work of the guard
 runs off the event loop, except on the async lookup path, which is asynchronous throughout and
 holds no connection while the request runs.
 """
@@ -175,11 +176,6 @@ async def get_ctx(request: Request) -> Ctx:
     return ctx
 
 
-async def get_lookup(request: Request) -> Lookup:
-    lookup: Lookup = request.state.lookup
-    return lookup
-
-
 async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -191,6 +187,5 @@ async def get_inquiries(request: Request) -> inquiry.Inquiries:
 
 
 CtxDep = Annotated[Ctx, Depends(get_ctx)]
-LookupDep = Annotated[Lookup, Depends(get_lookup)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 InquiriesDep = Annotated[inquiry.Inquiries, Depends(get_inquiries)]

@@ -205,6 +205,23 @@ def json_kind(scope: MutableMapping[str, Any]) -> str | None:
     value = next((v for n, v in scope["headers"] if n == b"content-type"), None)
     if not value:
         return None
+    try:
+        return _JSON_KINDS[value]
+    except KeyError:
+        pass
+    kind = _json_kind(value)
+    if len(_JSON_KINDS) < _JSON_KINDS_KEPT:
+        _JSON_KINDS[value] = kind
+    return kind
+
+
+# The readings of the Content-Type values seen (clients send a handful): parsing one with
+# email.message costs more than the rest of the middleware together.
+_JSON_KINDS: dict[bytes, str | None] = {}
+_JSON_KINDS_KEPT = 256
+
+
+def _json_kind(value: bytes) -> str | None:
     message = email.message.Message()
     message["content-type"] = value.decode("latin-1")
     if message.get_content_maintype() != "application":

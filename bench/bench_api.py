@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_api.py [--workers 2] [--seconds 5] [--batch-rows 1000000]
     .venv/bin/python bench/bench_api.py --only wrk     # the wrk figures alone
+    .venv/bin/python bench/bench_api.py --only inprocess [--profile out.pstats]
 
 Creates a throwaway database on the Postgres of ``DETNAT_TEST_DATABASE_URL`` (default the local
 server, user postgres), migrates it, starts ``detnat serve`` on a free port, and measures:
@@ -12,6 +13,9 @@ server, user postgres), migrates it, starts ``detnat serve`` on a free port, and
 - single reverse lookups over HTTP at 1, 8 and 32 concurrent clients: throughput, p50, p99
   (a small asyncio HTTP/1.1 client with keep-alive, so the client spends little of the 2 cores);
 - the batch endpoint (CSV) in rows per second;
+- ``--only inprocess``: the CPU one process spends per audited reverse lookup, the app called
+  directly as ASGI by 16 concurrent callers (no HTTP server, no client: the app, the service,
+  the audit writer and psycopg), optionally under cProfile;
 - the time to publish into a realm that already has 1,000 versions of history;
 - single lookup latency with 100 realms x 100 versions against 1 realm x 1 version.
 
@@ -412,8 +416,12 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=1_000_000)
     parser.add_argument("--connections", type=int, default=32, help="wrk's connections")
     parser.add_argument(
-        "--only", choices=["wrk"], help="only the wrk figures (healthz and audited lookups)"
+        "--only",
+        choices=["wrk", "inprocess"],
+        help="only the wrk figures (healthz and audited lookups), or only the in-process CPU",
     )
+    parser.add_argument("--requests", type=int, default=4000, help="inprocess: lookups timed")
+    parser.add_argument("--profile", help="inprocess: write cProfile's stats to this file")
     args = parser.parse_args()
     env = {
         "DETNAT_RATE_LIMIT_PER_SECOND": "1000000",
@@ -427,6 +435,10 @@ def main() -> None:
         headers = bench_headers(url)
         small = seed(url, 1, 1)
         big = [] if args.only else seed(url, 100, 100, first=100)
+        if args.only == "inprocess":
+            results["inprocess"] = in_process(url, headers, small, args.requests, args.profile)
+            print(json.dumps(results, indent=2))
+            return
         if args.only:
             before = database_work(url)
             with serve(url, args.workers, env) as port:
@@ -449,6 +461,85 @@ def main() -> None:
             results["batch_csv"] = batch_over_http(port, headers, small, args.batch_rows)
         results["publish"] = publish_into_long_history(url)
     print(json.dumps(results, indent=2))
+
+
+def in_process(
+    url: str, headers: dict[str, str], realms: list[str], n: int, profile: str | None
+) -> dict[str, float]:
+    """CPU of this process per audited reverse lookup: ``create_app`` called as ASGI."""
+    import cProfile
+
+    from api.app import create_app
+    from detnat.settings import Settings
+
+    app = create_app(Settings(database_url=url, rate_limit_per_second=1e9, rate_limit_burst=1e9))
+    bodies = lookup_bodies(realms, 1)
+    fixed = [
+        (b"host", b"bench"),
+        (b"content-type", b"application/json"),
+        (b"authorization", headers["Authorization"].encode()),
+    ]
+
+    async def one(body: bytes) -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/lookups/reverse",
+            "raw_path": b"/v1/lookups/reverse",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [*fixed, (b"content-length", str(len(body)).encode())],
+            "client": ("127.0.0.1", 1),
+            "server": ("bench", 80),
+            "state": {},
+        }
+        messages: list[dict[str, object]] = []
+        given = False
+
+        async def receive() -> dict[str, object]:
+            nonlocal given
+            if given:
+                await asyncio.Event().wait()  # the client never disconnects
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            messages.append(message)
+
+        await app(scope, receive, send)
+        if messages[0]["status"] != 200:
+            raise SystemExit(f"lookup refused: {messages}")
+
+    async def callers(each: int) -> None:
+        async def caller(k: int) -> None:
+            for i in range(each):
+                await one(bodies[(k * each + i) % len(bodies)])
+
+        await asyncio.gather(*(caller(k) for k in range(16)))
+
+    async def run() -> dict[str, float]:
+        async with app.router.lifespan_context(app):
+            await callers(50)  # warm: caches, the pool, the audit writer
+            profiler = cProfile.Profile() if profile else None
+            cpu, wall = time.process_time(), time.perf_counter()
+            if profiler:
+                profiler.enable()
+            await callers(n // 16)
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats(profile)
+            done = n // 16 * 16
+            return {
+                "lookups": done,
+                "cpu_ms_per_lookup": round((time.process_time() - cpu) / done * 1e3, 3),
+                "wall_ms_per_lookup": round((time.perf_counter() - wall) / done * 1e3, 3),
+                "load_average": round(os.getloadavg()[0], 1),
+            }
+
+    return asyncio.run(run())
 
 
 def wrk_figures(

@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Ctx, CtxDep, InquiriesDep, Lookup, LookupDep, SettingsDep
+from api.deps import Ctx, CtxDep, InquiriesDep, Lookup, SettingsDep
 from api.http import json_response, problem
 from api.policy import FORWARD, REVERSE, declare
 from api.schemas import (
@@ -97,7 +97,7 @@ BATCH_ANSWERS: dict[str, Any] = {
 # its JSON itself, and the tests hold every answer to the schema (tests/store/test_contract.py).
 @router.post("/v1/lookups/reverse", response_model=AuditedReverseAnswer)
 @declare(REVERSE, store="lookup", identity=True)
-async def reverse(body: ReverseIn, kept: InquiriesDep, look: LookupDep) -> Response:
+async def reverse(body: ReverseIn, request: Request) -> Response:
     asked = inquiry.ReverseQuery(
         body.ip,
         body.port,
@@ -108,16 +108,16 @@ async def reverse(body: ReverseIn, kept: InquiriesDep, look: LookupDep) -> Respo
         tolerance=times.tolerance_seconds(body.tolerance_seconds),
         realm=body.realm,
     )
-    return await _ask(asked, kept, look)
+    return await _ask(asked, request)
 
 
 @router.post("/v1/lookups/forward", response_model=AuditedForwardAnswer)
 @declare(FORWARD, store="lookup", identity=True)
-async def forward(body: ForwardIn, kept: InquiriesDep, look: LookupDep) -> Response:
+async def forward(body: ForwardIn, request: Request) -> Response:
     asked = inquiry.ForwardQuery(
         body.subscriber, body.time, _identity(body), "api", tz=body.tz, realm=body.realm
     )
-    return await _ask(asked, kept, look)
+    return await _ask(asked, request)
 
 
 @router.post(
@@ -168,11 +168,14 @@ async def reverse_batch(
     return StreamingResponse(iter(payload), media_type=kind, headers=headers)
 
 
-async def _ask(
-    asked: inquiry.ReverseQuery | inquiry.ForwardQuery, kept: inquiry.Inquiries, look: Lookup
-) -> Response:
+async def _ask(asked: inquiry.ReverseQuery | inquiry.ForwardQuery, request: Request) -> Response:
     """Ask on the async store; the answer leaves once its entry's group has committed. If the
-    store moved on before the entry was written, ask again at its new revision."""
+    store moved on before the entry was written, ask again at its new revision.
+
+    The guard's lookup and the app's inquiries are read off the request, not taken as FastAPI
+    dependencies: each dependency costs a solving pass per request on the hottest route."""
+    look: Lookup = request.state.lookup
+    kept: inquiry.Inquiries = request.app.state.inquiries
     for _ in range(STALE_TRIES):
         try:
             answered = await inquiry.ask_async(
