@@ -377,7 +377,8 @@ def answer_rows(
     if query.logs is not None:
         _consult_logs(query.logs, ips, ports, start, end, answers)
     if query.accounts is not None:
-        _consult_accounts(query.accounts, start, end, answers)
+        # the single answer's window: [at - tolerance, at + tolerance] (its "to" is not capped)
+        _consult_accounts(query.accounts, start, at_us + tol, answers)
     return answers
 
 
