@@ -130,6 +130,9 @@ class BatchQuery:
     max_rows: int | None = None
     # The NAT's own logs beside the plans (detnat.service.log_answers.BatchLogs).
     logs: BatchLogsAsked | None = None
+    # The subscriber directory's accounts (detnat.service.directory.BatchAccounts): set only by
+    # callers that show accounts (complaints); the reverse batch outputs carry none.
+    accounts: BatchAccountsAsked | None = None
 
 
 # -- answering parsed rows -------------------------------------------------------------------------
@@ -165,6 +168,15 @@ class BatchLogsAsked(Protocol):
 _Said = tuple[str, str, str]  # status, reason, subscriber
 
 
+class BatchAccountsAsked(Protocol):
+    """What a batch asks of the subscriber directory: given the matched rows (row ->
+    subscriber) and each row's window start and end (µs), row -> (account status, account)."""
+
+    def __call__(
+        self, subscribers: dict[int, str], start_us: Ints, end_us: Ints
+    ) -> dict[int, tuple[str, str]]: ...
+
+
 @dataclass
 class _Answers:
     """Each row's status and reason codes; the subscribers of the matched rows.
@@ -177,6 +189,10 @@ class _Answers:
     reason: npt.NDArray[np.uint8]
     matched: list[tuple[Ints, Mapper, Ints]] = field(default_factory=list)
     texts: dict[int, str] = field(default_factory=dict)
+    # Only when the query asks for accounts: each row's account ('' where none) and the
+    # directory's status for it ('identified', 'ambiguous', 'not_covered'; '' where not asked).
+    account: list[str] | None = None
+    account_status: list[str] | None = None
 
     def subscribers(self) -> list[str]:
         """Each row's subscriber text ('' where there is none), row by row."""
@@ -360,7 +376,20 @@ def answer_rows(
         reason[row] = _REASON[decided.get("reason", "")]
     if query.logs is not None:
         _consult_logs(query.logs, ips, ports, start, end, answers)
+    if query.accounts is not None:
+        # the single answer's window: [at - tolerance, at + tolerance] (its "to" is not capped)
+        _consult_accounts(query.accounts, start, at_us + tol, answers)
     return answers
+
+
+def _consult_accounts(accounts: Any, start: Ints, end: Ints, answers: _Answers) -> None:
+    """Each matched row's account (:class:`detnat.service.directory.BatchAccounts`)."""
+    n = len(answers.status)
+    answers.account, answers.account_status = [""] * n, [""] * n
+    matched = np.flatnonzero(answers.status == _STATUS[Status.MATCH.value]).tolist()
+    subscribers = {r: t for r, t in answers.subscribers_of(matched).items() if t}
+    for row, (status, account) in accounts(subscribers, start, end).items():
+        answers.account_status[row], answers.account[row] = status, account
 
 
 def _consult_logs(

@@ -39,7 +39,7 @@ from detnat.batch import parse_ip
 from detnat.complaints import Complaint, Record, Unreadable
 from detnat.engine import MATCH, Reason, Status
 from detnat.errors import InvalidInput, QueryError
-from detnat.service import audit, batch_lookups, inquiry, lookups
+from detnat.service import audit, batch_lookups, directory, inquiry, lookups
 from detnat.service.batch_lookups import BatchQuery, BatchReport
 from detnat.service.timelines import from_us
 from detnat.service.times import format_instant
@@ -172,6 +172,7 @@ def answer_audited(
     into ``write``, the batch's audit entry recorded (flushed; the edge commits before any row
     leaves). ``report.answer_id`` is the entry's number."""
     inquiry.open_batch(session, actor, ask, kept=kept, request_id=request_id)
+    query = with_accounts(session, actor, query)
     if query.realm is not None and query.realm not in query.snapshot.by_name:
         raise InvalidInput(f"no realm named {query.realm!r}", field=_field("realm", ask.via))
     report = answer_files(query, files, options, write, on_row=on_row)
@@ -185,6 +186,15 @@ def answer_audited(
         request_id=request_id,
     )
     return report, entry
+
+
+def with_accounts(session: Session, actor: audit.Actor, query: BatchQuery) -> BatchQuery:
+    """``query`` asking the subscriber directory for accounts, as ``actor``'s role may see them
+    (the roles of :data:`~detnat.service.directory.SHOW_ACCOUNTS`; the CLI's local operator is
+    one): the other roles' rows carry no account."""
+    if query.accounts is not None or actor.role not in directory.SHOW_ACCOUNTS:
+        return query
+    return replace(query, accounts=directory.BatchAccounts(session, actor.role))
 
 
 def _field(name: str, via: str) -> str:
@@ -282,7 +292,7 @@ def _chunk(
         answers = batch_lookups.answer_rows(
             query, table[:, 0], table[:, 1], table[:, 2], errors, report
         )
-        accounts = getattr(answers, "account", None)  # when the directory lands (issue 14.2)
+        accounts = (answers.account, answers.account_status)
         subscribers = answers.subscribers()
         k = 0
         while k < len(asked):
@@ -315,17 +325,25 @@ def _chunk(
     emit("".join(line + "\n" for line in lines))
 
 
-_Said = tuple[str, str, str, str]  # status, reason, subscriber, account
+_Said = tuple[str, str, str, str, str]  # status, reason, subscriber, account, account status
+ACCOUNT_AMBIGUOUS = "the directory names several accounts in the window: no account named"
 
 
 def _said(
-    answers: Any, subscribers: list[str], accounts: Any, errors: dict[int, str], k: int
+    answers: Any,
+    subscribers: list[str],
+    accounts: tuple[list[str] | None, list[str] | None],
+    errors: dict[int, str],
+    k: int,
 ) -> _Said:
     if k in errors:
-        return "error", errors[k], "", ""
-    account = str(accounts[k] or "") if accounts is not None else ""
+        return "error", errors[k], "", "", ""
+    names, statuses = accounts
+    account = names[k] if names is not None else ""
+    held = statuses[k] if statuses is not None else ""
     status = batch_lookups.STATUS_WORDS[answers.status[k]]
-    return status, batch_lookups.REASON_WORDS[answers.reason[k]], subscribers[k], account
+    reason = batch_lookups.REASON_WORDS[answers.reason[k]]
+    return status, reason, subscribers[k], account, held
 
 
 def _base(record: Complaint) -> dict[str, str]:
@@ -373,8 +391,13 @@ def _judge(status: str, reason: str) -> tuple[Verdict, str]:
     return Verdict.UNREADABLE, reason
 
 
-def _with_port(record: Complaint, status: str, reason: str, subscriber: str, account: str) -> Row:
+def _with_port(
+    record: Complaint, status: str, reason: str, subscriber: str, account: str, held: str = ""
+) -> Row:
     verdict, note = _judge(status, reason)
+    if held == "ambiguous":  # the subscriber stands; the account is never one of several
+        account = ""
+        note = "; ".join(filter(None, [note, ACCOUNT_AMBIGUOUS]))
     return Row(
         **_base(record), status="" if status == "error" else status,
         reason="" if status == "error" else reason, subscriber=subscriber, account=account,

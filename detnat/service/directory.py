@@ -21,9 +21,11 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from detnat.directory import FORMATS, NEEDS_TZ, Interval, Refused, SourceLine, parse
@@ -38,6 +40,7 @@ _string = json.encoder.encode_basestring  # C; the ensure_ascii=False one
 ACTION = "directory.ingest"
 SHOW_ACCOUNTS = frozenset({"abuse", "legal", "admin"})
 SHOW_SOURCES = frozenset({"legal", "admin"})
+Ints = npt.NDArray[np.int64]
 REFUSED_KEPT = 100  # refused records named in the audit entry (the rest are counted)
 
 
@@ -314,6 +317,50 @@ async def add_account_async(
     _attach(answer, detail, resolved, actor.role)
 
 
+class BatchAccounts:
+    """Accounts for a batch's matched rows (:class:`detnat.service.batch_lookups.BatchQuery`'s
+    ``accounts``): per chunk, the directory's intervals touching every (subscriber, window) asked
+    come in one query (:func:`detnat.store.directory.around_many`), and each row is resolved by
+    :func:`~detnat.directory.resolve.account_of`, the single lookup's rule. A row's answer is
+    ``(status, account)``: ``identified`` with the account, ``ambiguous`` (the prefix changed
+    hands within the window: no account named) or ``not_covered``. A role that sees no accounts
+    (not in :data:`SHOW_ACCOUNTS`), or a store without a directory, gets none."""
+
+    def __init__(self, session: Session, role: str) -> None:
+        self.session = session
+        self.asked = role in SHOW_ACCOUNTS and rows_repo.any_rows(session)
+
+    def __call__(
+        self, subscribers: dict[int, str], start_us: Ints, end_us: Ints
+    ) -> dict[int, tuple[str, str]]:
+        if not self.asked or not subscribers:
+            return {}
+        index: dict[tuple[str, int, int], int] = {}
+        asks: list[tuple[str, datetime, datetime]] = []
+        of_row: dict[int, int] = {}
+        for row, subscriber in subscribers.items():
+            key = (subscriber, int(start_us[row]), int(end_us[row]))
+            k = index.get(key)
+            if k is None:
+                k = index[key] = len(asks)
+                asks.append((subscriber, _instant_of(key[1]), _instant_of(key[2])))
+            of_row[row] = k
+        near = rows_repo.around_many(self.session, asks)
+        resolved: dict[int, tuple[str, str]] = {}
+        for (subscriber, lo, hi), k in index.items():
+            found = _intervals([(*c[:5], [], c[5]) for c in near.get(k, ())])
+            account = account_of(found, lo, hi, subscriber=subscriber)
+            resolved[k] = (account.status, account.account or "")
+        return {row: resolved[k] for row, k in of_row.items()}
+
+
+def _instant_of(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 # -- evidence --------------------------------------------------------------------------------------
 
 ACCOUNT_KEYS = ("account", "account_reason")
@@ -355,6 +402,7 @@ def _instant(text: str) -> datetime:
 
 __all__ = [
     "ACTION",
+    "BatchAccounts",
     "IngestSummary",
     "InputFile",
     "account_json",

@@ -31,6 +31,22 @@ _AROUND = (
 )
 Candidate = tuple[str, datetime, datetime | None, str, str, list[dict[str, Any]], datetime | None]
 
+# The same candidates for many (subscriber, window) asks at once: one statement, each ask joined
+# laterally against the GiST index as :data:`_AROUND` asks (same match, order and limit); no
+# source lines (batch answers carry the account only).
+_AROUND_MANY = (
+    "SELECT q.i, c.* FROM unnest(CAST(:nets AS inet[]), CAST(:los AS timestamptz[]), "
+    "CAST(:his AS timestamptz[])) WITH ORDINALITY AS q(net, lo, hi, i) "
+    "CROSS JOIN LATERAL (SELECT d.prefix::text, lower(d.during), upper(d.during), d.account, "
+    "d.closed, CASE WHEN upper_inf(d.during) THEN (SELECT min(lower(o.during)) "
+    "FROM directory_intervals o WHERE o.prefix = d.prefix AND lower(o.during) > lower(d.during)) "
+    "END FROM directory_intervals d "
+    "WHERE d.prefix && q.net AND d.during && tstzrange(q.lo, q.hi, '[]') "
+    "ORDER BY lower(d.during), d.ingest, d.n LIMIT 200) c "
+    "ORDER BY q.i"
+)
+Brief = tuple[str, datetime, datetime | None, str, str, datetime | None]  # a Candidate, no lines
+
 
 def copy_rows(session: Session, ingest: int, rows: Iterable[Row]) -> int:
     """Append the rows of one ingest with COPY (text format); returns how many."""
@@ -83,6 +99,21 @@ def around(session: Session, net: str, lo: datetime, hi: datetime) -> list[Candi
 async def around_async(conn: AsyncConn, net: str, lo: datetime, hi: datetime) -> list[Candidate]:
     cur = await conn.execute(_AROUND.format(net="%s", lo="%s", hi="%s"), (net, lo, hi))
     return [tuple(r) for r in await cur.fetchall()]
+
+
+def around_many(
+    session: Session, asks: list[tuple[str, datetime, datetime]]
+) -> dict[int, list[Brief]]:
+    """:func:`around` of each (subscriber, lo, hi) of ``asks`` in one statement: ask index ->
+    its candidates (asks with none are absent)."""
+    if not asks:
+        return {}
+    nets, los, his = (list(column) for column in zip(*asks, strict=True))
+    found: dict[int, list[Brief]] = {}
+    result = session.execute(text(_AROUND_MANY), {"nets": nets, "los": los, "his": his})
+    for i, *row in result:
+        found.setdefault(int(i) - 1, []).append(tuple(row))
+    return found
 
 
 def all_rows(
