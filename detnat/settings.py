@@ -25,6 +25,7 @@ NOT_SETTINGS = frozenset(
         "DETNAT_TEST_POSTGRES_PORT",
         "DETNAT_REQUIRE_BROWSER",
         "DETNAT_REQUIRE_NETNS",
+        "DETNAT_REQUIRE_SCALE",
         "DETNAT_WEB_ARTIFACTS",
     }
 )
