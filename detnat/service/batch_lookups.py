@@ -382,7 +382,9 @@ def answer_rows(
     return answers
 
 
-def _consult_accounts(accounts: Any, start: Ints, end: Ints, answers: _Answers) -> None:
+def _consult_accounts(
+    accounts: BatchAccountsAsked, start: Ints, end: Ints, answers: _Answers
+) -> None:
     """Each matched row's account (:class:`detnat.service.directory.BatchAccounts`)."""
     n = len(answers.status)
     answers.account, answers.account_status = [""] * n, [""] * n
@@ -393,7 +395,7 @@ def _consult_accounts(accounts: Any, start: Ints, end: Ints, answers: _Answers) 
 
 
 def _consult_logs(
-    logs: Any, ips: Ints, ports: Ints, start: Ints, end: Ints, answers: _Answers
+    logs: BatchLogsAsked, ips: Ints, ports: Ints, start: Ints, end: Ints, answers: _Answers
 ) -> None:
     """The rows the NAT's own logs may answer, answered by them too
     (:class:`detnat.service.log_answers.BatchLogs`, the single lookup's rule)."""
