@@ -299,16 +299,32 @@ def add_account(session: Session, actor: audit.Actor, answer: Any, detail: dict[
     _attach(answer, detail, resolved, actor.role)
 
 
+# Whether the store held a directory at a revision (an ingest bumps it, migration 0006): a store
+# without one costs the lookup path no connection (one query per revision and process). Keyed
+# by the database too: a process may talk to more than one (the tests).
+_ANY_ROWS: dict[tuple[str, int], bool] = {}
+
+
 async def add_account_async(
-    db: Any, actor: audit.Actor, answer: Any, detail: dict[str, Any]
+    db: Any, actor: audit.Actor, answer: Any, detail: dict[str, Any], *, revision: int | None = None
 ) -> None:
-    """:func:`add_account` on the lookup path (``db``: its AsyncStore; a connection is taken
-    only for an answer that may carry an account)."""
+    """:func:`add_account` on the lookup path (``db``: its AsyncStore; ``revision``: the store
+    revision the answer was made at). A connection is taken only for an answer that may carry
+    an account, in a store that held a directory at that revision."""
     asked = _window(answer) if actor.role in SHOW_ACCOUNTS else None
     if asked is None:
         return
+    key = None if revision is None else (db.name, revision)
+    if key is not None and _ANY_ROWS.get(key) is False:
+        return
     subscriber, lo, hi = asked
     async with db.connection() as conn:
+        if key is not None and key not in _ANY_ROWS:
+            if len(_ANY_ROWS) > 64:
+                _ANY_ROWS.clear()
+            _ANY_ROWS[key] = await rows_repo.any_rows_async(conn)
+            if not _ANY_ROWS[key]:
+                return
         near = await rows_repo.around_async(conn, subscriber, lo, hi)
         if not near and not await rows_repo.any_rows_async(conn):
             return

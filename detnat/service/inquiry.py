@@ -382,7 +382,9 @@ async def ask_async(
             realm=query.realm,
         )
         ready = _Prepared(ready.action, ready.case, blocks, _forward_detail(query, blocks), {})
-    await directory.add_account_async(store, actor, ready.answer, ready.detail)
+    await directory.add_account_async(
+        store, actor, ready.answer, ready.detail, revision=snapshot.revision
+    )
     await kept.cases.claim_async(store, ready.case, actor, request_id=request_id)
     entry = await audit.record_async(
         store, actor, ready.action, revision=snapshot.revision, **ready.entry(request_id)

@@ -10,6 +10,8 @@
   at T" (``prefix && subscriber AND during @> T``) without ``btree_gist``.
 - Append-only like the other trust tables: UPDATE, DELETE and TRUNCATE are refused (function
   ``append_only`` of migration 0003).
+- An ingest bumps ``store_revision`` (function ``store_revision_bump`` of migration 0002): a
+  lookup knows without a query whether the store held a directory at its snapshot's revision.
 
 Downgrading drops the table; its audit entries stay (the log is append-only).
 
@@ -34,6 +36,8 @@ CREATE TRIGGER directory_intervals_append_only BEFORE UPDATE OR DELETE ON direct
     FOR EACH ROW EXECUTE FUNCTION append_only();
 CREATE TRIGGER directory_intervals_no_truncate BEFORE TRUNCATE ON directory_intervals
     FOR EACH STATEMENT EXECUTE FUNCTION append_only();
+CREATE TRIGGER directory_intervals_bump_revision AFTER INSERT ON directory_intervals
+    FOR EACH STATEMENT EXECUTE FUNCTION store_revision_bump();
 """
 
 

@@ -284,3 +284,44 @@ def test_awkward_text_round_trips_through_copy_and_verifies(store: Store) -> Non
             text("select account from directory_intervals where prefix = '10.0.1.1/32'")
         ).scalar()
     assert account == 'back\\slash\ttab "quoted" ünï\ufffdnul'
+
+
+def test_a_worker_that_saw_no_directory_shows_the_accounts_of_a_later_ingest() -> None:
+    """The lookup path remembers, per store revision, that a store holds no directory (no
+    connection per lookup); an ingest bumps the revision, so the next answer has its account."""
+    from api.app import create_app
+
+    with throwaway_database() as url:
+        engine = make_engine(url, pool_size=2)
+        sessions = make_sessions(engine)
+        tokens = make_tokens(sessions)
+        with unit_of_work(sessions) as s:
+            plans.create_realm(s, "lab", by=OPS, session_drain=timedelta(0), single_approver=True)
+            plans.publish(
+                s,
+                "lab",
+                small_plan("198.18.9.0/30"),
+                effective_from=T0 - timedelta(days=1),
+                reason="LAB",
+                by=OPS,
+                clock=lambda: T0 - timedelta(days=2),
+            )
+        api = Api(create_app(Settings(database_url=url)), tokens)
+        try:
+            before = _ask(api, "legal", 1099, "2026-03-02T02:00:00Z")
+            assert before["subscriber"] == "10.0.0.5/32" and "account" not in before
+            with unit_of_work(sessions) as s:
+                revision = s.execute(text("SELECT revision FROM store_revision")).scalar_one()
+                files = [directory.InputFile("dir.csv", DIRECTORY.encode())]
+                directory.ingest(s, OPS, "csv", files, tz=None, request_id="t")
+            with unit_of_work(sessions) as s:
+                assert (
+                    s.execute(text("SELECT revision FROM store_revision")).scalar_one() > revision
+                )
+            after = _ask(api, "legal", 1099, "2026-03-02T02:00:00Z")
+            account = after["account"]
+            assert isinstance(account, dict) and account["status"] == "identified"
+            assert [h["account"] for h in account["held"]] == ["bob"]
+        finally:
+            api.close()
+            engine.dispose()
