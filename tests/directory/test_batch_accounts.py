@@ -10,7 +10,6 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,15 +27,14 @@ from detnat.service.batch_lookups import BatchQuery, BatchReport
 from detnat.service.timelines import TimelineCache, from_us
 from detnat.service.times import format_instant
 from detnat.settings import Settings, get_settings
-from detnat.store.db import SessionFactory, make_engine, make_sessions, unit_of_work
+from detnat.store.db import unit_of_work
 from tests.complaints import samples
-from tests.store.conftest import Api, make_tokens, small_plan, throwaway_database
+from tests.directory.lab import T0, Lab, ingest_csv, lab_store
+from tests.store.conftest import Api
 
 pytestmark = pytest.mark.postgres
 
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-OPS = audit.Actor("ops", "admin")
 IP = "198.18.9.0"
 # small_plan: subscriber 10.0.0.k holds ports 1024 + 15k .. 1038 + 15k of the pool's first address
 ALICE_BOB, CAROL, NOBODY, DAVE_ERIN, BLOCK = 1099, 1114, 1159, 1129, 1204  # 10.0.0.{5,6,9,7,12}
@@ -51,36 +49,12 @@ DIRECTORY = (
 )
 
 
-@dataclass
-class Store:
-    url: str
-    sessions: SessionFactory
-    tokens: dict[str, str]
-
-
 @pytest.fixture(scope="module")
-def store() -> Iterator[Store]:
-    with throwaway_database() as url:
-        engine = make_engine(url, pool_size=2)
-        sessions = make_sessions(engine)
-        tokens = make_tokens(sessions)
-        with unit_of_work(sessions) as s:
-            plans.create_realm(s, "lab", by=OPS, session_drain=timedelta(0), single_approver=True)
-            plans.publish(
-                s,
-                "lab",
-                small_plan("198.18.9.0/30"),
-                effective_from=T0 - timedelta(days=1),
-                reason="LAB",
-                by=OPS,
-                clock=lambda: T0 - timedelta(days=2),
-            )
-        with unit_of_work(sessions) as s:
-            files = [directory.InputFile("dir.csv", DIRECTORY.encode())]
-            done = directory.ingest(s, OPS, "csv", files, tz=None, request_id="t")
-            assert done.intervals == 6 and done.refused == []
-        yield Store(url, sessions, tokens)
-        engine.dispose()
+def store() -> Iterator[Lab]:
+    with lab_store() as lab:
+        done = ingest_csv(lab, DIRECTORY)
+        assert done.intervals == 6 and done.refused == []
+        yield lab
 
 
 def _complaint(port: int, at: datetime, n: int = 0) -> Complaint:
@@ -90,7 +64,7 @@ def _complaint(port: int, at: datetime, n: int = 0) -> Complaint:
 
 
 def _answer(
-    store: Store, role: str, records: list[Complaint], tolerance: timedelta = timedelta(0)
+    store: Lab, role: str, records: list[Complaint], tolerance: timedelta = timedelta(0)
 ) -> tuple[list[dict[str, str]], complaints.ComplaintsReport]:
     out: list[str] = []
     with unit_of_work(store.sessions) as s:
@@ -107,7 +81,7 @@ DAY1 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 DAY3 = datetime(2026, 3, 3, tzinfo=UTC)
 
 
-def test_complaints_get_the_account_and_the_summary_groups_by_it(store: Store) -> None:
+def test_complaints_get_the_account_and_the_summary_groups_by_it(store: Lab) -> None:
     records = [
         _complaint(ALICE_BOB, DAY1, 1),
         _complaint(ALICE_BOB, DAY3, 2),
@@ -133,7 +107,7 @@ def test_complaints_get_the_account_and_the_summary_groups_by_it(store: Store) -
     assert keys == {"bob", "alice", "carol", "dave", "erin", "10.0.0.9/32"}
 
 
-def test_a_window_where_the_prefix_changed_hands_names_no_account(store: Store) -> None:
+def test_a_window_where_the_prefix_changed_hands_names_no_account(store: Lab) -> None:
     changed = datetime(2026, 3, 2, tzinfo=UTC)  # alice's end, bob's start
     rows, report = _answer(store, "abuse", [_complaint(ALICE_BOB, changed)], timedelta(minutes=5))
     [row] = rows
@@ -149,14 +123,14 @@ def test_a_window_where_the_prefix_changed_hands_names_no_account(store: Store) 
 
 
 @pytest.mark.parametrize("role", ["planner", "auditor", "viewer"])
-def test_a_role_that_sees_no_accounts_gets_none(store: Store, role: str) -> None:
+def test_a_role_that_sees_no_accounts_gets_none(store: Lab, role: str) -> None:
     rows, report = _answer(store, role, [_complaint(ALICE_BOB, DAY3), _complaint(CAROL, DAY3)])
     assert [r["account"] for r in rows] == ["", ""]
     assert [r["subscriber"] for r in rows] == ["10.0.0.5/32", "10.0.0.6/32"]
     assert {o.kind for o in report.summary()} == {"subscriber"}
 
 
-def test_the_reverse_batch_query_carries_no_accounts(store: Store) -> None:
+def test_the_reverse_batch_query_carries_no_accounts(store: Lab) -> None:
     with unit_of_work(store.sessions) as s:
         query = BatchQuery(snapshot=TimelineCache().get(s), now=NOW, mappers=plans.MapperCache())
         at = np.array([to_us(DAY3)], dtype=np.int64)
@@ -166,7 +140,7 @@ def test_the_reverse_batch_query_carries_no_accounts(store: Store) -> None:
 
 
 def test_cli_complaints_carry_the_account_and_the_summary(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DETNAT_DATABASE_URL", store.url)
     get_settings.cache_clear()
@@ -195,7 +169,7 @@ def test_cli_complaints_carry_the_account_and_the_summary(
     assert [(o["account"], o["complaints"]) for o in summary] == [("bob", 2), ("carol", 1)]
 
 
-def test_an_upload_carries_the_account(store: Store) -> None:
+def test_an_upload_carries_the_account(store: Lab) -> None:
     from api.app import create_app
 
     api = Api(create_app(Settings(database_url=store.url)), store.tokens)
@@ -230,7 +204,7 @@ _TIMES = st.integers(to_us(T0) - 3_600_000_000, to_us(T0) + 3 * 86_400_000_000)
     tolerance_s=st.sampled_from([0, 1, 600, 7200, 43200]),
 )
 def test_batch_accounts_agree_with_single_lookups(
-    store: Store, asks: list[tuple[int, int]], tolerance_s: int
+    store: Lab, asks: list[tuple[int, int]], tolerance_s: int
 ) -> None:
     """Each batch row's account is the one :func:`directory.add_account` gives its single
     lookup (the same subscriber and window)."""

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,15 +15,14 @@ from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from cli.main import app as cli_app
-from detnat.service import audit, directory, integrity, plans
+from detnat.service import audit, directory, integrity
 from detnat.settings import Settings, get_settings
-from detnat.store.db import SessionFactory, make_engine, make_sessions, unit_of_work
-from tests.store.conftest import Api, make_tokens, small_plan, throwaway_database
+from detnat.store.db import unit_of_work
+from tests.directory.lab import OPS, Lab, ingest_csv, lab_store
+from tests.store.conftest import Api
 
 pytestmark = pytest.mark.postgres
 
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
-OPS = audit.Actor("ops", "admin")
 DIRECTORY = (
     "subscriber,account,from,to\n"
     "10.0.0.5,alice,2026-03-01T00:00:00Z,2026-03-01T01:00:00Z\n"
@@ -35,37 +32,12 @@ DIRECTORY = (
 )
 
 
-@dataclass
-class Store:
-    url: str
-    sessions: SessionFactory
-    tokens: dict[str, str]
-    ip: str
-
-
 @pytest.fixture(scope="module")
-def store() -> Iterator[Store]:
-    with throwaway_database() as url:
-        engine = make_engine(url, pool_size=2)
-        sessions = make_sessions(engine)
-        tokens = make_tokens(sessions)
-        with unit_of_work(sessions) as s:
-            plans.create_realm(s, "lab", by=OPS, session_drain=timedelta(0), single_approver=True)
-            plans.publish(
-                s,
-                "lab",
-                small_plan("198.18.9.0/30"),
-                effective_from=T0 - timedelta(days=1),
-                reason="LAB",
-                by=OPS,
-                clock=lambda: T0 - timedelta(days=2),
-            )
-        with unit_of_work(sessions) as s:
-            files = [directory.InputFile("dir.csv", DIRECTORY.encode())]
-            done = directory.ingest(s, OPS, "csv", files, tz=None, request_id="t")
-            assert (done.records, done.intervals, done.refused) == (4, 4, [])
-        yield Store(url, sessions, tokens, "198.18.9.0")
-        engine.dispose()
+def store() -> Iterator[Lab]:
+    with lab_store() as lab:
+        done = ingest_csv(lab, DIRECTORY)
+        assert (done.records, done.intervals, done.refused) == (4, 4, [])
+        yield lab
 
 
 def _ask(api: Api, who: str, port: int, time: str, tolerance: float = 0) -> dict[str, object]:
@@ -82,7 +54,7 @@ def _ask(api: Api, who: str, port: int, time: str, tolerance: float = 0) -> dict
 
 
 @pytest.fixture
-def api(store: Store) -> Iterator[Api]:
+def api(store: Lab) -> Iterator[Api]:
     from api.app import create_app
 
     client = Api(create_app(Settings(database_url=store.url)), store.tokens)
@@ -129,7 +101,7 @@ def test_a_window_where_the_prefix_changed_hands_is_ambiguous_with_both(api: Api
     assert sorted(h["account"] for h in held) == ["block-owner", "bob"]
 
 
-def test_a_delegated_prefix_answers_for_every_address_inside_it(store: Store) -> None:
+def test_a_delegated_prefix_answers_for_every_address_inside_it(store: Lab) -> None:
     for subscriber in ("2001:db8:1:100::/56", "2001:db8:1:1ff::1/128", "2001:db8:1:100:ab::/64"):
         answer = {
             "status": "match",
@@ -152,14 +124,14 @@ def test_a_delegated_prefix_answers_for_every_address_inside_it(store: Store) ->
     assert outside["account"] is None and "account" not in planned  # planners never see one
 
 
-def test_the_answer_in_the_audit_log_carries_what_was_shown(api: Api, store: Store) -> None:
+def test_the_answer_in_the_audit_log_carries_what_was_shown(api: Api, store: Lab) -> None:
     answer = _ask(api, "abuse", 1099, "2026-03-03T00:00:00Z")
     with store.sessions() as s:
         entry = next(audit.entries(s, after=int(answer["answer_id"]) - 1, limit=1))  # type: ignore[call-overload]
     assert entry.detail["answer"]["account"] == answer["account"]
 
 
-def test_ingest_is_audited_verified_and_append_only(store: Store) -> None:
+def test_ingest_is_audited_verified_and_append_only(store: Lab) -> None:
     with store.sessions() as s:
         assert [str(b) for b in integrity.verify(s)[0]] == []
         for statement in (
@@ -179,7 +151,7 @@ def test_ingest_is_audited_verified_and_append_only(store: Store) -> None:
 
 
 def test_cli_ingest_prints_the_summary_and_refused_lines(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DETNAT_DATABASE_URL", store.url)
     get_settings.cache_clear()
@@ -216,7 +188,7 @@ def test_cli_ingest_prints_the_summary_and_refused_lines(
         get_settings.cache_clear()
 
 
-def test_evidence_carries_the_directory_lines_and_verifies_offline(api: Api, store: Store) -> None:
+def test_evidence_carries_the_directory_lines_and_verifies_offline(api: Api, store: Lab) -> None:
     from detnat.service import evidence
 
     answer = _ask(api, "legal", 1099, "2026-03-01T00:30:00Z")
@@ -239,7 +211,7 @@ def test_evidence_carries_the_directory_lines_and_verifies_offline(api: Api, sto
 
 
 def test_the_lookup_page_shows_the_account_and_lines_to_legal_not_abuse(
-    store: Store, tmp_path: Path
+    store: Lab, tmp_path: Path
 ) -> None:
     from tests.web.conftest import Site, World
     from tests.web.support import web_app
@@ -269,7 +241,7 @@ def test_the_lookup_page_shows_the_account_and_lines_to_legal_not_abuse(
         site.close()
 
 
-def test_awkward_text_round_trips_through_copy_and_verifies(store: Store) -> None:
+def test_awkward_text_round_trips_through_copy_and_verifies(store: Lab) -> None:
     rows = (
         "subscriber,account,from,to\n"
         '10.0.1.1,"back\\slash\ttab ""quoted"" ünï\x00nul",2026-03-01T00:00:00Z,\n'
@@ -291,30 +263,15 @@ def test_a_worker_that_saw_no_directory_shows_the_accounts_of_a_later_ingest() -
     connection per lookup); an ingest bumps the revision, so the next answer has its account."""
     from api.app import create_app
 
-    with throwaway_database() as url:
-        engine = make_engine(url, pool_size=2)
-        sessions = make_sessions(engine)
-        tokens = make_tokens(sessions)
-        with unit_of_work(sessions) as s:
-            plans.create_realm(s, "lab", by=OPS, session_drain=timedelta(0), single_approver=True)
-            plans.publish(
-                s,
-                "lab",
-                small_plan("198.18.9.0/30"),
-                effective_from=T0 - timedelta(days=1),
-                reason="LAB",
-                by=OPS,
-                clock=lambda: T0 - timedelta(days=2),
-            )
-        api = Api(create_app(Settings(database_url=url)), tokens)
+    with lab_store() as lab:
+        api = Api(create_app(Settings(database_url=lab.url)), lab.tokens)
         try:
             before = _ask(api, "legal", 1099, "2026-03-02T02:00:00Z")
             assert before["subscriber"] == "10.0.0.5/32" and "account" not in before
-            with unit_of_work(sessions) as s:
+            with unit_of_work(lab.sessions) as s:
                 revision = s.execute(text("SELECT revision FROM store_revision")).scalar_one()
-                files = [directory.InputFile("dir.csv", DIRECTORY.encode())]
-                directory.ingest(s, OPS, "csv", files, tz=None, request_id="t")
-            with unit_of_work(sessions) as s:
+            ingest_csv(lab, DIRECTORY)
+            with unit_of_work(lab.sessions) as s:
                 assert (
                     s.execute(text("SELECT revision FROM store_revision")).scalar_one() > revision
                 )
@@ -324,4 +281,3 @@ def test_a_worker_that_saw_no_directory_shows_the_accounts_of_a_later_ingest() -
             assert [h["account"] for h in account["held"]] == ["bob"]
         finally:
             api.close()
-            engine.dispose()
