@@ -33,7 +33,7 @@ from detnat.directory.model import network_text
 from detnat.directory.resolve import Account, account_of, instant_text
 from detnat.directory.zones import epoch_us
 from detnat.errors import InvalidInput
-from detnat.service import audit
+from detnat.service import audit, revisions
 from detnat.store import directory as rows_repo
 
 _string = json.encoder.encode_basestring  # C; the ensure_ascii=False one
@@ -299,10 +299,8 @@ def add_account(session: Session, actor: audit.Actor, answer: Any, detail: dict[
     _attach(answer, detail, resolved, actor.role)
 
 
-# Whether the store held a directory at a revision (an ingest bumps it, migration 0006): a store
-# without one costs the lookup path no connection (one query per revision and process). Keyed
-# by the database too: a process may talk to more than one (the tests).
-_ANY_ROWS: dict[tuple[str, int], bool] = {}
+# Whether the store held a directory, per revision (an ingest bumps it, migration 0006).
+_ANY_ROWS = revisions.Facts()
 
 
 async def add_account_async(
@@ -314,17 +312,17 @@ async def add_account_async(
     asked = _window(answer) if actor.role in SHOW_ACCOUNTS else None
     if asked is None:
         return
-    key = None if revision is None else (db.name, revision)
-    if key is not None and _ANY_ROWS.get(key) is False:
+    at = revisions.key(db.name, revision)
+    if _ANY_ROWS.known(at) is False:
         return
     subscriber, lo, hi = asked
     async with db.connection() as conn:
-        if key is not None and key not in _ANY_ROWS:
-            if len(_ANY_ROWS) > 64:
-                _ANY_ROWS.clear()
-            _ANY_ROWS[key] = await rows_repo.any_rows_async(conn)
-            if not _ANY_ROWS[key]:
-                return
+        if (
+            at is not None
+            and _ANY_ROWS.known(at) is None
+            and not _ANY_ROWS.learn(at, await rows_repo.any_rows_async(conn))
+        ):
+            return
         near = await rows_repo.around_async(conn, subscriber, lo, hi)
         if not near and not await rows_repo.any_rows_async(conn):
             return

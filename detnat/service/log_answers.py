@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from detnat.engine import parse_public_address
 from detnat.logs.events import EventKind, LineRef, LogEvent
 from detnat.logs.intervals import Decided, Interval, decide, derive
-from detnat.service import answers, logs, lookups
+from detnat.service import answers, logs, lookups, revisions
 from detnat.service.answers import Reason, Status
 from detnat.service.times import format_instant, parse_instant
 from detnat.store import logs as store
@@ -191,27 +191,12 @@ def _fetched(
     return Fetched(found, texts, holds, (store.micros(start), store.micros(end)), realm is not None)
 
 
-# Store revisions (ingests and prunes bump it) -> whether the store had any logs then: a store
-# without logs costs its lookups no query (one per revision and process).
-# Keyed by the database too (host, port, name): a process may talk to more than one (the tests).
-_ANY_LOGS: dict[tuple[str, int], bool] = {}
+# Whether the store held any logs, per revision (an ingest or a prune bumps it).
+_ANY_LOGS = revisions.Facts()
 
 
-def _key(info: Any, revision: int | None) -> tuple[str, int] | None:
-    if revision is None:
-        return None
-    return (f"{info.host}:{info.port}/{info.dbname}", revision)
-
-
-def _none_at(key: tuple[str, int] | None) -> bool:
-    return key is not None and _ANY_LOGS.get(key) is False
-
-
-def _learn(key: tuple[str, int] | None, any_logs: bool) -> None:
-    if key is not None:
-        if len(_ANY_LOGS) > 64:
-            _ANY_LOGS.clear()
-        _ANY_LOGS[key] = any_logs
+def _database(info: Any) -> str:
+    return f"{info.host}:{info.port}/{info.dbname}"
 
 
 def fetch(
@@ -228,10 +213,11 @@ def fetch(
     query)."""
     if not _wanted(answer):
         return None
-    key = _key(store.raw_connection(session).info, revision)
-    if key is not None and key not in _ANY_LOGS:
-        _learn(key, store.has_logs(session, None))
-    if _none_at(key):
+    at = revisions.key(_database(store.raw_connection(session).info), revision)
+    known = _ANY_LOGS.known(at)
+    if known is None and at is not None:
+        known = _ANY_LOGS.learn(at, store.has_logs(session, None))
+    if known is False:
         return None
     public, port, start, end = _question(answer, now)
     rows = store.answering(session, public, port, start, end)
@@ -252,14 +238,16 @@ async def fetch_async(
     a connection is taken only when the logs can say something."""
     if not _wanted(answer):
         return None
-    key = None if revision is None else (db.name, revision)
-    if _none_at(key):
+    at = revisions.key(db.name, revision)
+    if _ANY_LOGS.known(at) is False:
         return None
     async with db.connection() as conn:
-        if key is not None and key not in _ANY_LOGS:
-            _learn(key, await store.has_logs_async(conn, None))
-            if _none_at(key):
-                return None
+        if (
+            at is not None
+            and _ANY_LOGS.known(at) is None
+            and not _ANY_LOGS.learn(at, await store.has_logs_async(conn, None))
+        ):
+            return None
         public, port, start, end = _question(answer, now)
         rows = await store.answering_async(conn, public, port, start, end)
         found = any(realm is None or r.realm_name == realm for r in rows)
