@@ -39,7 +39,7 @@ from detnat.batch import parse_ip
 from detnat.complaints import Complaint, Record, Unreadable
 from detnat.engine import MATCH, Reason, Status
 from detnat.errors import InvalidInput, QueryError
-from detnat.service import audit, batch_lookups, directory, inquiry, lookups
+from detnat.service import audit, batch_lookups, directory, inquiry, log_answers, lookups
 from detnat.service.batch_lookups import BatchQuery, BatchReport
 from detnat.service.timelines import from_us
 from detnat.service.times import format_instant
@@ -69,6 +69,12 @@ COLUMNS = (
     "note",
 )  # fmt: skip
 
+_AMBIGUOUS_NOTES = {
+    Reason.LOG_CONFLICT: "the NAT's logs name two subscribers for that port then",
+    Reason.LOG_OPEN_ENDED: "the NAT's logs show an allocation with no end in the window",
+    Reason.LOG_BOUNDARY: "the time asked crosses the start or the end of a logged allocation",
+    Reason.PLAN_AND_LOG_DISAGREE: "the plan names one subscriber and the NAT's logs another",
+}
 _NOT_OURS_NOTES = {
     Reason.NOT_IN_POOL: "the address is in none of our pools then",
     Reason.UNALLOCATED: "no subscriber held that port then",
@@ -172,7 +178,7 @@ def answer_audited(
     into ``write``, the batch's audit entry recorded (flushed; the edge commits before any row
     leaves). ``report.answer_id`` is the entry's number."""
     inquiry.open_batch(session, actor, ask, kept=kept, request_id=request_id)
-    query = with_accounts(session, actor, query)
+    query = with_accounts(session, actor, with_logs(session, query))
     if query.realm is not None and query.realm not in query.snapshot.by_name:
         raise InvalidInput(f"no realm named {query.realm!r}", field=_field("realm", ask.via))
     report = answer_files(query, files, options, write, on_row=on_row)
@@ -195,6 +201,14 @@ def with_accounts(session: Session, actor: audit.Actor, query: BatchQuery) -> Ba
     if query.accounts is not None or actor.role not in directory.SHOW_ACCOUNTS:
         return query
     return replace(query, accounts=directory.BatchAccounts(session, actor.role))
+
+
+def with_logs(session: Session, query: BatchQuery) -> BatchQuery:
+    """``query`` asking the NAT's own logs for the ports the plans leave to them, as every reverse
+    batch does (:class:`~detnat.service.log_answers.BatchLogs`)."""
+    if query.logs is not None:
+        return query
+    return replace(query, logs=log_answers.BatchLogs(session, query.realm))
 
 
 def _field(name: str, via: str) -> str:
@@ -381,9 +395,13 @@ def _judge(status: str, reason: str) -> tuple[Verdict, str]:
     if status == Status.MATCH:
         return Verdict.IDENTIFIED, ""
     if status == Status.AMBIGUOUS:
-        return Verdict.AMBIGUOUS, "the plan versions in force disagree"
+        return Verdict.AMBIGUOUS, _AMBIGUOUS_NOTES.get(
+            reason, "the plan versions in force disagree"
+        )  # type: ignore[call-overload]
     if status == Status.NOT_DETERMINISTIC:
         return Verdict.AMBIGUOUS, "a dynamic overflow port: only the NAT's own logs can tell"
+    if reason == Reason.NOT_LOGGED:  # our port, held by someone the logs we have do not name
+        return Verdict.AMBIGUOUS, "a dynamic overflow port that no stored log line covers then"
     if status in (Status.NO_MAPPING, Status.NO_PLAN_IN_FORCE):
         return Verdict.NOT_OURS, _NOT_OURS_NOTES.get(reason, reason)  # type: ignore[call-overload]
     if status == Status.FUTURE:

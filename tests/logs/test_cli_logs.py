@@ -348,3 +348,42 @@ def test_the_csv_format_end_to_end_with_a_delegated_prefix(
         "--json",
     )
     assert forward.exit_code == 0, forward.output
+
+
+def test_complaints_about_dynamic_ports_are_answered_from_the_logs(
+    cli: CliRunner, sessions: SessionFactory, tmp_path: Path
+) -> None:
+    """A complaint is a reverse lookup: a port in a dynamic block is answered by the logs as the
+    batch answers it, and a port no log covers is ours but unknown, never ``not_ours``."""
+    from tests.logs.conftest import event, ingest
+
+    realm = _plan_realm(sessions, "198.18.53.1/32")
+    ingest(
+        sessions,
+        realm,
+        [
+            event(A, T0_US, "10.0.0.1", "198.18.53.1", 6064, 7071),
+            event(R, T0_US + 60 * S, "10.0.0.1", "198.18.53.1", 6064, 7071),
+        ],
+    )
+    notices = tmp_path / "notices.csv"
+    notices.write_text(
+        "ip,port,time\n"
+        "198.18.53.1,6100,2026-03-14T20:00:30Z\n"  # dynamic, logged
+        "198.18.53.1,8000,2026-03-14T20:00:30Z\n"  # dynamic, no log covers it
+        "198.18.53.1,2500,2026-03-14T20:00:30Z\n"  # the plan alone
+    )
+    out = tmp_path / "answers.csv"
+    done = run(
+        cli, "complaints", "answer", str(notices), "--format", "csv",
+        "--map", "ip=ip,port=port,time=time", "--realm", realm, "--case", "C-4", "-o", str(out),
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    import csv as _csv
+
+    with out.open(newline="") as answers:
+        rows = list(_csv.DictReader(answers))
+    said = [(r["verdict"], r["status"], r["reason"], r["subscriber"]) for r in rows]
+    assert said[0] == ("identified", "match", "", "10.0.0.1/32")
+    assert said[1][:3] == ("ambiguous", "no_mapping", "not_logged") and said[1][3] == ""
+    assert said[2][:2] == ("identified", "match")
