@@ -105,7 +105,20 @@ def explain(answer: dict[str, Any]) -> dict[str, Any]:
     at = human(answer.get("time"))
     sentences: list[str] = []
     why: list[str] = []
-    if status == Status.MATCH:
+    logged: list[dict[str, Any]] = list(answer.get("log_candidates") or [])
+    from_logs = answer.get("source") == "log"
+    if status == Status.MATCH and from_logs:
+        held = next((c for c in logged if c.get("subscriber") == answer.get("subscriber")), {})
+        sentences.append(
+            f"{answer.get('subscriber')} held {where} at {at}: the NAT's own logs show the ports "
+            f"{_ranges(answer.get('port_ranges'))} of {answer.get('public_ip')} allocated to it "
+            f"{_span(held)}."
+        )
+        sentences.append(
+            "The plan leaves this port to the overflow blocks the NAT hands out on demand; the "
+            "log lines below are what names the subscriber."
+        )
+    elif status == Status.MATCH:
         sentences.append(
             f"{answer.get('subscriber')} held {where} at {at}: the plan gives it the ports "
             f"{_ranges(answer.get('port_ranges'))} of {answer.get('public_ip')}."
@@ -117,6 +130,14 @@ def explain(answer: dict[str, Any]) -> dict[str, Any]:
             )
         else:
             sentences.append("One plan version was in force for the whole time searched.")
+    elif status == Status.AMBIGUOUS and from_logs:
+        sentences.append(
+            f"detnat names no subscriber for {where} at {at}: {_reason(answer.get('reason'))}."
+        )
+        sentences.append(
+            "Do not act on one of the allocations below alone. Check the exact time and the "
+            "complainant's clock, and whether the NAT's logs for that time are complete."
+        )
     elif status == Status.AMBIGUOUS:
         sentences.append(
             f"detnat names no subscriber for {where} at {at}: {len(candidates)} plan versions "
@@ -163,7 +184,36 @@ def explain(answer: dict[str, Any]) -> dict[str, Any]:
         "why": why,
         "notes": notes,
         "candidates": [{**c, "holder": _holder(c), "covers_text": _covers(c)} for c in candidates],
+        "log_candidates": [
+            {
+                **c,
+                "holder": f"subscriber {c.get('subscriber')}",
+                "span": _span(c),
+                "flags": _flags(c),
+            }
+            for c in logged
+        ],
     }
+
+
+def _span(logged: dict[str, Any]) -> str:
+    """When a logged allocation held its ports, in words."""
+    interval = logged.get("interval") or {}
+    lo, hi = interval.get("from"), interval.get("to")
+    start = f"from {human(lo)}" if lo else "from a time no line shows"
+    return f"{start} to {human(hi)}" if hi else f"{start} with no end seen"
+
+
+def _flags(logged: dict[str, Any]) -> list[str]:
+    """What the lines of a logged allocation leave open, in words."""
+    flags = []
+    if logged.get("open"):
+        flags.append("no release seen: the end is the realm's hold")
+    if logged.get("unknown_start"):
+        flags.append("no allocation seen: the start is unknown")
+    if logged.get("conflict"):
+        flags.append("another subscriber is logged for the same port and time")
+    return flags
 
 
 def _why_ambiguous(answer: dict[str, Any], candidates: list[dict[str, Any]]) -> list[str]:

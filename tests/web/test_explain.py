@@ -116,3 +116,78 @@ def test_the_realm_history_marks_now() -> None:
     svg = str(history_svg(marks, CHANGE + timedelta(days=1)))
     assert svg.count('<rect class="version') == 2 and ">now</text>" in svg
     assert str(history_svg([], CHANGE)) == ""
+
+
+def _logged(subscriber: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "source": "log",
+        "realm": "fra",
+        "subscriber": subscriber,
+        "public_ip": "198.18.0.1",
+        "port_ranges": [[6064, 7071]],
+        "port_step": 1,
+        "protocol": None,
+        "interval": {"from": "2020-01-01T12:00:00Z", "to": "2020-01-01T13:00:00Z"},
+        "seen": {"from": "2020-01-01T12:00:00Z", "to": "2020-01-01T13:00:00Z"},
+        "open": False,
+        "unknown_start": False,
+        "conflict": False,
+        "lines": [
+            {
+                "kind": "allocate",
+                "at": "2020-01-01T12:00:00Z",
+                "file": "nat.log",
+                "line": 7,
+                "sha256": "ab" * 32,
+                "text": "12:00 alloc 10.0.0.2 6064-7071",
+            },
+        ],
+        **extra,
+    }
+
+
+def test_a_match_from_the_logs_says_the_logs_not_the_plan_gave_the_port() -> None:
+    plan = {"realm": "fra", "version": 1, "status": "not_deterministic", "reason": "dynamic_block"}
+    said = explain(
+        _answer(
+            "match",
+            source="log",
+            subscriber="10.0.0.2/32",
+            public_ip="198.18.0.1",
+            port_ranges=[[6064, 7071]],
+            candidates=[plan],
+            log_candidates=[_logged("10.0.0.2/32")],
+        )
+    )
+    first = said["sentences"][0]
+    assert "the plan gives" not in first
+    assert first == (
+        "10.0.0.2/32 held 198.18.0.1 port 1100 at 2020-01-01 12:30:00 UTC: the NAT's own logs "
+        "show the ports 6064–7071 of 198.18.0.1 allocated to it from 2020-01-01 12:00:00 UTC to "
+        "2020-01-01 13:00:00 UTC."
+    )
+    (shown,) = said["log_candidates"]
+    assert shown["holder"] == "subscriber 10.0.0.2/32"
+    assert shown["span"] == "from 2020-01-01 12:00:00 UTC to 2020-01-01 13:00:00 UTC"
+    assert shown["flags"] == []
+
+
+def test_an_answer_the_logs_leave_ambiguous_gives_their_reason_not_the_plans() -> None:
+    open_ended = _logged("10.0.0.2/32", open=True, unknown_start=True, conflict=True)
+    said = explain(
+        _answer(
+            "ambiguous",
+            source="log",
+            reason="log_open_ended",
+            candidates=[{"realm": "fra", "version": 1, "status": "not_deterministic"}],
+            log_candidates=[open_ended],
+        )
+    )
+    assert "plan versions" not in said["sentences"][0]
+    assert "not up to that time" in said["sentences"][0]
+    assert said["log_candidates"][0]["flags"] == [
+        "no release seen: the end is the realm's hold",
+        "no allocation seen: the start is unknown",
+        "another subscriber is logged for the same port and time",
+    ]
+    assert said["why"] == []

@@ -353,3 +353,64 @@ def test_capacity_input_problems_are_shown(
     page = site.browser("planner").get("/web/capacity", params=params)
     assert page.status_code == 422
     assert message in html.unescape(page.text)
+
+
+def test_a_port_the_logs_answer_is_explained_with_its_log_lines(
+    site: Site, sessions: SessionFactory
+) -> None:
+    """A dynamic port answered from the NAT's logs: the page says the logs (not the plan) named
+    the subscriber, and shows the allocation with the lines that make it."""
+    from datetime import UTC, datetime
+
+    from detnat.logs.events import EventKind
+    from tests.logs.conftest import event, ingest
+
+    realm = f"logged-{uuid.uuid4().hex[:6]}"
+    start = datetime(2020, 2, 1, 10, 0, tzinfo=UTC)
+    at_us = int(start.timestamp()) * 10**6
+    plan = plan_from_data(
+        {
+            "algorithm": "block",
+            "inside": {"prefixes": ["10.9.0.0/30"], "subscriber_prefix_length": 32},
+            "outside": {"prefixes": ["198.18.9.1/32"]},
+            "block": {"size": 1008, "dynamic_blocks": 60},
+        }
+    )
+    admin = Actor("tests", "admin")
+    with unit_of_work(sessions) as s:
+        plans.create_realm(s, realm, session_drain=timedelta(0), by=admin, single_approver=True)
+        plans.publish(
+            s,
+            realm,
+            plan,
+            effective_from=start - timedelta(days=1),
+            reason="CHG-10",
+            by=admin,
+            clock=lambda: start - timedelta(days=2),
+        )
+    A, R = EventKind.ALLOCATE, EventKind.RELEASE
+    ingest(
+        sessions,
+        realm,
+        [
+            event(A, at_us, "10.9.0.2", "198.18.9.1", 6064, 7071),
+            event(R, at_us + 3600 * 10**6, "10.9.0.2", "198.18.9.1", 6064, 7071),
+        ],
+        by=admin,
+    )
+    data = {"ip": "198.18.9.1", "port": "6100", "time": "2020-02-01T10:30:00Z", "case": new_case()}
+    page = site.browser("legal").submit("/web/lookup", "/web/lookup", data)
+    assert page.status_code == 200, page.text
+    text = _text(page)
+    assert (
+        "10.9.0.2/32 held 198.18.9.1 port 6100 at 2020-02-01 10:30:00 UTC: the NAT's own " in text
+    )
+    assert "the plan gives" not in text
+    assert "Allocations in the NAT's own logs (1)" in text
+    assert "from 2020-02-01 10:00:00 UTC to 2020-02-01 11:00:00 UTC" in text
+    assert "allocate at 2020-02-01T10:00:00Z, made.log:1" in text
+    assert "release at 2020-02-01T11:00:00Z, made.log:2" in text
+    unlogged = dict(data, port="8000", case=new_case())
+    text = _text(site.browser("legal").submit("/web/lookup", "/web/lookup", unlogged))
+    assert "Nobody can be named for 198.18.9.1 port 8000" in text
+    assert "no allocation in the NAT's own logs covers that port then" in text
