@@ -35,19 +35,14 @@ from sqlalchemy.orm import Session
 
 from detnat.engine import parse_public_address
 from detnat.logs.events import EventKind, LineRef, LogEvent
-from detnat.logs.intervals import Decided, Interval, decide, derive
+from detnat.logs.intervals import Interval, derive
+from detnat.logs.settle import CONSULTED, settle, subscriber_of
 from detnat.service import answers, logs, lookups, revisions
 from detnat.service.answers import Reason, Status
 from detnat.service.times import format_instant, parse_instant
 from detnat.store import logs as store
 
 US = timedelta(microseconds=1)
-_CONSULTED = (Status.NOT_DETERMINISTIC, Status.NO_PLAN_IN_FORCE, Status.NO_MAPPING, Status.MATCH)
-
-
-def subscriber_of(inside: str) -> str:
-    """An inside key as a subscriber prefix (``100.64.0.1`` -> ``100.64.0.1/32``)."""
-    return str(ipaddress.ip_network(inside, strict=False))
 
 
 def _instant(at_us: int | None) -> str | None:
@@ -86,13 +81,6 @@ def candidate(realm: str, interval: Interval, texts: dict[str, str]) -> answers.
     }
 
 
-def within(inside: str, subscriber: str) -> bool:
-    """Whether an inside key lies in a subscriber's prefix."""
-    a = ipaddress.ip_network(inside, strict=False)
-    b = ipaddress.ip_network(subscriber, strict=False)
-    return a.version == b.version and a.subnet_of(b)  # type: ignore[arg-type]
-
-
 def _set_verdict(answer: answers.ReverseAnswer, decided: answers.Verdict) -> None:
     for key in ("reason", "subscriber", "public_ip", "port_ranges"):
         answer.pop(key, None)  # type: ignore[misc]
@@ -110,33 +98,24 @@ def combine(
 ) -> answers.ReverseAnswer:
     """``answer`` (from the plans) with what the intervals ``found`` say (see the module
     docstring). ``logs_asked``: the realm asked about has logs (a ``not_logged`` can be said)."""
-    status = answer["status"]
-    port = answer["port"]
-    decided: Decided = decide([i for _, i in found], port, *window_us)
-    realm_of = {id(i): r for r, i in found}
-    shown = [candidate(realm_of[id(i)], i, texts) for i in decided.intervals]
-    plan_answers = status is Status.NOT_DETERMINISTIC or (
-        status in (Status.NO_PLAN_IN_FORCE, Status.NO_MAPPING)
-        and answer.get("reason") in (Reason.NO_PLAN, Reason.NOT_IN_POOL)
+    settled = settle(
+        answer["status"],
+        answer.get("reason"),
+        answer.get("subscriber"),
+        [i for _, i in found],
+        answer["port"],
+        *window_us,
+        logs_asked=logs_asked,
     )
-    if status is Status.MATCH:
-        if not shown:
-            return answer
-        answer["log_candidates"] = shown
-        answer["log_holds_us"] = holds_us
-        if not all(within(c["subscriber"], answer["subscriber"]) for c in shown):
-            _set_verdict(
-                answer, {"status": Status.AMBIGUOUS, "reason": Reason.PLAN_AND_LOG_DISAGREE}
-            )
+    if settled is None:
         return answer
-    if not plan_answers or (
-        not shown and not logs_asked and status is not Status.NOT_DETERMINISTIC
-    ):
-        return answer
-    answer["log_candidates"] = shown
+    realm_of = {id(i): r for r, i in found}
+    answer["log_candidates"] = [
+        candidate(realm_of[id(i)], i, texts) for i in settled.decided.intervals
+    ]
     answer["log_holds_us"] = holds_us
-    if decided.status is Status.MATCH:
-        interval = decided.intervals[0]
+    if settled.source == "log" and settled.status is Status.MATCH:
+        interval = settled.decided.intervals[0]
         _set_verdict(
             answer,
             {
@@ -146,10 +125,10 @@ def combine(
                 "port_ranges": interval.port_ranges(),
             },
         )
-        answer["source"] = "log"
-    else:
-        assert decided.reason is not None
-        _set_verdict(answer, {"status": decided.status, "reason": decided.reason})
+    elif settled.source == "log" or settled.status is not answer["status"]:
+        assert settled.reason is not None  # the logs' own verdict, or the two disagree
+        _set_verdict(answer, {"status": settled.status, "reason": settled.reason})
+    if settled.source == "log":
         answer["source"] = "log"
     return answer
 
@@ -166,7 +145,7 @@ class Fetched:
 
 
 def _wanted(answer: answers.ReverseAnswer) -> bool:
-    return answer["status"] in _CONSULTED
+    return answer["status"] in CONSULTED
 
 
 def _question(answer: answers.ReverseAnswer, now: datetime) -> tuple[int, int, datetime, datetime]:
@@ -296,7 +275,7 @@ class BatchLogs:
         self.realm = realm
         self.asked = store.has_logs(session, realm)
 
-    consulted = frozenset(status.value for status in _CONSULTED)  # the statuses logs may change
+    consulted = frozenset(status.value for status in CONSULTED)  # the statuses logs may change
 
     def __call__(
         self,

@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 
 from detnat.engine import Status, parse_public_address
 from detnat.logs.intervals import Interval
-from detnat.service import log_answers, logs, plans
+from detnat.logs.settle import subscriber_of, within
+from detnat.service import logs, plans
 from detnat.service.lookups import DEFAULT_MAPPERS
 from detnat.service.timelines import TimelineCache
 from detnat.service.times import format_instant
@@ -53,7 +54,7 @@ class Finding:
             "port_ranges": i.port_ranges() if i.port_step == 1 else [[i.port_first, i.port_last]],
             "port_step": i.port_step,
             "protocol": i.protocol,
-            "subscriber": log_answers.subscriber_of(i.inside),
+            "subscriber": subscriber_of(i.inside),
             "from": None if i.start_us is None else format_instant(store.instant(i.start_us)),
             "to": None if i.end_us is None else format_instant(store.instant(i.end_us)),
             "lines": [f"{s.source.file}:{s.source.line}" for s in i.lines],
@@ -116,7 +117,7 @@ def _against_plan(interval: Interval, timeline: Any) -> list[Finding]:
             ]
         if answer.status is Status.MATCH and answer.allocation is not None:
             owner = str(answer.allocation.subscriber)
-            if not log_answers.within(interval.inside, owner):
+            if not within(interval.inside, owner):
                 return [
                     Finding(
                         "names_another_subscriber",
