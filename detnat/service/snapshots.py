@@ -1,11 +1,13 @@
-"""Exporting snapshots: the plan versions of some realms over a period, for workers without a DB.
+"""Exporting snapshots: the plan versions (and log intervals) of some realms over a period, for
+workers without a database.
 
 :func:`build` turns a :class:`~detnat.service.timelines.Timelines` view (what single lookups
 answer from) into a snapshot body: per realm, every approved version that can be a candidate for
 a window inside ``[start, end]`` (:func:`~detnat.service.timelines.candidate_range` of the
 period: from the version in force at ``start`` minus the drain to the one in force at ``end``),
 with when it stopped being in force and what replaced it, its content and hashes, the public
-addresses it uses (for a retirement: those of the plan it ended). :func:`export` does it against
+addresses it uses (for a retirement: those of the plan it ended); for a realm that has logs, its
+log intervals that hold at some instant of the period. :func:`export` does it against
 the store as an identity operation: it needs a case, opens or checks it, and writes one audit
 entry (``snapshot.export``) carrying the snapshot's SHA-256, before the file leaves.
 
@@ -14,7 +16,7 @@ The file format and its checks live in :mod:`detnat.snapshot.file` (pure, read b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,10 +25,13 @@ from sqlalchemy.orm import Session
 
 from detnat import __version__
 from detnat.errors import InvalidInput, NotFound
+from detnat.logs.intervals import Interval
 from detnat.service import audit, lookups
+from detnat.service import logs as log_service
 from detnat.service.timelines import TimelineCache, Timelines, candidate_range, to_us
 from detnat.service.times import format_instant
 from detnat.snapshot import file, jobs
+from detnat.store import logs as log_store
 
 ACTION = "snapshot.export"
 
@@ -39,8 +44,10 @@ def build(
     end: datetime,
     now: datetime,
     case: str,
+    logs: Mapping[str, Iterable[Interval]] | None = None,
 ) -> dict[str, Any]:
-    """The body of the snapshot of ``realms`` over ``[start, end]`` answering as at ``now``."""
+    """The body of the snapshot of ``realms`` over ``[start, end]`` answering as at ``now``.
+    ``logs``: for each realm that has logs, its log intervals holding in the period."""
     if start > end:
         raise InvalidInput("--from is after --to", field="--from")
     if not realms:
@@ -73,7 +80,14 @@ def build(
                         "ranges": [[a, b] for a, b in ranges],
                     }
                 )
-        shown.append({"name": realm.name, "session_drain_us": realm.drain_us, "versions": versions})
+        shown_realm: dict[str, Any] = {
+            "name": realm.name,
+            "session_drain_us": realm.drain_us,
+            "versions": versions,
+        }
+        if logs is not None and name in logs:
+            shown_realm["logs"] = [file.interval_json(i) for i in logs[name]]
+        shown.append(shown_realm)
     return {
         "format": file.FORMAT,
         "code_version": __version__,
@@ -112,7 +126,13 @@ def export(
     """Build the snapshot from the store, open (or check) the case and audit the export
     (flushed: the edge commits, then writes the file)."""
     audit.check_reference(case, field="--case")
-    body = build(TimelineCache().get(session), realms, start=start, end=end, now=now, case=case)
+    timelines = TimelineCache().get(session)
+    logged = {
+        name: (log_service.interval_of(row) for row in log_store.during(session, name, start, end))
+        for name in realms
+        if name in timelines.by_name and log_store.has_logs(session, name)
+    }
+    body = build(timelines, realms, start=start, end=end, now=now, case=case, logs=logged)
     data = file.encode(body)
     sha256 = file.sha256_of(data)
     (cases or audit.CaseOwners()).claim(session, case, actor, request_id=request_id)
@@ -121,6 +141,7 @@ def export(
         for r in body["realms"]
         for v in r["versions"]
     ]
+    log_intervals = {r["name"]: len(r["logs"]) for r in body["realms"] if "logs" in r}
     entry = audit.record(
         session,
         actor,
@@ -135,6 +156,7 @@ def export(
             "exported_at": format_instant(now),
             "all_realms": body["all_realms"],
             "versions": versions,
+            "log_intervals": log_intervals,
         },
         case=case,
         status="exported",

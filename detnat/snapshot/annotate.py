@@ -23,7 +23,10 @@ the address; one candidate gives its answer, several the verdict (``match`` only
 same subscriber with the same port set; else ``ambiguous`` / ``not_deterministic`` /
 ``no_mapping`` with one reason or ``mixed``); none gives ``no_plan_in_force`` (a retirement ended
 the plan that held the address, or no plan was in force anywhere) or ``no_mapping`` /
-``not_in_pool``. ``tests/scale/test_annotate_oracle.py`` holds the two against each other.
+``not_in_pool``. Where the snapshot carries the NAT's own logs, they are heard as the store's
+lookups hear them (:mod:`detnat.snapshot.logs`): a dynamic port is answered from the log
+intervals, a plan's match that a log contradicts is ``ambiguous``.
+``tests/scale/test_annotate_oracle.py`` holds the two against each other.
 
 Times: timestamps with a zone (any unit; a nanosecond part must be zero, as the store refuses
 finer instants than microseconds), integers declared as epoch seconds or milliseconds UTC
@@ -50,6 +53,7 @@ from detnat.engine import REASON_CODES, STATUS_CODES, Reason, Status
 from detnat.engine.mapper import _NON_PUBLIC  # the engine's one table of never-public space
 from detnat.errors import InvalidInput
 from detnat.snapshot.file import Snapshot, Version
+from detnat.snapshot.logs import SnapshotLogs
 from detnat.subscriber_text import SubscriberTexts
 
 Ints: TypeAlias = npt.NDArray[np.int64]
@@ -185,6 +189,7 @@ class Annotator:
         self._table: pa.Array | None = None
         self._table_made = False
         self._text_base = np.zeros(0, dtype=np.int64)
+        self._logs = SnapshotLogs(snapshot)
 
     # -- schema ---------------------------------------------------------------------------------
 
@@ -318,7 +323,9 @@ class Annotator:
         none = live & (count == 0)
         if none.any():
             self._without_candidates(none, retired, ip, lo, hi, status, reason)
-        return self._arrays(n, status, reason, realm, version, sub_rows)
+        return self._logs.apply(
+            self._arrays(n, status, reason, realm, version, sub_rows), ip, port, lo, hi
+        )
 
     def _decide(
         self,

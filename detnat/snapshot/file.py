@@ -1,9 +1,12 @@
-"""Snapshot files: the plan versions of some realms over a period, self-contained and hashed.
+"""Snapshot files: the plan versions (and log intervals) of some realms over a period,
+self-contained and hashed.
 
 A snapshot (``.detnat``) is what the workers of a distributed job get instead of the database:
 every plan version that can be a candidate for a lookup in the period ``[from, to]`` (the version
 in force at ``from`` minus the realm's session drain, up to the last one effective by ``to``),
-with its realm, id, seq, validity, content, hashes and the public addresses it uses. With it,
+with its realm, id, seq, validity, content, hashes and the public addresses it uses; and for a
+realm that has the NAT's own logs in the store (``logs``), every log interval that holds at some
+instant of the period, with the references (file, line, SHA-256) of the lines behind it. With it,
 :mod:`detnat.snapshot.annotate` answers as the store's ``reverse --at`` did when the snapshot
 was exported (``now`` is the export's instant: later times are ``future``).
 
@@ -37,13 +40,17 @@ Pure: standard library, the engine and the plan file reader.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from detnat import strictjson
 from detnat.engine import Mapper, compile_plan
 from detnat.errors import DetnatError, InvalidInput
+from detnat.logs.events import EventKind, LineRef
+from detnat.logs.intervals import Interval, Seen
 from detnat.planfile import plan_from_data
 
 FORMAT = "detnat-snapshot/1"
@@ -66,6 +73,22 @@ _REALM: dict[str, tuple[type, ...]] = {
     "session_drain_us": (int,),
     "versions": (list,),
 }
+_REALM_LOGS = "logs"  # present exactly when the realm had logs: its intervals in the period
+_INTERVAL: dict[str, tuple[type, ...]] = {
+    "public": (int,),
+    "port_first": (int,),
+    "port_last": (int,),
+    "port_step": (int,),
+    "protocol": (str, _NONE),  # None: every protocol
+    "inside": (str,),  # the inside key: an IPv4 address, an IPv6 address or prefix
+    "start_us": (int, _NONE),  # None: no allocation seen (unknown start)
+    "end_us": (int, _NONE),  # None: still held
+    "open": (bool,),
+    "unknown_start": (bool,),
+    "conflict": (bool,),
+    "lines": (list,),  # [[kind, at_us, file, line, sha256], ...]: the lines behind it
+}
+_KINDS = frozenset(kind.value for kind in EventKind)
 _VERSION: dict[str, tuple[type, ...]] = {
     "id": (int,),
     "seq": (int,),
@@ -128,6 +151,46 @@ class Realm:
     name: str
     session_drain_us: int
     versions: tuple[Version, ...]
+    logs: tuple[Interval, ...] | None = None  # None: the realm had no logs
+
+
+def interval_json(interval: Interval) -> dict[str, Any]:
+    """A log interval as a snapshot holds it (:func:`interval_of` reads it back)."""
+    return {
+        "public": int(ipaddress.IPv4Address(interval.public)),
+        "port_first": interval.port_first,
+        "port_last": interval.port_last,
+        "port_step": interval.port_step,
+        "protocol": interval.protocol,
+        "inside": interval.inside,
+        "start_us": interval.start_us,
+        "end_us": interval.end_us,
+        "open": interval.open,
+        "unknown_start": interval.unknown_start,
+        "conflict": interval.conflict,
+        "lines": [
+            [s.kind.value, s.at_us, s.source.file, s.source.line, s.source.sha256]
+            for s in interval.lines
+        ],
+    }
+
+
+def interval_of(data: dict[str, Any]) -> Interval:
+    """The log interval of :func:`interval_json`'s form (checked by :func:`check` first)."""
+    return Interval(
+        str(ipaddress.IPv4Address(data["public"])),
+        data["port_first"],
+        data["port_last"],
+        data["port_step"],
+        data["protocol"],
+        data["inside"],
+        data["start_us"],
+        data["end_us"],
+        data["open"],
+        data["unknown_start"],
+        tuple(Seen(EventKind(k), at, LineRef(f, n, sha)) for k, at, f, n, sha in data["lines"]),
+        data["conflict"],
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,6 +216,7 @@ class Snapshot:
             "exported_at_us": self.exported_at_us,
             "realms": [r.name for r in self.realms],
             "versions": sum(len(r.versions) for r in self.realms),
+            "log_intervals": sum(len(r.logs) for r in self.realms if r.logs is not None),
             "bytes": self.size,
         }
 
@@ -217,8 +281,15 @@ def _check(data: bytes) -> list[str]:
         problems.append("a realm appears twice")
     for n, realm in enumerate(body["realms"]):
         where = f"realms[{n}]"
-        if _shape(realm, where, _REALM, problems):
+        plain = (
+            {k: v for k, v in realm.items() if k != _REALM_LOGS}
+            if isinstance(realm, dict)
+            else realm
+        )
+        if _shape(plain, where, _REALM, problems):
             continue
+        if _REALM_LOGS in realm:
+            _check_logs(realm[_REALM_LOGS], f"{where}.logs", problems)
         previous: dict[str, Any] | None = None
         for k, version in enumerate(realm["versions"]):
             at = f"{where}.versions[{k}]"
@@ -270,6 +341,50 @@ def _check_version(
         last = pair[1]
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_logs(intervals: Any, where: str, problems: list[str]) -> None:
+    if not isinstance(intervals, list):
+        problems.append(f"{where}: want a list of intervals")
+        return
+    before = len(problems)
+    for n, i in enumerate(intervals):
+        at = f"{where}[{n}]"
+        if _shape(i, at, _INTERVAL, problems):
+            return
+        if not 0 <= i["public"] <= 0xFFFFFFFF:
+            problems.append(f"{at}.public: not an IPv4 address")
+        if not (0 <= i["port_first"] <= i["port_last"] <= 65535 and 1 <= i["port_step"] <= 65535):
+            problems.append(f"{at}: want 0 <= port_first <= port_last <= 65535, port_step >= 1")
+        if (
+            i["start_us"] is not None
+            and i["end_us"] is not None
+            and not i["start_us"] < i["end_us"]
+        ):
+            problems.append(f"{at}: start_us is not before end_us")
+        try:
+            ipaddress.ip_network(i["inside"], strict=False)
+        except ValueError:
+            problems.append(f"{at}.inside: not an address or prefix")
+        lines = i["lines"]
+        if not lines or not all(
+            isinstance(line, list)
+            and len(line) == 5
+            and line[0] in _KINDS
+            and type(line[1]) is int
+            and isinstance(line[2], str)
+            and type(line[3]) is int
+            and line[3] >= 1
+            and isinstance(line[4], str)
+            and _SHA256.fullmatch(line[4])
+            for line in lines
+        ):
+            problems.append(f"{at}.lines: want [[kind, at_us, file, line, sha256], ...], not empty")
+        if len(problems) > before:  # one bad interval named is enough
+            return
+
+
 def _shape(value: Any, where: str, spec: dict[str, tuple[type, ...]], problems: list[str]) -> bool:
     """Append a problem (and say True) unless ``value`` is an object with exactly ``spec``."""
     prefix = f"{where}: " if where else ""
@@ -318,7 +433,15 @@ def _snapshot(body: dict[str, Any], sha256: str, size: int) -> Snapshot:
                     mapper=mapper,
                 )
             )
-        realms.append(Realm(realm["name"], realm["session_drain_us"], tuple(versions)))
+        logged = realm.get(_REALM_LOGS)
+        realms.append(
+            Realm(
+                realm["name"],
+                realm["session_drain_us"],
+                tuple(versions),
+                None if logged is None else tuple(interval_of(i) for i in logged),
+            )
+        )
     return Snapshot(
         sha256=sha256,
         case=body["case"],
@@ -362,4 +485,16 @@ _EXAMPLE: dict[str, Any] = {
     ],
 }
 
-__all__ = ["FORMAT", "Realm", "Snapshot", "Version", "check", "encode", "load", "read", "sha256_of"]
+__all__ = [
+    "FORMAT",
+    "Realm",
+    "Snapshot",
+    "Version",
+    "check",
+    "encode",
+    "interval_json",
+    "interval_of",
+    "load",
+    "read",
+    "sha256_of",
+]

@@ -347,6 +347,23 @@ async def held_by_async(conn: Any, prefix: str, at: datetime) -> list[Any]:
         return list(await cur.fetchall())
 
 
+# A realm's intervals that hold at some instant of a period (snapshot exports).
+_DURING = (
+    "SELECT i.public, i.port_first, i.port_last, i.port_step, i.protocol, i.inside, i.during, "
+    "i.open, i.unknown_start, i.conflict, i.lines FROM log_intervals i JOIN realms r ON "
+    "r.id = i.realm_id WHERE r.name = :realm AND i.during && tstzrange(:start, :end, '[]') "
+    "ORDER BY i.public, i.port_first, i.port_last, i.port_step, i.protocol, i.inside, "
+    "lower(i.during) NULLS FIRST"
+)
+
+
+def during(session: Session, realm: str, start: datetime, end: datetime) -> Iterator[Any]:
+    """The interval rows of ``realm`` that hold at some instant of ``[start, end]``, in one
+    fixed order, streamed."""
+    params = {"realm": realm, "start": start, "end": end}
+    yield from session.execute(text(_DURING).execution_options(yield_per=10_000), params)
+
+
 _MANY = (
     "SELECT q.n, i.realm_id, i.public, i.port_first, i.port_last, i.port_step, i.protocol, "
     "i.inside, i.during, i.open, i.unknown_start, i.conflict, i.lines, r.name AS realm_name, "

@@ -11,6 +11,7 @@ import gzip
 import json
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -387,3 +388,86 @@ def test_complaints_about_dynamic_ports_are_answered_from_the_logs(
     assert said[0] == ("identified", "match", "", "10.0.0.1/32")
     assert said[1][:3] == ("ambiguous", "no_mapping", "not_logged") and said[1][3] == ""
     assert said[2][:2] == ("identified", "match")
+
+
+def test_a_snapshot_carries_the_logs_and_annotates_as_reverse_does(
+    cli: CliRunner, sessions: SessionFactory, tmp_path: Path
+) -> None:
+    """``snapshot export`` takes the realm's log intervals that hold in the period (not the
+    others); ``annotate`` then answers dynamic ports from them exactly as ``reverse --at``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from detnat.snapshot import file
+    from tests.logs.conftest import event, ingest
+
+    realm = _plan_realm(sessions, "198.18.54.1/32")
+    H = 3600 * S
+    ingest(
+        sessions,
+        realm,
+        [
+            event(A, T0_US, "10.0.0.1", "198.18.54.1", 6064, 7071),
+            event(R, T0_US + 60 * S, "10.0.0.1", "198.18.54.1", 6064, 7071),
+            event(A, T0_US - 10 * H, "10.0.0.3", "198.18.54.1", 7072, 8079),  # before the period
+            event(R, T0_US - 9 * H, "10.0.0.3", "198.18.54.1", 7072, 8079),
+            event(A, T0_US - 2 * H, "10.0.0.2", "198.18.54.1", 8080, 9087),  # into the period
+            event(A, T0_US + 30 * S, "10.0.0.3", "198.18.54.1", 1024, 1100),  # against the plan
+        ],
+        hold=timedelta(hours=4),
+    )
+    snap = tmp_path / "logs.detnat"
+    exported = run(
+        cli, "snapshot", "export", realm, "--from", "2026-03-14T19:00:00Z",
+        "--to", "2026-03-14T20:30:00Z", "--case", "C-5", "-o", str(snap),
+    )  # fmt: skip
+    assert exported.exit_code == 0, exported.output
+    (shown,) = file.read(str(snap)).realms
+    assert shown.logs is not None
+    assert sorted((i.inside, i.port_first) for i in shown.logs) == [
+        ("10.0.0.1", 6064),
+        ("10.0.0.2", 8080),
+        ("10.0.0.3", 1024),
+    ]
+    questions = [
+        (6100, "2026-03-14T20:00:30Z"),  # dynamic, logged
+        (6100, "2026-03-14T20:02:00Z"),  # dynamic, released before
+        (8100, "2026-03-14T19:30:00Z"),  # allocated before the period, never released: open
+        (7100, "2026-03-14T19:30:00Z"),  # dynamic, its interval ended before the period
+        (1050, "2026-03-14T20:01:00Z"),  # the plan says 10.0.0.0, a log 10.0.0.3
+        (2500, "2026-03-14T20:00:00Z"),  # the plan alone
+    ]
+    flows = tmp_path / "flows.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "ip": ["198.18.54.1"] * len(questions),
+                "port": [p for p, _ in questions],
+                "time": pa.array(
+                    [t.replace("Z", "+00:00") for _, t in questions], pa.string()
+                ).cast(pa.timestamp("us", tz="UTC")),
+            }
+        ),
+        flows,
+    )
+    out = tmp_path / "out.parquet"
+    done = run(
+        cli, "annotate", str(flows), "--snapshot", str(snap), "-o", str(out), "--case", "C-5"
+    )
+    assert done.exit_code == 0, done.output
+    annotated = pq.read_table(out).to_pydict()
+    got = list(zip(annotated["status"], annotated["reason"], annotated["subscriber"], strict=True))
+    singles = []
+    for port, at in questions:
+        single = run(cli, "reverse", f"198.18.54.1:{port}", "--at", at, "--case", "C-5", "--json")
+        said = json.loads(single.stdout)
+        singles.append((said["status"], said.get("reason"), said.get("subscriber")))
+    assert got == singles
+    assert [g[:2] for g in got] == [
+        ("match", None),
+        ("no_mapping", "not_logged"),
+        ("ambiguous", "log_open_ended"),
+        ("no_mapping", "not_logged"),
+        ("ambiguous", "plan_and_log_disagree"),
+        ("match", None),
+    ]

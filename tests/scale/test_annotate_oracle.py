@@ -10,14 +10,19 @@ future, outside every pool, never-public, null cells.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from detnat.engine import Status
 from detnat.errors import QueryError
-from detnat.service import lookups
+from detnat.logs.events import EventKind, LineRef, LogEvent
+from detnat.logs.intervals import derive
+from detnat.logs.settle import CONSULTED
+from detnat.service import log_answers, lookups, snapshots
 from detnat.service.plans import MapperCache
 from detnat.service.timelines import to_us
 from detnat.service.times import format_instant
@@ -108,5 +113,99 @@ def test_annotator_agrees_with_single_lookup_on_every_row(data, world, tolerance
     for k, (ip, port, at) in enumerate(drawn):
         got = tuple(out[c][k] for c in ("subscriber", "status", "reason", "realm", "version"))
         want = _oracle(view, ip, port, at, tolerance)
+        shown = format_instant(T0 + timedelta(microseconds=at - to_us(T0))) if at else None
+        assert got == want, f"row {k}: {ip}:{port} at {shown}"
+
+
+# -- with the NAT's own logs -------------------------------------------------------------------
+
+LOGGED_ADDRESSES = ["192.0.2.1", "192.0.2.2", "198.51.100.3", "203.0.113.50"]  # the last: no pool
+BLOCKS = [(1024, 1535, 1), (2000, 2999, 1), (40000, 49999, 1), (60000, 65535, 1), (1024, 65534, 2)]
+
+
+@st.composite
+def log_events(draw: st.DrawFn, realms: int) -> dict[int, list[LogEvent]]:
+    """Random allocate / interim / release lines per realm, on blocks that cross the plans'
+    dynamic and deterministic ports (so the two agree, disagree, or only the logs speak)."""
+    out: dict[int, list[LogEvent]] = {}
+    for n in range(draw(st.integers(0, 14))):
+        kind = draw(st.sampled_from(list(EventKind)))
+        at = to_us(T0) + draw(st.integers(-700, 1300)) * 2_000_000 + draw(st.sampled_from([0, 1]))
+        inside = draw(st.sampled_from(["10.0.0.1", "10.0.0.5", "10.0.0.77", "2001:db8::1"]))
+        first, last, step = draw(st.sampled_from(BLOCKS))
+        public = draw(st.sampled_from(LOGGED_ADDRESSES))
+        raw = f"{n}:{kind}:{at}:{inside}:{public}:{first}".encode()
+        event = LogEvent(
+            kind, at, inside, public, first, last, draw(st.sampled_from([None, None, "tcp"])),
+            LineRef("nat.log", n + 1, hashlib.sha256(raw).hexdigest()), step,
+        )  # fmt: skip
+        out.setdefault(draw(st.integers(0, realms - 1)), []).append(event)
+    return out
+
+
+def _oracle_with_logs(view, logged, ip, port, at, tolerance):  # type: ignore[no-untyped-def]
+    """As :func:`_oracle`, with the logs heard as the store's lookup hears them
+    (:func:`detnat.service.log_answers.fetch` then ``combine``, no realm named)."""
+    plain = _oracle(view, ip, port, at, tolerance)
+    if plain[1] in ("error", "future") or not logged:
+        return plain
+    when = T0 + timedelta(microseconds=at - to_us(T0))
+    answer = lookups.reverse_in(
+        view, ip, port, at=when, tolerance=tolerance, realm=None, now=NOW, mappers=MapperCache()
+    )
+    if answer["status"] not in CONSULTED:
+        return plain
+    start, end = lookups.window(when, tolerance, NOW)
+    lo, hi = to_us(start), to_us(end)
+    rows = [
+        (realm, i)
+        for realm, intervals in logged.items()
+        for i in intervals
+        if i.public == ip and i.holds(port) and i.overlaps(lo, hi)
+    ]
+    if not rows and answer["status"] is Status.MATCH:
+        return plain
+    answer = log_answers.combine(answer, rows, {}, {}, window_us=(lo, hi), logs_asked=False)
+    reason = answer.get("reason")
+    return (answer.get("subscriber"), str(answer["status"]), reason and str(reason), *plain[3:])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), world=worlds(), tolerance_s=st.sampled_from([0, 0, 1, 30, 400]))
+def test_annotator_hears_the_logs_as_the_single_lookup_does(data, world, tolerance_s) -> None:  # type: ignore[no-untyped-def]
+    drains, changes = world
+    view = timelines_of(drains, changes)
+    events = data.draw(log_events(len(drains)))
+    hold = data.draw(st.sampled_from([None, 60_000_000]))
+    logged = {
+        f"realm-{r}": derive(events.get(r, []), hold_us=hold)
+        for r in range(len(drains))
+        if r in events or data.draw(st.booleans())  # a realm may have logs and no interval
+    }
+    body = snapshots.build(
+        view, [r.name for r in view.realms], start=START, end=END, now=NOW, case="TEST-1",
+        logs=logged,
+    )  # fmt: skip
+    snapshot = file.load(file.encode(body))
+    annotator = Annotator(snapshot, tolerance_us=tolerance_s * 1_000_000)
+    tolerance = timedelta(seconds=tolerance_s)
+    drawn = data.draw(rows(changes))
+    drawn += [
+        (data.draw(st.sampled_from(LOGGED_ADDRESSES)), data.draw(st.integers(1024, 65535)), at)
+        for at in data.draw(
+            st.lists(st.integers(to_us(START), to_us(NOW)), min_size=1, max_size=30)
+        )
+    ]
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "ip": pa.array([r[0] for r in drawn], pa.string()),
+            "port": pa.array([r[1] for r in drawn], pa.int64()),
+            "time": pa.array([r[2] for r in drawn], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    out = annotator.annotate(batch).to_pydict()
+    for k, (ip, port, at) in enumerate(drawn):
+        got = tuple(out[c][k] for c in ("subscriber", "status", "reason", "realm", "version"))
+        want = _oracle_with_logs(view, logged, ip, port, at, tolerance)
         shown = format_instant(T0 + timedelta(microseconds=at - to_us(T0))) if at else None
         assert got == want, f"row {k}: {ip}:{port} at {shown}"
