@@ -32,6 +32,7 @@ Pure: standard library and the engine's vocabulary.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,11 +45,13 @@ from detnat.logs.intervals import Decided, Interval, decide
 CONSULTED = (Status.NOT_DETERMINISTIC, Status.NO_PLAN_IN_FORCE, Status.NO_MAPPING, Status.MATCH)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # bulk answers name the same keys again and again
 def subscriber_of(inside: str) -> str:
     """An inside key as a subscriber prefix (``100.64.0.1`` -> ``100.64.0.1/32``)."""
     return str(ipaddress.ip_network(inside, strict=False))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def within(inside: str, subscriber: str) -> bool:
     """Whether an inside key lies in a subscriber's prefix."""
     a = ipaddress.ip_network(inside, strict=False)

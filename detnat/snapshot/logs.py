@@ -6,16 +6,18 @@ one rule of :func:`detnat.logs.settle.settle`, asked as ``detnat reverse --at`` 
 realm named: the intervals of every realm of the snapshot, and ``not_logged`` for a dynamic port
 no interval holds (once any realm of the snapshot has logs).
 
-The rows whose address has log intervals are settled one by one (the rule is the service's own
-Python); every other row is settled by array operations: a dynamic port on an address without
-intervals is ``no_mapping`` / ``not_logged``, the rest stand. The ``realm`` and ``version``
-columns stay the plans' (the candidates of the window), as the single lookup's candidates do.
+The rows whose address and port some log interval holds (at any time) are settled one by one (the
+rule is the service's own Python), with only those intervals; every other row is settled by array
+operations: a dynamic port no interval holds is ``no_mapping`` / ``not_logged``, the rest stand.
+The ``realm`` and ``version`` columns stay the plans' (the candidates of the window), as the single
+lookup's candidates do.
 
 Pure: numpy, pyarrow, the logs' rule.
 """
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 from typing import Any
 
@@ -26,10 +28,14 @@ import pyarrow.compute as pc
 
 from detnat.engine.results import Reason, Status
 from detnat.logs.intervals import Interval
-from detnat.logs.settle import CONSULTED, settle
+from detnat.logs.settle import settle
 from detnat.snapshot.file import Snapshot
 
-_CONSULTED = pa.array([s.value for s in CONSULTED], pa.string())
+_STATUS = {s.value: s for s in Status}
+_REASON = {r.value: r for r in Reason}
+# A plan answer the logs may change besides a match and a dynamic port: no plan holds the address
+# (``no_plan_in_force`` / ``no_plan``, ``no_mapping`` / ``not_in_pool``).
+_NO_PLAN = pa.array([Reason.NO_PLAN.value, Reason.NOT_IN_POOL.value], pa.string())
 
 
 class SnapshotLogs:
@@ -41,8 +47,47 @@ class SnapshotLogs:
         for realm in snapshot.realms:
             for interval in realm.logs or ():
                 by_ip.setdefault(int(ipaddress.IPv4Address(interval.public)), []).append(interval)
-        self._by_ip = by_ip
-        self._keys = np.array(sorted(by_ip), dtype=np.int64)
+        # Per address: its intervals by first port, with the largest last port up to each, so
+        # the intervals that may hold a port are found without looking at the others.
+        self._by_ip: dict[int, tuple[list[int], list[int], list[Interval]]] = {}
+        spans: list[tuple[int, int]] = []  # every (address, port) some interval may hold
+        for key, intervals in by_ip.items():
+            intervals.sort(key=lambda i: (i.port_first, i.port_last))
+            reach, most = [], -1
+            for i in intervals:
+                most = max(most, i.port_last)
+                reach.append(most)
+                spans.append((key * 65536 + i.port_first, key * 65536 + i.port_last))
+            self._by_ip[key] = ([i.port_first for i in intervals], reach, intervals)
+        merged: list[list[int]] = []
+        for lo, hi in sorted(spans):
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        self._span_lo = np.array([m[0] for m in merged], dtype=np.int64)
+        self._span_hi = np.array([m[1] for m in merged], dtype=np.int64)
+
+    def _covered(
+        self, ip: npt.NDArray[np.int64], port: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.bool_]:
+        """Whether some interval's port range (at any time) holds each row's address and port."""
+        if not len(self._span_lo):
+            return np.zeros(len(ip), dtype=np.bool_)
+        key = ip * 65536 + port
+        at = np.searchsorted(self._span_lo, key, side="right") - 1
+        return (at >= 0) & (key <= self._span_hi[np.maximum(at, 0)])
+
+    def _holding(self, ip: int, port: int) -> list[Interval]:
+        """The intervals of ``ip`` whose port range holds ``port`` (at any time)."""
+        firsts, reach, intervals = self._by_ip[ip]
+        out = []
+        k = bisect.bisect_right(firsts, port) - 1
+        while k >= 0 and reach[k] >= port:
+            if intervals[k].port_last >= port:
+                out.append(intervals[k])
+            k -= 1
+        return out
 
     def apply(
         self,
@@ -57,13 +102,19 @@ class SnapshotLogs:
         if not self.asked or not len(ip):
             return arrays
         subscriber, status, reason, realm, version = arrays
-        consulted = _numpy(pc.is_in(status, value_set=_CONSULTED))
-        logged = np.isin(ip, self._keys) if len(self._keys) else np.zeros(len(ip), np.bool_)
+        # The rows the logs may change (settle's own conditions, before it looks at intervals):
+        # a dynamic port, a plan's match, an address no plan holds.
         dynamic = _numpy(pc.equal(status, Status.NOT_DETERMINISTIC.value))
+        heard = (
+            dynamic
+            | _numpy(pc.equal(status, Status.MATCH.value))
+            | _numpy(pc.is_in(reason, value_set=_NO_PLAN))
+        )
+        covered = self._covered(ip, port)
         changed: dict[int, tuple[str, str | None, str | None]] = {}
-        for n in np.flatnonzero(dynamic & ~logged).tolist():  # nothing logged on the address
+        for n in np.flatnonzero(dynamic & ~covered).tolist():  # no interval holds the port
             changed[n] = (Status.NO_MAPPING.value, Reason.NOT_LOGGED.value, None)
-        asked = np.flatnonzero(consulted & logged)
+        asked = np.flatnonzero(heard & covered)
         if len(asked):
             take = pa.array(asked, pa.int64())
             said = zip(
@@ -75,10 +126,10 @@ class SnapshotLogs:
             )
             for n, word, why, held in said:
                 settled = settle(
-                    Status(word),
-                    None if why is None else Reason(why),
+                    _STATUS[word],
+                    None if why is None else _REASON[why],
                     held,
-                    self._by_ip[int(ip[n])],
+                    self._holding(int(ip[n]), int(port[n])),
                     int(port[n]),
                     int(lo[n]),
                     int(hi[n]),
