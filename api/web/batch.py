@@ -50,21 +50,18 @@ async def batch(page: PageDep) -> Response:
     values = _values(page)
     errors: dict[str, str] = {}
     tolerance = _check(values, errors)
-    upload = page.form.get("file") if page.form is not None else None
-    data = b""
-    filename = "complaints.csv"
-    if not isinstance(upload, UploadFile) or not upload.filename:
-        errors["file"] = "Choose the CSV file of complaints (columns ip, port, time)."
-    else:
-        data = await upload.read()
-        filename = upload.filename
-        if not data.strip():
-            errors["file"] = "That file is empty."
+    data, filename = await _upload(
+        page,
+        errors,
+        "Choose the CSV file of complaints (columns ip, port, time).",
+        "complaints.csv",
+    )
     if errors or tolerance is None:
         return _render(page, values, errors, status=422)
-    limit = min(page.settings.max_batch_rows, page.settings.batch_rows_for(page.role or ""))
     try:
-        answered = await run_in_threadpool(_answer, page, values, data, filename, tolerance, limit)
+        answered = await run_in_threadpool(
+            _answer, page, values, data, filename, tolerance, _limit(page)
+        )
     except DetnatError as exc:
         status = refused(page, "POST /web/batch", exc)
         errors[exc.field if exc.field in FIELDS else "file"] = exc.message
@@ -76,7 +73,7 @@ async def batch(page: PageDep) -> Response:
         values=values,
         filename=filename,
         download=_download_name(filename),
-        href="data:text/csv;charset=utf-8;base64," + base64.b64encode(answered.output).decode(),
+        href=_href(answered.output),
         size=len(answered.output),
         report=report,
         counts=[(status, n, batch_lookups.status_words(status)) for status, n in counts],
@@ -85,6 +82,31 @@ async def batch(page: PageDep) -> Response:
         input_sha256=answered.input_sha256,
         more_bad=report.bad_row_count - len(report.bad_rows),
     )
+
+
+async def _upload(
+    page: Page, errors: dict[str, str], missing: str, default: str
+) -> tuple[bytes, str]:
+    """The uploaded file's bytes and name; ``errors["file"]`` says ``missing`` or that it is
+    empty."""
+    upload = page.form.get("file") if page.form is not None else None
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        errors["file"] = missing
+        return b"", default
+    data = await upload.read()
+    if not data.strip():
+        errors["file"] = "That file is empty."
+    return data, upload.filename
+
+
+def _limit(page: Page) -> int:
+    """The most rows the signed-in role may send in one file."""
+    return min(page.settings.max_batch_rows, page.settings.batch_rows_for(page.role or ""))
+
+
+def _href(output: bytes) -> str:
+    """The answers file as a ``data:`` link (``batch.js`` turns it into a download)."""
+    return "data:text/csv;charset=utf-8;base64," + base64.b64encode(output).decode()
 
 
 def _values(page: Page) -> dict[str, str]:
@@ -159,13 +181,12 @@ def _download_name(filename: str) -> str:
 def _render(
     page: Page, values: dict[str, str], errors: dict[str, str], *, status: int = 200
 ) -> Response:
-    limit = min(page.settings.max_batch_rows, page.settings.batch_rows_for(page.role or ""))
     return page.render(
         "batch.html",
         status=status,
         values=values,
         errors=errors,
-        limit=limit,
+        limit=_limit(page),
         max_bytes=page.settings.max_batch_body_bytes,
     )
 
@@ -188,20 +209,14 @@ async def complaints_answer(page: PageDep) -> Response:
     tolerance = _check(values, errors)
     if values["format"] not in intake.FORMATS:
         errors["format"] = f"Choose one of {', '.join(intake.FORMATS)}."
-    upload = page.form.get("file") if page.form is not None else None
-    data, filename = b"", "complaints.mbox"
-    if not isinstance(upload, UploadFile) or not upload.filename:
-        errors["file"] = "Choose the mailbox export (mbox) or complaint file."
-    else:
-        data, filename = await upload.read(), upload.filename
-        if not data.strip():
-            errors["file"] = "That file is empty."
+    data, filename = await _upload(
+        page, errors, "Choose the mailbox export (mbox) or complaint file.", "complaints.mbox"
+    )
     if errors or tolerance is None:
         return _render_complaints(page, values, errors, status=422)
-    limit = min(page.settings.max_batch_rows, page.settings.batch_rows_for(page.role or ""))
     try:
         answered = await run_in_threadpool(
-            _answer_complaints, page, values, data, filename, tolerance, limit
+            _answer_complaints, page, values, data, filename, tolerance, _limit(page)
         )
     except DetnatError as exc:
         status = refused(page, "POST /web/complaints", exc)
@@ -216,7 +231,7 @@ async def complaints_answer(page: PageDep) -> Response:
         values=values,
         filename=filename,
         download=_download_name(filename.rsplit(".", 1)[0] + ".csv"),
-        href="data:text/csv;charset=utf-8;base64," + base64.b64encode(answered.output).decode(),
+        href=_href(answered.output),
         size=len(answered.output),
         report=report,
         counts=[(v, n, complaints.WORDS[complaints.Verdict(v)]) for v, n in counts],
@@ -289,13 +304,12 @@ def _answer_complaints(
 def _render_complaints(
     page: Page, values: dict[str, str], errors: dict[str, str], *, status: int = 200
 ) -> Response:
-    limit = min(page.settings.max_batch_rows, page.settings.batch_rows_for(page.role or ""))
     return page.render(
         "complaints.html",
         status=status,
         values=values,
         errors=errors,
         formats=intake.FORMATS,
-        limit=limit,
+        limit=_limit(page),
         max_bytes=page.settings.max_batch_body_bytes,
     )
