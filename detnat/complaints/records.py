@@ -160,7 +160,16 @@ def mail_instant(text: str) -> tuple[int, str]:
         except ValueError:
             raise BadTime(f"date {text[:60]!r} is neither RFC 5322 nor X-ARF's form") from None
     zone = words[-1] if words else ""
-    if moment.tzinfo is None:  # "-0000": UTC, local offset unknown (RFC 5322 3.3)
+    if moment.tzinfo is None:
+        # The parser gives no offset for "-0000" (UTC, the sender's local zone unknown: RFC 5322
+        # 3.3), for a zone it does not know ("CET"), for a military letter (RFC 5322 4.3 asks to
+        # read those as -0000 because their sign was never settled) and for no zone at all. Only
+        # the first says the instant; reading the others as UTC would ask about the wrong hour.
+        if zone != "-0000":
+            raise BadTime(
+                f"date {text[:60]!r} has no offset we can read ({zone[:12]!r}): the instant is "
+                "unknown; the notice needs a numeric offset"
+            )
         moment = moment.replace(tzinfo=UTC)
     return _checked(moment, text), zone
 

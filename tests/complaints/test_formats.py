@@ -311,6 +311,26 @@ def test_mail_dates_keep_the_zone_as_written() -> None:
         mail_instant("yesterday")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thu, 8 Mar 2005 14:00:00 CET",  # a zone RFC 5322 does not name: its offset is unknown
+        "Thu, 8 Mar 2005 14:00:00",  # no zone at all
+        "Feb  3 2014 02:13:35 CET",  # X-ARF 0.2's form with a zone abbreviation
+        "Thu, 8 Mar 2005 14:00:00 Q",  # a military letter: its sign was never settled
+    ],
+)
+def test_a_mail_date_whose_offset_is_unknown_is_refused_never_read_as_utc(text: str) -> None:
+    """Reading 14:00 CET as 14:00Z would ask about the wrong hour and name whoever held the port
+    then; only ``-0000`` (and the zones RFC 5322 names, with their offsets) say the instant."""
+    with pytest.raises(BadTime, match="offset"):
+        mail_instant(text)
+    assert mail_instant("Thu, 8 Mar 2005 14:00:00 GMT")[0] == iso_instant("2005-03-08T14:00:00Z")[0]
+    assert (
+        mail_instant("Thu, 8 Mar 2005 14:00:00 -0000")[0] == iso_instant("2005-03-08T14:00:00Z")[0]
+    )
+
+
 @settings(deadline=None)  # zoneinfo loads: slow the first time on a loaded machine
 @given(st.datetimes(timezones=st.timezones()))
 def test_iso_instants_round_trip(moment: object) -> None:
