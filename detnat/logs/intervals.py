@@ -41,7 +41,7 @@ Example: allocate at 10, interim at 20, no release, hold 100 -> ``[10, 120)`` op
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from detnat.engine.results import Reason, Status
@@ -363,7 +363,14 @@ class Decided:
     inside: str | None = None  # a match: the one inside key
 
 
-def decide(intervals: Sequence[Interval], port: int, start_us: int, end_us: int) -> Decided:
+def decide(
+    intervals: Sequence[Interval],
+    port: int,
+    start_us: int,
+    end_us: int,
+    *,
+    holder: Callable[[Interval], Hashable] | None = None,
+) -> Decided:
     """The answer of the logs for ``port`` over the closed window ``[start_us, end_us]``.
 
     ``intervals`` may hold any intervals of the public address; those that hold the port at some
@@ -372,7 +379,9 @@ def decide(intervals: Sequence[Interval], port: int, start_us: int, end_us: int)
     of the window; else ``ambiguous``: ``log_conflict``; ``candidates_differ`` (each proven,
     different keys: another protocol); ``log_open_ended`` (the window reaches into an assumed part);
     ``log_boundary`` (the window crosses a start or an end). ``no_mapping`` / ``not_logged`` when
-    no interval holds the port in the window.
+    no interval holds the port in the window. ``holder``: who an interval's inside key is (by
+    default the key itself; intervals of several realms: the realm with the key, as the same
+    private address behind two NATs is two subscribers).
     """
     found = tuple(
         sorted((i for i in intervals if i.holds(port) and i.overlaps(start_us, end_us)), key=_order)
@@ -381,7 +390,7 @@ def decide(intervals: Sequence[Interval], port: int, start_us: int, end_us: int)
         return Decided(NO_MAPPING, NOT_LOGGED, found)
     if any(i.conflict for i in found):
         return Decided(AMBIGUOUS, LOG_CONFLICT, found)
-    insides = {i.inside for i in found}
+    insides = {i.inside for i in found} if holder is None else {holder(i) for i in found}
     covered = [i for i in found if i.seen_from_us <= start_us and end_us <= i.seen_to_us]
     if len(insides) == 1 and _proven(found, start_us, end_us):
         # one inside key, proven at every instant of the window by the lines of its intervals

@@ -18,13 +18,15 @@ the intervals a snapshot carries):
 >>> from detnat.logs.intervals import Seen
 >>> seen = (Seen(EventKind.ALLOCATE, 10, LineRef("nat.log", 1, "0" * 64)),)
 >>> held = Interval("192.0.2.1", 6000, 6999, 1, None, "10.0.0.2", 10, 90, False, False, seen)
->>> s = settle(Status.NOT_DETERMINISTIC, Reason.DYNAMIC_BLOCK, None, [held], 6100, 20, 30,
-...            logs_asked=False)
+>>> s = settle(Status.NOT_DETERMINISTIC, Reason.DYNAMIC_BLOCK, None, [("fra", held)], 6100,
+...            20, 30, logs_asked=False)
 >>> s.status, s.reason, s.subscriber, s.source
 (<Status.MATCH: 'match'>, None, '10.0.0.2/32', 'log')
->>> settle(Status.MATCH, None, "10.0.0.0/30", [held], 6100, 20, 30, logs_asked=False).source
+>>> settle(Status.MATCH, None, "10.0.0.0/30", [("fra", held)], 6100, 20, 30,
+...        logs_asked=False).source
 'plan'
->>> settle(Status.MATCH, None, "10.0.0.4/32", [held], 6100, 20, 30, logs_asked=False).reason
+>>> settle(Status.MATCH, None, "10.0.0.4/32", [("fra", held)], 6100, 20, 30,
+...        logs_asked=False).reason
 <Reason.PLAN_AND_LOG_DISAGREE: 'plan_and_log_disagree'>
 
 Pure: standard library and the engine's vocabulary.
@@ -77,7 +79,7 @@ def settle(
     status: Status,
     reason: Reason | None,
     subscriber: str | None,
-    intervals: Sequence[Interval],
+    found: Sequence[tuple[str, Interval]],
     port: int,
     start_us: int,
     end_us: int,
@@ -85,11 +87,19 @@ def settle(
     logs_asked: bool,
 ) -> Settled | None:
     """The plan's answer (``status``, ``reason``, ``subscriber``) for ``port`` over the closed
-    window ``[start_us, end_us]`` with what ``intervals`` (of the port's public address) say.
+    window ``[start_us, end_us]`` with what the intervals ``found`` (``(realm, interval)`` of the
+    port's public address) say; an inside key names one subscriber of one realm.
     None: the logs have nothing to add (the plan's answer stands, no interval is shown).
     ``logs_asked``: the realm asked about has logs (a ``not_logged`` may be said where no plan
     holds the address)."""
-    decided = decide(intervals, port, start_us, end_us)
+    realm_of = {id(i): realm for realm, i in found}
+    decided = decide(
+        [i for _, i in found],
+        port,
+        start_us,
+        end_us,
+        holder=None if len(set(realm_of.values())) < 2 else lambda i: (realm_of[id(i)], i.inside),
+    )
     if status is Status.MATCH:
         if not decided.intervals:
             return None

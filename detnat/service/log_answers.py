@@ -102,7 +102,7 @@ def combine(
         answer["status"],
         answer.get("reason"),
         answer.get("subscriber"),
-        [i for _, i in found],
+        found,
         answer["port"],
         *window_us,
         logs_asked=logs_asked,

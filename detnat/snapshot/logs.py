@@ -43,22 +43,23 @@ class SnapshotLogs:
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.asked = any(r.logs is not None for r in snapshot.realms)
-        by_ip: dict[int, list[Interval]] = {}
+        by_ip: dict[int, list[tuple[str, Interval]]] = {}
         for realm in snapshot.realms:
             for interval in realm.logs or ():
-                by_ip.setdefault(int(ipaddress.IPv4Address(interval.public)), []).append(interval)
+                key = int(ipaddress.IPv4Address(interval.public))
+                by_ip.setdefault(key, []).append((realm.name, interval))
         # Per address: its intervals by first port, with the largest last port up to each, so
         # the intervals that may hold a port are found without looking at the others.
-        self._by_ip: dict[int, tuple[list[int], list[int], list[Interval]]] = {}
+        self._by_ip: dict[int, tuple[list[int], list[int], list[tuple[str, Interval]]]] = {}
         spans: list[tuple[int, int]] = []  # every (address, port) some interval may hold
         for key, intervals in by_ip.items():
-            intervals.sort(key=lambda i: (i.port_first, i.port_last))
+            intervals.sort(key=lambda found: (found[1].port_first, found[1].port_last))
             reach, most = [], -1
-            for i in intervals:
+            for _, i in intervals:
                 most = max(most, i.port_last)
                 reach.append(most)
                 spans.append((key * 65536 + i.port_first, key * 65536 + i.port_last))
-            self._by_ip[key] = ([i.port_first for i in intervals], reach, intervals)
+            self._by_ip[key] = ([i.port_first for _, i in intervals], reach, intervals)
         merged: list[list[int]] = []
         for lo, hi in sorted(spans):
             if merged and lo <= merged[-1][1] + 1:
@@ -78,13 +79,13 @@ class SnapshotLogs:
         at = np.searchsorted(self._span_lo, key, side="right") - 1
         return (at >= 0) & (key <= self._span_hi[np.maximum(at, 0)])
 
-    def _holding(self, ip: int, port: int) -> list[Interval]:
-        """The intervals of ``ip`` whose port range holds ``port`` (at any time)."""
+    def _holding(self, ip: int, port: int) -> list[tuple[str, Interval]]:
+        """The (realm, interval) of ``ip`` whose port range holds ``port`` (at any time)."""
         firsts, reach, intervals = self._by_ip[ip]
         out = []
         k = bisect.bisect_right(firsts, port) - 1
         while k >= 0 and reach[k] >= port:
-            if intervals[k].port_last >= port:
+            if intervals[k][1].port_last >= port:
                 out.append(intervals[k])
             k -= 1
         return out
