@@ -84,7 +84,9 @@ def snapshot_verify(
     path: Annotated[Path, typer.Argument(help="Snapshot file.")],
     json_out: JsonOpt = False,
 ) -> None:
-    """Check a snapshot offline (no database): every byte, every plan hash, every plan compiles."""
+    """Check a snapshot offline (no database): every byte, every plan hash, every plan compiles,
+    every log interval's shape. Offline, "valid" means whole and consistent; that this store
+    exported it is its ``snapshot.export`` audit entry (``detnat audit show --case C``)."""
     data = read_input(path, limit=file.MAX_BYTES, what="a snapshot file")
     problems = file.check(data)
     summary: dict[str, object] = {}
@@ -94,13 +96,15 @@ def snapshot_verify(
         except DetnatError as exc:  # a plan that does not compile, said as a problem
             problems = [str(exc)]
     if json_out:
-        emit_json({"valid": not problems, "problems": problems, **summary})
+        emit_json({"valid": not problems, "problems": problems, "origin_checked": False, **summary})
     elif problems:
         for problem in problems:
             print(f"detnat: snapshot: {problem}", file=sys.stderr)
     else:
         print(
             f"valid: {summary['sha256']} case {summary['case']}, realms "
-            f"{', '.join(map(str, summary['realms']))}, {summary['versions']} plan versions"  # type: ignore[call-overload]
+            f"{', '.join(map(str, summary['realms']))}, {summary['versions']} plan versions, "  # type: ignore[call-overload]
+            f"{summary['log_intervals']} log intervals (whole and consistent; its origin is its "
+            f"snapshot.export audit entry in case {summary['case']})"
         )
     raise typer.Exit(EXIT_BROKEN if problems else EXIT_OK)
