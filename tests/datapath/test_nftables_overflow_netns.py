@@ -140,6 +140,7 @@ class Capture:
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
+    netns.require(need_nft=True, need_conntrack=True)  # before making a database for nothing
     with throwaway_database() as url:
         yield url
 
