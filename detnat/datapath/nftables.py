@@ -24,9 +24,23 @@ kernel does one hash lookup per new flow however many subscribers there are::
   others (fewer concurrent flows to one destination, never a wrong port).
 - Static subscribers are translated to their address, all protocols, ports kept where possible.
 - Everything else from the inside prefixes is dropped: excluded subscribers, other protocols
-  (GRE, ESP ...: no port to attribute), and anything a wrong map would let through. The last
-  ``dynamic_blocks`` blocks of every address are never used (nftables cannot log which flow got an
-  overflow port, so handing them out would make the answer ``not_deterministic``).
+  (GRE, ESP ...: no port to attribute), and anything a wrong map would let through.
+- The last ``dynamic_blocks`` blocks of every address are not used, unless the backend is made
+  with ``overflow=on``: then a subscriber's new flow beyond its S-th tracked one (S = the block
+  size; ``ct count`` per inside address, in a dynamic set) is translated to a port of the dynamic
+  blocks of the subscriber's own public address, shared by every subscriber of that address::
+
+      set overflow_flows { type ipv4_addr; size 65536; flags dynamic; }
+      map overflow { type ipv4_addr : interval ipv4_addr . inet_service; }
+      meta l4proto { icmp, tcp, udp } add @overflow_flows { ip saddr ct count over 20 }
+        snat ip to ip saddr map @overflow
+
+  nftables itself logs nothing: who got an overflow port is known only from the connection
+  tracker's events (``conntrack -E -o timestamp``, ingested with ``detnat logs ingest --format
+  conntrack``); without them those ports answer ``not_deterministic``. Counting flows, not ports,
+  is the simple honest trigger: a port's flows to different destinations would fit in the block,
+  so overflow starts early, never late; a subscriber wider than one address is counted per inside
+  address. The dynamic ports of an address must be one range (no excluded port splitting them).
 
 :meth:`NftablesDatapath.apply` loads the file with one ``nft -f`` (one kernel transaction: the old
 table is replaced whole or not at all). Connections already tracked keep the translation they were
@@ -65,6 +79,8 @@ from detnat.errors import InvalidInput, Unavailable
 TARGET = "nftables NAT44"
 CHAIN = "postrouting"
 STATIC_MAP = "static"
+OVERFLOW_MAP = "overflow"
+OVERFLOW_SET = "overflow_flows"
 INSIDE_SET = "inside"
 PORT_PROTOCOLS = ("icmp", "tcp", "udp")  # as nft lists them: by protocol number
 ELEMENTS_PER_STATEMENT = 1024
@@ -86,10 +102,15 @@ class Layout:
     interval_keys: bool  # subscribers wider than one address
     has_static: bool
     dynamic_blocks: int
+    overflow_after: int | None = None  # overflow on: a subscriber's flows beyond this many
 
 
-def layout(mapper: Mapper) -> Layout:
-    """Check that nftables NAT44 can enforce ``mapper``; :class:`NotExpressible` says why not."""
+def layout(mapper: Mapper, *, overflow: bool = False) -> Layout:
+    """Check that nftables NAT44 can enforce ``mapper``; :class:`NotExpressible` says why not.
+
+    ``overflow``: the dynamic blocks take a subscriber's flows beyond its block size (they must
+    exist and be one range of ports on every address).
+    """
     why_not = refusal(mapper, ENFORCE, "nftables")
     if why_not is not None:
         raise NotExpressible(TARGET, [why_not])
@@ -108,12 +129,46 @@ def layout(mapper: Mapper) -> Layout:
         len(ports.ranges_between(b * mapper.size, b * mapper.size + mapper.size - 1))
         for b in range(mapper.det_blocks)
     )
+    dynamic = mapper.blocks - mapper.det_blocks
+    if overflow:
+        if not dynamic:
+            raise NotExpressible(
+                TARGET, ["overflow needs dynamic blocks: the plan has block.dynamic_blocks 0"]
+            )
+        if len(overflow_ranges(mapper)) > 1:
+            raise NotExpressible(
+                TARGET,
+                [
+                    "the dynamic blocks are split by excluded ports; one snat statement takes "
+                    "one range, so overflow needs them contiguous"
+                ],
+            )
     return Layout(
         ranges_per_block=k,
         interval_keys=mapper.subscriber_prefix_length < 32,
         has_static=bool(mapper.plan.static),
-        dynamic_blocks=mapper.blocks - mapper.det_blocks,
+        dynamic_blocks=dynamic,
+        overflow_after=mapper.size if overflow else None,
     )
+
+
+def overflow_ranges(mapper: BlockMapper) -> list[tuple[int, int]]:
+    """The ports of the dynamic blocks of every address (the same on each), as ranges."""
+    assert mapper.plan.ports is not None
+    ports = build_ports(mapper.plan.ports)
+    return ports.ranges_between(mapper.det_blocks * mapper.size, mapper.blocks * mapper.size - 1)
+
+
+def overflow_holdings(mapper: Mapper) -> dict[Prefix, Holding]:
+    """Overflow on: what map ``overflow`` gives each subscriber (its address's dynamic ports)."""
+    block = cast(BlockMapper, mapper)
+    ((first, last),) = overflow_ranges(block)
+    out: dict[Prefix, Holding] = {}
+    for index in range(mapper.subscriber_count):
+        a = mapper.allocation_of(index)
+        if not a.static:
+            out[a.subscriber] = Holding(a.public_ip, ((first, last),))
+    return out
 
 
 def _key(prefix: Prefix) -> str:
@@ -125,11 +180,11 @@ def _port_range(first: int, last: int) -> str:
 
 
 def render_ruleset(
-    mapper: Mapper, *, table: str = "detnat", oifname: str | None = None
+    mapper: Mapper, *, table: str = "detnat", oifname: str | None = None, overflow: bool = False
 ) -> Iterator[str]:
     """The ruleset file for ``mapper``, streamed; ``nft -f`` loads it in one transaction."""
     _check_names(table, oifname)
-    return _ruleset_lines(mapper, layout(mapper), table, oifname)
+    return _ruleset_lines(mapper, layout(mapper, overflow=overflow), table, oifname)
 
 
 def _check_names(table: str, oifname: str | None) -> None:
@@ -153,7 +208,13 @@ def _ruleset_lines(mapper: Mapper, shape: Layout, table: str, oifname: str | Non
         f"# {summary['subscribers']} subscribers, {summary['usable_addresses']} public addresses, "
         f"{summary['ports_per_subscriber']} ports each, {k} range map(s).\n"
     )
-    if shape.dynamic_blocks:
+    if shape.overflow_after is not None:
+        yield (
+            f"# The {shape.dynamic_blocks} dynamic overflow block(s) of every address take a "
+            f"subscriber's flows beyond its {shape.overflow_after}th: only conntrack's events "
+            "(conntrack -E -o timestamp) say who got which port.\n"
+        )
+    elif shape.dynamic_blocks:
         yield (
             f"# The {shape.dynamic_blocks} dynamic overflow block(s) of every address are not "
             "used: nftables cannot log which flow got one.\n"
@@ -165,8 +226,21 @@ def _ruleset_lines(mapper: Mapper, shape: Layout, table: str, oifname: str | Non
         yield f"  map snat_{n} {{ type ipv4_addr : interval ipv4_addr . inet_service;{flags} }}\n"
     if shape.has_static:
         yield f"  map {STATIC_MAP} {{ type ipv4_addr : ipv4_addr;{flags} }}\n"
+    if shape.overflow_after is not None:
+        yield f"  set {OVERFLOW_SET} {{ type ipv4_addr; size 65536; flags dynamic; }}\n"
+        yield (
+            f"  map {OVERFLOW_MAP} {{ type ipv4_addr : interval ipv4_addr . inet_service;"
+            f"{flags} }}\n"
+        )
     yield f"  chain {CHAIN} {{\n    type nat hook postrouting priority srcnat; policy accept;\n"
     protocols = ", ".join(PORT_PROTOCOLS)
+    if shape.overflow_after is not None:
+        # First, so every new flow is counted; it translates only flows beyond the block size.
+        yield (
+            f"    {out_match}meta l4proto {{ {protocols} }} add @{OVERFLOW_SET} "
+            f"{{ ip saddr ct count over {shape.overflow_after} }} "
+            f"snat ip to ip saddr map @{OVERFLOW_MAP}\n"
+        )
     for n in range(k):
         pick = f"numgen random mod {k - n} == 0 " if n < k - 1 else ""
         yield (
@@ -179,11 +253,16 @@ def _ruleset_lines(mapper: Mapper, shape: Layout, table: str, oifname: str | Non
 
     batches: list[list[str]] = [[] for _ in range(k)]
     statics: list[str] = []
+    spill: list[str] = []
+    if shape.overflow_after is not None:
+        ((spill_first, spill_last),) = overflow_ranges(cast(BlockMapper, mapper))
+        spill_ports = _port_range(spill_first, spill_last)
+    names = [f"snat_{n}" for n in range(k)] + [OVERFLOW_MAP]
 
     def flush(final: bool = False) -> Iterator[str]:
-        for n, batch in enumerate(batches):
+        for name, batch in zip(names, [*batches, spill], strict=True):
             if batch and (final or len(batch) >= ELEMENTS_PER_STATEMENT):
-                yield f"add element ip {table} snat_{n} {{ {', '.join(batch)} }}\n"
+                yield f"add element ip {table} {name} {{ {', '.join(batch)} }}\n"
                 batch.clear()
         if statics and (final or len(statics) >= ELEMENTS_PER_STATEMENT):
             yield f"add element ip {table} {STATIC_MAP} {{ {', '.join(statics)} }}\n"
@@ -200,6 +279,8 @@ def _ruleset_lines(mapper: Mapper, shape: Layout, table: str, oifname: str | Non
             for n in range(k):
                 first, last = ranges[n % len(ranges)]
                 batches[n].append(f"{key} : {ip} . {_port_range(first, last)}")
+            if shape.overflow_after is not None:
+                spill.append(f"{key} : {ip} . {spill_ports}")
         if len(batches[0]) >= ELEMENTS_PER_STATEMENT or len(statics) >= ELEMENTS_PER_STATEMENT:
             yield from flush()
     yield from flush(final=True)
@@ -233,11 +314,12 @@ def _holding(value: Any) -> Holding:
 
 
 class Rule(NamedTuple):
-    """One live rule in the terms of our ruleset: ``ports``, ``static``, ``drop`` or ``other``."""
+    """One live rule in our ruleset's terms: ``overflow``, ``ports``, ``static``, ``drop``,
+    ``other``."""
 
     kind: str
-    map: str = ""  # the map it reads (ports, static); the rule's JSON for other
-    pick: int | None = None  # ports: ``numgen random mod pick == 0``
+    map: str = ""  # the map it reads (overflow, ports, static); the rule's JSON for other
+    pick: int | None = None  # ports: ``numgen random mod pick == 0``; overflow: ``ct count over``
 
 
 def _strip(exprs: list[Any], oifname: str | None) -> list[Any]:
@@ -287,6 +369,10 @@ def recognise(exprs: list[Any], oifname: str | None) -> Rule:
     if body and body[0] == l4:
         pick: int | None = None
         rest = body[1:]
+        if len(rest) == 2 and (after := _overflow_count(rest[0])) is not None:
+            name = _snat_map(rest[1], with_ports=True)
+            if name is not None:
+                return Rule("overflow", name, after)
         if len(rest) == 2:
             m = rest[0].get("match", {})
             numgen = m.get("left", {}).get("numgen") if isinstance(m.get("left"), dict) else None
@@ -318,9 +404,30 @@ def recognise(exprs: list[Any], oifname: str | None) -> Rule:
     return Rule("other", json.dumps(exprs, separators=(",", ":")))
 
 
+def _overflow_count(e: Any) -> int | None:
+    """N of ``add @overflow_flows { ip saddr ct count over N }``, else None."""
+    body = e.get("set") if isinstance(e, dict) else None
+    if not isinstance(body, dict) or body.get("op") != "add":
+        return None
+    if body.get("set") != f"@{OVERFLOW_SET}":
+        return None
+    if body.get("elem") != {"payload": {"protocol": "ip", "field": "saddr"}}:
+        return None
+    stmt = body.get("stmt")
+    if not (isinstance(stmt, list) and len(stmt) == 1 and isinstance(stmt[0], dict)):
+        return None
+    count = stmt[0].get("ct count")
+    if not isinstance(count, dict) or count.get("inv") is not True:
+        return None
+    value = count.get("val")
+    return value if isinstance(value, int) else None
+
+
 def expected_rules(shape: Layout) -> list[Rule]:
     k = shape.ranges_per_block
     rules = [Rule("ports", f"snat_{n}", k - n if n < k - 1 else None) for n in range(k)]
+    if shape.overflow_after is not None:
+        rules.insert(0, Rule("overflow", OVERFLOW_MAP, shape.overflow_after))
     if shape.has_static:
         rules.append(Rule("static", STATIC_MAP))
     rules.append(Rule("drop"))
@@ -328,6 +435,8 @@ def expected_rules(shape: Layout) -> list[Rule]:
 
 
 def _describe(rule: Rule) -> str:
+    if rule.kind == "overflow":
+        return f"overflow snat via @{rule.map} beyond {rule.pick} flows"
     if rule.kind == "ports":
         pick = f" (1 in {rule.pick} flows)" if rule.pick is not None else ""
         return f"tcp/udp/icmp snat via @{rule.map}{pick}"
@@ -345,11 +454,14 @@ def parse_live(
     oifname: str | None = None,
     shape: Layout | None = None,
     inside: Sequence[Prefix] | None = None,
+    overflow: Mapping[Prefix, Holding] | None = None,
 ) -> LiveState:
     """Interpret ``nft -j list ruleset`` output: who our table translates to what, and problems.
 
     ``shape`` and ``inside`` (from the plan) let it also report rules and inside prefixes that
-    differ from what the plan's ruleset has.
+    differ from what the plan's ruleset has; ``overflow`` (the plan's :func:`overflow_holdings`)
+    the overflow map's elements that differ. Overflow ports are not deterministic holdings: they
+    are not in the state returned.
     """
     items = ruleset.get("nftables", [])
     problems: list[str] = []
@@ -420,6 +532,8 @@ def parse_live(
                 f"prefixes are [{', '.join(map(str, want_inside))}]"
             )
 
+    if overflow is not None:
+        problems.extend(_overflow_problems(maps, overflow, rules))
     # Only maps that a rule reads translate anyone.
     used_port_maps = {r.map for r in rules if r.kind == "ports"}
     used_static_maps = {r.map for r in rules if r.kind == "static"}
@@ -448,6 +562,28 @@ def parse_live(
     )
 
 
+def _overflow_problems(
+    maps: Mapping[str, Mapping[str, Any]], want: Mapping[Prefix, Holding], rules: list[Rule]
+) -> list[str]:
+    read = {r.map for r in rules if r.kind == "overflow"}
+    have: dict[Prefix, Holding] = {}
+    for name in sorted(read):
+        for element in maps.get(name, {}).get("elem", []):
+            try:
+                key, value = element
+                have[_address(key)] = _holding(value)
+            except (ValueError, TypeError, KeyError):
+                return [f"map @{name}: cannot read element {element!r}"]
+    wrong = sorted(p for p in set(have) | set(want) if have.get(p) != want.get(p))
+    if not wrong:
+        return []
+    shown = ", ".join(str(p) for p in wrong[:5])
+    return [
+        f"the overflow map differs from the plan's dynamic blocks for {len(wrong)} "
+        f"subscriber(s): {shown}"
+    ]
+
+
 # -- the backend ---------------------------------------------------------------------------------
 
 
@@ -460,6 +596,8 @@ class NftablesDatapath(Datapath):
         "oifname": "translate only traffic leaving this interface (default: all)",
         "netns": "run nft in this named network namespace (ip netns exec)",
         "nft": "the nft program (default nft)",
+        "overflow": "on: a subscriber's flows beyond its block size take ports of the dynamic "
+        "blocks (log them with conntrack -E); off (default): those blocks are not used",
     }
 
     def __init__(
@@ -468,8 +606,14 @@ class NftablesDatapath(Datapath):
         oifname: str | None = None,
         netns: str | None = None,
         nft: str = "nft",
+        overflow: bool | str = False,
     ) -> None:
         _check_names(table, oifname)
+        if isinstance(overflow, str):
+            if overflow not in ("on", "off"):
+                raise InvalidInput(f"overflow is on or off, not {overflow!r}", field="overflow")
+            overflow = overflow == "on"
+        self.overflow = overflow
         if netns is not None and not _NETNS_NAME.fullmatch(netns):
             raise InvalidInput(f"{netns!r} is not a network namespace name", field="netns")
         self.table = table
@@ -478,7 +622,9 @@ class NftablesDatapath(Datapath):
         self.nft = nft
 
     def render(self, mapper: Mapper) -> Iterator[str]:
-        return render_ruleset(mapper, table=self.table, oifname=self.oifname)
+        return render_ruleset(
+            mapper, table=self.table, oifname=self.oifname, overflow=self.overflow
+        )
 
     def _run(self, *args: str) -> str:
         command = [self.nft, *args]
@@ -522,7 +668,7 @@ class NftablesDatapath(Datapath):
         return parse_live(self.read_ruleset(), table=self.table, oifname=self.oifname)
 
     def verify(self, mapper: Mapper) -> DriftReport:
-        shape = layout(mapper)
+        shape = layout(mapper, overflow=self.overflow)
         inside = cast(BlockMapper, mapper).plan.inside  # layout() checked it
         assert inside is not None
         live = parse_live(
@@ -531,5 +677,6 @@ class NftablesDatapath(Datapath):
             oifname=self.oifname,
             shape=shape,
             inside=inside.prefixes,
+            overflow=overflow_holdings(mapper) if self.overflow else None,
         )
         return compare(self.expected(mapper), live)

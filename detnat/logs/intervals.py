@@ -14,7 +14,10 @@ The rule, per block (public address, port range and stride, protocol, inside key
 - ``release`` closes the open interval at its instant; with none open, it makes an interval of
   unknown start (``unknown_start``, no lower bound);
 - an interval still open at the end lasts until its last line plus the realm's log hold (no hold
-  declared: no end), flagged ``open``.
+  declared: no end), flagged ``open``; when the realm declares an interim period (a NAT that
+  re-logs every block it still holds that often, as Juniper's PBA interim logging does) and the
+  next interim deadline (last line + interim period) comes before the hold runs out, it ends
+  there instead, flagged ``interim_deadline``: a block still held would have been logged again.
 
 Then, across inside keys on the same ports (:func:`bound_assumed`), what is assumed is cut where
 another interval's lines begin or end.
@@ -26,7 +29,8 @@ Intervals of different inside keys that share a port (and protocol, or one of th
 protocols) at some instant are both flagged ``conflict``: kept, never merged.
 
 Example: allocate at 10, interim at 20, no release, hold 100 -> ``[10, 120)`` open, seen ``[10,
-20]``: a window inside ``[10, 20]`` is a match, one reaching past 20 is ambiguous.
+20]``: a window inside ``[10, 20]`` is a match, one reaching past 20 is ambiguous. With an interim
+period of 30 as well: ``[10, 50)``, open and ``interim_deadline``.
 
 >>> from detnat.logs.events import EventKind, LineRef, LogEvent
 >>> ref = LineRef("f", 1, "0" * 64)
@@ -36,6 +40,8 @@ Example: allocate at 10, interim at 20, no release, hold 100 -> ``[10, 120)`` op
 [(10, 50, False)]
 >>> str(decide(derive(e, hold_us=None), 1100, 20, 30).status)
 'match'
+>>> [(i.end_us, i.interim_deadline) for i in derive(e[:1], hold_us=100, interim_us=30)]
+[(40, True)]
 """
 
 from __future__ import annotations
@@ -84,6 +90,7 @@ class Interval:
     unknown_start: bool
     lines: tuple[Seen, ...]
     conflict: bool = False
+    interim_deadline: bool = False  # open, and its end is the next interim deadline
 
     @property
     def block(self) -> BlockKey:
@@ -146,24 +153,37 @@ def _key(event: LogEvent) -> BlockKey:
     )
 
 
-def derive(events: Iterable[LogEvent], *, hold_us: int | None) -> list[Interval]:
-    """Every interval the events make (see the module docstring), conflicts flagged; sorted."""
+def derive(
+    events: Iterable[LogEvent], *, hold_us: int | None, interim_us: int | None = None
+) -> list[Interval]:
+    """Every interval the events make (see the module docstring), conflicts flagged; sorted.
+
+    ``hold_us``: the realm's log hold; ``interim_us``: its interim period (None: not declared).
+    """
     blocks: dict[BlockKey, list[LogEvent]] = defaultdict(list)
     for event in events:
         blocks[_key(event)].append(event)
     out: list[Interval] = []
     for key in sorted(blocks):
-        out.extend(_block(key, blocks[key], hold_us))
+        out.extend(_block(key, blocks[key], hold_us, interim_us))
     return flag_conflicts(bound_assumed(out))
 
 
-def _block(key: BlockKey, events: list[LogEvent], hold_us: int | None) -> list[Interval]:
+def _block(
+    key: BlockKey, events: list[LogEvent], hold_us: int | None, interim_us: int | None
+) -> list[Interval]:
     events.sort(key=lambda e: (e.at_us, _RANK[e.kind], e.source.sha256))
     public, first, last, step, protocol, inside = key
     made: list[Interval] = []
 
     def emit(
-        start: int | None, end: int | None, lines: list[Seen], *, opened: bool, unknown: bool
+        start: int | None,
+        end: int | None,
+        lines: list[Seen],
+        *,
+        opened: bool,
+        unknown: bool,
+        deadline: bool = False,
     ) -> None:
         made.append(
             Interval(
@@ -178,15 +198,26 @@ def _block(key: BlockKey, events: list[LogEvent], hold_us: int | None) -> list[I
                 opened,
                 unknown,
                 tuple(lines),
+                interim_deadline=deadline,
             )
         )
 
     def close_open(current: _Open, next_start: int | None) -> None:
         seen_last = current.lines[-1].at_us
         end = None if hold_us is None else seen_last + hold_us
-        if next_start is not None:
-            end = next_start if end is None else min(end, next_start)
-        emit(current.start_us, end, current.lines, opened=True, unknown=current.unknown)
+        deadline = False
+        if interim_us is not None and (hold_us is None or interim_us < hold_us):
+            end, deadline = seen_last + interim_us, True
+        if next_start is not None and (end is None or next_start < end):
+            end, deadline = next_start, False
+        emit(
+            current.start_us,
+            end,
+            current.lines,
+            opened=True,
+            unknown=current.unknown,
+            deadline=deadline,
+        )
 
     current: _Open | None = None
     prior: tuple[EventKind, int] | None = None
@@ -277,8 +308,9 @@ def bound_assumed(intervals: list[Interval]) -> list[Interval]:
     """Cut what is assumed of an interval where the lines of another interval on one of its ports
     begin or end (the NAT gives a port to one inside key at a time): an unknown start begins at
     the latest end before its first line (else it stays unbounded); an open interval ends at the
-    first start of another after its last line, if that is before its hold runs out. What the
-    lines show is never cut: intervals whose seen parts overlap are flagged, not trimmed."""
+    first start of another after its last line, if that is before its hold (or interim
+    deadline) runs out, and is then no longer ``interim_deadline``. What the lines show is never
+    cut: intervals whose seen parts overlap are flagged, not trimmed."""
     starts: dict[int, int] = {}
     ends: dict[int, int] = {}
     for n, m in _sharing(intervals):
@@ -301,7 +333,12 @@ def bound_assumed(intervals: list[Interval]) -> list[Interval]:
             ):
                 ends[x] = min(ends.get(x, b.start_us), b.start_us)
     return [
-        replace(i, start_us=starts.get(n, i.start_us), end_us=ends.get(n, i.end_us))
+        replace(
+            i,
+            start_us=starts.get(n, i.start_us),
+            end_us=ends.get(n, i.end_us),
+            interim_deadline=i.interim_deadline and n not in ends,
+        )
         if n in starts or n in ends
         else i
         for n, i in enumerate(intervals)

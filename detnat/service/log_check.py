@@ -9,6 +9,9 @@ For every stored interval of the realm that touches ``[from, to]``:
   have;
 - ``open_past_hold``: no release was logged and the realm's log hold ran out before now (or no
   hold is declared: ``open_without_hold``);
+- ``open_past_interim``: no release was logged, and the interval ended at its next interim
+  deadline (it is flagged ``interim_deadline``), before now: the NAT re-logs every block it
+  still holds each interim period, so the release, or the refreshes, were lost;
 - ``interim_gap``: the interim refreshes of an interval stopped for more than twice their usual
   spacing (lines lost?).
 
@@ -81,20 +84,36 @@ def check(
         interval = logs.interval_of(row)
         checked += 1
         found.extend(_against_plan(interval, timeline))
-        if interval.open and interval.end_us is None:
-            found.append(Finding("open_without_hold", interval, "no release, no log hold"))
-        elif (
-            interval.open
-            and hold is not None
-            and interval.seen_to_us + hold // US <= now_us
-            and interval.end_us is not None
-            and interval.end_us == interval.seen_to_us + hold // US
-        ):
-            found.append(Finding("open_past_hold", interval, "no release within the log hold"))
+        found.extend(open_findings(interval, hold, now_us))
         gap = _interim_gap(interval)
         if gap is not None:
             found.append(Finding("interim_gap", interval, gap))
     return found, {"intervals": checked, "findings": len(found)}
+
+
+def open_findings(interval: Interval, hold: timedelta | None, now_us: int) -> list[Finding]:
+    """What an interval whose release was never logged says by ``now_us``: it has no end (no
+    hold), or its end, the hold or the next interim deadline, has passed. An open interval cut
+    short by the next allocation of its ports is not a finding."""
+    if not interval.open:
+        return []
+    if interval.end_us is None:
+        return [Finding("open_without_hold", interval, "no release, no log hold")]
+    if interval.interim_deadline and interval.end_us <= now_us:
+        return [
+            Finding(
+                "open_past_interim",
+                interval,
+                "no release, and no interim refresh by the next interim deadline",
+            )
+        ]
+    if (
+        hold is not None
+        and interval.seen_to_us + hold // US <= now_us
+        and interval.end_us == interval.seen_to_us + hold // US
+    ):
+        return [Finding("open_past_hold", interval, "no release within the log hold")]
+    return []
 
 
 def _against_plan(interval: Interval, timeline: Any) -> list[Finding]:

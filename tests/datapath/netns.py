@@ -27,7 +27,9 @@ import pytest
 HELPERS = Path(__file__).with_name("helpers")
 
 
-def unavailable(*, need_nft: bool = False, need_tun: bool = False) -> str | None:
+def unavailable(
+    *, need_nft: bool = False, need_tun: bool = False, need_conntrack: bool = False
+) -> str | None:
     """Why namespace tests cannot run here, or None."""
     if sys.platform != "linux":
         return "network namespaces need Linux"
@@ -37,6 +39,8 @@ def unavailable(*, need_nft: bool = False, need_tun: bool = False) -> str | None
         return "the ip program (iproute2) is not installed"
     if need_nft and shutil.which("nft") is None:
         return "the nft program is not installed (apt-get install nftables)"
+    if need_conntrack and shutil.which("conntrack") is None:
+        return "the conntrack program is not installed (apt-get install conntrack)"
     if need_tun and not os.path.exists("/dev/net/tun"):
         return "/dev/net/tun does not exist (TUN devices are not available)"
     probe = f"dnp-{uuid.uuid4().hex[:8]}"
@@ -47,8 +51,10 @@ def unavailable(*, need_nft: bool = False, need_tun: bool = False) -> str | None
     return None
 
 
-def require(*, need_nft: bool = False, need_tun: bool = False) -> None:
-    why = unavailable(need_nft=need_nft, need_tun=need_tun)
+def require(
+    *, need_nft: bool = False, need_tun: bool = False, need_conntrack: bool = False
+) -> None:
+    why = unavailable(need_nft=need_nft, need_tun=need_tun, need_conntrack=need_conntrack)
     if why is None:
         return
     message = f"END-TO-END DATAPATH TEST NOT RUN: {why}"
