@@ -31,6 +31,7 @@ _AROUND = (
     "WHERE d.prefix && CAST({net} AS inet) AND d.during && tstzrange({lo}, {hi}, '[]') "
     f"ORDER BY lower(d.during), d.ingest, d.n LIMIT {LIMIT}"
 )
+_AROUND_PG = _AROUND.format(net="%s", lo="%s", hi="%s")
 Candidate = tuple[str, datetime, datetime | None, str, str, list[dict[str, Any]], datetime | None]
 
 # The rows touching many subscribers at once, in set form (complaints batches): each subscriber
@@ -120,13 +121,17 @@ async def any_rows_async(conn: AsyncConn) -> bool:
 
 
 def around(session: Session, net: str, lo: datetime, hi: datetime) -> list[Candidate]:
-    query = text(_AROUND.format(net=":net", lo=":lo", hi=":hi"))
-    result = session.execute(query, {"net": net, "lo": lo, "hi": hi})
-    return [tuple(r) for r in result]
+    """The candidates of one (subscriber, window): on the session's own connection, a prepared
+    statement (no SQL text compiled or planned per lookup)."""
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        cur.execute(_AROUND_PG, (net, lo, hi), prepare=True)
+        return [tuple(r) for r in cur.fetchall()]
 
 
 async def around_async(conn: AsyncConn, net: str, lo: datetime, hi: datetime) -> list[Candidate]:
-    cur = await conn.execute(_AROUND.format(net="%s", lo="%s", hi="%s"), (net, lo, hi))
+    cur = await conn.execute(_AROUND_PG, (net, lo, hi))
     return [tuple(r) for r in await cur.fetchall()]
 
 
