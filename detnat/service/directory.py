@@ -142,11 +142,7 @@ def ingest(
         }
         for f in files
     ]
-    stored: list[tuple[int, str, int, int | None, str, str, str]] = []
-    for n, iv in enumerate(parsed.intervals, start=1):
-        account, closed, sources = _stored(iv)
-        stored.append((n, iv.subscriber, iv.start, iv.end, account, closed, sources))
-    digest = rows_digest(_row_text(*row) for row in stored)
+    digest, lines = _rows(parsed.intervals)
     detail = {
         "record": {
             "format": fmt,
@@ -156,28 +152,41 @@ def ingest(
             "duplicates": parsed.duplicates,
             "refused": len(parsed.refused),
             "refused_records": [str(r)[:300] for r in parsed.refused[:REFUSED_KEPT]],
-            "rows": len(stored),
+            "rows": len(lines),
             "rows_sha256": digest,
         }
     }
     entry = audit.record(
         session, actor, ACTION, request_id=request_id, detail=detail, status="ingested"
     )
-    rows_repo.copy_rows(
-        session,
-        entry.seq,
-        (
-            (n, prefix, _during(start, end), account, closed, sources)
-            for n, prefix, start, end, account, closed, sources in stored
-        ),
-    )
+    rows_repo.copy_lines(session, entry.seq, lines)
     return IngestSummary(
-        fmt, entry.seq, shown, parsed.records, len(stored), parsed.duplicates, parsed.refused
+        fmt, entry.seq, shown, parsed.records, len(lines), parsed.duplicates, parsed.refused
     )
 
 
-def _during(start: int, end: int | None) -> str:
-    return f"[{instant_text(start)},{'' if end is None else instant_text(end)})"
+def _rows(intervals: Sequence[Interval]) -> tuple[str, list[str]]:
+    """In one pass over the intervals: the SHA-256 of the rows as stored (:func:`rows_digest` of
+    each row's :func:`_row_text`) and each row's COPY line after its ``ingest`` field
+    (:func:`detnat.store.directory.copy_lines`)."""
+    digest = hashlib.sha256()
+    texts: list[str] = []
+    lines: list[str] = []
+    for n, iv in enumerate(intervals, start=1):
+        account, closed, sources = _stored(iv)
+        start, end = iv.start, iv.end
+        texts.append(_row_text(n, iv.subscriber, start, end, account, closed, sources))
+        during = f"[{instant_text(start)},{'' if end is None else instant_text(end)})"
+        lines.append(
+            f"{n}\t{iv.subscriber}\t{during}\t{rows_repo.copy_text(account)}\t{closed}\t"
+            f"{rows_repo.copy_json(sources)}\n"
+        )
+        if len(texts) >= 4096:
+            digest.update(("\n".join(texts) + "\n").encode("utf-8", "surrogatepass"))
+            texts.clear()
+    if texts:
+        digest.update(("\n".join(texts) + "\n").encode("utf-8", "surrogatepass"))
+    return digest.hexdigest(), lines
 
 
 # -- audit verify ----------------------------------------------------------------------------------

@@ -14,8 +14,6 @@ from sqlalchemy.orm import Session
 
 from detnat.store.repo import AsyncConn
 
-Row = tuple[int, str, str, str, str, str]  # n, prefix, during literal, account, closed, sources
-
 _COPY = "COPY directory_intervals (ingest, n, prefix, during, account, closed, sources) FROM STDIN"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -78,8 +76,22 @@ _LENGTHS = list(range(129))  # the prefix lengths of a supernet (a constant: the
 Near = tuple[int, int, int, str, int, int | None, str, str, int | None]
 
 
-def copy_rows(session: Session, ingest: int, rows: Iterable[Row]) -> int:
-    """Append the rows of one ingest with COPY (text format); returns how many."""
+def copy_text(text: str) -> str:
+    """A text field as COPY's text format takes it (backslash, tab, newline, CR escaped)."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_ESCAPES)
+    return text
+
+
+def copy_json(text: str) -> str:
+    """JSON text as a COPY field: it has no raw tab, newline or CR, only backslashes to double."""
+    return text.replace("\\", "\\\\") if "\\" in text else text
+
+
+def copy_lines(session: Session, ingest: int, lines: Iterable[str]) -> int:
+    """Append the rows of one ingest with COPY (text format): each of ``lines`` is a row's
+    fields after ``ingest`` (n, prefix, during, account, closed, sources), tab-separated, escaped
+    (:func:`copy_text`, :func:`copy_json`) and ending in a newline; returns how many."""
     raw = session.connection().connection.driver_connection
     assert raw is not None
     count = 0
@@ -87,20 +99,15 @@ def copy_rows(session: Session, ingest: int, rows: Iterable[Row]) -> int:
     prefix = f"{ingest}\t"
     with raw.cursor() as cur:
         with cur.copy(_COPY) as copy:
-            for n, net, during, account, closed, sources in rows:
-                if "\\" in account or "\t" in account or "\n" in account or "\r" in account:
-                    account = account.translate(_ESCAPES)
-                # JSON text has no raw tab, newline or carriage return: only backslashes to double
-                chunk.append(
-                    f"{prefix}{n}\t{net}\t{during}\t{account}\t{closed}\t"
-                    f"{sources.replace(chr(92), chr(92) * 2)}\n"
-                )
-                count += 1
+            for line in lines:
+                chunk.append(line)
                 if len(chunk) >= 5000:
-                    copy.write("".join(chunk))
+                    copy.write(prefix + prefix.join(chunk))
+                    count += len(chunk)
                     chunk.clear()
             if chunk:
-                copy.write("".join(chunk))
+                copy.write(prefix + prefix.join(chunk))
+                count += len(chunk)
         # fresh statistics (once the COPY is done): without them the planner may scan the whole
         # table for every lookup
         cur.execute("ANALYZE directory_intervals")
