@@ -38,40 +38,56 @@ Candidate = tuple[str, datetime, datetime | None, str, str, list[dict[str, Any]]
 # holds the subscriber are an equality join on the subscriber's supernets (the planner may hash
 # it: one pass over the table instead of one GiST probe per subscriber, ~70-170 us each), rows
 # whose prefix lies strictly inside it (a B4 /128 in a delegated /56) a GiST probe, only for
-# subscribers that can hold one. The start that ends an open row (a later row of the same prefix)
-# is found the same way, for the open rows found. Instants go in and out as µs since the epoch
-# (no ``datetime`` either way); the caller picks each ask's rows by its own window.
+# subscribers that can hold one. Supernets are taken only at the prefix lengths the directory
+# holds (per address family: :func:`prefix_lengths`), which the statement checks by the store
+# revision it saw. The start that ends an open row (a later row of the same prefix) is found the
+# same way, for the open rows found. Instants go in and out as µs since the epoch (no
+# ``datetime`` either way); the caller picks each ask's rows by its own window.
 _AROUND_NETS = """
-WITH q AS MATERIALIZED (
+WITH rev AS (SELECT revision FROM store_revision WHERE id = 1),
+q AS MATERIALIZED (
   SELECT u.i, CAST(u.net AS inet) AS net,
          timestamptz 'epoch' + u.lo * interval '1 microsecond' AS lo,
          timestamptz 'epoch' + u.hi * interval '1 microsecond' AS hi
-  FROM unnest(CAST(%s AS text[]), CAST(%s AS int8[]), CAST(%s AS int8[]))
+  FROM unnest(CAST(%(nets)s AS text[]), CAST(%(los)s AS int8[]), CAST(%(his)s AS int8[]))
        WITH ORDINALITY AS u(net, lo, hi, i)
 ), hit AS MATERIALIZED (
   SELECT q.i, d.ingest, d.n, d.prefix, d.during, d.account, d.closed
-  FROM q JOIN LATERAL unnest(CAST(%s AS int2[])) AS m(len) ON m.len <= masklen(q.net)
+  FROM q JOIN LATERAL unnest(CASE family(q.net) WHEN 4 THEN CAST(%(v4)s AS int2[])
+                             ELSE CAST(%(v6)s AS int2[]) END) AS m(len) ON m.len <= masklen(q.net)
   JOIN directory_intervals d ON d.prefix = network(set_masklen(q.net, m.len))
   WHERE d.during && tstzrange(q.lo, q.hi, '[]')
   UNION ALL
   SELECT q.i, d.ingest, d.n, d.prefix, d.during, d.account, d.closed
   FROM q JOIN directory_intervals d ON d.prefix << q.net
-  WHERE masklen(q.net) < CASE family(q.net) WHEN 4 THEN 32 ELSE 128 END
+  WHERE masklen(q.net) < CASE family(q.net) WHEN 4 THEN %(v4max)s ELSE %(v6max)s END
     AND d.during && tstzrange(q.lo, q.hi, '[]')
 ), nxt AS (
   SELECT h.prefix, h.start, min(lower(o.during)) AS taken
   FROM (SELECT DISTINCT prefix, lower(during) AS start FROM hit WHERE upper_inf(during)) h
   JOIN directory_intervals o ON o.prefix = h.prefix AND lower(o.during) > h.start
   GROUP BY 1, 2
+), found AS (
+  SELECT h.i, h.ingest, h.n, h.prefix::text AS prefix,
+         CAST(extract(epoch FROM lower(h.during)) * 1000000 AS int8) AS start,
+         CAST(extract(epoch FROM upper(h.during)) * 1000000 AS int8) AS stop,
+         h.account, h.closed, CAST(extract(epoch FROM x.taken) * 1000000 AS int8) AS taken
+  FROM hit h LEFT JOIN nxt x ON x.prefix = h.prefix AND x.start = lower(h.during)
+  WHERE NOT isempty(h.during)
 )
-SELECT h.i, h.ingest, h.n, h.prefix::text,
-       CAST(extract(epoch FROM lower(h.during)) * 1000000 AS int8),
-       CAST(extract(epoch FROM upper(h.during)) * 1000000 AS int8),
-       h.account, h.closed, CAST(extract(epoch FROM x.taken) * 1000000 AS int8)
-FROM hit h LEFT JOIN nxt x ON x.prefix = h.prefix AND x.start = lower(h.during)
-WHERE NOT isempty(h.during)
+SELECT rev.revision, found.* FROM rev LEFT JOIN found ON true
 """
-_LENGTHS = list(range(129))  # the prefix lengths of a supernet (a constant: the planner counts it)
+# The prefix lengths the directory holds per address family, with the revision they are of.
+_LENGTHS_HELD = """
+SELECT rev.revision, g.f, g.lens
+FROM (SELECT revision FROM store_revision WHERE id = 1) rev
+LEFT JOIN (SELECT family(prefix) AS f, array_agg(DISTINCT masklen(prefix)) AS lens
+           FROM directory_intervals GROUP BY 1) g ON true
+"""
+_REVISION = "SELECT revision FROM store_revision WHERE id = 1"
+Lengths = dict[int, list[int]]  # address family (4, 6) -> the prefix lengths held
+_EVERY_LENGTH: Lengths = {4: list(range(33)), 6: list(range(129))}
+_HELD: dict[tuple[str, int], Lengths] = {}  # (database, revision) -> lengths, bounded below
 # ask index (0-based), ingest, n, prefix, start µs, end µs | None, account, closed, next start µs
 Near = tuple[int, int, int, str, int, int | None, str, str, int | None]
 
@@ -142,21 +158,63 @@ async def around_async(conn: AsyncConn, net: str, lo: datetime, hi: datetime) ->
     return [tuple(r) for r in await cur.fetchall()]
 
 
+def prefix_lengths(session: Session) -> tuple[int, Lengths]:
+    """The store revision and the prefix lengths the directory holds at it (read with one scan of
+    the table, once per revision and database in a process)."""
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    where = f"{raw.info.host}:{raw.info.port}/{raw.info.dbname}"
+    with raw.cursor() as cur:
+        (revision,) = cur.execute(_REVISION).fetchone() or (0,)
+        known = _HELD.get((where, revision))
+        if known is not None:
+            return revision, known
+        rows = cur.execute(_LENGTHS_HELD).fetchall()
+    revision = rows[0][0]
+    held: Lengths = {4: [], 6: []}
+    for _, family, lengths in rows:
+        if family is not None:
+            held[family] = sorted(lengths)
+    if len(_HELD) >= 64:
+        _HELD.clear()
+    _HELD[(where, revision)] = held
+    return revision, held
+
+
 def around_nets(session: Session, nets: list[str], los: list[int], his: list[int]) -> list[Near]:
     """The rows touching each subscriber ``nets[k]`` within ``[los[k], his[k]]`` (µs), in one
-    statement (:data:`_AROUND_NETS`), in no particular order."""
+    statement (:data:`_AROUND_NETS`), in no particular order.
+
+    Supernets are joined at the lengths :func:`prefix_lengths` found; a statement that saw
+    another store revision (an ingest in between) is asked again at every length."""
     if not nets:
         return []
+    revision, held = prefix_lengths(session)
     raw = session.connection().connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
         # JIT compiling would cost more than the query (seconds): off for it, then as it was
         (jit,) = cur.execute("SELECT current_setting('jit')").fetchone() or ("off",)
         cur.execute("SELECT set_config('jit', 'off', true)")
-        cur.execute(_AROUND_NETS, (nets, los, his, _LENGTHS))
-        found = [(i - 1, *rest) for i, *rest in cur.fetchall()]
+        rows = cur.execute(_AROUND_NETS, _lengths_args(nets, los, his, held)).fetchall()
+        if rows[0][0] != revision:
+            rows = cur.execute(
+                _AROUND_NETS, _lengths_args(nets, los, his, _EVERY_LENGTH)
+            ).fetchall()
         cur.execute("SELECT set_config('jit', %s, true)", (jit,))
-    return found
+    return [(i - 1, *rest) for _, i, *rest in rows if i is not None]
+
+
+def _lengths_args(nets: list[str], los: list[int], his: list[int], held: Lengths) -> dict[str, Any]:
+    return {
+        "nets": nets,
+        "los": los,
+        "his": his,
+        "v4": held[4],
+        "v6": held[6],
+        "v4max": max(held[4], default=-1),
+        "v6max": max(held[6], default=-1),
+    }
 
 
 def all_rows(

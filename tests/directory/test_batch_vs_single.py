@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from detnat.directory.resolve import instant_text
 from detnat.service import audit, directory
+from detnat.store import directory as rows_repo
 from detnat.store.db import unit_of_work
 from tests.directory.lab import T0, Lab, ingest_csv, lab_store
 
@@ -163,3 +164,35 @@ def test_the_cases_the_rows_were_made_for(store: Lab) -> None:
     assert [said[k] for k in range(len(cases))] == [c[3] for c in cases]
     for k, (subscriber, _, _, expected) in enumerate(cases):
         assert _single(store, subscriber, int(start[k]), int(end[k])) == expected, subscriber
+
+
+def test_the_lengths_held_find_what_every_length_finds(store: Lab) -> None:
+    """Supernets joined only at the prefix lengths the directory holds give the rows that every
+    length gives (the statement asked again when the store moved under it)."""
+    nets = [*SUBSCRIBERS, "10.0.0.4/31", "2001:db8:1:100::/60", "::/0", "0.0.0.0/0"]
+    los = [BASE + k * HOUR for k in range(len(nets))]
+    his = [lo + 80 * HOUR for lo in los]
+    with unit_of_work(store.sessions) as s:
+        _, held = rows_repo.prefix_lengths(s)
+        assert held == {4: [24, 30, 32], 6: [48, 56, 64, 128]}
+        found = sorted(rows_repo.around_nets(s, nets, los, his))
+        raw = s.connection().connection.driver_connection
+        assert raw is not None
+        every = rows_repo._lengths_args(nets, los, his, rows_repo._EVERY_LENGTH)
+        with raw.cursor() as cur:
+            rows = cur.execute(rows_repo._AROUND_NETS, every).fetchall()
+    assert found == sorted((i - 1, *rest) for _, i, *rest in rows if i is not None)
+    assert len(found) > 250
+
+
+def test_a_later_ingest_is_seen_at_its_lengths() -> None:
+    """The lengths are learnt per store revision: a /20 ingested after a batch was answered
+    answers the next batch."""
+    with lab_store() as lab:
+        ingest_csv(lab, f"subscriber,account,from,to\n10.0.0.5,alice,{_at(0)},\n")
+        ask = ({0: "10.0.0.5/32"}, np.array([BASE + HOUR]), np.array([BASE + HOUR]))
+        with unit_of_work(lab.sessions) as s:
+            assert directory.BatchAccounts(s, LEGAL.role)(*ask) == {0: ("identified", "alice")}
+        ingest_csv(lab, f"subscriber,account,from,to\n10.0.0.0/20,wholesale,{_at(0)},\n")
+        with unit_of_work(lab.sessions) as s:
+            assert directory.BatchAccounts(s, LEGAL.role)(*ask) == {0: ("ambiguous", "")}
