@@ -44,7 +44,7 @@ Candidate = tuple[str, datetime, datetime | None, str, str, list[dict[str, Any]]
 # same way, for the open rows found. Instants go in and out as µs since the epoch (no
 # ``datetime`` either way); the caller picks each ask's rows by its own window.
 _AROUND_NETS = """
-WITH rev AS (SELECT revision FROM store_revision WHERE id = 1),
+WITH rev AS (SELECT (SELECT revision FROM store_revision WHERE id = 1) AS revision),
 q AS MATERIALIZED (
   SELECT u.i, CAST(u.net AS inet) AS net,
          timestamptz 'epoch' + u.lo * interval '1 microsecond' AS lo,
@@ -80,7 +80,7 @@ SELECT rev.revision, found.* FROM rev LEFT JOIN found ON true
 # The prefix lengths the directory holds per address family, with the revision they are of.
 _LENGTHS_HELD = """
 SELECT rev.revision, g.f, g.lens
-FROM (SELECT revision FROM store_revision WHERE id = 1) rev
+FROM (SELECT (SELECT revision FROM store_revision WHERE id = 1) AS revision) rev
 LEFT JOIN (SELECT family(prefix) AS f, array_agg(DISTINCT masklen(prefix)) AS lens
            FROM directory_intervals GROUP BY 1) g ON true
 """
@@ -158,15 +158,15 @@ async def around_async(conn: AsyncConn, net: str, lo: datetime, hi: datetime) ->
     return [tuple(r) for r in await cur.fetchall()]
 
 
-def prefix_lengths(session: Session) -> tuple[int, Lengths]:
+def prefix_lengths(session: Session) -> tuple[int | None, Lengths]:
     """The store revision and the prefix lengths the directory holds at it (read with one scan of
     the table, once per revision and database in a process)."""
     raw = session.connection().connection.driver_connection
     assert raw is not None
     where = f"{raw.info.host}:{raw.info.port}/{raw.info.dbname}"
     with raw.cursor() as cur:
-        (revision,) = cur.execute(_REVISION).fetchone() or (0,)
-        known = _HELD.get((where, revision))
+        (revision,) = cur.execute(_REVISION).fetchone() or (None,)
+        known = None if revision is None else _HELD.get((where, revision))
         if known is not None:
             return revision, known
         rows = cur.execute(_LENGTHS_HELD).fetchall()
@@ -175,9 +175,10 @@ def prefix_lengths(session: Session) -> tuple[int, Lengths]:
     for _, family, lengths in rows:
         if family is not None:
             held[family] = sorted(lengths)
-    if len(_HELD) >= 64:
-        _HELD.clear()
-    _HELD[(where, revision)] = held
+    if revision is not None:  # no revision row: nothing to key it by (not remembered)
+        if len(_HELD) >= 64:
+            _HELD.clear()
+        _HELD[(where, revision)] = held
     return revision, held
 
 
@@ -197,7 +198,7 @@ def around_nets(session: Session, nets: list[str], los: list[int], his: list[int
         (jit,) = cur.execute("SELECT current_setting('jit')").fetchone() or ("off",)
         cur.execute("SELECT set_config('jit', 'off', true)")
         rows = cur.execute(_AROUND_NETS, _lengths_args(nets, los, his, held)).fetchall()
-        if rows[0][0] != revision:
+        if revision is None or rows[0][0] != revision:
             rows = cur.execute(
                 _AROUND_NETS, _lengths_args(nets, los, his, _EVERY_LENGTH)
             ).fetchall()
