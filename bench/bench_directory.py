@@ -9,7 +9,13 @@ server, user postgres):
   (what ``detnat directory ingest`` does);
 - single reverse lookups (``inquiry.ask``, one commit each) over a plan of 16,384 subscribers,
   with accounts (role legal, a directory of every subscriber, three owners each over time)
-  against without (role planner: the lookup path stops before the directory).
+  against without (role planner: the lookup path stops before the directory), alternating in
+  rounds (best and median round);
+- a batch of complaints (``complaints.answer_records``, 16,384 by default: random ports and
+  times over the directory's three days) with accounts against without, alternating.
+
+Wall-clock figures move with the machine's load: CPU seconds of this process are printed beside
+them (the database server's work is in the wall figure only).
 
 Targets (issue 14): ingest >= 100,000 records/s; lookups with accounts <= 1.2x without.
 """
@@ -18,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
+import statistics
 import sys
 import time
 import uuid
@@ -32,11 +40,15 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from detnat.complaints import Complaint, Ref  # noqa: E402
+from detnat.complaints.records import to_us  # noqa: E402
 from detnat.directory import parse  # noqa: E402
 from detnat.planfile import plan_from_data  # noqa: E402
-from detnat.service import directory, inquiry, plans, timelines  # noqa: E402
+from detnat.service import complaints, directory, inquiry, plans, timelines  # noqa: E402
 from detnat.service.audit import Actor  # noqa: E402
+from detnat.service.batch_lookups import BatchQuery  # noqa: E402
 from detnat.service.clock import utcnow  # noqa: E402
+from detnat.service.times import format_instant  # noqa: E402
 from detnat.store import migrate  # noqa: E402
 from detnat.store.db import make_engine, make_sessions, normalise_url, unit_of_work  # noqa: E402
 
@@ -137,7 +149,9 @@ def bench_ingest(url: str, records: int) -> None:
     engine.dispose()
 
 
-def bench_lookups(url: str, lookups: int) -> None:
+def setup_lookups(url: str) -> None:
+    """Realm ``bench`` (16,384 subscribers on 198.18.0.0/30) and a directory of three owners
+    over time for each subscriber (49,152 intervals)."""
     engine = make_engine(url)
     sessions = make_sessions(engine)
     plan = plan_from_data(
@@ -176,41 +190,90 @@ def bench_lookups(url: str, lookups: int) -> None:
             tz=None,
             request_id="bench",
         )
+    engine.dispose()
+
+
+def _spread(label: str, rounds: list[tuple[float, float]], unit: float, name: str) -> str:
+    wall = sorted(w for w, _ in rounds)
+    cpu = sorted(c for _, c in rounds)
+    return (
+        f"{label:17} wall best {wall[0] * unit:7.2f} median {statistics.median(wall) * unit:7.2f} "
+        f"{name}, cpu best {cpu[0] * unit:7.2f} median {statistics.median(cpu) * unit:7.2f} {name}"
+    )
+
+
+def bench_lookups(url: str, lookups: int, rounds: int) -> None:
+    engine = make_engine(url)
+    sessions = make_sessions(engine)
     kept = inquiry.Inquiries()
     cache = timelines.TimelineCache()
-    results = {}
-    for label, actor in (
-        ("without accounts", Actor("p", "planner")),
-        ("with accounts", Actor("l", "legal")),
-        ("without accounts", Actor("p", "planner")),
-        ("with accounts", Actor("l", "legal")),
-    ):
-        with sessions() as s:
-            snap = cache.get(s)
-        t = time.perf_counter()
-        for n in range(lookups):
-            query = inquiry.ReverseQuery(
-                f"198.18.0.{n & 3}",
-                1024 + (n * 7919) % 64000,
-                "2026-01-02T12:00:00Z",
-                inquiry.Identity(f"BENCH-{actor.role}"),
-                "cli",
-            )
+    with sessions() as s:
+        snap = cache.get(s)
+    roles = {"without accounts": Actor("p", "planner"), "with accounts": Actor("l", "legal")}
+    results: dict[str, list[tuple[float, float]]] = {label: [] for label in roles}
+    per_round = max(1, lookups // rounds)
+    n = 0
+    for r in range(rounds + 1):  # the first round warms up (connections, prepared statements)
+        for label, actor in roles.items():
+            t, c = time.perf_counter(), time.process_time()
+            for _ in range(per_round):
+                query = inquiry.ReverseQuery(
+                    f"198.18.0.{n & 3}",
+                    1024 + (n * 7919) % 64000,
+                    "2026-01-02T12:00:00Z",
+                    inquiry.Identity(f"BENCH-{actor.role}"),
+                    "cli",
+                )
+                n += 1
+                with unit_of_work(sessions) as s:
+                    answered = inquiry.ask(
+                        s, actor, query, snapshot=snap, kept=kept, now=utcnow(), request_id="b"
+                    )
+                if label == "with accounts":
+                    assert (
+                        answered.answer.get("account") is not None
+                        or answered.answer["status"] != "match"
+                    )
+            if r:
+                took = (time.perf_counter() - t, time.process_time() - c)
+                results[label].append((took[0] / per_round, took[1] / per_round))
+    for label, found in results.items():
+        print("lookups " + _spread(label, found, 1e3, "ms"))
+    base = statistics.median(w for w, _ in results["without accounts"])
+    withacc = statistics.median(w for w, _ in results["with accounts"])
+    print(f"lookups: with / without accounts, median wall: {withacc / base:.2f}x")
+    engine.dispose()
+
+
+def bench_batch(url: str, complaints_n: int, rounds: int) -> None:
+    engine = make_engine(url)
+    sessions = make_sessions(engine)
+    rnd = random.Random(14)
+    records = []
+    for k in range(complaints_n):
+        at = T0 + timedelta(seconds=rnd.randrange(3 * 86400))
+        ip, port = f"198.18.0.{rnd.randrange(4)}", rnd.randrange(1024, 65536)
+        stamp = format_instant(at)
+        records.append(
+            Complaint(Ref("bench"), "csv", f"c{k}", ip, port, "source", to_us(at), stamp, "Z", "x")
+        )
+    roles = {"without accounts": Actor("p", "planner"), "with accounts": Actor("l", "legal")}
+    results: dict[str, list[tuple[float, float]]] = {label: [] for label in roles}
+    cache = timelines.TimelineCache()
+    for r in range(rounds + 1):
+        for label, actor in roles.items():
+            out: list[str] = []
             with unit_of_work(sessions) as s:
-                answered = inquiry.ask(
-                    s, actor, query, snapshot=snap, kept=kept, now=utcnow(), request_id="b"
-                )
-            if label == "with accounts":
-                assert (
-                    answered.answer.get("account") is not None
-                    or answered.answer["status"] != "match"
-                )
-        results[label] = (time.perf_counter() - t) / lookups
-    base, withacc = results["without accounts"], results["with accounts"]
-    print(
-        f"lookups: without accounts {base * 1e3:.2f} ms, with accounts {withacc * 1e3:.2f} ms "
-        f"({withacc / base:.2f}x)"
-    )
+                query = BatchQuery(snapshot=cache.get(s), now=utcnow(), mappers=plans.MapperCache())
+                t, c = time.perf_counter(), time.process_time()
+                query = complaints.with_accounts(s, actor, query)
+                report = complaints.answer_records(query, records, out.append)
+                took = (time.perf_counter() - t, time.process_time() - c)
+            assert sum(report.counts.values()) == complaints_n
+            if r:
+                results[label].append(took)
+    for label, found in results.items():
+        print(f"batch of {complaints_n} " + _spread(label, found, 1, "s"))
     engine.dispose()
 
 
@@ -218,10 +281,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--lookups", type=int, default=2000)
+    parser.add_argument("--complaints", type=int, default=16384)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", choices=["ingest", "lookups", "batch"])
     args = parser.parse_args()
     with throwaway_database() as url:
-        bench_ingest(url, args.records)
-        bench_lookups(url, args.lookups)
+        if args.only in (None, "ingest"):
+            bench_ingest(url, args.records)
+        if args.only in (None, "lookups", "batch"):
+            setup_lookups(url)
+        if args.only in (None, "lookups"):
+            bench_lookups(url, args.lookups, args.rounds)
+        if args.only in (None, "batch"):
+            bench_batch(url, args.complaints, args.rounds)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -142,11 +142,7 @@ def ingest(
         }
         for f in files
     ]
-    stored: list[tuple[int, str, int, int | None, str, str, str]] = []
-    for n, iv in enumerate(parsed.intervals, start=1):
-        account, closed, sources = _stored(iv)
-        stored.append((n, iv.subscriber, iv.start, iv.end, account, closed, sources))
-    digest = rows_digest(_row_text(*row) for row in stored)
+    digest, lines = _rows(parsed.intervals)
     detail = {
         "record": {
             "format": fmt,
@@ -156,28 +152,41 @@ def ingest(
             "duplicates": parsed.duplicates,
             "refused": len(parsed.refused),
             "refused_records": [str(r)[:300] for r in parsed.refused[:REFUSED_KEPT]],
-            "rows": len(stored),
+            "rows": len(lines),
             "rows_sha256": digest,
         }
     }
     entry = audit.record(
         session, actor, ACTION, request_id=request_id, detail=detail, status="ingested"
     )
-    rows_repo.copy_rows(
-        session,
-        entry.seq,
-        (
-            (n, prefix, _during(start, end), account, closed, sources)
-            for n, prefix, start, end, account, closed, sources in stored
-        ),
-    )
+    rows_repo.copy_lines(session, entry.seq, lines)
     return IngestSummary(
-        fmt, entry.seq, shown, parsed.records, len(stored), parsed.duplicates, parsed.refused
+        fmt, entry.seq, shown, parsed.records, len(lines), parsed.duplicates, parsed.refused
     )
 
 
-def _during(start: int, end: int | None) -> str:
-    return f"[{instant_text(start)},{'' if end is None else instant_text(end)})"
+def _rows(intervals: Sequence[Interval]) -> tuple[str, list[str]]:
+    """In one pass over the intervals: the SHA-256 of the rows as stored (:func:`rows_digest` of
+    each row's :func:`_row_text`) and each row's COPY line after its ``ingest`` field
+    (:func:`detnat.store.directory.copy_lines`)."""
+    digest = hashlib.sha256()
+    texts: list[str] = []
+    lines: list[str] = []
+    for n, iv in enumerate(intervals, start=1):
+        account, closed, sources = _stored(iv)
+        start, end = iv.start, iv.end
+        texts.append(_row_text(n, iv.subscriber, start, end, account, closed, sources))
+        during = f"[{instant_text(start)},{'' if end is None else instant_text(end)})"
+        lines.append(
+            f"{n}\t{iv.subscriber}\t{during}\t{rows_repo.copy_text(account)}\t{closed}\t"
+            f"{rows_repo.copy_json(sources)}\n"
+        )
+        if len(texts) >= 4096:
+            digest.update(("\n".join(texts) + "\n").encode("utf-8", "surrogatepass"))
+            texts.clear()
+    if texts:
+        digest.update(("\n".join(texts) + "\n").encode("utf-8", "surrogatepass"))
+    return digest.hexdigest(), lines
 
 
 # -- audit verify ----------------------------------------------------------------------------------
@@ -333,12 +342,14 @@ async def add_account_async(
 
 class BatchAccounts:
     """Accounts for a batch's matched rows (:class:`detnat.service.batch_lookups.BatchQuery`'s
-    ``accounts``): per chunk, the directory's intervals touching every (subscriber, window) asked
-    come in one query (:func:`detnat.store.directory.around_many`), and each row is resolved by
-    :func:`~detnat.directory.resolve.account_of`, the single lookup's rule. A row's answer is
-    ``(status, account)``: ``identified`` with the account, ``ambiguous`` (the prefix changed
-    hands within the window: no account named) or ``not_covered``. A role that sees no accounts
-    (not in :data:`SHOW_ACCOUNTS`), or a store without a directory, gets none."""
+    ``accounts``): per chunk, the directory's rows touching every subscriber asked (over the span
+    of all its windows) come in one query (:func:`detnat.store.directory.around_nets`); each
+    distinct (subscriber, window) takes the rows :func:`add_account`'s query would give it (the
+    same match, order and limit) and is resolved by :func:`~detnat.directory.resolve.account_of`,
+    the single lookup's rule. A row's answer is ``(status, account)``: ``identified`` with the
+    account, ``ambiguous`` (the prefix changed hands within the window: no account named) or
+    ``not_covered``. A role that sees no accounts (not in :data:`SHOW_ACCOUNTS`), or a store
+    without a directory, gets none."""
 
     def __init__(self, session: Session, role: str) -> None:
         self.session = session
@@ -349,30 +360,49 @@ class BatchAccounts:
     ) -> dict[int, tuple[str, str]]:
         if not self.asked or not subscribers:
             return {}
-        index: dict[tuple[str, int, int], int] = {}
-        asks: list[tuple[str, datetime, datetime]] = []
-        of_row: dict[int, int] = {}
-        for row, subscriber in subscribers.items():
-            key = (subscriber, int(start_us[row]), int(end_us[row]))
-            k = index.get(key)
-            if k is None:
-                k = index[key] = len(asks)
-                asks.append((subscriber, _instant_of(key[1]), _instant_of(key[2])))
-            of_row[row] = k
-        near = rows_repo.around_many(self.session, asks)
-        resolved: dict[int, tuple[str, str]] = {}
-        for (subscriber, lo, hi), k in index.items():
-            found = _intervals([(*c[:5], [], c[5]) for c in near.get(k, ())])
-            account = account_of(found, lo, hi, subscriber=subscriber)
-            resolved[k] = (account.status, account.account or "")
-        return {row: resolved[k] for row, k in of_row.items()}
+        rows = list(subscribers)
+        starts, ends = start_us[rows].tolist(), end_us[rows].tolist()
+        keys: dict[tuple[str, int, int], list[int]] = {}
+        span: dict[str, list[int]] = {}  # subscriber -> [earliest start, latest end]
+        for row, lo, hi in zip(rows, starts, ends, strict=True):
+            subscriber = subscribers[row]
+            keys.setdefault((subscriber, lo, hi), []).append(row)
+            seen = span.get(subscriber)
+            if seen is None:
+                span[subscriber] = [lo, hi]
+            else:
+                seen[0], seen[1] = min(seen[0], lo), max(seen[1], hi)
+        nets = list(span)
+        near: list[list[rows_repo.Near]] = [[] for _ in nets]
+        for found in rows_repo.around_nets(
+            self.session, nets, [span[n][0] for n in nets], [span[n][1] for n in nets]
+        ):
+            near[found[0]].append(found)
+        of_net = dict(zip(nets, near, strict=True))
+        out: dict[int, tuple[str, str]] = {}
+        for (subscriber, lo, hi), asked_rows in keys.items():
+            account = account_of(
+                _touching(of_net[subscriber], lo, hi), lo, hi, subscriber=subscriber
+            )
+            said = (account.status, account.account or "")
+            for row in asked_rows:
+                out[row] = said
+        return out
 
 
-def _instant_of(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+def _touching(found: list[rows_repo.Near], lo: int, hi: int) -> list[Interval]:
+    """The rows :data:`detnat.store.directory._AROUND` gives for ``[lo, hi]`` (``during`` overlaps
+    the window; by start, ingest and place; at most ``LIMIT``), as :func:`_intervals` makes them."""
+    picked = sorted(
+        (r for r in found if r[4] <= hi and (r[5] is None or r[5] > lo)),
+        key=lambda r: (r[4], r[1], r[2]),
+    )[: rows_repo.LIMIT]
+    out = []
+    for _, _, _, prefix, start, upper, account, closed, taken in picked:
+        end = upper if upper is not None else taken
+        how = closed if upper is not None or taken is None else "takeover"
+        out.append(Interval(network_text(prefix), account, start, end, how, ()))
+    return out
 
 
 # -- evidence --------------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from detnat.store.repo import AsyncConn
 
-Row = tuple[int, str, str, str, str, str]  # n, prefix, during literal, account, closed, sources
-
 _COPY = "COPY directory_intervals (ingest, n, prefix, during, account, closed, sources) FROM STDIN"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+LIMIT = 200  # rows one (subscriber, window) is answered from at most, earliest first
 
 # Candidates for one subscriber and window; an open row also gets the start of the next row of
 # the same prefix (when its lost Stop is taken to have happened).
@@ -27,29 +27,87 @@ _AROUND = (
     "WHERE o.prefix = d.prefix AND lower(o.during) > lower(d.during)) END "
     "FROM directory_intervals d "
     "WHERE d.prefix && CAST({net} AS inet) AND d.during && tstzrange({lo}, {hi}, '[]') "
-    "ORDER BY lower(d.during), d.ingest, d.n LIMIT 200"
+    f"ORDER BY lower(d.during), d.ingest, d.n LIMIT {LIMIT}"
 )
+_AROUND_PG = _AROUND.format(net="%s", lo="%s", hi="%s")
 Candidate = tuple[str, datetime, datetime | None, str, str, list[dict[str, Any]], datetime | None]
 
-# The same candidates for many (subscriber, window) asks at once: one statement, each ask joined
-# laterally against the GiST index as :data:`_AROUND` asks (same match, order and limit); no
-# source lines (batch answers carry the account only).
-_AROUND_MANY = (
-    "SELECT q.i, c.* FROM unnest(CAST(:nets AS inet[]), CAST(:los AS timestamptz[]), "
-    "CAST(:his AS timestamptz[])) WITH ORDINALITY AS q(net, lo, hi, i) "
-    "CROSS JOIN LATERAL (SELECT d.prefix::text, lower(d.during), upper(d.during), d.account, "
-    "d.closed, CASE WHEN upper_inf(d.during) THEN (SELECT min(lower(o.during)) "
-    "FROM directory_intervals o WHERE o.prefix = d.prefix AND lower(o.during) > lower(d.during)) "
-    "END FROM directory_intervals d "
-    "WHERE d.prefix && q.net AND d.during && tstzrange(q.lo, q.hi, '[]') "
-    "ORDER BY lower(d.during), d.ingest, d.n LIMIT 200) c "
-    "ORDER BY q.i"
+# The rows touching many subscribers at once, in set form (complaints batches): each subscriber
+# asked once, with the window spanning all its asks. A row matches as :data:`_AROUND` matches
+# (``prefix && subscriber``, ``during`` overlapping the window) in two parts: rows whose prefix
+# holds the subscriber are an equality join on the subscriber's supernets (the planner may hash
+# it: one pass over the table instead of one GiST probe per subscriber, ~70-170 us each), rows
+# whose prefix lies strictly inside it (a B4 /128 in a delegated /56) a GiST probe, only for
+# subscribers that can hold one. Supernets are taken only at the prefix lengths the directory
+# holds (per address family: :func:`prefix_lengths`), which the statement checks by the store
+# revision it saw. The start that ends an open row (a later row of the same prefix) is found the
+# same way, for the open rows found. Instants go in and out as µs since the epoch (no
+# ``datetime`` either way); the caller picks each ask's rows by its own window.
+_AROUND_NETS = """
+WITH rev AS (SELECT (SELECT revision FROM store_revision WHERE id = 1) AS revision),
+q AS MATERIALIZED (
+  SELECT u.i, CAST(u.net AS inet) AS net,
+         timestamptz 'epoch' + u.lo * interval '1 microsecond' AS lo,
+         timestamptz 'epoch' + u.hi * interval '1 microsecond' AS hi
+  FROM unnest(CAST(%(nets)s AS text[]), CAST(%(los)s AS int8[]), CAST(%(his)s AS int8[]))
+       WITH ORDINALITY AS u(net, lo, hi, i)
+), hit AS MATERIALIZED (
+  SELECT q.i, d.ingest, d.n, d.prefix, d.during, d.account, d.closed
+  FROM q JOIN LATERAL unnest(CASE family(q.net) WHEN 4 THEN CAST(%(v4)s AS int2[])
+                             ELSE CAST(%(v6)s AS int2[]) END) AS m(len) ON m.len <= masklen(q.net)
+  JOIN directory_intervals d ON d.prefix = network(set_masklen(q.net, m.len))
+  WHERE d.during && tstzrange(q.lo, q.hi, '[]')
+  UNION ALL
+  SELECT q.i, d.ingest, d.n, d.prefix, d.during, d.account, d.closed
+  FROM q JOIN directory_intervals d ON d.prefix << q.net
+  WHERE masklen(q.net) < CASE family(q.net) WHEN 4 THEN %(v4max)s ELSE %(v6max)s END
+    AND d.during && tstzrange(q.lo, q.hi, '[]')
+), nxt AS (
+  SELECT h.prefix, h.start, min(lower(o.during)) AS taken
+  FROM (SELECT DISTINCT prefix, lower(during) AS start FROM hit WHERE upper_inf(during)) h
+  JOIN directory_intervals o ON o.prefix = h.prefix AND lower(o.during) > h.start
+  GROUP BY 1, 2
+), found AS (
+  SELECT h.i, h.ingest, h.n, h.prefix::text AS prefix,
+         CAST(extract(epoch FROM lower(h.during)) * 1000000 AS int8) AS start,
+         CAST(extract(epoch FROM upper(h.during)) * 1000000 AS int8) AS stop,
+         h.account, h.closed, CAST(extract(epoch FROM x.taken) * 1000000 AS int8) AS taken
+  FROM hit h LEFT JOIN nxt x ON x.prefix = h.prefix AND x.start = lower(h.during)
+  WHERE NOT isempty(h.during)
 )
-Brief = tuple[str, datetime, datetime | None, str, str, datetime | None]  # a Candidate, no lines
+SELECT rev.revision, found.* FROM rev LEFT JOIN found ON true
+"""
+# The prefix lengths the directory holds per address family, with the revision they are of.
+_LENGTHS_HELD = """
+SELECT rev.revision, g.f, g.lens
+FROM (SELECT (SELECT revision FROM store_revision WHERE id = 1) AS revision) rev
+LEFT JOIN (SELECT family(prefix) AS f, array_agg(DISTINCT masklen(prefix)) AS lens
+           FROM directory_intervals GROUP BY 1) g ON true
+"""
+_REVISION = "SELECT revision FROM store_revision WHERE id = 1"
+Lengths = dict[int, list[int]]  # address family (4, 6) -> the prefix lengths held
+_EVERY_LENGTH: Lengths = {4: list(range(33)), 6: list(range(129))}
+_HELD: dict[tuple[str, int], Lengths] = {}  # (database, revision) -> lengths, bounded below
+# ask index (0-based), ingest, n, prefix, start µs, end µs | None, account, closed, next start µs
+Near = tuple[int, int, int, str, int, int | None, str, str, int | None]
 
 
-def copy_rows(session: Session, ingest: int, rows: Iterable[Row]) -> int:
-    """Append the rows of one ingest with COPY (text format); returns how many."""
+def copy_text(text: str) -> str:
+    """A text field as COPY's text format takes it (backslash, tab, newline, CR escaped)."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_ESCAPES)
+    return text
+
+
+def copy_json(text: str) -> str:
+    """JSON text as a COPY field: it has no raw tab, newline or CR, only backslashes to double."""
+    return text.replace("\\", "\\\\") if "\\" in text else text
+
+
+def copy_lines(session: Session, ingest: int, lines: Iterable[str]) -> int:
+    """Append the rows of one ingest with COPY (text format): each of ``lines`` is a row's
+    fields after ``ingest`` (n, prefix, during, account, closed, sources), tab-separated, escaped
+    (:func:`copy_text`, :func:`copy_json`) and ending in a newline; returns how many."""
     raw = session.connection().connection.driver_connection
     assert raw is not None
     count = 0
@@ -57,20 +115,15 @@ def copy_rows(session: Session, ingest: int, rows: Iterable[Row]) -> int:
     prefix = f"{ingest}\t"
     with raw.cursor() as cur:
         with cur.copy(_COPY) as copy:
-            for n, net, during, account, closed, sources in rows:
-                if "\\" in account or "\t" in account or "\n" in account or "\r" in account:
-                    account = account.translate(_ESCAPES)
-                # JSON text has no raw tab, newline or carriage return: only backslashes to double
-                chunk.append(
-                    f"{prefix}{n}\t{net}\t{during}\t{account}\t{closed}\t"
-                    f"{sources.replace(chr(92), chr(92) * 2)}\n"
-                )
-                count += 1
+            for line in lines:
+                chunk.append(line)
                 if len(chunk) >= 5000:
-                    copy.write("".join(chunk))
+                    copy.write(prefix + prefix.join(chunk))
+                    count += len(chunk)
                     chunk.clear()
             if chunk:
-                copy.write("".join(chunk))
+                copy.write(prefix + prefix.join(chunk))
+                count += len(chunk)
         # fresh statistics (once the COPY is done): without them the planner may scan the whole
         # table for every lookup
         cur.execute("ANALYZE directory_intervals")
@@ -91,29 +144,78 @@ async def any_rows_async(conn: AsyncConn) -> bool:
 
 
 def around(session: Session, net: str, lo: datetime, hi: datetime) -> list[Candidate]:
-    query = text(_AROUND.format(net=":net", lo=":lo", hi=":hi"))
-    result = session.execute(query, {"net": net, "lo": lo, "hi": hi})
-    return [tuple(r) for r in result]
+    """The candidates of one (subscriber, window): on the session's own connection, a prepared
+    statement (no SQL text compiled or planned per lookup)."""
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        cur.execute(_AROUND_PG, (net, lo, hi), prepare=True)
+        return [tuple(r) for r in cur.fetchall()]
 
 
 async def around_async(conn: AsyncConn, net: str, lo: datetime, hi: datetime) -> list[Candidate]:
-    cur = await conn.execute(_AROUND.format(net="%s", lo="%s", hi="%s"), (net, lo, hi))
+    cur = await conn.execute(_AROUND_PG, (net, lo, hi))
     return [tuple(r) for r in await cur.fetchall()]
 
 
-def around_many(
-    session: Session, asks: list[tuple[str, datetime, datetime]]
-) -> dict[int, list[Brief]]:
-    """:func:`around` of each (subscriber, lo, hi) of ``asks`` in one statement: ask index ->
-    its candidates (asks with none are absent)."""
-    if not asks:
-        return {}
-    nets, los, his = (list(column) for column in zip(*asks, strict=True))
-    found: dict[int, list[Brief]] = {}
-    result = session.execute(text(_AROUND_MANY), {"nets": nets, "los": los, "his": his})
-    for i, *row in result:
-        found.setdefault(int(i) - 1, []).append(tuple(row))
-    return found
+def prefix_lengths(session: Session) -> tuple[int | None, Lengths]:
+    """The store revision and the prefix lengths the directory holds at it (read with one scan of
+    the table, once per revision and database in a process)."""
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    where = f"{raw.info.host}:{raw.info.port}/{raw.info.dbname}"
+    with raw.cursor() as cur:
+        (revision,) = cur.execute(_REVISION).fetchone() or (None,)
+        known = None if revision is None else _HELD.get((where, revision))
+        if known is not None:
+            return revision, known
+        rows = cur.execute(_LENGTHS_HELD).fetchall()
+    revision = rows[0][0]
+    held: Lengths = {4: [], 6: []}
+    for _, family, lengths in rows:
+        if family is not None:
+            held[family] = sorted(lengths)
+    if revision is not None:  # no revision row: nothing to key it by (not remembered)
+        if len(_HELD) >= 64:
+            _HELD.clear()
+        _HELD[(where, revision)] = held
+    return revision, held
+
+
+def around_nets(session: Session, nets: list[str], los: list[int], his: list[int]) -> list[Near]:
+    """The rows touching each subscriber ``nets[k]`` within ``[los[k], his[k]]`` (µs), in one
+    statement (:data:`_AROUND_NETS`), in no particular order.
+
+    Supernets are joined at the lengths :func:`prefix_lengths` found; a statement that saw
+    another store revision (an ingest in between) is asked again at every length."""
+    if not nets:
+        return []
+    revision, held = prefix_lengths(session)
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        # JIT compiling would cost more than the query (seconds): off for it, then as it was
+        (jit,) = cur.execute("SELECT current_setting('jit')").fetchone() or ("off",)
+        cur.execute("SELECT set_config('jit', 'off', true)")
+        rows = cur.execute(_AROUND_NETS, _lengths_args(nets, los, his, held)).fetchall()
+        if revision is None or rows[0][0] != revision:
+            rows = cur.execute(
+                _AROUND_NETS, _lengths_args(nets, los, his, _EVERY_LENGTH)
+            ).fetchall()
+        cur.execute("SELECT set_config('jit', %s, true)", (jit,))
+    return [(i - 1, *rest) for _, i, *rest in rows if i is not None]
+
+
+def _lengths_args(nets: list[str], los: list[int], his: list[int], held: Lengths) -> dict[str, Any]:
+    return {
+        "nets": nets,
+        "los": los,
+        "his": his,
+        "v4": held[4],
+        "v6": held[6],
+        "v4max": max(held[4], default=-1),
+        "v6max": max(held[6], default=-1),
+    }
 
 
 def all_rows(
