@@ -53,10 +53,25 @@ def taken_over(intervals: Iterable[Interval]) -> list[Interval]:
     return out
 
 
-def account_of(intervals: Sequence[Interval], lo: int, hi: int, *, subscriber: str = "") -> Account:
+def account_of(
+    intervals: Sequence[Interval], lo: int, hi: int, *, subscriber: str = "", more: bool = False
+) -> Account:
     """The account over ``[lo, hi]`` (µs), from intervals already ended by :func:`taken_over`
-    (or given open ends: this applies it)."""
+    (or given open ends: this applies it). ``more``: the directory has more rows for the window
+    than ``intervals`` (a cut set): no account is named, whatever those say."""
     ended = taken_over(intervals) if any(iv.end is None for iv in intervals) else intervals
+    if more:
+        held = sorted(
+            (iv for iv in ended if iv.start <= hi and (iv.end is None or iv.end > lo)),
+            key=lambda iv: (iv.start, iv.subscriber, iv.account),
+        )
+        return Account(
+            "ambiguous",
+            None,
+            tuple(held[:SHOWN]),
+            f"more than {len(intervals)} directory intervals cover {subscriber or 'it'} "
+            f"{_when(lo, hi)}: too many to name one account",
+        )
     held = sorted(
         (iv for iv in ended if iv.start <= hi and (iv.end is None or iv.end > lo)),
         key=lambda iv: (iv.start, iv.subscriber, iv.account),

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from detnat.directory import FORMATS, NEEDS_TZ, Interval, Refused, SourceLine, parse
 from detnat.directory.model import network_text
-from detnat.directory.resolve import Account, account_of, instant_text
+from detnat.directory.resolve import SHOWN, Account, account_of, instant_text
 from detnat.directory.zones import epoch_us
 from detnat.errors import InvalidInput
 from detnat.service import audit, revisions
@@ -285,7 +285,9 @@ def _attach(answer: Any, detail: dict[str, Any], found: Account, role: str) -> N
         "account_reason": found.reason,
     }
     if found.status == "ambiguous":
-        fields["account_reason"] = "the subscriber changed hands within the window: see held"
+        fields["account_reason"] = (
+            found.reason or "the subscriber changed hands within the window: see held"
+        )
     answer.update(fields)
     inner = detail.get("answer")
     if isinstance(inner, dict) and inner is not answer:
@@ -303,9 +305,18 @@ def add_account(session: Session, actor: audit.Actor, answer: Any, detail: dict[
     near = rows_repo.around(session, subscriber, lo, hi)
     if not near and not rows_repo.any_rows(session):
         return  # no directory in this store: answers stay as they were
-    found = _intervals(near)
-    resolved = account_of(found, epoch_us(lo), epoch_us(hi), subscriber=subscriber)
+    resolved = _resolved(near, subscriber, lo, hi)
     _attach(answer, detail, resolved, actor.role)
+
+
+def _resolved(
+    near: Sequence[rows_repo.Candidate], subscriber: str, lo: datetime, hi: datetime
+) -> Account:
+    """The account from the rows one (subscriber, window) query gave (one more than
+    :data:`~detnat.store.directory.LIMIT` when there are more)."""
+    more = len(near) > rows_repo.LIMIT
+    found = _intervals(near[: rows_repo.LIMIT])
+    return account_of(found, epoch_us(lo), epoch_us(hi), subscriber=subscriber, more=more)
 
 
 # Whether the store held a directory, per revision (an ingest bumps it, migration 0006).
@@ -335,8 +346,7 @@ async def add_account_async(
         near = await rows_repo.around_async(conn, subscriber, lo, hi)
         if not near and not await rows_repo.any_rows_async(conn):
             return
-    found = _intervals(near)
-    resolved = account_of(found, epoch_us(lo), epoch_us(hi), subscriber=subscriber)
+    resolved = _resolved(near, subscriber, lo, hi)
     _attach(answer, detail, resolved, actor.role)
 
 
@@ -381,8 +391,13 @@ class BatchAccounts:
         of_net = dict(zip(nets, near, strict=True))
         out: dict[int, tuple[str, str]] = {}
         for (subscriber, lo, hi), asked_rows in keys.items():
+            touching = _touching(of_net[subscriber], lo, hi)
             account = account_of(
-                _touching(of_net[subscriber], lo, hi), lo, hi, subscriber=subscriber
+                touching[: rows_repo.LIMIT],
+                lo,
+                hi,
+                subscriber=subscriber,
+                more=len(touching) > rows_repo.LIMIT,
             )
             said = (account.status, account.account or "")
             for row in asked_rows:
@@ -392,11 +407,18 @@ class BatchAccounts:
 
 def _touching(found: list[rows_repo.Near], lo: int, hi: int) -> list[Interval]:
     """The rows :data:`detnat.store.directory._AROUND` gives for ``[lo, hi]`` (``during`` overlaps
-    the window; by start, ingest and place; at most ``LIMIT``), as :func:`_intervals` makes them."""
+    the window, not an open row taken over before it; by start, ingest and place; at most
+    ``LIMIT + 1``), as :func:`_intervals` makes them."""
     picked = sorted(
-        (r for r in found if r[4] <= hi and (r[5] is None or r[5] > lo)),
+        (
+            r
+            for r in found
+            if r[4] <= hi
+            and (r[5] is None or r[5] > lo)
+            and not (r[5] is None and r[8] is not None and r[8] <= lo)  # taken over before
+        ),
         key=lambda r: (r[4], r[1], r[2]),
-    )[: rows_repo.LIMIT]
+    )[: rows_repo.LIMIT + 1]
     out = []
     for _, _, _, prefix, start, upper, account, closed, taken in picked:
         end = upper if upper is not None else taken
@@ -435,7 +457,11 @@ def check_account(answer: dict[str, Any]) -> list[str]:
     except (KeyError, TypeError, ValueError, AttributeError):
         return ["answer.account: malformed"]
     again = account_of(held, lo, hi)
-    if (again.status, again.account) != (shown.get("status"), shown.get("account")):
+    # An answer carries at most SHOWN intervals: when it names no account and carries that many,
+    # the ones left out may be what made it ambiguous (it names no one either way).
+    cut = shown.get("status") == "ambiguous" and shown.get("account") is None
+    cut = cut and len(held) >= SHOWN
+    if not cut and (again.status, again.account) != (shown.get("status"), shown.get("account")):
         problems.append("answer.account: the intervals carried do not give this account")
     return problems
 

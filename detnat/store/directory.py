@@ -17,19 +17,24 @@ from detnat.store.repo import AsyncConn
 _COPY = "COPY directory_intervals (ingest, n, prefix, during, account, closed, sources) FROM STDIN"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
-LIMIT = 200  # rows one (subscriber, window) is answered from at most, earliest first
+# Rows one (subscriber, window) is answered from at most, earliest first. A window that more rows
+# touch is answered by no account (the service says why): a cut set could leave a holder out.
+LIMIT = 200
 
-# Candidates for one subscriber and window; an open row also gets the start of the next row of
-# the same prefix (when its lost Stop is taken to have happened).
+# Candidates for one subscriber and window (one more than LIMIT, to know when there are more); an
+# open row also gets the start of the next row of the same prefix (when its lost Stop is taken to
+# have happened), and an open row taken over before the window is not a candidate.
 _AROUND = (
     "SELECT d.prefix::text, lower(d.during), upper(d.during), d.account, d.closed, d.sources, "
     "CASE WHEN upper_inf(d.during) THEN (SELECT min(lower(o.during)) FROM directory_intervals o "
     "WHERE o.prefix = d.prefix AND lower(o.during) > lower(d.during)) END "
     "FROM directory_intervals d "
     "WHERE d.prefix && CAST({net} AS inet) AND d.during && tstzrange({lo}, {hi}, '[]') "
-    f"ORDER BY lower(d.during), d.ingest, d.n LIMIT {LIMIT}"
+    "AND NOT (upper_inf(d.during) AND EXISTS (SELECT 1 FROM directory_intervals o WHERE "
+    "o.prefix = d.prefix AND lower(o.during) > lower(d.during) AND lower(o.during) <= {lo})) "
+    f"ORDER BY lower(d.during), d.ingest, d.n LIMIT {LIMIT + 1}"
 )
-_AROUND_PG = _AROUND.format(net="%s", lo="%s", hi="%s")
+_AROUND_PG = _AROUND.format(net="%(net)s", lo="%(lo)s", hi="%(hi)s")
 Candidate = tuple[str, datetime, datetime | None, str, str, list[dict[str, Any]], datetime | None]
 
 # The rows touching many subscribers at once, in set form (complaints batches): each subscriber
@@ -149,12 +154,12 @@ def around(session: Session, net: str, lo: datetime, hi: datetime) -> list[Candi
     raw = session.connection().connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
-        cur.execute(_AROUND_PG, (net, lo, hi), prepare=True)
+        cur.execute(_AROUND_PG, {"net": net, "lo": lo, "hi": hi}, prepare=True)
         return [tuple(r) for r in cur.fetchall()]
 
 
 async def around_async(conn: AsyncConn, net: str, lo: datetime, hi: datetime) -> list[Candidate]:
-    cur = await conn.execute(_AROUND_PG, (net, lo, hi))
+    cur = await conn.execute(_AROUND_PG, {"net": net, "lo": lo, "hi": hi})
     return [tuple(r) for r in await cur.fetchall()]
 
 

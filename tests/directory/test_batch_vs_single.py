@@ -46,7 +46,12 @@ def _first() -> str:
         ("10.0.1.0", "open-b", 6 * HOUR, None),
         ("10.0.1.1", "short", 5 * HOUR, 5 * HOUR + 1),  # one microsecond
     ]
-    # 250 one-minute rows: an answer is made from the first 200 of them
+    # 250 open rows of one address, each taken over an hour later by the next
+    rows += [
+        ("10.0.3.0", f"t{k}" if k < 249 else "t-last", 100 * HOUR + k * HOUR, None)
+        for k in range(250)
+    ]
+    # 250 one-minute rows: more than an answer is made from
     rows += [
         (
             "10.0.2.0/24",
@@ -152,7 +157,13 @@ def test_the_cases_the_rows_were_made_for(store: Lab) -> None:
         ("10.0.1.0/32", 3 * HOUR, 0, ("identified", "open-a")),  # before open-b took over
         ("10.0.1.1/32", 5 * HOUR, 0, ("identified", "short")),
         ("10.0.1.1/32", 5 * HOUR + 1, 0, ("not_covered", "")),  # its end is not in it
-        ("10.0.2.0/24", 50 * HOUR, 240 * 60_000_000, ("identified", "m0")),  # the first 200
+        # 241 rows in the window, more than an answer is made from: the first 200 are all m0's,
+        # but m1 held it too; a cut set must never name one account
+        ("10.0.2.0/24", 50 * HOUR, 240 * 60_000_000, ("ambiguous", "")),
+        ("10.0.2.0/24", 50 * HOUR + 60 * 60_000_000, 0, ("identified", "m0")),  # one row
+        # open rows each taken over by the next: only the last holds in the window, the others
+        # ended before it and must not fill the rows an answer is made from
+        ("10.0.3.0/32", 400 * HOUR, 0, ("identified", "t-last")),
         ("10.9.9.9/32", 0, 0, ("not_covered", "")),
     ]
     start = np.array([BASE + lo for _, lo, _, _ in cases], dtype=np.int64)
@@ -196,3 +207,16 @@ def test_a_later_ingest_is_seen_at_its_lengths() -> None:
         ingest_csv(lab, f"subscriber,account,from,to\n10.0.0.0/20,wholesale,{_at(0)},\n")
         with unit_of_work(lab.sessions) as s:
             assert directory.BatchAccounts(s, LEGAL.role)(*ask) == {0: ("ambiguous", "")}
+
+
+def test_more_rows_than_an_answer_is_made_from_name_no_account_and_say_why(store: Lab) -> None:
+    answer = {
+        "status": "match",
+        "subscriber": "10.0.2.0/24",
+        "window": {"from": _at(50 * HOUR), "to": _at(50 * HOUR + 240 * 60_000_000)},
+    }
+    with unit_of_work(store.sessions) as s:
+        directory.add_account(s, LEGAL, answer, {})
+    assert answer["account"]["status"] == "ambiguous" and answer["account"]["account"] is None
+    assert "too many to name one account" in answer["account_reason"]
+    assert directory.check_account(answer) == []  # its evidence still checks offline
