@@ -200,9 +200,10 @@ class Annotator:
 
     def _slots(self) -> tuple[int, npt.NDArray[np.int16] | npt.NDArray[np.int32]]:
         """The snapshot's period cut into at most SLOTS slots of 2**shift microseconds; for each
-        slot, the number of the one version every row timed in it can rest on, _NONE when no
-        version of any realm can, _SEVERAL otherwise (several candidates, or not the same for
-        the whole slot: those rows take the general search).
+        slot, the number of the one version every row timed in it can rest on, that number
+        plus the number of versions when it is a version and the next of its realm (a change
+        within the drain), _NONE when no version of any realm can, _SEVERAL otherwise (more
+        candidates, or not the same for the whole slot: those rows take the general search).
 
         A row's candidates of a realm are its versions from the last begun by ``lo - drain``
         to the last begun by ``hi``; both ends grow with the row's time, so they are the same
@@ -231,10 +232,14 @@ class Annotator:
             mine = np.where(
                 same & (high == low),
                 low + self._realm_first[r],
-                np.where(same & (high < low), _NONE, _SEVERAL),
+                np.where(
+                    same & (high == low + 1),
+                    low + self._realm_first[r] + len(self.versions),  # a version and the next
+                    np.where(same & (high < low), _NONE, _SEVERAL),
+                ),
             )
             code = np.where(code == _NONE, mine, np.where(mine == _NONE, code, _SEVERAL))
-        kind = np.int16 if len(self.versions) < np.iinfo(np.int16).max else np.int32
+        kind = np.int16 if 2 * len(self.versions) < np.iinfo(np.int16).max else np.int32
         return shift, code.astype(kind)
 
     # -- schema ---------------------------------------------------------------------------------
@@ -331,7 +336,7 @@ class Annotator:
         # Which version each live row's window can rest on, from a table of short time slots
         # (see _slots): one version, none, or "several / near a change" (the general search).
         code = self._slot_code[(at_live - snap.from_us) >> self._slot_shift]
-        tally = np.bincount(code.astype(np.intp) + 2, minlength=len(self.versions) + 2)
+        tally = np.bincount(code.astype(np.intp) + 2, minlength=2 * len(self.versions) + 2)
         nobody: list[Ints] = []  # rows without a candidate version
         ended: list[Ints] = []  # ... of which a retirement ended the plan that held the address
         if rows is None and int(tally.max()) == n and int(code[0]) >= 0:
@@ -351,6 +356,21 @@ class Annotator:
                 assert mine is not None
                 self._several(
                     mine, ip, port, at, status, reason, version, realm, sub_rows, nobody, ended
+                )
+            elif number >= len(self.versions):
+                self._two_versions(
+                    number - len(self.versions),
+                    np.arange(n, dtype=np.int64) if mine is None else mine,
+                    ip,
+                    port,
+                    at,
+                    status,
+                    reason,
+                    version,
+                    realm,
+                    sub_rows,
+                    nobody,
+                    ended,
                 )
             else:
                 self._one_version(
@@ -417,6 +437,104 @@ class Annotator:
             version[mine] = v.number
             realm[mine] = v.realm
         sub_rows.append((mine, v.number, sub))
+
+    def _two_versions(
+        self,
+        number: int,
+        rows: Ints,
+        ip: Ints,
+        port: Ints,
+        at: Ints,
+        status: npt.NDArray[np.int8],
+        reason: npt.NDArray[np.int8],
+        version: I32,
+        realm: I32,
+        sub_rows: list[tuple[Ints | None, int, Ints]],
+        nobody: list[Ints],
+        ended: list[Ints],
+    ) -> None:
+        """Rows whose candidates are version ``number`` and the next of its realm (a change
+        within the drain): :meth:`_decide`'s verdict for two candidates, without its sorts.
+        Rows where one plan did not hold the address, or one version is a retirement, take
+        the general search."""
+        first, second = self.versions[number], self.versions[number + 1]
+        general = (
+            first.version.mapper is None
+            or second.version.mapper is None
+            or self._all_texts() is None
+        )
+        if not general:
+            ips = ip[rows]
+            both = _within(first.firsts, first.lasts, ips) & _within(
+                second.firsts, second.lasts, ips
+            )
+            if not both.all():
+                self._several(
+                    rows[~both],
+                    ip,
+                    port,
+                    at,
+                    status,
+                    reason,
+                    version,
+                    realm,
+                    sub_rows,
+                    nobody,
+                    ended,
+                )
+                rows, ips = rows[both], ips[both]
+        if general or not len(rows):
+            if general:
+                self._several(
+                    rows, ip, port, at, status, reason, version, realm, sub_rows, nobody, ended
+                )
+            return
+        ports_ = port[rows]
+        a = first.version.mapper.reverse_many(ips, ports_)  # type: ignore[union-attr]
+        b = second.version.mapper.reverse_many(ips, ports_)  # type: ignore[union-attr]
+        st_a, st_b = _ENGINE_STATUS[a.status], _ENGINE_STATUS[b.status]
+        why_a, why_b = _ENGINE_REASON[a.reason], _ENGINE_REASON[b.reason]
+        match_a, match_b = st_a == _S[Status.MATCH], st_b == _S[Status.MATCH]
+        sub_a = np.where(match_a, a.subscriber, -1)
+        sub_b = np.where(match_b, b.subscriber, -1)
+        same = (
+            match_a & match_b & (self._ids[first.number][sub_a] == self._ids[second.number][sub_b])
+        )
+        if same.any():  # the same subscriber: the same port set too?
+            at_same = np.flatnonzero(same)
+            same[at_same] = self._port_sets(first, ips[at_same], sub_a[at_same]) == (
+                self._port_sets(second, ips[at_same], sub_b[at_same])
+            )
+        any_match = match_a | match_b
+        invalid = (st_a == _S[ERROR]) | (st_b == _S[ERROR])
+        dynamic = (st_a == _S[Status.NOT_DETERMINISTIC]) | (st_b == _S[Status.NOT_DETERMINISTIC])
+        decided_status = np.where(
+            same,
+            _S[Status.MATCH],
+            np.where(
+                any_match,
+                _S[Status.AMBIGUOUS],
+                np.where(dynamic, _S[Status.NOT_DETERMINISTIC], _S[Status.NO_MAPPING]),
+            ),
+        ).astype(np.int8)
+        decided_reason = np.where(
+            same,
+            NO_REASON,
+            np.where(
+                any_match,
+                _R[Reason.CANDIDATES_DIFFER],
+                np.where(
+                    dynamic,
+                    _R[Reason.DYNAMIC_BLOCK],
+                    np.where(why_a == why_b, why_a, _R[Reason.MIXED]),
+                ),
+            ),
+        ).astype(np.int8)
+        decided_status[invalid] = _S[ERROR]
+        decided_reason[invalid] = _R[INVALID_QUERY]
+        status[rows], reason[rows] = decided_status, decided_reason
+        realm[rows] = first.realm  # version stays -1: the answer rests on two
+        sub_rows.append((rows, first.number, np.where(same & ~invalid, sub_a, -1)))
 
     def _several(
         self,
