@@ -239,8 +239,8 @@ class Annotator:
                 ),
             )
             code = np.where(code == _NONE, mine, np.where(mine == _NONE, code, _SEVERAL))
-        kind = np.int16 if 2 * len(self.versions) < np.iinfo(np.int16).max else np.int32
-        return shift, code.astype(kind)
+        narrow = 2 * len(self.versions) < np.iinfo(np.int16).max
+        return shift, code.astype(np.int16) if narrow else code.astype(np.int32)
 
     # -- schema ---------------------------------------------------------------------------------
 
@@ -634,7 +634,7 @@ class Annotator:
         status: npt.NDArray[np.int8],
         reason: npt.NDArray[np.int8],
         realm: I32,
-        sub_rows: list[tuple[Ints, int, Ints]],
+        sub_rows: list[tuple[Ints | None, int, Ints]],
     ) -> None:
         """Rows with several candidates: the single lookup's verdict, all rows at once."""
         table = self._all_texts()
