@@ -196,7 +196,7 @@ class Annotator:
         self._lock = threading.RLock()
         self._table: pa.Array | None = None
         self._table_made = False
-        self._ids: list[Ints] = []
+        self._ids: list[I32] = []
 
     def _slots(self) -> tuple[int, npt.NDArray[np.int16] | npt.NDArray[np.int32]]:
         """The snapshot's period cut into at most SLOTS slots of 2**shift microseconds; for each
@@ -818,10 +818,11 @@ class Annotator:
                 ]
                 every = pa.concat_arrays([pa.array([], pa.string()), *parts]).dictionary_encode()
                 null = len(every.dictionary)
-                ids = np.asarray(every.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+                ids = np.asarray(every.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
                 bounds = np.cumsum([0, *counts]).tolist()
                 self._ids = [
-                    np.append(ids[bounds[k] : bounds[k + 1]], null) for k in range(len(counts))
+                    np.append(ids[bounds[k] : bounds[k + 1]], np.int32(null))
+                    for k in range(len(counts))
                 ]
                 self._table = pa.concat_arrays([every.dictionary, pa.nulls(1, pa.string())])
             self._table_made = True
@@ -867,19 +868,19 @@ class Annotator:
         table = self._all_texts()
         if table is not None:  # one take from every subscriber's text (made once)
             null = len(table) - 1  # the trailing null
-            code: Ints | None = None
+            code: I32 | None = None
             for rows, number, sub in sub_rows:
                 values = self._ids[number][sub]  # sub -1: the last entry, the null
                 if rows is None:
                     code = values
                 else:
                     if code is None:
-                        code = np.full(n, null, dtype=np.int64)
+                        code = np.full(n, null, dtype=np.int32)
                     code[rows] = values
             if code is None:
                 subscriber = pa.nulls(n, pa.string())
             else:
-                subscriber = table.take(pa.array(code, pa.int64()))
+                subscriber = table.take(pa.array(code, pa.int32()))
         else:
             subscriber = self._texts_of_rows(n, sub_rows)
         named = realm >= 0
