@@ -31,6 +31,15 @@ finer instants than microseconds), integers declared as epoch seconds or millise
 Timestamps without a zone are refused: name the zone upstream. Addresses: integers (IPv4 as an
 unsigned 32-bit number) or dotted quads. Ports: integers.
 
+With ``dictionary=True``, ``status``, ``reason`` and ``realm`` come as Arrow dictionary arrays
+(:data:`DICTIONARY_FIELDS`): the same values, without a word copied per row.
+
+How (see docs/scale-out.md, section 2): a table of time slots names, for most rows, the one
+version they can rest on (or a version and the next, within a drain); rows are grouped by it with
+one radix sort and each group goes to ``reverse_many`` once; only rows near changes take the
+general search over (row, candidate version) pairs. The oracle test also holds the short cuts
+against the general search alone.
+
 Pure: numpy, pyarrow, the engine. One Annotator is safe to share between threads.
 """
 
