@@ -3,7 +3,7 @@
 Run by hand (not part of the tests)::
 
     .venv/bin/python bench/bench_annotate.py [--rows 5000000] [--file-rows 20000000]
-                                             [--cluster-rows 4000000] [--skip dask,spark]
+        [--cluster-rows 8000000] [--threads 0] [--skip inproc,strings,cli,dask,spark]
 
 The snapshot is plan-only: one realm, 10 versions over one day (bench/plans/block.yaml with the
 block size and assignment changed at each version, a 5-minute session drain), exported from an
@@ -11,14 +11,20 @@ in-memory timeline with the service's own :func:`detnat.service.snapshots.build`
 flow records of that day (addresses of the pool as ``uint32``, ports, ``timestamp[us, UTC]``).
 
 1. the annotator in this process (:meth:`Annotator.answer` on 1 M-row batches, one thread):
-   rows/s (target 10 M rows/s per core), also with the addresses as dotted-quad strings;
+   rows/s wall and per CPU-second (target 10 M rows/s per core), with string answer columns
+   and with ``dictionary=True`` (what ``detnat annotate`` writes), beside ``reverse_many``
+   alone; also with the addresses as dotted-quad strings;
 2. ``detnat annotate`` Parquet -> Parquet on ``--file-rows`` rows: the command's pipeline
-   (:func:`detnat.snapshot.files.annotate_file`) in a child process, wall time and peak RSS
-   (``os.wait4``); the audit entry the command adds is one INSERT and not timed here (target
-   5 M rows/s, < 1 GB);
-3. Dask on a LocalCluster with 1 and then 2 worker processes (one thread each) over the same
-   Parquet file cut into partitions: rows/s and the ratio;
-4. Spark ``local[1]`` and ``local[2]``: rows/s and the ratio.
+   (:func:`detnat.snapshot.files.annotate_file`, ``--threads`` annotating threads) in a child
+   process: wall time, CPU time and peak RSS (``os.wait4``); the audit entry the command adds
+   is one INSERT and not timed here (target 5 M rows/s, < 1 GB);
+3. Dask on a LocalCluster with 1 and then 2 worker processes (one thread each): the input read
+   once and persisted in the workers, a warm-up pass, then the best of three passes that
+   annotate every partition and send back only its length (no shuffle): rows/s and the ratio;
+4. Spark ``local[1]`` and ``local[2]``: the input cached in 16 partitions, a warm-up pass, the
+   best of three passes into the ``noop`` sink (no shuffle): rows/s and the ratio.
+
+Wall-clock figures need a quiet machine: the script prints the load average beside them.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -123,7 +130,10 @@ def engine_alone(annotator: Annotator, table: pa.Table) -> float:
     return table.num_rows / best
 
 
-def in_process(annotator: Annotator, table: pa.Table, *, strings: bool) -> float:
+def in_process(
+    annotator: Annotator, table: pa.Table, *, strings: bool, dictionary: bool = False
+) -> tuple[float, float]:
+    """(rows/s wall, rows/s of this process's CPU time), best of three passes, one thread."""
     batches = table.to_batches(max_chunksize=BATCH)
     columns = []
     for b in batches:
@@ -135,13 +145,14 @@ def in_process(annotator: Annotator, table: pa.Table, *, strings: bool) -> float
             )
         columns.append((ip, b.column("src_port"), b.column("time")))
     annotator.answer(*columns[0])  # warm: texts of subscribers, compiled plans
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(3):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for c in columns:
-            annotator.answer(*c)
+            annotator.answer(*c, dictionary=dictionary)
         best = min(best, time.perf_counter() - started)
-    return table.num_rows / best
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return table.num_rows / best, table.num_rows / best_cpu
 
 
 CHILD = """
@@ -153,18 +164,28 @@ from detnat.snapshot.jobs import JobSummary
 snap = file.read({snap!r})
 worker = Annotator(snap, columns=Columns(ip="src_addr", port="src_port", time="time"))
 summary = JobSummary("cli", "BENCH-1", snap.sha256, snap.case)
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 with open({out!r}, "wb") as sink:
-    files.annotate_file(worker, {source!r}, sink, out_format="parquet", summary=summary)
-print(json.dumps({{"seconds": time.perf_counter() - started, "rows": summary.output_rows}}))
+    files.annotate_file(worker, {source!r}, sink, out_format="parquet", summary=summary{threads})
+print(json.dumps({{"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu,
+                  "rows": summary.output_rows}}))
 """
 
 
-def command_pipeline(snap: Path, source: Path, out: Path) -> tuple[float, float, float]:
-    """(rows/s inside the pipeline, rows/s wall incl. start-up, peak RSS in MB) of a child."""
+def command_pipeline(
+    snap: Path, source: Path, out: Path, threads: int | None
+) -> tuple[float, float, float, float]:
+    """(rows/s inside the pipeline, rows/s wall incl. start-up, CPU seconds inside, peak RSS in
+    MB) of the command's pipeline in a child process."""
     import json
 
-    script = CHILD.format(root=str(ROOT), snap=str(snap), source=str(source), out=str(out))
+    script = CHILD.format(
+        root=str(ROOT),
+        snap=str(snap),
+        source=str(source),
+        out=str(out),
+        threads=f", threads={threads}" if threads else "",
+    )
     started = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(child.pid, 0)
@@ -172,12 +193,17 @@ def command_pipeline(snap: Path, source: Path, out: Path) -> tuple[float, float,
     assert child.stdout is not None
     shown = json.loads(child.stdout.read())
     assert status == 0
-    return shown["rows"] / shown["seconds"], shown["rows"] / wall, usage.ru_maxrss / 1024
+    rows = shown["rows"]
+    return rows / shown["seconds"], rows / wall, shown["cpu"], usage.ru_maxrss / 1024
 
 
 def dask_rate(snap: Path, source: Path, workers: int) -> float:
+    """rows/s of annotation alone on a LocalCluster: the input is read once and kept in the
+    workers' memory, one warm-up pass loads the snapshot in every worker, then the best of three
+    passes; each pass counts the statuses of each annotated partition (no shuffle, nothing sent
+    back but the counts). One partition per row group, several per worker."""
     import dask.dataframe as dd
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, wait
 
     from detnat.integrations import dask as detnat_dask
     from detnat.snapshot.annotate import Columns
@@ -189,17 +215,33 @@ def dask_rate(snap: Path, source: Path, workers: int) -> float:
         ) as cluster,
         Client(cluster),
     ):
-        # One partition per row group (8): dask would otherwise read a file this small as one.
         frame = dd.read_parquet(str(source), dtype_backend="pyarrow", split_row_groups=True)
-        rows = len(frame)
+        frame = frame.persist()
+        wait(frame)
+        rows = int(frame.map_partitions(len).compute().sum())
         annotated = detnat_dask.annotate(frame, snap, columns=chosen)
-        annotated.map_partitions(len).compute()  # warm the workers
-        started = time.perf_counter()
-        annotated.map_partitions(len).compute()  # every partition annotated, no shuffle
-        return rows / (time.perf_counter() - started)
+        counted = annotated.map_partitions(_answered, meta=(None, "int64"))
+        assert int(counted.compute().sum()) == rows  # warm the workers, check every row
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            counted.compute()  # every partition annotated, one number back each, no shuffle
+            best = min(best, time.perf_counter() - started)
+        return rows / best
+
+
+def _answered(part: Any) -> Any:
+    """Rows of an annotated partition with a status: reads an answer column, so that no
+    optimiser can count the rows without annotating them."""
+    import pandas as pd
+
+    return pd.Series([int(part["status"].count())])
 
 
 def spark_rate(snap: Path, source: Path, cores: int) -> float:
+    """rows/s of annotation alone in Spark local[cores]: the input cut into 16 partitions and
+    cached first, a warm-up pass (the Python workers load the snapshot), then the best of three
+    passes written to Spark's ``noop`` sink (every row annotated, no shuffle, no output)."""
     from pyspark.sql import SparkSession
 
     from detnat.integrations import spark as detnat_spark
@@ -210,19 +252,23 @@ def spark_rate(snap: Path, source: Path, cores: int) -> float:
         SparkSession.builder.master(f"local[{cores}]")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.files.maxPartitionBytes", str(16 << 20))
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "262144")
+        .config("spark.python.worker.reuse", "true")
+        .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )
     try:
-        frame = session.read.parquet(str(source))
-        rows = frame.count()
+        frame = session.read.parquet(str(source)).repartition(16).cache()
+        rows = frame.count()  # the shuffle and the read happen here, before timing
         chosen = Columns(ip="src_addr", port="src_port", time="time")
         annotated = detnat_spark.annotate(frame, snap, columns=chosen)
-        annotated.groupBy("status").count().collect()  # warm
-        started = time.perf_counter()
-        annotated.groupBy("status").count().collect()
-        return rows / (time.perf_counter() - started)
+        annotated.write.format("noop").mode("overwrite").save()  # warm
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            annotated.write.format("noop").mode("overwrite").save()
+            best = min(best, time.perf_counter() - started)
+        return rows / best
     finally:
         session.stop()
 
@@ -231,57 +277,72 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--file-rows", type=int, default=20_000_000)
-    parser.add_argument("--cluster-rows", type=int, default=4_000_000)
-    parser.add_argument("--skip", default="")
+    parser.add_argument("--cluster-rows", type=int, default=8_000_000)
+    parser.add_argument("--threads", type=int, default=0, help="pipeline threads (0: cores)")
+    parser.add_argument("--skip", default="", help="inproc,strings,cli,dask,spark")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
+    print(f"load average at start: {os.getloadavg()}")
     data = snapshot_bytes()
     snap = file.load(data)
     print(f"snapshot: {len(snap.realms[0].versions)} versions, {len(data)} bytes")
-    table = flows(args.rows, 1)
     annotator = Annotator(snap, columns=Columns(ip="src_addr", port="src_port", time="time"))
-    if "inproc" in skip:
-        table = table.slice(0, 0)
-    floor = engine_alone(annotator, table) if table.num_rows else 0.0
-    print(f"Mapper.reverse_many alone, one version: {floor / 1e6:.1f} M rows/s (one thread)")
-    rate = in_process(annotator, table, strings=False) if table.num_rows else 1.0
-    print(
-        f"in-process, uint32 addresses: {rate / 1e6:.1f} M rows/s (one thread), "
-        f"{floor / rate:.1f}x the engine's time"
-    )
-    if "strings" not in skip and table.num_rows:
-        small = table.slice(0, min(args.rows, 2_000_000))
-        rate = in_process(annotator, small, strings=True)
-        print(f"in-process, dotted-quad strings: {rate / 1e6:.1f} M rows/s (one thread)")
+    if "inproc" not in skip:
+        table = flows(args.rows, 1)
+        floor = engine_alone(annotator, table)
+        print(f"Mapper.reverse_many alone, one version: {floor / 1e6:.1f} M rows/s (one thread)")
+        for dictionary in (False, True):
+            wall, cpu = in_process(annotator, table, strings=False, dictionary=dictionary)
+            kind = "dictionary status/reason/realm" if dictionary else "string columns"
+            print(
+                f"in-process, uint32 addresses, {kind}: {wall / 1e6:.1f} M rows/s wall, "
+                f"{cpu / 1e6:.1f} M rows/s CPU (one thread), {floor / wall:.1f}x the engine's time"
+            )
+        if "strings" not in skip:
+            small = table.slice(0, min(args.rows, 2_000_000))
+            wall, cpu = in_process(annotator, small, strings=True)
+            print(
+                f"in-process, dotted-quad strings: {wall / 1e6:.1f} M rows/s wall, "
+                f"{cpu / 1e6:.1f} M rows/s CPU (one thread)"
+            )
+        del table
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp)
         snap_path = path / "bench.detnat"
         snap_path.write_bytes(data)
-        source = path / "flows.parquet"
-        with pq.ParquetWriter(source, flows(1, 0).schema) as writer:
-            for k in range(0, args.file_rows, 2_000_000):
-                writer.write_table(flows(min(2_000_000, args.file_rows - k), k + 2))
-        size = source.stat().st_size
-        print(f"input: {args.file_rows} rows, {size / 1e6:.0f} MB Parquet")
         if "cli" not in skip:
-            inside, wall, rss = command_pipeline(snap_path, source, path / "out.parquet")
+            source = path / "flows.parquet"
+            with pq.ParquetWriter(source, flows(1, 0).schema) as writer:
+                for k in range(0, args.file_rows, 2_000_000):
+                    writer.write_table(flows(min(2_000_000, args.file_rows - k), k + 2))
+            size = source.stat().st_size
+            print(f"input: {args.file_rows} rows, {size / 1e6:.0f} MB Parquet")
+            out = path / "out.parquet"
+            inside, wall, cpu, rss = command_pipeline(snap_path, source, out, args.threads)
             print(
                 f"detnat annotate pipeline: {inside / 1e6:.2f} M rows/s, "
-                f"{wall / 1e6:.2f} M rows/s with start-up; peak RSS {rss:.0f} MB"
+                f"{wall / 1e6:.2f} M rows/s with start-up; {cpu:.1f} s CPU "
+                f"({args.file_rows / cpu / 1e6:.2f} M rows per CPU-second); peak RSS {rss:.0f} MB; "
+                f"output {out.stat().st_size / 1e6:.0f} MB; load {os.getloadavg()[0]:.1f}"
             )
+            source.unlink()
+            out.unlink()
         cluster = path / "cluster.parquet"
-        pq.write_table(flows(args.cluster_rows, 99), cluster, row_group_size=args.cluster_rows // 8)
+        if not {"dask", "spark"} <= skip:
+            pq.write_table(
+                flows(args.cluster_rows, 99), cluster, row_group_size=args.cluster_rows // 16
+            )
         if "dask" not in skip:
             one, two = dask_rate(snap_path, cluster, 1), dask_rate(snap_path, cluster, 2)
             print(
                 f"dask LocalCluster: 1 worker {one / 1e6:.2f} M rows/s, 2 workers "
-                f"{two / 1e6:.2f} M rows/s: x{two / one:.2f}"
+                f"{two / 1e6:.2f} M rows/s: x{two / one:.2f}; load {os.getloadavg()[0]:.1f}"
             )
         if "spark" not in skip:
             one, two = spark_rate(snap_path, cluster, 1), spark_rate(snap_path, cluster, 2)
             print(
                 f"spark local[1] {one / 1e6:.2f} M rows/s, local[2] {two / 1e6:.2f} M rows/s: "
-                f"x{two / one:.2f}"
+                f"x{two / one:.2f}; load {os.getloadavg()[0]:.1f}"
             )
     print(
         f"this process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"

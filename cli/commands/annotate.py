@@ -53,6 +53,10 @@ def annotate(
     tolerance: Annotated[
         str | None, typer.Option("--tolerance", help="Clock skew around each time (e.g. 2s).")
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="Threads annotating (default: the usable cores)."),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -87,7 +91,13 @@ def annotate(
             _progress(files.count_rows(str(source))) as progress,
         ):
             files.annotate_file(
-                worker, str(source), sink, out_format=out_format, summary=summary, progress=progress
+                worker,
+                str(source),
+                sink,
+                out_format=out_format,
+                summary=summary,
+                progress=progress,
+                threads=threads,
             )
             sink.flush()
             entry = snapshots.record_job(

@@ -34,6 +34,15 @@ finer instants than microseconds), integers declared as epoch seconds or millise
 Timestamps without a zone are refused: name the zone upstream. Addresses: integers (IPv4 as an
 unsigned 32-bit number) or dotted quads. Ports: integers.
 
+With ``dictionary=True``, ``status``, ``reason`` and ``realm`` come as Arrow dictionary arrays
+(:data:`DICTIONARY_FIELDS`): the same values, without a word copied per row.
+
+How (see docs/scale-out.md, section 2): a table of time slots names, for most rows, the one
+version they can rest on (or a version and the next, within a drain); rows are grouped by it with
+one radix sort and each group goes to ``reverse_many`` once; only rows near changes take the
+general search over (row, candidate version) pairs. The oracle test also holds the short cuts
+against the general search alone.
+
 Pure: numpy, pyarrow, the engine. One Annotator is safe to share between threads.
 """
 
@@ -68,6 +77,13 @@ OUTPUT_FIELDS = (
     pa.field("realm", pa.string()),
     pa.field("version", pa.int32()),
 )
+DICTIONARY_FIELDS = (
+    pa.field("subscriber", pa.string()),
+    pa.field("status", pa.dictionary(pa.int8(), pa.string())),
+    pa.field("reason", pa.dictionary(pa.int8(), pa.string())),
+    pa.field("realm", pa.dictionary(pa.int32(), pa.string())),
+    pa.field("version", pa.int32()),
+)
 ERROR = "error"
 INVALID_QUERY = "invalid_query"
 OUTSIDE_SNAPSHOT = "outside_snapshot"
@@ -80,6 +96,7 @@ _R = {word: code for code, word in enumerate(REASON_WORDS)}
 NO_REASON = len(REASON_WORDS)  # the null reason
 _STATUS_ARRAY = pa.array(STATUS_WORDS, pa.string())
 _REASON_ARRAY = pa.array([*REASON_WORDS, None], pa.string())
+_REASON_WORDS_ARRAY = pa.array(REASON_WORDS, pa.string())
 # The engine's vectorised codes in this module's codes.
 _ENGINE_STATUS = np.array(
     [_S[ERROR] if s is None else _S[s.value] for s in STATUS_CODES], dtype=np.int8
@@ -88,6 +105,9 @@ _ENGINE_REASON = np.array(
     [NO_REASON if r is None else _R[r.value] for r in REASON_CODES], dtype=np.int8
 )
 _FOREVER = np.iinfo(np.int64).max
+_NONE = -2  # a time slot in which no version of any realm is a candidate
+_SEVERAL = -1  # ... in which a row may have several candidates (or the slot spans a change)
+SLOTS = 1 << 16  # at most this many time slots per snapshot
 _TEXT_WIDTH = 48  # the widest prefix text: an IPv6 /128 written in full, 43 bytes
 _RFC3339 = (
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-](0\d|1\d|2[0-3]):[0-5]\d)$"
@@ -182,19 +202,65 @@ class Annotator:
                 merged.append([lo, hi])
         self._cover_lo = np.array([m[0] for m in merged], dtype=np.int64)
         self._cover_hi = np.array([m[1] for m in merged], dtype=np.int64)
+        self._slot_shift, self._slot_code = self._slots()
         self._texts: dict[int, SubscriberTexts | None] = {}
         self._sets: dict[int, Ints] = {}
         self._set_ids: dict[tuple[tuple[int, int], ...], int] = {((0, 65535),): 0}
         self._lock = threading.RLock()
         self._table: pa.Array | None = None
         self._table_made = False
-        self._text_base = np.zeros(0, dtype=np.int64)
         self._logs = SnapshotLogs(snapshot)
+        self._ids: list[I32] = []
+
+    def _slots(self) -> tuple[int, npt.NDArray[np.int16] | npt.NDArray[np.int32]]:
+        """The snapshot's period cut into at most SLOTS slots of 2**shift microseconds; for each
+        slot, the number of the one version every row timed in it can rest on, that number
+        plus the number of versions when it is a version and the next of its realm (a change
+        within the drain), _NONE when no version of any realm can, _SEVERAL otherwise (more
+        candidates, or not the same for the whole slot: those rows take the general search).
+
+        A row's candidates of a realm are its versions from the last begun by ``lo - drain``
+        to the last begun by ``hi``; both ends grow with the row's time, so they are the same
+        for the whole slot when they are at its first and last microsecond.
+        """
+        snap = self.snapshot
+        span = max(snap.to_us - snap.from_us, 0)
+        shift = 0
+        while (span >> shift) >= SLOTS:
+            shift += 1
+        first = snap.from_us + (np.arange((span >> shift) + 1, dtype=np.int64) << shift)
+        last = np.minimum(first + ((1 << shift) - 1), snap.to_us)
+        now, tolerance = snap.exported_at_us, self.tolerance_us
+        code = np.full(len(first), _NONE, dtype=np.int64)
+        for r, starts in enumerate(self._realm_starts):
+            if not len(starts):
+                continue
+            ends = []
+            for at in (first, last):
+                lo = at - tolerance - self._drains[r]
+                hi = np.minimum(at + tolerance, now)
+                low = np.maximum(np.searchsorted(starts, lo, side="right") - 1, 0)
+                ends.append((low, np.searchsorted(starts, hi, side="right") - 1))
+            (low, high), (low_end, high_end) = ends
+            same = (low == low_end) & (high == high_end)
+            mine = np.where(
+                same & (high == low),
+                low + self._realm_first[r],
+                np.where(
+                    same & (high == low + 1),
+                    low + self._realm_first[r] + len(self.versions),  # a version and the next
+                    np.where(same & (high < low), _NONE, _SEVERAL),
+                ),
+            )
+            code = np.where(code == _NONE, mine, np.where(mine == _NONE, code, _SEVERAL))
+        narrow = 2 * len(self.versions) < np.iinfo(np.int16).max
+        return shift, code.astype(np.int16) if narrow else code.astype(np.int32)
 
     # -- schema ---------------------------------------------------------------------------------
 
-    def output_schema(self, schema: pa.Schema) -> pa.Schema:
-        """The schema of annotated batches: the input's, then :data:`OUTPUT_FIELDS`."""
+    def output_schema(self, schema: pa.Schema, *, dictionary: bool = False) -> pa.Schema:
+        """The schema of annotated batches: the input's, then :data:`OUTPUT_FIELDS`
+        (:data:`DICTIONARY_FIELDS` with ``dictionary``)."""
         taken = [name for name in OUTPUT_COLUMNS if name in schema.names]
         if taken:
             raise InvalidInput(
@@ -206,54 +272,306 @@ class Annotator:
                     f"no column {name!r} (columns are {', '.join(schema.names)})", field="columns"
                 )
         out = schema
-        for f in OUTPUT_FIELDS:
+        for f in DICTIONARY_FIELDS if dictionary else OUTPUT_FIELDS:
             out = out.append(f)
         return out
 
     # -- the batch ------------------------------------------------------------------------------
 
-    def annotate(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """``batch`` with the five answer columns added (see the module docstring)."""
-        schema = self.output_schema(batch.schema)
+    def annotate(self, batch: pa.RecordBatch, *, dictionary: bool = False) -> pa.RecordBatch:
+        """``batch`` with the five answer columns added (see the module docstring).
+
+        ``dictionary``: ``status``, ``reason`` and ``realm`` as dictionary arrays (int8 /
+        int32 indices into the few words) -- the same values, without copying a word per row;
+        for writers that keep dictionaries as they are (Parquet).
+        """
+        schema = self.output_schema(batch.schema, dictionary=dictionary)
         added = self.answer(
             batch.column(self.columns.ip),
             batch.column(self.columns.port),
             batch.column(self.columns.time),
+            dictionary=dictionary,
         )
         return pa.RecordBatch.from_arrays([*batch.columns, *added], schema=schema)
 
     def answer(
-        self, ip_column: pa.Array, port_column: pa.Array, time_column: pa.Array
+        self,
+        ip_column: pa.Array,
+        port_column: pa.Array,
+        time_column: pa.Array,
+        *,
+        dictionary: bool = False,
     ) -> list[pa.Array]:
         """The five answer arrays for three input arrays of one length."""
         ip, ip_ok = addresses(ip_column)
         port, port_ok = ports(port_column)
         at, at_ok = instants(time_column, self.columns.time_unit, field=self.columns.time)
-        return self._answer(ip, port, at, ip_ok & port_ok & at_ok)
+        return self._answer(ip, port, at, ip_ok & port_ok & at_ok, dictionary=dictionary)
 
-    def _answer(self, ip: Ints, port: Ints, at: Ints, ok: Bools) -> list[pa.Array]:
+    def _answer(
+        self, ip: Ints, port: Ints, at: Ints, ok: Bools, *, dictionary: bool = False
+    ) -> list[pa.Array]:
         n = len(ip)
         snap = self.snapshot
+        now, tolerance = snap.exported_at_us, self.tolerance_us
         status = np.full(n, _S[ERROR], dtype=np.int8)
         reason = np.full(n, _R[INVALID_QUERY], dtype=np.int8)
         version = np.full(n, -1, dtype=np.int32)  # the one candidate version's number
         realm = np.full(n, -1, dtype=np.int32)
-        sub_rows: list[tuple[Ints, int, Ints]] = []  # (rows, version number, subscriber numbers)
+        # (rows, or None for every row; version number; subscriber numbers, -1 for none)
+        sub_rows: list[tuple[Ints | None, int, Ints]] = []
+        if not n:
+            return self._arrays(n, status, reason, realm, version, sub_rows, dictionary)
 
-        now = snap.exported_at_us
-        future = ok & (at > now)
-        status[future], reason[future] = _S[Status.FUTURE], _R[Reason.AFTER_NOW]
-        lo = at - self.tolerance_us
-        hi = np.minimum(at + self.tolerance_us, now)
-        live = ok & ~future
-        outside = live & ((lo < snap.from_us) | (hi > snap.to_us))
-        reason[outside] = _R[OUTSIDE_SNAPSHOT]
-        live &= ~outside
-        every = bool(live.all())  # the common case: no row to leave out, no gathers
-        rows = np.arange(n, dtype=np.int64) if every else np.flatnonzero(live)
-        lo_live, hi_live = (lo, hi) if every else (lo[rows], hi[rows])
+        # The common case first: every row a valid query inside the snapshot, no masks at all.
+        every = bool(ok.all())
+        if every:
+            earliest, latest = int(at.min()), int(at.max())
+            every = (
+                latest <= now
+                and earliest - tolerance >= snap.from_us
+                and min(latest + tolerance, now) <= snap.to_us
+            )
+        if every:
+            rows: Ints | None = None
+            at_live = at
+        else:
+            future = ok & (at > now)
+            status[future], reason[future] = _S[Status.FUTURE], _R[Reason.AFTER_NOW]
+            live = ok & ~future
+            outside = live & (
+                (at - tolerance < snap.from_us) | (np.minimum(at + tolerance, now) > snap.to_us)
+            )
+            reason[outside] = _R[OUTSIDE_SNAPSHOT]
+            live &= ~outside
+            rows = np.flatnonzero(live)
+            at_live = at[rows]
 
-        # Every (row, candidate version) pair, version by version (realm by realm).
+        # Which version each live row's window can rest on, from a table of short time slots
+        # (see _slots): one version, none, or "several / near a change" (the general search).
+        code = self._slot_code[(at_live - snap.from_us) >> self._slot_shift]
+        tally = np.bincount(code.astype(np.intp) + 2, minlength=2 * len(self.versions) + 2)
+        nobody: list[Ints] = []  # rows without a candidate version
+        ended: list[Ints] = []  # ... of which a retirement ended the plan that held the address
+        if rows is None and int(tally.max()) == n and int(code[0]) >= 0:
+            parts: list[tuple[int, Ints | None]] = [(int(code[0]), None)]  # no gathers at all
+        else:  # the rows grouped by code (a radix sort, stable: rows ascend within a group)
+            order = np.argsort(code, kind="stable")
+            grouped = order if rows is None else rows[order]
+            edges = np.concatenate([[0], np.cumsum(tally)]).tolist()
+            parts = [
+                (c - 2, grouped[edges[c] : edges[c + 1]]) for c in np.flatnonzero(tally).tolist()
+            ]
+        for number, mine in parts:
+            if number == _NONE:  # no version of any realm in force in the window
+                assert mine is not None
+                nobody.append(mine)
+            elif number == _SEVERAL:
+                assert mine is not None
+                self._several(
+                    mine, ip, port, at, status, reason, version, realm, sub_rows, nobody, ended
+                )
+            elif number >= len(self.versions):
+                self._two_versions(
+                    number - len(self.versions),
+                    np.arange(n, dtype=np.int64) if mine is None else mine,
+                    ip,
+                    port,
+                    at,
+                    status,
+                    reason,
+                    version,
+                    realm,
+                    sub_rows,
+                    nobody,
+                    ended,
+                )
+            else:
+                self._one_version(
+                    self.versions[number],
+                    mine,
+                    ip,
+                    port,
+                    status,
+                    reason,
+                    version,
+                    realm,
+                    sub_rows,
+                    nobody,
+                    ended,
+                )
+        if nobody:
+            self._without_candidates(
+                np.concatenate(nobody),
+                np.concatenate(ended) if ended else np.zeros(0, np.int64),
+                ip,
+                at,
+                status,
+                reason,
+            )
+        arrays = self._arrays(n, status, reason, realm, version, sub_rows, dictionary)
+        if not self._logs.asked:
+            return arrays
+        return self._logs.apply(arrays, ip, port, at - tolerance, np.minimum(at + tolerance, now))
+
+    def _one_version(
+        self,
+        v: _Version,
+        mine: Ints | None,
+        ip: Ints,
+        port: Ints,
+        status: npt.NDArray[np.int8],
+        reason: npt.NDArray[np.int8],
+        version: I32,
+        realm: I32,
+        sub_rows: list[tuple[Ints | None, int, Ints]],
+        nobody: list[Ints],
+        ended: list[Ints],
+    ) -> None:
+        """Rows (None: every row) whose only candidate, if it held the address, is ``v``."""
+        ips, ports_ = (ip, port) if mine is None else (ip[mine], port[mine])
+        inside = _within(v.firsts, v.lasts, ips)
+        if not inside.all():  # the version's plan did not hold the address: no candidate
+            every = np.arange(len(ip), dtype=np.int64) if mine is None else mine
+            nobody.append(every[~inside])
+            mine, ips, ports_ = every[inside], ips[inside], ports_[inside]
+        if v.version.mapper is None:  # a retirement of the plan that held the address
+            held = np.arange(len(ip), dtype=np.int64) if mine is None else mine
+            nobody.append(held)
+            ended.append(held)
+            return
+        answers = v.version.mapper.reverse_many(ips, ports_)
+        st = _ENGINE_STATUS[answers.status]
+        sub = np.where(st == _S[Status.MATCH], answers.subscriber, -1)
+        if mine is None:
+            status[:] = st
+            reason[:] = _ENGINE_REASON[answers.reason]
+            version[:] = v.number
+            realm[:] = v.realm
+        else:
+            status[mine] = st
+            reason[mine] = _ENGINE_REASON[answers.reason]
+            version[mine] = v.number
+            realm[mine] = v.realm
+        sub_rows.append((mine, v.number, sub))
+
+    def _two_versions(
+        self,
+        number: int,
+        rows: Ints,
+        ip: Ints,
+        port: Ints,
+        at: Ints,
+        status: npt.NDArray[np.int8],
+        reason: npt.NDArray[np.int8],
+        version: I32,
+        realm: I32,
+        sub_rows: list[tuple[Ints | None, int, Ints]],
+        nobody: list[Ints],
+        ended: list[Ints],
+    ) -> None:
+        """Rows whose candidates are version ``number`` and the next of its realm (a change
+        within the drain): :meth:`_decide`'s verdict for two candidates, without its sorts.
+        Rows where one plan did not hold the address, or one version is a retirement, take
+        the general search."""
+        first, second = self.versions[number], self.versions[number + 1]
+        general = (
+            first.version.mapper is None
+            or second.version.mapper is None
+            or self._all_texts() is None
+        )
+        if not general:
+            ips = ip[rows]
+            both = _within(first.firsts, first.lasts, ips) & _within(
+                second.firsts, second.lasts, ips
+            )
+            if not both.all():
+                self._several(
+                    rows[~both],
+                    ip,
+                    port,
+                    at,
+                    status,
+                    reason,
+                    version,
+                    realm,
+                    sub_rows,
+                    nobody,
+                    ended,
+                )
+                rows, ips = rows[both], ips[both]
+        if general or not len(rows):
+            if general:
+                self._several(
+                    rows, ip, port, at, status, reason, version, realm, sub_rows, nobody, ended
+                )
+            return
+        ports_ = port[rows]
+        a = first.version.mapper.reverse_many(ips, ports_)  # type: ignore[union-attr]
+        b = second.version.mapper.reverse_many(ips, ports_)  # type: ignore[union-attr]
+        st_a, st_b = _ENGINE_STATUS[a.status], _ENGINE_STATUS[b.status]
+        why_a, why_b = _ENGINE_REASON[a.reason], _ENGINE_REASON[b.reason]
+        match_a, match_b = st_a == _S[Status.MATCH], st_b == _S[Status.MATCH]
+        sub_a = np.where(match_a, a.subscriber, -1)
+        sub_b = np.where(match_b, b.subscriber, -1)
+        same = (
+            match_a & match_b & (self._ids[first.number][sub_a] == self._ids[second.number][sub_b])
+        )
+        if same.any():  # the same subscriber: the same port set too?
+            at_same = np.flatnonzero(same)
+            same[at_same] = self._port_sets(first, ips[at_same], sub_a[at_same]) == (
+                self._port_sets(second, ips[at_same], sub_b[at_same])
+            )
+        any_match = match_a | match_b
+        invalid = (st_a == _S[ERROR]) | (st_b == _S[ERROR])
+        dynamic = (st_a == _S[Status.NOT_DETERMINISTIC]) | (st_b == _S[Status.NOT_DETERMINISTIC])
+        decided_status = np.where(
+            same,
+            _S[Status.MATCH],
+            np.where(
+                any_match,
+                _S[Status.AMBIGUOUS],
+                np.where(dynamic, _S[Status.NOT_DETERMINISTIC], _S[Status.NO_MAPPING]),
+            ),
+        ).astype(np.int8)
+        decided_reason = np.where(
+            same,
+            NO_REASON,
+            np.where(
+                any_match,
+                _R[Reason.CANDIDATES_DIFFER],
+                np.where(
+                    dynamic,
+                    _R[Reason.DYNAMIC_BLOCK],
+                    np.where(why_a == why_b, why_a, _R[Reason.MIXED]),
+                ),
+            ),
+        ).astype(np.int8)
+        decided_status[invalid] = _S[ERROR]
+        decided_reason[invalid] = _R[INVALID_QUERY]
+        status[rows], reason[rows] = decided_status, decided_reason
+        realm[rows] = first.realm  # version stays -1: the answer rests on two
+        sub_rows.append((rows, first.number, np.where(same & ~invalid, sub_a, -1)))
+
+    def _several(
+        self,
+        rows: Ints,
+        ip: Ints,
+        port: Ints,
+        at: Ints,
+        status: npt.NDArray[np.int8],
+        reason: npt.NDArray[np.int8],
+        version: I32,
+        realm: I32,
+        sub_rows: list[tuple[Ints | None, int, Ints]],
+        nobody: list[Ints],
+        ended: list[Ints],
+    ) -> None:
+        """The general search, for rows near a change: every (row, candidate version) pair."""
+        n = len(ip)
+        now = self.snapshot.exported_at_us
+        lo_live = at[rows] - self.tolerance_us
+        hi_live = np.minimum(at[rows] + self.tolerance_us, now)
         pair_row: list[Ints] = []
         pair_version: list[Ints] = []
         for r, starts in enumerate(self._realm_starts):
@@ -275,7 +593,7 @@ class Annotator:
                 pair_version.append(np.repeat(first[many], c) + offsets + base)
         all_rows = np.concatenate(pair_row) if pair_row else np.zeros(0, np.int64)
         all_versions = np.concatenate(pair_version) if pair_version else np.zeros(0, np.int64)
-        order = np.argsort(all_versions.astype(np.int16), kind="stable")  # a radix sort
+        order = np.argsort(all_versions.astype(np.int32), kind="stable")
         all_rows, all_versions = all_rows[order], all_versions[order]
         cuts = np.flatnonzero(np.diff(all_versions)) + 1
         starts_at = np.concatenate([[0], cuts]) if len(all_versions) else np.zeros(0, np.int64)
@@ -320,12 +638,10 @@ class Annotator:
         if (count > 1).any():
             self._decide(held, count, ip, status, reason, realm, sub_rows)
 
-        none = live & (count == 0)
-        if none.any():
-            self._without_candidates(none, retired, ip, lo, hi, status, reason)
-        return self._logs.apply(
-            self._arrays(n, status, reason, realm, version, sub_rows), ip, port, lo, hi
-        )
+        none = rows[count[rows] == 0]
+        if len(none):
+            nobody.append(none)
+            ended.append(none[retired[none]])
 
     def _decide(
         self,
@@ -335,9 +651,10 @@ class Annotator:
         status: npt.NDArray[np.int8],
         reason: npt.NDArray[np.int8],
         realm: I32,
-        sub_rows: list[tuple[Ints, int, Ints]],
+        sub_rows: list[tuple[Ints | None, int, Ints]],
     ) -> None:
         """Rows with several candidates: the single lookup's verdict, all rows at once."""
+        table = self._all_texts()
         parts: list[tuple[Ints, Ints, Any, Any, Ints, Any, Ints]] = []
         for v, mine, st, why, sub in held:
             several = count[mine] > 1
@@ -345,16 +662,19 @@ class Annotator:
                 continue
             rows = mine[several]
             st, why, sub = st[several], why[several], sub[several]
-            text = np.zeros((len(rows), _TEXT_WIDTH), dtype=np.uint8)
             port_set = np.full(len(rows), -1, dtype=np.int64)
             match = np.flatnonzero(st == _S[Status.MATCH])
+            if table is not None:  # the same subscriber: the same text, so the same place
+                key = self._ids[v.number][np.where(st == _S[Status.MATCH], sub, -1)][:, None]
+            else:
+                text = np.zeros((len(rows), _TEXT_WIDTH), dtype=np.uint8)
+                if len(match):
+                    made, _ = self._subscriber_texts(v, sub[match])
+                    text[match, : made.shape[1]] = made
+                key = text.view(np.int64)
             if len(match):
-                made, _ = self._subscriber_texts(v, sub[match])
-                text[match, : made.shape[1]] = made
                 port_set[match] = self._port_sets(v, ip[rows[match]], sub[match])
-            parts.append(
-                (rows, np.full(len(rows), v.number), st, why, sub, text.view(np.uint64), port_set)
-            )
+            parts.append((rows, np.full(len(rows), v.number), st, why, sub, key, port_set))
         rows = np.concatenate([p[0] for p in parts])
         number = np.concatenate([p[1] for p in parts])
         st = np.concatenate([p[2] for p in parts])
@@ -413,28 +733,31 @@ class Annotator:
 
     def _without_candidates(
         self,
-        none: Bools,
-        retired: Bools,
+        rows: Ints,
+        ended: Ints,
         ip: Ints,
-        lo: Ints,
-        hi: Ints,
+        at: Ints,
         status: npt.NDArray[np.int8],
         reason: npt.NDArray[np.int8],
     ) -> None:
-        """No candidate: ended by a retirement, a never-public address, not in a pool, no plan."""
-        rows = np.flatnonzero(none)
-        gone = retired[rows]
-        status[rows[gone]], reason[rows[gone]] = _S[Status.NO_PLAN_IN_FORCE], _R[Reason.NO_PLAN]
-        rows = rows[~gone]
+        """No candidate: ended by a retirement, a never-public address, not in a pool, no plan.
+
+        ``ended``: the rows of ``rows`` whose address a retirement's plan held.
+        """
+        if len(ended):
+            rows = np.setdiff1d(rows, ended, assume_unique=True)
+            status[ended], reason[ended] = _S[Status.NO_PLAN_IN_FORCE], _R[Reason.NO_PLAN]
         values = ip[rows]
         never = np.zeros(len(rows), dtype=np.bool_)
         for first, last, _ in _NON_PUBLIC:
             never |= (values >= first) & (values <= last)
         status[rows[never]], reason[rows[never]] = _S[ERROR], _R[INVALID_QUERY]
         rows = rows[~never]
-        pos = np.searchsorted(self._cover_lo, hi[rows], side="right") - 1
+        lo = at[rows] - self.tolerance_us
+        hi = np.minimum(at[rows] + self.tolerance_us, self.snapshot.exported_at_us)
+        pos = np.searchsorted(self._cover_lo, hi, side="right") - 1
         covered = (
-            (pos >= 0) & (self._cover_hi[np.maximum(pos, 0)] > lo[rows])
+            (pos >= 0) & (self._cover_hi[np.maximum(pos, 0)] > lo)
             if len(self._cover_lo)
             else pos < -1
         )
@@ -488,9 +811,13 @@ class Annotator:
     # -- Arrow ----------------------------------------------------------------------------------
 
     def _all_texts(self) -> pa.Array | None:
-        """Every subscriber's text of every version, then one null (None: too many to keep).
+        """Every distinct subscriber text of every version, then one null (None: too many to
+        keep); ``self._ids[number]`` maps a version's subscriber numbers to places in it, its
+        last entry (index -1: "no subscriber") to the trailing null.
 
-        The trailing null is the text of rows without a subscriber: a take without a validity
+        Versions of one realm mostly name the same subscribers, so the distinct texts are few
+        and the one ``take`` that makes the column reads a table that stays in the caches. The
+        trailing null is the text of rows without a subscriber: a take without a validity
         mask on its indices is about twice as fast as one with.
         """
         with self._lock:
@@ -499,21 +826,33 @@ class Annotator:
             counts = [
                 v.version.mapper.subscriber_count if v.version.mapper else 0 for v in self.versions
             ]
-            self._text_base = np.cumsum([0, *counts[:-1]]).astype(np.int64)
             if sum(counts) <= MAX_KEPT_TEXTS:
                 parts = [
                     _string_array(*self._subscriber_texts(v, np.arange(c, dtype=np.int64)))
-                    for v, c in zip(self.versions, counts, strict=True)
                     if c
+                    else pa.array([], pa.string())
+                    for v, c in zip(self.versions, counts, strict=True)
                 ]
-                self._table = pa.concat_arrays([*parts, pa.nulls(1, pa.string())])
+                every = pa.concat_arrays([pa.array([], pa.string()), *parts]).dictionary_encode()
+                null = len(every.dictionary)
+                ids = np.asarray(every.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
+                bounds = np.cumsum([0, *counts]).tolist()
+                self._ids = [
+                    np.append(ids[bounds[k] : bounds[k + 1]], np.int32(null))
+                    for k in range(len(counts))
+                ]
+                self._table = pa.concat_arrays([every.dictionary, pa.nulls(1, pa.string())])
             self._table_made = True
             return self._table
 
-    def _texts_of_rows(self, n: int, sub_rows: list[tuple[Ints, int, Ints]]) -> pa.Array:
+    def _texts_of_rows(self, n: int, sub_rows: list[tuple[Ints | None, int, Ints]]) -> pa.Array:
         lengths = np.zeros(n, dtype=np.int64)
         made: list[tuple[Ints, npt.NDArray[np.uint8], Ints]] = []
         for rows, number, sub in sub_rows:
+            if rows is None:
+                rows = np.arange(n, dtype=np.int64)
+            matched = sub >= 0
+            rows, sub = rows[matched], sub[matched]
             text, size = self._subscriber_texts(self.versions[number], sub)
             made.append((rows, text, size))
             lengths[rows] = size
@@ -540,23 +879,55 @@ class Annotator:
         reason: npt.NDArray[np.int8],
         realm: I32,
         version: I32,
-        sub_rows: list[tuple[Ints, int, Ints]],
+        sub_rows: list[tuple[Ints | None, int, Ints]],
+        dictionary: bool,
     ) -> list[pa.Array]:
         table = self._all_texts()
         if table is not None:  # one take from every subscriber's text (made once)
-            code = np.full(n, len(table) - 1, dtype=np.int64)  # the trailing null
+            null = len(table) - 1  # the trailing null
+            code: I32 | None = None
             for rows, number, sub in sub_rows:
-                code[rows] = self._text_base[number] + sub
-            subscriber = table.take(pa.array(code, pa.int64()))
+                values = self._ids[number][sub]  # sub -1: the last entry, the null
+                if rows is None:
+                    code = values
+                else:
+                    if code is None:
+                        code = np.full(n, null, dtype=np.int32)
+                    code[rows] = values
+            if code is None:
+                subscriber = pa.nulls(n, pa.string())
+            else:
+                subscriber = table.take(pa.array(code, pa.int32()))
         else:
             subscriber = self._texts_of_rows(n, sub_rows)
-        status_array = _STATUS_ARRAY.take(pa.array(status, pa.int8()))
-        reason_array = _REASON_ARRAY.take(pa.array(reason, pa.int8()))
         named = realm >= 0
-        realm_array = self._realm_names.take(pa.array(realm, pa.int32(), mask=~named))
         one = version >= 0
         seqs = self._seqs[np.maximum(version, 0)] if len(self._seqs) else np.zeros(n, np.int32)
-        version_array = pa.array(seqs, pa.int32(), mask=~one)
+        version_array = pa.array(seqs, pa.int32(), mask=None if one.all() else ~one)
+        if dictionary:  # the words once, the rows as indices into them: no word copied per row
+            none = reason == NO_REASON
+            return [
+                subscriber,
+                pa.DictionaryArray.from_arrays(pa.array(status, pa.int8()), _STATUS_ARRAY),
+                pa.DictionaryArray.from_arrays(
+                    pa.array(
+                        np.where(none, 0, reason), pa.int8(), mask=none if none.any() else None
+                    ),
+                    _REASON_WORDS_ARRAY,
+                ),
+                pa.DictionaryArray.from_arrays(
+                    pa.array(
+                        np.maximum(realm, 0), pa.int32(), mask=None if named.all() else ~named
+                    ),
+                    self._realm_names,
+                ),
+                version_array,
+            ]
+        status_array = _STATUS_ARRAY.take(pa.array(status, pa.int8()))
+        reason_array = _REASON_ARRAY.take(pa.array(reason, pa.int8()))
+        realm_array = self._realm_names.take(
+            pa.array(realm, pa.int32(), mask=None if named.all() else ~named)
+        )
         return [subscriber, status_array, reason_array, realm_array, version_array]
 
 
@@ -708,6 +1079,7 @@ def _plain(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 __all__ = [
+    "DICTIONARY_FIELDS",
     "ERROR",
     "ERROR_REASONS",
     "OUTPUT_COLUMNS",

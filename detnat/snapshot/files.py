@@ -1,9 +1,13 @@
 """Annotating files on one machine: Parquet or CSV in, Parquet or CSV out, streamed.
 
 :func:`annotate_file` reads the input a batch at a time (Parquet: row group by row group; CSV:
-blocks of about 16 MiB), annotates each batch and writes it before reading the next, so memory
-stays flat whatever the size of the file. The input and output bytes are hashed as they pass (the
-job summary's ``input_sha256`` / ``output_sha256``).
+blocks of about 16 MiB), annotates batches on a few threads while the next are read, and writes
+them in order on one more thread; a bounded number of batches is in flight, so memory stays flat
+whatever the size of the file. The input and output bytes are hashed as they pass (the job
+summary's ``input_sha256`` / ``output_sha256``).
+
+Parquet output keeps the answer columns as dictionaries while writing (see :class:`_ParquetOut`)
+but reads back with the documented schema (strings).
 
 CSV: the header names the columns; the address and time columns are read as text (times as
 RFC 3339 with an offset, or epoch numbers with ``Columns.time_unit``), the port column as an
@@ -13,8 +17,10 @@ control character first) are written with a leading ``'``, as every CSV detnat w
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,12 +32,13 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from detnat.errors import InvalidInput
-from detnat.snapshot.annotate import Annotator
+from detnat.snapshot.annotate import OUTPUT_COLUMNS, Annotator
 from detnat.snapshot.jobs import JobSummary
 
 BATCH_ROWS = 1 << 18
 CSV_BLOCK = 16 << 20
-WRITES_AHEAD = 2
+WRITES_AHEAD = 2  # annotated batches waiting to be written
+DICTIONARY_SHARE = 16  # a column of the first batch with at most 1/16 distinct values
 FORMATS = ("parquet", "csv")
 _FORMULA = r"^(?:[=+\-@\x00-\x1f\x7f]|\x{ff1d}|\x{ff0b}|\x{ff0d}|\x{ff20})"  # RE2 syntax
 
@@ -81,7 +88,10 @@ def _batches(path: str, kind: str, annotator: Annotator) -> Iterator[pa.RecordBa
             source = pq.ParquetFile(path)
         except (OSError, pa.ArrowInvalid) as exc:
             raise InvalidInput(f"not a Parquet file ({exc})", field=path) from None
-        yield from source.iter_batches(batch_size=BATCH_ROWS)
+        # A reader per row group: one reader over the whole file keeps ~12 MB per million rows
+        # read until it is closed (1.5 GB at 100 M rows); per row group, memory stays flat.
+        for group in range(source.metadata.num_row_groups):
+            yield from source.iter_batches(batch_size=BATCH_ROWS, row_groups=[group])
         return
     columns = annotator.columns
     types = {columns.ip: pa.string(), columns.port: pa.int64()}
@@ -120,36 +130,53 @@ def annotate_file(
     out_format: str,
     summary: JobSummary,
     progress: Callable[[int], None] | None = None,
+    threads: int | None = None,
 ) -> JobSummary:
-    """Annotate the file ``source`` into ``sink``; fills in ``summary`` (rows, counts, hashes)."""
+    """Annotate the file ``source`` into ``sink``; fills in ``summary`` (rows, counts, hashes).
+
+    ``threads`` batches are annotated at once (default: the cores this process may use) while
+    this thread reads the next ones and one more writes the finished ones in order; Arrow and
+    numpy do their work without the GIL, so the three steps overlap. At most
+    ``threads + WRITES_AHEAD + 1`` batches are in flight: memory stays flat.
+    """
     kind = format_of(source)
-    with open(source, "rb") as raw:  # the input's hash: one sequential pass
-        digest = hashlib.sha256()
-        while chunk := raw.read(1 << 22):
-            digest.update(chunk)
-    summary.input_sha256 = digest.hexdigest()
+    workers = max(1, threads or len(os.sched_getaffinity(0)))
+    dictionary = out_format == "parquet"  # Parquet keeps dictionaries; CSV neutralises words
     hashing = _Hashing(sink)
     out = pa.PythonFile(hashing, mode="w")
     writer: Any = None
-    # Batch k is written (Arrow encodes without the GIL) while batch k + 1 is annotated; at most
-    # WRITES_AHEAD batches wait, so memory stays flat.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="detnat-write") as writing:
-        pending: deque[Future[None]] = deque()
-        for batch in _batches(source, kind, annotator):
-            done = annotator.annotate(batch)
+    with (
+        ThreadPoolExecutor(max_workers=workers + 1, thread_name_prefix="detnat-annotate") as pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="detnat-write") as writing,
+    ):
+        input_digest = pool.submit(_file_sha256, source)  # one more sequential pass, alongside
+        annotating: deque[Future[pa.RecordBatch]] = deque()
+        written: deque[Future[None]] = deque()
+
+        def write(done: pa.RecordBatch) -> None:  # in the one writing thread: in order
+            nonlocal writer
             if writer is None:
-                writer = _writer(out, done.schema, out_format)
-            out_batch = done if out_format == "parquet" else neutralised(done)
-            pending.append(writing.submit(writer.write_batch, out_batch))
-            while len(pending) > WRITES_AHEAD:
-                pending.popleft().result()
-            summary.input_rows += batch.num_rows
+                writer = _writer(out, done, out_format, annotator)
+            writer.write_batch(done if out_format == "parquet" else neutralised(done))
             summary.output_rows += done.num_rows
             summary.note(done.column("status"))
             if progress is not None:
-                progress(summary.input_rows)
-        while pending:
-            pending.popleft().result()
+                progress(summary.output_rows)
+
+        def hand_over(keep: int) -> None:
+            while len(annotating) > keep:
+                written.append(writing.submit(write, annotating.popleft().result()))
+                while len(written) > WRITES_AHEAD:
+                    written.popleft().result()
+
+        for batch in _batches(source, kind, annotator):
+            annotating.append(pool.submit(annotator.annotate, batch, dictionary=dictionary))
+            summary.input_rows += batch.num_rows
+            hand_over(workers)
+        hand_over(0)
+        while written:
+            written.popleft().result()
+        summary.input_sha256 = input_digest.result()
     if writer is None:
         raise InvalidInput("no rows and no header", field=source)
     writer.close()
@@ -159,13 +186,63 @@ def annotate_file(
     return summary
 
 
-def _writer(out: pa.NativeFile, schema: pa.Schema, out_format: str) -> Any:
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as raw:
+        while chunk := raw.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _ParquetOut:
+    """A Parquet writer for batches with dictionary-typed answer columns, whose file reads back
+    with the plain schema (:meth:`Annotator.output_schema`): the Arrow schema stored in the
+    file is that one, so readers get strings as before, while the writer keeps the dictionaries
+    (no hashing of a word per row).
+
+    Dictionary pages are used where they pay: the answer columns (a handful of words, the
+    version seqs) and each other column whose first batch has few distinct values (at most one
+    in DICTIONARY_SHARE); near-distinct columns (times, ports, most subscribers) are written
+    plain, as building a dictionary only to drop it is most of their write. Compression: Parquet's
+    default, Snappy (zstd level 1 is ~15 % smaller for ~5 % more time; see docs/scale-out.md).
+    """
+
+    def __init__(self, out: pa.NativeFile, first: pa.RecordBatch, annotator: Annotator) -> None:
+        added = len(OUTPUT_COLUMNS)
+        inputs = pa.schema(list(first.schema)[:-added], metadata=first.schema.metadata)
+        self.plain = annotator.output_schema(inputs)
+        encoded = [
+            name
+            for name, column in zip(first.schema.names, first.columns, strict=True)
+            if pa.types.is_dictionary(column.type)
+            or name == "version"
+            or pc.count_distinct(column).as_py() * DICTIONARY_SHARE <= max(len(column), 1)
+        ]
+        self.writer = pq.ParquetWriter(
+            out,
+            first.schema,
+            use_dictionary=encoded,
+            # min/max of near-random texts prune nothing; computing them is ~15 % of the column
+            write_statistics=[n for n in first.schema.names if n != "subscriber"],
+            store_schema=False,
+        )
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        self.writer.write_batch(batch)
+
+    def close(self) -> None:
+        stored = base64.b64encode(self.plain.serialize().to_pybytes()).decode()
+        extra = {k.decode(): v.decode() for k, v in (self.plain.metadata or {}).items()}
+        self.writer.add_key_value_metadata({**extra, "ARROW:schema": stored})
+        self.writer.close()
+
+
+def _writer(
+    out: pa.NativeFile, first: pa.RecordBatch, out_format: str, annotator: Annotator
+) -> Any:
     if out_format == "parquet":
-        # Dictionary pages for every column but the subscriber: its values are nearly all
-        # distinct, and building a dictionary only to drop it is most of the write.
-        plain = [n for n in schema.names if n != "subscriber"]
-        return pq.ParquetWriter(out, schema, use_dictionary=plain)
-    return pacsv.CSVWriter(out, schema)
+        return _ParquetOut(out, first, annotator)
+    return pacsv.CSVWriter(out, first.schema)
 
 
 def count_rows(path: str) -> int | None:

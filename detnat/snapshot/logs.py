@@ -164,6 +164,17 @@ def _numpy(values: Any) -> npt.NDArray[np.bool_]:
 
 
 def _replace(array: pa.Array, mask: npt.NDArray[np.bool_], values: list[str | None]) -> pa.Array:
-    """``array`` with the rows of ``mask`` set to ``values`` (in row order)."""
-    plain = array.cast(pa.string()) if pa.types.is_dictionary(array.type) else array
-    return pc.replace_with_mask(plain, pa.array(mask), pa.array(values, pa.string()))
+    """``array`` with the rows of ``mask`` set to ``values`` (in row order); a dictionary array
+    stays one, on its own dictionary (which holds every status and reason word)."""
+    if not pa.types.is_dictionary(array.type):
+        return pc.replace_with_mask(array, pa.array(mask), pa.array(values, pa.string()))
+    place = {word: k for k, word in enumerate(array.dictionary.to_pylist())}
+    indices = array.indices.fill_null(0).to_numpy(zero_copy_only=False).copy()
+    valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
+    rows = np.flatnonzero(mask)
+    indices[rows] = [0 if v is None else place[v] for v in values]
+    valid[rows] = [v is not None for v in values]
+    return pa.DictionaryArray.from_arrays(
+        pa.array(indices, array.indices.type, mask=None if valid.all() else ~valid),
+        array.dictionary,
+    )
