@@ -352,8 +352,9 @@ class BlockMapper(Mapper):
             key_lows, key_spans, pool_starts, pool_firsts,
             det, addresses, sequential, family, host_bits, length, statics, ports_of,
         ) = self._forward_tables  # fmt: skip
-        if prefix[0] == family and prefix[2] >= length:
-            key = prefix[1] >> host_bits
+        asked_family, network, asked_length = prefix
+        if asked_family == family and asked_length >= length:
+            key = network >> host_bits
             lo, hi, start = key_spans[bisect_right(key_lows, key) - 1]
             index = start + key - lo
             if key <= hi and not (statics and index in statics):

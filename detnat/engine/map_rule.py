@@ -168,8 +168,9 @@ class MapMapper(Mapper):
         (
             rule_key, count, shift, length, k, psid_mask, _, _, v4_first, _, statics, port_sets,
         ) = self._per_call  # fmt: skip
-        if prefix[0] == V6 and prefix[2] >= length:
-            key = prefix[1] >> shift
+        asked_family, network, asked_length = prefix
+        if asked_family == V6 and asked_length >= length:
+            key = network >> shift
             index = key - rule_key
             if 0 <= index < count and not (statics and index in statics):
                 subscriber = _tuple(Prefix, (V6, key << shift, length))
