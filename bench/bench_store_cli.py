@@ -11,7 +11,8 @@ one, 127.0.0.1:5432), upgrades it and publishes ``plans/block.yaml`` into one re
 times through the CLI, then times the CLI as a subprocess (this checkout's code, whatever is
 installed): ``detnat --version`` (start-up alone) and the audited reverse lookup (target: 0.6 s).
 The first lookup warms the OS caches and the bytecode and is not counted; the best and the median
-of the others are printed. The database is dropped at the end.
+of the others are printed, in wall time and in the child's CPU time (user + system: on a shared
+machine the steadier figure), with the load average. The database is dropped at the end.
 
 ``--batch``: the store batch instead. Writes ``--rows`` rows of ``ip,port,time`` (addresses of the
 plan's pool, times spread over the realm's versions; ``--times offset`` writes them with ``Z`` or
@@ -30,6 +31,7 @@ import argparse
 import io
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -76,14 +78,18 @@ def detnat(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def timed(url: str, args: Sequence[str], runs: int) -> list[float]:
+def timed(url: str, args: Sequence[str], runs: int) -> tuple[list[float], list[float]]:
+    """Wall seconds and CPU seconds (user + system of the child) of each run."""
     detnat(url, *args)  # warm: bytecode written, files in the page cache
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         detnat(url, *args)
         times.append(time.perf_counter() - start)
-    return times
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return times, cpu
 
 
 def write_batch(path: Path, rows: int, versions: int, naive: bool) -> None:
@@ -253,10 +259,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"python {sys.version.split()[0]}; realm with {args.versions} plan versions")
         print(f"  answer: {detnat(url, *QUERY).stdout.splitlines()[0]}")
         for label, command in (("detnat --version", ["--version"]), ("detnat reverse", QUERY)):
-            times = timed(url, command, args.runs)
+            times, cpu = timed(url, command, args.runs)
             print(
                 f"  {label:17} best {min(times):5.2f} s   median {statistics.median(times):5.2f} s"
-                f"   ({args.runs} runs)"
+                f"   CPU best {min(cpu):5.2f} s   median {statistics.median(cpu):5.2f} s"
+                f"   ({args.runs} runs; load {os.getloadavg()[0]:.1f})"
             )
 
 

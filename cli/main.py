@@ -3,10 +3,10 @@
 ``detnat --as NAME`` names the operator of this one invocation (:class:`cli.runtime.Invocation`
 on the Typer context); ``--version`` prints the version. Everything else is a command module.
 
-The verbs (``forward``, ``reverse``, ``serve``) are loaded with the app; a noun's module
-(``plan``, ``capacity``, ``datapath`` ...) is imported only when the command line names it, or when
-``--help`` lists them all: one ``detnat reverse`` does not pay for the imports and the Typer
-introspection of forty commands it does not run.
+A command's module, a verb's (``forward``, ``reverse``, ``serve``, ``annotate``) as a noun's
+(``plan``, ``capacity``, ``datapath`` ...), is imported only when the command line names it, or
+when ``--help`` lists them all: one ``detnat reverse`` does not pay for the imports and the Typer
+introspection of forty commands it does not run, and ``detnat --version`` for none of them.
 """
 
 from __future__ import annotations
@@ -19,15 +19,31 @@ import typer
 import typer.main
 from typer import _click  # the Click that Typer vendors: the type of its commands
 
-from cli.commands import annotate, lookups, serve
 from cli.runtime import Invocation
 from detnat import __version__
 
+# The verbs, in the order of `detnat --help`, each with its module: a command of that module's
+# `app` (`cli.commands.<module>.app`), at the top level.
+VERBS = {"forward": "lookups", "reverse": "lookups", "serve": "serve", "annotate": "annotate"}
 # The nouns, in the order of `detnat --help` (after the verbs); each is `cli.commands.<noun>.app`.
 NOUNS = (
     "plan", "realm", "db", "token", "audit", "evidence", "snapshot", "capacity", "datapath",
     "complaints", "logs", "directory",
 )  # fmt: skip
+
+
+def _verb_command(name: str) -> _click.Command:
+    """The Click command of one verb, built as ``app.add_typer(module.app)`` builds it."""
+    module = importlib.import_module(f"cli.commands.{VERBS[name]}")
+    for info in module.app.registered_commands:
+        command = typer.main.get_command_from_info(
+            info,
+            pretty_exceptions_short=app.pretty_exceptions_short,
+            rich_markup_mode=app.rich_markup_mode,
+        )
+        if command.name == name:
+            return command
+    raise KeyError(name)
 
 
 def _noun_group(name: str) -> _click.Command:
@@ -44,17 +60,21 @@ def _noun_group(name: str) -> _click.Command:
 
 
 class _Commands(MutableMapping[str, _click.Command]):
-    """The top-level commands: the verbs as Typer built them, each noun built when looked up."""
+    """The top-level commands: each verb and noun built when looked up (and any command Typer
+    built itself, first)."""
 
     def __init__(self, commands: MutableMapping[str, _click.Command]) -> None:
         self._built = dict(commands)
-        self._names = [*commands, *(n for n in NOUNS if n not in commands)]
+        self._names = [*commands, *(n for n in (*VERBS, *NOUNS) if n not in commands)]
 
     def __getitem__(self, name: str) -> _click.Command:
         if name not in self._built:
-            if name not in NOUNS:
+            if name in VERBS:
+                self._built[name] = _verb_command(name)
+            elif name in NOUNS:
+                self._built[name] = _noun_group(name)
+            else:
                 raise KeyError(name)
-            self._built[name] = _noun_group(name)
         return self._built[name]
 
     def __setitem__(self, name: str, command: _click.Command) -> None:
@@ -108,9 +128,3 @@ def main(
 ) -> None:
     """detnat: deterministic NAT mapping, forward and reverse, now and at any time T."""
     ctx.obj = Invocation(operator_name=as_)
-
-
-# The order is the order of `detnat --help`: the top-level verbs, then the nouns (NOUNS).
-app.add_typer(lookups.app)  # forward, reverse
-app.add_typer(serve.app)  # serve
-app.add_typer(annotate.app)  # annotate

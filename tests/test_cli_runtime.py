@@ -164,3 +164,23 @@ def test_reverse_from_a_plan_file_loads_no_store_libraries() -> None:
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[-1] == "loaded: []", run.stdout
+
+
+def test_version_imports_no_command_module_and_no_library_of_theirs() -> None:
+    script = (
+        "import sys\n"
+        "from cli.main import app\n"
+        "try:\n"
+        "    app(['--version'])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code in (0, None), exit.code\n"
+        "ours = sorted(m for m in sys.modules if m.startswith('cli.commands.'))\n"
+        "theirs = sorted({m.partition('.')[0] for m in sys.modules} & "
+        "{'numpy', 'pydantic', 'yaml', 'sqlalchemy', 'psycopg'})\n"
+        "print('loaded:', ours, theirs)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1] == "loaded: [] []", run.stdout

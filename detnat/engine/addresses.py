@@ -29,8 +29,9 @@ WIDTH = {V4: 32, V6: 128}
 
 _DIGITS = frozenset("0123456789")
 # The one spelling of each octet (ASCII digits, no leading zero): a text is a dotted quad exactly
-# when it splits into four keys of this table, which is cheaper than a regular expression.
-_OCTET = {str(n): n for n in range(256)}
+# when it splits into four keys of this table, which is cheaper than a regular expression. The
+# mappers' per-call paths read it too (a dotted quad parsed inline, without a call).
+OCTET = {str(n): n for n in range(256)}
 _LENGTH = {str(n): n for n in range(129)}  # prefix lengths likewise, checked against the family
 _tuple = tuple.__new__  # builds a Prefix without its generated __new__ (a call less per query)
 _IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
@@ -41,7 +42,7 @@ def parse_ipv4(text: str, *, field: str = "address") -> int:
     if isinstance(text, str):
         try:
             a, b, c, d = text.split(".")
-            return (_OCTET[a] << 24) | (_OCTET[b] << 16) | (_OCTET[c] << 8) | _OCTET[d]
+            return (OCTET[a] << 24) | (OCTET[b] << 16) | (OCTET[c] << 8) | OCTET[d]
         except (ValueError, KeyError):
             pass
     # Not canonical: find the words for what is wrong.
@@ -147,10 +148,23 @@ def parse_prefix(text: str, *, field: str = "prefix") -> Prefix:
     if not isinstance(text, str):
         raise InvalidInput(f"expected a prefix as a string, got {type(text).__name__}", field=field)
     address, slash, length_text = text.partition("/")
-    if ":" in address:  # parse_address's dispatch, one call less on a per-query path
-        family, network = V6, _parse_ipv6(address, field)
+    # parse_address's dispatch and the parsers' common cases inlined (a per-query path); a text
+    # they do not take goes to the parser, which refuses it saying why (or takes it).
+    if ":" in address:
+        family = V6
+        try:
+            if not _IPV6_CHARS.issuperset(address):
+                raise ValueError
+            network = int.from_bytes(socket.inet_pton(socket.AF_INET6, address), "big")
+        except (OSError, ValueError):
+            network = _parse_ipv6(address, field)
     elif address:
-        family, network = V4, parse_ipv4(address, field=field)
+        family = V4
+        try:
+            a, b, c, d = address.split(".")
+            network = (OCTET[a] << 24) | (OCTET[b] << 16) | (OCTET[c] << 8) | OCTET[d]
+        except (ValueError, KeyError):
+            network = parse_ipv4(address, field=field)
     else:
         family, network = parse_address(address, field=field)  # refuses it, saying why
     width = WIDTH[family]

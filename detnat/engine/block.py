@@ -19,6 +19,7 @@ vectorised) are one algorithm.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from detnat.engine.addresses import V4, WIDTH, Prefix
+from detnat.engine.addresses import OCTET, V4, WIDTH, Prefix, parse_prefix
 from detnat.engine.algorithms import Algorithm, Capabilities
 from detnat.engine.mapper import (
     R_DYNAMIC,
@@ -43,8 +44,11 @@ from detnat.engine.mapper import (
 )
 from detnat.engine.plan import Block, Inside, Outside, Plan, Ports
 from detnat.engine.ranges import NumberedRanges, index_of_many
-from detnat.engine.results import PortRanges, Reason
+from detnat.engine.results import Allocation, PortRanges, Reason, ReverseAnswer, Status
 from detnat.errors import PlanError
+
+_tuple = tuple.__new__  # answers built without the NamedTuples' generated __new__ (as mapper.py)
+_MATCH = Status.MATCH
 
 
 def check_disjoint(prefixes: Sequence[Prefix], field: str) -> None:
@@ -214,6 +218,32 @@ class BlockMapper(Mapper):
             np.array([lo for lo, _ in self._pool.runs], dtype=np.int64),
             np.array(self._pool.starts, dtype=np.int64),
         )
+        # What the per-call paths read, each in one unpacking (see ``forward`` and ``reverse``).
+        key_lows, key_spans, key_starts, key_firsts = self._keys.search_tables()
+        pool_lows, pool_spans, pool_starts, pool_firsts = self._pool.search_tables()
+        port_lows, port_spans, _, _ = self._ports.search_tables()
+        subscriber = (
+            self.det_blocks,
+            self.addresses,
+            self.sequential,
+            self.family,
+            WIDTH[self.family] - self.subscriber_prefix_length,
+            self.subscriber_prefix_length,
+            self._static_by_index,
+            self._block_ports,
+        )
+        self._forward_tables = (key_lows, key_spans, pool_starts, pool_firsts, *subscriber)
+        self._reverse_tables = (
+            pool_lows,
+            pool_spans,
+            port_lows,
+            port_spans,
+            key_starts,
+            key_firsts,
+            self.size,
+            self.subscriber_count,
+            *subscriber,
+        )
 
     def _size_blocks(self, block: Block) -> None:
         usable = self._ports.count
@@ -298,11 +328,80 @@ class BlockMapper(Mapper):
         else:
             block, address = divmod(index, self.addresses)
         ports = self._block_ports.get(block)
-        if ports is None:  # the port set of a block is the same on every address: compute it once
-            first = block * self.size
-            ports = tuple(self._ports.ranges_between(first, first + self.size - 1))
-            self._block_ports[block] = ports
+        if ports is None:
+            ports = self._ports_of_block(block)
         return self._pool.value_at(address), ports
+
+    def _ports_of_block(self, block: int) -> PortRanges:
+        """The port set of a block, the same on every address: computed once (at most B)."""
+        first = block * self.size
+        ports = tuple(self._ports.ranges_between(first, first + self.size - 1))
+        self._block_ports[block] = ports
+        return ports
+
+    # -- the per-call paths, specialised ------------------------------------------------------
+    # :meth:`Mapper.forward` and :meth:`Mapper.reverse` with this algorithm's arithmetic inlined:
+    # a query one subscriber answers costs a few integer operations and two or three
+    # ``bisect_right`` over small tuples. Anything else (another spelling, an error, an answer
+    # naming nobody, a static binding) goes to the general path, which says why; the property
+    # tests hold both to the same answers.
+
+    def forward(self, query: str | Prefix) -> Allocation:
+        prefix = parse_prefix(query, field="query") if isinstance(query, str) else query
+        (
+            key_lows, key_spans, pool_starts, pool_firsts,
+            det, addresses, sequential, family, host_bits, length, statics, ports_of,
+        ) = self._forward_tables  # fmt: skip
+        asked_family, network, asked_length = prefix
+        if asked_family == family and asked_length >= length:
+            key = network >> host_bits
+            lo, hi, start = key_spans[bisect_right(key_lows, key) - 1]
+            index = start + key - lo
+            if key <= hi and not (statics and index in statics):
+                if sequential:
+                    number = index // det
+                    block = index - number * det
+                else:
+                    block = index // addresses
+                    number = index - block * addresses
+                run = bisect_right(pool_starts, number) - 1
+                ports = ports_of.get(block)
+                if ports is None:
+                    ports = self._ports_of_block(block)
+                subscriber = _tuple(Prefix, (family, key << host_bits, length))
+                public_ip = pool_firsts[run] + number - pool_starts[run]
+                return _tuple(Allocation, (subscriber, public_ip, ports, False))
+        return Mapper.forward(self, prefix)
+
+    def reverse(self, address: str | int, port: int) -> ReverseAnswer:
+        try:
+            a, b, c, d = address.split(".")  # type: ignore[union-attr]
+            ip = (OCTET[a] << 24) | (OCTET[b] << 16) | (OCTET[c] << 8) | OCTET[d]
+        except (AttributeError, TypeError, ValueError, KeyError):  # not a dotted quad
+            return Mapper.reverse(self, address, port)
+        if type(port) is int and 0 <= port <= 65535:
+            (
+                pool_lows, pool_spans, port_lows, port_spans, key_starts, key_firsts, size, count,
+                det, addresses, sequential, family, host_bits, length, statics, ports_of,
+            ) = self._reverse_tables  # fmt: skip
+            lo, hi, start = pool_spans[bisect_right(pool_lows, ip) - 1]
+            if ip <= hi:
+                number = start + ip - lo
+                lo, hi, start = port_spans[bisect_right(port_lows, port) - 1]
+                if port <= hi:
+                    block = (start + port - lo) // size
+                    if block < det:
+                        index = number * det + block if sequential else block * addresses + number
+                        if index < count and not (statics and index in statics):
+                            run = bisect_right(key_starts, index) - 1
+                            key = key_firsts[run] + index - key_starts[run]
+                            ports = ports_of.get(block)
+                            if ports is None:
+                                ports = self._ports_of_block(block)
+                            subscriber = _tuple(Prefix, (family, key << host_bits, length))
+                            allocation = _tuple(Allocation, (subscriber, ip, ports, False))
+                            return _tuple(ReverseAnswer, (ip, port, _MATCH, None, allocation))
+        return Mapper.reverse(self, address, port)
 
     def _reverse(self, address: int, port: int) -> int | Reason:
         a = self._pool.index_of(address)

@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from detnat.engine.addresses import V4, V6
+from detnat.engine.addresses import OCTET, V4, V6, Prefix, parse_prefix
 from detnat.engine.algorithms import Algorithm, Capabilities
 from detnat.engine.mapper import (
     R_NONE,
@@ -32,8 +32,11 @@ from detnat.engine.mapper import (
     PortSharing,
 )
 from detnat.engine.plan import MapRule, Plan
-from detnat.engine.results import PortRanges, Reason
+from detnat.engine.results import Allocation, PortRanges, Reason, ReverseAnswer, Status
 from detnat.errors import PlanError
+
+_tuple = tuple.__new__  # answers built without the NamedTuples' generated __new__ (as mapper.py)
+_MATCH = Status.MATCH
 
 
 def port_set(psid: int, psid_offset: int, psid_length: int) -> PortRanges:
@@ -115,6 +118,21 @@ class MapMapper(Mapper):
         self._psid_mask = (1 << k) - 1
         self._port_set = lru_cache(maxsize=4096)(lambda psid: port_set(psid, a, k))
         self._bind_statics(lambda ip: self._v4.first <= ip <= self._v4.last)
+        # What the per-call paths read, in one unpacking (see ``forward`` and ``reverse``).
+        self._per_call = (
+            self._rule_key,
+            self.subscriber_count,
+            self._shift,
+            self.subscriber_prefix_length,
+            k,
+            self._psid_mask,
+            self._m,
+            1 << (16 - a) if a > 0 else 0,  # the first port not reserved (port-set index 0)
+            self._v4_first,
+            self._v4_last,
+            self._static_by_index,
+            self._port_set,
+        )
 
     def _index_of_key(self, key: int) -> int | None:
         index = key - self._rule_key
@@ -138,6 +156,46 @@ class MapMapper(Mapper):
             return Reason.RESERVED_PORT
         psid = (port >> self._m) & self._psid_mask
         return ((address - self._v4_first) << self.psid_length) | psid
+
+    # -- the per-call paths, specialised ------------------------------------------------------
+    # :meth:`Mapper.forward` and :meth:`Mapper.reverse` with the GMA inlined: a query one
+    # subscriber answers costs a few shifts and masks. Anything else (another spelling, an error,
+    # an answer naming nobody, a static binding) goes to the general path, which says why; the
+    # property tests hold both to the same answers.
+
+    def forward(self, query: str | Prefix) -> Allocation:
+        prefix = parse_prefix(query, field="query") if isinstance(query, str) else query
+        (
+            rule_key, count, shift, length, k, psid_mask, _, _, v4_first, _, statics, port_sets,
+        ) = self._per_call  # fmt: skip
+        asked_family, network, asked_length = prefix
+        if asked_family == V6 and asked_length >= length:
+            key = network >> shift
+            index = key - rule_key
+            if 0 <= index < count and not (statics and index in statics):
+                subscriber = _tuple(Prefix, (V6, key << shift, length))
+                ports = port_sets(index & psid_mask)
+                return _tuple(Allocation, (subscriber, v4_first | (index >> k), ports, False))
+        return Mapper.forward(self, prefix)
+
+    def reverse(self, address: str | int, port: int) -> ReverseAnswer:
+        try:
+            a, b, c, d = address.split(".")  # type: ignore[union-attr]
+            ip = (OCTET[a] << 24) | (OCTET[b] << 16) | (OCTET[c] << 8) | OCTET[d]
+        except (AttributeError, TypeError, ValueError, KeyError):  # not a dotted quad
+            return Mapper.reverse(self, address, port)
+        (
+            rule_key, _, shift, length, k, psid_mask, m, first_port, v4_first, v4_last,
+            statics, port_sets,
+        ) = self._per_call  # fmt: skip
+        if type(port) is int and first_port <= port <= 65535 and v4_first <= ip <= v4_last:
+            psid = (port >> m) & psid_mask
+            index = ((ip - v4_first) << k) | psid
+            if not (statics and index in statics):
+                subscriber = _tuple(Prefix, (V6, (rule_key + index) << shift, length))
+                allocation = _tuple(Allocation, (subscriber, ip, port_sets(psid), False))
+                return _tuple(ReverseAnswer, (ip, port, _MATCH, None, allocation))
+        return Mapper.reverse(self, address, port)
 
     def _reverse_many(
         self, addresses: npt.NDArray[np.int64], ports: npt.NDArray[np.int64]

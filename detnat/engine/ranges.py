@@ -121,6 +121,28 @@ class NumberedRanges:
             run += 1
         return out
 
+    def search_tables(
+        self,
+    ) -> tuple[tuple[int, ...], tuple[tuple[int, int, int], ...], tuple[int, ...], tuple[int, ...]]:
+        """Plain tuples for inlined lookups on a per-call path, ``bisect_right`` over each:
+
+        - ``(lows, spans)``: value -> index. ``spans[bisect_right(lows, v) - 1]`` is the
+          ``(lo, hi, index of lo)`` of the only run that can hold ``v``; it does when ``v <= hi``.
+          A sentinel run ``(-1, -1, 0)`` comes first, so every value >= 0 lands on some run.
+        - ``(starts, firsts)``: index -> value. With ``r = bisect_right(starts, i) - 1``,
+          member ``i`` is ``firsts[r] + i - starts[r]`` (for 0 <= i < count).
+
+        >>> lows, spans, starts, firsts = NumberedRanges.build([(100, 109), (0, 4)]).search_tables()
+        >>> lows, spans[bisect_right(lows, 105) - 1], starts, firsts
+        ((-1, 0, 100), (100, 109, 0), (0, 10), (100, 0))
+        """
+        return (
+            (-1, *self._by_value_lo),
+            ((-1, -1, 0), *self._by_value_span),
+            self.starts,
+            tuple(lo for lo, _ in self.runs),
+        )
+
     # -- vectorised (values must fit in int64: ports and IPv4 addresses) --------------------------
 
     def arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:

@@ -10,8 +10,10 @@ SQLite (no range types, no exclusion constraints: not an option).
 
 from __future__ import annotations
 
+import re
 import threading
 import warnings
+from pathlib import Path
 
 from detnat.errors import Unavailable
 from detnat.settings import Settings
@@ -63,12 +65,50 @@ def _migrate_once(url: str) -> None:
     with _lock:
         if url in _migrated:
             return
-        # Alembic (and Mako, Pygments behind it) cost a tenth of a second to import: only the
-        # embedded server needs it, and only once, so a configured database never loads it.
-        from detnat.store import migrate
+        # Alembic (and Mako, Pygments behind it) cost a tenth of a second to import, and every
+        # CLI invocation is a new process: a store already at the newest migration (one query
+        # says so) is left alone, so only an upgrade loads Alembic.
+        if not at_newest_migration(url):
+            from detnat.store import migrate
 
-        migrate.upgrade(url)
+            migrate.upgrade(url)
         _migrated.add(url)
+
+
+_REVISION = re.compile(r"^(down_revision|revision)\s*=\s*(?:\"([^\"]*)\"|None)\s*$", re.M)
+
+
+def newest_migration() -> str | None:
+    """The head of ``migrations/versions``, read from the scripts' ``revision`` and
+    ``down_revision`` lines without Alembic (a test holds it to Alembic's own answer); None when
+    the scripts do not make one line of revisions."""
+    import migrations
+
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (Path(migrations.__file__).parent / "versions").glob("*.py"):
+        for name, value in _REVISION.findall(script.read_text(encoding="utf-8")):
+            if value:
+                (revisions if name == "revision" else parents).add(value)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def at_newest_migration(url: str) -> bool:
+    """Whether the database at ``url`` is migrated to :func:`newest_migration` (False when it is
+    not, when it has no migrations yet, or when that cannot be told: the upgrade then decides)."""
+    import psycopg
+
+    newest = newest_migration()
+    if newest is None:
+        return False
+    libpq = re.sub(r"^postgresql\+psycopg://", "postgresql://", url)
+    try:
+        with psycopg.connect(libpq, connect_timeout=5) as conn:
+            rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    except psycopg.Error:
+        return False
+    return rows == [(newest,)]
 
 
 def revive(settings: Settings) -> bool:
