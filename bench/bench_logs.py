@@ -120,6 +120,55 @@ def write_log(path: Path, subscribers: int, blocks: int, seed: int) -> list[tupl
     return made
 
 
+def ingest_formats(names: list[str], count: int, profile: str | None) -> None:
+    """End to end per vendor format: the file read, parsed by the format's own parser, stored
+    (COPY, duplicates, intervals, audit), as `detnat logs ingest` does; then the same file again
+    (every line a duplicate). Lines/s of wall time and of this process's CPU time."""
+    import cProfile
+
+    from bench_logs_parse import SPECS, lines_of
+
+    from detnat.logs.formats import parse_lines
+
+    with tempfile.TemporaryDirectory() as tmp, throwaway_database() as url:
+        migrate.upgrade(url)
+        engine = make_engine(url, pool_size=2)
+        sessions = make_sessions(engine)
+        print(f"{'format':<12} {'pass':<6} {'lines/s wall':>13} {'lines/s cpu':>12} "
+              f"{'events':>8} {'dupes':>8} {'refused':>8}")
+        for name in names:
+            path = Path(tmp) / f"{name}.log"
+            path.write_bytes(b"".join(lines_of(name, count)))
+            realm = f"bench-{name}"
+            with unit_of_work(sessions) as s:
+                plans.create_realm(s, realm, session_drain=timedelta(0), by=OPS)
+            for round_ in ("first", "again"):
+                reading = logs.Reading.open(str(path))
+                prof = cProfile.Profile() if profile and round_ == "first" else None
+                wall, cpu = time.perf_counter(), time.process_time()
+                if prof:
+                    prof.enable()
+                with unit_of_work(sessions) as s:
+                    items = parse_lines(
+                        name, reading.lines(), file=reading.name, options=SPECS[name].options
+                    )
+                    summary = logs.ingest(
+                        s, realm, items, reading, fmt=name, by=OPS, request_id=f"bench-{round_}",
+                        log_hold=timedelta(hours=24),
+                    )
+                if prof:
+                    prof.disable()
+                    prof.dump_stats(f"{profile}.{name}")
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                reading.close()
+                print(
+                    f"{name:<12} {round_:<6} {summary.lines_read / wall:>13,.0f} "
+                    f"{summary.lines_read / cpu:>12,.0f} {summary.events_stored:>8,} "
+                    f"{summary.duplicates:>8,} {summary.refused:>8,}"
+                )
+        engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--subscribers", type=int, default=20_000)
@@ -127,7 +176,17 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=2_000)
     parser.add_argument("--batch", type=int, default=100_000, help="rows of the batch")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--format",
+        action="append",
+        help="time the ingest only, end to end, of --lines lines of this vendor format (repeat)",
+    )
+    parser.add_argument("--lines", type=int, default=200_000, help="lines per --format")
+    parser.add_argument("--profile", help="with --format: write a cProfile of the ingest here")
     args = parser.parse_args()
+    if args.format:
+        ingest_formats(args.format, args.lines, args.profile)
+        return
     with tempfile.TemporaryDirectory() as tmp, throwaway_database() as url:
         path = Path(tmp) / "pba.log"
         made = write_log(path, args.subscribers, args.blocks, args.seed)
