@@ -134,8 +134,10 @@ def ingest_formats(names: list[str], count: int, profile: str | None) -> None:
         migrate.upgrade(url)
         engine = make_engine(url, pool_size=2)
         sessions = make_sessions(engine)
-        print(f"{'format':<12} {'pass':<6} {'lines/s wall':>13} {'lines/s cpu':>12} "
-              f"{'events':>8} {'dupes':>8} {'refused':>8}")
+        print(
+            f"{'format':<12} {'pass':<6} {'lines/s wall':>13} {'lines/s cpu':>12} "
+            f"{'events':>8} {'dupes':>8} {'refused':>8}"
+        )
         for name in names:
             path = Path(tmp) / f"{name}.log"
             path.write_bytes(b"".join(lines_of(name, count)))
@@ -153,7 +155,13 @@ def ingest_formats(names: list[str], count: int, profile: str | None) -> None:
                         name, reading.lines(), file=reading.name, options=SPECS[name].options
                     )
                     summary = logs.ingest(
-                        s, realm, items, reading, fmt=name, by=OPS, request_id=f"bench-{round_}",
+                        s,
+                        realm,
+                        items,
+                        reading,
+                        fmt=name,
+                        by=OPS,
+                        request_id=f"bench-{round_}",
                         log_hold=timedelta(hours=24),
                     )
                 if prof:

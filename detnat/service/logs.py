@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -32,11 +33,10 @@ import os
 import re
 import sys
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -54,10 +54,13 @@ from detnat.store import logs as store
 from detnat.store.models import LogIngest, LogPrune
 
 CHUNK = 50_000  # events per COPY: memory stays flat whatever the file's size
+BLOCK = 1 << 20  # bytes read at a time
+KEPT = 100_000  # lines kept for their text beyond the block being parsed
 SHOWN = 20  # refused lines kept in a summary (all are reported as they come)
 MOD = 1 << 256
 _MONTH = re.compile(r"\d{4}-\d{2}")
 US = timedelta(microseconds=1)
+EPOCH_DATE = date(1970, 1, 1)
 
 
 # -- what was read ---------------------------------------------------------------------------------
@@ -90,7 +93,8 @@ class Reading:
         self.count = 0
         self.final = final
         self.sha = hashlib.sha256()
-        self._recent: OrderedDict[int, bytes] = OrderedDict()
+        self._kept: list[bytes] = []  # the lines last read, for raw(): line _kept_from + n is [n]
+        self._kept_from = 1
 
     @classmethod
     def open(cls, path: str) -> Reading:
@@ -110,26 +114,46 @@ class Reading:
             self.stream.close()
 
     def lines(self) -> Iterator[bytes]:
-        """The lines from the current offset, counted and hashed as they are read."""
-        readline = self.stream.readline
-        recent = self._recent
+        """The lines from the current offset (without their ``\\n``), counted and hashed as they
+        are read: a block at a time, split at ``\\n`` only (as ``readline`` does)."""
+        read = self.stream.read
+        rest = b""
         while True:
             try:
-                line = readline()
+                block = read(BLOCK)
             except (OSError, EOFError) as exc:  # a truncated .gz
                 raise InvalidInput(f"{self.name}: cannot read on: {exc}", field="FILE") from None
-            if not line:
-                return
-            if not self.final and not line.endswith(b"\n"):
+            if not block:
+                break
+            if rest:
+                block = rest + block
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:
+                rest = block
+                continue
+            rest = block[cut:]
+            self.sha.update(memoryview(block)[:cut])
+            self.offset += cut
+            pieces = block[: cut - 1].split(b"\n")
+            self._keep(pieces)
+            yield from pieces
+        if rest:
+            if not self.final:
                 self.stream.seek(self.offset)  # a line still being written: left for later
                 return
-            self.sha.update(line)
-            self.offset += len(line)
-            self.count += 1
-            recent[self.count] = line
-            if len(recent) > 100_000:
-                recent.popitem(last=False)
-            yield line
+            self.sha.update(rest)
+            self.offset += len(rest)
+            self._keep([rest])
+            yield rest
+
+    def _keep(self, pieces: list[bytes]) -> None:
+        kept = self._kept
+        if len(kept) > KEPT:  # the parser is done with all but the last few lines
+            drop = len(kept) - KEPT // 2
+            del kept[:drop]
+            self._kept_from += drop
+        kept.extend(pieces)
+        self.count += len(pieces)
 
     def has_line(self) -> bool:
         """Whether a line can be read now (a complete one, unless the file is final)."""
@@ -140,11 +164,13 @@ class Reading:
 
     def raw(self, line: int) -> str:
         """The text of line ``line`` (1-based, of this reading), as stored beside its event."""
-        found = self._recent.get(line)
-        if found is None:
+        at = line - self._kept_from
+        if not 0 <= at < len(self._kept):
             return ""
-        text = found.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
-        return text.replace("\x00", "\\x00")
+        text = self._kept[at].rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+        if "\x00" in text:
+            text = text.replace("\x00", "\\x00")
+        return text
 
 
 def identity_of(st: os.stat_result) -> str:
@@ -246,39 +272,44 @@ def ingest(
         if on_refused is not None:
             on_refused(item)
 
-    def rows() -> Iterator[list[bytes]]:
+    def rows() -> Iterator[tuple[bytes, int]]:
         chunk: list[str] = []
+        files: dict[str, str] = {}
+        raw = reading.raw
         for item in items:
             if isinstance(item, Refused):
                 refuse(Refused(item.file, base + item.line, item.reason))
                 continue
+            kind, at_us, inside, public_text, first, last, protocol, source, step = item
+            file, line, sha = source
             try:
-                public = publics[item.public]
+                public = publics[public_text]
             except DetnatError as exc:
-                refuse(Refused(item.source.file, base + item.source.line, exc.message))
+                refuse(Refused(file, base + line, exc.message))
                 continue
+            file_text = files.get(file)
+            if file_text is None:
+                file_text = files[file] = _escape(file)
             chunk.append(
-                f"{item.at_us}\t{item.source.sha256}\t{item.kind.value}\t{_escape(item.inside)}"
-                f"\t{public}\t{item.port_first}\t{item.port_last}\t{item.port_step}"
-                f"\t{item.protocol or 'all'}\t{_escape(item.source.file)}"
-                f"\t{base + item.source.line}\t{_escape(reading.raw(item.source.line))}\n"
+                f"{at_us}\t{sha}\t{kind}\t{_escape(inside)}\t{public}\t{first}\t{last}\t{step}"
+                f"\t{protocol or 'all'}\t{file_text}\t{base + line}\t{_escape(raw(line))}\n"
             )
             if len(chunk) >= CHUNK:
-                yield [s.encode() for s in chunk]
+                yield "".join(chunk).encode(), len(chunk)
                 chunk = []
         if chunk:
-            yield [s.encode() for s in chunk]
+            yield "".join(chunk).encode(), len(chunk)
 
     staged = 0
-    for chunk in rows():
-        store.stage(session, [b"".join(chunk)])
-        staged += len(chunk)
+    for chunk, count in rows():
+        store.stage(session, [chunk])
+        staged += count
         store.ensure_partitions(session, realm.id)
-        touched |= store.staged_publics(session)
-        for month, digest in store.store_staged(session, realm.id, ingest_id):
+        for month, public, stored, *parts in store.store_staged(session, realm.id, ingest_id):
             count_sum = months.setdefault(month, [0, 0])
-            count_sum[0] += 1
-            count_sum[1] = (count_sum[1] + int(digest, 16)) % MOD
+            count_sum[0] += stored
+            count_sum[1] = (count_sum[1] + store.digest_sum(parts)) % MOD
+            touched.add(public)
     summary.lines_read = reading.count
     summary.events_stored = sum(c for c, _ in months.values())
     summary.duplicates = staged - summary.events_stored
@@ -353,21 +384,6 @@ def prune_record(realm_name: str, row: LogPrune) -> dict[str, Any]:
 # -- rows of the store <-> events and intervals ---------------------------------------------------
 
 
-def event_of(row: Any) -> LogEvent:
-    """A stored event row (:func:`detnat.store.logs.events`) as the event it was."""
-    return LogEvent(
-        EventKind(row.kind),
-        row.at_us,
-        row.inside,
-        store.ipv4_text(row.public),
-        row.port_first,
-        row.port_last,
-        None if row.protocol == "all" else row.protocol,
-        LineRef(row.file, row.line, row.line_sha256),
-        row.port_step,
-    )
-
-
 def interval_of(row: Any) -> Interval:
     """A stored interval row as the interval it is (ValueError/TypeError/KeyError: not one)."""
     during = row.during
@@ -387,36 +403,71 @@ def interval_of(row: Any) -> Interval:
     )
 
 
+_KINDS = {k.value: k for k in EventKind}
+_DAY_US = 86_400_000_000
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(days: int) -> str:
+    return (EPOCH_DATE + timedelta(days=days)).isoformat()
+
+
 def _bound(value: int | None) -> str:
-    return "" if value is None else store.instant(value).isoformat()
+    """A range bound as Postgres reads a timestamptz (``2026-01-31 10:00:00.000001+00``)."""
+    if value is None:
+        return ""
+    days, rest = divmod(value, _DAY_US)
+    seconds, micros = divmod(rest, 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return f"{_day(days)} {hour:02}:{minute:02}:{second:02}.{micros:06}+00"
 
 
-def interval_row(realm_id: int, public: int, i: Interval) -> str:
-    """An interval as one COPY row of ``log_intervals``."""
-    lines = json.dumps(
-        [[s.kind.value, s.at_us, s.source.file, s.source.line, s.source.sha256] for s in i.lines],
-        separators=(",", ":"),
-    )
+def interval_row(
+    realm_id: int, public: int, i: Interval, files: dict[str, str] | None = None
+) -> str:
+    """An interval as one COPY row of ``log_intervals`` (``files``: a memo of file names as JSON
+    strings escaped for COPY, kept by the caller across rows)."""
+    if files is None:
+        files = {}
+    seen = []
+    for s in i.lines:
+        file, line, sha = s.source
+        name = files.get(file)
+        if name is None:
+            name = files[file] = store.copy_text(json.dumps(file))
+        seen.append(f'["{s.kind}",{s.at_us},{name},{line},"{sha}"]')
+    lo = public * 65536
     return (
-        "\t".join(
+        f"{realm_id}\t{public}\t{i.port_first}\t{i.port_last}\t{i.port_step}\t"
+        f"{i.protocol or 'all'}\t{store.copy_text(i.inside)}\t"
+        f"[{_bound(i.start_us)},{_bound(i.end_us)})\t[{lo + i.port_first},{lo + i.port_last + 1})\t"
+        f"{'t' if i.open else 'f'}\t{'t' if i.unknown_start else 'f'}\t"
+        f"{'t' if i.conflict else 'f'}\t[{','.join(seen)}]\n"
+    )
+
+
+def _events_of(public: int, rows: list[tuple[Any, ...]]) -> list[LogEvent]:
+    """Stored event rows (:func:`detnat.store.logs.event_rows`) of one address as the events they
+    were. Built as tuples without the checks of ``LogEvent(...)``: the store's rows passed them."""
+    text = store.ipv4_text(public)
+    make, ref, kinds = LogEvent._make, LineRef._make, _KINDS
+    return [
+        make(
             (
-                str(realm_id),
-                str(public),
-                str(i.port_first),
-                str(i.port_last),
-                str(i.port_step),
-                i.protocol or "all",
-                store.copy_text(i.inside),
-                f"[{_bound(i.start_us)},{_bound(i.end_us)})",
-                f"[{public * 65536 + i.port_first},{public * 65536 + i.port_last + 1})",
-                "t" if i.open else "f",
-                "t" if i.unknown_start else "f",
-                "t" if i.conflict else "f",
-                store.copy_text(lines),
+                kinds[kind],
+                at_us,
+                inside,
+                text,
+                first,
+                last,
+                None if protocol == "all" else protocol,
+                ref((file, line, sha)),
+                step,
             )
         )
-        + "\n"
-    )
+        for _, at_us, sha, kind, inside, first, last, step, protocol, file, line in rows
+    ]
 
 
 def rebuild(session: Session, realm_id: int, publics: set[int] | None) -> int:
@@ -426,9 +477,10 @@ def rebuild(session: Session, realm_id: int, publics: set[int] | None) -> int:
     store.delete_intervals(session, realm_id, publics)
     made = 0
     pending: list[str] = []
-    for public, rows in store.events(session, realm_id, publics):
-        found = derive([event_of(r) for r in rows], hold_us=hold_us)
-        pending.extend(interval_row(realm_id, public, i) for i in found)
+    files: dict[str, str] = {}
+    for public, rows in store.event_rows(session, realm_id, publics):
+        found = derive(_events_of(public, rows), hold_us=hold_us)
+        pending.extend(interval_row(realm_id, public, i, files) for i in found)
         made += len(found)
         if len(pending) >= CHUNK:
             store.insert_intervals(session, pending)
@@ -672,8 +724,8 @@ def verify_stored(session: Session) -> Iterator[tuple[str, str, str]]:
         hold = store.log_hold(session, realm_id)
         hold_us = None if hold is None else hold // US
         want_intervals: list[Interval] = []
-        for _, rows in store.events(session, realm_id):
-            want_intervals.extend(derive([event_of(r) for r in rows], hold_us=hold_us))
+        for public, rows in store.event_rows(session, realm_id):
+            want_intervals.extend(derive(_events_of(public, rows), hold_us=hold_us))
         stored = [_maybe_interval(r) for r in store.all_intervals(session, realm_id)]
         have = sorted((i for i in stored if i is not None), key=_interval_order)
         if len(have) != len(stored):
@@ -708,7 +760,6 @@ __all__ = [
     "IngestSummary",
     "Reading",
     "check_hold",
-    "event_of",
     "follow",
     "ingest",
     "ingest_record",
