@@ -34,11 +34,12 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, TypeVar, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -60,6 +61,7 @@ SHOWN = 20  # refused lines kept in a summary (all are reported as they come)
 MOD = 1 << 256
 _MONTH = re.compile(r"\d{4}-\d{2}")
 US = timedelta(microseconds=1)
+T = TypeVar("T")
 EPOCH_DATE = date(1970, 1, 1)
 
 
@@ -301,15 +303,19 @@ def ingest(
             yield "".join(chunk).encode(), len(chunk)
 
     staged = 0
-    for chunk, count in rows():
-        store.stage(session, [chunk])
-        staged += count
+
+    def store_chunk(chunk: tuple[bytes, int]) -> None:
+        nonlocal staged
+        store.stage(session, [chunk[0]])
+        staged += chunk[1]
         store.ensure_partitions(session, realm.id)
         for month, public, stored, *parts in store.store_staged(session, realm.id, ingest_id):
             count_sum = months.setdefault(month, [0, 0])
             count_sum[0] += stored
             count_sum[1] = (count_sum[1] + store.digest_sum(parts)) % MOD
             touched.add(public)
+
+    behind(store_chunk, rows())
     summary.lines_read = reading.count
     summary.events_stored = sum(c for c, _ in months.values())
     summary.duplicates = staged - summary.events_stored
@@ -379,6 +385,26 @@ def prune_record(realm_name: str, row: LogPrune) -> dict[str, Any]:
         "before": format_instant(row.before),
         "months": row.months,
     }
+
+
+def behind(work: Callable[[T], object], chunks: Iterable[T]) -> None:
+    """``work(chunk)`` for each chunk in order, in one other thread, while the next chunk is
+    made: Postgres stores one chunk while Python parses the next (two cores, not one after the
+    other). At most one chunk is worked on and one made: memory stays flat. Only the worker
+    uses the session while it works (the producer touches no database); the first error of
+    either side is raised here once the worker is idle."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="detnat-store") as pool:
+        pending: Future[object] | None = None
+        try:
+            for chunk in chunks:
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(work, chunk)
+        finally:
+            if pending is not None and not pending.done():
+                wait([pending])
+        if pending is not None:
+            pending.result()
 
 
 # -- rows of the store <-> events and intervals ---------------------------------------------------
@@ -476,17 +502,25 @@ def rebuild(session: Session, realm_id: int, publics: set[int] | None) -> int:
     hold_us = None if hold is None else hold // US
     store.delete_intervals(session, realm_id, publics)
     made = 0
-    pending: list[str] = []
-    files: dict[str, str] = {}
-    for public, rows in store.event_rows(session, realm_id, publics):
-        found = derive(_events_of(public, rows), hold_us=hold_us)
-        pending.extend(interval_row(realm_id, public, i, files) for i in found)
-        made += len(found)
-        if len(pending) >= CHUNK:
-            store.insert_intervals(session, pending)
-            pending = []
-    if pending:
-        store.insert_intervals(session, pending)
+    conn = store.raw_connection(session)
+
+    def chunks() -> Iterator[list[str]]:
+        nonlocal made
+        pending: list[str] = []
+        files: dict[str, str] = {}
+        for public, rows in store.event_rows(session, realm_id, publics):
+            found = derive(_events_of(public, rows), hold_us=hold_us)
+            pending.extend(interval_row(realm_id, public, i, files) for i in found)
+            made += len(found)
+            if len(pending) >= CHUNK:
+                yield pending
+                pending = []
+        if pending:
+            yield pending
+
+    # the intervals of one chunk are copied while the next are derived (psycopg serialises the
+    # copy and the cursor's fetches on the one connection)
+    behind(lambda rows: store.copy_intervals(conn, rows), chunks())
     return made
 
 

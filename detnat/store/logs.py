@@ -190,7 +190,12 @@ def copy_text(value: str) -> str:
 
 def insert_intervals(session: Session, rows: Iterable[str]) -> None:
     """COPY interval rows (tab-separated, escaped, newline-terminated: :data:`INTERVAL_COPY`)."""
-    conn = raw_connection(session)
+    copy_intervals(raw_connection(session), rows)
+
+
+def copy_intervals(conn: psycopg.Connection[Any], rows: Iterable[str]) -> None:
+    """:func:`insert_intervals` on the session's psycopg connection (usable from another thread
+    while the session waits)."""
     with conn.cursor() as cur, cur.copy(f"COPY log_intervals ({INTERVAL_COPY}) FROM STDIN") as copy:
         copy.write("".join(rows))
 
