@@ -274,10 +274,15 @@ def ingest(
         if on_refused is not None:
             on_refused(item)
 
-    def rows() -> Iterator[tuple[bytes, int]]:
-        chunk: list[str] = []
+    realm_id = realm.id
+    sha256, from_bytes = hashlib.sha256, _from_bytes
+
+    def rows() -> Iterator[_Chunk]:
+        chunk = _Chunk()
+        lines, sums = chunk.lines, chunk.sums
         files: dict[str, str] = {}
         raw = reading.raw
+        last_line = -1
         for item in items:
             if isinstance(item, Refused):
                 refuse(Refused(item.file, base + item.line, item.reason))
@@ -289,30 +294,59 @@ def ingest(
             except DetnatError as exc:
                 refuse(Refused(file, base + line, exc.message))
                 continue
+            if len(lines) >= CHUNK and line != last_line:  # a line's events stay in one chunk
+                yield chunk
+                chunk = _Chunk()
+                lines, sums = chunk.lines, chunk.sums
+            last_line = line
             file_text = files.get(file)
             if file_text is None:
                 file_text = files[file] = _escape(file)
-            chunk.append(
+            text = raw(line)
+            proto = protocol or "all"
+            lines.append(
                 f"{at_us}\t{sha}\t{kind}\t{_escape(inside)}\t{public}\t{first}\t{last}\t{step}"
-                f"\t{protocol or 'all'}\t{file_text}\t{base + line}\t{_escape(raw(line))}\n"
+                f"\t{proto}\t{file_text}\t{base + line}\t{_escape(text)}\n"
             )
-            if len(chunk) >= CHUNK:
-                yield "".join(chunk).encode(), len(chunk)
-                chunk = []
-        if chunk:
-            yield "".join(chunk).encode(), len(chunk)
+            # the row's digest as Postgres computes it at verify (store.ROW_TEXT), if stored
+            digest = from_bytes(
+                sha256(
+                    f"{realm_id}|{at_us}|{sha}|{ingest_id}|{kind}|{inside}|{public}|{first}|"
+                    f"{last}|{step}|{proto}|{file}|{base + line}|{text}".encode()
+                ).digest()
+            )
+            if not -store.EXACT_US < at_us < store.EXACT_US:
+                chunk.exact = False
+            key = (_month(at_us // _DAY_US), public)
+            count_sum = sums.get(key)
+            if count_sum is None:
+                sums[key] = [1, digest]
+            else:
+                count_sum[0] += 1
+                count_sum[1] += digest
+        if lines:
+            yield chunk
 
     staged = 0
 
-    def store_chunk(chunk: tuple[bytes, int]) -> None:
+    def store_chunk(chunk: _Chunk) -> None:
         nonlocal staged
-        store.stage(session, [chunk[0]])
-        staged += chunk[1]
-        store.ensure_partitions(session, realm.id)
-        for month, public, stored, *parts in store.store_staged(session, realm.id, ingest_id):
+        store.stage(session, ["".join(chunk.lines).encode()])
+        staged += len(chunk.lines)
+        store.ensure_partitions(session, realm_id)
+        stored = store.insert_staged(session, realm_id, ingest_id)
+        if stored == len(chunk.lines) and chunk.exact:  # no duplicate: the digests made here
+            found = [(m, p, c, d) for (m, p), (c, d) in chunk.sums.items()]
+        else:
+            found = [
+                (m, p, c, store.digest_sum(parts))
+                for m, p, c, *parts in store.staged_digests(session, realm_id, ingest_id)
+            ]
+        store.clear_stage(session)
+        for month, public, count, digest in found:
             count_sum = months.setdefault(month, [0, 0])
-            count_sum[0] += stored
-            count_sum[1] = (count_sum[1] + store.digest_sum(parts)) % MOD
+            count_sum[0] += count
+            count_sum[1] = (count_sum[1] + digest) % MOD
             touched.add(public)
 
     behind(store_chunk, rows())
@@ -385,6 +419,24 @@ def prune_record(realm_name: str, row: LogPrune) -> dict[str, Any]:
         "before": format_instant(row.before),
         "months": row.months,
     }
+
+
+@dataclass
+class _Chunk:
+    """Event rows for one COPY, and per (month, public address) their count and digest sum."""
+
+    lines: list[str] = field(default_factory=list)
+    sums: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    exact: bool = True  # every instant is one Postgres stores exactly (store.EXACT_US)
+
+
+@functools.lru_cache(maxsize=4096)
+def _month(days: int) -> str:
+    return (EPOCH_DATE + timedelta(days=days)).isoformat()[:7]
+
+
+def _from_bytes(digest: bytes) -> int:
+    return int.from_bytes(digest, "big")
 
 
 def behind(work: Callable[[T], object], chunks: Iterable[T]) -> None:

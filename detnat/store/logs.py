@@ -19,13 +19,16 @@ from sqlalchemy.orm import Session
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # The text of one event row that an ingest's digest covers (``audit verify`` recomputes it): every
-# column, so no column can change unseen. Postgres computes it at ingest and at verify alike.
+# column, so no column can change unseen. Postgres computes it at verify; an ingest computes it in
+# Python (:func:`row_text`) for the rows it stores, or here when some of its rows are duplicates.
 ROW_TEXT = (
     "concat_ws('|', e.realm_id, (extract(epoch FROM e.at) * 1000000)::bigint, e.line_sha256, "
     "e.ingest_id, e.kind, e.inside, e.public, e.port_first, e.port_last, e.port_step, "
     "e.protocol, e.file, e.line, e.raw)"
 )
 MONTH = "to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM')"
+# |at_us| below this: the instant goes in and out of Postgres exactly (a float8 holds it).
+EXACT_US = 1 << 53
 
 STAGE = """
 CREATE TEMPORARY TABLE IF NOT EXISTS log_stage (
@@ -88,25 +91,46 @@ _PARTS = ", ".join(
 )
 
 
-def store_staged(session: Session, realm_id: int, ingest_id: int) -> list[tuple[Any, ...]]:
-    """Insert the staged rows not stored yet. Of the rows inserted, per (month, public address):
-    ``(month, public, count, p0, …, p7)``, ``p0..p7`` the sums of the eight 32-bit parts of the
-    rows' digests (highest first; see :func:`digest_sum`). Empties the stage."""
-    found = session.execute(
+def insert_staged(session: Session, realm_id: int, ingest_id: int) -> int:
+    """Insert the staged rows not stored yet (a row whose instant and line hash are stored is a
+    duplicate); how many were inserted."""
+    done = session.execute(
         text(
-            "WITH e AS (INSERT INTO log_events (realm_id, at, line_sha256, ingest_id, kind, "
-            "inside, public, port_first, port_last, port_step, protocol, file, line, raw) "
+            "INSERT INTO log_events (realm_id, at, line_sha256, ingest_id, kind, inside, public, "
+            "port_first, port_last, port_step, protocol, file, line, raw) "
             "SELECT :realm, to_timestamp(0) + at_us * interval '1 microsecond', line_sha256, "
             ":ingest, kind, inside, public, port_first, port_last, port_step, protocol, file, "
-            "line, raw FROM log_stage ON CONFLICT DO NOTHING RETURNING *), "
+            "line, raw FROM log_stage ON CONFLICT DO NOTHING"
+        ),
+        {"realm": realm_id, "ingest": ingest_id},
+    )
+    return int(done.rowcount)  # type: ignore[attr-defined]
+
+
+def staged_digests(session: Session, realm_id: int, ingest_id: int) -> list[tuple[Any, ...]]:
+    """Of the staged rows that :func:`insert_staged` inserted, per (month, public address):
+    ``(month, public, count, p0, …, p7)``, ``p0..p7`` the sums of the eight 32-bit parts of the
+    rows' digests (highest first; see :func:`digest_sum`). A stored row of this ingest with the
+    instant, hash, file and line of a staged row is one this stage inserted, as long as an
+    ingest stages all the events of one line together."""
+    found = session.execute(
+        text(
+            "WITH e AS (SELECT DISTINCT ON (e.at, e.line_sha256) e.* FROM log_stage s "
+            "JOIN log_events e ON e.realm_id = :realm "
+            "AND e.at = to_timestamp(0) + s.at_us * interval '1 microsecond' "
+            "AND e.line_sha256 = s.line_sha256 AND e.ingest_id = :ingest AND e.file = s.file "
+            "AND e.line = s.line), "
             f"d AS (SELECT {MONTH} AS month, e.public, "
             f"encode(sha256(convert_to({ROW_TEXT}, 'UTF8')), 'hex') AS h FROM e) "
             f"SELECT d.month, d.public, count(*), {_PARTS} FROM d GROUP BY d.month, d.public"
         ),
         {"realm": realm_id, "ingest": ingest_id},
     ).all()
-    session.execute(text("TRUNCATE log_stage"))
     return [tuple(r) for r in found]
+
+
+def clear_stage(session: Session) -> None:
+    session.execute(text("TRUNCATE log_stage"))
 
 
 def digest_sum(parts: Iterable[Any]) -> int:
