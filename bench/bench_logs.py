@@ -296,7 +296,9 @@ def main() -> None:
             )
             out: list[str] = []
             t0 = time.perf_counter()
-            report = batch_lookups.reverse_csv_at(query, ["ip,port,time", *rows], out.append)
+            report = batch_lookups.reverse_csv_at(
+                query, ["ip,port,time\n", *(f"{row}\n" for row in rows)], out.append
+            )
             took = time.perf_counter() - t0
         print(
             f"batch (reverse_csv_at, logs asked per chunk): {report.rows} rows in {took:.2f} s = "
