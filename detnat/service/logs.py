@@ -73,7 +73,7 @@ class Reading:
 
     ``final``: the file is complete (a file named on the command line, stdin): a last line
     without its line ending is read. Otherwise (a followed file) such a line is left for later:
-    it may still be being written.
+    it may still be being written. ``block``: bytes read at a time.
     """
 
     def __init__(
@@ -85,6 +85,7 @@ class Reading:
         offset: int = 0,
         base_line: int = 0,
         final: bool = True,
+        block: int = BLOCK,
     ) -> None:
         self.stream = stream
         self.name = name
@@ -94,6 +95,7 @@ class Reading:
         self.base_line = base_line
         self.count = 0
         self.final = final
+        self.block = block
         self.sha = hashlib.sha256()
         self._kept: list[bytes] = []  # the lines last read, for raw(): line _kept_from + n is [n]
         self._kept_from = 1
@@ -122,7 +124,7 @@ class Reading:
         rest = b""
         while True:
             try:
-                block = read(BLOCK)
+                block = read(self.block)
             except (OSError, EOFError) as exc:  # a truncated .gz
                 raise InvalidInput(f"{self.name}: cannot read on: {exc}", field="FILE") from None
             if not block:
