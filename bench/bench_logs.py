@@ -120,6 +120,79 @@ def write_log(path: Path, subscribers: int, blocks: int, seed: int) -> list[tupl
     return made
 
 
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the Postgres backend ``pid`` has used, when it runs on this
+    machine (a server elsewhere: 0, and the figures are this process's alone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ingest_formats(names: list[str], count: int, profile: str | None) -> None:
+    """End to end per vendor format: the file read, parsed by the format's own parser, stored
+    (COPY, duplicates, intervals, audit), as `detnat logs ingest` does; then the same file again
+    (every line a duplicate). Lines/s of wall time, of this process's CPU time, and of the CPU
+    time of this process and its Postgres backend together (what one core does: the figure of
+    the target, and the one that load on a shared machine moves least)."""
+    import cProfile
+
+    from bench_logs_parse import SPECS, lines_of
+
+    from detnat.logs.formats import parse_lines
+
+    with tempfile.TemporaryDirectory() as tmp, throwaway_database() as url:
+        migrate.upgrade(url)
+        engine = make_engine(url, pool_size=1)
+        sessions = make_sessions(engine)
+        print(
+            f"{'format':<12} {'pass':<6} {'lines/s wall':>13} {'python cpu':>11} "
+            f"{'+ postgres':>11} {'events':>8} {'dupes':>8} {'refused':>8}"
+        )
+        for name in names:
+            path = Path(tmp) / f"{name}.log"
+            path.write_bytes(b"".join(lines_of(name, count)))
+            realm = f"bench-{name}"
+            with unit_of_work(sessions) as s:
+                plans.create_realm(s, realm, session_drain=timedelta(0), by=OPS)
+                backend = int(s.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar())
+            for round_ in ("first", "again"):
+                reading = logs.Reading.open(str(path))
+                prof = cProfile.Profile() if profile and round_ == "first" else None
+                server = backend_cpu(backend)
+                wall, cpu = time.perf_counter(), time.process_time()
+                if prof:
+                    prof.enable()
+                with unit_of_work(sessions) as s:
+                    items = parse_lines(
+                        name, reading.lines(), file=reading.name, options=SPECS[name].options
+                    )
+                    summary = logs.ingest(
+                        s,
+                        realm,
+                        items,
+                        reading,
+                        fmt=name,
+                        by=OPS,
+                        request_id=f"bench-{round_}",
+                        log_hold=timedelta(hours=24),
+                    )
+                if prof:
+                    prof.disable()
+                    prof.dump_stats(f"{profile}.{name}")
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                server = backend_cpu(backend) - server
+                reading.close()
+                lines = summary.lines_read
+                print(
+                    f"{name:<12} {round_:<6} {lines / wall:>13,.0f} {lines / cpu:>11,.0f} "
+                    f"{lines / (cpu + server):>11,.0f} {summary.events_stored:>8,} "
+                    f"{summary.duplicates:>8,} {summary.refused:>8,}"
+                )
+        engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--subscribers", type=int, default=20_000)
@@ -127,7 +200,17 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=2_000)
     parser.add_argument("--batch", type=int, default=100_000, help="rows of the batch")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--format",
+        action="append",
+        help="time the ingest only, end to end, of --lines lines of this vendor format (repeat)",
+    )
+    parser.add_argument("--lines", type=int, default=200_000, help="lines per --format")
+    parser.add_argument("--profile", help="with --format: write a cProfile of the ingest here")
     args = parser.parse_args()
+    if args.format:
+        ingest_formats(args.format, args.lines, args.profile)
+        return
     with tempfile.TemporaryDirectory() as tmp, throwaway_database() as url:
         path = Path(tmp) / "pba.log"
         made = write_log(path, args.subscribers, args.blocks, args.seed)
@@ -213,7 +296,9 @@ def main() -> None:
             )
             out: list[str] = []
             t0 = time.perf_counter()
-            report = batch_lookups.reverse_csv_at(query, ["ip,port,time", *rows], out.append)
+            report = batch_lookups.reverse_csv_at(
+                query, ["ip,port,time\n", *(f"{row}\n" for row in rows)], out.append
+            )
             took = time.perf_counter() - t0
         print(
             f"batch (reverse_csv_at, logs asked per chunk): {report.rows} rows in {took:.2f} s = "

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass
+from typing import NamedTuple
+
+_sha256 = hashlib.sha256
+_tuple = tuple.__new__
 
 
 class EventKind(enum.StrEnum):
@@ -19,8 +22,12 @@ class EventKind(enum.StrEnum):
     RELEASE = "release"  # the block is given back at this instant
 
 
-@dataclass(frozen=True, slots=True)
-class LineRef:
+# Tuples, not dataclasses: an ingest makes one of each per line, and a frozen dataclass costs
+# three times a tuple to build (bench/README.md, issue 13). Fields, order and defaults are the
+# contract; they are read by name.
+
+
+class LineRef(NamedTuple):
     """Where an event was read: the file name as given, its 1-based line number, its hash."""
 
     file: str
@@ -29,20 +36,10 @@ class LineRef:
 
     @classmethod
     def of(cls, file: str, line: int, raw: bytes) -> LineRef:
-        return cls(file, line, hashlib.sha256(raw.rstrip(b"\r\n")).hexdigest())
+        return _tuple(cls, (file, line, _sha256(raw.rstrip(b"\r\n")).hexdigest()))
 
 
-@dataclass(frozen=True, slots=True)
-class LogEvent:
-    """One allocation event.
-
-    `inside` is the inside key in canonical text: an IPv4 address (`100.64.0.10`), an IPv6 B4
-    address (`2001:db8::1`) or an IPv6 prefix (`2001:db8:100::/56`). `public` is the public IPv4
-    address. Ports are `port_first`, `port_first + port_step`, … up to `port_last` inclusive.
-    `protocol` is `tcp`, `udp`, `icmp` or None when the line names none (the block then holds for
-    every protocol). `at_us` is the event instant in UTC microseconds since the epoch.
-    """
-
+class _Event(NamedTuple):
     kind: EventKind
     at_us: int
     inside: str
@@ -53,15 +50,47 @@ class LogEvent:
     source: LineRef
     port_step: int = 1
 
-    def __post_init__(self) -> None:
-        if not (0 <= self.port_first <= self.port_last <= 65535):
-            raise ValueError(f"ports {self.port_first}-{self.port_last} are not a range")
-        if self.port_step < 1:
-            raise ValueError(f"port step {self.port_step} must be at least 1")
+
+class LogEvent(_Event):
+    """One allocation event.
+
+    `inside` is the inside key in canonical text: an IPv4 address (`100.64.0.10`), an IPv6 B4
+    address (`2001:db8::1`) or an IPv6 prefix (`2001:db8:100::/56`). `public` is the public IPv4
+    address. Ports are `port_first`, `port_first + port_step`, … up to `port_last` inclusive.
+    `protocol` is `tcp`, `udp`, `icmp` or None when the line names none (the block then holds for
+    every protocol). `at_us` is the event instant in UTC microseconds since the epoch.
+
+    >>> LogEvent(EventKind.ALLOCATE, 0, "100.64.0.1", "192.0.2.1", 1024, 1023, None,
+    ...          LineRef("f", 1, "0" * 64))
+    Traceback (most recent call last):
+        ...
+    ValueError: ports 1024-1023 are not a range
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        kind: EventKind,
+        at_us: int,
+        inside: str,
+        public: str,
+        port_first: int,
+        port_last: int,
+        protocol: str | None,
+        source: LineRef,
+        port_step: int = 1,
+    ) -> LogEvent:
+        if not (0 <= port_first <= port_last <= 65535):
+            raise ValueError(f"ports {port_first}-{port_last} are not a range")
+        if port_step < 1:
+            raise ValueError(f"port step {port_step} must be at least 1")
+        return _tuple(
+            cls, (kind, at_us, inside, public, port_first, port_last, protocol, source, port_step)
+        )
 
 
-@dataclass(frozen=True, slots=True)
-class Refused:
+class Refused(NamedTuple):
     """A line that says nothing we can store, and why (in words an operator can act on)."""
 
     file: str

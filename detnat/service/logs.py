@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -32,13 +33,13 @@ import os
 import re
 import sys
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, TypeVar, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -54,10 +55,14 @@ from detnat.store import logs as store
 from detnat.store.models import LogIngest, LogPrune
 
 CHUNK = 50_000  # events per COPY: memory stays flat whatever the file's size
+BLOCK = 1 << 20  # bytes read at a time
+KEPT = 100_000  # lines kept for their text beyond the block being parsed
 SHOWN = 20  # refused lines kept in a summary (all are reported as they come)
 MOD = 1 << 256
 _MONTH = re.compile(r"\d{4}-\d{2}")
 US = timedelta(microseconds=1)
+T = TypeVar("T")
+EPOCH_DATE = date(1970, 1, 1)
 
 
 # -- what was read ---------------------------------------------------------------------------------
@@ -68,7 +73,7 @@ class Reading:
 
     ``final``: the file is complete (a file named on the command line, stdin): a last line
     without its line ending is read. Otherwise (a followed file) such a line is left for later:
-    it may still be being written.
+    it may still be being written. ``block``: bytes read at a time.
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class Reading:
         offset: int = 0,
         base_line: int = 0,
         final: bool = True,
+        block: int = BLOCK,
     ) -> None:
         self.stream = stream
         self.name = name
@@ -89,8 +95,10 @@ class Reading:
         self.base_line = base_line
         self.count = 0
         self.final = final
+        self.block = block
         self.sha = hashlib.sha256()
-        self._recent: OrderedDict[int, bytes] = OrderedDict()
+        self._kept: list[bytes] = []  # the lines last read, for raw(): line _kept_from + n is [n]
+        self._kept_from = 1
 
     @classmethod
     def open(cls, path: str) -> Reading:
@@ -110,26 +118,46 @@ class Reading:
             self.stream.close()
 
     def lines(self) -> Iterator[bytes]:
-        """The lines from the current offset, counted and hashed as they are read."""
-        readline = self.stream.readline
-        recent = self._recent
+        """The lines from the current offset (without their ``\\n``), counted and hashed as they
+        are read: a block at a time, split at ``\\n`` only (as ``readline`` does)."""
+        read = self.stream.read
+        rest = b""
         while True:
             try:
-                line = readline()
+                block = read(self.block)
             except (OSError, EOFError) as exc:  # a truncated .gz
                 raise InvalidInput(f"{self.name}: cannot read on: {exc}", field="FILE") from None
-            if not line:
-                return
-            if not self.final and not line.endswith(b"\n"):
+            if not block:
+                break
+            if rest:
+                block = rest + block
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:
+                rest = block
+                continue
+            rest = block[cut:]
+            self.sha.update(memoryview(block)[:cut])
+            self.offset += cut
+            pieces = block[: cut - 1].split(b"\n")
+            self._keep(pieces)
+            yield from pieces
+        if rest:
+            if not self.final:
                 self.stream.seek(self.offset)  # a line still being written: left for later
                 return
-            self.sha.update(line)
-            self.offset += len(line)
-            self.count += 1
-            recent[self.count] = line
-            if len(recent) > 100_000:
-                recent.popitem(last=False)
-            yield line
+            self.sha.update(rest)
+            self.offset += len(rest)
+            self._keep([rest])
+            yield rest
+
+    def _keep(self, pieces: list[bytes]) -> None:
+        kept = self._kept
+        if len(kept) > KEPT:  # the parser is done with all but the last few lines
+            drop = len(kept) - KEPT // 2
+            del kept[:drop]
+            self._kept_from += drop
+        kept.extend(pieces)
+        self.count += len(pieces)
 
     def has_line(self) -> bool:
         """Whether a line can be read now (a complete one, unless the file is final)."""
@@ -140,11 +168,13 @@ class Reading:
 
     def raw(self, line: int) -> str:
         """The text of line ``line`` (1-based, of this reading), as stored beside its event."""
-        found = self._recent.get(line)
-        if found is None:
+        at = line - self._kept_from
+        if not 0 <= at < len(self._kept):
             return ""
-        text = found.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
-        return text.replace("\x00", "\\x00")
+        text = self._kept[at].rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+        if "\x00" in text:
+            text = text.replace("\x00", "\\x00")
+        return text
 
 
 def identity_of(st: os.stat_result) -> str:
@@ -246,39 +276,82 @@ def ingest(
         if on_refused is not None:
             on_refused(item)
 
-    def rows() -> Iterator[list[bytes]]:
-        chunk: list[str] = []
+    realm_id = realm.id
+    sha256, from_bytes = hashlib.sha256, _from_bytes
+
+    def rows() -> Iterator[_Chunk]:
+        chunk = _Chunk()
+        lines, sums = chunk.lines, chunk.sums
+        files: dict[str, str] = {}
+        raw = reading.raw
+        last_line = -1
         for item in items:
             if isinstance(item, Refused):
                 refuse(Refused(item.file, base + item.line, item.reason))
                 continue
+            kind, at_us, inside, public_text, first, last, protocol, source, step = item
+            file, line, sha = source
             try:
-                public = publics[item.public]
+                public = publics[public_text]
             except DetnatError as exc:
-                refuse(Refused(item.source.file, base + item.source.line, exc.message))
+                refuse(Refused(file, base + line, exc.message))
                 continue
-            chunk.append(
-                f"{item.at_us}\t{item.source.sha256}\t{item.kind.value}\t{_escape(item.inside)}"
-                f"\t{public}\t{item.port_first}\t{item.port_last}\t{item.port_step}"
-                f"\t{item.protocol or 'all'}\t{_escape(item.source.file)}"
-                f"\t{base + item.source.line}\t{_escape(reading.raw(item.source.line))}\n"
+            if len(lines) >= CHUNK and line != last_line:  # a line's events stay in one chunk
+                yield chunk
+                chunk = _Chunk()
+                lines, sums = chunk.lines, chunk.sums
+            last_line = line
+            file_text = files.get(file)
+            if file_text is None:
+                file_text = files[file] = _escape(file)
+            text = raw(line)
+            proto = protocol or "all"
+            lines.append(
+                f"{at_us}\t{sha}\t{kind}\t{_escape(inside)}\t{public}\t{first}\t{last}\t{step}"
+                f"\t{proto}\t{file_text}\t{base + line}\t{_escape(text)}\n"
             )
-            if len(chunk) >= CHUNK:
-                yield [s.encode() for s in chunk]
-                chunk = []
-        if chunk:
-            yield [s.encode() for s in chunk]
+            # the row's digest as Postgres computes it at verify (store.ROW_TEXT), if stored
+            digest = from_bytes(
+                sha256(
+                    f"{realm_id}|{at_us}|{sha}|{ingest_id}|{kind}|{inside}|{public}|{first}|"
+                    f"{last}|{step}|{proto}|{file}|{base + line}|{text}".encode()
+                ).digest()
+            )
+            if not -store.EXACT_US < at_us < store.EXACT_US:
+                chunk.exact = False
+            key = (_month(at_us // _DAY_US), public)
+            count_sum = sums.get(key)
+            if count_sum is None:
+                sums[key] = [1, digest]
+            else:
+                count_sum[0] += 1
+                count_sum[1] += digest
+        if lines:
+            yield chunk
 
     staged = 0
-    for chunk in rows():
-        store.stage(session, [b"".join(chunk)])
-        staged += len(chunk)
-        store.ensure_partitions(session, realm.id)
-        touched |= store.staged_publics(session)
-        for month, digest in store.store_staged(session, realm.id, ingest_id):
+
+    def store_chunk(chunk: _Chunk) -> None:
+        nonlocal staged
+        store.stage(session, ["".join(chunk.lines).encode()])
+        staged += len(chunk.lines)
+        store.ensure_partitions(session, realm_id)
+        stored = store.insert_staged(session, realm_id, ingest_id)
+        if stored == len(chunk.lines) and chunk.exact:  # no duplicate: the digests made here
+            found = [(m, p, c, d) for (m, p), (c, d) in chunk.sums.items()]
+        else:
+            found = [
+                (m, p, c, store.digest_sum(parts))
+                for m, p, c, *parts in store.staged_digests(session, realm_id, ingest_id)
+            ]
+        store.clear_stage(session)
+        for month, public, count, digest in found:
             count_sum = months.setdefault(month, [0, 0])
-            count_sum[0] += 1
-            count_sum[1] = (count_sum[1] + int(digest, 16)) % MOD
+            count_sum[0] += count
+            count_sum[1] = (count_sum[1] + digest) % MOD
+            touched.add(public)
+
+    behind(store_chunk, rows())
     summary.lines_read = reading.count
     summary.events_stored = sum(c for c, _ in months.values())
     summary.duplicates = staged - summary.events_stored
@@ -350,22 +423,45 @@ def prune_record(realm_name: str, row: LogPrune) -> dict[str, Any]:
     }
 
 
+@dataclass
+class _Chunk:
+    """Event rows for one COPY, and per (month, public address) their count and digest sum."""
+
+    lines: list[str] = field(default_factory=list)
+    sums: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    exact: bool = True  # every instant is one Postgres stores exactly (store.EXACT_US)
+
+
+@functools.lru_cache(maxsize=4096)
+def _month(days: int) -> str:
+    return (EPOCH_DATE + timedelta(days=days)).isoformat()[:7]
+
+
+def _from_bytes(digest: bytes) -> int:
+    return int.from_bytes(digest, "big")
+
+
+def behind(work: Callable[[T], object], chunks: Iterable[T]) -> None:
+    """``work(chunk)`` for each chunk in order, in one other thread, while the next chunk is
+    made: Postgres stores one chunk while Python parses the next (two cores, not one after the
+    other). At most one chunk is worked on and one made: memory stays flat. Only the worker
+    uses the session while it works (the producer touches no database); the first error of
+    either side is raised here once the worker is idle."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="detnat-store") as pool:
+        pending: Future[object] | None = None
+        try:
+            for chunk in chunks:
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(work, chunk)
+        finally:
+            if pending is not None and not pending.done():
+                wait([pending])
+        if pending is not None:
+            pending.result()
+
+
 # -- rows of the store <-> events and intervals ---------------------------------------------------
-
-
-def event_of(row: Any) -> LogEvent:
-    """A stored event row (:func:`detnat.store.logs.events`) as the event it was."""
-    return LogEvent(
-        EventKind(row.kind),
-        row.at_us,
-        row.inside,
-        store.ipv4_text(row.public),
-        row.port_first,
-        row.port_last,
-        None if row.protocol == "all" else row.protocol,
-        LineRef(row.file, row.line, row.line_sha256),
-        row.port_step,
-    )
 
 
 def interval_of(row: Any) -> Interval:
@@ -387,36 +483,71 @@ def interval_of(row: Any) -> Interval:
     )
 
 
+_KINDS = {k.value: k for k in EventKind}
+_DAY_US = 86_400_000_000
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(days: int) -> str:
+    return (EPOCH_DATE + timedelta(days=days)).isoformat()
+
+
 def _bound(value: int | None) -> str:
-    return "" if value is None else store.instant(value).isoformat()
+    """A range bound as Postgres reads a timestamptz (``2026-01-31 10:00:00.000001+00``)."""
+    if value is None:
+        return ""
+    days, rest = divmod(value, _DAY_US)
+    seconds, micros = divmod(rest, 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return f"{_day(days)} {hour:02}:{minute:02}:{second:02}.{micros:06}+00"
 
 
-def interval_row(realm_id: int, public: int, i: Interval) -> str:
-    """An interval as one COPY row of ``log_intervals``."""
-    lines = json.dumps(
-        [[s.kind.value, s.at_us, s.source.file, s.source.line, s.source.sha256] for s in i.lines],
-        separators=(",", ":"),
-    )
+def interval_row(
+    realm_id: int, public: int, i: Interval, files: dict[str, str] | None = None
+) -> str:
+    """An interval as one COPY row of ``log_intervals`` (``files``: a memo of file names as JSON
+    strings escaped for COPY, kept by the caller across rows)."""
+    if files is None:
+        files = {}
+    seen = []
+    for s in i.lines:
+        file, line, sha = s.source
+        name = files.get(file)
+        if name is None:
+            name = files[file] = store.copy_text(json.dumps(file))
+        seen.append(f'["{s.kind}",{s.at_us},{name},{line},"{sha}"]')
+    lo = public * 65536
     return (
-        "\t".join(
+        f"{realm_id}\t{public}\t{i.port_first}\t{i.port_last}\t{i.port_step}\t"
+        f"{i.protocol or 'all'}\t{store.copy_text(i.inside)}\t"
+        f"[{_bound(i.start_us)},{_bound(i.end_us)})\t[{lo + i.port_first},{lo + i.port_last + 1})\t"
+        f"{'t' if i.open else 'f'}\t{'t' if i.unknown_start else 'f'}\t"
+        f"{'t' if i.conflict else 'f'}\t[{','.join(seen)}]\n"
+    )
+
+
+def _events_of(public: int, rows: list[tuple[Any, ...]]) -> list[LogEvent]:
+    """Stored event rows (:func:`detnat.store.logs.event_rows`) of one address as the events they
+    were. Built as tuples without the checks of ``LogEvent(...)``: the store's rows passed them."""
+    text = store.ipv4_text(public)
+    make, ref, kinds = LogEvent._make, LineRef._make, _KINDS
+    return [
+        make(
             (
-                str(realm_id),
-                str(public),
-                str(i.port_first),
-                str(i.port_last),
-                str(i.port_step),
-                i.protocol or "all",
-                store.copy_text(i.inside),
-                f"[{_bound(i.start_us)},{_bound(i.end_us)})",
-                f"[{public * 65536 + i.port_first},{public * 65536 + i.port_last + 1})",
-                "t" if i.open else "f",
-                "t" if i.unknown_start else "f",
-                "t" if i.conflict else "f",
-                store.copy_text(lines),
+                kinds[kind],
+                at_us,
+                inside,
+                text,
+                first,
+                last,
+                None if protocol == "all" else protocol,
+                ref((file, line, sha)),
+                step,
             )
         )
-        + "\n"
-    )
+        for _, at_us, sha, kind, inside, first, last, step, protocol, file, line in rows
+    ]
 
 
 def rebuild(session: Session, realm_id: int, publics: set[int] | None) -> int:
@@ -425,16 +556,25 @@ def rebuild(session: Session, realm_id: int, publics: set[int] | None) -> int:
     hold_us = None if hold is None else hold // US
     store.delete_intervals(session, realm_id, publics)
     made = 0
-    pending: list[str] = []
-    for public, rows in store.events(session, realm_id, publics):
-        found = derive([event_of(r) for r in rows], hold_us=hold_us)
-        pending.extend(interval_row(realm_id, public, i) for i in found)
-        made += len(found)
-        if len(pending) >= CHUNK:
-            store.insert_intervals(session, pending)
-            pending = []
-    if pending:
-        store.insert_intervals(session, pending)
+    conn = store.raw_connection(session)
+
+    def chunks() -> Iterator[list[str]]:
+        nonlocal made
+        pending: list[str] = []
+        files: dict[str, str] = {}
+        for public, rows in store.event_rows(session, realm_id, publics):
+            found = derive(_events_of(public, rows), hold_us=hold_us)
+            pending.extend(interval_row(realm_id, public, i, files) for i in found)
+            made += len(found)
+            if len(pending) >= CHUNK:
+                yield pending
+                pending = []
+        if pending:
+            yield pending
+
+    # the intervals of one chunk are copied while the next are derived (psycopg serialises the
+    # copy and the cursor's fetches on the one connection)
+    behind(lambda rows: store.copy_intervals(conn, rows), chunks())
     return made
 
 
@@ -672,8 +812,8 @@ def verify_stored(session: Session) -> Iterator[tuple[str, str, str]]:
         hold = store.log_hold(session, realm_id)
         hold_us = None if hold is None else hold // US
         want_intervals: list[Interval] = []
-        for _, rows in store.events(session, realm_id):
-            want_intervals.extend(derive([event_of(r) for r in rows], hold_us=hold_us))
+        for public, rows in store.event_rows(session, realm_id):
+            want_intervals.extend(derive(_events_of(public, rows), hold_us=hold_us))
         stored = [_maybe_interval(r) for r in store.all_intervals(session, realm_id)]
         have = sorted((i for i in stored if i is not None), key=_interval_order)
         if len(have) != len(stored):
@@ -708,7 +848,6 @@ __all__ = [
     "IngestSummary",
     "Reading",
     "check_hold",
-    "event_of",
     "follow",
     "ingest",
     "ingest_record",

@@ -19,13 +19,16 @@ from sqlalchemy.orm import Session
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # The text of one event row that an ingest's digest covers (``audit verify`` recomputes it): every
-# column, so no column can change unseen. Postgres computes it at ingest and at verify alike.
+# column, so no column can change unseen. Postgres computes it at verify; an ingest computes it in
+# Python (:func:`row_text`) for the rows it stores, or here when some of its rows are duplicates.
 ROW_TEXT = (
     "concat_ws('|', e.realm_id, (extract(epoch FROM e.at) * 1000000)::bigint, e.line_sha256, "
     "e.ingest_id, e.kind, e.inside, e.public, e.port_first, e.port_last, e.port_step, "
     "e.protocol, e.file, e.line, e.raw)"
 )
 MONTH = "to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM')"
+# |at_us| below this: the instant goes in and out of Postgres exactly (a float8 holds it).
+EXACT_US = 1 << 53
 
 STAGE = """
 CREATE TEMPORARY TABLE IF NOT EXISTS log_stage (
@@ -81,26 +84,61 @@ def ensure_partitions(session: Session, realm_id: int) -> None:
     )
 
 
-def store_staged(session: Session, realm_id: int, ingest_id: int) -> list[tuple[str, str]]:
-    """Insert the staged rows not stored yet; (month, row digest) of each row inserted. Empties
-    the stage."""
-    found = session.execute(
+# The digest of one row as eight 32-bit parts (``p0`` the highest), so a chunk's digests are summed
+# in Postgres (a sum per part, bigint cannot overflow below 2**31 rows) and not sent row by row.
+_PARTS = ", ".join(
+    f"sum(('x00000000' || substr(d.h, {1 + 8 * k}, 8))::bit(64)::bigint)" for k in range(8)
+)
+
+
+def insert_staged(session: Session, realm_id: int, ingest_id: int) -> int:
+    """Insert the staged rows not stored yet (a row whose instant and line hash are stored is a
+    duplicate); how many were inserted."""
+    done = session.execute(
         text(
-            "WITH e AS (INSERT INTO log_events (realm_id, at, line_sha256, ingest_id, kind, "
-            "inside, public, port_first, port_last, port_step, protocol, file, line, raw) "
+            "INSERT INTO log_events (realm_id, at, line_sha256, ingest_id, kind, inside, public, "
+            "port_first, port_last, port_step, protocol, file, line, raw) "
             "SELECT :realm, to_timestamp(0) + at_us * interval '1 microsecond', line_sha256, "
             ":ingest, kind, inside, public, port_first, port_last, port_step, protocol, file, "
-            "line, raw FROM log_stage ON CONFLICT DO NOTHING RETURNING *) "
-            f"SELECT {MONTH}, encode(sha256(convert_to({ROW_TEXT}, 'UTF8')), 'hex') FROM e"
+            "line, raw FROM log_stage ON CONFLICT DO NOTHING"
+        ),
+        {"realm": realm_id, "ingest": ingest_id},
+    )
+    return int(done.rowcount)  # type: ignore[attr-defined]
+
+
+def staged_digests(session: Session, realm_id: int, ingest_id: int) -> list[tuple[Any, ...]]:
+    """Of the staged rows that :func:`insert_staged` inserted, per (month, public address):
+    ``(month, public, count, p0, …, p7)``, ``p0..p7`` the sums of the eight 32-bit parts of the
+    rows' digests (highest first; see :func:`digest_sum`). A stored row of this ingest with the
+    instant, hash, file and line of a staged row is one this stage inserted, as long as an
+    ingest stages all the events of one line together."""
+    found = session.execute(
+        text(
+            "WITH e AS (SELECT DISTINCT ON (e.at, e.line_sha256) e.* FROM log_stage s "
+            "JOIN log_events e ON e.realm_id = :realm "
+            "AND e.at = to_timestamp(0) + s.at_us * interval '1 microsecond' "
+            "AND e.line_sha256 = s.line_sha256 AND e.ingest_id = :ingest AND e.file = s.file "
+            "AND e.line = s.line), "
+            f"d AS (SELECT {MONTH} AS month, e.public, "
+            f"encode(sha256(convert_to({ROW_TEXT}, 'UTF8')), 'hex') AS h FROM e) "
+            f"SELECT d.month, d.public, count(*), {_PARTS} FROM d GROUP BY d.month, d.public"
         ),
         {"realm": realm_id, "ingest": ingest_id},
     ).all()
+    return [tuple(r) for r in found]
+
+
+def clear_stage(session: Session) -> None:
     session.execute(text("TRUNCATE log_stage"))
-    return [(m, h) for m, h in found]
 
 
-def staged_publics(session: Session) -> set[int]:
-    return set(session.scalars(text("SELECT DISTINCT public FROM log_stage")))
+def digest_sum(parts: Iterable[Any]) -> int:
+    """The sum of the digests (as 256-bit integers) whose parts were summed to ``parts``."""
+    total = 0
+    for k, part in enumerate(parts):
+        total += int(part) << (32 * (7 - k))
+    return total
 
 
 def event_digests(session: Session) -> Iterator[tuple[int, int, str, str]]:
@@ -123,30 +161,36 @@ def ipv4_text(value: int) -> str:
     return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
 
 
-def events(
+EVENT_ROW = (
+    "SELECT public, (extract(epoch FROM at) * 1000000)::bigint AS at_us, line_sha256, kind, "
+    "inside, port_first, port_last, port_step, protocol, file, line FROM log_events "
+    "WHERE realm_id = %(realm)s"
+)
+
+
+def event_rows(
     session: Session, realm_id: int, publics: Iterable[int] | None = None
-) -> Iterator[tuple[int, list[Any]]]:
-    """The realm's events, one public address at a time (memory: one address's events)."""
-    query = (
-        "SELECT public, (extract(epoch FROM at) * 1000000)::bigint AS at_us, line_sha256, kind, "
-        "inside, port_first, port_last, port_step, protocol, file, line FROM log_events "
-        "WHERE realm_id = :realm"
-    )
+) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+    """The realm's events, one public address at a time, rows as plain tuples in the order of
+    :data:`EVENT_ROW`: a cursor on the server, so memory holds one address's events."""
+    query = EVENT_ROW
     params: dict[str, Any] = {"realm": realm_id}
     if publics is not None:
-        query += " AND public = ANY(:publics)"
+        query += " AND public = ANY(%(publics)s)"
         params["publics"] = sorted(publics)
-    rows = session.execute(
-        text(query + " ORDER BY public").execution_options(yield_per=20_000), params
-    )
+    conn = raw_connection(session)
     current: int | None = None
-    batch: list[Any] = []
-    for row in rows:
-        if row.public != current:
-            if batch and current is not None:
-                yield current, batch
-            current, batch = row.public, []
-        batch.append(row)
+    batch: list[tuple[Any, ...]] = []
+    with conn.cursor(name="log_event_rows") as cur:
+        cur.itersize = 20_000
+        cur.execute(query + " ORDER BY public", params)
+        while rows := cur.fetchmany(20_000):
+            for row in rows:
+                if row[0] != current:
+                    if batch and current is not None:
+                        yield current, batch
+                    current, batch = row[0], []
+                batch.append(row)
     if batch and current is not None:
         yield current, batch
 
@@ -170,7 +214,12 @@ def copy_text(value: str) -> str:
 
 def insert_intervals(session: Session, rows: Iterable[str]) -> None:
     """COPY interval rows (tab-separated, escaped, newline-terminated: :data:`INTERVAL_COPY`)."""
-    conn = raw_connection(session)
+    copy_intervals(raw_connection(session), rows)
+
+
+def copy_intervals(conn: psycopg.Connection[Any], rows: Iterable[str]) -> None:
+    """:func:`insert_intervals` on the session's psycopg connection (usable from another thread
+    while the session waits)."""
     with conn.cursor() as cur, cur.copy(f"COPY log_intervals ({INTERVAL_COPY}) FROM STDIN") as copy:
         copy.write("".join(rows))
 

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import random
 from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from detnat.engine.results import Reason, Status
-from detnat.logs.events import EventKind, Refused
+from detnat.logs.events import EventKind, LineRef, Refused
 from detnat.logs.intervals import decide, derive
 from detnat.planfile import plan_from_data
 from detnat.service import evidence, inquiry, integrity, log_answers, logs, lookups, plans
 from detnat.service.timelines import TimelineCache
 from detnat.store import logs as store
 from detnat.store.db import SessionFactory, unit_of_work
+from detnat.store.models import LogIngest
 from tests.logs.conftest import OPS, T0, T0_US, as_file, event, feed, ingest, new_realm
 
 pytestmark = pytest.mark.postgres
@@ -281,3 +284,38 @@ def test_forward_lists_the_blocks_the_logs_give_a_subscriber_beside_its_plan(
     assert (answer["status"], answer["port_ranges"]) == (Status.MATCH, [[3040, 4047]])
     (block,) = answer["log_blocks"]
     assert (block["public_ip"], block["port_ranges"]) == ("198.18.43.1", [[6064, 7071]])
+
+
+def test_ingest_digests_hold_for_any_text_duplicates_and_far_instants(
+    sessions: SessionFactory, realm: str
+) -> None:
+    """An ingest sums its rows' digests in Python when every row is new (and in Postgres when
+    some are duplicates, or an instant is past what a float holds): ``audit verify`` recomputes
+    them in Postgres, so any difference in a column's text (tabs, backslashes, NUL, non-ASCII,
+    months) would be named."""
+    name = "we\\ird\tné.log"
+    texts = [b"a\tb\\c \xc3\xa9 \\N first", b"second \x00 nul \r", b"third"]
+
+    def run(lines: list[bytes], picks: list[tuple[int, int]]) -> logs.IngestSummary:
+        reading = logs.Reading(io.BytesIO(b"".join(t + b"\n" for t in lines)), name=name)
+        made = [
+            event(A, at, f"100.64.0.{n}", PUBLIC, 1024, 1535, file=name, line=n)._replace(
+                source=LineRef.of(name, n, lines[n - 1])
+            )
+            for n, at in picks
+        ]
+        with unit_of_work(sessions) as s:
+            return logs.ingest(
+                s, realm, feed(reading, made), reading, fmt="csv", by=OPS, request_id="t"
+            )
+
+    first = run(texts, [(1, T0_US), (2, T0_US + 40 * 86_400 * S), (3, T0_US + 1)])
+    assert (first.events_stored, first.duplicates) == (3, 0)
+    again = run([texts[0], b"fourth"], [(1, T0_US), (2, T0_US + 2)])  # one duplicate
+    assert (again.events_stored, again.duplicates) == (1, 1)
+    far = run([b"far"], [(1, (1 << 53) + 12_345)])
+    assert (far.events_stored, far.duplicates) == (1, 0)
+    with sessions() as s:
+        assert [str(b) for b in integrity.verify(s)[0]] == []
+        months = s.scalars(select(LogIngest.months).where(LogIngest.id == first.ingest_id)).one()
+    assert sorted(months) == ["2026-03", "2026-04"]

@@ -234,9 +234,11 @@ def inside_key(text: str, what: str) -> str:
 
 
 def port(text: str, what: str) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 5 or int(text) > 65535:
-        raise Refuse(f"{what} {text!r} is not a port (0..65535)")
-    return int(text)
+    if len(text) <= 5 and text.isdigit() and text.isascii():
+        value = int(text)
+        if value <= 65535:
+            return value
+    raise Refuse(f"{what} {text!r} is not a port (0..65535)")
 
 
 def block(first: int, last: int) -> None:

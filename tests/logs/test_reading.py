@@ -1,0 +1,46 @@
+"""`Reading`: a file read a block at a time gives the lines, counts, offsets and hash that one
+`readline` after the other gives, whatever the blocks cut."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from detnat.service import logs
+
+
+def _by_readline(data: bytes, final: bool) -> list[bytes]:
+    stream = io.BytesIO(data)
+    lines = []
+    while line := stream.readline():
+        if not final and not line.endswith(b"\n"):
+            break
+        lines.append(line)
+    return lines
+
+
+@given(
+    st.lists(st.sampled_from([b"a", b"\xc3\xa9", b"\t", b"\r", b"\n", b"\r\n", b"\x00"])).map(
+        b"".join
+    ),
+    st.booleans(),
+    st.integers(1, 9),
+)
+def test_lines_read_in_blocks_are_the_lines_readline_gives(
+    data: bytes, final: bool, block: int
+) -> None:
+    want = _by_readline(data, final)
+    stream = io.BytesIO(data)
+    reading = logs.Reading(stream, name="t.log", final=final, block=block)
+    got = list(reading.lines())
+    assert got == [line.removesuffix(b"\n") for line in want]
+    assert reading.count == len(want)
+    assert reading.offset == stream.tell() == sum(map(len, want))  # a follow resumes here
+    assert reading.sha.hexdigest() == hashlib.sha256(b"".join(want)).hexdigest()
+    for number, line in enumerate(want, 1):
+        text = line.rstrip(b"\r\n").decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+        assert reading.raw(number) == text
+    assert reading.raw(len(want) + 1) == ""
