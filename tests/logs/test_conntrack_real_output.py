@@ -91,11 +91,6 @@ def test_the_tools_own_messages_say_nothing() -> None:
     ) == ([], [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the parser takes a flow whose reply dst is its original src as untranslated, but "
-    "here the NAT kept the address and rewrote the port (5556 -> 3004): a source NAT event",
-)
 def test_a_translation_of_the_port_alone_is_a_port_event() -> None:
     """``snat ip to 10.9.0.1:3000-3010`` of a flow from 10.9.0.1:5556: the outside sees
     10.9.0.1:3004, which only this line explains (the same happens when netfilter remaps a

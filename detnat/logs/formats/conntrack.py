@@ -10,7 +10,9 @@ outside. A source NAT shows in the reply: its `dst` / `dport` are the public add
 
 - `[NEW]` is an allocation, `[UPDATE]` an interim (the mapping is still held), `[DESTROY]` a
   release, each of one port, on the reply's `dst` / `dport`, for the original `src`;
-- a flow whose reply `dst` is its original `src` is not translated and is skipped silently, as
+- a flow whose reply `dst` and `dport` (icmp: `id`) are its original `src` and `sport` (`id`) is
+  not translated and is skipped silently (a SNAT that keeps the address and rewrites the port is
+  an event), as
   are flows of protocols other than tcp, udp and icmp (they hold no port), and conntrack's own
   messages;
 - icmp: the "port" is the ICMP query identifier, the reply's `id` (the NAT rewrites identifiers
@@ -57,7 +59,7 @@ _EVENT = re.compile(
 # line takes the general path below.
 _FAST = re.compile(
     r"\[(\d+)\.(\d{6})\]\s+\[(NEW|UPDATE|DESTROY)\]\s+(?:ipv4\s+2\s+)?(tcp|udp|icmp)\s+\d+ "
-    r"(?:\d+ )?(?:[A-Z_]+ )?src=(\S+) dst=\S+ (?:sport=\d+ dport=\d+|type=\d+ code=\d+ id=\d+) "
+    r"(?:\d+ )?(?:[A-Z_]+ )?src=(\S+) dst=\S+ (?:sport=(\d+) dport=\d+|type=\d+ code=\d+ id=(\d+)) "
     r"(?:\[UNREPLIED\] )?src=\S+ dst=(\S+) (?:sport=\d+ dport=(\d+)|type=\d+ code=\d+ id=(\d+))",
     re.ASCII,
 )
@@ -74,9 +76,11 @@ def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[
     def read(text: str, number: int, raw: bytes) -> LogEvent | None:
         fast = _FAST.match(text)
         if fast is not None:
-            sec, micros, kind, protocol, src, reply_dst, reply_dport, reply_id = fast.groups()
-            if reply_dst == src:
-                return None
+            sec, micros, kind, protocol, src, sport, sent_id, reply_dst, reply_dport, reply_id = (
+                fast.groups()
+            )
+            if reply_dst == src and (reply_dport or reply_id) == (sport or sent_id):
+                return None  # neither the address nor the port was translated
             the_port = int(reply_dport or reply_id)
             if the_port > 65535:
                 raise Refuse(f"the reply's port '{the_port}' is not a port (0..65535)")
@@ -101,9 +105,9 @@ def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[
             raise Refuse(
                 f"a {head['proto']} flow without its two tuples (src= dst= and ports or icmp id)"
             )
-        (src, _, _, _, _), (_, reply_dst, _, reply_dport, reply_id) = tuples
-        if reply_dst == src:
-            return None  # not translated
+        (src, _, sport, _, sent_id), (_, reply_dst, _, reply_dport, reply_id) = tuples
+        if reply_dst == src and (reply_dport or reply_id) == (sport or sent_id):
+            return None  # neither the address nor the port was translated
         if head["sec"] is None:
             raise Refuse(
                 "no time: the line has no [seconds.micros] prefix (conntrack -o timestamp)"
