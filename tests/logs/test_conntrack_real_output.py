@@ -103,3 +103,19 @@ def test_a_translation_of_the_port_alone_is_a_port_event() -> None:
         [(ALLOCATE, 1796644717485266, "10.9.0.1", "10.9.0.1", 3004, 3004, "tcp")],
         [],
     )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "[1796644717.485266]\t    [NEW] tcp      6 120 SYN_SENT src=10.9.0.1 dst=10.9.0.2 "
+        "sport=5556 dport=80 [UNREPLIED] src=10.9.0.2 dst=10.9.0.1 sport=80 dport=5556",
+        "[1796644717.485266]\t [DESTROY] icmp     1 src=10.9.0.1 dst=10.9.0.2 type=8 code=0 id=7 "
+        "src=10.9.0.2 dst=10.9.0.1 type=0 code=0 id=7",
+        # accounting before the reply: the general path
+        "[1796644717.485266]\t [DESTROY] udp      17 src=10.9.0.1 dst=10.9.0.2 sport=53 dport=53 "
+        "packets=1 bytes=60 src=10.9.0.2 dst=10.9.0.1 sport=53 dport=53 packets=1 bytes=80",
+    ],
+)
+def test_a_flow_with_address_and_port_unchanged_is_not_an_event(line: str) -> None:
+    assert _read(line) == ([], [])
