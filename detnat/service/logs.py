@@ -57,6 +57,7 @@ from detnat.store.models import LogIngest, LogPrune
 CHUNK = 50_000  # events per COPY: memory stays flat whatever the file's size
 BLOCK = 1 << 20  # bytes read at a time
 KEPT = 100_000  # lines kept for their text beyond the block being parsed
+SPREAD = 256  # lines one record may be spread over (nfdump -o json: one field a line)
 SHOWN = 20  # refused lines kept in a summary (all are reported as they come)
 MOD = 1 << 256
 _MONTH = re.compile(r"\d{4}-\d{2}")
@@ -165,6 +166,23 @@ class Reading:
         line = self.stream.readline()
         self.stream.seek(at)
         return bool(line) and (self.final or line.endswith(b"\n"))
+
+    def text_of(self, line: int, sha256: str) -> str:
+        """The text an event of line ``line`` names by ``sha256``: the line, or for a record
+        spread over lines (nfdump ``-o json``) the lines from it joined by line feeds, as hashed.
+        """
+        at = line - self._kept_from
+        if not 0 <= at < len(self._kept):
+            return ""
+        first = self._kept[at].rstrip(b"\r\n")
+        if hashlib.sha256(first).hexdigest() != sha256:
+            parts = [first]
+            for piece in self._kept[at + 1 : at + SPREAD]:
+                parts.append(piece.rstrip(b"\r\n"))
+                body = b"\n".join(parts)
+                if hashlib.sha256(body).hexdigest() == sha256:
+                    return body.decode("utf-8", "backslashreplace")
+        return self.raw(line)
 
     def raw(self, line: int) -> str:
         """The text of line ``line`` (1-based, of this reading), as stored beside its event."""
@@ -283,7 +301,7 @@ def ingest(
         chunk = _Chunk()
         lines, sums = chunk.lines, chunk.sums
         files: dict[str, str] = {}
-        raw = reading.raw
+        text_of = reading.text_of
         last_line = -1
         for item in items:
             if isinstance(item, Refused):
@@ -304,7 +322,7 @@ def ingest(
             file_text = files.get(file)
             if file_text is None:
                 file_text = files[file] = _escape(file)
-            text = raw(line)
+            text = text_of(line, sha)
             proto = protocol or "all"
             lines.append(
                 f"{at_us}\t{sha}\t{kind}\t{_escape(inside)}\t{public}\t{first}\t{last}\t{step}"

@@ -262,6 +262,9 @@ def drive(lines: Iterable[bytes], file: str, read: ReadLine) -> Iterator[LogEven
                 f"not UTF-8 text: byte 0x{raw[error.start]:02x} at column {error.start + 1}",
             )
             continue
+        if "\x00" in text:  # Postgres text holds no NUL: the stored line could not be the line
+            yield Refused(file, number, "a NUL byte in the line")
+            continue
         try:
             event = read(text.rstrip("\r\n"), number, raw)
         except Refuse as refusal:

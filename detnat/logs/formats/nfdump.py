@@ -66,8 +66,14 @@ _raw_decode = json.JSONDecoder().raw_decode
 
 
 def _decode(text: str) -> Any:
-    """One JSON value that is the whole of `text` (already stripped)."""
-    value, end = _raw_decode(text)
+    """One JSON value that is the whole of `text` (already stripped); a value the decoder cannot
+    hold (nesting deeper than the stack, a number of thousands of digits) is not JSON to us."""
+    try:
+        value, end = _raw_decode(text)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as error:
+        raise json.JSONDecodeError(f"{type(error).__name__}: {str(error)[:60]}", text, 0) from None
     if end != len(text):
         raise json.JSONDecodeError("Extra data", text, end)
     return value
@@ -91,6 +97,10 @@ def _records(
     pending: list[bytes] = []  # the lines of a record spread over several (-o json)
     start = 0
     for number, raw in enumerate(lines, 1):
+        if b"\x00" in raw:  # Postgres text holds no NUL: the stored line could not be the line
+            yield Refused(file, start if pending else number, "a NUL byte in the line")
+            pending = []
+            continue
         if pending:
             stripped = raw.strip()
             if stripped[:1] != b'"' and stripped not in (b"}", b"},"):
@@ -148,8 +158,22 @@ def _array(
         yield Refused(file, number, f"not JSON: {error.msg} at column {error.pos + 1}")
         return
     source = LineRef.of(file, number, raw)
+    seen: dict[int, LogEvent] = {}
     for record in records if isinstance(records, list) else [records]:
-        yield from _event(record, source, numbering, clock)
+        for item in _event(record, source, numbering, clock):
+            if isinstance(item, LogEvent):
+                # Stored lines are keyed by instant and hash: another event of this line at the
+                # same instant would be taken for the first's duplicate and lost (the same
+                # record twice is a duplicate indeed).
+                first = seen.setdefault(item.at_us, item)
+                if first != item:
+                    item = Refused(
+                        file,
+                        number,
+                        "another record of this line at the same instant: write one record a "
+                        "line (jq -c '.[]')",
+                    )
+            yield item
 
 
 def _one(
@@ -168,7 +192,7 @@ def _event(
 ) -> Iterator[LogEvent | Refused]:
     try:
         event = _read(record, source, numbering, clock)
-    except Refuse as refusal:
+    except (Refuse, ValueError) as refusal:  # ValueError: ports the event itself refuses
         yield Refused(source.file, source.line, str(refusal))
         return
     if event is not None:
@@ -235,10 +259,11 @@ def _is_number(value: Any) -> bool:
 
 
 def _integer(value: Any, what: str) -> int:
-    if type(value) is int:  # the common case (ndjson), first
+    if type(value) is int and 0 <= value < 1 << 63:  # the common case (ndjson), first
         return value
-    if not _is_number(value):
-        raise Refuse(f"{what} {value!r} is not a whole number")
+    if not _is_number(value) or (isinstance(value, str) and len(value) > 18):
+        shown = value[:24] if isinstance(value, str) else value
+        raise Refuse(f"{what} {shown!r} is not a whole number")
     return int(value)
 
 
