@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from sqlalchemy import text
@@ -207,6 +208,22 @@ def generate(url: str, intervals: int, events: bool) -> None:
         print(f"  database size: {size.fetchone()[0]}", flush=True)  # type: ignore[index]
 
 
+def backend_cpu(session: Any) -> float | None:
+    """CPU seconds the session's Postgres backend has used (None: not a local server)."""
+    pid = session.scalar(text("SELECT pg_backend_pid()"))
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_text(before: float | None, after: float | None, per: int) -> str:
+    if before is None or after is None:
+        return "server CPU n/a"
+    return f"server CPU {(after - before) / per * 1e6:,.0f} µs per question"
+
+
 def explain(url: str, sample: list[tuple[int, int, int, int, str]]) -> None:
     """The plans of the single and the batch query (both must use the GiST index)."""
     from detnat.store import logs as store
@@ -220,16 +237,18 @@ def explain(url: str, sample: list[tuple[int, int, int, int, str]]) -> None:
             {"key": public * 65536 + port, "start": at, "end": at, "port": port},
         ).fetchall()
         print("EXPLAIN single:\n    " + "\n    ".join(r[0] for r in plan))
-        rows = sample[:20_000]
-        many = log_answers.BatchLogs.explain_query()
+        rows = sorted(sample[:20_000])
+        conn.execute("SET jit = off")  # as BatchLogs does
         plan = conn.execute(
-            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + many,
-            log_answers.BatchLogs.explain_params(
-                [p for p, *_ in rows],
-                [q for _, q, *_ in rows],
-                [(s + e) // 2 for _, _, s, e, _ in rows],
-                [(s + e) // 2 for _, _, s, e, _ in rows],
-            ),
+            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + store.DECIDING_IN_REALM,
+            {
+                "ns": list(range(len(rows))),
+                "keys": [p * 65536 + q for p, q, *_ in rows],
+                "starts": [a for _, _, a, _, _ in rows],
+                "ends": [a for _, _, a, _, _ in rows],
+                "ports": [q for _, q, *_ in rows],
+                "realm": REALM,
+            },
         ).fetchall()
         print(f"EXPLAIN batch ({len(rows)} rows):\n    " + "\n    ".join(r[0] for r in plan))
 
@@ -277,6 +296,7 @@ def main() -> None:
         right = 0
         cpu = time.process_time()
         with sessions() as s:
+            server = backend_cpu(s)
             for public, port, at_us, _, inside in sample[: args.lookups]:
                 address = logs.store.ipv4_text(public)
                 at = EPOCH + timedelta(microseconds=at_us)
@@ -285,19 +305,22 @@ def main() -> None:
                 answer = log_answers.consult(s, answer, realm=REALM, now=now)
                 times.append(time.perf_counter() - t0)
                 right += answer.get("subscriber") == f"{inside}/32"
+            server_text = _cpu_text(server, backend_cpu(s), len(times))
         cpu = time.process_time() - cpu
         times.sort()
         p50 = statistics.median(times) * 1000
         p99 = times[int(len(times) * 0.99) - 1] * 1000
         print(
             f"single lookups: {len(times)}: p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
-            f"mean CPU {cpu / len(times) * 1000:.2f} ms; {right} named the allocation's inside key"
+            f"mean CPU {cpu / len(times) * 1000:.2f} ms, {server_text}; {right} named the allocation's inside key"
         )
+        # every row its own question: a random port of a random sampled block, a random instant
         rows = ["ip,port,time\n"]
-        for n in range(args.batch):
-            public, port, at_us, _, _ = sample[n % len(sample)]
-            at = EPOCH + timedelta(microseconds=at_us)
-            rows.append(f"{logs.store.ipv4_text(public)},{port},{at.isoformat()[:26]}Z\n")
+        for _ in range(args.batch):
+            public, first, start_us, end_us, _ = picked[rnd.randrange(len(picked))]
+            at = EPOCH + timedelta(microseconds=rnd.randrange(int(start_us), int(end_us)))
+            port = int(first) + rnd.randrange(512)
+            rows.append(f"{logs.store.ipv4_text(int(public))},{port},{at.isoformat()[:26]}Z\n")
         with sessions() as s:
             query = batch_lookups.BatchQuery(
                 snapshot=TimelineCache().get(s),
@@ -307,14 +330,16 @@ def main() -> None:
                 logs=log_answers.BatchLogs(s, REALM),
             )
             out: list[str] = []
+            server = backend_cpu(s)
             cpu = time.process_time()
             t0 = time.perf_counter()
             report = batch_lookups.reverse_csv_at(query, rows, out.append)
             took = time.perf_counter() - t0
             cpu = time.process_time() - cpu
+            server_text = _cpu_text(server, backend_cpu(s), report.rows)
         print(
             f"batch (reverse_csv_at, logs asked per chunk): {report.rows:,} rows in {took:.2f} s "
-            f"= {report.rows / took:,.0f} rows/s (this process's CPU {cpu:.2f} s); "
+            f"= {report.rows / took:,.0f} rows/s (this process's CPU {cpu:.2f} s, {server_text}); "
             f"{report.counts}"
         )
         with open(os.devnull, "w") as sink:

@@ -306,6 +306,8 @@ class BatchLogs:
         self.realm = realm
         self.asked = store.has_logs(session, realm)
         self._conn = store.raw_connection(session) if self.asked else None
+        if self._conn is not None:
+            store.without_jit(self._conn)
         self._lock = threading.Lock()
         self._subscribers: dict[str, str] = {}  # inside key -> subscriber prefix
         self._within: dict[tuple[str, str], bool] = {}

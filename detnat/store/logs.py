@@ -376,9 +376,10 @@ def answering_many(
 # What decides a batch row's answer (detnat.logs.intervals.decide) of each interval that holds
 # it: the inside key, the flags and the seen part (Interval.seen_from_us / seen_to_us, from the
 # bounds, or the lines' instants where a bound is assumed). One row per (question, interval).
-# Instants are built from whole seconds and microseconds so every product is exact.
+# Instants are built from whole seconds and microseconds so every product is exact; the arrays go
+# in binary.
 _AT = (
-    "to_timestamp(0) + div(q.{x}, 1000000) * interval '1 second' + mod(q.{x}, 1000000) * "
+    "to_timestamp(0) + (q.{x} / 1000000) * interval '1 second' + (q.{x} %% 1000000) * "
     "interval '1 microsecond'"
 )
 _LINE_AT = "(SELECT {f}((l->>1)::bigint) FROM jsonb_array_elements(i.lines) AS l)"
@@ -389,8 +390,8 @@ DECIDING = (
     "CASE WHEN NOT i.open AND NOT upper_inf(i.during) THEN "
     "(extract(epoch FROM upper(i.during)) * 1000000)::bigint - 1 "
     "ELSE " + _LINE_AT.format(f="max") + " END "
-    "FROM unnest(%(ns)s::integer[], %(keys)s::bigint[], %(starts)s::bigint[], "
-    "%(ends)s::bigint[], %(ports)s::integer[]) AS q(n, key, s, e, port) "
+    "FROM unnest(%(ns)b::integer[], %(keys)b::bigint[], %(starts)b::bigint[], "
+    "%(ends)b::bigint[], %(ports)b::integer[]) AS q(n, key, s, e, port) "
     "JOIN log_intervals i ON i.ports @> q.key AND i.during && tstzrange("
     + _AT.format(x="s")
     + ", "
@@ -398,6 +399,12 @@ DECIDING = (
     + ", '[]') AND (q.port - i.port_first) %% i.port_step = 0"
 )
 DECIDING_IN_REALM = DECIDING + " AND i.realm_id = (SELECT id FROM realms WHERE name = %(realm)s)"
+
+
+def without_jit(conn: psycopg.Connection[Any]) -> None:
+    """No JIT compilation for the rest of the transaction: a chunk's query is costed high (many
+    index probes) and compiling it takes longer than running it."""
+    conn.execute("SET LOCAL jit = off")
 
 
 def deciding(
