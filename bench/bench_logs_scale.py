@@ -94,8 +94,10 @@ SELECT {realm}, public, port_first, port_first + 511, 1, 'all', host(inside),
        int8range(public * 65536 + port_first, public * 65536 + port_first + 512),
        false, false, false,
        jsonb_build_array(
-           jsonb_build_array('allocate', s_us, 'month.csv', 2 * n, encode(sha256(line_a::bytea), 'hex')),
-           jsonb_build_array('release', e_us, 'month.csv', 2 * n + 1, encode(sha256(line_r::bytea), 'hex')))
+           jsonb_build_array('allocate', s_us, 'month.csv', 2 * n,
+                             encode(sha256(line_a::bytea), 'hex')),
+           jsonb_build_array('release', e_us, 'month.csv', 2 * n + 1,
+                             encode(sha256(line_r::bytea), 'hex')))
 FROM gen
 """
 EVENTS = """
@@ -150,14 +152,30 @@ def generate(url: str, intervals: int, events: bool) -> None:
         ref = LineRef("seed.csv", 1, "0" * 64)
         seed = [
             LogEvent(EventKind.ALLOCATE, at, "100.127.0.1", public, 1024, 1535, None, ref),
-            LogEvent(EventKind.RELEASE, at + 10**6, "100.127.0.1", public, 1024, 1535, None,
-                     LineRef("seed.csv", 2, "1" * 64)),
+            LogEvent(
+                EventKind.RELEASE,
+                at + 10**6,
+                "100.127.0.1",
+                public,
+                1024,
+                1535,
+                None,
+                LineRef("seed.csv", 2, "1" * 64),
+            ),
         ]
         import io
 
         reading = logs.Reading(io.BytesIO(b""), name="seed.csv")
-        logs.ingest(s, REALM, seed, reading, fmt="bench", by=OPS, request_id="seed",
-                    log_hold=timedelta(hours=24))
+        logs.ingest(
+            s,
+            REALM,
+            seed,
+            reading,
+            fmt="bench",
+            by=OPS,
+            request_id="seed",
+            log_hold=timedelta(hours=24),
+        )
         realm_id = plans.get_realm(s, REALM).id
         ingest_id = int(s.scalar(text("SELECT max(id) FROM log_ingests")) or 0)
     engine.dispose()
@@ -312,7 +330,8 @@ def main() -> None:
         p99 = times[int(len(times) * 0.99) - 1] * 1000
         print(
             f"single lookups: {len(times)}: p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
-            f"mean CPU {cpu / len(times) * 1000:.2f} ms, {server_text}; {right} named the allocation's inside key"
+            f"mean CPU {cpu / len(times) * 1000:.2f} ms, {server_text}; "
+            f"{right} named the allocation's inside key"
         )
         # every row its own question: a random port of a random sampled block, a random instant
         rows = ["ip,port,time\n"]

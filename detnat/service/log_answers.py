@@ -336,7 +336,9 @@ class BatchLogs:
             return {}
         rows = np.array(wanted, dtype=np.int64)
         rows.sort()
-        key = np.asarray(ips, dtype=np.int64)[rows] * 65536 + np.asarray(ports, dtype=np.int64)[rows]
+        key = (
+            np.asarray(ips, dtype=np.int64)[rows] * 65536 + np.asarray(ports, dtype=np.int64)[rows]
+        )
         start = np.asarray(start_us, dtype=np.int64)[rows]
         end = np.asarray(end_us, dtype=np.int64)[rows]
         # The same question twice is asked once, the questions in order of address and port.
@@ -364,7 +366,7 @@ class BatchLogs:
         for k, n in enumerate(rows.tolist()):
             u = int(back[k])
             count = int(hits[u])
-            status, reason, subscriber = said[n]
+            status, _, subscriber = said[n]
             if count > 1:
                 several.append(n)
                 continue

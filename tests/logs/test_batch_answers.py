@@ -28,7 +28,7 @@ from tests.logs.test_store_answers import _plan_realm
 
 pytestmark = pytest.mark.postgres
 
-A, I, R = EventKind.ALLOCATE, EventKind.INTERIM, EventKind.RELEASE
+A, INTERIM, R = EventKind.ALLOCATE, EventKind.INTERIM, EventKind.RELEASE
 S = 10**6
 INSIDES = ["10.0.0.0", "10.0.0.1", "10.0.0.3", "100.64.0.9"]
 # 1024-1535: in the plan's block of 10.0.0.0 (1024-2031); 6064-6575 and 6576-7087: dynamic.
@@ -45,7 +45,7 @@ def logged(draw: st.DrawFn) -> list[tuple[EventKind, int, str, int, int]]:
         t = draw(st.integers(0, 20))
         for _ in range(draw(st.integers(1, 3))):
             inside = draw(st.sampled_from(INSIDES))
-            kinds = draw(st.lists(st.sampled_from([A, I, R]), min_size=1, max_size=3))
+            kinds = draw(st.lists(st.sampled_from([A, INTERIM, R]), min_size=1, max_size=3))
             for kind in kinds:
                 t += draw(st.integers(0, 15))
                 out.append((kind, t, inside, first, last))
