@@ -294,20 +294,19 @@ class BatchLogs:
     ``logs``. Rows it changes take the logs' status, reason and subscriber.
 
     The query (:func:`detnat.store.logs.deciding`) returns, for each row, what decides the
-    answer of each interval that holds it; rows held by no interval or by one are decided by
-    array operations (the rule of :func:`~detnat.logs.intervals.decide` and :func:`combine` for
-    one interval, written out below), rows held by several by :func:`combine` itself over the
-    full intervals (a second query for those rows only). The batch's worker threads share the
-    session's connection: one query at a time.
+    answer of each interval that holds it (the questions deduplicated and counted with numpy);
+    rows held by no interval or by one are decided from those tuples by the rule of
+    :func:`~detnat.logs.intervals.decide` and :func:`combine` for one interval, written out in
+    :meth:`_decided` (no interval or answer is built), rows held by several by :func:`combine`
+    itself over the full intervals (a second query for those rows only). The batch's worker
+    threads share the session: one query at a time (``tests/logs/test_batch_answers.py`` holds
+    every row to the single lookup).
     """
 
     def __init__(self, session: Session, realm: str | None) -> None:
         self.session = session
         self.realm = realm
         self.asked = store.has_logs(session, realm)
-        self._conn = store.raw_connection(session) if self.asked else None
-        if self._conn is not None:
-            store.without_jit(self._conn)
         self._lock = threading.Lock()
         self._subscribers: dict[str, str] = {}  # inside key -> subscriber prefix
         self._within: dict[tuple[str, str], bool] = {}
@@ -346,10 +345,12 @@ class BatchLogs:
         questions, back = np.unique(stacked, axis=1, return_inverse=True)
         back = back.reshape(-1)
         asked = questions.shape[1]
-        assert self._conn is not None
         with self._lock:
+            # the session's connection now (a commit between chunks may have changed it)
+            conn = store.raw_connection(self.session)
+            store.without_jit(conn)
             found = store.deciding(
-                self._conn,
+                conn,
                 self.realm,
                 list(range(asked)),
                 questions[0].tolist(),

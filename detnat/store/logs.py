@@ -419,7 +419,8 @@ def deciding(
     """For each question ``n`` (``key`` = public * 65536 + port, the closed window ``[start,
     end]`` in µs), the intervals that hold it (of ``realm``; None: any), as (n, inside, open,
     unknown_start, conflict, seen_from_us, seen_to_us): one query."""
-    params: dict[str, Any] = {"ns": rows, "keys": keys, "starts": starts, "ends": ends, "ports": ports}
+    params: dict[str, Any] = {"ns": rows, "keys": keys, "starts": starts, "ends": ends}
+    params["ports"] = ports
     if realm is not None:
         params["realm"] = realm
     with conn.cursor() as cur:
