@@ -53,7 +53,7 @@ def logged(draw: st.DrawFn) -> list[tuple[EventKind, int, str, int, int]]:
 
 
 @settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
