@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -22,9 +23,10 @@ from detnat.logs.events import EventKind
 from detnat.service import batch_lookups, log_answers, lookups, plans
 from detnat.service.timelines import TimelineCache
 from detnat.store import logs as store
-from detnat.store.db import SessionFactory
+from detnat.store.db import SessionFactory, make_engine, make_sessions
 from tests.logs.conftest import T0_US, event, ingest, new_realm
 from tests.logs.test_store_answers import _plan_realm
+from tests.store.conftest import throwaway_database
 
 pytestmark = pytest.mark.postgres
 
@@ -35,6 +37,16 @@ INSIDES = ["10.0.0.0", "10.0.0.1", "10.0.0.3", "100.64.0.9"]
 BLOCKS = [(1024, 1535), (6064, 6575), (6576, 7087), (6064, 7087)]
 PORTS = [1024, 1100, 1535, 1536, 2500, 6064, 6100, 6575, 6576, 7000, 7087, 9000]
 _addresses = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def sessions() -> Iterator[SessionFactory]:
+    """A store of this module's own: its random logs stay out of the other log tests' store
+    (whose tests check the whole store with ``audit verify``)."""
+    with throwaway_database() as url:
+        engine = make_engine(url, pool_size=2)
+        yield make_sessions(engine)
+        engine.dispose()
 
 
 @st.composite
