@@ -43,6 +43,8 @@ _addresses = itertools.count(1)
 def sessions() -> Iterator[SessionFactory]:
     """A store of this module's own: its random logs stay out of the other log tests' store
     (whose tests check the whole store with ``audit verify``)."""
+    # (its plan versions are numbered from 1 again: every cache of compiled plans in this module
+    # is its own, not lookups.DEFAULT_MAPPERS, which keys them by version id alone)
     with throwaway_database() as url:
         engine = make_engine(url, pool_size=2)
         yield make_sessions(engine)
@@ -112,11 +114,12 @@ def test_a_batch_row_is_the_single_lookup_of_the_same_question(
         f"{public},{port},{store.instant(at).isoformat().replace('+00:00', 'Z')}\n"
         for port, at in rows
     )
+    mappers = plans.MapperCache()
     with sessions() as s:
         query = batch_lookups.BatchQuery(
             snapshot=TimelineCache().get(s),
             now=now,
-            mappers=plans.MapperCache(),
+            mappers=mappers,
             tolerance=tolerance,
             realm=asked,
             logs=log_answers.BatchLogs(s, asked),
@@ -133,6 +136,7 @@ def test_a_batch_row_is_the_single_lookup_of_the_same_question(
                 at=store.instant(at),
                 tolerance=tolerance,
                 realm=asked,
+                mappers=mappers,
                 timelines=TimelineCache(),
             )
             answer = log_answers.consult(s, answer, realm=asked, now=now)
