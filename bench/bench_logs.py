@@ -283,7 +283,7 @@ def main() -> None:
             f"p50 {p50:.2f} ms, p99 {p99:.2f} ms; {right} named the allocation's inside key"
         )
         rows = [
-            f"{address},{port},{at.isoformat().replace('+00:00', 'Z')}"
+            f"{address},{port},{at.isoformat().replace('+00:00', 'Z')}\n"
             for address, port, at, _ in questions * max(1, args.batch // len(questions))
         ]
         with sessions() as s:
@@ -296,9 +296,7 @@ def main() -> None:
             )
             out: list[str] = []
             t0 = time.perf_counter()
-            report = batch_lookups.reverse_csv_at(
-                query, ["ip,port,time\n", *(f"{row}\n" for row in rows)], out.append
-            )
+            report = batch_lookups.reverse_csv_at(query, ["ip,port,time\n", *rows], out.append)
             took = time.perf_counter() - t0
         print(
             f"batch (reverse_csv_at, logs asked per chunk): {report.rows} rows in {took:.2f} s = "

@@ -26,17 +26,19 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from detnat.engine import parse_public_address
 from detnat.logs.events import EventKind, LineRef, LogEvent
 from detnat.logs.intervals import Interval, derive
-from detnat.logs.settle import CONSULTED, settle, subscriber_of
+from detnat.logs.settle import CONSULTED, settle, subscriber_of, within
 from detnat.service import answers, logs, lookups, revisions
 from detnat.service.answers import Reason, Status
 from detnat.service.times import format_instant, parse_instant
@@ -268,12 +270,25 @@ def consult(
 class BatchLogs:
     """The logs asked for a batch's answered rows, one query per chunk, by the single lookup's
     rule (:func:`combine`): given to :class:`detnat.service.batch_lookups.BatchQuery` as
-    ``logs``. Rows it changes take the logs' status, reason and subscriber."""
+    ``logs``. Rows it changes take the logs' status, reason and subscriber.
+
+    The query (:func:`detnat.store.logs.deciding`) returns, for each row, what decides the
+    answer of each interval that holds it (the questions deduplicated and counted with numpy);
+    rows held by no interval or by one are decided from those tuples by the rule of
+    :func:`~detnat.logs.intervals.decide` and :func:`combine` for one interval, written out in
+    :meth:`_decided` (no interval or answer is built), rows held by several by :func:`combine`
+    itself over the full intervals (a second query for those rows only). The batch's worker
+    threads share the session: one query at a time (``tests/logs/test_batch_answers.py`` holds
+    every row to the single lookup).
+    """
 
     def __init__(self, session: Session, realm: str | None) -> None:
         self.session = session
         self.realm = realm
         self.asked = store.has_logs(session, realm)
+        self._lock = threading.Lock()
+        self._subscribers: dict[str, str] = {}  # inside key -> subscriber prefix
+        self._within: dict[tuple[str, str], bool] = {}
 
     consulted = frozenset(status.value for status in CONSULTED)  # the statuses logs may change
 
@@ -289,15 +304,107 @@ class BatchLogs:
         row's status one of :attr:`consulted`): the rows they answer, with their answers."""
         if not self.asked or not said:
             return {}
-        wanted = list(said)
-        found = store.answering_many(
-            self.session,
-            wanted,
-            [int(ips[n]) * 65536 + int(ports[n]) for n in wanted],
-            [int(start_us[n]) for n in wanted],
-            [int(end_us[n]) for n in wanted],
-            [int(ports[n]) for n in wanted],
+        # Rows the logs cannot change (combine): a plan's no_mapping for another reason.
+        wanted = [
+            n
+            for n, (status, reason, _) in said.items()
+            if status in _PLAN_ANSWERS_ALWAYS or (status in _PLAN_ANSWERS_IF and reason in _IF)
+        ]
+        if not wanted:
+            return {}
+        rows = np.array(wanted, dtype=np.int64)
+        rows.sort()
+        key = (
+            np.asarray(ips, dtype=np.int64)[rows] * 65536 + np.asarray(ports, dtype=np.int64)[rows]
         )
+        start = np.asarray(start_us, dtype=np.int64)[rows]
+        end = np.asarray(end_us, dtype=np.int64)[rows]
+        # The same question twice is asked once, the questions in order of address and port.
+        stacked = np.stack([key, start, end])
+        questions, back = np.unique(stacked, axis=1, return_inverse=True)
+        back = back.reshape(-1)
+        asked = questions.shape[1]
+        with self._lock:
+            # the session's connection now (a commit between chunks may have changed it)
+            conn = store.raw_connection(self.session)
+            store.without_jit(conn)
+            found = store.deciding(
+                conn,
+                self.realm,
+                list(range(asked)),
+                questions[0].tolist(),
+                questions[1].tolist(),
+                questions[2].tolist(),
+                (questions[0] & 0xFFFF).tolist(),
+            )
+        q = np.fromiter((f[0] for f in found), dtype=np.int64, count=len(found))
+        hits = np.bincount(q, minlength=asked)
+        one = {f[0]: f for f in found}  # read for the questions of one interval only
+        logs_asked = self.realm is not None
+        changed: dict[int, tuple[str, str, str]] = {}
+        several: list[int] = []
+        for k, n in enumerate(rows.tolist()):
+            u = int(back[k])
+            count = int(hits[u])
+            status, _, subscriber = said[n]
+            if count > 1:
+                several.append(n)
+                continue
+            if status == _MATCH:
+                if count and not self._agrees(one[u][1], subscriber):
+                    changed[n] = _DISAGREE
+                continue
+            if count == 0:
+                if logs_asked or status == _NOT_DETERMINISTIC:
+                    now = _NOT_LOGGED
+                else:
+                    continue
+            else:
+                now = self._decided(one[u], int(start[k]), int(end[k]))
+            if now != said[n]:
+                changed[n] = now
+        if several:
+            changed.update(self._slowly(several, ips, ports, start_us, end_us, said))
+        return changed
+
+    def _agrees(self, inside: str, subscriber: str) -> bool:
+        pair = (inside, subscriber)
+        agrees = self._within.get(pair)
+        if agrees is None:
+            agrees = self._within[pair] = within(inside, subscriber)
+        return agrees
+
+    def _decided(self, found: tuple[Any, ...], start: int, end: int) -> tuple[str, str, str]:
+        """:func:`~detnat.logs.intervals.decide` for one interval that holds the port."""
+        _, inside, opened, unknown, conflict, seen_from, seen_to = found
+        if conflict:
+            return _CONFLICT
+        if seen_from <= start and end <= seen_to:
+            text = self._subscribers.get(inside)
+            if text is None:
+                text = self._subscribers[inside] = subscriber_of(inside)
+            return (_MATCH, "", text)
+        return _OPEN_ENDED if opened or unknown else _BOUNDARY
+
+    def _slowly(
+        self,
+        wanted: list[int],
+        ips: Any,
+        ports: Any,
+        start_us: Any,
+        end_us: Any,
+        said: dict[int, tuple[str, str, str]],
+    ) -> dict[int, tuple[str, str, str]]:
+        """Rows held by several intervals: :func:`combine` over the full intervals."""
+        with self._lock:
+            found = store.answering_many(
+                self.session,
+                wanted,
+                [int(ips[n]) * 65536 + int(ports[n]) for n in wanted],
+                [int(start_us[n]) for n in wanted],
+                [int(end_us[n]) for n in wanted],
+                [int(ports[n]) for n in wanted],
+            )
         by_row: dict[int, list[Any]] = {}
         for row in found:
             by_row.setdefault(row.n, []).append(row)
@@ -322,6 +429,18 @@ class BatchLogs:
             if now != said[n]:
                 changed[n] = now
         return changed
+
+
+# The words of the rows BatchLogs decides by arrays (the rule of combine, spelt out).
+_MATCH, _NOT_DETERMINISTIC = Status.MATCH.value, Status.NOT_DETERMINISTIC.value
+_PLAN_ANSWERS_ALWAYS = frozenset({_MATCH, _NOT_DETERMINISTIC})
+_PLAN_ANSWERS_IF = frozenset({Status.NO_PLAN_IN_FORCE.value, Status.NO_MAPPING.value})
+_IF = frozenset({Reason.NO_PLAN.value, Reason.NOT_IN_POOL.value})
+_NOT_LOGGED = (Status.NO_MAPPING.value, Reason.NOT_LOGGED.value, "")
+_DISAGREE = (Status.AMBIGUOUS.value, Reason.PLAN_AND_LOG_DISAGREE.value, "")
+_CONFLICT = (Status.AMBIGUOUS.value, Reason.LOG_CONFLICT.value, "")
+_OPEN_ENDED = (Status.AMBIGUOUS.value, Reason.LOG_OPEN_ENDED.value, "")
+_BOUNDARY = (Status.AMBIGUOUS.value, Reason.LOG_BOUNDARY.value, "")
 
 
 # -- forward: a subscriber's logged blocks --------------------------------------------------------

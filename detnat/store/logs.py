@@ -437,3 +437,58 @@ def answering_many(
     """:func:`answering` for many questions at once (row ``n``, without the line texts)."""
     params = {"ns": rows, "keys": keys, "starts": starts, "ends": ends, "ports": ports}
     return list(session.execute(text(_MANY), params))
+
+
+# What decides a batch row's answer (detnat.logs.intervals.decide) of each interval that holds
+# it: the inside key, the flags and the seen part (Interval.seen_from_us / seen_to_us, from the
+# bounds, or the lines' instants where a bound is assumed). One row per (question, interval).
+# Instants are built from whole seconds and microseconds so every product is exact; the arrays go
+# in binary.
+_AT = (
+    "to_timestamp(0) + (q.{x} / 1000000) * interval '1 second' + (q.{x} %% 1000000) * "
+    "interval '1 microsecond'"
+)
+_LINE_AT = "(SELECT {f}((l->>1)::bigint) FROM jsonb_array_elements(i.lines) AS l)"
+DECIDING = (
+    "SELECT q.n, i.inside, i.open, i.unknown_start, i.conflict, "
+    "CASE WHEN i.unknown_start OR lower_inf(i.during) THEN " + _LINE_AT.format(f="min") + " "
+    "ELSE (extract(epoch FROM lower(i.during)) * 1000000)::bigint END, "
+    "CASE WHEN NOT i.open AND NOT upper_inf(i.during) THEN "
+    "(extract(epoch FROM upper(i.during)) * 1000000)::bigint - 1 "
+    "ELSE " + _LINE_AT.format(f="max") + " END "
+    "FROM unnest(%(ns)b::integer[], %(keys)b::bigint[], %(starts)b::bigint[], "
+    "%(ends)b::bigint[], %(ports)b::integer[]) AS q(n, key, s, e, port) "
+    "JOIN log_intervals i ON i.ports @> q.key AND i.during && tstzrange("
+    + _AT.format(x="s")
+    + ", "
+    + _AT.format(x="e")
+    + ", '[]') AND (q.port - i.port_first) %% i.port_step = 0"
+)
+DECIDING_IN_REALM = DECIDING + " AND i.realm_id = (SELECT id FROM realms WHERE name = %(realm)s)"
+
+
+def without_jit(conn: psycopg.Connection[Any]) -> None:
+    """No JIT compilation for the rest of the transaction: a chunk's query is costed high (many
+    index probes) and compiling it takes longer than running it."""
+    conn.execute("SET LOCAL jit = off")
+
+
+def deciding(
+    conn: psycopg.Connection[Any],
+    realm: str | None,
+    rows: list[int],
+    keys: list[int],
+    starts: list[int],
+    ends: list[int],
+    ports: list[int],
+) -> list[tuple[int, str, bool, bool, bool, int, int]]:
+    """For each question ``n`` (``key`` = public * 65536 + port, the closed window ``[start,
+    end]`` in µs), the intervals that hold it (of ``realm``; None: any), as (n, inside, open,
+    unknown_start, conflict, seen_from_us, seen_to_us): one query."""
+    params: dict[str, Any] = {"ns": rows, "keys": keys, "starts": starts, "ends": ends}
+    params["ports"] = ports
+    if realm is not None:
+        params["realm"] = realm
+    with conn.cursor() as cur:
+        cur.execute(DECIDING if realm is None else DECIDING_IN_REALM, params)
+        return cur.fetchall()
