@@ -35,6 +35,7 @@ import csv
 import hashlib
 import io
 import re
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -133,6 +134,9 @@ class BatchQuery:
     # The subscriber directory's accounts (detnat.service.directory.BatchAccounts): set only by
     # callers that show accounts (complaints); the reverse batch outputs carry none.
     accounts: BatchAccountsAsked | None = None
+    # The logs and the accounts share the caller's database session, and a batch answers blocks
+    # on worker threads: one of them asks the database at a time.
+    asking: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
 
 # -- answering parsed rows -------------------------------------------------------------------------
@@ -375,10 +379,12 @@ def answer_rows(
         status[row] = _STATUS[decided["status"]]
         reason[row] = _REASON[decided.get("reason", "")]
     if query.logs is not None:
-        _consult_logs(query.logs, ips, ports, start, end, answers)
+        with query.asking:
+            _consult_logs(query.logs, ips, ports, start, end, answers)
     if query.accounts is not None:
         # the single answer's window: [at - tolerance, at + tolerance] (its "to" is not capped)
-        _consult_accounts(query.accounts, start, at_us + tol, answers)
+        with query.asking:
+            _consult_accounts(query.accounts, start, at_us + tol, answers)
     return answers
 
 
