@@ -166,7 +166,19 @@ def derive(
     out: list[Interval] = []
     for key in sorted(blocks):
         out.extend(_block(key, blocks[key], hold_us, interim_us))
-    return flag_conflicts(bound_assumed(out))
+    # An assumed bound may leave an interval no instant (a release whose unknown start is bounded
+    # by another block's end at that very instant): it holds nothing and is not kept (stored, an
+    # empty range would read back unbounded).
+    bounded = [i for i in bound_assumed(out) if not _empty(i)]
+    return flag_conflicts(bounded)
+
+
+def _empty(interval: Interval) -> bool:
+    return (
+        interval.start_us is not None
+        and interval.end_us is not None
+        and interval.start_us >= interval.end_us
+    )
 
 
 def _block(

@@ -319,3 +319,32 @@ def test_ingest_digests_hold_for_any_text_duplicates_and_far_instants(
         assert [str(b) for b in integrity.verify(s)[0]] == []
         months = s.scalars(select(LogIngest.months).where(LogIngest.id == first.ingest_id)).one()
     assert sorted(months) == ["2026-03", "2026-04"]
+
+
+def test_a_release_bounded_to_its_own_instant_is_no_interval_and_the_store_verifies(
+    sessions: SessionFactory,
+) -> None:
+    """A release with no allocation whose unknown start is bounded by an overlapping block's end
+    at its own instant made an empty interval; stored, the empty range read back unbounded (held
+    at every instant) and ``audit verify`` disowned it."""
+    I = EventKind.INTERIM  # noqa: E741
+    realm = new_realm(sessions)
+    P = "198.19.0.26"
+    evs = [
+        event(A, T0_US + 15 * S, "100.64.0.9", P, 6064, 6575, line=1),
+        event(R, T0_US + 25 * S, "10.0.0.1", P, 6064, 7087, line=2),
+        event(I, T0_US + 31 * S, "10.0.0.1", P, 6064, 7087, line=3),
+        event(I, T0_US + 37 * S, "10.0.0.1", P, 6064, 7087, line=4),
+        event(A, T0_US + 12 * S, "10.0.0.1", P, 6576, 7087, line=5),
+        event(R, T0_US + 21 * S, "10.0.0.1", P, 6576, 7087, line=6),
+        event(R, T0_US + 35 * S, "10.0.0.1", P, 6576, 7087, line=7),
+        event(R, T0_US + 49 * S, "10.0.0.1", P, 6576, 7087, line=8),
+        event(I, T0_US + 55 * S, "100.64.0.9", P, 6576, 7087, line=9),
+        event(A, T0_US + 55 * S, "100.64.0.9", P, 6576, 7087, line=10),
+        event(I, T0_US + 61 * S, "100.64.0.9", P, 6576, 7087, line=11),
+    ]
+    made = derive(evs, hold_us=10 * S)
+    assert all(i.start_us is None or i.end_us is None or i.start_us < i.end_us for i in made)
+    ingest(sessions, realm, evs, hold=timedelta(seconds=10))
+    with sessions() as s:
+        assert [str(b) for b in integrity.verify(s)[0]] == []
