@@ -428,29 +428,6 @@ def version_address_ranges(
 # -- the lookup path, asynchronously (see detnat.store.async_db) -----------------------------------
 
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
-_APPEND_SQL = (
-    "INSERT INTO audit_log (seq, at, actor, role, token_id, action, case_ref, status, request_id, "
-    "code_version, detail, content_sha256, prev_sha256, entry_sha256) VALUES (0, %(at)s, "
-    "%(actor)s, %(role)s, %(token_id)s, %(action)s, %(case_ref)s, %(status)s, %(request_id)s, "
-    "%(code_version)s, %(detail)s, %(content_sha256)s, '', '') "
-    "RETURNING seq, entry_sha256, prev_sha256"
-)
-
-
-async def store_revision_async(conn: AsyncConn) -> int:
-    cur = await conn.execute("SELECT revision FROM store_revision WHERE id = 1")
-    row = await cur.fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-async def append_audit_async(conn: AsyncConn, values: dict[str, object]) -> tuple[int, str, str]:
-    """:func:`append_audit` on an async connection (autocommit: the INSERT is its transaction)."""
-    params = {**values, "detail": Jsonb(values["detail"])}
-    cur = await conn.execute(_APPEND_SQL, params)
-    row = await cur.fetchone()
-    assert row is not None
-    return int(row[0]), str(row[1]), str(row[2])
 
 
 async def claim_case_async(
