@@ -302,7 +302,8 @@ def ingest(
         lines, sums = chunk.lines, chunk.sums
         files: dict[str, str] = {}
         text_of = reading.text_of
-        last_line = -1
+        last_line = text_line = -1
+        text = ""
         for item in items:
             if isinstance(item, Refused):
                 refuse(Refused(item.file, base + item.line, item.reason))
@@ -322,7 +323,8 @@ def ingest(
             file_text = files.get(file)
             if file_text is None:
                 file_text = files[file] = _escape(file)
-            text = text_of(line, sha)
+            if line != text_line:  # a line's events (one after the other) share its text
+                text, text_line = text_of(line, sha), line
             proto = protocol or "all"
             lines.append(
                 f"{at_us}\t{sha}\t{kind}\t{_escape(inside)}\t{public}\t{first}\t{last}\t{step}"
