@@ -357,6 +357,8 @@ class DirectoryInterval(Base):
     account: Mapped[str] = mapped_column(Text)
     closed: Mapped[str] = mapped_column(Text)
     sources: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    # migration 0007: the realm the ingest declared (NULL: none named)
+    realm_id: Mapped[int | None] = mapped_column(ForeignKey("realms.id"), nullable=True)
 
     __table_args__ = (
         Index(
