@@ -40,6 +40,14 @@ def directory_ingest(
         str | None,
         typer.Option("--tz", help="The zone local times are written in (e.g. Europe/Berlin)."),
     ] = None,
+    realm: Annotated[
+        str | None,
+        typer.Option(
+            "--realm",
+            help="The realm (NAT) these subscribers sit behind. Needed for private inside "
+            "addresses (10/8, 100.64/10 ...) in a store of several realms: each NAT reuses them.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Parse the files, append their intervals, record one audit entry; print a summary."""
@@ -49,7 +57,9 @@ def directory_ingest(
     ]
     actor = runtime.operator(ctx)
     with runtime.store_session() as session:
-        done = directory.ingest(session, actor, fmt, read, tz=tz, request_id=runtime.request_id())
+        done = directory.ingest(
+            session, actor, fmt, read, tz=tz, realm=realm, request_id=runtime.request_id()
+        )
     if json_out:
         emit_json(done.to_json())
         return

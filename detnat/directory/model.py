@@ -62,6 +62,7 @@ class Interval(NamedTuple):
     end: int | None  # µs, exclusive; None: no end seen
     closed: str  # one of CLOSED
     sources: tuple[SourceLine, ...]
+    realm: str | None = None  # the realm the ingest declared (``--realm``); None: none named
 
     def covers(self, at: int) -> bool:
         return self.start <= at and (self.end is None or at < self.end)
@@ -113,3 +114,34 @@ def network_text(text: str) -> str:
     if int.from_bytes(packed, "big") & ((1 << (bits - size)) - 1):
         raise ValueError(f"{text.strip()!r} has host bits set")
     return f"{socket.inet_ntop(family, packed)}/{size}"
+
+
+# Inside space every NAT reuses: an address in it names a subscriber only together with the NAT
+# (realm) it sits behind. RFC 1918 (private), RFC 6598 (shared, 100.64.0.0/10), RFC 6890's
+# 192.0.0.0/24 (DS-Lite's B4 192.0.0.2, RFC 6333), loopback and link-local; IPv6 unique local
+# (RFC 4193) and link-local. Documentation prefixes (192.0.2.0/24, 2001:db8::/32) are global here:
+# examples use them as if they were.
+_REUSED = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "192.0.0.0/24",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
+
+
+def reused(subscriber: str) -> bool:
+    """Whether a subscriber key lies in (or covers part of) inside space every NAT reuses.
+
+    >>> reused("100.64.0.10/32"), reused("2001:db8:104d:c900::/56"), reused("198.51.100.7/32")
+    (True, False, False)
+    """
+    net = ipaddress.ip_network(subscriber, strict=False)
+    return any(net.version == r.version and net.overlaps(r) for r in _REUSED)

@@ -174,10 +174,11 @@ _Said = tuple[str, str, str]  # status, reason, subscriber
 
 class BatchAccountsAsked(Protocol):
     """What a batch asks of the subscriber directory: given the matched rows (row ->
-    subscriber) and each row's window start and end (µs), row -> (account status, account)."""
+    (subscriber, realm or None)) and each row's window start and end (µs), row -> (account
+    status, account)."""
 
     def __call__(
-        self, subscribers: dict[int, str], start_us: Ints, end_us: Ints
+        self, subscribers: dict[int, tuple[str, str | None]], start_us: Ints, end_us: Ints
     ) -> dict[int, tuple[str, str]]: ...
 
 
@@ -197,6 +198,22 @@ class _Answers:
     # directory's status for it ('identified', 'ambiguous', 'not_covered'; '' where not asked).
     account: list[str] | None = None
     account_status: list[str] | None = None
+    # The realm of matched rows: (rows, realm) per plan version answering alone, and row ->
+    # realm for rows decided otherwise (several versions of one realm, or the logs of one).
+    realm_rows: list[tuple[Ints, str]] = field(default_factory=list)
+    realm_of: dict[int, str] = field(default_factory=dict)
+
+    def realms_of(self, rows: list[int]) -> dict[int, str | None]:
+        """The realm each of ``rows`` was matched in (None: several, or not known)."""
+        out: dict[int, str | None] = dict.fromkeys(rows)
+        wanted = np.array(rows, dtype=np.int64)
+        for matched, realm in self.realm_rows:
+            for row in matched[np.isin(matched, wanted)].tolist():
+                out[row] = realm
+        for row in rows:
+            if row in self.realm_of:
+                out[row] = self.realm_of[row]
+        return out
 
     def subscribers(self) -> list[str]:
         """Each row's subscriber text ('' where there is none), row by row."""
@@ -335,6 +352,7 @@ def answer_rows(
         reason[mine] = np.where(is_match, 0, _FROM_ENGINE_REASON[reasons])
         if is_match.any():
             answers.matched.append((mine[is_match], mapper, numbers[is_match]))
+            answers.realm_rows.append((mine[is_match], realm.name))
 
     # Several candidates: the single lookup's verdict over their full answers.
     several = np.flatnonzero(counts > 1)
@@ -361,6 +379,9 @@ def answer_rows(
             reason[row] = _REASON[decided.get("reason", "")]
             if decided.get("subscriber"):
                 answers.texts[row] = decided["subscriber"]
+                realms = {snapshot.realms[r].name for r, _ in pairs}
+                if len(realms) == 1:
+                    answers.realm_of[row] = realms.pop()
 
     # No candidate: no plan, or an address no plan held.
     for row in np.flatnonzero(alive & (counts == 0)).tolist():
@@ -380,7 +401,7 @@ def answer_rows(
         reason[row] = _REASON[decided.get("reason", "")]
     if query.logs is not None:
         with query.asking:
-            _consult_logs(query.logs, ips, ports, start, end, answers)
+            _consult_logs(query.logs, ips, ports, start, end, answers, query.realm)
     if query.accounts is not None:
         # the single answer's window: [at - tolerance, at + tolerance] (its "to" is not capped)
         with query.asking:
@@ -395,16 +416,25 @@ def _consult_accounts(
     n = len(answers.status)
     answers.account, answers.account_status = [""] * n, [""] * n
     matched = np.flatnonzero(answers.status == _STATUS[Status.MATCH.value]).tolist()
-    subscribers = {r: t for r, t in answers.subscribers_of(matched).items() if t}
+    realms = answers.realms_of(matched)
+    subscribers = {r: (t, realms[r]) for r, t in answers.subscribers_of(matched).items() if t}
     for row, (status, account) in accounts(subscribers, start, end).items():
         answers.account_status[row], answers.account[row] = status, account
 
 
 def _consult_logs(
-    logs: BatchLogsAsked, ips: Ints, ports: Ints, start: Ints, end: Ints, answers: _Answers
+    logs: BatchLogsAsked,
+    ips: Ints,
+    ports: Ints,
+    start: Ints,
+    end: Ints,
+    answers: _Answers,
+    realm: str | None,
 ) -> None:
     """The rows the NAT's own logs may answer, answered by them too
-    (:class:`detnat.service.log_answers.BatchLogs`, the single lookup's rule)."""
+    (:class:`detnat.service.log_answers.BatchLogs`, the single lookup's rule). A row the logs
+    match is of ``realm``, the realm asked (None: not known here; the account then answers only
+    keys no NAT reuses, or any key in a store of one realm)."""
     if not logs.asked:
         return
     codes = [_STATUS[word] for word in logs.consulted]
@@ -420,6 +450,8 @@ def _consult_logs(
         answers.status[n] = _STATUS[status]
         answers.reason[n] = _REASON[reason]
         answers.texts[n] = subscriber
+        if realm is not None:
+            answers.realm_of[n] = realm
 
 
 def _rows_by_realm(query: BatchQuery, ips: Ints, alive: Ints) -> Iterator[tuple[int, Ints]]:

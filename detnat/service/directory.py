@@ -29,12 +29,13 @@ import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from detnat.directory import FORMATS, NEEDS_TZ, Interval, Refused, SourceLine, parse
-from detnat.directory.model import network_text
+from detnat.directory.model import network_text, reused
 from detnat.directory.resolve import SHOWN, Account, account_of, instant_text
 from detnat.directory.zones import epoch_us
-from detnat.errors import InvalidInput
+from detnat.errors import InvalidInput, NotFound
 from detnat.service import audit, revisions
 from detnat.store import directory as rows_repo
+from detnat.store import repo as realms_repo
 
 _string = json.encoder.encode_basestring  # C; the ensure_ascii=False one
 ACTION = "directory.ingest"
@@ -78,9 +79,19 @@ class IngestSummary:
 
 
 def _row_text(
-    n: int, prefix: str, start: int, end: int | None, account: str, closed: str, sources: str
+    n: int,
+    prefix: str,
+    start: int,
+    end: int | None,
+    account: str,
+    closed: str,
+    sources: str,
+    realm_id: int | None,
 ) -> str:
-    return f"{n}\t{prefix}\t{start}\t{'' if end is None else end}\t{account}\t{closed}\t{sources}"
+    """A stored row as its ingest's digest hashes it; the realm only when the ingest named one
+    (migration 0007: the rows of earlier ingests hash as they did)."""
+    text = f"{n}\t{prefix}\t{start}\t{'' if end is None else end}\t{account}\t{closed}\t{sources}"
+    return text if realm_id is None else f"{text}\t{realm_id}"
 
 
 def _safe(text: str) -> str:
@@ -119,14 +130,22 @@ def ingest(
     *,
     tz: str | None,
     request_id: str,
+    realm: str | None = None,
 ) -> IngestSummary:
-    """Parse, store (COPY) and audit one ingest; flushed, the edge commits."""
+    """Parse, store (COPY) and audit one ingest; flushed, the edge commits. ``realm``: the NAT
+    the files' subscribers sit behind (their private addresses answer only there), or None."""
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}", field="--format")
     if fmt in NEEDS_TZ and not tz:
         raise InvalidInput(f"{fmt} files write local times: name their zone", field="--tz")
     if not files:
         raise InvalidInput("give at least one file", field="FILE")
+    realm_id = None
+    if realm is not None:
+        found = realms_repo.realm_by_name(session, realm)
+        if found is None:
+            raise NotFound(f"no realm named {realm!r}", field="--realm")
+        realm_id = found.id
     # NUL cannot be stored (text, JSONB): replaced before parsing, so the lines' hashes hold
     texts = [(f.name, _safe(f.data.decode("utf-8", "replace"))) for f in files]
     parsed = parse(fmt, texts, tz=tz)
@@ -142,11 +161,12 @@ def ingest(
         }
         for f in files
     ]
-    digest, lines = _rows(parsed.intervals)
+    digest, lines = _rows(parsed.intervals, realm_id)
     detail = {
         "record": {
             "format": fmt,
             "tz": tz,
+            "realm": realm,
             "files": shown,
             "records": parsed.records,
             "duplicates": parsed.duplicates,
@@ -165,21 +185,22 @@ def ingest(
     )
 
 
-def _rows(intervals: Sequence[Interval]) -> tuple[str, list[str]]:
+def _rows(intervals: Sequence[Interval], realm_id: int | None) -> tuple[str, list[str]]:
     """In one pass over the intervals: the SHA-256 of the rows as stored (:func:`rows_digest` of
     each row's :func:`_row_text`) and each row's COPY line after its ``ingest`` field
     (:func:`detnat.store.directory.copy_lines`)."""
     digest = hashlib.sha256()
     texts: list[str] = []
     lines: list[str] = []
+    realm_field = "\\N" if realm_id is None else str(realm_id)
     for n, iv in enumerate(intervals, start=1):
         account, closed, sources = _stored(iv)
         start, end = iv.start, iv.end
-        texts.append(_row_text(n, iv.subscriber, start, end, account, closed, sources))
+        texts.append(_row_text(n, iv.subscriber, start, end, account, closed, sources, realm_id))
         during = f"[{instant_text(start)},{'' if end is None else instant_text(end)})"
         lines.append(
             f"{n}\t{iv.subscriber}\t{during}\t{rows_repo.copy_text(account)}\t{closed}\t"
-            f"{rows_repo.copy_json(sources)}\n"
+            f"{rows_repo.copy_json(sources)}\t{realm_field}\n"
         )
         if len(texts) >= 4096:
             digest.update(("\n".join(texts) + "\n").encode("utf-8", "surrogatepass"))
@@ -216,7 +237,7 @@ def check_store(session: Session, recorded: dict[int, Any]) -> Iterator[tuple[st
 def _by_ingest(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[str]]]:
     current: int | None = None
     texts: list[str] = []
-    for ingest, n, prefix, lower, upper, account, closed, sources in rows:
+    for ingest, n, prefix, lower, upper, account, closed, sources, realm_id in rows:
         if ingest != current:
             if current is not None:
                 yield current, texts
@@ -224,7 +245,7 @@ def _by_ingest(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[str]
         net = network_text(prefix)
         end = None if upper is None else epoch_us(upper)
         text = audit.canonical(sources)
-        texts.append(_row_text(n, net, epoch_us(lower), end, account, closed, text))
+        texts.append(_row_text(n, net, epoch_us(lower), end, account, closed, text, realm_id))
     if current is not None:
         yield current, texts
 
@@ -232,18 +253,43 @@ def _by_ingest(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[str]
 # -- accounts on answers ---------------------------------------------------------------------------
 
 
-def _window(answer: Any) -> tuple[str, datetime, datetime] | None:
+@dataclass(frozen=True)
+class _Asked:
+    """What an answer asks of the directory: its subscriber, in which realm, over which window;
+    ``scoped``: the subscriber's key is reused behind every NAT (:func:`reused`), so only rows
+    of its realm answer it in a store of several realms."""
+
+    subscriber: str
+    realm: str | None
+    lo: datetime
+    hi: datetime
+
+    @property
+    def scoped(self) -> bool:
+        return reused(self.subscriber)
+
+
+def _window(answer: Any) -> _Asked | None:
     if answer.get("status") != "match" or "subscriber" not in answer or "window" not in answer:
         return None  # not a matched reverse answer (a forward answer has no window)
     window = answer["window"]
     lo = datetime.fromisoformat(window["from"].replace("Z", "+00:00"))
     hi = datetime.fromisoformat(window["to"].replace("Z", "+00:00"))
-    return answer["subscriber"], lo, hi
+    return _Asked(answer["subscriber"], _realm_of(answer), lo, hi)
+
+
+def _realm_of(answer: Any) -> str | None:
+    """The realm of a matched answer: its candidates' (matched from the NAT's logs: the logged
+    allocations'); None when they are of several realms."""
+    shown = answer.get("log_candidates") if answer.get("source") == "log" else None
+    realms = {c.get("realm") for c in shown or answer.get("candidates") or ()}
+    realm = realms.pop() if len(realms) == 1 else None
+    return realm if isinstance(realm, str) else None
 
 
 def _intervals(found: Sequence[rows_repo.Candidate]) -> list[Interval]:
     out = []
-    for prefix, lower, upper, account, closed, sources, taken in found:
+    for prefix, lower, upper, account, closed, sources, taken, realm in found:
         end = upper if upper is not None else taken
         how = closed if upper is not None or taken is None else "takeover"
         lines = tuple(SourceLine(s["file"], s["line"], s["sha256"], s["text"]) for s in sources)
@@ -255,6 +301,7 @@ def _intervals(found: Sequence[rows_repo.Candidate]) -> list[Interval]:
                 None if end is None else epoch_us(end),
                 how,
                 lines,
+                realm,
             )
         )
     return out
@@ -273,6 +320,8 @@ def account_json(found: Account, *, sources: bool) -> dict[str, Any] | None:
             "to": None if iv.end is None else instant_text(iv.end),
             "closed": iv.closed,
         }
+        if iv.realm is not None:
+            shown["realm"] = iv.realm
         if sources:
             shown["sources"] = [s.to_json() for s in iv.sources]
         held.append(shown)
@@ -301,22 +350,37 @@ def add_account(session: Session, actor: audit.Actor, answer: Any, detail: dict[
     asked = _window(answer) if actor.role in SHOW_ACCOUNTS else None
     if asked is None:
         return
-    subscriber, lo, hi = asked
-    near = rows_repo.around(session, subscriber, lo, hi)
+    near = rows_repo.around(
+        session, asked.subscriber, asked.lo, asked.hi, realm=asked.realm, scoped=asked.scoped
+    )
     if not near and not rows_repo.any_rows(session):
         return  # no directory in this store: answers stay as they were
-    resolved = _resolved(near, subscriber, lo, hi)
-    _attach(answer, detail, resolved, actor.role)
+    several = bool(not near and asked.scoped and rows_repo.realm_count(session) > 1)
+    _attach(answer, detail, _resolved(near, asked, several_realms=several), actor.role)
 
 
 def _resolved(
-    near: Sequence[rows_repo.Candidate], subscriber: str, lo: datetime, hi: datetime
+    near: Sequence[rows_repo.Candidate], asked: _Asked, *, several_realms: bool = False
 ) -> Account:
     """The account from the rows one (subscriber, window) query gave (one more than
-    :data:`~detnat.store.directory.LIMIT` when there are more)."""
+    :data:`~detnat.store.directory.LIMIT` when there are more). ``several_realms``: the
+    subscriber's key is scoped and the store holds several realms (said when no row answers)."""
     more = len(near) > rows_repo.LIMIT
     found = _intervals(near[: rows_repo.LIMIT])
-    return account_of(found, epoch_us(lo), epoch_us(hi), subscriber=subscriber, more=more)
+    lo, hi = epoch_us(asked.lo), epoch_us(asked.hi)
+    resolved = account_of(found, lo, hi, subscriber=asked.subscriber, more=more)
+    if resolved.status == "not_covered" and several_realms:
+        return Account("not_covered", None, (), _unscoped_reason(asked.subscriber, asked.realm))
+    return resolved
+
+
+def _unscoped_reason(subscriber: str, realm: str | None) -> str:
+    where = f"realm {realm}" if realm else "the realm of this answer"
+    return (
+        f"the directory holds no interval of {where} covering {subscriber}: a private address "
+        "is reused behind each NAT, so in a store of several realms only rows ingested with "
+        "that realm (directory ingest --realm) answer it"
+    )
 
 
 # Whether the store held a directory, per revision (an ingest bumps it, migration 0006).
@@ -335,7 +399,6 @@ async def add_account_async(
     at = revisions.key(db.name, revision)
     if _ANY_ROWS.known(at) is False:
         return
-    subscriber, lo, hi = asked
     async with db.connection() as conn:
         if (
             at is not None
@@ -343,11 +406,13 @@ async def add_account_async(
             and not _ANY_ROWS.learn(at, await rows_repo.any_rows_async(conn))
         ):
             return
-        near = await rows_repo.around_async(conn, subscriber, lo, hi)
+        near = await rows_repo.around_async(
+            conn, asked.subscriber, asked.lo, asked.hi, realm=asked.realm, scoped=asked.scoped
+        )
         if not near and not await rows_repo.any_rows_async(conn):
             return
-    resolved = _resolved(near, subscriber, lo, hi)
-    _attach(answer, detail, resolved, actor.role)
+        several = bool(not near and asked.scoped and await rows_repo.realm_count_async(conn) > 1)
+    _attach(answer, detail, _resolved(near, asked, several_realms=several), actor.role)
 
 
 class BatchAccounts:
@@ -366,32 +431,39 @@ class BatchAccounts:
         self.asked = role in SHOW_ACCOUNTS and rows_repo.any_rows(session)
 
     def __call__(
-        self, subscribers: dict[int, str], start_us: Ints, end_us: Ints
+        self, subscribers: dict[int, tuple[str, str | None]], start_us: Ints, end_us: Ints
     ) -> dict[int, tuple[str, str]]:
         if not self.asked or not subscribers:
             return {}
         rows = list(subscribers)
         starts, ends = start_us[rows].tolist(), end_us[rows].tolist()
-        keys: dict[tuple[str, int, int], list[int]] = {}
-        span: dict[str, list[int]] = {}  # subscriber -> [earliest start, latest end]
+        keys: dict[tuple[tuple[str, str | None], int, int], list[int]] = {}
+        # (subscriber, realm) -> [earliest start, latest end]
+        span: dict[tuple[str, str | None], list[int]] = {}
         for row, lo, hi in zip(rows, starts, ends, strict=True):
-            subscriber = subscribers[row]
-            keys.setdefault((subscriber, lo, hi), []).append(row)
-            seen = span.get(subscriber)
+            asked = subscribers[row]
+            keys.setdefault((asked, lo, hi), []).append(row)
+            seen = span.get(asked)
             if seen is None:
-                span[subscriber] = [lo, hi]
+                span[asked] = [lo, hi]
             else:
                 seen[0], seen[1] = min(seen[0], lo), max(seen[1], hi)
         nets = list(span)
         near: list[list[rows_repo.Near]] = [[] for _ in nets]
         for found in rows_repo.around_nets(
-            self.session, nets, [span[n][0] for n in nets], [span[n][1] for n in nets]
+            self.session,
+            [n for n, _ in nets],
+            [span[n][0] for n in nets],
+            [span[n][1] for n in nets],
+            [r for _, r in nets],
+            [reused(n) for n, _ in nets],
         ):
             near[found[0]].append(found)
         of_net = dict(zip(nets, near, strict=True))
         out: dict[int, tuple[str, str]] = {}
-        for (subscriber, lo, hi), asked_rows in keys.items():
-            touching = _touching(of_net[subscriber], lo, hi)
+        for (asked, lo, hi), asked_rows in keys.items():
+            subscriber = asked[0]
+            touching = _touching(of_net[asked], lo, hi)
             account = account_of(
                 touching[: rows_repo.LIMIT],
                 lo,

@@ -14,7 +14,10 @@ from sqlalchemy.orm import Session
 
 from detnat.store.repo import AsyncConn
 
-_COPY = "COPY directory_intervals (ingest, n, prefix, during, account, closed, sources) FROM STDIN"
+_COPY = (
+    "COPY directory_intervals (ingest, n, prefix, during, account, closed, sources, realm_id) "
+    "FROM STDIN"
+)
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 # Rows one (subscriber, window) is answered from at most, earliest first. A window that more rows
@@ -22,20 +25,38 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 LIMIT = 200
 
 # Candidates for one subscriber and window (one more than LIMIT, to know when there are more); an
-# open row also gets the start of the next row of the same prefix (when its lost Stop is taken to
-# have happened), and an open row taken over before the window is not a candidate.
+# open row also gets the start of the next row of the same prefix and realm (when its lost Stop is
+# taken to have happened), and an open row taken over before the window is not a candidate.
+# ``scoped`` (a non-global key: the service decides, :func:`scoped_rows`): in a store of more
+# than one realm only the rows of ``realm`` answer (the same private address is another
+# subscriber behind another NAT).
+_SCOPE = (
+    "(NOT {scoped} OR (SELECT count(*) FROM realms) <= 1 "
+    "OR d.realm_id = (SELECT r.id FROM realms r WHERE r.name = {realm}))"
+)
+_TAKEN = (
+    "o.prefix = d.prefix AND o.realm_id IS NOT DISTINCT FROM d.realm_id "
+    "AND lower(o.during) > lower(d.during)"
+)
 _AROUND = (
     "SELECT d.prefix::text, lower(d.during), upper(d.during), d.account, d.closed, d.sources, "
     "CASE WHEN upper_inf(d.during) THEN (SELECT min(lower(o.during)) FROM directory_intervals o "
-    "WHERE o.prefix = d.prefix AND lower(o.during) > lower(d.during)) END "
+    f"WHERE {_TAKEN}) END, "
+    "(SELECT r.name FROM realms r WHERE r.id = d.realm_id) "
     "FROM directory_intervals d "
     "WHERE d.prefix && CAST({net} AS inet) AND d.during && tstzrange({lo}, {hi}, '[]') "
+    f"AND {_SCOPE} "
     "AND NOT (upper_inf(d.during) AND EXISTS (SELECT 1 FROM directory_intervals o WHERE "
-    "o.prefix = d.prefix AND lower(o.during) > lower(d.during) AND lower(o.during) <= {lo})) "
+    f"{_TAKEN} AND lower(o.during) <= {{lo}})) "
     f"ORDER BY lower(d.during), d.ingest, d.n LIMIT {LIMIT + 1}"
 )
-_AROUND_PG = _AROUND.format(net="%(net)s", lo="%(lo)s", hi="%(hi)s")
-Candidate = tuple[str, datetime, datetime | None, str, str, list[dict[str, Any]], datetime | None]
+_AROUND_PG = _AROUND.format(
+    net="%(net)s", lo="%(lo)s", hi="%(hi)s", scoped="%(scoped)s", realm="%(realm)s"
+)
+# prefix, start, end | None, account, closed, sources, next start | None, realm | None
+Candidate = tuple[
+    str, datetime, datetime | None, str, str, list[dict[str, Any]], datetime | None, str | None
+]
 
 # The rows touching many subscribers at once, in set form (complaints batches): each subscriber
 # asked once, with the window spanning all its asks. A row matches as :data:`_AROUND` matches
@@ -47,37 +68,44 @@ Candidate = tuple[str, datetime, datetime | None, str, str, list[dict[str, Any]]
 # holds (per address family: :func:`prefix_lengths`), which the statement checks by the store
 # revision it saw. The start that ends an open row (a later row of the same prefix) is found the
 # same way, for the open rows found. Instants go in and out as µs since the epoch (no
-# ``datetime`` either way); the caller picks each ask's rows by its own window.
+# ``datetime`` either way); the caller picks each ask's rows by its own window. Each ask carries
+# its realm and whether its key is scoped (:data:`_SCOPE`); takeovers stay within a realm.
 _AROUND_NETS = """
 WITH rev AS (SELECT (SELECT revision FROM store_revision WHERE id = 1) AS revision),
 q AS MATERIALIZED (
   SELECT u.i, CAST(u.net AS inet) AS net,
          timestamptz 'epoch' + u.lo * interval '1 microsecond' AS lo,
-         timestamptz 'epoch' + u.hi * interval '1 microsecond' AS hi
-  FROM unnest(CAST(%(nets)s AS text[]), CAST(%(los)s AS int8[]), CAST(%(his)s AS int8[]))
-       WITH ORDINALITY AS u(net, lo, hi, i)
+         timestamptz 'epoch' + u.hi * interval '1 microsecond' AS hi,
+         NOT u.scoped OR (SELECT count(*) FROM realms) <= 1 AS anywhere,
+         (SELECT r.id FROM realms r WHERE r.name = u.realm) AS realm_id
+  FROM unnest(CAST(%(nets)s AS text[]), CAST(%(los)s AS int8[]), CAST(%(his)s AS int8[]),
+              CAST(%(realms)s AS text[]), CAST(%(scoped)s AS bool[]))
+       WITH ORDINALITY AS u(net, lo, hi, realm, scoped, i)
 ), hit AS MATERIALIZED (
-  SELECT q.i, d.ingest, d.n, d.prefix, d.during, d.account, d.closed
+  SELECT q.i, d.ingest, d.n, d.prefix, d.during, d.account, d.closed, d.realm_id
   FROM q JOIN LATERAL unnest(CASE family(q.net) WHEN 4 THEN CAST(%(v4)s AS int2[])
                              ELSE CAST(%(v6)s AS int2[]) END) AS m(len) ON m.len <= masklen(q.net)
   JOIN directory_intervals d ON d.prefix = network(set_masklen(q.net, m.len))
-  WHERE d.during && tstzrange(q.lo, q.hi, '[]')
+  WHERE d.during && tstzrange(q.lo, q.hi, '[]') AND (q.anywhere OR d.realm_id = q.realm_id)
   UNION ALL
-  SELECT q.i, d.ingest, d.n, d.prefix, d.during, d.account, d.closed
+  SELECT q.i, d.ingest, d.n, d.prefix, d.during, d.account, d.closed, d.realm_id
   FROM q JOIN directory_intervals d ON d.prefix << q.net
   WHERE masklen(q.net) < CASE family(q.net) WHEN 4 THEN %(v4max)s ELSE %(v6max)s END
-    AND d.during && tstzrange(q.lo, q.hi, '[]')
+    AND d.during && tstzrange(q.lo, q.hi, '[]') AND (q.anywhere OR d.realm_id = q.realm_id)
 ), nxt AS (
-  SELECT h.prefix, h.start, min(lower(o.during)) AS taken
-  FROM (SELECT DISTINCT prefix, lower(during) AS start FROM hit WHERE upper_inf(during)) h
+  SELECT h.prefix, h.realm_id, h.start, min(lower(o.during)) AS taken
+  FROM (SELECT DISTINCT prefix, realm_id, lower(during) AS start FROM hit
+        WHERE upper_inf(during)) h
   JOIN directory_intervals o ON o.prefix = h.prefix AND lower(o.during) > h.start
-  GROUP BY 1, 2
+   AND o.realm_id IS NOT DISTINCT FROM h.realm_id
+  GROUP BY 1, 2, 3
 ), found AS (
   SELECT h.i, h.ingest, h.n, h.prefix::text AS prefix,
          CAST(extract(epoch FROM lower(h.during)) * 1000000 AS int8) AS start,
          CAST(extract(epoch FROM upper(h.during)) * 1000000 AS int8) AS stop,
          h.account, h.closed, CAST(extract(epoch FROM x.taken) * 1000000 AS int8) AS taken
   FROM hit h LEFT JOIN nxt x ON x.prefix = h.prefix AND x.start = lower(h.during)
+   AND x.realm_id IS NOT DISTINCT FROM h.realm_id
   WHERE NOT isempty(h.during)
 )
 SELECT rev.revision, found.* FROM rev LEFT JOIN found ON true
@@ -148,19 +176,40 @@ async def any_rows_async(conn: AsyncConn) -> bool:
     return bool(row and row[0])
 
 
-def around(session: Session, net: str, lo: datetime, hi: datetime) -> list[Candidate]:
-    """The candidates of one (subscriber, window): on the session's own connection, a prepared
-    statement (no SQL text compiled or planned per lookup)."""
+def around(
+    session: Session, net: str, lo: datetime, hi: datetime, *, realm: str | None, scoped: bool
+) -> list[Candidate]:
+    """The candidates of one (subscriber, window) in ``realm`` (``scoped``: see :data:`_SCOPE`):
+    on the session's own connection, a prepared statement (no SQL text compiled or planned per
+    lookup)."""
     raw = session.connection().connection.driver_connection
     assert raw is not None
+    params = {"net": net, "lo": lo, "hi": hi, "realm": realm, "scoped": scoped}
     with raw.cursor() as cur:
-        cur.execute(_AROUND_PG, {"net": net, "lo": lo, "hi": hi}, prepare=True)
+        cur.execute(_AROUND_PG, params, prepare=True)
         return [tuple(r) for r in cur.fetchall()]
 
 
-async def around_async(conn: AsyncConn, net: str, lo: datetime, hi: datetime) -> list[Candidate]:
-    cur = await conn.execute(_AROUND_PG, {"net": net, "lo": lo, "hi": hi})
+async def around_async(
+    conn: AsyncConn, net: str, lo: datetime, hi: datetime, *, realm: str | None, scoped: bool
+) -> list[Candidate]:
+    params = {"net": net, "lo": lo, "hi": hi, "realm": realm, "scoped": scoped}
+    cur = await conn.execute(_AROUND_PG, params)
     return [tuple(r) for r in await cur.fetchall()]
+
+
+_REALMS = "SELECT count(*) FROM realms"
+
+
+def realm_count(session: Session) -> int:
+    """How many realms the store holds (ever created: realms are never removed)."""
+    return int(session.execute(text(_REALMS)).scalar() or 0)
+
+
+async def realm_count_async(conn: AsyncConn) -> int:
+    cur = await conn.execute(_REALMS)
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 def prefix_lengths(session: Session) -> tuple[int | None, Lengths]:
@@ -187,9 +236,16 @@ def prefix_lengths(session: Session) -> tuple[int | None, Lengths]:
     return revision, held
 
 
-def around_nets(session: Session, nets: list[str], los: list[int], his: list[int]) -> list[Near]:
-    """The rows touching each subscriber ``nets[k]`` within ``[los[k], his[k]]`` (µs), in one
-    statement (:data:`_AROUND_NETS`), in no particular order.
+def around_nets(
+    session: Session,
+    nets: list[str],
+    los: list[int],
+    his: list[int],
+    realms: list[str | None],
+    scoped: list[bool],
+) -> list[Near]:
+    """The rows touching each subscriber ``nets[k]`` of realm ``realms[k]`` within ``[los[k],
+    his[k]]`` (µs), in one statement (:data:`_AROUND_NETS`), in no particular order.
 
     Supernets are joined at the lengths :func:`prefix_lengths` found; a statement that saw
     another store revision (an ingest in between) is asked again at every length."""
@@ -202,20 +258,16 @@ def around_nets(session: Session, nets: list[str], los: list[int], his: list[int
         # JIT compiling would cost more than the query (seconds): off for it, then as it was
         (jit,) = cur.execute("SELECT current_setting('jit')").fetchone() or ("off",)
         cur.execute("SELECT set_config('jit', 'off', true)")
-        rows = cur.execute(_AROUND_NETS, _lengths_args(nets, los, his, held)).fetchall()
+        asked = {"nets": nets, "los": los, "his": his, "realms": realms, "scoped": scoped}
+        rows = cur.execute(_AROUND_NETS, asked | _lengths_args(held)).fetchall()
         if revision is None or rows[0][0] != revision:
-            rows = cur.execute(
-                _AROUND_NETS, _lengths_args(nets, los, his, _EVERY_LENGTH)
-            ).fetchall()
+            rows = cur.execute(_AROUND_NETS, asked | _lengths_args(_EVERY_LENGTH)).fetchall()
         cur.execute("SELECT set_config('jit', %s, true)", (jit,))
     return [(i - 1, *rest) for _, i, *rest in rows if i is not None]
 
 
-def _lengths_args(nets: list[str], los: list[int], his: list[int], held: Lengths) -> dict[str, Any]:
+def _lengths_args(held: Lengths) -> dict[str, Any]:
     return {
-        "nets": nets,
-        "los": los,
-        "his": his,
         "v4": held[4],
         "v6": held[6],
         "v4max": max(held[4], default=-1),
@@ -225,12 +277,12 @@ def _lengths_args(nets: list[str], los: list[int], his: list[int], held: Lengths
 
 def all_rows(
     session: Session,
-) -> Iterator[tuple[int, int, str, datetime, datetime | None, str, str, Any]]:
+) -> Iterator[tuple[int, int, str, datetime, datetime | None, str, str, Any, int | None]]:
     """Every row, in (ingest, n) order, read in constant memory (``audit verify``)."""
     result = session.execute(
         text(
             "SELECT ingest, n, prefix::text, lower(during), upper(during), account, closed, "
-            "sources FROM directory_intervals ORDER BY ingest, n"
+            "sources, realm_id FROM directory_intervals ORDER BY ingest, n"
         ).execution_options(yield_per=5000)
     )
     for row in result:

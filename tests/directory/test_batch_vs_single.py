@@ -140,7 +140,9 @@ def test_batch_accounts_are_the_single_lookups(
     end = start + np.array([width for _, _, width in asks], dtype=np.int64)
     with unit_of_work(store.sessions) as s:
         batch = directory.BatchAccounts(s, LEGAL.role)
-        said = batch({k: subscriber for k, (subscriber, _, _) in enumerate(asks)}, start, end)
+        said = batch(
+            {k: (subscriber, None) for k, (subscriber, _, _) in enumerate(asks)}, start, end
+        )
     for k, (subscriber, _, _) in enumerate(asks):
         assert said[k] == _single(store, subscriber, int(start[k]), int(end[k])), asks[k]
 
@@ -170,7 +172,7 @@ def test_the_cases_the_rows_were_made_for(store: Lab) -> None:
     end = start + np.array([width for _, _, width, _ in cases], dtype=np.int64)
     with unit_of_work(store.sessions) as s:
         said = directory.BatchAccounts(s, LEGAL.role)(
-            {k: c[0] for k, c in enumerate(cases)}, start, end
+            {k: (c[0], None) for k, c in enumerate(cases)}, start, end
         )
     assert [said[k] for k in range(len(cases))] == [c[3] for c in cases]
     for k, (subscriber, _, _, expected) in enumerate(cases):
@@ -186,10 +188,12 @@ def test_the_lengths_held_find_what_every_length_finds(store: Lab) -> None:
     with unit_of_work(store.sessions) as s:
         _, held = rows_repo.prefix_lengths(s)
         assert held == {4: [24, 30, 32], 6: [48, 56, 64, 128]}
-        found = sorted(rows_repo.around_nets(s, nets, los, his))
+        unscoped = ([None] * len(nets), [False] * len(nets))
+        found = sorted(rows_repo.around_nets(s, nets, los, his, *unscoped))
         raw = s.connection().connection.driver_connection
         assert raw is not None
-        every = rows_repo._lengths_args(nets, los, his, rows_repo._EVERY_LENGTH)
+        asked = {"nets": nets, "los": los, "his": his, "realms": unscoped[0], "scoped": unscoped[1]}
+        every = asked | rows_repo._lengths_args(rows_repo._EVERY_LENGTH)
         with raw.cursor() as cur:
             rows = cur.execute(rows_repo._AROUND_NETS, every).fetchall()
     assert found == sorted((i - 1, *rest) for _, i, *rest in rows if i is not None)
@@ -201,7 +205,7 @@ def test_a_later_ingest_is_seen_at_its_lengths() -> None:
     answers the next batch."""
     with lab_store() as lab:
         ingest_csv(lab, f"subscriber,account,from,to\n10.0.0.5,alice,{_at(0)},\n")
-        ask = ({0: "10.0.0.5/32"}, np.array([BASE + HOUR]), np.array([BASE + HOUR]))
+        ask = ({0: ("10.0.0.5/32", None)}, np.array([BASE + HOUR]), np.array([BASE + HOUR]))
         with unit_of_work(lab.sessions) as s:
             assert directory.BatchAccounts(s, LEGAL.role)(*ask) == {0: ("identified", "alice")}
         ingest_csv(lab, f"subscriber,account,from,to\n10.0.0.0/20,wholesale,{_at(0)},\n")

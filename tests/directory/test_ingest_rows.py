@@ -42,19 +42,25 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-@given(st.lists(_intervals(), max_size=20))
-def test_one_pass_rows_are_the_plain_formulas(intervals: list[Interval]) -> None:
-    digest, lines = directory._rows(intervals)
+@given(st.lists(_intervals(), max_size=20), st.one_of(st.none(), st.integers(1, 10**6)))
+def test_one_pass_rows_are_the_plain_formulas(
+    intervals: list[Interval], realm_id: int | None
+) -> None:
+    digest, lines = directory._rows(intervals, realm_id)
     texts = []
     for n, (iv, line) in enumerate(zip(intervals, lines, strict=True), start=1):
         account, closed, sources = directory._stored(iv)
         texts.append(
-            directory._row_text(n, iv.subscriber, iv.start, iv.end, *directory._stored(iv))
+            directory._row_text(
+                n, iv.subscriber, iv.start, iv.end, *directory._stored(iv), realm_id
+            )
         )
         assert line.endswith("\n")
         fields = line[:-1].split("\t")
         end = "" if iv.end is None else instant_text(iv.end)
-        assert [_unescape(f) for f in fields] == [
+        realm = "\\N" if realm_id is None else str(realm_id)  # COPY's NULL, or the id
+        assert [*map(_unescape, fields[:-1]), fields[-1]] == [
             str(n), iv.subscriber, f"[{instant_text(iv.start)},{end})", account, closed, sources,
+            realm,
         ]  # fmt: skip
     assert digest == directory.rows_digest(texts)
