@@ -15,9 +15,10 @@ from cli import runtime
 from cli.output import JsonOpt, emit_json, guarded, read_input
 
 if TYPE_CHECKING:
-    from detnat.service import directory
+    from detnat.service import directory, times
 else:  # loaded when a command runs (CLI start-up time)
     directory = runtime.lazy_module("detnat.service.directory")
+    times = runtime.lazy_module("detnat.service.times")
 
 app = typer.Typer(help="The subscriber directory: which account held a prefix when.")
 
@@ -48,9 +49,18 @@ def directory_ingest(
             "addresses (10/8, 100.64/10 ...) in a store of several realms: each NAT reuses them.",
         ),
     ] = None,
+    interim: Annotated[
+        str | None,
+        typer.Option(
+            "--interim",
+            help="freeradius-detail: the NAS sends an Interim-Update at least this often "
+            "(e.g. 15m); a session silent for longer ended one period after it was last heard.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Parse the files, append their intervals, record one audit entry; print a summary."""
+    period = times.parse_duration(interim, field="--interim") if interim else None
     read = [
         directory.InputFile(str(f), read_input(f, limit=MAX_FILE_BYTES, what="a directory file"))
         for f in files
@@ -58,7 +68,14 @@ def directory_ingest(
     actor = runtime.operator(ctx)
     with runtime.store_session() as session:
         done = directory.ingest(
-            session, actor, fmt, read, tz=tz, realm=realm, request_id=runtime.request_id()
+            session,
+            actor,
+            fmt,
+            read,
+            tz=tz,
+            realm=realm,
+            interim=period,
+            request_id=runtime.request_id(),
         )
     if json_out:
         emit_json(done.to_json())

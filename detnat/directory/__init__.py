@@ -41,8 +41,34 @@ def parser(name: str) -> Parser:
     raise InvalidInput(f"unknown format {name!r}: one of {', '.join(FORMATS)}", field="--format")
 
 
-def parse(name: str, files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
-    return parser(name)(files, tz=tz)
+INTERIM_FORMATS = frozenset({"freeradius-detail"})  # formats of sessions with interim updates
 
 
-__all__ = ["FORMATS", "Interval", "Parsed", "Refused", "SourceLine", "parse", "parser"]
+def parse(
+    name: str, files: Iterable[tuple[str, str]], *, tz: str | None, interim_us: int | None = None
+) -> Parsed:
+    """The files read by the parser of format ``name``; ``interim_us`` (the NAS's declared
+    interim period) only for :data:`INTERIM_FORMATS`."""
+    if interim_us is None:
+        return parser(name)(files, tz=tz)
+    if name not in INTERIM_FORMATS:
+        raise InvalidInput(
+            f"an interim period applies to {', '.join(sorted(INTERIM_FORMATS))} sessions, "
+            f"not to {name}",
+            field="--interim",
+        )
+    if interim_us <= 0:
+        raise InvalidInput("the interim period must be longer than zero", field="--interim")
+    return parser(name)(files, tz=tz, interim_us=interim_us)
+
+
+__all__ = [
+    "FORMATS",
+    "INTERIM_FORMATS",
+    "Interval",
+    "Parsed",
+    "Refused",
+    "SourceLine",
+    "parse",
+    "parser",
+]

@@ -30,6 +30,7 @@ CLOSED = (
     "nas-reboot",  # Accounting-On/Off of the session's NAS
     "takeover",  # a later Start for the same key by another session (the Stop was lost)
     "open",  # no end seen: the Stop may have been lost
+    "unheard",  # not heard from for longer than the declared interim period (RADIUS --interim)
     "expired",  # a lease's valid lifetime ran out
     "released",  # a lease released, reclaimed, or deleted (valid_lifetime 0)
     "given",  # the ``csv`` format: the end as given (or none)

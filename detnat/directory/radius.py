@@ -28,6 +28,11 @@ The rules (RFC 2866, RFC 2869; ``docs/directory.md``):
   whose Start was never seen gives ``[event − Acct-Session-Time, event)``.
 - **Lost stops**: a session never stopped stays open (``closed = "open"``, no end) until a later
   Start for the same key by another session (``takeover``) or its NAS reboots (``nas-reboot``).
+- **The interim period** (``interim_us``, ``--interim``: the NAS sends an Interim-Update at least
+  that often while a session lives): a session not heard from (Start or Interim-Update) for
+  longer than that is taken to have ended one period after it was last heard (``unheard``), not
+  when the next Start or reboot came, nor never. A Stop or Interim-Update read later shows it
+  lived on: the rule applies only to a session that was never heard from again.
 - The same record twice (a retransmission) is read once and counted as a duplicate.
 """
 
@@ -83,8 +88,11 @@ class Record(NamedTuple):
     source: SourceLine
 
 
-def parse(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
-    """Read ``(file name, text)`` pairs as FreeRADIUS detail files and replay their sessions."""
+def parse(
+    files: Iterable[tuple[str, str]], *, tz: str | None, interim_us: int | None = None
+) -> Parsed:
+    """Read ``(file name, text)`` pairs as FreeRADIUS detail files and replay their sessions
+    (``interim_us``: the NAS's interim period, when declared)."""
     zone = Zone.named(tz)
     out = Parsed()
     records: list[Record] = []
@@ -97,7 +105,7 @@ def parse(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
                 continue
             seen.add(mark)
             records.append(record)
-    out.intervals = replay(records, out)
+    out.intervals = replay(records, out, interim_us=interim_us)
     return out
 
 
@@ -295,12 +303,15 @@ class _Session:
     starts: dict[str, int] = field(default_factory=dict)  # key -> when it was first held
     lost: set[str] = field(default_factory=set)  # keys another session's Start took over
     first: SourceLine | None = None
+    heard: int = 0  # when a record of the session was last read (Start, Interim-Update)
+    last: SourceLine | None = None  # that record
 
 
 _ORDER = {START: 0, INTERIM: 1, STOP: 2, ON: 3, OFF: 3}
+_LOST_STOP = frozenset({"takeover", "nas-reboot"})  # ends that say nothing of when it ended
 
 
-def replay(records: list[Record], out: Parsed) -> list[Interval]:
+def replay(records: list[Record], out: Parsed, *, interim_us: int | None = None) -> list[Interval]:
     """Sessions from records, in event-time order (ties: file order)."""
     intervals: list[Interval] = []
     open_: dict[tuple[str, str], _Session] = {}
@@ -310,9 +321,11 @@ def replay(records: list[Record], out: Parsed) -> list[Interval]:
 
     def close(sid: tuple[str, str], key: str, at: int, how: str, last: SourceLine | None) -> None:
         held = open_[sid]
-        start = held.starts.pop(key)
         if how == "takeover":
             held.lost.add(key)  # its later records do not take the key back
+        if how in _LOST_STOP and interim_us is not None and held.heard + interim_us < at:
+            at, how, last = held.heard + interim_us, "unheard", held.last  # silent: it ended
+        start = held.starts.pop(key)
         if holder.get(key) == sid:
             del holder[key]
         sources: tuple[SourceLine, ...] = (held.first,) if held.first is not None else ()
@@ -344,6 +357,10 @@ def replay(records: list[Record], out: Parsed) -> list[Interval]:
         open_[sid] = _Session(record.account or "", first=record.source)
         by_nas.setdefault(sid[0], set()).add(sid)
         hold(sid, record.keys, at, record.source)
+        heard(sid, record)
+
+    def heard(sid: tuple[str, str], record: Record) -> None:
+        open_[sid].heard, open_[sid].last = record.at, record.source
 
     ordered = sorted(range(len(records)), key=lambda n: (records[n].at, _ORDER[records[n].status]))
     for n in ordered:
@@ -360,6 +377,7 @@ def replay(records: list[Record], out: Parsed) -> list[Interval]:
         elif record.status == INTERIM:
             if sid in open_:
                 hold(sid, record.keys, record.at, record.source)
+                heard(sid, record)
             elif sid not in ended:
                 lost_start = record.at - (record.session_time_us or 0)
                 begin(record, lost_start)
@@ -385,6 +403,9 @@ def replay(records: list[Record], out: Parsed) -> list[Interval]:
             ended.add(sid)
     for sid in sorted(open_):
         held = open_[sid]
+        if interim_us is not None:  # never heard from again: it ended one period after
+            end(sid, held.heard + interim_us, "unheard", held.last)
+            continue
         first = (held.first,) if held.first is not None else ()
         for key, start in held.starts.items():
             intervals.append(Interval(key, held.account, start, None, "open", first))

@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -131,9 +131,11 @@ def ingest(
     tz: str | None,
     request_id: str,
     realm: str | None = None,
+    interim: timedelta | None = None,
 ) -> IngestSummary:
     """Parse, store (COPY) and audit one ingest; flushed, the edge commits. ``realm``: the NAT
-    the files' subscribers sit behind (their private addresses answer only there), or None."""
+    the files' subscribers sit behind (their private addresses answer only there), or None;
+    ``interim``: the NAS's interim period (RADIUS sessions silent for longer ended)."""
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}", field="--format")
     if fmt in NEEDS_TZ and not tz:
@@ -148,7 +150,8 @@ def ingest(
         realm_id = found.id
     # NUL cannot be stored (text, JSONB): replaced before parsing, so the lines' hashes hold
     texts = [(f.name, _safe(f.data.decode("utf-8", "replace"))) for f in files]
-    parsed = parse(fmt, texts, tz=tz)
+    interim_us = None if interim is None else interim // timedelta(microseconds=1)
+    parsed = parse(fmt, texts, tz=tz, interim_us=interim_us)
     per_file: dict[str, int] = {}
     for r in parsed.refused:
         per_file[r.file] = per_file.get(r.file, 0) + 1
@@ -167,6 +170,7 @@ def ingest(
             "format": fmt,
             "tz": tz,
             "realm": realm,
+            "interim_seconds": None if interim is None else interim.total_seconds(),
             "files": shown,
             "records": parsed.records,
             "duplicates": parsed.duplicates,
