@@ -155,26 +155,31 @@ class HasPlan(Protocol):
     def id(self) -> int: ...
     @property
     def plan(self) -> dict[str, Any] | None: ...
+    @property
+    def content_sha256(self) -> str | None: ...
 
 
 class MapperCache:
-    """Compiled plans by version id. Versions are immutable, so entries never go stale."""
+    """Compiled plans by version id and content hash. Versions are immutable, so entries never
+    go stale; the hash keeps a process that talks to two stores (the same ids, other plans)
+    from answering one store's version with the other's plan."""
 
     def __init__(self, size: int = 512) -> None:
         self._size = size
-        self._items: OrderedDict[int, Mapper] = OrderedDict()
+        self._items: OrderedDict[tuple[int, str | None], Mapper] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, version: HasPlan) -> Mapper:
+        key = (version.id, version.content_sha256)
         with self._lock:
-            mapper = self._items.get(version.id)
+            mapper = self._items.get(key)
             if mapper is not None:
-                self._items.move_to_end(version.id)
+                self._items.move_to_end(key)
                 return mapper
         assert version.plan is not None
         mapper = compile_plan(plan_from_data(version.plan))
         with self._lock:
-            self._items[version.id] = mapper
+            self._items[key] = mapper
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return mapper
