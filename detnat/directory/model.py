@@ -117,32 +117,28 @@ def network_text(text: str) -> str:
     return f"{socket.inet_ntop(family, packed)}/{size}"
 
 
-# Inside space every NAT reuses: an address in it names a subscriber only together with the NAT
-# (realm) it sits behind. RFC 1918 (private), RFC 6598 (shared, 100.64.0.0/10), RFC 6890's
-# 192.0.0.0/24 (DS-Lite's B4 192.0.0.2, RFC 6333), loopback and link-local; IPv6 unique local
-# (RFC 4193) and link-local. Documentation prefixes (192.0.2.0/24, 2001:db8::/32) are global here:
+# Keys that name a subscriber only together with the NAT (realm) in front of it. Every IPv4 key:
+# an inside IPv4 address sits behind a NAT by definition, and operators reuse not only RFC 1918
+# and RFC 6598 space inside but 240.0.0.0/4, 198.18.0.0/15 and public blocks too. Of IPv6: unique
+# local (RFC 4193) and link-local, IPv4-mapped addresses (an IPv4 key written as IPv6) and the
+# local-use NAT64 prefix (RFC 8215). A global IPv6 prefix (a delegated /56, a B4 address) is one
+# line's wherever it is seen; documentation prefixes (2001:db8::/32) count as global here:
 # examples use them as if they were.
-_REUSED = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "100.64.0.0/10",
-        "192.0.0.0/24",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "fc00::/7",
-        "fe80::/10",
-    )
+_REUSED_V6 = tuple(
+    ipaddress.IPv6Network(n) for n in ("fc00::/7", "fe80::/10", "::ffff:0:0/96", "64:ff9b:1::/48")
 )
 
 
 def reused(subscriber: str) -> bool:
-    """Whether a subscriber key lies in (or covers part of) inside space every NAT reuses.
+    """Whether a subscriber key may name another line behind another NAT: every IPv4 key, and
+    IPv6 keys in (or covering part of) the non-global space above.
 
     >>> reused("100.64.0.10/32"), reused("2001:db8:104d:c900::/56"), reused("198.51.100.7/32")
-    (True, False, False)
+    (True, False, True)
+    >>> reused("::ffff:10.0.0.5/128"), reused("fd00:1::/64"), reused("::/0")
+    (True, True, True)
     """
     net = ipaddress.ip_network(subscriber, strict=False)
-    return any(net.version == r.version and net.overlaps(r) for r in _REUSED)
+    if isinstance(net, ipaddress.IPv4Network):
+        return True
+    return any(net.overlaps(r) for r in _REUSED_V6)

@@ -311,6 +311,20 @@ _ORDER = {START: 0, INTERIM: 1, STOP: 2, ON: 3, OFF: 3}
 _LOST_STOP = frozenset({"takeover", "nas-reboot"})  # ends that say nothing of when it ended
 
 
+def _started_after(
+    open_: dict[tuple[str, str], _Session],
+    holder: dict[str, tuple[str, str]],
+    keys: tuple[str, ...],
+    at: int,
+) -> str | None:
+    """A key of ``keys`` that another open session began holding after ``at``, if any."""
+    for key in keys:
+        other = holder.get(key)
+        if other is not None and open_[other].starts.get(key, at) > at:
+            return key
+    return None
+
+
 def replay(records: list[Record], out: Parsed, *, interim_us: int | None = None) -> list[Interval]:
     """Sessions from records, in event-time order (ties: file order)."""
     intervals: list[Interval] = []
@@ -380,6 +394,18 @@ def replay(records: list[Record], out: Parsed, *, interim_us: int | None = None)
                 heard(sid, record)
             elif sid not in ended:
                 lost_start = record.at - (record.session_time_us or 0)
+                later = _started_after(open_, holder, record.keys, lost_start)
+                if later is not None:
+                    out.refused.append(
+                        Refused(
+                            record.source.file,
+                            record.source.line,
+                            f"an Interim-Update of a session whose Start was not read says it "
+                            f"held {later} since before another session's Start of it: the "
+                            "records disagree",
+                        )
+                    )
+                    continue
                 begin(record, lost_start)
         elif sid in open_:  # STOP
             hold(sid, record.keys, record.at, record.source)

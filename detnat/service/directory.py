@@ -259,9 +259,10 @@ def _by_ingest(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[str]
 
 @dataclass(frozen=True)
 class _Asked:
-    """What an answer asks of the directory: its subscriber, in which realm, over which window;
-    ``scoped``: the subscriber's key is reused behind every NAT (:func:`reused`), so only rows
-    of its realm answer it in a store of several realms."""
+    """What an answer asks of the directory: its subscriber, in which realm (None: its
+    candidates are of several), over which window. Rows of a realm answer only answers in it;
+    ``scoped``: the subscriber's key may be another line behind another NAT (:func:`reused`), so
+    rows of no realm answer it only in a store of one realm."""
 
     subscriber: str
     realm: str | None
@@ -379,11 +380,15 @@ def _resolved(
 
 
 def _unscoped_reason(subscriber: str, realm: str | None) -> str:
-    where = f"realm {realm}" if realm else "the realm of this answer"
+    if realm is None:
+        return (
+            f"the answer's candidates are of several realms: {subscriber} may be another line "
+            "behind each NAT, so no directory row answers it"
+        )
     return (
-        f"the directory holds no interval of {where} covering {subscriber}: a private address "
-        "is reused behind each NAT, so in a store of several realms only rows ingested with "
-        "that realm (directory ingest --realm) answer it"
+        f"the directory holds no interval of realm {realm} covering {subscriber}: a private "
+        "address (every IPv4 key) is reused behind each NAT, so in a store of several realms "
+        "only rows ingested with that realm (directory ingest --realm) answer it"
     )
 
 
@@ -517,9 +522,15 @@ def check_account(answer: dict[str, Any]) -> list[str]:
     if shown is None:
         return [] if answer.get("account_reason") else ["answer.account: null without a reason"]
     problems = []
+    realm = _realm_of(answer)
     try:
         held = []
         for n, h in enumerate(shown["held"]):
+            if "realm" in h and h["realm"] != realm:
+                problems.append(
+                    f"answer.account.held[{n}]: a row of realm {h['realm']} does not answer "
+                    f"an answer {'of several realms' if realm is None else f'in realm {realm}'}"
+                )
             for s in h.get("sources", []):
                 if SourceLine.of(s["file"], s["line"], s["text"]).sha256 != s["sha256"]:
                     problems.append(

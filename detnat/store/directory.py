@@ -24,20 +24,26 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 # touch is answered by no account (the service says why): a cut set could leave a holder out.
 LIMIT = 200
 
+
 # Candidates for one subscriber and window (one more than LIMIT, to know when there are more); an
-# open row also gets the start of the next row of the same prefix and realm (when its lost Stop is
-# taken to have happened), and an open row taken over before the window is not a candidate.
-# ``scoped`` (a non-global key: the service decides, :func:`scoped_rows`): in a store of more
-# than one realm only the rows of ``realm`` answer (the same private address is another
-# subscriber behind another NAT).
-_SCOPE = (
-    "(NOT {scoped} OR (SELECT count(*) FROM realms) <= 1 "
-    "OR d.realm_id = (SELECT r.id FROM realms r WHERE r.name = {realm}))"
-)
-_TAKEN = (
-    "o.prefix = d.prefix AND o.realm_id IS NOT DISTINCT FROM d.realm_id "
-    "AND lower(o.during) > lower(d.during)"
-)
+# open row also gets the start of the next row of the same prefix that answers the same question
+# (when its lost Stop is taken to have happened), and an open row taken over before the window is
+# not a candidate.
+#
+# Which rows answer (the service's rule, ``docs/directory.md``): a row of a realm answers only
+# answers in that realm (``realm``; None: the answer is of no one realm); a row of no realm
+# answers any realm, unless the key is ``scoped`` (reused behind every NAT:
+# :func:`detnat.directory.model.reused`) and the store holds more than one realm. Takeovers
+# follow the same rule, so the rows an answer sees end one another as the Python rule
+# (:func:`detnat.directory.resolve.taken_over`) ends them.
+def _scope(row: str) -> str:
+    return (
+        f"(({row}.realm_id IS NULL AND (NOT {{scoped}} OR (SELECT count(*) FROM realms) <= 1)) "
+        f"OR {row}.realm_id = (SELECT r.id FROM realms r WHERE r.name = {{realm}}))"
+    )
+
+
+_TAKEN = f"o.prefix = d.prefix AND lower(o.during) > lower(d.during) AND {_scope('o')}"
 _AROUND = (
     "SELECT d.prefix::text, lower(d.during), upper(d.during), d.account, d.closed, d.sources, "
     "CASE WHEN upper_inf(d.during) THEN (SELECT min(lower(o.during)) FROM directory_intervals o "
@@ -45,7 +51,7 @@ _AROUND = (
     "(SELECT r.name FROM realms r WHERE r.id = d.realm_id) "
     "FROM directory_intervals d "
     "WHERE d.prefix && CAST({net} AS inet) AND d.during && tstzrange({lo}, {hi}, '[]') "
-    f"AND {_SCOPE} "
+    f"AND {_scope('d')} "
     "AND NOT (upper_inf(d.during) AND EXISTS (SELECT 1 FROM directory_intervals o WHERE "
     f"{_TAKEN} AND lower(o.during) <= {{lo}})) "
     f"ORDER BY lower(d.during), d.ingest, d.n LIMIT {LIMIT + 1}"
@@ -69,7 +75,7 @@ Candidate = tuple[
 # revision it saw. The start that ends an open row (a later row of the same prefix) is found the
 # same way, for the open rows found. Instants go in and out as µs since the epoch (no
 # ``datetime`` either way); the caller picks each ask's rows by its own window. Each ask carries
-# its realm and whether its key is scoped (:data:`_SCOPE`); takeovers stay within a realm.
+# its realm and whether its key is scoped: rows and takeovers as :func:`_scope` has them.
 _AROUND_NETS = """
 WITH rev AS (SELECT (SELECT revision FROM store_revision WHERE id = 1) AS revision),
 q AS MATERIALIZED (
@@ -86,26 +92,27 @@ q AS MATERIALIZED (
   FROM q JOIN LATERAL unnest(CASE family(q.net) WHEN 4 THEN CAST(%(v4)s AS int2[])
                              ELSE CAST(%(v6)s AS int2[]) END) AS m(len) ON m.len <= masklen(q.net)
   JOIN directory_intervals d ON d.prefix = network(set_masklen(q.net, m.len))
-  WHERE d.during && tstzrange(q.lo, q.hi, '[]') AND (q.anywhere OR d.realm_id = q.realm_id)
+  WHERE d.during && tstzrange(q.lo, q.hi, '[]')
+    AND ((d.realm_id IS NULL AND q.anywhere) OR d.realm_id = q.realm_id)
   UNION ALL
   SELECT q.i, d.ingest, d.n, d.prefix, d.during, d.account, d.closed, d.realm_id
   FROM q JOIN directory_intervals d ON d.prefix << q.net
   WHERE masklen(q.net) < CASE family(q.net) WHEN 4 THEN %(v4max)s ELSE %(v6max)s END
-    AND d.during && tstzrange(q.lo, q.hi, '[]') AND (q.anywhere OR d.realm_id = q.realm_id)
+    AND d.during && tstzrange(q.lo, q.hi, '[]')
+    AND ((d.realm_id IS NULL AND q.anywhere) OR d.realm_id = q.realm_id)
 ), nxt AS (
-  SELECT h.prefix, h.realm_id, h.start, min(lower(o.during)) AS taken
-  FROM (SELECT DISTINCT prefix, realm_id, lower(during) AS start FROM hit
-        WHERE upper_inf(during)) h
+  SELECT h.i, h.prefix, h.start, min(lower(o.during)) AS taken
+  FROM (SELECT DISTINCT i, prefix, lower(during) AS start FROM hit WHERE upper_inf(during)) h
+  JOIN q ON q.i = h.i
   JOIN directory_intervals o ON o.prefix = h.prefix AND lower(o.during) > h.start
-   AND o.realm_id IS NOT DISTINCT FROM h.realm_id
+   AND ((o.realm_id IS NULL AND q.anywhere) OR o.realm_id = q.realm_id)
   GROUP BY 1, 2, 3
 ), found AS (
   SELECT h.i, h.ingest, h.n, h.prefix::text AS prefix,
          CAST(extract(epoch FROM lower(h.during)) * 1000000 AS int8) AS start,
          CAST(extract(epoch FROM upper(h.during)) * 1000000 AS int8) AS stop,
          h.account, h.closed, CAST(extract(epoch FROM x.taken) * 1000000 AS int8) AS taken
-  FROM hit h LEFT JOIN nxt x ON x.prefix = h.prefix AND x.start = lower(h.during)
-   AND x.realm_id IS NOT DISTINCT FROM h.realm_id
+  FROM hit h LEFT JOIN nxt x ON x.i = h.i AND x.prefix = h.prefix AND x.start = lower(h.during)
   WHERE NOT isempty(h.during)
 )
 SELECT rev.revision, found.* FROM rev LEFT JOIN found ON true
@@ -179,7 +186,7 @@ async def any_rows_async(conn: AsyncConn) -> bool:
 def around(
     session: Session, net: str, lo: datetime, hi: datetime, *, realm: str | None, scoped: bool
 ) -> list[Candidate]:
-    """The candidates of one (subscriber, window) in ``realm`` (``scoped``: see :data:`_SCOPE`):
+    """The candidates of one (subscriber, window) in ``realm`` (``scoped``: see :func:`_scope`):
     on the session's own connection, a prepared statement (no SQL text compiled or planned per
     lookup)."""
     raw = session.connection().connection.driver_connection

@@ -103,3 +103,24 @@ def test_cli_ingest_takes_the_period_and_the_audit_entry_records_it(
             ).scalar_one()
         assert answer["account"] is None and "holds no interval" in str(answer["account_reason"])
         assert entry["record"]["interim_seconds"] == 1200
+
+
+def test_an_interim_update_claiming_a_key_since_before_anothers_start_is_refused() -> None:
+    """yves starts on 10.0.0.5 at 10:00; at 10:30 an Interim-Update of xena's session (its Start
+    never read) says she has been on for an hour, holding 10.0.0.5 since 09:30. Before, yves's
+    row was ended at 09:30 — before it began — and the whole ingest failed in Postgres."""
+
+    def record(clock: str, status: str, session: str, user: str, extra: str = "") -> str:
+        return (
+            f"Sun Mar  1 {clock} 2026\n\tAcct-Status-Type = {status}\n"
+            f'\tNAS-IP-Address = 192.0.2.1\n\tAcct-Session-Id = "{session}"\n'
+            f'\tUser-Name = "{user}"\n\tFramed-IP-Address = 10.0.0.5\n{extra}\n'
+        )
+
+    text = record("10:00:00", "Start", "y", "yves") + record(
+        "10:30:00", "Interim-Update", "x", "xena", "\tAcct-Session-Time = 3600\n"
+    )
+    parsed = radius.parse([("detail", text)], tz="UTC")
+    assert [(r.line, "disagree" in r.reason) for r in parsed.refused] == [(8, True)]
+    [iv] = parsed.intervals
+    assert (iv.account, iv.start, iv.end) == ("yves", HOUR10, None)
