@@ -22,6 +22,9 @@ import socket
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from detnat.engine.addresses import parse_prefix
+from detnat.engine.addresses import reused as reused_key
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # How an interval ended (or why it has no end): the words an answer shows.
@@ -117,28 +120,14 @@ def network_text(text: str) -> str:
     return f"{socket.inet_ntop(family, packed)}/{size}"
 
 
-# Keys that name a subscriber only together with the NAT (realm) in front of it. Every IPv4 key:
-# an inside IPv4 address sits behind a NAT by definition, and operators reuse not only RFC 1918
-# and RFC 6598 space inside but 240.0.0.0/4, 198.18.0.0/15 and public blocks too. Of IPv6: unique
-# local (RFC 4193) and link-local, IPv4-mapped addresses (an IPv4 key written as IPv6) and the
-# local-use NAT64 prefix (RFC 8215). A global IPv6 prefix (a delegated /56, a B4 address) is one
-# line's wherever it is seen; documentation prefixes (2001:db8::/32) count as global here:
-# examples use them as if they were.
-_REUSED_V6 = tuple(
-    ipaddress.IPv6Network(n) for n in ("fc00::/7", "fe80::/10", "::ffff:0:0/96", "64:ff9b:1::/48")
-)
-
-
 def reused(subscriber: str) -> bool:
-    """Whether a subscriber key may name another line behind another NAT: every IPv4 key, and
-    IPv6 keys in (or covering part of) the non-global space above.
+    """Whether a subscriber key may name another line behind another NAT
+    (:func:`detnat.engine.addresses.reused`): every IPv4 key, and IPv6 keys in (or covering
+    part of) unique local, link-local, IPv4-mapped or local-use NAT64 space.
 
     >>> reused("100.64.0.10/32"), reused("2001:db8:104d:c900::/56"), reused("198.51.100.7/32")
     (True, False, True)
     >>> reused("::ffff:10.0.0.5/128"), reused("fd00:1::/64"), reused("::/0")
     (True, True, True)
     """
-    net = ipaddress.ip_network(subscriber, strict=False)
-    if isinstance(net, ipaddress.IPv4Network):
-        return True
-    return any(net.overlaps(r) for r in _REUSED_V6)
+    return reused_key(parse_prefix(subscriber))

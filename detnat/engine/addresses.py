@@ -143,6 +143,29 @@ class Prefix(NamedTuple):
         return f"{format_address(self.family, self.network)}/{self.length}"
 
 
+# Subscriber keys that may be another line behind another NAT (realm): every IPv4 key (an inside
+# IPv4 address sits behind a NAT by definition, and operators reuse RFC 1918, RFC 6598,
+# 240.0.0.0/4, 198.18.0.0/15 and public blocks inside); of IPv6, unique local (RFC 4193),
+# link-local, IPv4-mapped and the local-use NAT64 prefix (RFC 8215). A global IPv6 prefix (a
+# delegated /56, a B4 address) is one line's wherever it is seen; documentation prefixes
+# (2001:db8::/32) count as global: examples use them as if they were.
+_REUSED_V6 = (
+    Prefix(6, 0xFC00 << 112, 7),
+    Prefix(6, 0xFE80 << 112, 10),
+    Prefix(6, 0xFFFF << 32, 96),
+    Prefix(6, 0x0064FF9B0001 << 80, 48),
+)
+
+
+def reused(key: Prefix) -> bool:
+    """Whether a subscriber key may name another line behind another NAT (see above).
+
+    >>> reused(Prefix(4, 0x64400000, 10)), reused(Prefix(6, 0x20010DB8 << 96, 56))
+    (True, False)
+    """
+    return key.family == V4 or any(key.overlaps(r) for r in _REUSED_V6)
+
+
 def parse_prefix(text: str, *, field: str = "prefix") -> Prefix:
     """Parse ``address/length`` (or a bare address, a full-length prefix); host bits refused."""
     if not isinstance(text, str):

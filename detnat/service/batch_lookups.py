@@ -364,10 +364,13 @@ def answer_rows(
         for row, pairs in members.items():
             try:
                 candidates = [
-                    lookups.engine_verdict(
-                        query.mappers.get(snapshot.realms[r].versions[v]).reverse(
-                            int(ips[row]), int(ports[row])
-                        )
+                    lookups.in_realm(
+                        lookups.engine_verdict(
+                            query.mappers.get(snapshot.realms[r].versions[v]).reverse(
+                                int(ips[row]), int(ports[row])
+                            )
+                        ),
+                        snapshot.realms[r].name,
                     )
                     for r, v in pairs
                 ]

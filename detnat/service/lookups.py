@@ -16,10 +16,10 @@ single and batch lookups alike and read as one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ from detnat.engine import (
     non_public_reason,
     parse_public_address,
 )
+from detnat.engine.addresses import parse_prefix, reused
 from detnat.errors import NotFound, QueryError
 from detnat.service import answers
 from detnat.service.answers import Reason, Status
@@ -99,7 +100,11 @@ def spans_holding(snapshot: Timelines, address: int, start: datetime, end: datet
 
 
 def verdict(candidates: Sequence[answers.Verdict]) -> answers.Verdict:
-    """Status (and reason, or the agreed subscriber) of one or more evaluated candidates."""
+    """Status (and reason, or the agreed subscriber) of one or more evaluated candidates.
+
+    Candidates of two realms agree on a subscriber only when its key is one line's wherever it
+    is seen: ``10.0.0.5/32`` behind one NAT and behind another are two people
+    (:func:`~detnat.engine.addresses.reused`)."""
     distinct = {
         (
             c["status"],
@@ -107,6 +112,7 @@ def verdict(candidates: Sequence[answers.Verdict]) -> answers.Verdict:
             c.get("subscriber"),
             c.get("public_ip"),
             str(c.get("port_ranges")),
+            _holder_realm(c),
         )
         for c in candidates
     }
@@ -126,6 +132,14 @@ def verdict(candidates: Sequence[answers.Verdict]) -> answers.Verdict:
     reasons = sorted({Reason(c["reason"]) for c in candidates})
     why = reasons[0] if len(reasons) == 1 else Reason.MIXED
     return {"status": Status.NO_MAPPING, "reason": why}
+
+
+def _holder_realm(candidate: answers.Verdict) -> object:
+    """The realm that is part of a matched candidate's holder: its own for a reused key."""
+    subscriber = candidate.get("subscriber")
+    if subscriber is None or not reused(parse_prefix(subscriber)):
+        return None
+    return cast(Mapping[str, Any], candidate).get("realm")
 
 
 V = TypeVar("V", answers.Verdict, answers.ReverseAnswer, answers.ForwardAnswer)
@@ -154,6 +168,12 @@ def engine_verdict(result: ReverseAnswer) -> answers.Verdict:
         out["public_ip"] = allocated["public_ip"]
         out["port_ranges"] = allocated["port_ranges"]
     return out
+
+
+def in_realm(candidate: answers.Verdict, realm: str) -> answers.Verdict:
+    """``candidate`` with the realm of its version, which :func:`verdict` weighs (a batch's
+    candidates carry no evidence, only this)."""
+    return cast(answers.Verdict, {**candidate, "realm": realm})
 
 
 def allocation_json(allocation: Allocation) -> answers.Allocated:

@@ -59,6 +59,7 @@ import pyarrow.compute as pc
 
 from detnat.batch import parse_ipv4_many
 from detnat.engine import REASON_CODES, STATUS_CODES, Reason, Status
+from detnat.engine.addresses import reused
 from detnat.engine.mapper import _NON_PUBLIC  # the engine's one table of never-public space
 from detnat.errors import InvalidInput
 from detnat.snapshot.file import Snapshot, Version
@@ -690,12 +691,15 @@ class Annotator:
         head = np.repeat(firsts, size)
         is_match = st == _S[Status.MATCH]
         same = is_match & (text == text[head]).all(axis=1) & (port_set == port_set[head])
+        realm_of = self._realm_of[number]
+        across = np.flatnonzero(same & (realm_of != realm_of[head]))
+        if len(across):  # a reused key behind two NATs is two lines (lookups.verdict)
+            same[across] = [not self._reused(int(number[k]), int(sub[k])) for k in across]
         all_same = np.minimum.reduceat(same, firsts)
         any_match = np.maximum.reduceat(is_match, firsts)
         any_invalid = np.maximum.reduceat(st == _S[ERROR], firsts)
         any_dynamic = np.maximum.reduceat(st == _S[Status.NOT_DETERMINISTIC], firsts)
         one_reason = np.minimum.reduceat(why == why[head], firsts)
-        realm_of = self._realm_of[number]
         one_realm = np.minimum.reduceat(realm_of == realm_of[head], firsts)
         out_rows = rows[firsts]
         decided_status = np.where(
@@ -765,6 +769,14 @@ class Annotator:
         reason[rows] = np.where(covered, _R[Reason.NOT_IN_POOL], _R[Reason.NO_PLAN])
 
     # -- subscribers and port sets ----------------------------------------------------------------
+
+    def _reused(self, number: int, sub: int) -> bool:
+        """Whether subscriber ``sub`` of version ``number`` may be another line behind another
+        NAT (:func:`detnat.engine.addresses.reused`): asked only of candidates of two realms
+        that name the same subscriber, which are few."""
+        mapper = self.versions[number].version.mapper
+        assert mapper is not None
+        return reused(mapper.subscriber_at(sub))
 
     def _subscriber_texts(self, v: _Version, sub: Ints) -> tuple[npt.NDArray[np.uint8], Ints]:
         mapper = v.version.mapper
