@@ -139,6 +139,7 @@ def ingest(
     *,
     name: str = "made.log",
     hold: timedelta | None = None,
+    interim: timedelta | None = None,
     by: audit.Actor = OPS,
 ) -> logs.IngestSummary:
     reading, renumbered = as_file(events, name)
@@ -152,6 +153,7 @@ def ingest(
             by=by,
             request_id="test",
             log_hold=hold,
+            log_interim=interim,
         )
 
 
