@@ -600,29 +600,59 @@ def _events_of(public: int, rows: list[tuple[Any, ...]]) -> list[LogEvent]:
 
 
 def rebuild(session: Session, realm_id: int, publics: set[int] | None) -> int:
-    """Derive the intervals of ``publics`` (None: all) of the realm anew from its events."""
+    """Derive the intervals of ``publics`` (None: all) of the realm anew from its events, and
+    write what changed.
+
+    An address with intervals stored has its rows read back first, each as the MD5 of the COPY
+    row it was made from (:func:`detnat.store.logs.stored_rows`): a row whose text the events
+    make again stays, the others are deleted, and only new texts are copied. So the intervals of
+    earlier files are not rewritten each time a later file touches their addresses (their
+    index entries were most of an ingest's cost once a realm has history). The rows are the
+    same as if all were deleted and copied again; ``audit verify`` compares them with the
+    events."""
     hold_us, interim_us = periods_us(session, realm_id)
-    store.delete_intervals(session, realm_id, publics)
+    had = store.publics_with_intervals(session, realm_id, publics)
     made = 0
     conn = store.raw_connection(session)
+    with_events: list[int] = []
+    md5 = hashlib.md5
 
-    def chunks() -> Iterator[list[str]]:
+    def chunks() -> Iterator[tuple[list[str], list[str]]]:
         nonlocal made
         pending: list[str] = []
+        stale: list[str] = []
         files: dict[str, str] = {}
         for public, rows in store.event_rows(session, realm_id, publics):
+            with_events.append(public)
             found = derive(_events_of(public, rows), hold_us=hold_us, interim_us=interim_us)
-            pending.extend(interval_row(realm_id, public, i, files) for i in found)
             made += len(found)
-            if len(pending) >= CHUNK:
-                yield pending
-                pending = []
-        if pending:
-            yield pending
+            texts = [interval_row(realm_id, public, i, files) for i in found]
+            if public in had:
+                stored = store.stored_rows(conn, realm_id, public)
+                for row in texts:
+                    digest = md5(row[:-1].encode("utf-8", "surrogatepass")).hexdigest()
+                    if stored.pop(digest, None) is None:
+                        pending.append(row)
+                stale.extend(stored.values())
+            else:
+                pending.extend(texts)
+            if len(pending) + len(stale) >= CHUNK:
+                yield pending, stale
+                pending, stale = [], []
+        if pending or stale:
+            yield pending, stale
 
-    # the intervals of one chunk are copied while the next are derived (psycopg serialises the
+    def write(chunk: tuple[list[str], list[str]]) -> None:
+        rows, stale = chunk
+        store.delete_rows(conn, stale)  # first: a changed row may keep its primary key
+        if rows:
+            store.copy_intervals(conn, rows)
+
+    # the intervals of one chunk are written while the next are derived (psycopg serialises the
     # copy and the cursor's fetches on the one connection)
-    behind(lambda rows: store.copy_intervals(conn, rows), chunks())
+    behind(write, chunks())
+    if publics is None:  # an address whose events are all gone (pruned) keeps no interval
+        store.delete_intervals_without_events(session, realm_id, with_events)
     return made
 
 

@@ -205,6 +205,95 @@ def delete_intervals(session: Session, realm_id: int, publics: Iterable[int] | N
         )
 
 
+def delete_intervals_without_events(session: Session, realm_id: int, publics: list[int]) -> None:
+    """Delete the realm's intervals of every address but ``publics`` (those left with events)."""
+    session.execute(
+        text("DELETE FROM log_intervals WHERE realm_id = :r AND NOT (public = ANY(:p))"),
+        {"r": realm_id, "p": sorted(publics)},
+    )
+
+
+def publics_with_intervals(
+    session: Session, realm_id: int, publics: Iterable[int] | None
+) -> set[int]:
+    """Of ``publics`` (None: any), the addresses the realm has intervals stored for."""
+    query = "SELECT DISTINCT public FROM log_intervals WHERE realm_id = :r"
+    params: dict[str, Any] = {"r": realm_id}
+    if publics is not None:
+        query += " AND public = ANY(:p)"
+        params["p"] = sorted(publics)
+    return set(session.scalars(text(query), params))
+
+
+def _copy_escaped(sql: str) -> str:
+    return (
+        f"replace(replace(replace(replace({sql}, '\\', '\\\\'), E'\\t', '\\t'), "
+        "E'\\n', '\\n'), E'\\r', '\\r')"
+    )
+
+
+def _bound_text(sql: str) -> str:
+    return f"to_char({sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'"
+
+
+def _flag(column: str) -> str:
+    return f"CASE WHEN {column} THEN 't' ELSE 'f' END"
+
+
+# A stored interval row printed back as the COPY row that made it
+# (:func:`detnat.service.logs.interval_row`, without its line feed), hashed: the same MD5 for a
+# row and the text of an interval means the row is what copying that text makes (a row the
+# printing does not reproduce -- an odd bound, a year past 9999, a file name with non-ASCII
+# characters, lines that are not five-item arrays -- never matches, and is written again).
+_LINE_TEXT = (
+    "CASE WHEN jsonb_typeof(l) = 'array' AND jsonb_array_length(l) = 5 "
+    "AND jsonb_typeof(l->0) = 'string' AND jsonb_typeof(l->2) = 'string' "
+    "AND jsonb_typeof(l->4) = 'string' THEN format('[%%s,%%s,%%s,%%s,%%s]', l->0, l->1, l->2, l->3, "
+    "l->4) ELSE '?' END"
+)
+_ROW_TEXT = (
+    "concat(realm_id, E'\\t', public, E'\\t', port_first, E'\\t', port_last, E'\\t', "
+    "port_step, E'\\t', protocol, E'\\t', " + _copy_escaped("inside") + ", E'\\t', "
+    "CASE WHEN lower_inf(during) THEN '[' WHEN lower_inc(during) THEN '[' || "
+    + _bound_text("lower(during)")
+    + " END, ',', "
+    "CASE WHEN upper_inf(during) THEN ')' WHEN NOT upper_inc(during) THEN "
+    + _bound_text("upper(during)")
+    + " || ')' END, E'\\t', ports::text, E'\\t', "
+    + _flag("open")
+    + ", E'\\t', "
+    + _flag("unknown_start")
+    + ", E'\\t', "
+    + _flag("conflict")
+    + ", E'\\t', "
+    "CASE WHEN jsonb_typeof(lines) = 'array' THEN '[' || "
+    + _copy_escaped(
+        "(SELECT coalesce(string_agg(" + _LINE_TEXT + ", ',' ORDER BY n), '') "
+        "FROM jsonb_array_elements(lines) WITH ORDINALITY AS e(l, n))"
+    )
+    + " || ']' END, E'\\t', "
+    + _flag("interim_deadline")
+    + ")"
+)
+STORED_ROWS = (
+    f"SELECT md5({_ROW_TEXT}), ctid::text FROM log_intervals WHERE realm_id = %s AND public = %s"
+)
+
+
+def stored_rows(conn: psycopg.Connection[Any], realm_id: int, public: int) -> dict[str, str]:
+    """The realm's interval rows of one address: the MD5 of each printed back as its COPY row
+    (:data:`STORED_ROWS`) -> its ctid."""
+    with conn.cursor() as cur:
+        cur.execute(STORED_ROWS, (realm_id, public))
+        return {digest: ctid for digest, ctid in cur.fetchall() if digest is not None}
+
+
+def delete_rows(conn: psycopg.Connection[Any], ctids: list[str]) -> None:
+    """Delete interval rows by ctid (read in this transaction, the realm locked: they stay put)."""
+    if ctids:
+        conn.execute("DELETE FROM log_intervals WHERE ctid = ANY(%s::tid[])", (ctids,))
+
+
 def copy_text(value: str) -> str:
     """``value`` escaped for COPY's text format."""
     return (
