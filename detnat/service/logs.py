@@ -556,7 +556,9 @@ def interval_row(
     realm_id: int, public: int, i: Interval, files: dict[str, str] | None = None
 ) -> str:
     """An interval as one COPY row of ``log_intervals`` (``files``: a memo of file names as JSON
-    strings escaped for COPY, kept by the caller across rows)."""
+    strings escaped for COPY, kept by the caller across rows). The lines are written as Postgres
+    prints jsonb (``", "`` between items), so :func:`rebuild` can tell a stored row from its
+    text (:data:`detnat.store.logs.STORED_ROWS`)."""
     if files is None:
         files = {}
     seen = []
@@ -565,14 +567,14 @@ def interval_row(
         name = files.get(file)
         if name is None:
             name = files[file] = store.copy_text(json.dumps(file))
-        seen.append(f'["{s.kind}",{s.at_us},{name},{line},"{sha}"]')
+        seen.append(f'["{s.kind}", {s.at_us}, {name}, {line}, "{sha}"]')
     lo = public * 65536
     return (
         f"{realm_id}\t{public}\t{i.port_first}\t{i.port_last}\t{i.port_step}\t"
         f"{i.protocol or 'all'}\t{store.copy_text(i.inside)}\t"
         f"[{_bound(i.start_us)},{_bound(i.end_us)})\t[{lo + i.port_first},{lo + i.port_last + 1})\t"
         f"{'t' if i.open else 'f'}\t{'t' if i.unknown_start else 'f'}\t"
-        f"{'t' if i.conflict else 'f'}\t[{','.join(seen)}]\t{'t' if i.interim_deadline else 'f'}\n"
+        f"{'t' if i.conflict else 'f'}\t[{', '.join(seen)}]\t{'t' if i.interim_deadline else 'f'}\n"
     )
 
 

@@ -241,16 +241,11 @@ def _flag(column: str) -> str:
 
 
 # A stored interval row printed back as the COPY row that made it
-# (:func:`detnat.service.logs.interval_row`, without its line feed), hashed: the same MD5 for a
-# row and the text of an interval means the row is what copying that text makes (a row the
-# printing does not reproduce -- an odd bound, a year past 9999, a file name with non-ASCII
-# characters, lines that are not five-item arrays -- never matches, and is written again).
-_LINE_TEXT = (
-    "CASE WHEN jsonb_typeof(l) = 'array' AND jsonb_array_length(l) = 5 "
-    "AND jsonb_typeof(l->0) = 'string' AND jsonb_typeof(l->2) = 'string' "
-    "AND jsonb_typeof(l->4) = 'string' THEN format('[%%s,%%s,%%s,%%s,%%s]', l->0, l->1, l->2, l->3, "
-    "l->4) ELSE '?' END"
-)
+# (:func:`detnat.service.logs.interval_row`, without its line feed, its lines written as Postgres
+# prints jsonb), hashed: the same MD5 for a row and the text of an interval means the row is what
+# copying that text makes. A row the printing does not reproduce (an odd bound, a year past
+# 9999, a file name with non-ASCII characters, lines altered in the store) never matches, and is
+# written again.
 _ROW_TEXT = (
     "concat(realm_id, E'\\t', public, E'\\t', port_first, E'\\t', port_last, E'\\t', "
     "port_step, E'\\t', protocol, E'\\t', " + _copy_escaped("inside") + ", E'\\t', "
@@ -266,12 +261,8 @@ _ROW_TEXT = (
     + ", E'\\t', "
     + _flag("conflict")
     + ", E'\\t', "
-    "CASE WHEN jsonb_typeof(lines) = 'array' THEN '[' || "
-    + _copy_escaped(
-        "(SELECT coalesce(string_agg(" + _LINE_TEXT + ", ',' ORDER BY n), '') "
-        "FROM jsonb_array_elements(lines) WITH ORDINALITY AS e(l, n))"
-    )
-    + " || ']' END, E'\\t', "
+    + _copy_escaped("lines::text")
+    + ", E'\\t', "
     + _flag("interim_deadline")
     + ")"
 )
