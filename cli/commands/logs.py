@@ -70,6 +70,13 @@ def logs_ingest(
             help="How long an allocation without a release is held (declared for the realm).",
         ),
     ] = None,
+    log_interim: Annotated[
+        str | None,
+        typer.Option(
+            "--log-interim",
+            help="How often the NAT re-logs a block it still holds (declared for the realm).",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Store the allocation lines of FILE... (a summary per file; refused lines on stderr)."""
@@ -83,6 +90,9 @@ def logs_ingest(
     if exporter not in ("iana", "juniper"):
         raise InvalidInput("must be iana or juniper", field="--exporter")
     hold = logs.check_hold(times.parse_duration(log_hold, field="--log-hold") if log_hold else None)
+    interim = logs.check_interim(
+        times.parse_duration(log_interim, field="--log-interim") if log_interim else None
+    )
     options = formats.ParseOptions(year=year, tz=tz, exporter=exporter)
     actor = runtime.operator(ctx)
 
@@ -98,6 +108,7 @@ def logs_ingest(
             fmt,
             lambda lines, name: formats.parse_lines(fmt, lines, file=name, options=options),
             log_hold=hold,
+            log_interim=interim,
             until_idle=until_idle,
         )
         total = logs.follow(
@@ -124,6 +135,7 @@ def logs_ingest(
                     by=actor,
                     request_id=runtime.request_id(),
                     log_hold=hold,
+                    log_interim=interim,
                     on_refused=_print_refused,
                 )
         finally:

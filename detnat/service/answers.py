@@ -155,6 +155,7 @@ class LogCandidate(Allocated):
     open: bool
     unknown_start: bool
     conflict: bool
+    interim_deadline: NotRequired[bool]  # open, ends at its next interim deadline (only if so)
     lines: list[LogLine]
 
 
@@ -213,9 +214,11 @@ class ReverseAnswer(Verdict, Asked):
     candidates: list[ReverseCandidate]
     # The logs, when consulted (a dynamic block, a realm with logs and no plan, a plan's match
     # checked against them): the intervals that hold the port in the window, and each realm's
-    # log hold they were made with (µs; None: no hold declared).
+    # log hold and interim period they were made with (µs; None: not declared; the periods only
+    # when some realm declares one).
     log_candidates: NotRequired[list[LogCandidate]]
     log_holds_us: NotRequired[dict[str, int | None]]
+    log_interims_us: NotRequired[dict[str, int | None]]
     source: NotRequired[Literal["log"]]  # the status and subscriber come from the logs
     nearest_change: NotRequired[NearestChange | None]
     pending_approval: NotRequired[list[PendingVersion]]

@@ -28,7 +28,7 @@ import hashlib
 import ipaddress
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -52,8 +52,9 @@ def _instant(at_us: int | None) -> str | None:
 
 
 def candidate(realm: str, interval: Interval, texts: dict[str, str]) -> answers.LogCandidate:
-    """One interval as the answer shows it, with its lines."""
-    return {
+    """One interval as the answer shows it, with its lines (``interim_deadline`` only when set:
+    answers made before a realm could declare an interim period stay as they were)."""
+    shown: answers.LogCandidate = {
         "source": "log",
         "realm": realm,
         "subscriber": subscriber_of(interval.inside),
@@ -81,6 +82,9 @@ def candidate(realm: str, interval: Interval, texts: dict[str, str]) -> answers.
             for seen in interval.lines
         ],
     }
+    if interval.interim_deadline:
+        shown["interim_deadline"] = True
+    return shown
 
 
 def _set_verdict(answer: answers.ReverseAnswer, decided: answers.Verdict) -> None:
@@ -97,9 +101,12 @@ def combine(
     *,
     window_us: tuple[int, int],
     logs_asked: bool,
+    interims_us: dict[str, int | None] | None = None,
 ) -> answers.ReverseAnswer:
     """``answer`` (from the plans) with what the intervals ``found`` say (see the module
-    docstring). ``logs_asked``: the realm asked about has logs (a ``not_logged`` can be said)."""
+    docstring). ``logs_asked``: the realm asked about has logs (a ``not_logged`` can be said).
+    ``holds_us`` / ``interims_us``: each realm's log hold and interim period the intervals were
+    derived with (``log_interims_us`` is shown only when some realm declares a period)."""
     settled = settle(
         answer["status"],
         answer.get("reason"),
@@ -116,6 +123,8 @@ def combine(
         candidate(realm_of[id(i)], i, texts) for i in settled.decided.intervals
     ]
     answer["log_holds_us"] = holds_us
+    if interims_us and any(v is not None for v in interims_us.values()):
+        answer["log_interims_us"] = interims_us
     if settled.source == "log" and settled.status is Status.MATCH:
         interval = settled.decided.intervals[0]
         _set_verdict(
@@ -144,6 +153,7 @@ class Fetched:
     holds_us: dict[str, int | None]
     window_us: tuple[int, int]
     logs_asked: bool
+    interims_us: dict[str, int | None] = field(default_factory=dict)
 
 
 def _wanted(answer: answers.ReverseAnswer) -> bool:
@@ -164,12 +174,15 @@ def _fetched(
         return None
     texts: dict[str, str] = {}
     holds: dict[str, int | None] = {}
+    interims: dict[str, int | None] = {}
     for row in rows:
         texts.update(row.texts)
         holds[row.realm_name] = None if row.hold is None else row.hold // US
+        interims[row.realm_name] = None if row.interim is None else row.interim // US
     start, end = window
     found = [(r.realm_name, logs.interval_of(r)) for r in rows]
-    return Fetched(found, texts, holds, (store.micros(start), store.micros(end)), realm is not None)
+    window_us = (store.micros(start), store.micros(end))
+    return Fetched(found, texts, holds, window_us, realm is not None, interims)
 
 
 # Whether the store held any logs, per revision (an ingest or a prune bumps it).
@@ -249,6 +262,7 @@ def apply(answer: answers.ReverseAnswer, fetched: Fetched | None) -> answers.Rev
         fetched.holds_us,
         window_us=fetched.window_us,
         logs_asked=fetched.logs_asked,
+        interims_us=fetched.interims_us,
     )
 
 
@@ -503,12 +517,15 @@ def rederive(
 ) -> answers.ReverseAnswer:
     """The plans' answer ``recomputed`` offline, with the log candidates ``shown`` re-derived from
     their embedded lines: each line's SHA-256 is its text's; each interval's flags, its seen part
-    and its bounds set by its own lines follow from them (a bound set by a line not embedded -- an
-    open end cut by the hold or another allocation, an unknown start, a conflict with a block on
-    other ports -- is taken as shown); then the answer is decided again by :func:`combine`."""
+    and its bounds set by its own lines follow from them, an open end at its next interim
+    deadline from its last line and the realm's interim period (``log_interims_us``); a bound set
+    by a line not embedded -- an open end cut by the hold or another allocation, an unknown start,
+    a conflict with a block on other ports -- is taken as shown (an end cut by another allocation
+    comes before the interim deadline); then the answer is decided again by :func:`combine`."""
     if "log_candidates" not in shown:
         return recomputed
     holds: dict[str, int | None] = dict(shown.get("log_holds_us") or {})
+    interims: dict[str, int | None] = dict(shown.get("log_interims_us") or {})
     found: list[tuple[str, Interval]] = []
     texts: dict[str, str] = {}
     for n, c in enumerate(shown["log_candidates"]):
@@ -534,7 +551,7 @@ def rederive(
                     c["port_step"],
                 )
             )
-        made = derive(events, hold_us=holds.get(c["realm"]))
+        made = derive(events, hold_us=holds.get(c["realm"]), interim_us=interims.get(c["realm"]))
         if len(made) != 1:
             problems.append(f"{where}: its lines make {len(made)} intervals, not one")
             continue
@@ -547,6 +564,8 @@ def rederive(
             problems.append(f"{where}.interval.from: not its allocation's instant")
         if not interval.open and _instant(interval.end_us) != end:
             problems.append(f"{where}.interval.to: not its release's instant")
+        at_deadline = c.get("interim_deadline", False) is True
+        problems.extend(_deadline_problems(where, interval, at_deadline, end))
         interval = Interval(
             interval.public,
             interval.port_first,
@@ -560,6 +579,7 @@ def rederive(
             interval.unknown_start,
             interval.lines,
             bool(c["conflict"]),
+            at_deadline,
         )
         found.append((c["realm"], interval))
     window = shown["window"]
@@ -572,4 +592,29 @@ def rederive(
         holds,
         window_us=(start_us, end_us),
         logs_asked=shown.get("source") == "log" or bool(found),
+        interims_us=interims,
     )
+
+
+def _deadline_problems(
+    where: str, derived: Interval, at_deadline: bool, end: str | None
+) -> list[str]:
+    """What is wrong with an interval shown ending (``at_deadline``) or not at its next interim
+    deadline, against the interval its own lines make with the realm's shown interim period
+    (``derived``): shown there, it ends exactly there; not shown there while its lines and the
+    period end it there, it ends before (another allocation of its ports cut it)."""
+    if at_deadline and not derived.interim_deadline:
+        return [
+            f"{where}.interim_deadline: its lines and the realm's interim period "
+            "(log_interims_us) do not end it at an interim deadline"
+        ]
+    if at_deadline and _instant(derived.end_us) != end:
+        return [f"{where}.interval.to: not its next interim deadline (log_interims_us)"]
+    if (
+        not at_deadline
+        and derived.interim_deadline
+        and derived.end_us is not None
+        and (end is None or store.micros(parse_instant(end)) >= derived.end_us)
+    ):
+        return [f"{where}.interval.to: past its next interim deadline (log_interims_us)"]
+    return []

@@ -237,10 +237,25 @@ class IngestSummary:
         }
 
 
-def check_hold(hold: timedelta | None) -> timedelta | None:
+def check_hold(hold: timedelta | None, *, field: str = "--log-hold") -> timedelta | None:
+    """A declared log hold (or interim period: ``field="--log-interim"``), if it is one."""
     if hold is not None and not (timedelta(0) < hold <= timedelta(days=366)):
-        raise InvalidInput("must be more than 0 and at most 366 days", field="--log-hold")
+        raise InvalidInput("must be more than 0 and at most 366 days", field=field)
     return hold
+
+
+def check_interim(interim: timedelta | None) -> timedelta | None:
+    return check_hold(interim, field="--log-interim")
+
+
+def _us(period: timedelta | None) -> int | None:
+    return None if period is None else period // US
+
+
+def periods_us(session: Session, realm_id: int) -> tuple[int | None, int | None]:
+    """The realm's log hold and interim period in µs, as its latest declarations of each give
+    them (None: never declared): what :func:`~detnat.logs.intervals.derive` is given."""
+    return _us(store.log_hold(session, realm_id)), _us(store.log_interim(session, realm_id))
 
 
 def _escape(value: str) -> str:
@@ -273,13 +288,19 @@ def ingest(
     by: audit.Actor,
     request_id: str,
     log_hold: timedelta | None = None,
+    log_interim: timedelta | None = None,
     on_refused: Callable[[Refused], None] | None = None,
 ) -> IngestSummary:
-    """Store ``items`` into ``realm_name`` (see the module docstring); flushed, not committed."""
+    """Store ``items`` into ``realm_name`` (see the module docstring); flushed, not committed.
+
+    ``log_hold`` / ``log_interim``: the realm's log hold and interim period, declared by this
+    ingest (None: the latest declared before stays). A declaration that changes either
+    re-derives every interval of the realm."""
     check_hold(log_hold)
+    check_interim(log_interim)
     realm = plans.get_realm(session, realm_name)
     store.lock_realm(session, realm.id)
-    previous_hold = store.log_hold(session, realm.id)
+    previous = (store.log_hold(session, realm.id), store.log_interim(session, realm.id))
     ingest_id = store.next_ingest_id(session)
     summary = IngestSummary(realm.name, reading.name, ingest_id)
     months: dict[str, list[int]] = {}
@@ -391,12 +412,18 @@ def ingest(
         duplicates=summary.duplicates,
         refused=summary.refused,
         log_hold=log_hold,
+        log_interim=log_interim,
         months={m: [c, f"{s:064x}"] for m, (c, s) in sorted(months.items())},
     )
     session.add(row)
     session.flush()
-    if log_hold is not None and log_hold != previous_hold:
-        rebuild(session, realm.id, None)  # a new hold changes every open interval of the realm
+    declared = (
+        previous[0] if log_hold is None else log_hold,
+        previous[1] if log_interim is None else log_interim,
+    )
+    if declared != previous:
+        # a new hold or interim period changes every open interval of the realm
+        rebuild(session, realm.id, None)
     elif touched:
         rebuild(session, realm.id, touched)
     audit.record(
@@ -426,7 +453,8 @@ def ingest_record(realm_name: str, row: LogIngest) -> dict[str, Any]:
         "events_stored": row.events_stored,
         "duplicates": row.duplicates,
         "refused": row.refused,
-        "log_hold_us": None if row.log_hold is None else row.log_hold // US,
+        "log_hold_us": _us(row.log_hold),
+        "log_interim_us": _us(row.log_interim),
         "months": row.months,
     }
 
@@ -500,6 +528,7 @@ def interval_of(row: Any) -> Interval:
         row.unknown_start,
         tuple(Seen(EventKind(k), at, LineRef(f, n, sha)) for k, at, f, n, sha in row.lines),
         row.conflict,
+        row.interim_deadline,
     )
 
 
@@ -527,7 +556,9 @@ def interval_row(
     realm_id: int, public: int, i: Interval, files: dict[str, str] | None = None
 ) -> str:
     """An interval as one COPY row of ``log_intervals`` (``files``: a memo of file names as JSON
-    strings escaped for COPY, kept by the caller across rows)."""
+    strings escaped for COPY, kept by the caller across rows). The lines are written as Postgres
+    prints jsonb (``", "`` between items), so :func:`rebuild` can tell a stored row from its
+    text (:data:`detnat.store.logs.STORED_ROWS`)."""
     if files is None:
         files = {}
     seen = []
@@ -536,14 +567,14 @@ def interval_row(
         name = files.get(file)
         if name is None:
             name = files[file] = store.copy_text(json.dumps(file))
-        seen.append(f'["{s.kind}",{s.at_us},{name},{line},"{sha}"]')
+        seen.append(f'["{s.kind}", {s.at_us}, {name}, {line}, "{sha}"]')
     lo = public * 65536
     return (
         f"{realm_id}\t{public}\t{i.port_first}\t{i.port_last}\t{i.port_step}\t"
         f"{i.protocol or 'all'}\t{store.copy_text(i.inside)}\t"
         f"[{_bound(i.start_us)},{_bound(i.end_us)})\t[{lo + i.port_first},{lo + i.port_last + 1})\t"
         f"{'t' if i.open else 'f'}\t{'t' if i.unknown_start else 'f'}\t"
-        f"{'t' if i.conflict else 'f'}\t[{','.join(seen)}]\n"
+        f"{'t' if i.conflict else 'f'}\t[{', '.join(seen)}]\t{'t' if i.interim_deadline else 'f'}\n"
     )
 
 
@@ -571,30 +602,59 @@ def _events_of(public: int, rows: list[tuple[Any, ...]]) -> list[LogEvent]:
 
 
 def rebuild(session: Session, realm_id: int, publics: set[int] | None) -> int:
-    """Derive the intervals of ``publics`` (None: all) of the realm anew from its events."""
-    hold = store.log_hold(session, realm_id)
-    hold_us = None if hold is None else hold // US
-    store.delete_intervals(session, realm_id, publics)
+    """Derive the intervals of ``publics`` (None: all) of the realm anew from its events, and
+    write what changed.
+
+    An address with intervals stored has its rows read back first, each as the MD5 of the COPY
+    row it was made from (:func:`detnat.store.logs.stored_rows`): a row whose text the events
+    make again stays, the others are deleted, and only new texts are copied. So the intervals of
+    earlier files are not rewritten each time a later file touches their addresses (their
+    index entries were most of an ingest's cost once a realm has history). The rows are the
+    same as if all were deleted and copied again; ``audit verify`` compares them with the
+    events."""
+    hold_us, interim_us = periods_us(session, realm_id)
+    had = store.publics_with_intervals(session, realm_id, publics)
     made = 0
     conn = store.raw_connection(session)
+    with_events: list[int] = []
+    md5 = hashlib.md5
 
-    def chunks() -> Iterator[list[str]]:
+    def chunks() -> Iterator[tuple[list[str], list[str]]]:
         nonlocal made
         pending: list[str] = []
+        stale: list[str] = []
         files: dict[str, str] = {}
         for public, rows in store.event_rows(session, realm_id, publics):
-            found = derive(_events_of(public, rows), hold_us=hold_us)
-            pending.extend(interval_row(realm_id, public, i, files) for i in found)
+            with_events.append(public)
+            found = derive(_events_of(public, rows), hold_us=hold_us, interim_us=interim_us)
             made += len(found)
-            if len(pending) >= CHUNK:
-                yield pending
-                pending = []
-        if pending:
-            yield pending
+            texts = [interval_row(realm_id, public, i, files) for i in found]
+            if public in had:
+                stored = store.stored_rows(conn, realm_id, public)
+                for row in texts:
+                    digest = md5(row[:-1].encode("utf-8", "surrogatepass")).hexdigest()
+                    if stored.pop(digest, None) is None:
+                        pending.append(row)
+                stale.extend(stored.values())
+            else:
+                pending.extend(texts)
+            if len(pending) + len(stale) >= CHUNK:
+                yield pending, stale
+                pending, stale = [], []
+        if pending or stale:
+            yield pending, stale
 
-    # the intervals of one chunk are copied while the next are derived (psycopg serialises the
+    def write(chunk: tuple[list[str], list[str]]) -> None:
+        rows, stale = chunk
+        store.delete_rows(conn, stale)  # first: a changed row may keep its primary key
+        if rows:
+            store.copy_intervals(conn, rows)
+
+    # the intervals of one chunk are written while the next are derived (psycopg serialises the
     # copy and the cursor's fetches on the one connection)
-    behind(lambda rows: store.copy_intervals(conn, rows), chunks())
+    behind(write, chunks())
+    if publics is None:  # an address whose events are all gone (pruned) keeps no interval
+        store.delete_intervals_without_events(session, realm_id, with_events)
     return made
 
 
@@ -647,6 +707,7 @@ class Follow:
     fmt: str
     parse: Parse
     log_hold: timedelta | None = None
+    log_interim: timedelta | None = None
     until_idle: bool = False  # stop when the file has nothing new (tests, one-shot catch-up)
     poll_seconds: float = 1.0
 
@@ -679,6 +740,7 @@ def follow(
                 by=by,
                 request_id=request_id(),
                 log_hold=how.log_hold,
+                log_interim=how.log_interim,
                 on_refused=on_refused,
             )
         if done.lines_read:
@@ -829,11 +891,11 @@ def verify_stored(session: Session) -> Iterator[tuple[str, str, str]]:
                     "added, removed or altered",
                 )
     for realm_id in sorted({row.realm_id for row in ingests.values()}):
-        hold = store.log_hold(session, realm_id)
-        hold_us = None if hold is None else hold // US
+        hold_us, interim_us = periods_us(session, realm_id)
         want_intervals: list[Interval] = []
         for public, rows in store.event_rows(session, realm_id):
-            want_intervals.extend(derive(_events_of(public, rows), hold_us=hold_us))
+            made = derive(_events_of(public, rows), hold_us=hold_us, interim_us=interim_us)
+            want_intervals.extend(made)
         stored = [_maybe_interval(r) for r in store.all_intervals(session, realm_id)]
         have = sorted((i for i in stored if i is not None), key=_interval_order)
         if len(have) != len(stored):
@@ -868,10 +930,12 @@ __all__ = [
     "IngestSummary",
     "Reading",
     "check_hold",
+    "check_interim",
     "follow",
     "ingest",
     "ingest_record",
     "interval_of",
+    "periods_us",
     "prune",
     "prune_record",
     "rebuild",

@@ -205,6 +205,86 @@ def delete_intervals(session: Session, realm_id: int, publics: Iterable[int] | N
         )
 
 
+def delete_intervals_without_events(session: Session, realm_id: int, publics: list[int]) -> None:
+    """Delete the realm's intervals of every address but ``publics`` (those left with events)."""
+    session.execute(
+        text("DELETE FROM log_intervals WHERE realm_id = :r AND NOT (public = ANY(:p))"),
+        {"r": realm_id, "p": sorted(publics)},
+    )
+
+
+def publics_with_intervals(
+    session: Session, realm_id: int, publics: Iterable[int] | None
+) -> set[int]:
+    """Of ``publics`` (None: any), the addresses the realm has intervals stored for."""
+    query = "SELECT DISTINCT public FROM log_intervals WHERE realm_id = :r"
+    params: dict[str, Any] = {"r": realm_id}
+    if publics is not None:
+        query += " AND public = ANY(:p)"
+        params["p"] = sorted(publics)
+    return set(session.scalars(text(query), params))
+
+
+def _copy_escaped(sql: str) -> str:
+    return (
+        f"replace(replace(replace(replace({sql}, '\\', '\\\\'), E'\\t', '\\t'), "
+        "E'\\n', '\\n'), E'\\r', '\\r')"
+    )
+
+
+def _bound_text(sql: str) -> str:
+    return f"to_char({sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'"
+
+
+def _flag(column: str) -> str:
+    return f"CASE WHEN {column} THEN 't' ELSE 'f' END"
+
+
+# A stored interval row printed back as the COPY row that made it
+# (:func:`detnat.service.logs.interval_row`, without its line feed, its lines written as Postgres
+# prints jsonb), hashed: the same MD5 for a row and the text of an interval means the row is what
+# copying that text makes. A row the printing does not reproduce (an odd bound, a year past
+# 9999, a file name with non-ASCII characters, lines altered in the store) never matches, and is
+# written again.
+_ROW_TEXT = (
+    "concat(realm_id, E'\\t', public, E'\\t', port_first, E'\\t', port_last, E'\\t', "
+    "port_step, E'\\t', protocol, E'\\t', " + _copy_escaped("inside") + ", E'\\t', "
+    "CASE WHEN lower_inf(during) THEN '[' WHEN lower_inc(during) THEN '[' || "
+    + _bound_text("lower(during)")
+    + " END, ',', "
+    "CASE WHEN upper_inf(during) THEN ')' WHEN NOT upper_inc(during) THEN "
+    + _bound_text("upper(during)")
+    + " || ')' END, E'\\t', ports::text, E'\\t', "
+    + _flag("open")
+    + ", E'\\t', "
+    + _flag("unknown_start")
+    + ", E'\\t', "
+    + _flag("conflict")
+    + ", E'\\t', "
+    + _copy_escaped("lines::text")
+    + ", E'\\t', "
+    + _flag("interim_deadline")
+    + ")"
+)
+STORED_ROWS = (
+    f"SELECT md5({_ROW_TEXT}), ctid::text FROM log_intervals WHERE realm_id = %s AND public = %s"
+)
+
+
+def stored_rows(conn: psycopg.Connection[Any], realm_id: int, public: int) -> dict[str, str]:
+    """The realm's interval rows of one address: the MD5 of each printed back as its COPY row
+    (:data:`STORED_ROWS`) -> its ctid."""
+    with conn.cursor() as cur:
+        cur.execute(STORED_ROWS, (realm_id, public))
+        return {digest: ctid for digest, ctid in cur.fetchall() if digest is not None}
+
+
+def delete_rows(conn: psycopg.Connection[Any], ctids: list[str]) -> None:
+    """Delete interval rows by ctid (read in this transaction, the realm locked: they stay put)."""
+    if ctids:
+        conn.execute("DELETE FROM log_intervals WHERE ctid = ANY(%s::tid[])", (ctids,))
+
+
 def copy_text(value: str) -> str:
     """``value`` escaped for COPY's text format."""
     return (
@@ -226,11 +306,11 @@ def copy_intervals(conn: psycopg.Connection[Any], rows: Iterable[str]) -> None:
 
 INTERVAL_COPY = (
     "realm_id, public, port_first, port_last, port_step, protocol, inside, during, ports, open, "
-    "unknown_start, conflict, lines"
+    "unknown_start, conflict, lines, interim_deadline"
 )
 INTERVAL_COLUMNS = (
     "realm_id, public, port_first, port_last, port_step, protocol, inside, during, open, "
-    "unknown_start, conflict, lines"
+    "unknown_start, conflict, lines, interim_deadline"
 )
 
 
@@ -260,15 +340,36 @@ def intervals_touching(
 
 
 def log_hold(session: Session, realm_id: int) -> timedelta | None:
-    """The hold the realm's latest ingest declared (None: never declared)."""
+    """The hold the realm's latest ingest declaring one declared (None: never declared)."""
     found: timedelta | None = session.scalar(
-        text(
-            "SELECT log_hold FROM log_ingests WHERE realm_id = :r AND log_hold IS NOT NULL "
-            "ORDER BY id DESC LIMIT 1"
-        ),
-        {"r": realm_id},
+        text(_LATEST.format(column="log_hold")), {"r": realm_id}
     )
     return found
+
+
+def log_interim(session: Session, realm_id: int) -> timedelta | None:
+    """The interim period the realm's latest ingest declaring one declared (None: never)."""
+    found: timedelta | None = session.scalar(
+        text(_LATEST.format(column="log_interim")), {"r": realm_id}
+    )
+    return found
+
+
+# The latest declaration of a realm's log hold or interim period (an ingest declaring none keeps
+# the one before).
+_LATEST = (
+    "SELECT {column} FROM log_ingests WHERE realm_id = :r AND {column} IS NOT NULL "
+    "ORDER BY id DESC LIMIT 1"
+)
+_LATEST_OF = (
+    "(SELECT g.{column} FROM log_ingests g WHERE g.realm_id = i.realm_id AND g.{column} IS NOT "
+    "NULL ORDER BY g.id DESC LIMIT 1) AS {name}"
+)
+_PERIODS = (
+    _LATEST_OF.format(column="log_hold", name="hold")
+    + ", "
+    + _LATEST_OF.format(column="log_interim", name="interim")
+)
 
 
 def position(session: Session, realm_id: int, identity: str) -> tuple[int, int]:
@@ -318,9 +419,8 @@ def drop_month(session: Session, realm_id: int, month: str) -> None:
 
 _SHOWN = (
     "SELECT i.realm_id, i.public, i.port_first, i.port_last, i.port_step, i.protocol, i.inside, "
-    "i.during, i.open, i.unknown_start, i.conflict, i.lines, r.name AS realm_name, "
-    "(SELECT g.log_hold FROM log_ingests g WHERE g.realm_id = i.realm_id AND g.log_hold IS NOT "
-    "NULL ORDER BY g.id DESC LIMIT 1) AS hold, "
+    "i.during, i.open, i.unknown_start, i.conflict, i.lines, i.interim_deadline, "
+    "r.name AS realm_name, " + _PERIODS + ", "
     "(SELECT coalesce(jsonb_object_agg(l->>4, (SELECT e.raw FROM log_events e WHERE "
     "e.realm_id = i.realm_id AND e.at = to_timestamp(0) + (l->>1)::bigint * interval "
     "'1 microsecond' AND e.line_sha256 = l->>4)), '{{}}'::jsonb) "
@@ -345,8 +445,8 @@ ANSWERING_ASYNC = _ANSWERING.format(
 def answering(
     session: Session, public: int, port: int, start: datetime, end: datetime
 ) -> list[Any]:
-    """The interval rows (with ``realm_name``, ``hold``, ``texts``) that hold ``public:port`` at
-    some instant of ``[start, end]``."""
+    """The interval rows (with ``realm_name``, ``hold``, ``interim``, ``texts``) that hold
+    ``public:port`` at some instant of ``[start, end]``."""
     params = {"key": public * 65536 + port, "start": start, "end": end, "port": port}
     return list(session.execute(text(ANSWERING), params))
 
@@ -399,7 +499,8 @@ async def held_by_async(conn: Any, prefix: str, at: datetime) -> list[Any]:
 # A realm's intervals that hold at some instant of a period (snapshot exports).
 _DURING = (
     "SELECT i.public, i.port_first, i.port_last, i.port_step, i.protocol, i.inside, i.during, "
-    "i.open, i.unknown_start, i.conflict, i.lines FROM log_intervals i JOIN realms r ON "
+    "i.open, i.unknown_start, i.conflict, i.lines, i.interim_deadline FROM log_intervals i "
+    "JOIN realms r ON "
     "r.id = i.realm_id WHERE r.name = :realm AND i.during && tstzrange(:start, :end, '[]') "
     "ORDER BY i.public, i.port_first, i.port_last, i.port_step, i.protocol, i.inside, "
     "lower(i.during) NULLS FIRST"
@@ -415,9 +516,8 @@ def during(session: Session, realm: str, start: datetime, end: datetime) -> Iter
 
 _MANY = (
     "SELECT q.n, i.realm_id, i.public, i.port_first, i.port_last, i.port_step, i.protocol, "
-    "i.inside, i.during, i.open, i.unknown_start, i.conflict, i.lines, r.name AS realm_name, "
-    "(SELECT g.log_hold FROM log_ingests g WHERE g.realm_id = i.realm_id AND g.log_hold IS NOT "
-    "NULL ORDER BY g.id DESC LIMIT 1) AS hold, '{}'::jsonb AS texts "
+    "i.inside, i.during, i.open, i.unknown_start, i.conflict, i.lines, i.interim_deadline, "
+    "r.name AS realm_name, " + _PERIODS + ", '{}'::jsonb AS texts "
     "FROM unnest(CAST(:ns AS integer[]), CAST(:keys AS bigint[]), CAST(:starts AS bigint[]), "
     "CAST(:ends AS bigint[]), CAST(:ports AS integer[])) AS q(n, key, s, e, port) "
     "JOIN log_intervals i ON i.ports @> q.key AND i.during && tstzrange(to_timestamp(0) + q.s "

@@ -267,6 +267,7 @@ class LogIngest(Base):
     duplicates: Mapped[int] = mapped_column(BigInteger)
     refused: Mapped[int] = mapped_column(BigInteger)
     log_hold: Mapped[timedelta | None] = mapped_column(Interval)
+    log_interim: Mapped[timedelta | None] = mapped_column(Interval)  # migration 0008
     months: Mapped[dict[str, Any]] = mapped_column(JSONB)  # "YYYY-MM" -> [count, sha256]
 
     __table_args__ = (Index(None, "realm_id", "file_identity"),)
@@ -330,6 +331,8 @@ class LogInterval(Base):
     unknown_start: Mapped[bool] = mapped_column(Boolean)
     conflict: Mapped[bool] = mapped_column(Boolean)
     lines: Mapped[list[Any]] = mapped_column(JSONB)
+    # migration 0008: open, and it ends at its next interim deadline
+    interim_deadline: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
     __table_args__ = (
         CheckConstraint(

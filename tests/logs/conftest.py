@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from typer.testing import CliRunner
 
 from detnat.logs.events import EventKind, LineRef, LogEvent
 from detnat.service import audit, logs, plans
@@ -37,6 +38,20 @@ def sessions() -> Iterator[SessionFactory]:
 def database_url(sessions: SessionFactory) -> str:
     bind = sessions.kw["bind"]
     return bind.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """The CLI over this store, with the tests' own log format (``test-made``) registered."""
+    from detnat.logs import formats
+    from detnat.settings import get_settings
+    from tests.logs import made_format
+
+    monkeypatch.setenv("DETNAT_DATABASE_URL", database_url)
+    monkeypatch.setitem(formats.FORMATS, made_format.NAME, made_format.TARGET)
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
 
 
 def new_realm(sessions: SessionFactory) -> str:
@@ -139,6 +154,7 @@ def ingest(
     *,
     name: str = "made.log",
     hold: timedelta | None = None,
+    interim: timedelta | None = None,
     by: audit.Actor = OPS,
 ) -> logs.IngestSummary:
     reading, renumbered = as_file(events, name)
@@ -152,6 +168,7 @@ def ingest(
             by=by,
             request_id="test",
             log_hold=hold,
+            log_interim=interim,
         )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,12 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from detnat.logs import formats
 from detnat.logs.events import EventKind
 from detnat.service import integrity
-from detnat.settings import get_settings
 from detnat.store.db import SessionFactory
-from tests.logs import made_format
 from tests.logs.conftest import T0_US, line_of
 from tests.logs.test_store_answers import _plan_realm
 
@@ -32,15 +28,6 @@ pytestmark = pytest.mark.postgres
 A, R = EventKind.ALLOCATE, EventKind.RELEASE
 S = 10**6
 PUBLIC = "198.18.50.1"
-
-
-@pytest.fixture
-def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("DETNAT_DATABASE_URL", database_url)
-    monkeypatch.setitem(formats.FORMATS, made_format.NAME, made_format.TARGET)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def lines(*specs: tuple[EventKind, int, str, int]) -> bytes:

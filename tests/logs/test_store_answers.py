@@ -348,3 +348,58 @@ def test_a_release_bounded_to_its_own_instant_is_no_interval_and_the_store_verif
     ingest(sessions, realm, evs, hold=timedelta(seconds=10))
     with sessions() as s:
         assert [str(b) for b in integrity.verify(s)[0]] == []
+
+
+def _row_versions(sessions: SessionFactory, realm: str) -> dict[tuple, str]:
+    """Each stored interval row (what it is) -> the transaction that wrote it (xmin)."""
+    with sessions() as s:
+        realm_id = plans.get_realm(s, realm).id
+        rows = s.execute(
+            __import__("sqlalchemy").text(
+                "SELECT xmin::text AS written, * FROM log_intervals WHERE realm_id = :r"
+            ),
+            {"r": realm_id},
+        ).all()
+    return {
+        (r.public, r.port_first, r.inside, str(r.during), r.open, r.conflict, str(r.lines)): (
+            r.written
+        )
+        for r in rows
+    }
+
+
+def test_a_later_file_leaves_the_rows_it_does_not_change_as_they_were_written(
+    sessions: SessionFactory,
+) -> None:
+    """Only the intervals a file changes are written again: the others keep their rows (odd file
+    names and inside keys included), and the store is what the events make."""
+    realm = new_realm(sessions)
+    odd = 'pba\\2026\t"q".log'
+    first = [
+        event(A, T0_US, "100.64.0.1", PUBLIC, 1024, 1535, file=odd),
+        event(R, T0_US + 10 * S, "100.64.0.1", PUBLIC, 1024, 1535, file=odd, line=2),
+        event(R, T0_US + 20 * S, "100.64.0.2", PUBLIC, 1536, 2047, file=odd, line=3),  # unknown
+        event(A, T0_US + 5 * S, "100.64.0.3", PUBLIC, 2048, 2559, protocol="udp", line=4),
+        event(A, T0_US + 30 * S, "100.64.0.4", PUBLIC, 3000, 3010, step=2, line=5),  # open
+        event(A, T0_US + 31 * S, "100.64.0.5", PUBLIC, 3002, 3002, line=6),  # conflict
+    ]
+    ingest(sessions, realm, first, name=odd, hold=timedelta(hours=1))
+    ingest(sessions, realm, first[:2], name="copy.log")  # the same lines again: duplicates
+    before = _row_versions(sessions, realm)
+    later = [event(A, T0_US + 60 * S, "100.64.0.9", PUBLIC, 1024, 1535)]  # cuts nothing
+    ingest(sessions, realm, later, name="later.log")
+    after = _row_versions(sessions, realm)
+    assert set(before) < set(after)
+    assert {k: after[k] for k in before} == before  # not one of them written again
+    events = first + later
+    assert _shape(_stored(sessions, realm)) == _shape(derive(events, hold_us=3600 * S))
+    # a release that makes the open block meet another's: both are written again (closed, and
+    # both now flagged conflict), the others stay
+    released = [event(R, T0_US + 40 * S, "100.64.0.4", PUBLIC, 3000, 3010, step=2)]
+    ingest(sessions, realm, released, name="release.log")
+    again = _row_versions(sessions, realm)
+    changed = sorted(k[2] for k in after if again.get(k) != after[k])
+    assert changed == ["100.64.0.4", "100.64.0.5"]
+    assert _shape(_stored(sessions, realm)) == _shape(derive(events + released, hold_us=3600 * S))
+    with sessions() as s:
+        assert [str(b) for b in integrity.verify(s)[0]] == []

@@ -134,6 +134,7 @@ def test_the_answers_schema_lists_the_one_vocabulary() -> None:
         "pending_approval",
         "log_candidates",  # the logs, when consulted (issue 13)
         "log_holds_us",
+        "log_interims_us",
         "source",
         "account",  # the subscriber directory (docs/directory.md)
         "account_reason",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import psycopg
 import pytest
@@ -159,6 +160,59 @@ def test_rows_made_before_0004_are_recorded_by_its_baseline() -> None:
             s.execute(text("update realms set session_drain = interval '0'"))
             assert any("session_drain_us differs" in str(b) for b in integrity.verify(s)[0])
             s.rollback()
+        engine.dispose()
+    finally:
+        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_0008_keeps_a_store_with_logs_whole_down_and_up() -> None:
+    """Logs ingested at head (no interim period) survive 0008 down to 0007 and up again: the
+    intervals read back as they were (``interim_deadline`` false) and ``audit verify`` finds the
+    store whole; an ingest that then declares a period flags the open interval."""
+    from datetime import timedelta
+
+    from detnat.logs.events import EventKind
+    from detnat.service import integrity, logs, plans
+    from detnat.store import logs as log_store
+    from detnat.store.db import make_sessions, unit_of_work
+    from tests.logs.conftest import OPS, T0_US, event, ingest
+
+    name = f"detnat_mig_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = url_of(name)
+    hour, s30 = timedelta(hours=1), timedelta(seconds=30)
+    block = ("100.64.0.1", "198.18.9.1", 1024, 1535)
+
+    def stored(sessions: Any) -> list[Any]:
+        with sessions() as s:
+            realm_id = plans.get_realm(s, "old-logs").id
+            return [logs.interval_of(r) for r in log_store.all_intervals(s, realm_id)]
+
+    try:
+        migrate.upgrade(url)
+        engine = make_engine(url)
+        sessions = make_sessions(engine)
+        with unit_of_work(sessions) as s:
+            plans.create_realm(
+                s, "old-logs", session_drain=timedelta(0), by=OPS, single_approver=True
+            )
+        ingest(sessions, "old-logs", [event(EventKind.ALLOCATE, T0_US, *block)], hold=hour)
+        before = stored(sessions)
+        assert [(i.end_us, i.interim_deadline) for i in before] == [(T0_US + 3600 * 10**6, False)]
+        migrate.downgrade(url, "0007")
+        migrate.upgrade(url)
+        assert stored(sessions) == before
+        with sessions() as s:
+            assert [str(b) for b in integrity.verify(s)[0]] == []
+        refreshed = event(EventKind.INTERIM, T0_US + 10**6, *block)
+        ingest(sessions, "old-logs", [refreshed], name="later.log", interim=s30)
+        assert [(i.end_us, i.interim_deadline) for i in stored(sessions)] == [
+            (T0_US + 31 * 10**6, True)
+        ]
+        with sessions() as s:
+            assert [str(b) for b in integrity.verify(s)[0]] == []
         engine.dispose()
     finally:
         with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:

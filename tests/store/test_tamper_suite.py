@@ -49,7 +49,7 @@ CHANGE = {  # information_schema data_type -> SQL that makes a different value o
     "text": "CASE WHEN {c} IS NULL OR {c} = '' THEN 'x' WHEN left({c}, 1) = '0' "
     "THEN '1' || substr({c}, 2) ELSE '0' || substr({c}, 2) END",
     "timestamp with time zone": "coalesce({c} + interval '1 second', now())",
-    "interval": "{c} + interval '1 second'",
+    "interval": "coalesce({c} + interval '1 second', interval '1 second')",
     "jsonb": "coalesce({c} || '{{\"tampered\": 1}}'::jsonb, '{{}}'::jsonb)",
     "int8range": "int8range(lower({c}), upper({c}) + 1)",
     "tstzrange": "tstzrange(lower({c}) - interval '1 second', upper({c}))",
@@ -141,7 +141,8 @@ def _populate(sessions: SessionFactory) -> integrity.Checkpoint:
 
 
 def _ingest_logs(sessions: SessionFactory, by: audit.Actor) -> None:
-    """Log lines in two months of realm "lab" (two blocks, one released), the first pruned."""
+    """Log lines in two months of realm "lab" (two blocks, one released), the first pruned, then
+    an interim period declared."""
     from tests.logs.conftest import T0_US, event, ingest
 
     day = 86_400 * 10**6
@@ -157,8 +158,9 @@ def _ingest_logs(sessions: SessionFactory, by: audit.Actor) -> None:
     ingest(sessions, "lab", made, hold=timedelta(hours=1), by=by)
     with unit_of_work(sessions) as s:
         logs.prune(s, "lab", before=T0 - timedelta(days=14), by=by, request_id="prune")
-    # duplicates only: an ingest that stores nothing
-    ingest(sessions, "lab", made[1:], hold=timedelta(hours=1), by=by)
+    # duplicates only: an ingest that stores nothing, but declares an interim period (every
+    # interval re-derived; the open one now ends at its interim deadline)
+    ingest(sessions, "lab", made[1:], hold=timedelta(hours=1), interim=timedelta(minutes=10), by=by)
 
 
 @pytest.fixture(scope="module")
