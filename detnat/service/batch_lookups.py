@@ -166,10 +166,11 @@ class BatchLogsAsked(Protocol):
 
     def __call__(
         self, ips: Ints, ports: Ints, start_us: Ints, end_us: Ints, said: dict[int, _Said]
-    ) -> dict[int, _Said]: ...
+    ) -> dict[int, _Told]: ...
 
 
 _Said = tuple[str, str, str]  # status, reason, subscriber
+_Told = tuple[str, str, str, str | None]  # status, reason, subscriber, realm of a log match
 
 
 class BatchAccountsAsked(Protocol):
@@ -436,8 +437,7 @@ def _consult_logs(
 ) -> None:
     """The rows the NAT's own logs may answer, answered by them too
     (:class:`detnat.service.log_answers.BatchLogs`, the single lookup's rule). A row the logs
-    match is of ``realm``, the realm asked (None: not known here; the account then answers only
-    keys no NAT reuses, or any key in a store of one realm)."""
+    match is of the realm of the allocations that match it (``realm`` when one was asked)."""
     if not logs.asked:
         return
     codes = [_STATUS[word] for word in logs.consulted]
@@ -449,12 +449,13 @@ def _consult_logs(
         n: (STATUS_WORDS[answers.status[n]], REASON_WORDS[answers.reason[n]], subscribers[n])
         for n in asked
     }
-    for n, (status, reason, subscriber) in logs(ips, ports, start, end, said).items():
+    for n, (status, reason, subscriber, matched_in) in logs(ips, ports, start, end, said).items():
         answers.status[n] = _STATUS[status]
         answers.reason[n] = _REASON[reason]
         answers.texts[n] = subscriber
-        if realm is not None:
-            answers.realm_of[n] = realm
+        known = matched_in or realm
+        if known is not None:
+            answers.realm_of[n] = known
 
 
 def _rows_by_realm(query: BatchQuery, ips: Ints, alive: Ints) -> Iterator[tuple[int, Ints]]:

@@ -313,9 +313,10 @@ class BatchLogs:
         start_us: Any,
         end_us: Any,
         said: dict[int, tuple[str, str, str]],
-    ) -> dict[int, tuple[str, str, str]]:
+    ) -> dict[int, tuple[str, str, str, str | None]]:
         """What the logs say of the rows of ``said`` (row -> status, reason, subscriber, each
-        row's status one of :attr:`consulted`): the rows they answer, with their answers."""
+        row's status one of :attr:`consulted`): the rows they answer, with their answers and,
+        for a row the logs match, the realm of the allocation (None otherwise)."""
         if not self.asked or not said:
             return {}
         # Rows the logs cannot change (combine): a plan's no_mapping for another reason.
@@ -355,7 +356,7 @@ class BatchLogs:
         hits = np.bincount(q, minlength=asked)
         one = {f[0]: f for f in found}  # read for the questions of one interval only
         logs_asked = self.realm is not None
-        changed: dict[int, tuple[str, str, str]] = {}
+        changed: dict[int, tuple[str, str, str, str | None]] = {}
         several: list[int] = []
         for k, n in enumerate(rows.tolist()):
             u = int(back[k])
@@ -366,7 +367,7 @@ class BatchLogs:
                 continue
             if status == _MATCH:
                 if count and not self._agrees(one[u][1], subscriber):
-                    changed[n] = _DISAGREE
+                    changed[n] = (*_DISAGREE, None)
                 continue
             if count == 0:
                 if logs_asked or status == _NOT_DETERMINISTIC:
@@ -376,7 +377,7 @@ class BatchLogs:
             else:
                 now = self._decided(one[u], int(start[k]), int(end[k]))
             if now != said[n]:
-                changed[n] = now
+                changed[n] = (*now, one[u][7] if count and now[0] == _MATCH else None)
         if several:
             changed.update(self._slowly(several, ips, ports, start_us, end_us, said))
         return changed
@@ -390,7 +391,7 @@ class BatchLogs:
 
     def _decided(self, found: tuple[Any, ...], start: int, end: int) -> tuple[str, str, str]:
         """:func:`~detnat.logs.intervals.decide` for one interval that holds the port."""
-        _, inside, opened, unknown, conflict, seen_from, seen_to = found
+        _, inside, opened, unknown, conflict, seen_from, seen_to, _ = found
         if conflict:
             return _CONFLICT
         if seen_from <= start and end <= seen_to:
@@ -408,7 +409,7 @@ class BatchLogs:
         start_us: Any,
         end_us: Any,
         said: dict[int, tuple[str, str, str]],
-    ) -> dict[int, tuple[str, str, str]]:
+    ) -> dict[int, tuple[str, str, str, str | None]]:
         """Rows held by several intervals: :func:`combine` over the full intervals."""
         with self._lock:
             found = store.answering_many(
@@ -422,7 +423,7 @@ class BatchLogs:
         by_row: dict[int, list[Any]] = {}
         for row in found:
             by_row.setdefault(row.n, []).append(row)
-        changed: dict[int, tuple[str, str, str]] = {}
+        changed: dict[int, tuple[str, str, str, str | None]] = {}
         for n in wanted:
             status, reason, subscriber = said[n]
             answer: dict[str, Any] = {"status": Status(status), "port": int(ports[n])}
@@ -441,7 +442,9 @@ class BatchLogs:
                 combined.get("subscriber", ""),
             )
             if now != said[n]:
-                changed[n] = now
+                realms = {c["realm"] for c in combined.get("log_candidates", ())}
+                one_realm = realms.pop() if len(realms) == 1 and now[0] == _MATCH else None
+                changed[n] = (*now, one_realm)
         return changed
 
 

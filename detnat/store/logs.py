@@ -555,7 +555,8 @@ DECIDING = (
     "ELSE (extract(epoch FROM lower(i.during)) * 1000000)::bigint END, "
     "CASE WHEN NOT i.open AND NOT upper_inf(i.during) THEN "
     "(extract(epoch FROM upper(i.during)) * 1000000)::bigint - 1 "
-    "ELSE " + _LINE_AT.format(f="max") + " END "
+    "ELSE " + _LINE_AT.format(f="max") + " END, "
+    "(SELECT r.name FROM realms r WHERE r.id = i.realm_id) "
     "FROM unnest(%(ns)b::integer[], %(keys)b::bigint[], %(starts)b::bigint[], "
     "%(ends)b::bigint[], %(ports)b::integer[]) AS q(n, key, s, e, port) "
     "JOIN log_intervals i ON i.ports @> q.key AND i.during && tstzrange("
@@ -581,10 +582,10 @@ def deciding(
     starts: list[int],
     ends: list[int],
     ports: list[int],
-) -> list[tuple[int, str, bool, bool, bool, int, int]]:
+) -> list[tuple[int, str, bool, bool, bool, int, int, str]]:
     """For each question ``n`` (``key`` = public * 65536 + port, the closed window ``[start,
     end]`` in µs), the intervals that hold it (of ``realm``; None: any), as (n, inside, open,
-    unknown_start, conflict, seen_from_us, seen_to_us): one query."""
+    unknown_start, conflict, seen_from_us, seen_to_us, realm): one query."""
     params: dict[str, Any] = {"ns": rows, "keys": keys, "starts": starts, "ends": ends}
     params["ports"] = ports
     if realm is not None:
