@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from detnat.engine.addresses import parse_prefix, reused
 from detnat.engine.results import Reason, Status
 from detnat.logs.intervals import Decided, Interval, decide
 
@@ -75,6 +76,13 @@ class Settled:
     decided: Decided
 
 
+def _realm_part(realm_of: dict[int, str], interval: Interval) -> str | None:
+    """The realm that is part of an interval's holder: its own for an inside key another NAT
+    may reuse (every IPv4 address), none for a global IPv6 one (a B4 is one line behind either
+    NAT), as :func:`detnat.service.lookups.verdict` weighs two realms' plans."""
+    return realm_of[id(interval)] if reused(parse_prefix(interval.inside)) else None
+
+
 def settle(
     status: Status,
     reason: Reason | None,
@@ -98,7 +106,9 @@ def settle(
         port,
         start_us,
         end_us,
-        holder=None if len(set(realm_of.values())) < 2 else lambda i: (realm_of[id(i)], i.inside),
+        holder=None
+        if len(set(realm_of.values())) < 2
+        else lambda i: (_realm_part(realm_of, i), i.inside),
     )
     if status is Status.MATCH:
         if not decided.intervals:

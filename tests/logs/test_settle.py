@@ -35,3 +35,16 @@ def test_the_same_inside_address_in_two_realms_is_two_subscribers() -> None:
         Status.NO_PLAN_IN_FORCE, Reason.NO_PLAN, None, found, 1100, 20, 30, logs_asked=False
     )
     assert inside_one is not None and inside_one.subscriber == "100.64.0.10/32"
+
+
+def test_a_global_b4_address_in_two_realms_is_one_subscriber() -> None:
+    """A DS-Lite B4's IPv6 address is one line wherever it is seen: a block logged by one AFTR
+    and then by another (the pool moved) is the same holder across the move, as two realms'
+    plans naming the same global /56 agree (``lookups.verdict``)."""
+    b4 = "2001:db8:104d:c900::1"
+    found = [("fra", _held(b4, 0, 100, 1)), ("ber", _held(b4, 100, 200, 3))]
+    settled = settle(
+        Status.NO_PLAN_IN_FORCE, Reason.NO_PLAN, None, found, 1100, 90, 110, logs_asked=False
+    )
+    assert settled is not None
+    assert (settled.status, settled.subscriber) == (Status.MATCH, f"{b4}/128")
