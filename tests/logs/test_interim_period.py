@@ -41,7 +41,7 @@ pytestmark = pytest.mark.postgres
 
 A, INTERIM, R = EventKind.ALLOCATE, EventKind.INTERIM, EventKind.RELEASE
 S = 10**6
-POOL = "198.18.60.1"
+POOL = "198.18.62.1"  # its own: the logs tests share one store
 BLOCK = (6064, 7071)  # a dynamic block of _plan_realm's plan: only the logs answer it
 
 
