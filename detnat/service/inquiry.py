@@ -24,19 +24,20 @@ splitting them would put the schema away from what writes it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any, Literal
 
 from detnat.service import audit, directory, log_answers, lookups
 from detnat.service.answers import ForwardAnswer, ReverseAnswer
 from detnat.service.plans import MapperCache
-from detnat.service.timelines import Timelines
 from detnat.service.times import check_tolerance, parse_instant
-from detnat.store.async_db import AsyncStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from detnat.service.timelines import Timelines
+    from detnat.store.async_db import AsyncStore
 
 Via = Literal["api", "cli", "web"]
 US = timedelta(microseconds=1)
@@ -113,12 +114,27 @@ class Answered:
 
 
 # -- the audit details: one schema per inquiry -----------------------------------------------------
+#
+# Frozen dataclasses (mypy checks every field the service writes; an unknown one is a TypeError),
+# dumped to the plain dicts the audit entry hashes: the single lookup path builds no pydantic model.
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class _Record:
+    def dump(self) -> dict[str, Any]:
+        """The record as its audit detail: nested records dumped, mappings copied."""
+        return {f.name: _dumped(getattr(self, f.name)) for f in fields(self)}
 
 
+def _dumped(value: object) -> Any:
+    if isinstance(value, _Record):
+        return value.dump()
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReverseAsked(_Record):
     ip: str
     port: int
@@ -132,12 +148,14 @@ class ReverseAsked(_Record):
     via: Via
 
 
+@dataclass(frozen=True, kw_only=True)
 class ReverseDetail(_Record):
     query: ReverseAsked
     answer: Mapping[str, Any]  # a ReverseAnswer, kept as given (not validated again)
     trace: dict[str, Any]
 
 
+@dataclass(frozen=True, kw_only=True)
 class ForwardAsked(_Record):
     subscriber: str
     time: str
@@ -149,11 +167,13 @@ class ForwardAsked(_Record):
     via: Via
 
 
+@dataclass(frozen=True, kw_only=True)
 class ForwardDetail(_Record):
     query: ForwardAsked
     answer: Mapping[str, Any]  # a ForwardAnswer
 
 
+@dataclass(frozen=True, kw_only=True)
 class BatchAsked(_Record):
     case: str
     legal_basis: str | None
@@ -165,6 +185,7 @@ class BatchAsked(_Record):
     via: Via
 
 
+@dataclass(frozen=True, kw_only=True)
 class BatchDone(_Record):
     format: str
     rows: int
@@ -175,6 +196,7 @@ class BatchDone(_Record):
     versions: list[dict[str, Any]]
 
 
+@dataclass(frozen=True, kw_only=True)
 class BatchDetail(_Record):
     query: BatchAsked
     batch: BatchDone
@@ -196,7 +218,7 @@ def _reverse_detail(
         requested_by=who.requested_by,
         via=query.via,
     )
-    return ReverseDetail(query=asked, answer=answer, trace=trace).model_dump()
+    return ReverseDetail(query=asked, answer=answer, trace=trace).dump()
 
 
 def _forward_detail(query: ForwardQuery, answer: ForwardAnswer) -> dict[str, Any]:
@@ -211,7 +233,7 @@ def _forward_detail(query: ForwardQuery, answer: ForwardAnswer) -> dict[str, Any
         requested_by=who.requested_by,
         via=query.via,
     )
-    return ForwardDetail(query=asked, answer=answer).model_dump()
+    return ForwardDetail(query=asked, answer=answer).dump()
 
 
 # -- single lookups --------------------------------------------------------------------------------
@@ -442,14 +464,14 @@ def record_batch(
         ),
         batch=BatchDone(
             format=kind,
-            rows=report.rows,
-            bad_rows=report.bad_row_count,
-            counts=report.counts,
+            rows=int(report.rows),  # plain ints: a count may come from numpy
+            bad_rows=int(report.bad_row_count),
+            counts={str(k): int(v) for k, v in report.counts.items()},
             input_sha256=input_sha256,
             output_sha256=report.output_sha256,
             versions=sorted(report.versions.values(), key=str),
         ),
-    ).model_dump()
+    ).dump()
     entry = audit.record(
         session,
         actor,
