@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from detnat.service import audit, directory, log_answers, lookups
+from detnat.service import audit, lookups, revisions
 from detnat.service.answers import ForwardAnswer, ReverseAnswer
 from detnat.service.plans import MapperCache
 from detnat.service.times import check_tolerance, parse_instant
@@ -351,6 +351,25 @@ def ask(
 ) -> Answered:
     """Who held ``ip:port`` (a :class:`ReverseQuery`) or what did ``subscriber`` get (a
     :class:`ForwardQuery`): checked, answered, the case opened or checked, audited (flushed)."""
+    if isinstance(query, ReverseQuery) and not _holds_logs_or_directory(session, snapshot.revision):
+        ready = _prepare(query, snapshot, kept, now)  # nothing but the plans can answer
+    else:
+        ready = _consulting(session, actor, query, snapshot, kept, now)
+    kept.cases.claim(session, ready.case, actor, request_id=request_id)
+    return ready.answered(audit.record(session, actor, ready.action, **ready.entry(request_id)))
+
+
+def _consulting(
+    session: Session,
+    actor: audit.Actor,
+    query: ReverseQuery | ForwardQuery,
+    snapshot: Timelines,
+    kept: Inquiries,
+    now: datetime,
+) -> _Prepared:
+    """:func:`_prepare` with the stored logs beside the plans, and the account of the directory."""
+    from detnat.service import directory, log_answers
+
     ready = _prepare(
         query,
         snapshot,
@@ -364,8 +383,26 @@ def ask(
         blocks = log_answers.forward_blocks(session, ready.answer, realm=query.realm)  # type: ignore[arg-type]
         ready = _Prepared(ready.action, ready.case, blocks, _forward_detail(query, blocks), {})
     directory.add_account(session, actor, ready.answer, ready.detail)
-    kept.cases.claim(session, ready.case, actor, request_id=request_id)
-    return ready.answered(audit.record(session, actor, ready.action, **ready.entry(request_id)))
+    return ready
+
+
+# Whether the store held any logs or any directory, per database and revision (an ingest or a
+# prune moves the revision): a reverse lookup in a store with neither asks the plans only, and
+# imports neither the logs' nor the directory's modules (the CLI's start-up, issue 12).
+_LOGS_OR_DIRECTORY = revisions.Facts()
+
+
+def _holds_logs_or_directory(session: Session, revision: int | None) -> bool:
+    from detnat.store import directory as directory_rows
+    from detnat.store import logs as log_rows
+
+    info = log_rows.raw_connection(session).info
+    at = revisions.key(f"{info.host}:{info.port}/{info.dbname}", revision)
+    known = _LOGS_OR_DIRECTORY.known(at)
+    if known is None:
+        held = log_rows.has_logs(session, None) or directory_rows.any_rows(session)
+        known = _LOGS_OR_DIRECTORY.learn(at, held)
+    return known
 
 
 async def ask_async(
@@ -383,6 +420,8 @@ async def ask_async(
     after that commit (else :class:`~detnat.errors.Unavailable`: no answer), if the store is
     still at the snapshot's revision then (else :class:`~detnat.store.async_db.Stale`: nothing
     was recorded, ask again at the new revision)."""
+    from detnat.service import directory, log_answers
+
     ready = _prepare(query, snapshot, kept, now)
     if isinstance(ready.answer, dict) and ready.action == "lookup.reverse":
         assert isinstance(query, ReverseQuery)
