@@ -284,11 +284,8 @@ class Timelines:
 
 
 def _load_realm(session: Session, realm_id: int, head: tuple[int, int]) -> RealmTimeline:
-    realm = repo.realms_by_id(session, {realm_id})[realm_id]
-    rows = repo.in_force_versions(session, realm_id)
-    ranges = repo.version_address_ranges(session, [v.id for v, _ in rows])
+    realm = repo.timeline_rows(session, realm_id)
     # Who approved each version goes into the trace of every answer (and so its evidence file).
-    approvals = {v.id: a for a, v in repo.approvals(session, realm_id)}
     loaded = [
         (
             make_version(
@@ -299,13 +296,13 @@ def _load_realm(session: Session, realm_id: int, head: tuple[int, int]) -> Realm
                 content_sha256=v.content_sha256,
                 record_sha256=v.record_sha256,
                 correction=v.correction,
-                ranges=ranges.get(v.id, ()),
-                approved_by=approvals[v.id].approved_by if v.id in approvals else None,
-                approved_at=approvals[v.id].approved_at if v.id in approvals else None,
+                ranges=realm.ranges.get(v.id, ()),
+                approved_by=v.approved_by,
+                approved_at=v.approved_at,
             ),
-            approved,
+            v.approved,
         )
-        for v, approved in rows
+        for v in realm.versions
     ]
     return RealmTimeline(
         realm.id,
