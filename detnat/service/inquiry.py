@@ -24,9 +24,9 @@ splitting them would put the schema away from what writes it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from detnat.service import audit, lookups, revisions
 from detnat.service.answers import ForwardAnswer, ReverseAnswer
@@ -115,27 +115,11 @@ class Answered:
 
 # -- the audit details: one schema per inquiry -----------------------------------------------------
 #
-# Frozen dataclasses (mypy checks every field the service writes; an unknown one is a TypeError),
-# dumped to the plain dicts the audit entry hashes: the single lookup path builds no pydantic model.
+# TypedDicts: mypy checks every key the service writes, and a detail is the plain dict the audit
+# entry hashes (no model is built or validated on the lookup path, issue 12).
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Record:
-    def dump(self) -> dict[str, Any]:
-        """The record as its audit detail: nested records dumped, mappings copied."""
-        return {f.name: _dumped(getattr(self, f.name)) for f in fields(self)}
-
-
-def _dumped(value: object) -> Any:
-    if isinstance(value, _Record):
-        return value.dump()
-    if isinstance(value, Mapping):
-        return dict(value)
-    return value
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReverseAsked(_Record):
+class ReverseAsked(TypedDict):
     ip: str
     port: int
     time: str
@@ -148,15 +132,13 @@ class ReverseAsked(_Record):
     via: Via
 
 
-@dataclass(frozen=True, kw_only=True)
-class ReverseDetail(_Record):
+class ReverseDetail(TypedDict):
     query: ReverseAsked
-    answer: Mapping[str, Any]  # a ReverseAnswer, kept as given (not validated again)
+    answer: dict[str, Any]  # a ReverseAnswer, copied as given (not validated again)
     trace: dict[str, Any]
 
 
-@dataclass(frozen=True, kw_only=True)
-class ForwardAsked(_Record):
+class ForwardAsked(TypedDict):
     subscriber: str
     time: str
     tz: str | None
@@ -167,14 +149,12 @@ class ForwardAsked(_Record):
     via: Via
 
 
-@dataclass(frozen=True, kw_only=True)
-class ForwardDetail(_Record):
+class ForwardDetail(TypedDict):
     query: ForwardAsked
-    answer: Mapping[str, Any]  # a ForwardAnswer
+    answer: dict[str, Any]  # a ForwardAnswer, copied
 
 
-@dataclass(frozen=True, kw_only=True)
-class BatchAsked(_Record):
+class BatchAsked(TypedDict):
     case: str
     legal_basis: str | None
     requested_by: str | None
@@ -185,8 +165,7 @@ class BatchAsked(_Record):
     via: Via
 
 
-@dataclass(frozen=True, kw_only=True)
-class BatchDone(_Record):
+class BatchDone(TypedDict):
     format: str
     rows: int
     bad_rows: int
@@ -196,10 +175,14 @@ class BatchDone(_Record):
     versions: list[dict[str, Any]]
 
 
-@dataclass(frozen=True, kw_only=True)
-class BatchDetail(_Record):
+class BatchDetail(TypedDict):
     query: BatchAsked
     batch: BatchDone
+
+
+def _plain(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A detail as :func:`audit.record` takes it."""
+    return dict(record)
 
 
 def _reverse_detail(
@@ -218,7 +201,7 @@ def _reverse_detail(
         requested_by=who.requested_by,
         via=query.via,
     )
-    return ReverseDetail(query=asked, answer=answer, trace=trace).dump()
+    return _plain(ReverseDetail(query=asked, answer=dict(answer), trace=dict(trace)))
 
 
 def _forward_detail(query: ForwardQuery, answer: ForwardAnswer) -> dict[str, Any]:
@@ -233,7 +216,7 @@ def _forward_detail(query: ForwardQuery, answer: ForwardAnswer) -> dict[str, Any
         requested_by=who.requested_by,
         via=query.via,
     )
-    return ForwardDetail(query=asked, answer=answer).dump()
+    return _plain(ForwardDetail(query=asked, answer=dict(answer)))
 
 
 # -- single lookups --------------------------------------------------------------------------------
@@ -508,15 +491,15 @@ def record_batch(
             counts={str(k): int(v) for k, v in report.counts.items()},
             input_sha256=input_sha256,
             output_sha256=report.output_sha256,
-            versions=sorted(report.versions.values(), key=str),
+            versions=[dict(v) for v in sorted(report.versions.values(), key=str)],
         ),
-    ).dump()
+    )
     entry = audit.record(
         session,
         actor,
         "lookup.reverse_batch",
         request_id=request_id,
-        detail=detail,
+        detail=_plain(detail),
         case=who.case,
         status="answered",
     )
