@@ -2,7 +2,7 @@
 
 Run by hand (not part of the tests)::
 
-    .venv/bin/python bench/bench_store_cli.py [--runs 7] [--versions 3]
+    .venv/bin/python bench/bench_store_cli.py [--runs 7] [--versions 3] [--breakdown]
     .venv/bin/python bench/bench_store_cli.py --batch [--rows 1000000] [--times offset|naive]
     .venv/bin/python bench/bench_store_cli.py --readers [--rows 1000000]
 
@@ -13,6 +13,11 @@ installed): ``detnat --version`` (start-up alone) and the audited reverse lookup
 The first lookup warms the OS caches and the bytecode and is not counted; the best and the median
 of the others are printed, in wall time and in the child's CPU time (user + system: on a shared
 machine the steadier figure), with the load average. The database is dropped at the end.
+
+``--breakdown``: where one lookup's time goes, in a fresh child each: the phases (imports, engine
+and connection, timeline snapshot, answer, logs/directory check, case, audit append, commit, the
+printed line) in wall and CPU milliseconds, best of ``--runs``; then the self time of the imports
+(``python -X importtime``) summed by package, largest first.
 
 ``--batch``: the store batch instead. Writes ``--rows`` rows of ``ip,port,time`` (addresses of the
 plan's pool, times spread over the realm's versions; ``--times offset`` writes them with ``Z`` or
@@ -90,6 +95,87 @@ def timed(url: str, args: Sequence[str], runs: int) -> tuple[list[float], list[f
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return times, cpu
+
+
+PHASES = """
+import sys, time
+marks = [("start", time.perf_counter(), time.process_time())]
+def mark(name):
+    marks.append((name, time.perf_counter(), time.process_time()))
+from cli.main import app
+from cli.commands import lookups, lookups_store
+from detnat.service import audit, inquiry, plans, timelines
+from detnat.settings import get_settings
+from detnat.store.db import make_engine, make_sessions, unit_of_work
+from detnat.store.embedded import database_url
+mark("imports (CLI, service, store)")
+engine = make_engine(database_url(get_settings()), pool_size=1)
+with unit_of_work(make_sessions(engine)) as session:
+    session.connection()
+    mark("settings, engine, connection")
+    snapshot = timelines.TimelineCache().get(session)
+    mark("timeline snapshot (revision, realms)")
+    kept = inquiry.Inquiries(plans.MapperCache(), audit.CaseOwners())
+    actor = audit.local_operator("bench")
+    asked = inquiry.ReverseQuery(
+        "192.0.2.1", 1100, "2025-06-01T00:00:00Z", inquiry.Identity("BENCH-1"), "cli"
+    )
+    ready = inquiry._prepare(asked, snapshot, kept, plans.utcnow())
+    mark("answer (plan checked, compiled)")
+    if inquiry._holds_logs_or_directory(session, snapshot.revision):
+        ready = inquiry._consulting(session, actor, asked, snapshot, kept, plans.utcnow())
+    mark("logs or directory?")
+    kept.cases.claim(session, "BENCH-1", actor, request_id="bench")
+    mark("case claimed")
+    entry = audit.record(session, actor, ready.action, **ready.entry("bench"))
+    mark("audit entry appended")
+    session.commit()
+    mark("commit")
+engine.dispose()
+line = lookups_store._answer_line("192.0.2.1:1100", ready.answered(entry).to_json())
+mark("answer line")
+for (_, t0, c0), (name, t1, c1) in zip(marks, marks[1:]):
+    print(f"{name}\t{1000 * (t1 - t0):.1f}\t{1000 * (c1 - c0):.1f}")
+"""
+
+
+def breakdown(url: str, runs: int) -> None:
+    """The phases of one lookup (best of ``runs`` fresh children), then its imports by package."""
+    env = {**os.environ, "DETNAT_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(runs + 1):  # the first warms the caches
+        done = subprocess.run(
+            [sys.executable, "-c", PHASES], env=env, cwd=ROOT, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"phases failed: {done.stderr}")
+        for row in done.stdout.splitlines():
+            name, wall, cpu = row.split("\t")
+            old = best.get(name, (float("inf"), float("inf")))
+            best[name] = (min(old[0], float(wall)), min(old[1], float(cpu)))
+    print(f"  phases, best of {runs} (ms):        wall      CPU")
+    for name, (wall, cpu) in best.items():
+        print(f"    {name:36} {wall:7.1f}  {cpu:7.1f}")
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "from cli.main import app; app()", *QUERY],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    by_package: dict[str, int] = {}
+    for row in done.stderr.splitlines():
+        if not row.startswith("import time:") or "self [us]" in row:
+            continue
+        own, _, name = row[len("import time:") :].split("|")
+        name = name.strip()
+        parts = name.split(".")
+        key = ".".join(parts[:2]) if parts[0] in ("detnat", "cli") else parts[0]
+        by_package[key] = by_package.get(key, 0) + int(own)
+    total = sum(by_package.values())
+    print(f"  imports by package (-X importtime self time, {total / 1000:.0f} ms in all):")
+    for key, own in sorted(by_package.items(), key=lambda kv: -kv[1])[:20]:
+        print(f"    {key:36} {own / 1000:7.1f}")
 
 
 def write_batch(path: Path, rows: int, versions: int, naive: bool) -> None:
@@ -241,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the --batch file")
     parser.add_argument("--times", choices=("offset", "naive"), default="offset")
     parser.add_argument("--readers", action="store_true", help="time the CSV readers alone")
+    parser.add_argument("--breakdown", action="store_true", help="phases and imports of a lookup")
     args = parser.parse_args(argv)
     if args.readers:
         readers(args)
@@ -265,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"   CPU best {min(cpu):5.2f} s   median {statistics.median(cpu):5.2f} s"
                 f"   ({args.runs} runs; load {os.getloadavg()[0]:.1f})"
             )
+        if args.breakdown:
+            breakdown(url, args.runs)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ such as ``outside.prefixes[1]``; the engine then checks the plan as a whole
 (:func:`detnat.engine.compile_plan`).
 
 One module at this size: the strict reader (JSON, YAML 1.2 core) and the plan models it checks
-against are one contract with the user's file.
+against are one contract with the user's file. PyYAML is imported when a YAML text is first read:
+the store's plans (JSON) are checked without it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Union, cast, get_args, get_origin
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -276,50 +276,57 @@ MAX_DIGITS = 4300  # what int() converts
 MAX_DEPTH = 32  # a plan is four levels deep
 
 
-class _PlanLoader(yaml.SafeLoader):
-    """SafeLoader reading YAML 1.2's core schema, strictly: no aliases (billion laughs), no
-    duplicate keys, no explicit tags, and no plain scalar that YAML 1.1 reads otherwise."""
+@functools.cache
+def _plan_loader() -> Any:
+    """The loader class of plan files (PyYAML is imported when a YAML plan is first read)."""
+    import yaml
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
-        mark: Any = event.start_mark
-        if isinstance(event, yaml.AliasEvent):
-            raise yaml.constructor.ConstructorError(
-                None, None, "anchors and aliases are not allowed in plan files", mark
-            )
-        if getattr(event, "tag", None) not in (None, "!"):
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"could not determine a constructor for the tag {event.tag!r} (tags are not "
-                "allowed in plan files)",
-                mark,
-            )
-        return super().compose_node(parent, index)
+    class _PlanLoader(yaml.SafeLoader):
+        """SafeLoader reading YAML 1.2's core schema, strictly: no aliases (billion laughs), no
+        duplicate keys, no explicit tags, and no plain scalar that YAML 1.1 reads otherwise."""
 
-    def construct_document(self, node: Any) -> Any:
-        _check_scalars(node)
-        return super().construct_document(node)
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+            mark: Any = event.start_mark
+            if isinstance(event, yaml.AliasEvent):
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                    None, None, "anchors and aliases are not allowed in plan files", mark
                 )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+            if getattr(event, "tag", None) not in (None, "!"):
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"could not determine a constructor for the tag {event.tag!r} (tags are not "
+                    "allowed in plan files)",
+                    mark,
+                )
+            return super().compose_node(parent, index)
 
+        def construct_document(self, node: Any) -> Any:
+            _check_scalars(node)
+            return super().construct_document(node)
 
-_PlanLoader.yaml_implicit_resolvers = {}  # none of YAML 1.1's: only the core schema's below
-for _tag, _pattern, _first in _CORE:
-    _PlanLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    _PlanLoader.yaml_implicit_resolvers = {}  # none of YAML 1.1's: only the core schema's below
+    for tag, pattern, first in _CORE:
+        _PlanLoader.add_implicit_resolver(tag, re.compile(pattern), list(first))
+    return _PlanLoader
 
 
 def _check_scalars(root: Any) -> None:
     """Refuse plain scalars read differently by YAML 1.1, naming their place in the plan."""
+    import yaml
+
     todo: list[tuple[Any, str, int]] = [(root, "", 0)]
     while todo:
         node, path, depth = todo.pop()
@@ -349,7 +356,14 @@ _KIND = {
         ("value", "a value key"),
     )
 }
-_YAML11_RESOLVER = yaml.resolver.Resolver()  # how PyYAML (YAML 1.1) would read a plain scalar
+
+
+@functools.cache
+def _yaml11_resolver() -> Any:
+    """How PyYAML (YAML 1.1) would read a plain scalar."""
+    import yaml
+
+    return yaml.resolver.Resolver()
 
 
 def _check_plain(text: str, tag: str, field: str) -> None:
@@ -365,7 +379,9 @@ def _check_plain(text: str, tag: str, field: str) -> None:
                 "number, or quote it if it is text",
                 field=field,
             )
-    old = _YAML11_RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    import yaml
+
+    old = _yaml11_resolver().resolve(yaml.ScalarNode, text, (True, False))
     if old == tag:
         return
     why = next((why for pattern, why in _YAML11 if pattern.fullmatch(text)), None)
@@ -378,9 +394,11 @@ def _check_plain(text: str, tag: str, field: str) -> None:
 
 
 def read_yaml(text: str, *, source: str = "plan") -> Any:
-    """The data of a YAML plan text, read as described in :class:`_PlanLoader`."""
+    """The data of a YAML plan text, read as described in :func:`_plan_loader`."""
+    import yaml
+
     try:
-        return yaml.load(text, Loader=_PlanLoader)  # a SafeLoader subclass
+        return yaml.load(text, Loader=_plan_loader())  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""

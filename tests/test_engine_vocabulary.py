@@ -45,7 +45,7 @@ def test_every_reason_code_names_an_engine_reason_and_back() -> None:
 
 
 def test_each_reason_code_gives_the_status_code_of_its_status() -> None:
-    table = mapper._STATUS_OF_REASON.tolist()
+    table = mapper._status_of_reason().tolist()
     assert table[mapper.R_NONE] == mapper.MATCH
     for reason, status in ENGINE_REASONS.items():
         assert table[mapper.reason_code(reason)] == mapper.STATUS_CODE[status]

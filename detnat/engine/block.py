@@ -23,11 +23,9 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import pairwise
-from typing import Literal
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Literal
 
 from detnat.engine.addresses import OCTET, V4, WIDTH, Prefix, parse_prefix
 from detnat.engine.algorithms import Algorithm, Capabilities
@@ -43,9 +41,13 @@ from detnat.engine.mapper import (
     PortSharing,
 )
 from detnat.engine.plan import Block, Inside, Outside, Plan, Ports
-from detnat.engine.ranges import NumberedRanges, index_of_many
+from detnat.engine.ranges import NumberedRanges, Tables, index_of_many
 from detnat.engine.results import Allocation, PortRanges, Reason, ReverseAnswer, Status
 from detnat.errors import PlanError
+
+if TYPE_CHECKING:  # the vectorised paths import numpy: a single lookup starts without it
+    import numpy as np
+    import numpy.typing as npt
 
 _tuple = tuple.__new__  # answers built without the NamedTuples' generated __new__ (as mapper.py)
 _MATCH = Status.MATCH
@@ -212,12 +214,7 @@ class BlockMapper(Mapper):
         self._size_blocks(plan.block)
         # Excluded addresses are never used, so a static address must be outside every prefix.
         self._bind_statics(lambda ip: self._span.index_of(ip) is not None)
-        self._tables = (self._pool.arrays(), self._span.arrays(), self._ports.arrays())
         self._block_ports: dict[int, PortRanges] = {}  # at most B entries
-        self._pool_runs = (
-            np.array([lo for lo, _ in self._pool.runs], dtype=np.int64),
-            np.array(self._pool.starts, dtype=np.int64),
-        )
         # What the per-call paths read, each in one unpacking (see ``forward`` and ``reverse``).
         key_lows, key_spans, key_starts, key_firsts = self._keys.search_tables()
         pool_lows, pool_spans, pool_starts, pool_firsts = self._pool.search_tables()
@@ -422,9 +419,26 @@ class BlockMapper(Mapper):
             return Reason.UNALLOCATED
         return index
 
+    # The vectorised paths' tables, built at their first use (numpy arrays).
+
+    @cached_property
+    def _tables(self) -> tuple[Tables, Tables, Tables]:
+        return self._pool.arrays(), self._span.arrays(), self._ports.arrays()
+
+    @cached_property
+    def _pool_runs(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        import numpy as np
+
+        return (
+            np.array([lo for lo, _ in self._pool.runs], dtype=np.int64),
+            np.array(self._pool.starts, dtype=np.int64),
+        )
+
     def _reverse_many(
         self, addresses: npt.NDArray[np.int64], ports: npt.NDArray[np.int64]
     ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        import numpy as np
+
         pool, span, port_table = self._tables
         a = index_of_many(pool, addresses)
         p = index_of_many(port_table, ports)
@@ -467,6 +481,8 @@ class BlockMapper(Mapper):
     def pool_allocations(
         self, index: npt.NDArray[np.int64]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        import numpy as np
+
         if self.sequential:
             address, block = np.divmod(index, self.det_blocks)
         else:

@@ -16,10 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Literal
 
 from detnat.engine.addresses import OCTET, V4, V6, Prefix, parse_prefix
 from detnat.engine.algorithms import Algorithm, Capabilities
@@ -34,6 +31,10 @@ from detnat.engine.mapper import (
 from detnat.engine.plan import MapRule, Plan
 from detnat.engine.results import Allocation, PortRanges, Reason, ReverseAnswer, Status
 from detnat.errors import PlanError
+
+if TYPE_CHECKING:  # the vectorised paths import numpy: a single lookup starts without it
+    import numpy as np
+    import numpy.typing as npt
 
 _tuple = tuple.__new__  # answers built without the NamedTuples' generated __new__ (as mapper.py)
 _MATCH = Status.MATCH
@@ -200,6 +201,8 @@ class MapMapper(Mapper):
     def _reverse_many(
         self, addresses: npt.NDArray[np.int64], ports: npt.NDArray[np.int64]
     ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        import numpy as np
+
         psid = (ports >> self._m) & ((1 << self.psid_length) - 1)
         index = ((addresses - self._v4.network) << self.psid_length) | psid
         reason = np.full(addresses.shape, R_NONE, dtype=np.uint8)

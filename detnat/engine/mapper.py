@@ -15,9 +15,8 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-
-import numpy as np
-import numpy.typing as npt
+from functools import cache
+from typing import TYPE_CHECKING
 
 from detnat.engine.addresses import (
     V4,
@@ -42,6 +41,10 @@ from detnat.engine.results import (
 )
 from detnat.errors import PlanError, QueryError
 
+if TYPE_CHECKING:  # the vectorised paths import numpy: a single lookup starts without it
+    import numpy as np
+    import numpy.typing as npt
+
 # Vectorised answers are small integer codes, defined from the engine's part of the one vocabulary
 # (``results.ENGINE_STATUSES``, ``results.ENGINE_REASONS``); these tuples give their meaning.
 STATUS_CODES: tuple[Status | None, ...] = (
@@ -61,11 +64,18 @@ R_EXCLUDED = _REASON_CODE[Reason.EXCLUDED_ADDRESS]
 R_RESERVED = _REASON_CODE[Reason.RESERVED_PORT]
 R_UNALLOCATED = _REASON_CODE[Reason.UNALLOCATED]
 R_DYNAMIC = _REASON_CODE[Reason.DYNAMIC_BLOCK]
-# The status code of each reason code (no reason: a match).
-_STATUS_OF_REASON = np.array(
-    [STATUS_CODE[Status.MATCH if r is None else ENGINE_REASONS[r]] for r in REASON_CODES],
-    dtype=np.uint8,
-)
+
+
+@cache
+def _status_of_reason() -> npt.NDArray[np.uint8]:
+    """The status code of each reason code (no reason: a match)."""
+    import numpy as np
+
+    return np.array(
+        [STATUS_CODE[Status.MATCH if r is None else ENGINE_REASONS[r]] for r in REASON_CODES],
+        dtype=np.uint8,
+    )
+
 
 # The per-call paths build their answers with ``tuple.__new__``, skipping the generated
 # ``__new__`` of the NamedTuples (a Python function call each): same values, a third less time.
@@ -356,6 +366,8 @@ class Mapper(ABC):
         subscriber: npt.NDArray[np.int64],
     ) -> None:
         """In place: static subscribers' blocks are unallocated; static addresses match."""
+        import numpy as np
+
         static_subs = np.fromiter(self._static_by_index, dtype=np.int64)
         held = np.isin(subscriber, static_subs)
         reason[held] = R_UNALLOCATED
@@ -374,6 +386,8 @@ class Mapper(ABC):
         Same answers as :meth:`reverse`; rows that :meth:`reverse` would refuse (a port outside
         0-65535, a non-public address outside the pool) get status code ``INVALID``.
         """
+        import numpy as np
+
         ips = np.asarray(addresses, dtype=np.int64)
         prt = np.asarray(ports, dtype=np.int64)
         bad = (ips < 0) | (ips > 0xFFFFFFFF) | (prt < 0) | (prt > 65535)
@@ -383,7 +397,7 @@ class Mapper(ABC):
         reason, subscriber = self._reverse_many(ips, prt)
         if self._static_by_index:
             self._apply_statics(ips, reason, subscriber)
-        status = _STATUS_OF_REASON[reason]
+        status = _status_of_reason()[reason]
         missing = np.flatnonzero(reason == R_NOT_IN_POOL)
         if missing.size:
             values = ips[missing]

@@ -16,11 +16,15 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # the vectorised paths import numpy: a single lookup starts without it
+    import numpy as np
+    import numpy.typing as npt
 
 Run = tuple[int, int]
+# (sorted run starts, their run ends, the index of each such run's first member), as arrays
+Tables: TypeAlias = "tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]"
 
 
 def subtract(block: Run, exclude: Sequence[Run]) -> list[Run]:
@@ -145,8 +149,10 @@ class NumberedRanges:
 
     # -- vectorised (values must fit in int64: ports and IPv4 addresses) --------------------------
 
-    def arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    def arrays(self) -> Tables:
         """(sorted run starts, their run ends, the index of each such run's first member)."""
+        import numpy as np
+
         order = list(self._by_value_run)
         lo = np.array([self.runs[i][0] for i in order], dtype=np.int64)
         hi = np.array([self.runs[i][1] for i in order], dtype=np.int64)
@@ -154,11 +160,10 @@ class NumberedRanges:
         return lo, hi, start
 
 
-def index_of_many(
-    tables: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]],
-    values: npt.NDArray[np.int64],
-) -> npt.NDArray[np.int64]:
+def index_of_many(tables: Tables, values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Vectorised :meth:`NumberedRanges.index_of`: -1 where a value is not a member."""
+    import numpy as np
+
     lo, hi, start = tables
     if len(lo) == 0:
         return np.full(values.shape, -1, dtype=np.int64)

@@ -24,18 +24,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from detnat import __version__
 from detnat.errors import Forbidden, InvalidInput
 from detnat.service.clock import utcnow
 from detnat.service.times import format_instant
 from detnat.store import repo
-from detnat.store.async_db import AsyncStore
 from detnat.store.models import AuditCheckpoint, AuditEntry, AuditHead, Case
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from detnat.store.async_db import AsyncStore
 
 GENESIS = "0" * 64
 CONTENT_FIELDS = (

@@ -22,10 +22,8 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from detnat.directory import FORMATS, NEEDS_TZ, Interval, Refused, SourceLine, parse
@@ -37,11 +35,15 @@ from detnat.service import audit, revisions
 from detnat.store import directory as rows_repo
 from detnat.store import repo as realms_repo
 
+if TYPE_CHECKING:  # a single lookup starts without numpy
+    import numpy as np
+    import numpy.typing as npt
+
 _string = json.encoder.encode_basestring  # C; the ensure_ascii=False one
 ACTION = "directory.ingest"
 SHOW_ACCOUNTS = frozenset({"abuse", "legal", "admin"})
 SHOW_SOURCES = frozenset({"legal", "admin"})
-Ints = npt.NDArray[np.int64]
+Ints: TypeAlias = "npt.NDArray[np.int64]"
 REFUSED_KEPT = 100  # refused records named in the audit entry (the rest are counted)
 
 

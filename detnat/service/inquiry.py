@@ -26,17 +26,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict
-from sqlalchemy.orm import Session
-
-from detnat.service import audit, directory, log_answers, lookups
+from detnat.service import audit, lookups, revisions
 from detnat.service.answers import ForwardAnswer, ReverseAnswer
 from detnat.service.plans import MapperCache
-from detnat.service.timelines import Timelines
 from detnat.service.times import check_tolerance, parse_instant
-from detnat.store.async_db import AsyncStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from detnat.service.timelines import Timelines
+    from detnat.store.async_db import AsyncStore
 
 Via = Literal["api", "cli", "web"]
 US = timedelta(microseconds=1)
@@ -113,13 +114,12 @@ class Answered:
 
 
 # -- the audit details: one schema per inquiry -----------------------------------------------------
+#
+# TypedDicts: mypy checks every key the service writes, and a detail is the plain dict the audit
+# entry hashes (no model is built or validated on the lookup path, issue 12).
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ReverseAsked(_Record):
+class ReverseAsked(TypedDict):
     ip: str
     port: int
     time: str
@@ -132,13 +132,13 @@ class ReverseAsked(_Record):
     via: Via
 
 
-class ReverseDetail(_Record):
+class ReverseDetail(TypedDict):
     query: ReverseAsked
-    answer: Mapping[str, Any]  # a ReverseAnswer, kept as given (not validated again)
+    answer: dict[str, Any]  # a ReverseAnswer, copied as given (not validated again)
     trace: dict[str, Any]
 
 
-class ForwardAsked(_Record):
+class ForwardAsked(TypedDict):
     subscriber: str
     time: str
     tz: str | None
@@ -149,12 +149,12 @@ class ForwardAsked(_Record):
     via: Via
 
 
-class ForwardDetail(_Record):
+class ForwardDetail(TypedDict):
     query: ForwardAsked
-    answer: Mapping[str, Any]  # a ForwardAnswer
+    answer: dict[str, Any]  # a ForwardAnswer, copied
 
 
-class BatchAsked(_Record):
+class BatchAsked(TypedDict):
     case: str
     legal_basis: str | None
     requested_by: str | None
@@ -165,7 +165,7 @@ class BatchAsked(_Record):
     via: Via
 
 
-class BatchDone(_Record):
+class BatchDone(TypedDict):
     format: str
     rows: int
     bad_rows: int
@@ -175,9 +175,14 @@ class BatchDone(_Record):
     versions: list[dict[str, Any]]
 
 
-class BatchDetail(_Record):
+class BatchDetail(TypedDict):
     query: BatchAsked
     batch: BatchDone
+
+
+def _plain(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A detail as :func:`audit.record` takes it."""
+    return dict(record)
 
 
 def _reverse_detail(
@@ -196,7 +201,7 @@ def _reverse_detail(
         requested_by=who.requested_by,
         via=query.via,
     )
-    return ReverseDetail(query=asked, answer=answer, trace=trace).model_dump()
+    return _plain(ReverseDetail(query=asked, answer=dict(answer), trace=dict(trace)))
 
 
 def _forward_detail(query: ForwardQuery, answer: ForwardAnswer) -> dict[str, Any]:
@@ -211,7 +216,7 @@ def _forward_detail(query: ForwardQuery, answer: ForwardAnswer) -> dict[str, Any
         requested_by=who.requested_by,
         via=query.via,
     )
-    return ForwardDetail(query=asked, answer=answer).model_dump()
+    return _plain(ForwardDetail(query=asked, answer=dict(answer)))
 
 
 # -- single lookups --------------------------------------------------------------------------------
@@ -329,6 +334,25 @@ def ask(
 ) -> Answered:
     """Who held ``ip:port`` (a :class:`ReverseQuery`) or what did ``subscriber`` get (a
     :class:`ForwardQuery`): checked, answered, the case opened or checked, audited (flushed)."""
+    if isinstance(query, ReverseQuery) and not _holds_logs_or_directory(session, snapshot.revision):
+        ready = _prepare(query, snapshot, kept, now)  # nothing but the plans can answer
+    else:
+        ready = _consulting(session, actor, query, snapshot, kept, now)
+    kept.cases.claim(session, ready.case, actor, request_id=request_id)
+    return ready.answered(audit.record(session, actor, ready.action, **ready.entry(request_id)))
+
+
+def _consulting(
+    session: Session,
+    actor: audit.Actor,
+    query: ReverseQuery | ForwardQuery,
+    snapshot: Timelines,
+    kept: Inquiries,
+    now: datetime,
+) -> _Prepared:
+    """:func:`_prepare` with the stored logs beside the plans, and the account of the directory."""
+    from detnat.service import directory, log_answers
+
     ready = _prepare(
         query,
         snapshot,
@@ -342,8 +366,26 @@ def ask(
         blocks = log_answers.forward_blocks(session, ready.answer, realm=query.realm)  # type: ignore[arg-type]
         ready = _Prepared(ready.action, ready.case, blocks, _forward_detail(query, blocks), {})
     directory.add_account(session, actor, ready.answer, ready.detail)
-    kept.cases.claim(session, ready.case, actor, request_id=request_id)
-    return ready.answered(audit.record(session, actor, ready.action, **ready.entry(request_id)))
+    return ready
+
+
+# Whether the store held any logs or any directory, per database and revision (an ingest or a
+# prune moves the revision): a reverse lookup in a store with neither asks the plans only, and
+# imports neither the logs' nor the directory's modules (the CLI's start-up, issue 12).
+_LOGS_OR_DIRECTORY = revisions.Facts()
+
+
+def _holds_logs_or_directory(session: Session, revision: int | None) -> bool:
+    from detnat.store import directory as directory_rows
+    from detnat.store import logs as log_rows
+
+    info = log_rows.raw_connection(session).info
+    at = revisions.key(f"{info.host}:{info.port}/{info.dbname}", revision)
+    known = _LOGS_OR_DIRECTORY.known(at)
+    if known is None:
+        held = log_rows.has_logs(session, None) or directory_rows.any_rows(session)
+        known = _LOGS_OR_DIRECTORY.learn(at, held)
+    return known
 
 
 async def ask_async(
@@ -361,6 +403,8 @@ async def ask_async(
     after that commit (else :class:`~detnat.errors.Unavailable`: no answer), if the store is
     still at the snapshot's revision then (else :class:`~detnat.store.async_db.Stale`: nothing
     was recorded, ask again at the new revision)."""
+    from detnat.service import directory, log_answers
+
     ready = _prepare(query, snapshot, kept, now)
     if isinstance(ready.answer, dict) and ready.action == "lookup.reverse":
         assert isinstance(query, ReverseQuery)
@@ -442,20 +486,20 @@ def record_batch(
         ),
         batch=BatchDone(
             format=kind,
-            rows=report.rows,
-            bad_rows=report.bad_row_count,
-            counts=report.counts,
+            rows=int(report.rows),  # plain ints: a count may come from numpy
+            bad_rows=int(report.bad_row_count),
+            counts={str(k): int(v) for k, v in report.counts.items()},
             input_sha256=input_sha256,
             output_sha256=report.output_sha256,
-            versions=sorted(report.versions.values(), key=str),
+            versions=[dict(v) for v in sorted(report.versions.values(), key=str)],
         ),
-    ).model_dump()
+    )
     entry = audit.record(
         session,
         actor,
         "lookup.reverse_batch",
         request_id=request_id,
-        detail=detail,
+        detail=_plain(detail),
         case=who.case,
         status="answered",
     )

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-import numpy as np
 from sqlalchemy.orm import Session
 
 from detnat.engine import parse_public_address
@@ -327,6 +326,8 @@ class BatchLogs:
         ]
         if not wanted:
             return {}
+        import numpy as np  # batches only: a single lookup starts without it
+
         rows = np.array(wanted, dtype=np.int64)
         rows.sort()
         key = (

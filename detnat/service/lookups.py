@@ -76,7 +76,7 @@ def realm_timeline(snapshot: Timelines, name: str) -> RealmTimeline:
 
 def spans(realm: RealmTimeline, start: datetime, end: datetime) -> list[Span]:
     """The realm's candidate versions for the window [start, end]."""
-    first, last = candidate_range(realm.starts_us, realm.drain_us, to_us(start), to_us(end))
+    first, last = candidate_range(realm.starts, realm.drain_us, to_us(start), to_us(end))
     return [
         Span(realm, realm.versions[i], realm.until(i)) for i in range(int(first), int(last) + 1)
     ]
@@ -90,7 +90,7 @@ def spans_holding(snapshot: Timelines, address: int, start: datetime, end: datet
     """
     found = []
     for realm in snapshot.realms_holding(address):
-        first, last = candidate_range(realm.starts_us, realm.drain_us, to_us(start), to_us(end))
+        first, last = candidate_range(realm.starts, realm.drain_us, to_us(start), to_us(end))
         for i in range(int(first), int(last) + 1):
             version = realm.versions[i]
             held = version if version.plan is not None else realm.plan_ended_by(i)
@@ -341,7 +341,7 @@ def _excerpt(realm: RealmTimeline, start: datetime, end: datetime) -> dict[str, 
     Integers and strings only (no float survives canonical JSON unchanged); ``version_ids`` and
     ``session_drain_seconds`` stay for the readers of older entries (the web timeline strip).
     """
-    first, last = candidate_range(realm.starts_us, realm.drain_us, to_us(start), to_us(end))
+    first, last = candidate_range(realm.starts, realm.drain_us, to_us(start), to_us(end))
     upto = min(int(last) + 2, len(realm.versions))
     versions = realm.versions[int(first) : max(upto, int(first))]
     return {

@@ -5,8 +5,9 @@ Versions are immutable and timelines small, so lookups need no query of their ow
 microseconds since the epoch, for bisecting), the public addresses each version's plan uses, and
 two store-wide indexes: which realms ever used an address (``realms_holding``) and when any plan
 was in force at all (``plan_in_force_between``). Every index has a scalar and a vectorised form that
-share one definition (``numpy.searchsorted`` works on both), so single and batch lookups follow the
-same rules.
+share one definition (the last start at or before a value: ``bisect_right`` on Python ints,
+``numpy.searchsorted(side="right")`` on arrays), so single and batch lookups follow the same rules;
+the arrays are built at their first vectorised use, so a single lookup runs without numpy.
 
 :class:`TimelineCache` keeps one snapshot per worker. Each request reads the store-wide revision
 (one row, bumped by triggers in the transaction of every change); only when it moved are the realms
@@ -21,18 +22,20 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeAlias
-
-import numpy as np
-import numpy.typing as npt
-from sqlalchemy.orm import Session
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from detnat.store import repo
 
-Ints: TypeAlias = npt.NDArray[np.int64]
+if TYPE_CHECKING:  # the vectorised forms import numpy: a single lookup runs without it
+    import numpy as np
+    import numpy.typing as npt
+    from sqlalchemy.orm import Session
+
+Ints: TypeAlias = "npt.NDArray[np.int64]"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US = timedelta(microseconds=1)
-FOREVER_US = np.iinfo(np.int64).max
+FOREVER_US = 2**63 - 1  # the largest int64
 
 
 def to_us(moment: datetime) -> int:
@@ -56,8 +59,6 @@ class TimelineVersion:
     record_sha256: str
     correction: bool
     ranges: tuple[tuple[int, int], ...]  # public addresses of the plan, inclusive, sorted
-    _firsts: Ints = field(repr=False)
-    _lasts: Ints = field(repr=False)
     approved_by: str | None = None  # who approved it (None: pending, or not loaded from a store)
     approved_at: datetime | None = None
 
@@ -66,9 +67,19 @@ class TimelineVersion:
         return i >= 0 and address <= self.ranges[i][1]
 
     def holds_many(self, addresses: Ints) -> npt.NDArray[np.bool_]:
-        pos = np.searchsorted(self._firsts, addresses, side="right") - 1
-        inside: npt.NDArray[np.bool_] = (pos >= 0) & (addresses <= self._lasts[np.maximum(pos, 0)])
+        import numpy as np
+
+        firsts, lasts = self._bounds
+        pos = np.searchsorted(firsts, addresses, side="right") - 1
+        inside: npt.NDArray[np.bool_] = (pos >= 0) & (addresses <= lasts[np.maximum(pos, 0)])
         return inside
+
+    @cached_property
+    def _bounds(self) -> tuple[Ints, Ints]:
+        import numpy as np
+
+        firsts = np.array([a for a, _ in self.ranges], dtype=np.int64)
+        return firsts, np.array([b for _, b in self.ranges], dtype=np.int64)
 
 
 def make_version(
@@ -84,7 +95,6 @@ def make_version(
     approved_by: str | None = None,
     approved_at: datetime | None = None,
 ) -> TimelineVersion:
-    spans = tuple(sorted(ranges))
     return TimelineVersion(
         id=id,
         seq=seq,
@@ -93,9 +103,7 @@ def make_version(
         content_sha256=content_sha256,
         record_sha256=record_sha256,
         correction=correction,
-        ranges=spans,
-        _firsts=np.array([a for a, _ in spans], dtype=np.int64),
-        _lasts=np.array([b for _, b in spans], dtype=np.int64),
+        ranges=tuple(sorted(ranges)),
         approved_by=approved_by,
         approved_at=approved_at,
     )
@@ -111,20 +119,26 @@ class RealmTimeline:
     versions: tuple[TimelineVersion, ...]  # approved: the timeline lookups use
     pending: tuple[TimelineVersion, ...] = ()  # published, awaiting a second admin's approval
     head: tuple[int, int] = (0, 0)
-    starts_us: Ints = field(init=False, repr=False)
+    starts: tuple[int, ...] = field(init=False, repr=False)  # each version's, µs since the epoch
     drain_us: int = field(init=False)
 
     def __post_init__(self) -> None:
-        starts = np.array([to_us(v.effective_from) for v in self.versions], dtype=np.int64)
-        object.__setattr__(self, "starts_us", starts)
+        object.__setattr__(self, "starts", tuple(to_us(v.effective_from) for v in self.versions))
         object.__setattr__(self, "drain_us", self.session_drain // US)
+
+    @cached_property
+    def starts_us(self) -> Ints:
+        """:attr:`starts` as an array, for the vectorised forms."""
+        import numpy as np
+
+        return np.array(self.starts, dtype=np.int64)
 
     def pending_between(self, lo_us: int, hi_us: int) -> list[TimelineVersion]:
         """Pending versions that would be candidates for [lo, hi] were they approved."""
         if not self.pending:
             return []
         merged = sorted((*self.versions, *self.pending), key=lambda v: v.effective_from)
-        starts = np.array([to_us(v.effective_from) for v in merged], dtype=np.int64)
+        starts = [to_us(v.effective_from) for v in merged]
         first, last = candidate_range(starts, self.drain_us, lo_us, hi_us)
         waiting = {v.id for v in self.pending}
         return [v for v in merged[int(first) : int(last) + 1] if v.id in waiting]
@@ -143,20 +157,30 @@ class RealmTimeline:
 
     def in_force_at(self, moment: datetime) -> int:
         """The index of the version in force at ``moment``; -1 before the first."""
-        return int(np.searchsorted(self.starts_us, to_us(moment), side="right")) - 1
+        return bisect_right(self.starts, to_us(moment)) - 1
 
     def address_ranges(self) -> list[tuple[int, int]]:
         """Every public address the realm's plans (approved or pending) ever used."""
         return merge(r for v in (*self.versions, *self.pending) for r in v.ranges)
 
 
-def candidate_range(starts_us: Ints, drain_us: int, lo_us: Any, hi_us: Any) -> tuple[Any, Any]:
+def candidate_range(
+    starts_us: Sequence[int] | Ints, drain_us: int, lo_us: Any, hi_us: Any
+) -> tuple[Any, Any]:
     """Indexes ``first..last`` of the versions that are candidates for the window [lo, hi].
 
     A version is a candidate when it is in force at some instant of the window, or when its
     successor took over less than ``drain`` before the window opens (its sessions live on): the
-    window widened backwards by the drain. ``last < 0``: no version yet. Scalars or arrays.
+    window widened backwards by the drain. ``last < 0``: no version yet. Python ints (then
+    ``starts_us`` may be :attr:`RealmTimeline.starts`) or arrays.
     """
+    if isinstance(lo_us, int) and isinstance(hi_us, int):
+        return (
+            max(bisect_right(starts_us, lo_us - drain_us) - 1, 0),
+            bisect_right(starts_us, hi_us) - 1,
+        )
+    import numpy as np
+
     first = np.maximum(np.searchsorted(starts_us, lo_us - drain_us, side="right") - 1, 0)
     last = np.searchsorted(starts_us, hi_us, side="right") - 1
     return first, last
@@ -197,7 +221,7 @@ class Timelines:
             for lo, hi in spans:
                 for k in range(bisect_right(bounds, lo) - 1, bisect_right(bounds, hi)):
                     owners[k].append(n)
-        self._seg_starts = np.array(bounds, dtype=np.int64)
+        self._seg_bounds = tuple(bounds)
         self._seg_realms: list[tuple[int, ...]] = [tuple(o) for o in owners]
 
     def _build_coverage(self) -> None:
@@ -207,12 +231,21 @@ class Timelines:
                 if version.plan is None:
                     continue
                 until = realm.until(i)
-                spans.append(
-                    (int(realm.starts_us[i]), to_us(until) - 1 if until else FOREVER_US - 1)
-                )
+                spans.append((realm.starts[i], to_us(until) - 1 if until else FOREVER_US - 1))
         merged = merge(spans)
-        self._cov_starts = np.array([a for a, _ in merged], dtype=np.int64)
-        self._cov_lasts = np.array([b for _, b in merged], dtype=np.int64)
+        self._cov_starts = tuple(a for a, _ in merged)
+        self._cov_lasts = tuple(b for _, b in merged)
+
+    @cached_property
+    def _arrays(self) -> tuple[Ints, Ints, Ints]:
+        """The indexes as arrays, for the vectorised forms: segment starts, coverage spans."""
+        import numpy as np
+
+        return (
+            np.array(self._seg_bounds, dtype=np.int64),
+            np.array(self._cov_starts, dtype=np.int64),
+            np.array(self._cov_lasts, dtype=np.int64),
+        )
 
     def realms_holding(self, address: int) -> list[RealmTimeline]:
         """Realms whose plans ever used ``address`` (at any time)."""
@@ -220,7 +253,11 @@ class Timelines:
 
     def segment_of(self, addresses: Any) -> Any:
         """The address segment of each address (-1: below every pool). Scalar or array."""
-        return np.searchsorted(self._seg_starts, addresses, side="right") - 1
+        if isinstance(addresses, int):
+            return bisect_right(self._seg_bounds, addresses) - 1
+        import numpy as np
+
+        return np.searchsorted(self._arrays[0], addresses, side="right") - 1
 
     def _realms_at(self, segment: int) -> tuple[int, ...]:
         return self._seg_realms[segment] if segment >= 0 else ()
@@ -234,18 +271,21 @@ class Timelines:
 
     def plan_in_force_between(self, lo_us: Any, hi_us: Any) -> Any:
         """Whether some realm had a plan in force at some instant of [lo, hi]. Scalar or array."""
-        if not len(self._cov_starts):
+        if isinstance(lo_us, int) and isinstance(hi_us, int):
+            at = bisect_right(self._cov_starts, hi_us) - 1
+            return at >= 0 and self._cov_lasts[at] >= lo_us
+        import numpy as np
+
+        if not self._cov_starts:
             return np.zeros(np.shape(lo_us), dtype=np.bool_) if np.ndim(lo_us) else False
-        pos = np.searchsorted(self._cov_starts, hi_us, side="right") - 1
-        return (pos >= 0) & (self._cov_lasts[np.maximum(pos, 0)] >= lo_us)
+        _, starts, lasts = self._arrays
+        pos = np.searchsorted(starts, hi_us, side="right") - 1
+        return (pos >= 0) & (lasts[np.maximum(pos, 0)] >= lo_us)
 
 
 def _load_realm(session: Session, realm_id: int, head: tuple[int, int]) -> RealmTimeline:
-    realm = repo.realms_by_id(session, {realm_id})[realm_id]
-    rows = repo.in_force_versions(session, realm_id)
-    ranges = repo.version_address_ranges(session, [v.id for v, _ in rows])
+    realm = repo.timeline_rows(session, realm_id)
     # Who approved each version goes into the trace of every answer (and so its evidence file).
-    approvals = {v.id: a for a, v in repo.approvals(session, realm_id)}
     loaded = [
         (
             make_version(
@@ -256,13 +296,13 @@ def _load_realm(session: Session, realm_id: int, head: tuple[int, int]) -> Realm
                 content_sha256=v.content_sha256,
                 record_sha256=v.record_sha256,
                 correction=v.correction,
-                ranges=ranges.get(v.id, ()),
-                approved_by=approvals[v.id].approved_by if v.id in approvals else None,
-                approved_at=approvals[v.id].approved_at if v.id in approvals else None,
+                ranges=realm.ranges.get(v.id, ()),
+                approved_by=v.approved_by,
+                approved_at=v.approved_at,
             ),
-            approved,
+            v.approved,
         )
-        for v, approved in rows
+        for v in realm.versions
     ]
     return RealmTimeline(
         realm.id,

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import numpy as np
-import numpy.typing as npt
-
 from detnat.errors import QueryError
+
+if TYPE_CHECKING:  # the batch paths import numpy: a single lookup starts without it
+    import numpy as np
+    import numpy.typing as npt
 
 _RFC3339 = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})"
@@ -206,10 +209,21 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 _MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 _DIGITS = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18)
-_DIGIT_ROWS = np.array(_DIGITS, dtype=np.intp)
-_COLUMNS = np.arange(26, dtype=np.int64)[:, None]
-_FRACTION_PLACES = (10 ** (5 - np.arange(6, dtype=np.int64)))[:, None]
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+@cache
+def _tables() -> tuple[
+    npt.NDArray[np.intp], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]
+]:
+    """(digit rows, columns, fraction places, days in month): :func:`instants_in`'s constants."""
+    import numpy as np
+
+    return (
+        np.array(_DIGITS, dtype=np.intp),
+        np.arange(26, dtype=np.int64)[:, None],
+        (10 ** (5 - np.arange(6, dtype=np.int64)))[:, None],
+        np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64),
+    )
 
 
 def parse_instants_us(
@@ -223,6 +237,8 @@ def parse_instants_us(
     through :func:`parse_instant`, which stays the one definition: a text the fast path is unsure
     of is never answered by it.
     """
+    import numpy as np
+
     n = len(texts)
     out = np.zeros(n, dtype=np.int64)
     ok = np.zeros(n, dtype=np.bool_)
@@ -273,6 +289,8 @@ def _fixed_offset_s(tz: str | None) -> int | None:
 def _fast_instants(
     raw: bytes, texts: list[str], naive_offset_s: int | None = None
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    import numpy as np
+
     n = len(texts)
     lens = np.fromiter(map(len, texts), dtype=np.int64, count=n)
     starts = np.zeros(n, dtype=np.int64)
@@ -299,12 +317,15 @@ def instants_in(
     ``buf`` must hold at least 32 bytes after every text's start (pad it); a text it does not
     vouch for is for :func:`parse_instant` to answer.
     """
+    import numpy as np
+
+    digit_rows, columns, fraction_places, days_in_month = _tables()
     n = len(starts)
     # Column-major: row c holds every text's byte c (a byte minus "0" below 10 is a digit).
-    grid = buf[_COLUMNS + starts]
+    grid = buf[columns + starts]
     digit = grid - np.uint8(48)
     ok = (lens >= 19) & (lens <= 32)
-    ok &= np.all(digit[_DIGIT_ROWS] < 10, axis=0)
+    ok &= np.all(digit[digit_rows] < 10, axis=0)
     ok &= (grid[4] == 45) & (grid[7] == 45) & (grid[13] == 58) & (grid[16] == 58)
     ok &= (grid[10] == 84) | (grid[10] == 116) | (grid[10] == 32)  # T, t or space
     last = buf[starts + np.maximum(lens, 1) - 1]
@@ -321,7 +342,7 @@ def instants_in(
     ok &= np.where(fraction, (k >= 1) & (k <= 6), lens == 19 + offset_len)
     # The offset: Z, or ±HH:MM at the end.
     at = np.maximum(starts + lens - offset_len, 0)
-    off = buf[_COLUMNS[:6] + at]
+    off = buf[columns[:6] + at]
     od = off - np.uint8(48)
     signed = zulu | (
         ((off[0] == 43) | (off[0] == 45)) & (off[3] == 58) & np.all(od[[1, 2, 4, 5]] < 10, axis=0)
@@ -336,17 +357,17 @@ def instants_in(
     sign = np.where(off[0] == 45, -1, 1)
     offset_s = np.where(naive, naive_offset_s or 0, sign * (off_h * 3600 + off_m * 60))
     # Fraction digits, positions 20 .. 20 + k - 1.
-    used = _COLUMNS[:6] < k
+    used = columns[:6] < k
     frac_d = digit[20:26]
     ok &= np.all(~used | (frac_d < 10), axis=0)
-    micro = np.sum(np.where(used, frac_d, 0) * _FRACTION_PLACES, axis=0, dtype=np.int64)
-    d = digit[_DIGIT_ROWS].astype(np.int64)
+    micro = np.sum(np.where(used, frac_d, 0) * fraction_places, axis=0, dtype=np.int64)
+    d = digit[digit_rows].astype(np.int64)
     year = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3]
     month, day = d[4] * 10 + d[5], d[6] * 10 + d[7]
     hour, minute, second = d[8] * 10 + d[9], d[10] * 10 + d[11], d[12] * 10 + d[13]
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
     month_ok = (month >= 1) & (month <= 12)
-    dim = _DAYS_IN_MONTH[np.where(month_ok, month, 1)] + ((month == 2) & leap)
+    dim = days_in_month[np.where(month_ok, month, 1)] + ((month == 2) & leap)
     ok &= (year >= 1) & month_ok & (day >= 1) & (day <= dim)
     ok &= ~naive | ((year >= 2) & (year <= 9998))  # the zone's edges: parse_instant decides
     ok &= (hour <= 23) & (minute <= 59) & (second <= 59)  # 60 (a leap second) is refused later

@@ -55,6 +55,7 @@ def make_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engin
             pool_pre_ping=pre_ping,
             max_overflow=10,
             connect_args={"connect_timeout": 5},
+            use_native_hstore=False,  # no hstore here: a new connection skips looking it up
         )
     except ArgumentError as exc:  # e.g. an unknown driver after the +
         raise InvalidInput(

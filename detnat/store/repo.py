@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -231,16 +231,83 @@ def store_revision(session: Session) -> int:
     return int(session.connection().execute(_REVISION).scalar_one())
 
 
+# The timeline snapshot's reads (detnat.service.timelines) as plain SQL on the session's own
+# connection: a CLI lookup is a new process, where each ORM statement would be compiled (and its
+# rows made entities) for one use; these are not (issue 12, start-up).
+_REALM_HEADS = """
+SELECT r.id, coalesce(max(v.id), 0), coalesce(max(a.id), 0)
+FROM realms r
+LEFT JOIN plan_versions v ON v.realm_id = r.id
+LEFT JOIN plan_approvals a ON a.version_id = v.id
+GROUP BY r.id
+"""
+_TIMELINE_REALM = "SELECT id, name, session_drain FROM realms WHERE id = %(realm)s"
+_TIMELINE_VERSIONS = """
+SELECT v.id, v.seq, v.effective_from, v.plan, v.content_sha256, v.record_sha256, v.correction,
+       a.id IS NOT NULL, a.approved_by, a.approved_at
+FROM plan_versions v
+LEFT JOIN plan_approvals a ON a.version_id = v.id
+WHERE v.realm_id = %(realm)s AND NOT v.superseded
+ORDER BY v.effective_from
+"""
+_TIMELINE_RANGES = """
+SELECT r.version_id, lower(r.addresses), upper(r.addresses)
+FROM plan_version_ranges r
+JOIN plan_versions v ON v.id = r.version_id
+WHERE v.realm_id = %(realm)s AND NOT v.superseded
+"""
+
+
+class TimelineRow(NamedTuple):
+    """A version of a realm's timeline (not superseded), with its approval if it has one."""
+
+    id: int
+    seq: int
+    effective_from: datetime
+    plan: dict[str, Any] | None
+    content_sha256: str | None
+    record_sha256: str
+    correction: bool
+    approved: bool
+    approved_by: str | None
+    approved_at: datetime | None
+
+
+class TimelineRows(NamedTuple):
+    """What a realm's timeline is made of: the realm, its versions in effective order, and the
+    public address ranges (inclusive) of each version's plan."""
+
+    id: int
+    name: str
+    session_drain: timedelta
+    versions: list[TimelineRow]
+    ranges: dict[int, list[tuple[int, int]]]
+
+
 def realm_heads(session: Session) -> dict[int, tuple[int, int]]:
     """Each realm's newest version id and newest approval id ((0, 0) for an empty realm)."""
-    heads = {r: (0, 0) for r in session.scalars(select(Realm.id))}
-    for realm_id, newest, approved in session.execute(
-        select(PlanVersion.realm_id, func.max(PlanVersion.id), func.max(PlanApproval.id))
-        .outerjoin(PlanApproval, PlanApproval.version_id == PlanVersion.id)
-        .group_by(PlanVersion.realm_id)
-    ):
-        heads[realm_id] = (newest, approved or 0)
-    return heads
+    with _driver(session).cursor() as cur:
+        return {r: (newest, approved) for r, newest, approved in cur.execute(_REALM_HEADS)}
+
+
+def timeline_rows(session: Session, realm_id: int) -> TimelineRows:
+    """A realm's timeline as :class:`TimelineRows` (three statements)."""
+    args = {"realm": realm_id}
+    with _driver(session).cursor() as cur:
+        found = cur.execute(_TIMELINE_REALM, args).fetchone()
+        assert found is not None, f"realm {realm_id} is in realm_heads"
+        versions = [TimelineRow(*row) for row in cur.execute(_TIMELINE_VERSIONS, args)]
+        ranges: dict[int, list[tuple[int, int]]] = {}
+        for version_id, lower, upper in cur.execute(_TIMELINE_RANGES, args):
+            ranges.setdefault(version_id, []).append((int(lower), int(upper) - 1))
+    return TimelineRows(found[0], found[1], found[2], versions, ranges)
+
+
+def _driver(session: Session) -> psycopg.Connection[Any]:
+    """The psycopg connection under the session's transaction."""
+    conn = session.connection().connection.driver_connection
+    assert isinstance(conn, psycopg.Connection)
+    return conn
 
 
 def in_force_versions(session: Session, realm_id: int) -> list[tuple[PlanVersion, bool]]:
