@@ -23,6 +23,7 @@ from api import policy, problems, web
 from api.capacity import router as capacity_router
 from api.deps import guard
 from api.http import BodyLimit, NoStore, OneValueQuery, RequestId, StrictJson, problem_responses
+from api.lookup_path import LookupPath
 from api.routes import answers, auditlog, complaints, health, lookups, realms, tokens
 from detnat import __version__
 from detnat.service import audit, inquiry
@@ -96,6 +97,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(RequestId)
     app.add_middleware(NoStore)
+    # The two single lookups, answered without the framework when nothing needs it.
+    app.add_middleware(LookupPath, limit=settings.max_body_bytes)
     return app
 
 
