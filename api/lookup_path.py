@@ -51,6 +51,7 @@ class LookupPath:
         self.app = app
         self.limit = limit
         self._routes: dict[str, tuple[Any, policy.Access, type[BaseModel]]] | None = None
+        self.taken = 0  # requests answered here (or refused by their inquiry): for the tests
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if (
@@ -147,6 +148,7 @@ class LookupPath:
         if state.limiter.wait_for(look.actor.token_id):
             await self.app(scope, replayed, send)  # 429 (a refusal counts nothing)
             return
+        self.taken += 1
         scope.setdefault("state", {}).update(request_id=request_id, actor=look.actor)
         scope["route"] = route
         try:
