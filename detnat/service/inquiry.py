@@ -183,20 +183,24 @@ class BatchDetail(_Record):
 def _reverse_detail(
     query: ReverseQuery, answer: ReverseAnswer, trace: dict[str, object]
 ) -> dict[str, Any]:
+    """A :class:`ReverseDetail` as the plain dict its ``model_dump`` gives, built without pydantic
+    (every single lookup pays for it; validating what this module built itself bought nothing).
+    ``tests/test_inquiry_detail.py`` holds it to the schema and to the stored form the model's
+    dump has."""
     who = query.identity
-    asked = ReverseAsked(
-        ip=query.ip,
-        port=query.port,
-        time=query.time,
-        tz=query.tz,
-        tolerance_us=query.tolerance // US,
-        realm=query.realm,
-        case=who.case,
-        legal_basis=who.legal_basis,
-        requested_by=who.requested_by,
-        via=query.via,
-    )
-    return ReverseDetail(query=asked, answer=answer, trace=trace).model_dump()
+    asked = {
+        "ip": query.ip,
+        "port": query.port,
+        "time": query.time,
+        "tz": query.tz,
+        "tolerance_us": query.tolerance // US,
+        "realm": query.realm,
+        "case": who.case,
+        "legal_basis": who.legal_basis,
+        "requested_by": who.requested_by,
+        "via": query.via,
+    }
+    return {"query": asked, "answer": dict(answer), "trace": dict(trace)}
 
 
 def _forward_detail(query: ForwardQuery, answer: ForwardAnswer) -> dict[str, Any]:
