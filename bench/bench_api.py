@@ -9,7 +9,9 @@ server, user postgres), migrates it, starts ``detnat serve`` on a free port, and
 
 - with ``wrk`` (a C client) when it is on ``PATH``: ``GET /healthz`` (no database, no audit: the
   ceiling of the HTTP stack on this machine) and audited single reverse lookups, each at 32
-  connections, in the same run: requests per second, p50 and p99 (``wrk --latency``);
+  connections, in the same run: requests per second, p50 and p99 (``wrk --latency``), and the
+  CPU the server's processes and the database's backends spent per request (``/proc``: what a
+  shared machine moves least), with the load average;
 - single reverse lookups over HTTP at 1, 8 and 32 concurrent clients: throughput, p50, p99
   (a small asyncio HTTP/1.1 client with keep-alive, so the client spends little of the 2 cores);
 - the batch endpoint (CSV) in rows per second;
