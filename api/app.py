@@ -6,9 +6,11 @@ bearer token, the rate limit, the store access); errors become RFC 9457 problems
 (``api/problems.py``); request bodies are limited in size (413) and JSON is parsed strictly
 (``api/http.py``). The two single lookups, when nothing is to be refused before they are asked,
 are answered in front of all that by the same guard functions and inquiry
-(``api/lookup_path.py``); everything else, their refusals included, goes the routes' way. The app keeps no state of its own besides caches of immutable rows (compiled
-plans, timelines and token rows per store revision, case owners) and per-worker rate buckets:
-Postgres is the only state, so several workers or hosts answer alike.
+(``api/lookup_path.py``); everything else, their refusals included, goes the routes' way.
+
+The app keeps no state of its own besides caches of immutable rows (compiled plans, timelines and
+token rows per store revision, case owners) and per-worker rate buckets: Postgres is the only
+state, so several workers or hosts answer alike.
 """
 
 from __future__ import annotations
