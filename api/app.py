@@ -4,9 +4,13 @@ The routes live in feature modules (``api/routes``), each declaring who may call
 (``api/policy.py``); every request passes :func:`api.deps.guard` first (the declared access, the
 bearer token, the rate limit, the store access); errors become RFC 9457 problems
 (``api/problems.py``); request bodies are limited in size (413) and JSON is parsed strictly
-(``api/http.py``). The app keeps no state of its own besides caches of immutable rows (compiled
-plans, timelines and token rows per store revision, case owners) and per-worker rate buckets:
-Postgres is the only state, so several workers or hosts answer alike.
+(``api/http.py``). The two single lookups, when nothing is to be refused before they are asked,
+are answered in front of all that by the same guard functions and inquiry
+(``api/lookup_path.py``); everything else, their refusals included, goes the routes' way.
+
+The app keeps no state of its own besides caches of immutable rows (compiled plans, timelines and
+token rows per store revision, case owners) and per-worker rate buckets: Postgres is the only
+state, so several workers or hosts answer alike.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from api import policy, problems, web
 from api.capacity import router as capacity_router
 from api.deps import guard
 from api.http import BodyLimit, NoStore, OneValueQuery, RequestId, StrictJson, problem_responses
+from api.lookup_path import LookupPath
 from api.routes import answers, auditlog, complaints, health, lookups, realms, tokens
 from detnat import __version__
 from detnat.service import audit, inquiry
@@ -96,6 +101,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(RequestId)
     app.add_middleware(NoStore)
+    # The two single lookups, answered without the framework when nothing needs it.
+    app.add_middleware(LookupPath, limit=settings.max_body_bytes)
     return app
 
 

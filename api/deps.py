@@ -133,10 +133,11 @@ async def _lookup(
     state: Any, token: str, roles: frozenset[str], revision: int, request_id: str
 ) -> Lookup:
     store: AsyncStore = state.astore
-    async with store.connection() as conn:  # a round trip only for a token not known
-        actor = await state.tokens.authenticate_async(
-            conn, token, revision=revision, now=plans.utcnow()
-        )
+    now = plans.utcnow()
+    known, actor = state.tokens.peek(token, revision=revision, now=now)
+    if not known:  # a connection and a round trip only for a token not known at this revision
+        async with store.connection() as conn:
+            actor = await state.tokens.authenticate_async(conn, token, revision=revision, now=now)
     _allow(actor, roles)
     assert actor is not None
     snapshot = state.timelines.current(revision)

@@ -9,7 +9,9 @@ server, user postgres), migrates it, starts ``detnat serve`` on a free port, and
 
 - with ``wrk`` (a C client) when it is on ``PATH``: ``GET /healthz`` (no database, no audit: the
   ceiling of the HTTP stack on this machine) and audited single reverse lookups, each at 32
-  connections, in the same run: requests per second, p50 and p99 (``wrk --latency``);
+  connections, in the same run: requests per second, p50 and p99 (``wrk --latency``), and the
+  CPU the server's processes and the database's backends spent per request (``/proc``: what a
+  shared machine moves least), with the load average;
 - single reverse lookups over HTTP at 1, 8 and 32 concurrent clients: throughput, p50, p99
   (a small asyncio HTTP/1.1 client with keep-alive, so the client spends little of the 2 cores);
 - the batch endpoint (CSV) in rows per second;
@@ -137,7 +139,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(url: str, workers: int, env_extra: dict[str, str]) -> Iterator[int]:
+def serve(url: str, workers: int, env_extra: dict[str, str]) -> Iterator[tuple[int, int]]:
     port = free_port()
     # This checkout's code, in the workers too (the virtualenv's install may point elsewhere).
     paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
@@ -173,7 +175,7 @@ def serve(url: str, workers: int, env_extra: dict[str, str]) -> Iterator[int]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("detnat serve did not start") from None
                 time.sleep(0.1)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -297,13 +299,15 @@ def run_wrk(
         [*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
     ).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    done = re.search(r"(\d+) requests in", out)
     p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
-    assert rate and p50 and p99, out
+    assert rate and done and p50 and p99, out
     return {
         "connections": connections,
+        "requests": int(done[1]),
         "per_second": round(float(rate[1])),
         "p50_ms": round(float(p50[1]) * _UNIT[p50[2]], 2),
         "p99_ms": round(float(p99[1]) * _UNIT[p99[2]], 2),
@@ -312,8 +316,92 @@ def run_wrk(
     }
 
 
+# -- CPU of the server and of Postgres, from /proc -------------------------------------------------
+
+_TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
+
+
+def _ticks(pid: int) -> int:
+    """User + system CPU of one process, in clock ticks (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+
+
+def _family(pid: int) -> list[int]:
+    """``pid`` and its descendants (``detnat serve``, uvicorn's supervisor, its workers)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def _backends(url: str) -> list[int]:
+    with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(False)) as c:
+        rows = c.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+class CpuMeter:
+    """CPU spent by the server's processes and by the database's backends between ``start`` and
+    ``stop``: the figure the shared machine moves least (wall-clock rates move with the load)."""
+
+    def __init__(self, server_pid: int, url: str) -> None:
+        self.server_pid, self.url = server_pid, url
+
+    def start(self) -> None:
+        self.server = {p: _ticks(p) for p in _family(self.server_pid)}
+        self.postgres = {p: _ticks(p) for p in _backends(self.url)}
+        self.load = os.getloadavg()[0]
+
+    def stop(self, requests: int) -> dict[str, float]:
+        server = sum(_ticks(p) - self.server.get(p, 0) for p in _family(self.server_pid))
+        postgres = sum(_ticks(p) - self.postgres.get(p, 0) for p in _backends(self.url))
+        n = max(1, requests)
+        return {
+            "server_cpu_us_per_request": round(server * _TICK_US / n, 1),
+            "postgres_cpu_us_per_request": round(postgres * _TICK_US / n, 1),
+            "load_average": round(max(self.load, os.getloadavg()[0]), 1),
+        }
+
+
+def measured_wrk(
+    meter: CpuMeter | None,
+    port: int,
+    path: str,
+    connections: int,
+    seconds: float,
+    script: str | None = None,
+) -> dict[str, object]:
+    """:func:`run_wrk`, with the CPU the server and Postgres spent on the run's requests."""
+    if meter is None:
+        return dict(run_wrk(port, path, connections, seconds, script))
+    meter.start()
+    figures: dict[str, object] = dict(run_wrk(port, path, connections, seconds, script))
+    figures.update(meter.stop(int(figures["requests"])))  # type: ignore[call-overload]
+    return figures
+
+
 def lookups_with_wrk(
-    port: int, headers: dict[str, str], bodies: list[bytes], connections: int, seconds: float
+    port: int,
+    headers: dict[str, str],
+    bodies: list[bytes],
+    connections: int,
+    seconds: float,
+    meter: CpuMeter | None = None,
 ) -> dict[str, object]:
     """``/healthz`` (the ceiling) and audited reverse lookups, back to back, with ``wrk``."""
     with TemporaryDirectory() as folder:
@@ -328,8 +416,8 @@ def lookups_with_wrk(
         run_wrk(port, "/healthz", connections, 1)  # warm both workers
         run_wrk(port, "/", connections, 1, str(script))
         return {
-            "healthz": run_wrk(port, "/healthz", connections, seconds),
-            "reverse": run_wrk(port, "/", connections, seconds, str(script)),
+            "healthz": measured_wrk(meter, port, "/healthz", connections, seconds),
+            "reverse": measured_wrk(meter, port, "/", connections, seconds, str(script)),
         }
 
 
@@ -441,14 +529,14 @@ def main() -> None:
             return
         if args.only:
             before = database_work(url)
-            with serve(url, args.workers, env) as port:
-                results["wrk"] = wrk_figures(port, headers, small, args)
+            with serve(url, args.workers, env) as (port, pid):
+                results["wrk"] = wrk_figures(port, headers, small, args, CpuMeter(pid, url))
             results["database_per_lookup"] = per_lookup(before, database_work(url))
             print(json.dumps(results, indent=2))
             return
-        with serve(url, args.workers, env) as port:
+        with serve(url, args.workers, env) as (port, pid):
             bodies = lookup_bodies(small, 1)
-            results["wrk"] = wrk_figures(port, headers, small, args)
+            results["wrk"] = wrk_figures(port, headers, small, args, CpuMeter(pid, url))
             results["single_lookups_1x1"] = [
                 lookups_over_http(port, headers, bodies, c, args.seconds) for c in (1, 8, 32)
             ]
@@ -543,14 +631,18 @@ def in_process(
 
 
 def wrk_figures(
-    port: int, headers: dict[str, str], realms: list[str], args: argparse.Namespace
+    port: int,
+    headers: dict[str, str],
+    realms: list[str],
+    args: argparse.Namespace,
+    meter: CpuMeter | None = None,
 ) -> dict[str, object] | str:
     if not shutil.which("wrk"):
         return "not installed: the asyncio client's figures only"
     bodies = lookup_bodies(realms, 1)
     return {
         "workers": args.workers,
-        **lookups_with_wrk(port, headers, bodies, args.connections, args.seconds),
+        **lookups_with_wrk(port, headers, bodies, args.connections, args.seconds, meter),
     }
 
 

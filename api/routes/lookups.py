@@ -98,7 +98,17 @@ BATCH_ANSWERS: dict[str, Any] = {
 @router.post("/v1/lookups/reverse", response_model=AuditedReverseAnswer)
 @declare(REVERSE, store="lookup", identity=True)
 async def reverse(body: ReverseIn, request: Request) -> Response:
-    asked = inquiry.ReverseQuery(
+    return json_response(await _asked(reverse_query(body), request))
+
+
+@router.post("/v1/lookups/forward", response_model=AuditedForwardAnswer)
+@declare(FORWARD, store="lookup", identity=True)
+async def forward(body: ForwardIn, request: Request) -> Response:
+    return json_response(await _asked(forward_query(body), request))
+
+
+def reverse_query(body: ReverseIn) -> inquiry.ReverseQuery:
+    return inquiry.ReverseQuery(
         body.ip,
         body.port,
         body.time,
@@ -108,16 +118,12 @@ async def reverse(body: ReverseIn, request: Request) -> Response:
         tolerance=times.tolerance_seconds(body.tolerance_seconds),
         realm=body.realm,
     )
-    return await _ask(asked, request)
 
 
-@router.post("/v1/lookups/forward", response_model=AuditedForwardAnswer)
-@declare(FORWARD, store="lookup", identity=True)
-async def forward(body: ForwardIn, request: Request) -> Response:
-    asked = inquiry.ForwardQuery(
+def forward_query(body: ForwardIn) -> inquiry.ForwardQuery:
+    return inquiry.ForwardQuery(
         body.subscriber, body.time, _identity(body), "api", tz=body.tz, realm=body.realm
     )
-    return await _ask(asked, request)
 
 
 @router.post(
@@ -168,14 +174,20 @@ async def reverse_batch(
     return StreamingResponse(iter(payload), media_type=kind, headers=headers)
 
 
-async def _ask(asked: inquiry.ReverseQuery | inquiry.ForwardQuery, request: Request) -> Response:
-    """Ask on the async store; the answer leaves once its entry's group has committed. If the
-    store moved on before the entry was written, ask again at its new revision.
-
-    The guard's lookup and the app's inquiries are read off the request, not taken as FastAPI
+async def _asked(
+    asked: inquiry.ReverseQuery | inquiry.ForwardQuery, request: Request
+) -> dict[str, object]:
+    """The guard's lookup and the app's inquiries are read off the request, not taken as FastAPI
     dependencies: each dependency costs a solving pass per request on the hottest route."""
-    look: Lookup = request.state.lookup
-    kept: inquiry.Inquiries = request.app.state.inquiries
+    return await ask(asked, request.state.lookup, request.app.state.inquiries)
+
+
+async def ask(
+    asked: inquiry.ReverseQuery | inquiry.ForwardQuery, look: Lookup, kept: inquiry.Inquiries
+) -> dict[str, object]:
+    """Ask on the async store; the answer (as it leaves) is returned once its entry's group has
+    committed. If the store moved on before the entry was written, ask again at its new revision.
+    The route above and :class:`api.lookup_path.LookupPath` both answer through this."""
     for _ in range(STALE_TRIES):
         try:
             answered = await inquiry.ask_async(
@@ -190,7 +202,7 @@ async def _ask(asked: inquiry.ReverseQuery | inquiry.ForwardQuery, request: Requ
         except Stale as moved:
             look = await look.at(moved.revision)
         else:
-            return json_response(answered.to_json())
+            return answered.to_json()
     raise Unavailable("the store kept changing while this lookup was answered; try again")
 
 

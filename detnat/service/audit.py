@@ -119,14 +119,25 @@ def stored_form(value: object) -> Any:
     True
     """
     text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    if "\\u0000" in text or _SURROGATE.search(text):
+    if "\\u0000" in text or (not text.isascii() and _SURROGATE.search(text)):
         return _walk(value)  # rare: mend the strings one by one
-    return json.loads(text, parse_float=_number)
+    return _STORED.decode(text)
 
 
 def _number(text: str) -> int | float:
-    exact = Decimal(text)
-    return int(exact) if exact == exact.to_integral_value() else float(text)
+    """A float's ``repr`` as JSONB reads it back: integral values as the exact integer."""
+    value = float(text)
+    if not value.is_integer():
+        return value  # a repr that is not integral stays so, and round-trips
+    if -_EXACT < value < _EXACT:
+        return int(value)  # an integral float below 2**53 is its own decimal value
+    return int(Decimal(text))  # 1e+30 is 10**30 in JSONB, not the float's binary value
+
+
+_EXACT = float(2**53)
+# One decoder for every call (json.loads with a parse_float builds one each time); its scanner
+# keeps no state between calls that would matter to another thread.
+_STORED = json.JSONDecoder(parse_float=_number)
 
 
 def _walk(value: object) -> Any:

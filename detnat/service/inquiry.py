@@ -188,6 +188,9 @@ def _plain(record: Mapping[str, Any]) -> dict[str, Any]:
 def _reverse_detail(
     query: ReverseQuery, answer: ReverseAnswer, trace: dict[str, object]
 ) -> dict[str, Any]:
+    """A :class:`ReverseDetail`: a plain dict (typed for mypy, not validated at run time: every
+    single lookup pays for it, and this module built every value itself).
+    ``tests/test_inquiry_detail.py`` holds its keys to the schema and its stored form."""
     who = query.identity
     asked = ReverseAsked(
         ip=query.ip,

@@ -204,6 +204,15 @@ class TokenCache:
             self._remember(key, revision, seen)
         return _holder(seen, now)
 
+    def peek(self, token: str, *, revision: int, now: datetime) -> tuple[bool, Actor | None]:
+        """(known, holder) from the cache alone, for the lookup path to take a connection only
+        when it must: ``known`` False means the row has to be read (:meth:`authenticate_async`).
+        """
+        if not _TOKEN.fullmatch(token):
+            return True, None
+        known, seen = self._cached(digest(token), revision)
+        return known, _holder(seen, now) if known else None
+
     def _cached(self, key: str, revision: int) -> tuple[bool, _Seen | None]:
         with self._lock:
             if revision != self._revision:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -105,3 +106,40 @@ def test_verify_reports_every_broken_entry_not_only_the_first(
     assert any(f"audit entry {seqs[1]}: content altered" in b for b in shown), shown
     assert any(f"audit entry {seqs[3]}: content altered" in b for b in shown), shown
     assert summary["broken_entries"] == 2
+
+
+def _stored_by_decimal(value: Any) -> Any:
+    """The stored form as first written: every float's text read as a Decimal."""
+
+    def number(text: str) -> int | float:
+        exact = Decimal(text)
+        return int(exact) if exact == exact.to_integral_value() else float(text)
+
+    return json.loads(json.dumps(value, ensure_ascii=False, allow_nan=False), parse_float=number)
+
+
+_storable_text = st.text(
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    value=st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.sampled_from([-0.0, 2.0**53, 2.0**53 - 1, -(2.0**53), 1e16, 1e30, 5e-324, 1.5e300])
+        | _storable_text,
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(_storable_text, inner, max_size=4)
+        ),
+        max_leaves=16,
+    )
+)
+def test_the_stored_form_reads_floats_as_a_decimal_reading_does(value: Any) -> None:
+    stored = audit.stored_form(value)
+    expected = _stored_by_decimal(value)
+    assert audit.canonical(stored) == audit.canonical(expected)
+    assert stored == expected
