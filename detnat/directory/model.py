@@ -22,7 +22,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from detnat.engine.addresses import parse_prefix
+from detnat.engine.addresses import Prefix
 from detnat.engine.addresses import reused as reused_key
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -130,4 +130,5 @@ def reused(subscriber: str) -> bool:
     >>> reused("::ffff:10.0.0.5/128"), reused("fd00:1::/64"), reused("::/0")
     (True, True, True)
     """
-    return reused_key(parse_prefix(subscriber))
+    net = ipaddress.ip_network(subscriber, strict=False)  # an answer's text, or a row's
+    return reused_key(Prefix(net.version, int(net.network_address), net.prefixlen))
