@@ -442,7 +442,7 @@ class Annotator:
             return
         answers = v.version.mapper.reverse_many(ips, ports_)
         st = _ENGINE_STATUS[answers.status]
-        sub = np.where(st == _S[Status.MATCH], answers.subscriber, -1)
+        sub = answers.subscriber  # -1 exactly where the answer is not a match
         if mine is None:
             status[:] = st
             reason[:] = _ENGINE_REASON[answers.reason]
@@ -512,8 +512,7 @@ class Annotator:
         st_a, st_b = _ENGINE_STATUS[a.status], _ENGINE_STATUS[b.status]
         why_a, why_b = _ENGINE_REASON[a.reason], _ENGINE_REASON[b.reason]
         match_a, match_b = st_a == _S[Status.MATCH], st_b == _S[Status.MATCH]
-        sub_a = np.where(match_a, a.subscriber, -1)
-        sub_b = np.where(match_b, b.subscriber, -1)
+        sub_a, sub_b = a.subscriber, b.subscriber  # -1 where not a match
         same = (
             match_a & match_b & (self._ids[first.number][sub_a] == self._ids[second.number][sub_b])
         )
@@ -923,12 +922,13 @@ class Annotator:
                 ),
                 version_array,
             ]
-        status_array = _STATUS_ARRAY.take(pa.array(status, pa.int8()))
-        reason_array = _REASON_ARRAY.take(pa.array(reason, pa.int8()))
-        realm_array = self._realm_names.take(
-            pa.array(realm, pa.int32(), mask=None if named.all() else ~named)
-        )
-        return [subscriber, status_array, reason_array, realm_array, version_array]
+        return [
+            subscriber,
+            _words(_STATUS_ARRAY, status),
+            _words(_REASON_ARRAY, reason),
+            _words(self._realm_names, realm, None if named.all() else ~named),
+            version_array,
+        ]
 
 
 SMALL = 16  # sorted arrays this short are searched by comparisons (no branches), not bisection
@@ -957,6 +957,27 @@ def _within(firsts: Ints, lasts: Ints, values: Ints) -> Bools:
     for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True):
         found |= (values >= first) & (values <= last)
     return found
+
+
+def _words(words: pa.Array, codes: npt.NDArray[Any], nulls: Bools | None = None) -> pa.Array:
+    """``words.take(codes)`` (null where ``nulls``); one word repeated without a take."""
+    n = len(codes)
+    if n and nulls is None and int(codes.min()) == int(codes.max()):
+        return _repeated(words[int(codes[0])].as_py(), n)
+    if n and nulls is not None and nulls.all():
+        return pa.nulls(n, pa.string())
+    return words.take(pa.array(codes, mask=nulls))
+
+
+def _repeated(word: str | None, n: int) -> pa.Array:
+    """``n`` times ``word`` (or null) as a string array."""
+    if word is None:
+        return pa.nulls(n, pa.string())
+    data = word.encode()
+    if n * len(data) >= 1 << 31:  # beyond 32-bit offsets: the general path
+        return pa.array([word], pa.string()).take(pa.array(np.zeros(n, dtype=np.int32)))
+    offsets = np.arange(0, (n + 1) * len(data), len(data), dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
 
 
 def _string_array(rows: npt.NDArray[np.uint8], lengths: Ints) -> pa.Array:
@@ -989,14 +1010,30 @@ def _integers(column: pa.Array) -> tuple[Ints, Bools]:
     return values.astype(np.int64, copy=False), ok
 
 
+def _in_range(column: pa.Array, values: Ints, ok: Bools, top: int) -> Ints:
+    """``ok`` narrowed to the values in ``0..top`` (in place); values outside made 0. No pass
+    over the values when their type cannot hold one outside."""
+    kind = column.type
+    if (
+        pa.types.is_unsigned_integer(kind)
+        and kind.bit_width <= 32
+        and (1 << kind.bit_width) <= top + 1
+    ):
+        return values
+    inside = values.view(np.uint64) <= top  # negative values are huge as unsigned
+    if inside.all():
+        return values
+    ok &= inside
+    return np.where(ok, values, 0)
+
+
 def addresses(column: pa.Array) -> tuple[Ints, Bools]:
     """IPv4 addresses as integers (and which rows hold one): integer or dotted-quad columns."""
     column = _plain(column)
     kind = column.type
     if pa.types.is_integer(kind):
         values, ok = _integers(column)
-        ok &= (values >= 0) & (values <= 0xFFFFFFFF)
-        return np.where(ok, values, 0), ok
+        return _in_range(column, values, ok, 0xFFFFFFFF), ok
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return _dotted(column)
     raise InvalidInput(f"the address column is {kind}; want integers or dotted quads", field="ip")
@@ -1023,8 +1060,7 @@ def ports(column: pa.Array) -> tuple[Ints, Bools]:
     if not pa.types.is_integer(column.type):
         raise InvalidInput(f"the port column is {column.type}; want integers", field="port")
     values, ok = _integers(column)
-    ok &= (values >= 0) & (values <= 65535)
-    return np.where(ok, values, 0), ok
+    return _in_range(column, values, ok, 65535), ok
 
 
 def instants(column: pa.Array, unit: str | None, *, field: str = "time") -> tuple[Ints, Bools]:
@@ -1055,7 +1091,7 @@ def instants(column: pa.Array, unit: str | None, *, field: str = "time") -> tupl
         if kind.unit == "ns":
             ok &= values % 1000 == 0  # the store refuses instants finer than a microsecond
             return np.where(ok, values // 1000, 0), ok
-        return values * scale, ok
+        return (values * scale if scale != 1 else values), ok
     if pa.types.is_integer(kind):
         if unit is None:
             raise InvalidInput(
