@@ -902,22 +902,18 @@ class Annotator:
         named = realm >= 0
         one = version >= 0
         seqs = self._seqs[np.maximum(version, 0)] if len(self._seqs) else np.zeros(n, np.int32)
-        version_array = pa.array(seqs, pa.int32(), mask=None if one.all() else ~one)
+        version_array = _valued(seqs, pa.int32(), None if one.all() else one)
         if dictionary:  # the words once, the rows as indices into them: no word copied per row
-            none = reason == NO_REASON
+            some = reason != NO_REASON
             return [
                 subscriber,
-                pa.DictionaryArray.from_arrays(pa.array(status, pa.int8()), _STATUS_ARRAY),
+                pa.DictionaryArray.from_arrays(_valued(status, pa.int8()), _STATUS_ARRAY),
                 pa.DictionaryArray.from_arrays(
-                    pa.array(
-                        np.where(none, 0, reason), pa.int8(), mask=none if none.any() else None
-                    ),
+                    _valued(np.where(some, reason, 0), pa.int8(), None if some.all() else some),
                     _REASON_WORDS_ARRAY,
                 ),
                 pa.DictionaryArray.from_arrays(
-                    pa.array(
-                        np.maximum(realm, 0), pa.int32(), mask=None if named.all() else ~named
-                    ),
+                    _valued(np.maximum(realm, 0), pa.int32(), None if named.all() else named),
                     self._realm_names,
                 ),
                 version_array,
@@ -926,7 +922,7 @@ class Annotator:
             subscriber,
             _words(_STATUS_ARRAY, status),
             _words(_REASON_ARRAY, reason),
-            _words(self._realm_names, realm, None if named.all() else ~named),
+            _words(self._realm_names, realm, None if named.all() else named),
             version_array,
         ]
 
@@ -959,14 +955,22 @@ def _within(firsts: Ints, lasts: Ints, values: Ints) -> Bools:
     return found
 
 
-def _words(words: pa.Array, codes: npt.NDArray[Any], nulls: Bools | None = None) -> pa.Array:
-    """``words.take(codes)`` (null where ``nulls``); one word repeated without a take."""
+def _valued(values: npt.NDArray[Any], kind: pa.DataType, valid: Bools | None = None) -> pa.Array:
+    """A numpy array as an Arrow array of ``kind`` (its dtype), null where not ``valid``: the
+    validity bitmap packed by numpy (``pa.array(..., mask=)`` costs ten times more for int8)."""
+    values = np.ascontiguousarray(values, dtype=kind.to_pandas_dtype())
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(kind, len(values), [bitmap, pa.py_buffer(values)])
+
+
+def _words(words: pa.Array, codes: npt.NDArray[Any], valid: Bools | None = None) -> pa.Array:
+    """``words.take(codes)`` (null where not ``valid``); one word repeated without a take."""
     n = len(codes)
-    if n and nulls is None and int(codes.min()) == int(codes.max()):
+    if n and valid is None and int(codes.min()) == int(codes.max()):
         return _repeated(words[int(codes[0])].as_py(), n)
-    if n and nulls is not None and nulls.all():
+    if n and valid is not None and not valid.any():
         return pa.nulls(n, pa.string())
-    return words.take(pa.array(codes, mask=nulls))
+    return words.take(_valued(codes, pa.from_numpy_dtype(codes.dtype), valid))
 
 
 def _repeated(word: str | None, n: int) -> pa.Array:
