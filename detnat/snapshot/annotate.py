@@ -60,6 +60,7 @@ import pyarrow.compute as pc
 from detnat.batch import parse_ipv4_many
 from detnat.engine import REASON_CODES, STATUS_CODES, Reason, Status
 from detnat.engine.mapper import _NON_PUBLIC  # the engine's one table of never-public space
+from detnat.engine.results import ENGINE_REASONS
 from detnat.errors import InvalidInput
 from detnat.snapshot.file import Snapshot, Version
 from detnat.snapshot.logs import SnapshotLogs
@@ -103,6 +104,33 @@ _ENGINE_STATUS = np.array(
 )
 _ENGINE_REASON = np.array(
     [NO_REASON if r is None else _R[r.value] for r in REASON_CODES], dtype=np.int8
+)
+# An outcome: a row's status code and reason code in one byte (one array to fill, not two).
+U8: TypeAlias = npt.NDArray[np.uint8]
+_SHIFT = 5
+_LOW = (1 << _SHIFT) - 1
+assert len(STATUS_WORDS) <= 1 << (8 - _SHIFT) and NO_REASON <= _LOW
+
+
+def _o(status: str, reason: int) -> int:
+    return _S[status] << _SHIFT | reason
+
+
+def _pack(status: npt.NDArray[np.int8], reason: npt.NDArray[np.int8]) -> U8:
+    packed: U8 = (status.astype(np.uint8) << np.uint8(_SHIFT)) | reason.astype(np.uint8)
+    return packed
+
+
+_INVALID_QUERY = _o(ERROR, _R[INVALID_QUERY])
+_ENGINE_INVALID = STATUS_CODES.index(None)
+# The outcome of each engine reason code (the engine's status follows from its reason, but for
+# an invalid query, which this table does not hold).
+_ENGINE_OUTCOME = np.array(
+    [
+        _o(Status.MATCH if r is None else ENGINE_REASONS[r], int(_ENGINE_REASON[code]))
+        for code, r in enumerate(REASON_CODES)
+    ],
+    dtype=np.uint8,
 )
 _FOREVER = np.iinfo(np.int64).max
 _NONE = -2  # a time slot in which no version of any realm is a candidate
@@ -186,6 +214,15 @@ class Annotator:
                 self.versions.append(_Version(len(self.versions), r, v, spans[:, 0], spans[:, 1]))
         self._realm_names = pa.array([r.name for r in snapshot.realms], pa.string())
         self._seqs = np.array([v.version.seq for v in self.versions], dtype=np.int32)
+        # A row's version code (-2 - r: realm r only; -1: none; v >= 0: version v) plus the
+        # number of realms + 1, to its realm (-1: none) and its version's seq (0: none).
+        self._version_realm = np.array(
+            [*reversed(range(len(snapshot.realms))), -1, *(v.realm for v in self.versions)],
+            dtype=np.int32,
+        )
+        self._version_seq = np.concatenate(
+            [np.zeros(len(snapshot.realms) + 1, dtype=np.int32), self._seqs]
+        )
         self._realm_of = np.array([v.realm for v in self.versions], dtype=np.int64)
         self._drains = [r.session_drain_us for r in snapshot.realms]
         cover = sorted(
@@ -314,14 +351,13 @@ class Annotator:
         n = len(ip)
         snap = self.snapshot
         now, tolerance = snap.exported_at_us, self.tolerance_us
-        status = np.full(n, _S[ERROR], dtype=np.int8)
-        reason = np.full(n, _R[INVALID_QUERY], dtype=np.int8)
-        version = np.full(n, -1, dtype=np.int32)  # the one candidate version's number
-        realm = np.full(n, -1, dtype=np.int32)
+        outcome = np.full(n, _INVALID_QUERY, dtype=np.uint8)  # status and reason (_o)
+        # The one candidate version's number; -1 for none; -2 - r: none, but all of realm r.
+        version = np.full(n, -1, dtype=np.int32)
         # (rows, or None for every row; version number; subscriber numbers, -1 for none)
         sub_rows: list[tuple[Ints | None, int, Ints]] = []
         if not n:
-            return self._arrays(n, status, reason, realm, version, sub_rows, dictionary)
+            return self._arrays(n, outcome, version, sub_rows, dictionary)
 
         # The common case first: every row a valid query inside the snapshot, no masks at all.
         every = bool(ok.all())
@@ -337,12 +373,12 @@ class Annotator:
             at_live = at
         else:
             future = ok & (at > now)
-            status[future], reason[future] = _S[Status.FUTURE], _R[Reason.AFTER_NOW]
+            outcome[future] = _o(Status.FUTURE, _R[Reason.AFTER_NOW])
             live = ok & ~future
             outside = live & (
                 (at - tolerance < snap.from_us) | (np.minimum(at + tolerance, now) > snap.to_us)
             )
-            reason[outside] = _R[OUTSIDE_SNAPSHOT]
+            outcome[outside] = _o(ERROR, _R[OUTSIDE_SNAPSHOT])
             live &= ~outside
             rows = np.flatnonzero(live)
             at_live = at[rows]
@@ -368,9 +404,7 @@ class Annotator:
                 nobody.append(mine)
             elif number == _SEVERAL:
                 assert mine is not None
-                self._several(
-                    mine, ip, port, at, status, reason, version, realm, sub_rows, nobody, ended
-                )
+                self._several(mine, ip, port, at, outcome, version, sub_rows, nobody, ended)
             elif number >= len(self.versions):
                 self._two_versions(
                     number - len(self.versions),
@@ -378,10 +412,8 @@ class Annotator:
                     ip,
                     port,
                     at,
-                    status,
-                    reason,
+                    outcome,
                     version,
-                    realm,
                     sub_rows,
                     nobody,
                     ended,
@@ -392,10 +424,8 @@ class Annotator:
                     mine,
                     ip,
                     port,
-                    status,
-                    reason,
+                    outcome,
                     version,
-                    realm,
                     sub_rows,
                     nobody,
                     ended,
@@ -406,10 +436,9 @@ class Annotator:
                 np.concatenate(ended) if ended else np.zeros(0, np.int64),
                 ip,
                 at,
-                status,
-                reason,
+                outcome,
             )
-        arrays = self._arrays(n, status, reason, realm, version, sub_rows, dictionary)
+        arrays = self._arrays(n, outcome, version, sub_rows, dictionary)
         if not self._logs.asked:
             return arrays
         return self._logs.apply(arrays, ip, port, at - tolerance, np.minimum(at + tolerance, now))
@@ -420,10 +449,8 @@ class Annotator:
         mine: Ints | None,
         ip: Ints,
         port: Ints,
-        status: npt.NDArray[np.int8],
-        reason: npt.NDArray[np.int8],
+        outcome: U8,
         version: I32,
-        realm: I32,
         sub_rows: list[tuple[Ints | None, int, Ints]],
         nobody: list[Ints],
         ended: list[Ints],
@@ -441,18 +468,17 @@ class Annotator:
             ended.append(held)
             return
         answers = v.version.mapper.reverse_many(ips, ports_)
-        st = _ENGINE_STATUS[answers.status]
+        got = _ENGINE_OUTCOME[answers.reason]
+        invalid = answers.status == _ENGINE_INVALID
+        if invalid.any():
+            got[invalid] = _INVALID_QUERY
         sub = answers.subscriber  # -1 exactly where the answer is not a match
         if mine is None:
-            status[:] = st
-            reason[:] = _ENGINE_REASON[answers.reason]
+            outcome[:] = got
             version[:] = v.number
-            realm[:] = v.realm
         else:
-            status[mine] = st
-            reason[mine] = _ENGINE_REASON[answers.reason]
+            outcome[mine] = got
             version[mine] = v.number
-            realm[mine] = v.realm
         sub_rows.append((mine, v.number, sub))
 
     def _two_versions(
@@ -462,10 +488,8 @@ class Annotator:
         ip: Ints,
         port: Ints,
         at: Ints,
-        status: npt.NDArray[np.int8],
-        reason: npt.NDArray[np.int8],
+        outcome: U8,
         version: I32,
-        realm: I32,
         sub_rows: list[tuple[Ints | None, int, Ints]],
         nobody: list[Ints],
         ended: list[Ints],
@@ -491,10 +515,8 @@ class Annotator:
                     ip,
                     port,
                     at,
-                    status,
-                    reason,
+                    outcome,
                     version,
-                    realm,
                     sub_rows,
                     nobody,
                     ended,
@@ -502,9 +524,7 @@ class Annotator:
                 rows, ips = rows[both], ips[both]
         if general or not len(rows):
             if general:
-                self._several(
-                    rows, ip, port, at, status, reason, version, realm, sub_rows, nobody, ended
-                )
+                self._several(rows, ip, port, at, outcome, version, sub_rows, nobody, ended)
             return
         ports_ = port[rows]
         a = first.version.mapper.reverse_many(ips, ports_)  # type: ignore[union-attr]
@@ -548,8 +568,8 @@ class Annotator:
         ).astype(np.int8)
         decided_status[invalid] = _S[ERROR]
         decided_reason[invalid] = _R[INVALID_QUERY]
-        status[rows], reason[rows] = decided_status, decided_reason
-        realm[rows] = first.realm  # version stays -1: the answer rests on two
+        outcome[rows] = _pack(decided_status, decided_reason)
+        version[rows] = -2 - first.realm  # no one version: the answer rests on two of a realm
         sub_rows.append((rows, first.number, np.where(same & ~invalid, sub_a, -1)))
 
     def _several(
@@ -558,10 +578,8 @@ class Annotator:
         ip: Ints,
         port: Ints,
         at: Ints,
-        status: npt.NDArray[np.int8],
-        reason: npt.NDArray[np.int8],
+        outcome: U8,
         version: I32,
-        realm: I32,
         sub_rows: list[tuple[Ints | None, int, Ints]],
         nobody: list[Ints],
         ended: list[Ints],
@@ -628,14 +646,14 @@ class Annotator:
         for v, mine, st, why, sub in held:
             single = count[mine] == 1
             rows1 = mine[single]
-            status[rows1], reason[rows1] = st[single], why[single]
-            version[rows1], realm[rows1] = v.number, v.realm
+            outcome[rows1] = _pack(st[single], why[single])
+            version[rows1] = v.number
             matched = single & (st == _S[Status.MATCH])
             if matched.any():
                 sub_rows.append((mine[matched], v.number, sub[matched]))
 
         if (count > 1).any():
-            self._decide(held, count, ip, status, reason, realm, sub_rows)
+            self._decide(held, count, ip, outcome, version, sub_rows)
 
         none = rows[count[rows] == 0]
         if len(none):
@@ -647,9 +665,8 @@ class Annotator:
         held: list[tuple[_Version, Ints, npt.NDArray[np.int8], npt.NDArray[np.int8], Ints]],
         count: I32,
         ip: Ints,
-        status: npt.NDArray[np.int8],
-        reason: npt.NDArray[np.int8],
-        realm: I32,
+        outcome: U8,
+        version: I32,
         sub_rows: list[tuple[Ints | None, int, Ints]],
     ) -> None:
         """Rows with several candidates: the single lookup's verdict, all rows at once."""
@@ -721,8 +738,8 @@ class Annotator:
         ).astype(np.int8)
         decided_status[any_invalid] = _S[ERROR]
         decided_reason[any_invalid] = _R[INVALID_QUERY]
-        status[out_rows], reason[out_rows] = decided_status, decided_reason
-        realm[out_rows] = np.where(one_realm, realm_of[firsts], -1)
+        outcome[out_rows] = _pack(decided_status, decided_reason)
+        version[out_rows] = np.where(one_realm, -2 - realm_of[firsts], -1)
         agreed = all_same & ~any_invalid
         if agreed.any():
             pick = firsts[agreed]
@@ -736,8 +753,7 @@ class Annotator:
         ended: Ints,
         ip: Ints,
         at: Ints,
-        status: npt.NDArray[np.int8],
-        reason: npt.NDArray[np.int8],
+        outcome: U8,
     ) -> None:
         """No candidate: ended by a retirement, a never-public address, not in a pool, no plan.
 
@@ -745,12 +761,12 @@ class Annotator:
         """
         if len(ended):
             rows = np.setdiff1d(rows, ended, assume_unique=True)
-            status[ended], reason[ended] = _S[Status.NO_PLAN_IN_FORCE], _R[Reason.NO_PLAN]
+            outcome[ended] = _o(Status.NO_PLAN_IN_FORCE, _R[Reason.NO_PLAN])
         values = ip[rows]
         never = np.zeros(len(rows), dtype=np.bool_)
         for first, last, _ in _NON_PUBLIC:
             never |= (values >= first) & (values <= last)
-        status[rows[never]], reason[rows[never]] = _S[ERROR], _R[INVALID_QUERY]
+        outcome[rows[never]] = _INVALID_QUERY
         rows = rows[~never]
         lo = at[rows] - self.tolerance_us
         hi = np.minimum(at[rows] + self.tolerance_us, self.snapshot.exported_at_us)
@@ -760,8 +776,11 @@ class Annotator:
             if len(self._cover_lo)
             else pos < -1
         )
-        status[rows] = np.where(covered, _S[Status.NO_MAPPING], _S[Status.NO_PLAN_IN_FORCE])
-        reason[rows] = np.where(covered, _R[Reason.NOT_IN_POOL], _R[Reason.NO_PLAN])
+        outcome[rows] = np.where(
+            covered,
+            _o(Status.NO_MAPPING, _R[Reason.NOT_IN_POOL]),
+            _o(Status.NO_PLAN_IN_FORCE, _R[Reason.NO_PLAN]),
+        )
 
     # -- subscribers and port sets ----------------------------------------------------------------
 
@@ -874,9 +893,7 @@ class Annotator:
     def _arrays(
         self,
         n: int,
-        status: npt.NDArray[np.int8],
-        reason: npt.NDArray[np.int8],
-        realm: I32,
+        outcome: U8,
         version: I32,
         sub_rows: list[tuple[Ints | None, int, Ints]],
         dictionary: bool,
@@ -899,9 +916,13 @@ class Annotator:
                 subscriber = table.take(pa.array(code, pa.int32()))
         else:
             subscriber = self._texts_of_rows(n, sub_rows)
+        status = (outcome >> _SHIFT).view(np.int8)
+        reason = (outcome & _LOW).view(np.int8)
+        place = version + (len(self.snapshot.realms) + 1)  # see _version_realm
+        realm = self._version_realm[place]
+        seqs = self._version_seq[place]
         named = realm >= 0
         one = version >= 0
-        seqs = self._seqs[np.maximum(version, 0)] if len(self._seqs) else np.zeros(n, np.int32)
         version_array = _valued(seqs, pa.int32(), None if one.all() else one)
         if dictionary:  # the words once, the rows as indices into them: no word copied per row
             some = reason != NO_REASON
