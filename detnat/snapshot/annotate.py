@@ -248,6 +248,7 @@ class Annotator:
         self._table_made = False
         self._logs = SnapshotLogs(snapshot)
         self._ids: list[I32] = []
+        self._repeats: dict[str, pa.Array] = {}  # see _repeated
 
     def _slots(self) -> tuple[int, npt.NDArray[np.int16] | npt.NDArray[np.int32]]:
         """The snapshot's period cut into at most SLOTS slots of 2**shift microseconds; for each
@@ -913,7 +914,7 @@ class Annotator:
             if code is None:
                 subscriber = pa.nulls(n, pa.string())
             else:
-                subscriber = table.take(pa.array(code, pa.int32()))
+                subscriber = pc.take(table, _valued(code, pa.int32()), boundscheck=False)
         else:
             subscriber = self._texts_of_rows(n, sub_rows)
         status = (outcome >> _SHIFT).view(np.int8)
@@ -941,9 +942,9 @@ class Annotator:
             ]
         return [
             subscriber,
-            _words(_STATUS_ARRAY, status),
+            _words(_STATUS_ARRAY, status, repeats=self._repeats),
             _words(_REASON_ARRAY, reason),
-            _words(self._realm_names, realm, None if named.all() else named),
+            _words(self._realm_names, realm, None if named.all() else named, self._repeats),
             version_array,
         ]
 
@@ -984,25 +985,43 @@ def _valued(values: npt.NDArray[Any], kind: pa.DataType, valid: Bools | None = N
     return pa.Array.from_buffers(kind, len(values), [bitmap, pa.py_buffer(values)])
 
 
-def _words(words: pa.Array, codes: npt.NDArray[Any], valid: Bools | None = None) -> pa.Array:
-    """``words.take(codes)`` (null where not ``valid``); one word repeated without a take."""
+def _words(
+    words: pa.Array,
+    codes: npt.NDArray[Any],
+    valid: Bools | None = None,
+    repeats: dict[str, pa.Array] | None = None,
+) -> pa.Array:
+    """``words.take(codes)`` (null where not ``valid``; every code a place in ``words``); one
+    word repeated without a take, from ``repeats`` (kept between batches) when it is there."""
     n = len(codes)
     if n and valid is None and int(codes.min()) == int(codes.max()):
-        return _repeated(words[int(codes[0])].as_py(), n)
+        return _repeated(words[int(codes[0])].as_py(), n, {} if repeats is None else repeats)
     if n and valid is not None and not valid.any():
         return pa.nulls(n, pa.string())
-    return words.take(_valued(codes, pa.from_numpy_dtype(codes.dtype), valid))
+    indices = _valued(codes, pa.from_numpy_dtype(codes.dtype), valid)
+    return pc.take(words, indices, boundscheck=False)
 
 
-def _repeated(word: str | None, n: int) -> pa.Array:
-    """``n`` times ``word`` (or null) as a string array."""
+MAX_REPEAT_BYTES = 1 << 25  # a repeated word kept for the next batches: at most 32 MB of it
+MAX_REPEATS = 8  # ... and at most this many words
+
+
+def _repeated(word: str | None, n: int, repeats: dict[str, pa.Array]) -> pa.Array:
+    """``n`` times ``word`` (or null) as a string array: a slice of one kept in ``repeats``
+    (made once for batches of up to that many rows; slices share the immutable buffers)."""
     if word is None:
         return pa.nulls(n, pa.string())
+    kept = repeats.get(word)
+    if kept is not None and len(kept) >= n:
+        return kept if len(kept) == n else kept.slice(0, n)
     data = word.encode()
     if n * len(data) >= 1 << 31:  # beyond 32-bit offsets: the general path
         return pa.array([word], pa.string()).take(pa.array(np.zeros(n, dtype=np.int32)))
     offsets = np.arange(0, (n + 1) * len(data), len(data), dtype=np.int32)
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
+    made = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
+    if n * (len(data) + 4) <= MAX_REPEAT_BYTES and (word in repeats or len(repeats) < MAX_REPEATS):
+        repeats[word] = made  # one assignment: safe between threads
+    return made
 
 
 def _string_array(rows: npt.NDArray[np.uint8], lengths: Ints) -> pa.Array:
