@@ -56,3 +56,13 @@ def test_the_table_takes_the_correction_steps_and_falls_back() -> None:
     for r in (two, many):
         got = IndexOfMany(r.arrays()).many(values).tolist()
         assert got == index_of_many(r.arrays(), values).tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(runs())
+def test_contains_is_index_of_many_not_minus_one(found: list[tuple[int, int]]) -> None:
+    ranges = NumberedRanges.build(found)
+    edges = [v + d for lo, hi in found for v in (lo, hi) for d in (-1, 0, 1)]
+    values = np.clip(np.array(edges), 0, (1 << 32) - 1).astype(np.int64)
+    want = index_of_many(ranges.arrays(), values) >= 0
+    assert IndexOfMany(ranges.arrays()).contains(values).tolist() == want.tolist()

@@ -215,7 +215,20 @@ class IndexOfMany:
         """The index of each value, -1 where it is not a member (values in ``[0, 2**32)``)."""
         if self.steps < 0:
             return index_of_many(self.tables, values)
-        pos = self._last[values >> BUCKET_BITS].astype(np.intp)
+        pos = self._run(values)
+        return np.where(values <= self._hi[pos], values + self._shift[pos], -1)
+
+    def contains(self, values: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Which values are members (values in ``[0, 2**32)``)."""
+        if self.steps < 0:
+            found: npt.NDArray[np.bool_] = index_of_many(self.tables, values) >= 0
+            return found
+        inside: npt.NDArray[np.bool_] = values <= self._hi[self._run(values)]
+        return inside
+
+    def _run(self, values: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+        """The position of the last run begun at or before each value (0: none)."""
+        pos: npt.NDArray[np.intp] = self._last[values >> BUCKET_BITS].astype(np.intp)
         for _ in range(self.steps):
             pos -= values < self._lo[pos]
-        return np.where(values <= self._hi[pos], values + self._shift[pos], -1)
+        return pos

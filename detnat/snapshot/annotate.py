@@ -60,6 +60,7 @@ import pyarrow.compute as pc
 from detnat.batch import parse_ipv4_many
 from detnat.engine import REASON_CODES, STATUS_CODES, Reason, Status
 from detnat.engine.mapper import _NON_PUBLIC  # the engine's one table of never-public space
+from detnat.engine.ranges import IndexOfMany
 from detnat.engine.results import ENGINE_REASONS
 from detnat.errors import InvalidInput
 from detnat.snapshot.file import Snapshot, Version
@@ -185,6 +186,7 @@ class _Version:
     version: Version
     firsts: Ints
     lasts: Ints
+    table: IndexOfMany | None  # for more than a few ranges: a table of /16s (see _held)
 
 
 class Annotator:
@@ -211,7 +213,9 @@ class Annotator:
             )
             for v in realm.versions:
                 spans = np.array(v.ranges, dtype=np.int64).reshape(-1, 2)
-                self.versions.append(_Version(len(self.versions), r, v, spans[:, 0], spans[:, 1]))
+                firsts, lasts = spans[:, 0], spans[:, 1]
+                table = IndexOfMany((firsts, lasts, firsts)) if len(firsts) > FEW else None
+                self.versions.append(_Version(len(self.versions), r, v, firsts, lasts, table))
         self._realm_names = pa.array([r.name for r in snapshot.realms], pa.string())
         self._seqs = np.array([v.version.seq for v in self.versions], dtype=np.int32)
         # A row's version code (-2 - r: realm r only; -1: none; v >= 0: version v) plus the
@@ -458,7 +462,7 @@ class Annotator:
     ) -> None:
         """Rows (None: every row) whose only candidate, if it held the address, is ``v``."""
         ips, ports_ = (ip, port) if mine is None else (ip[mine], port[mine])
-        inside = _within(v.firsts, v.lasts, ips)
+        inside = _held(v, ips)
         if not inside.all():  # the version's plan did not hold the address: no candidate
             every = np.arange(len(ip), dtype=np.int64) if mine is None else mine
             nobody.append(every[~inside])
@@ -507,9 +511,7 @@ class Annotator:
         )
         if not general:
             ips = ip[rows]
-            both = _within(first.firsts, first.lasts, ips) & _within(
-                second.firsts, second.lasts, ips
-            )
+            both = _held(first, ips) & _held(second, ips)
             if not both.all():
                 self._several(
                     rows[~both],
@@ -624,7 +626,7 @@ class Annotator:
             v = self.versions[int(all_versions[begin])]
             mine = all_rows[begin:end]
             ips = ip[mine]
-            inside = _within(v.firsts, v.lasts, ips)
+            inside = _held(v, ips)
             if not inside.all():
                 mine, ips = mine[inside], ips[inside]
             if not len(mine):
@@ -963,6 +965,16 @@ def _rank(edges: Ints, values: Ints) -> Ints:
         np.greater_equal(values, edge, out=above)
         out += above.view(np.int8)
     return out.astype(np.int64)
+
+
+FEW = 2  # a version's ranges: up to this many compared, more looked up by /16 (IndexOfMany)
+
+
+def _held(v: _Version, values: Ints) -> Bools:
+    """Which addresses (valid IPv4, ``[0, 2**32)``) lie in the version's ranges."""
+    if v.table is not None and v.table.steps >= 0:
+        return v.table.contains(values)
+    return _within(v.firsts, v.lasts, values)
 
 
 def _within(firsts: Ints, lasts: Ints, values: Ints) -> Bools:
