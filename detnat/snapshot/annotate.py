@@ -1014,8 +1014,8 @@ def _words(
     return pc.take(words, indices, boundscheck=False)
 
 
-MAX_REPEAT_BYTES = 1 << 25  # a repeated word kept for the next batches: at most 32 MB of it
-MAX_REPEATS = 8  # ... and at most this many words
+MAX_REPEAT_BYTES = 1 << 24  # a repeated word kept for the next batches: at most 16 MB of it
+MAX_REPEATS = 4  # ... and at most this many words (64 MB in all)
 
 
 def _repeated(word: str | None, n: int, repeats: dict[str, pa.Array]) -> pa.Array:
