@@ -3,7 +3,7 @@
 Run by hand (not part of the tests)::
 
     .venv/bin/python bench/bench_annotate.py [--rows 5000000] [--file-rows 20000000]
-        [--cluster-rows 8000000] [--threads 0] [--skip inproc,strings,cli,dask,spark]
+        [--cluster-rows 8000000] [--threads 0] [--skip inproc,strings,cli,dask,spark] [--pin]
 
 The snapshot is plan-only: one realm, 10 versions over one day (bench/plans/block.yaml with the
 block size and assignment changed at each version, a 5-minute session drain), exported from an
@@ -21,8 +21,10 @@ flow records of that day (addresses of the pool as ``uint32``, ports, ``timestam
 3. Dask on a LocalCluster with 1 and then 2 worker processes (one thread each): the input read
    once and persisted in the workers, a warm-up pass, then the best of three passes that
    annotate every partition and send back only its length (no shuffle): rows/s and the ratio;
-4. Spark ``local[1]`` and ``local[2]``: the input cached in 16 partitions, a warm-up pass, the
-   best of three passes into the ``noop`` sink (no shuffle): rows/s and the ratio.
+4. Spark ``local[1]`` and ``local[2]``, each in a child process (``--pin``: on 1 and on 2 CPUs
+   only): the input cached in 16 partitions, a warm-up pass, then three passes into the ``noop``
+   sink (no shuffle), each with its wall time and the CPU time of the JVM and of the Python
+   workers (``/proc``): rows/s, cores kept busy, CPU per row, and the ratio.
 
 Wall-clock figures need a quiet machine: the script prints the load average beside them.
 """
@@ -249,39 +251,111 @@ def _answered(part: Any) -> Any:
     return pd.Series([int(part["status"].count())])
 
 
-def spark_rate(snap: Path, source: Path, cores: int) -> float:
-    """rows/s of annotation alone in Spark local[cores]: the input cut into 16 partitions and
-    cached first, a warm-up pass (the Python workers load the snapshot), then the best of three
-    passes written to Spark's ``noop`` sink (every row annotated, no shuffle, no output)."""
+SPARK_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "262144",
+    "spark.python.worker.reuse": "true",
+    # A heap that holds the cached input with room to spare, and a collector without concurrent
+    # marking threads: with the default 1 GB and G1, marking took 10-30 % of the JVM's CPU.
+    "spark.driver.memory": "4g",
+    "spark.driver.extraJavaOptions": "-XX:+UseParallelGC",
+}
+
+
+def process_cpu() -> tuple[float, float]:
+    """CPU seconds so far of this process's descendants: (the JVM, everything else -- Spark's
+    Python daemon and workers), user + system, reaped children included (/proc/PID/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[tuple[int, str, float]]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        cpu = sum(int(x) for x in fields[11:15]) / tick  # utime stime cutime cstime
+        children.setdefault(int(fields[1]), []).append((int(entry), name, cpu))
+    jvm = python = 0.0
+    todo = [os.getpid()]
+    while todo:
+        for pid, name, cpu in children.get(todo.pop(), []):
+            if name == "java":
+                jvm += cpu
+            else:
+                python += cpu
+            todo.append(pid)
+    return jvm, python
+
+
+def spark_child(snap: Path, source: Path, cores: int, pin: bool) -> dict[str, Any]:
+    """In a process of its own (a JVM outlives ``session.stop()``, and CPU affinity is inherited
+    when it starts): Spark ``local[cores]``, the input cut into 16 partitions and cached first, a
+    warm-up pass (the Python workers load the snapshot), then three passes into the ``noop`` sink
+    (every row annotated, no shuffle, no output), each with its wall time and the CPU time of the
+    JVM and of the Python workers. ``pin``: the JVM and its workers on ``cores`` CPUs only."""
     from pyspark.sql import SparkSession
 
     from detnat.integrations import spark as detnat_spark
     from detnat.snapshot.annotate import Columns
 
+    if pin:
+        os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:cores]))
     os.environ["PYSPARK_PYTHON"] = sys.executable
-    session = (
-        SparkSession.builder.master(f"local[{cores}]")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "262144")
-        .config("spark.python.worker.reuse", "true")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
+    os.environ["PYTHONPATH"] = str(ROOT)  # the workers import this checkout's detnat
+    builder = SparkSession.builder.master(f"local[{cores}]")
+    for key, value in SPARK_CONF.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
     try:
         frame = session.read.parquet(str(source)).repartition(16).cache()
         rows = frame.count()  # the shuffle and the read happen here, before timing
         chosen = Columns(ip="src_addr", port="src_port", time="time")
         annotated = detnat_spark.annotate(frame, snap, columns=chosen)
         annotated.write.format("noop").mode("overwrite").save()  # warm
-        best = float("inf")
+        passes = []
         for _ in range(3):
+            jvm, python = process_cpu()
             started = time.perf_counter()
             annotated.write.format("noop").mode("overwrite").save()
-            best = min(best, time.perf_counter() - started)
-        return rows / best
+            wall = time.perf_counter() - started
+            jvm_after, python_after = process_cpu()
+            passes.append((wall, jvm_after - jvm, python_after - python))
+        return {"rows": rows, "passes": passes}
     finally:
         session.stop()
+
+
+def spark_rate(snap: Path, source: Path, cores: int, pin: bool) -> dict[str, Any]:
+    """:func:`spark_child` in a child process: its rows and passes."""
+    import json
+
+    command = [sys.executable, __file__, "--spark-child", str(cores), str(snap), str(source)]
+    if pin:
+        command.append("--pin")
+    shown = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    found: dict[str, Any] = json.loads(shown.strip().splitlines()[-1])
+    return found
+
+
+def spark_report(cores: int, result: dict[str, Any]) -> float:
+    """Print one local[cores] line; the best pass's rows/s."""
+    rows, passes = result["rows"], result["passes"]
+    wall, jvm, python = min(passes)  # the best pass
+    cpu = [(j + p) / rows * 1e6 for _, j, p in passes]
+    print(
+        f"spark local[{cores}]: best {rows / wall / 1e6:.2f} M rows/s wall "
+        f"(that pass: JVM {jvm:.2f} s, Python workers {python:.2f} s CPU, "
+        f"{(jvm + python) / wall:.2f} cores busy); CPU per row over the passes "
+        f"{min(cpu):.2f}-{max(cpu):.2f} us (JVM share {jvm / (jvm + python):.0%}); "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    return float(rows / wall)
 
 
 def main() -> None:
@@ -291,7 +365,18 @@ def main() -> None:
     parser.add_argument("--cluster-rows", type=int, default=8_000_000)
     parser.add_argument("--threads", type=int, default=0, help="pipeline threads (0: cores)")
     parser.add_argument("--skip", default="", help="inproc,strings,cli,dask,spark")
+    parser.add_argument(
+        "--pin", action="store_true", help="Spark local[N] on N CPUs only (see docs/scale-out.md)"
+    )
+    parser.add_argument("--spark-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.spark_child:
+        import json
+
+        cores, snap, source = args.spark_child
+        found = spark_child(Path(snap), Path(source), int(cores), args.pin)
+        print(json.dumps(found))
+        return
     skip = set(args.skip.split(","))
     print(f"load average at start: {os.getloadavg()}")
     data = snapshot_bytes()
@@ -350,11 +435,10 @@ def main() -> None:
                 f"{two / 1e6:.2f} M rows/s: x{two / one:.2f}; load {os.getloadavg()[0]:.1f}"
             )
         if "spark" not in skip:
-            one, two = spark_rate(snap_path, cluster, 1), spark_rate(snap_path, cluster, 2)
-            print(
-                f"spark local[1] {one / 1e6:.2f} M rows/s, local[2] {two / 1e6:.2f} M rows/s: "
-                f"x{two / one:.2f}; load {os.getloadavg()[0]:.1f}"
-            )
+            one = spark_report(1, spark_rate(snap_path, cluster, 1, args.pin))
+            two = spark_report(2, spark_rate(snap_path, cluster, 2, args.pin))
+            pinned = "pinned to 1 and 2 CPUs" if args.pin else "not pinned"
+            print(f"spark local[1] -> local[2] ({pinned}): x{two / one:.2f}")
     print(
         f"this process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
     )

@@ -41,13 +41,15 @@ from detnat.engine.mapper import (
     PortSharing,
 )
 from detnat.engine.plan import Block, Inside, Outside, Plan, Ports
-from detnat.engine.ranges import NumberedRanges, Tables, index_of_many
+from detnat.engine.ranges import NumberedRanges, Tables
 from detnat.engine.results import Allocation, PortRanges, Reason, ReverseAnswer, Status
 from detnat.errors import PlanError
 
 if TYPE_CHECKING:  # the vectorised paths import numpy: a single lookup starts without it
     import numpy as np
     import numpy.typing as npt
+
+    from detnat.engine.bulk import IndexOfMany
 
 _tuple = tuple.__new__  # answers built without the NamedTuples' generated __new__ (as mapper.py)
 _MATCH = Status.MATCH
@@ -439,26 +441,51 @@ class BlockMapper(Mapper):
     ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
         import numpy as np
 
-        pool, span, port_table = self._tables
-        a = index_of_many(pool, addresses)
-        p = index_of_many(port_table, ports)
-        block = p // self.size
+        pool, span, port_reason, port_block = self._bulk
+        a = pool.many(addresses)
+        # What the port alone says (reserved, a tail or overflow block), and its block.
+        reason = port_reason[ports]
+        block = port_block[ports]
         index = a * self.det_blocks + block if self.sequential else block * self.addresses + a
-        reason = np.zeros(addresses.shape, dtype=np.uint8)  # R_NONE
-        # Later assignments take precedence: the checks run from the least to the most specific.
-        reason[index >= self.subscriber_count] = R_UNALLOCATED
-        if self.det_blocks < self.blocks:
-            reason[block >= self.det_blocks] = R_DYNAMIC
-        if self.blocks * self.size < self._ports.count:
-            reason[block >= self.blocks] = R_UNALLOCATED
-        reason[p < 0] = R_RESERVED
+        # Checks from the least to the most specific: a port's reason beats a missing subscriber.
+        beyond = np.flatnonzero(index >= self.subscriber_count)
+        if beyond.size:
+            reason[beyond[reason[beyond] == R_NONE]] = R_UNALLOCATED
         missing = np.flatnonzero(a < 0)
         if missing.size:
             reason[missing] = R_NOT_IN_POOL
             if self._span.count != self._pool.count:
-                excluded = index_of_many(span, addresses[missing]) >= 0
+                excluded = span.many(addresses[missing]) >= 0
                 reason[missing[excluded]] = R_EXCLUDED
         return reason, np.where(reason == R_NONE, index, -1)
+
+    @cached_property
+    def _bulk(
+        self,
+    ) -> tuple[IndexOfMany, IndexOfMany, npt.NDArray[np.uint8], npt.NDArray[np.int32]]:
+        """The vectorised path's tables, made on its first call: the pool and the span by /16,
+        and for each of the 65,536 ports its reason (reserved, tail, overflow) and block."""
+        import numpy as np
+
+        from detnat.engine.bulk import IndexOfMany
+
+        number = np.full(65536, -1, dtype=np.int64)
+        lo, hi, start = self._ports.arrays()
+        for first, last, at in zip(lo.tolist(), hi.tolist(), start.tolist(), strict=True):
+            if first <= 65535:
+                last = min(last, 65535)
+                number[first : last + 1] = np.arange(at, at + last - first + 1)
+        block = number // self.size
+        reason = np.zeros(65536, dtype=np.uint8)  # R_NONE
+        reason[block >= self.det_blocks] = R_DYNAMIC
+        reason[block >= self.blocks] = R_UNALLOCATED
+        reason[number < 0] = R_RESERVED
+        return (
+            IndexOfMany(self._tables[0]),
+            IndexOfMany(self._tables[1]),
+            reason,
+            np.where(reason == R_NONE, block, 0).astype(np.int32),
+        )
 
     def key_runs(self) -> tuple[KeyRun, ...]:
         return tuple(

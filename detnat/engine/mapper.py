@@ -111,7 +111,7 @@ class BulkAnswers:
 
     status: npt.NDArray[np.uint8]
     reason: npt.NDArray[np.uint8]
-    subscriber: npt.NDArray[np.int64]  # -1 where no subscriber
+    subscriber: npt.NDArray[np.int64]  # -1 where no subscriber: exactly the rows not a match
 
 
 @dataclass(frozen=True)
@@ -390,7 +390,8 @@ class Mapper(ABC):
 
         ips = np.asarray(addresses, dtype=np.int64)
         prt = np.asarray(ports, dtype=np.int64)
-        bad = (ips < 0) | (ips > 0xFFFFFFFF) | (prt < 0) | (prt > 65535)
+        # Negative values are huge as unsigned: one comparison a column.
+        bad = (ips.view(np.uint64) > 0xFFFFFFFF) | (prt.view(np.uint64) > 65535)
         any_bad = bool(bad.any())
         if any_bad:
             ips, prt = np.where(bad, 0, ips), np.where(bad, 0, prt)

@@ -60,7 +60,9 @@ import pyarrow.compute as pc
 from detnat.batch import parse_ipv4_many
 from detnat.engine import REASON_CODES, STATUS_CODES, Reason, Status
 from detnat.engine.addresses import reused
+from detnat.engine.bulk import IndexOfMany
 from detnat.engine.mapper import _NON_PUBLIC  # the engine's one table of never-public space
+from detnat.engine.results import ENGINE_REASONS
 from detnat.errors import InvalidInput
 from detnat.snapshot.file import Snapshot, Version
 from detnat.snapshot.logs import SnapshotLogs
@@ -104,6 +106,33 @@ _ENGINE_STATUS = np.array(
 )
 _ENGINE_REASON = np.array(
     [NO_REASON if r is None else _R[r.value] for r in REASON_CODES], dtype=np.int8
+)
+# An outcome: a row's status code and reason code in one byte (one array to fill, not two).
+U8: TypeAlias = npt.NDArray[np.uint8]
+_SHIFT = 5
+_LOW = (1 << _SHIFT) - 1
+assert len(STATUS_WORDS) <= 1 << (8 - _SHIFT) and NO_REASON <= _LOW
+
+
+def _o(status: str, reason: int) -> int:
+    return _S[status] << _SHIFT | reason
+
+
+def _pack(status: npt.NDArray[np.int8], reason: npt.NDArray[np.int8]) -> U8:
+    packed: U8 = (status.astype(np.uint8) << np.uint8(_SHIFT)) | reason.astype(np.uint8)
+    return packed
+
+
+_INVALID_QUERY = _o(ERROR, _R[INVALID_QUERY])
+_ENGINE_INVALID = STATUS_CODES.index(None)
+# The outcome of each engine reason code (the engine's status follows from its reason, but for
+# an invalid query, which this table does not hold).
+_ENGINE_OUTCOME = np.array(
+    [
+        _o(Status.MATCH if r is None else ENGINE_REASONS[r], int(_ENGINE_REASON[code]))
+        for code, r in enumerate(REASON_CODES)
+    ],
+    dtype=np.uint8,
 )
 _FOREVER = np.iinfo(np.int64).max
 _NONE = -2  # a time slot in which no version of any realm is a candidate
@@ -158,6 +187,7 @@ class _Version:
     version: Version
     firsts: Ints
     lasts: Ints
+    table: IndexOfMany | None  # for more than a few ranges: a table of /16s (see _held)
 
 
 class Annotator:
@@ -184,9 +214,20 @@ class Annotator:
             )
             for v in realm.versions:
                 spans = np.array(v.ranges, dtype=np.int64).reshape(-1, 2)
-                self.versions.append(_Version(len(self.versions), r, v, spans[:, 0], spans[:, 1]))
+                firsts, lasts = spans[:, 0], spans[:, 1]
+                table = IndexOfMany((firsts, lasts, firsts)) if len(firsts) > FEW else None
+                self.versions.append(_Version(len(self.versions), r, v, firsts, lasts, table))
         self._realm_names = pa.array([r.name for r in snapshot.realms], pa.string())
         self._seqs = np.array([v.version.seq for v in self.versions], dtype=np.int32)
+        # A row's version code (-2 - r: realm r only; -1: none; v >= 0: version v) plus the
+        # number of realms + 1, to its realm (-1: none) and its version's seq (0: none).
+        self._version_realm = np.array(
+            [*reversed(range(len(snapshot.realms))), -1, *(v.realm for v in self.versions)],
+            dtype=np.int32,
+        )
+        self._version_seq = np.concatenate(
+            [np.zeros(len(snapshot.realms) + 1, dtype=np.int32), self._seqs]
+        )
         self._realm_of = np.array([v.realm for v in self.versions], dtype=np.int64)
         self._drains = [r.session_drain_us for r in snapshot.realms]
         cover = sorted(
@@ -212,6 +253,7 @@ class Annotator:
         self._table_made = False
         self._logs = SnapshotLogs(snapshot)
         self._ids: list[I32] = []
+        self._repeats: dict[str, pa.Array] = {}  # see _repeated
 
     def _slots(self) -> tuple[int, npt.NDArray[np.int16] | npt.NDArray[np.int32]]:
         """The snapshot's period cut into at most SLOTS slots of 2**shift microseconds; for each
@@ -315,14 +357,13 @@ class Annotator:
         n = len(ip)
         snap = self.snapshot
         now, tolerance = snap.exported_at_us, self.tolerance_us
-        status = np.full(n, _S[ERROR], dtype=np.int8)
-        reason = np.full(n, _R[INVALID_QUERY], dtype=np.int8)
-        version = np.full(n, -1, dtype=np.int32)  # the one candidate version's number
-        realm = np.full(n, -1, dtype=np.int32)
+        outcome = np.full(n, _INVALID_QUERY, dtype=np.uint8)  # status and reason (_o)
+        # The one candidate version's number; -1 for none; -2 - r: none, but all of realm r.
+        version = np.full(n, -1, dtype=np.int32)
         # (rows, or None for every row; version number; subscriber numbers, -1 for none)
         sub_rows: list[tuple[Ints | None, int, Ints]] = []
         if not n:
-            return self._arrays(n, status, reason, realm, version, sub_rows, dictionary)
+            return self._arrays(n, outcome, version, sub_rows, dictionary)
 
         # The common case first: every row a valid query inside the snapshot, no masks at all.
         every = bool(ok.all())
@@ -338,12 +379,12 @@ class Annotator:
             at_live = at
         else:
             future = ok & (at > now)
-            status[future], reason[future] = _S[Status.FUTURE], _R[Reason.AFTER_NOW]
+            outcome[future] = _o(Status.FUTURE, _R[Reason.AFTER_NOW])
             live = ok & ~future
             outside = live & (
                 (at - tolerance < snap.from_us) | (np.minimum(at + tolerance, now) > snap.to_us)
             )
-            reason[outside] = _R[OUTSIDE_SNAPSHOT]
+            outcome[outside] = _o(ERROR, _R[OUTSIDE_SNAPSHOT])
             live &= ~outside
             rows = np.flatnonzero(live)
             at_live = at[rows]
@@ -369,9 +410,7 @@ class Annotator:
                 nobody.append(mine)
             elif number == _SEVERAL:
                 assert mine is not None
-                self._several(
-                    mine, ip, port, at, status, reason, version, realm, sub_rows, nobody, ended
-                )
+                self._several(mine, ip, port, at, outcome, version, sub_rows, nobody, ended)
             elif number >= len(self.versions):
                 self._two_versions(
                     number - len(self.versions),
@@ -379,10 +418,8 @@ class Annotator:
                     ip,
                     port,
                     at,
-                    status,
-                    reason,
+                    outcome,
                     version,
-                    realm,
                     sub_rows,
                     nobody,
                     ended,
@@ -393,10 +430,8 @@ class Annotator:
                     mine,
                     ip,
                     port,
-                    status,
-                    reason,
+                    outcome,
                     version,
-                    realm,
                     sub_rows,
                     nobody,
                     ended,
@@ -407,10 +442,9 @@ class Annotator:
                 np.concatenate(ended) if ended else np.zeros(0, np.int64),
                 ip,
                 at,
-                status,
-                reason,
+                outcome,
             )
-        arrays = self._arrays(n, status, reason, realm, version, sub_rows, dictionary)
+        arrays = self._arrays(n, outcome, version, sub_rows, dictionary)
         if not self._logs.asked:
             return arrays
         return self._logs.apply(arrays, ip, port, at - tolerance, np.minimum(at + tolerance, now))
@@ -421,17 +455,15 @@ class Annotator:
         mine: Ints | None,
         ip: Ints,
         port: Ints,
-        status: npt.NDArray[np.int8],
-        reason: npt.NDArray[np.int8],
+        outcome: U8,
         version: I32,
-        realm: I32,
         sub_rows: list[tuple[Ints | None, int, Ints]],
         nobody: list[Ints],
         ended: list[Ints],
     ) -> None:
         """Rows (None: every row) whose only candidate, if it held the address, is ``v``."""
         ips, ports_ = (ip, port) if mine is None else (ip[mine], port[mine])
-        inside = _within(v.firsts, v.lasts, ips)
+        inside = _held(v, ips)
         if not inside.all():  # the version's plan did not hold the address: no candidate
             every = np.arange(len(ip), dtype=np.int64) if mine is None else mine
             nobody.append(every[~inside])
@@ -442,18 +474,17 @@ class Annotator:
             ended.append(held)
             return
         answers = v.version.mapper.reverse_many(ips, ports_)
-        st = _ENGINE_STATUS[answers.status]
-        sub = np.where(st == _S[Status.MATCH], answers.subscriber, -1)
+        got = _ENGINE_OUTCOME[answers.reason]
+        invalid = answers.status == _ENGINE_INVALID
+        if invalid.any():
+            got[invalid] = _INVALID_QUERY
+        sub = answers.subscriber  # -1 exactly where the answer is not a match
         if mine is None:
-            status[:] = st
-            reason[:] = _ENGINE_REASON[answers.reason]
+            outcome[:] = got
             version[:] = v.number
-            realm[:] = v.realm
         else:
-            status[mine] = st
-            reason[mine] = _ENGINE_REASON[answers.reason]
+            outcome[mine] = got
             version[mine] = v.number
-            realm[mine] = v.realm
         sub_rows.append((mine, v.number, sub))
 
     def _two_versions(
@@ -463,10 +494,8 @@ class Annotator:
         ip: Ints,
         port: Ints,
         at: Ints,
-        status: npt.NDArray[np.int8],
-        reason: npt.NDArray[np.int8],
+        outcome: U8,
         version: I32,
-        realm: I32,
         sub_rows: list[tuple[Ints | None, int, Ints]],
         nobody: list[Ints],
         ended: list[Ints],
@@ -483,19 +512,15 @@ class Annotator:
         )
         if not general:
             ips = ip[rows]
-            both = _within(first.firsts, first.lasts, ips) & _within(
-                second.firsts, second.lasts, ips
-            )
+            both = _held(first, ips) & _held(second, ips)
             if not both.all():
                 self._several(
                     rows[~both],
                     ip,
                     port,
                     at,
-                    status,
-                    reason,
+                    outcome,
                     version,
-                    realm,
                     sub_rows,
                     nobody,
                     ended,
@@ -503,9 +528,7 @@ class Annotator:
                 rows, ips = rows[both], ips[both]
         if general or not len(rows):
             if general:
-                self._several(
-                    rows, ip, port, at, status, reason, version, realm, sub_rows, nobody, ended
-                )
+                self._several(rows, ip, port, at, outcome, version, sub_rows, nobody, ended)
             return
         ports_ = port[rows]
         a = first.version.mapper.reverse_many(ips, ports_)  # type: ignore[union-attr]
@@ -513,8 +536,7 @@ class Annotator:
         st_a, st_b = _ENGINE_STATUS[a.status], _ENGINE_STATUS[b.status]
         why_a, why_b = _ENGINE_REASON[a.reason], _ENGINE_REASON[b.reason]
         match_a, match_b = st_a == _S[Status.MATCH], st_b == _S[Status.MATCH]
-        sub_a = np.where(match_a, a.subscriber, -1)
-        sub_b = np.where(match_b, b.subscriber, -1)
+        sub_a, sub_b = a.subscriber, b.subscriber  # -1 where not a match
         same = (
             match_a & match_b & (self._ids[first.number][sub_a] == self._ids[second.number][sub_b])
         )
@@ -550,8 +572,8 @@ class Annotator:
         ).astype(np.int8)
         decided_status[invalid] = _S[ERROR]
         decided_reason[invalid] = _R[INVALID_QUERY]
-        status[rows], reason[rows] = decided_status, decided_reason
-        realm[rows] = first.realm  # version stays -1: the answer rests on two
+        outcome[rows] = _pack(decided_status, decided_reason)
+        version[rows] = -2 - first.realm  # no one version: the answer rests on two of a realm
         sub_rows.append((rows, first.number, np.where(same & ~invalid, sub_a, -1)))
 
     def _several(
@@ -560,10 +582,8 @@ class Annotator:
         ip: Ints,
         port: Ints,
         at: Ints,
-        status: npt.NDArray[np.int8],
-        reason: npt.NDArray[np.int8],
+        outcome: U8,
         version: I32,
-        realm: I32,
         sub_rows: list[tuple[Ints | None, int, Ints]],
         nobody: list[Ints],
         ended: list[Ints],
@@ -607,7 +627,7 @@ class Annotator:
             v = self.versions[int(all_versions[begin])]
             mine = all_rows[begin:end]
             ips = ip[mine]
-            inside = _within(v.firsts, v.lasts, ips)
+            inside = _held(v, ips)
             if not inside.all():
                 mine, ips = mine[inside], ips[inside]
             if not len(mine):
@@ -630,14 +650,14 @@ class Annotator:
         for v, mine, st, why, sub in held:
             single = count[mine] == 1
             rows1 = mine[single]
-            status[rows1], reason[rows1] = st[single], why[single]
-            version[rows1], realm[rows1] = v.number, v.realm
+            outcome[rows1] = _pack(st[single], why[single])
+            version[rows1] = v.number
             matched = single & (st == _S[Status.MATCH])
             if matched.any():
                 sub_rows.append((mine[matched], v.number, sub[matched]))
 
         if (count > 1).any():
-            self._decide(held, count, ip, status, reason, realm, sub_rows)
+            self._decide(held, count, ip, outcome, version, sub_rows)
 
         none = rows[count[rows] == 0]
         if len(none):
@@ -649,9 +669,8 @@ class Annotator:
         held: list[tuple[_Version, Ints, npt.NDArray[np.int8], npt.NDArray[np.int8], Ints]],
         count: I32,
         ip: Ints,
-        status: npt.NDArray[np.int8],
-        reason: npt.NDArray[np.int8],
-        realm: I32,
+        outcome: U8,
+        version: I32,
         sub_rows: list[tuple[Ints | None, int, Ints]],
     ) -> None:
         """Rows with several candidates: the single lookup's verdict, all rows at once."""
@@ -726,8 +745,8 @@ class Annotator:
         ).astype(np.int8)
         decided_status[any_invalid] = _S[ERROR]
         decided_reason[any_invalid] = _R[INVALID_QUERY]
-        status[out_rows], reason[out_rows] = decided_status, decided_reason
-        realm[out_rows] = np.where(one_realm, realm_of[firsts], -1)
+        outcome[out_rows] = _pack(decided_status, decided_reason)
+        version[out_rows] = np.where(one_realm, -2 - realm_of[firsts], -1)
         agreed = all_same & ~any_invalid
         if agreed.any():
             pick = firsts[agreed]
@@ -741,8 +760,7 @@ class Annotator:
         ended: Ints,
         ip: Ints,
         at: Ints,
-        status: npt.NDArray[np.int8],
-        reason: npt.NDArray[np.int8],
+        outcome: U8,
     ) -> None:
         """No candidate: ended by a retirement, a never-public address, not in a pool, no plan.
 
@@ -750,12 +768,12 @@ class Annotator:
         """
         if len(ended):
             rows = np.setdiff1d(rows, ended, assume_unique=True)
-            status[ended], reason[ended] = _S[Status.NO_PLAN_IN_FORCE], _R[Reason.NO_PLAN]
+            outcome[ended] = _o(Status.NO_PLAN_IN_FORCE, _R[Reason.NO_PLAN])
         values = ip[rows]
         never = np.zeros(len(rows), dtype=np.bool_)
         for first, last, _ in _NON_PUBLIC:
             never |= (values >= first) & (values <= last)
-        status[rows[never]], reason[rows[never]] = _S[ERROR], _R[INVALID_QUERY]
+        outcome[rows[never]] = _INVALID_QUERY
         rows = rows[~never]
         lo = at[rows] - self.tolerance_us
         hi = np.minimum(at[rows] + self.tolerance_us, self.snapshot.exported_at_us)
@@ -765,8 +783,11 @@ class Annotator:
             if len(self._cover_lo)
             else pos < -1
         )
-        status[rows] = np.where(covered, _S[Status.NO_MAPPING], _S[Status.NO_PLAN_IN_FORCE])
-        reason[rows] = np.where(covered, _R[Reason.NOT_IN_POOL], _R[Reason.NO_PLAN])
+        outcome[rows] = np.where(
+            covered,
+            _o(Status.NO_MAPPING, _R[Reason.NOT_IN_POOL]),
+            _o(Status.NO_PLAN_IN_FORCE, _R[Reason.NO_PLAN]),
+        )
 
     # -- subscribers and port sets ----------------------------------------------------------------
 
@@ -887,9 +908,7 @@ class Annotator:
     def _arrays(
         self,
         n: int,
-        status: npt.NDArray[np.int8],
-        reason: npt.NDArray[np.int8],
-        realm: I32,
+        outcome: U8,
         version: I32,
         sub_rows: list[tuple[Ints | None, int, Ints]],
         dictionary: bool,
@@ -909,38 +928,39 @@ class Annotator:
             if code is None:
                 subscriber = pa.nulls(n, pa.string())
             else:
-                subscriber = table.take(pa.array(code, pa.int32()))
+                subscriber = pc.take(table, _valued(code, pa.int32()), boundscheck=False)
         else:
             subscriber = self._texts_of_rows(n, sub_rows)
+        status = (outcome >> _SHIFT).view(np.int8)
+        reason = (outcome & _LOW).view(np.int8)
+        place = version + (len(self.snapshot.realms) + 1)  # see _version_realm
+        realm = self._version_realm[place]
+        seqs = self._version_seq[place]
         named = realm >= 0
         one = version >= 0
-        seqs = self._seqs[np.maximum(version, 0)] if len(self._seqs) else np.zeros(n, np.int32)
-        version_array = pa.array(seqs, pa.int32(), mask=None if one.all() else ~one)
+        version_array = _valued(seqs, pa.int32(), None if one.all() else one)
         if dictionary:  # the words once, the rows as indices into them: no word copied per row
-            none = reason == NO_REASON
+            some = reason != NO_REASON
             return [
                 subscriber,
-                pa.DictionaryArray.from_arrays(pa.array(status, pa.int8()), _STATUS_ARRAY),
+                pa.DictionaryArray.from_arrays(_valued(status, pa.int8()), _STATUS_ARRAY),
                 pa.DictionaryArray.from_arrays(
-                    pa.array(
-                        np.where(none, 0, reason), pa.int8(), mask=none if none.any() else None
-                    ),
+                    _valued(np.where(some, reason, 0), pa.int8(), None if some.all() else some),
                     _REASON_WORDS_ARRAY,
                 ),
                 pa.DictionaryArray.from_arrays(
-                    pa.array(
-                        np.maximum(realm, 0), pa.int32(), mask=None if named.all() else ~named
-                    ),
+                    _valued(np.maximum(realm, 0), pa.int32(), None if named.all() else named),
                     self._realm_names,
                 ),
                 version_array,
             ]
-        status_array = _STATUS_ARRAY.take(pa.array(status, pa.int8()))
-        reason_array = _REASON_ARRAY.take(pa.array(reason, pa.int8()))
-        realm_array = self._realm_names.take(
-            pa.array(realm, pa.int32(), mask=None if named.all() else ~named)
-        )
-        return [subscriber, status_array, reason_array, realm_array, version_array]
+        return [
+            subscriber,
+            _words(_STATUS_ARRAY, status, repeats=self._repeats),
+            _words(_REASON_ARRAY, reason),
+            _words(self._realm_names, realm, None if named.all() else named, self._repeats),
+            version_array,
+        ]
 
 
 SMALL = 16  # sorted arrays this short are searched by comparisons (no branches), not bisection
@@ -959,6 +979,16 @@ def _rank(edges: Ints, values: Ints) -> Ints:
     return out.astype(np.int64)
 
 
+FEW = 2  # a version's ranges: up to this many compared, more looked up by /16 (IndexOfMany)
+
+
+def _held(v: _Version, values: Ints) -> Bools:
+    """Which addresses (valid IPv4, ``[0, 2**32)``) lie in the version's ranges."""
+    if v.table is not None and v.table.steps >= 0:
+        return v.table.contains(values)
+    return _within(v.firsts, v.lasts, values)
+
+
 def _within(firsts: Ints, lasts: Ints, values: Ints) -> Bools:
     """Which values lie in one of the sorted, disjoint ranges ``[firsts[i], lasts[i]]``."""
     if len(firsts) > SMALL:
@@ -969,6 +999,53 @@ def _within(firsts: Ints, lasts: Ints, values: Ints) -> Bools:
     for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True):
         found |= (values >= first) & (values <= last)
     return found
+
+
+def _valued(values: npt.NDArray[Any], kind: pa.DataType, valid: Bools | None = None) -> pa.Array:
+    """A numpy array as an Arrow array of ``kind`` (its dtype), null where not ``valid``: the
+    validity bitmap packed by numpy (``pa.array(..., mask=)`` costs ten times more for int8)."""
+    values = np.ascontiguousarray(values, dtype=kind.to_pandas_dtype())
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(kind, len(values), [bitmap, pa.py_buffer(values)])
+
+
+def _words(
+    words: pa.Array,
+    codes: npt.NDArray[Any],
+    valid: Bools | None = None,
+    repeats: dict[str, pa.Array] | None = None,
+) -> pa.Array:
+    """``words.take(codes)`` (null where not ``valid``; every code a place in ``words``); one
+    word repeated without a take, from ``repeats`` (kept between batches) when it is there."""
+    n = len(codes)
+    if n and valid is None and int(codes.min()) == int(codes.max()):
+        return _repeated(words[int(codes[0])].as_py(), n, {} if repeats is None else repeats)
+    if n and valid is not None and not valid.any():
+        return pa.nulls(n, pa.string())
+    indices = _valued(codes, pa.from_numpy_dtype(codes.dtype), valid)
+    return pc.take(words, indices, boundscheck=False)
+
+
+MAX_REPEAT_BYTES = 1 << 24  # a repeated word kept for the next batches: at most 16 MB of it
+MAX_REPEATS = 4  # ... and at most this many words (64 MB in all)
+
+
+def _repeated(word: str | None, n: int, repeats: dict[str, pa.Array]) -> pa.Array:
+    """``n`` times ``word`` (or null) as a string array: a slice of one kept in ``repeats``
+    (made once for batches of up to that many rows; slices share the immutable buffers)."""
+    if word is None:
+        return pa.nulls(n, pa.string())
+    kept = repeats.get(word)
+    if kept is not None and len(kept) >= n:
+        return kept if len(kept) == n else kept.slice(0, n)
+    data = word.encode()
+    if n * len(data) >= 1 << 31:  # beyond 32-bit offsets: the general path
+        return pa.array([word], pa.string()).take(pa.array(np.zeros(n, dtype=np.int32)))
+    offsets = np.arange(0, (n + 1) * len(data), len(data), dtype=np.int32)
+    made = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
+    if n * (len(data) + 4) <= MAX_REPEAT_BYTES and (word in repeats or len(repeats) < MAX_REPEATS):
+        repeats[word] = made  # one assignment: safe between threads
+    return made
 
 
 def _string_array(rows: npt.NDArray[np.uint8], lengths: Ints) -> pa.Array:
@@ -1001,14 +1078,30 @@ def _integers(column: pa.Array) -> tuple[Ints, Bools]:
     return values.astype(np.int64, copy=False), ok
 
 
+def _in_range(column: pa.Array, values: Ints, ok: Bools, top: int) -> Ints:
+    """``ok`` narrowed to the values in ``0..top`` (in place); values outside made 0. No pass
+    over the values when their type cannot hold one outside."""
+    kind = column.type
+    if (
+        pa.types.is_unsigned_integer(kind)
+        and kind.bit_width <= 32
+        and (1 << kind.bit_width) <= top + 1
+    ):
+        return values
+    inside = values.view(np.uint64) <= top  # negative values are huge as unsigned
+    if inside.all():
+        return values
+    ok &= inside
+    return np.where(ok, values, 0)
+
+
 def addresses(column: pa.Array) -> tuple[Ints, Bools]:
     """IPv4 addresses as integers (and which rows hold one): integer or dotted-quad columns."""
     column = _plain(column)
     kind = column.type
     if pa.types.is_integer(kind):
         values, ok = _integers(column)
-        ok &= (values >= 0) & (values <= 0xFFFFFFFF)
-        return np.where(ok, values, 0), ok
+        return _in_range(column, values, ok, 0xFFFFFFFF), ok
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return _dotted(column)
     raise InvalidInput(f"the address column is {kind}; want integers or dotted quads", field="ip")
@@ -1035,8 +1128,7 @@ def ports(column: pa.Array) -> tuple[Ints, Bools]:
     if not pa.types.is_integer(column.type):
         raise InvalidInput(f"the port column is {column.type}; want integers", field="port")
     values, ok = _integers(column)
-    ok &= (values >= 0) & (values <= 65535)
-    return np.where(ok, values, 0), ok
+    return _in_range(column, values, ok, 65535), ok
 
 
 def instants(column: pa.Array, unit: str | None, *, field: str = "time") -> tuple[Ints, Bools]:
@@ -1067,7 +1159,7 @@ def instants(column: pa.Array, unit: str | None, *, field: str = "time") -> tupl
         if kind.unit == "ns":
             ok &= values % 1000 == 0  # the store refuses instants finer than a microsecond
             return np.where(ok, values // 1000, 0), ok
-        return values * scale, ok
+        return (values * scale if scale != 1 else values), ok
     if pa.types.is_integer(kind):
         if unit is None:
             raise InvalidInput(

@@ -135,3 +135,57 @@ def test_missing_or_taken_columns_are_refused(snapshot_path: Path) -> None:
         annotator.annotate(pa.RecordBatch.from_pydict(taken))
     with pytest.raises(InvalidInput):
         Columns.parse("ip=a,nope=b")
+
+
+ADDRESS = 0xC0000201  # 192.0.2.1
+
+
+@pytest.mark.parametrize(
+    ("ip_type", "bad_ips", "port_type", "bad_ports"),
+    [
+        (pa.int64(), [-1, 1 << 32], pa.int64(), [-1, 65536]),
+        (pa.uint64(), [1 << 32, (1 << 64) - 1], pa.int32(), [-1, 65536]),
+        (pa.uint32(), [], pa.uint16(), []),  # nothing outside: no pass over the values
+    ],
+)
+def test_integers_outside_an_address_or_port_are_invalid_query_whatever_their_type(
+    snapshot_path: Path,
+    ip_type: pa.DataType,
+    bad_ips: list[int],
+    port_type: pa.DataType,
+    bad_ports: list[int],
+) -> None:
+    snap = file.read(str(snapshot_path))
+    ips = [ADDRESS] * 3 + bad_ips + [ADDRESS] * len(bad_ports)
+    ports = [0, 2000, 65535] + [2000] * len(bad_ips) + bad_ports
+    table = pa.table(
+        {
+            "ip": pa.array(ips, ip_type),
+            "port": pa.array(ports, port_type),
+            "time": pa.array([1_773_519_000_000_000] * len(ips), pa.timestamp("us", tz="UTC")),
+        }
+    )
+    got = _answers(Annotator(snap), table)
+    assert [g[1] == "error" for g in got[:3]] == [False] * 3
+    assert [g[1:3] for g in got[3:]] == [("error", "invalid_query")] * (len(ips) - 3)
+
+
+def test_a_word_kept_for_the_next_batches_is_right_for_any_batch_size(
+    snapshot_path: Path, flow_table: pa.Table
+) -> None:
+    """The ``status`` / ``realm`` of batches whose rows all say one word are slices of an array
+    kept between batches: larger, smaller and equal batches after it get their own length."""
+    snap = file.read(str(snapshot_path))
+    annotator = Annotator(snap)
+    one = flow_table.slice(0, 1).to_batches()[0]
+    for n in (40, 7, 40, 100, 1, 100):
+        batch = pa.RecordBatch.from_arrays(
+            [pa.concat_arrays([c] * n) for c in one.columns], schema=one.schema
+        )
+        got = annotator.annotate(batch)
+        got.validate(full=True)
+        want = Annotator(snap).annotate(batch)  # nothing kept from earlier batches
+        for name in OUTPUT_COLUMNS:
+            assert len(got.column(name)) == n
+            assert got.column(name).equals(want.column(name)), name
+    assert annotator._repeats  # the words were kept
