@@ -55,6 +55,7 @@ from detnat.logs.events import EventKind, LineRef, LogEvent
 
 # At one instant, a release ends what was before it, then an allocate begins, then refreshes.
 _RANK = {EventKind.RELEASE: 0, EventKind.ALLOCATE: 1, EventKind.INTERIM: 2}
+_ALLOCATE, _RELEASE = EventKind.ALLOCATE, EventKind.RELEASE
 
 MATCH, AMBIGUOUS, NO_MAPPING = Status.MATCH, Status.AMBIGUOUS, Status.NO_MAPPING
 NOT_LOGGED, LOG_CONFLICT = Reason.NOT_LOGGED, Reason.LOG_CONFLICT
@@ -184,8 +185,38 @@ def _empty(interval: Interval) -> bool:
 def _block(
     key: BlockKey, events: list[LogEvent], hold_us: int | None, interim_us: int | None
 ) -> list[Interval]:
-    events.sort(key=lambda e: (e.at_us, _RANK[e.kind], e.source.sha256))
+    """The intervals of one block (:func:`_block_in_order`; an allocation and its release, the
+    usual block, made directly)."""
     public, first, last, step, protocol, inside = key
+    if len(events) == 2:
+        one, two = events
+        if one.at_us > two.at_us:
+            one, two = two, one
+        if one.kind is _ALLOCATE and two.kind is _RELEASE and one.at_us < two.at_us:
+            return [
+                Interval(
+                    public,
+                    first,
+                    last,
+                    step,
+                    None if protocol == "all" else protocol,
+                    inside,
+                    one.at_us,
+                    two.at_us,
+                    False,
+                    False,
+                    (Seen(_ALLOCATE, one.at_us, one.source), Seen(_RELEASE, two.at_us, two.source)),
+                )
+            ]
+    return _block_in_order(key, events, hold_us, interim_us)
+
+
+def _block_in_order(
+    key: BlockKey, events: list[LogEvent], hold_us: int | None, interim_us: int | None
+) -> list[Interval]:
+    """The intervals of one block: its events in time order, by the rule (module docstring)."""
+    public, first, last, step, protocol, inside = key
+    events.sort(key=lambda e: (e.at_us, _RANK[e.kind], e.source.sha256))
     made: list[Interval] = []
 
     def emit(

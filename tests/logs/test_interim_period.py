@@ -113,8 +113,8 @@ def test_past_the_interim_deadline_the_logs_hold_nothing_single_batch_and_check(
 def test_an_answer_at_the_interim_deadline_verifies_offline_and_not_with_another_period(
     sessions: SessionFactory,
 ) -> None:
-    realm = _plan_realm(sessions, "198.18.61.1/32")
-    public = "198.18.61.1"
+    realm = _plan_realm(sessions, "198.18.71.1/32")
+    public = "198.18.71.1"
     ingest(
         sessions,
         realm,

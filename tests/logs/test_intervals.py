@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detnat.engine.results import Reason, Status
+from detnat.logs import intervals
 from detnat.logs.events import EventKind
 from detnat.logs.intervals import decide, derive, ports_meet
 from tests.logs.conftest import event
@@ -281,3 +282,26 @@ def test_strided_blocks_hold_only_their_ports() -> None:
     a = found[0]
     other = derive([event(A, 10, "100.64.0.2", PUBLIC, 1025, 1125, step=4)], hold_us=None)[0]
     assert not ports_meet(a, other)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(list(EventKind)), st.integers(0, 3), st.integers(1, 2)),
+        min_size=1,
+        max_size=3,
+    ),
+    st.sampled_from([None, 2, 5]),
+    st.sampled_from([None, 1, 3]),
+)
+def test_a_block_of_an_allocation_and_its_release_is_made_as_the_rule_makes_it(
+    lines: list, hold: int | None, interim: int | None
+) -> None:
+    """The shortcut for the usual block (two lines: allocate, then release) gives what the rule
+    in time order gives, for every pair of kinds and instants (equal ones too), in either order
+    given."""
+    events = [event(kind, at, "100.64.0.1", PUBLIC, 1024, 1031, line=n) for kind, at, n in lines]
+    key = intervals._key(events[0])
+    for given_order in (events, events[::-1]):
+        made = intervals._block(key, list(given_order), hold, interim)
+        assert made == intervals._block_in_order(key, list(given_order), hold, interim)
