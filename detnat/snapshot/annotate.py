@@ -118,6 +118,39 @@ def _o(status: str, reason: int) -> int:
     return _S[status] << _SHIFT | reason
 
 
+def _verdict(
+    same: npt.NDArray[np.bool_],
+    any_match: npt.NDArray[np.bool_],
+    dynamic: npt.NDArray[np.bool_],
+    invalid: npt.NDArray[np.bool_],
+    no_match_reason: npt.NDArray[np.int8],
+) -> npt.NDArray[np.uint8]:
+    """:func:`detnat.service.lookups.verdict` over several candidates, row by row, packed: all
+    agree on a match -> match; some match -> ambiguous (candidates differ); else a dynamic block
+    -> not_deterministic; else no_mapping with ``no_match_reason``; an invalid query -> error."""
+    status = np.where(
+        same,
+        _S[Status.MATCH],
+        np.where(
+            any_match,
+            _S[Status.AMBIGUOUS],
+            np.where(dynamic, _S[Status.NOT_DETERMINISTIC], _S[Status.NO_MAPPING]),
+        ),
+    ).astype(np.int8)
+    reason = np.where(
+        same,
+        NO_REASON,
+        np.where(
+            any_match,
+            _R[Reason.CANDIDATES_DIFFER],
+            np.where(dynamic, _R[Reason.DYNAMIC_BLOCK], no_match_reason),
+        ),
+    ).astype(np.int8)
+    status[invalid] = _S[ERROR]
+    reason[invalid] = _R[INVALID_QUERY]
+    return _pack(status, reason)
+
+
 def _pack(status: npt.NDArray[np.int8], reason: npt.NDArray[np.int8]) -> U8:
     packed: U8 = (status.astype(np.uint8) << np.uint8(_SHIFT)) | reason.astype(np.uint8)
     return packed
@@ -548,31 +581,9 @@ class Annotator:
         any_match = match_a | match_b
         invalid = (st_a == _S[ERROR]) | (st_b == _S[ERROR])
         dynamic = (st_a == _S[Status.NOT_DETERMINISTIC]) | (st_b == _S[Status.NOT_DETERMINISTIC])
-        decided_status = np.where(
-            same,
-            _S[Status.MATCH],
-            np.where(
-                any_match,
-                _S[Status.AMBIGUOUS],
-                np.where(dynamic, _S[Status.NOT_DETERMINISTIC], _S[Status.NO_MAPPING]),
-            ),
-        ).astype(np.int8)
-        decided_reason = np.where(
-            same,
-            NO_REASON,
-            np.where(
-                any_match,
-                _R[Reason.CANDIDATES_DIFFER],
-                np.where(
-                    dynamic,
-                    _R[Reason.DYNAMIC_BLOCK],
-                    np.where(why_a == why_b, why_a, _R[Reason.MIXED]),
-                ),
-            ),
-        ).astype(np.int8)
-        decided_status[invalid] = _S[ERROR]
-        decided_reason[invalid] = _R[INVALID_QUERY]
-        outcome[rows] = _pack(decided_status, decided_reason)
+        outcome[rows] = _verdict(
+            same, any_match, dynamic, invalid, np.where(why_a == why_b, why_a, _R[Reason.MIXED])
+        )
         version[rows] = -2 - first.realm  # no one version: the answer rests on two of a realm
         sub_rows.append((rows, first.number, np.where(same & ~invalid, sub_a, -1)))
 
@@ -721,31 +732,13 @@ class Annotator:
         one_reason = np.minimum.reduceat(why == why[head], firsts)
         one_realm = np.minimum.reduceat(realm_of == realm_of[head], firsts)
         out_rows = rows[firsts]
-        decided_status = np.where(
+        outcome[out_rows] = _verdict(
             all_same,
-            _S[Status.MATCH],
-            np.where(
-                any_match,
-                _S[Status.AMBIGUOUS],
-                np.where(any_dynamic, _S[Status.NOT_DETERMINISTIC], _S[Status.NO_MAPPING]),
-            ),
-        ).astype(np.int8)
-        decided_reason = np.where(
-            all_same,
-            NO_REASON,
-            np.where(
-                any_match,
-                _R[Reason.CANDIDATES_DIFFER],
-                np.where(
-                    any_dynamic,
-                    _R[Reason.DYNAMIC_BLOCK],
-                    np.where(one_reason, why[firsts], _R[Reason.MIXED]),
-                ),
-            ),
-        ).astype(np.int8)
-        decided_status[any_invalid] = _S[ERROR]
-        decided_reason[any_invalid] = _R[INVALID_QUERY]
-        outcome[out_rows] = _pack(decided_status, decided_reason)
+            any_match,
+            any_dynamic,
+            any_invalid,
+            np.where(one_reason, why[firsts], _R[Reason.MIXED]),
+        )
         version[out_rows] = np.where(one_realm, -2 - realm_of[firsts], -1)
         agreed = all_same & ~any_invalid
         if agreed.any():
