@@ -168,6 +168,11 @@ class BatchLogsAsked(Protocol):
         self, ips: Ints, ports: Ints, start_us: Ints, end_us: Ints, said: dict[int, _Said]
     ) -> dict[int, _Told]: ...
 
+    def sharing(self, asked: list[tuple[int, int, int]]) -> list[set[str]]:
+        """For each (address, window start, window end in µs), the subscribers the logs show
+        holding a port block on that address in the window."""
+        ...
+
 
 _Said = tuple[str, str, str]  # status, reason, subscriber
 _Told = tuple[str, str, str, str | None]  # status, reason, subscriber, realm of a log match

@@ -11,7 +11,8 @@ and output, plan versions used) and commits before any row leaves.
 - A complaint **without a source port** (none given, or a *service* port: X-ARF 0.2 ``Port``, a
   Shadowserver scan's ``port``) names no one on a shared address (RFC 6302). It gets
   ``no_source_port`` and ``shared_by``: how many subscribers held a port set on that address in
-  the window (the union over the plan versions in force), never a subscriber.
+  the window (the union over the plan versions in force and the port blocks the NAT's own logs
+  show, asked once per chunk), never a subscriber.
 - A notice that states two instants (ACNS text vs XML) is asked at both: ``identified`` only
   when both name the same subscriber, else ``ambiguous``, and the row says why.
 
@@ -29,6 +30,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -41,7 +43,7 @@ from detnat.engine import MATCH, Reason, Status
 from detnat.errors import InvalidInput, QueryError
 from detnat.service import audit, batch_lookups, directory, inquiry, log_answers, lookups
 from detnat.service.batch_lookups import BatchQuery, BatchReport
-from detnat.service.timelines import from_us
+from detnat.service.timelines import from_us, to_us
 from detnat.service.times import format_instant
 
 CHUNK = 1 << 14
@@ -285,6 +287,7 @@ def _chunk(
     rows: list[Row | None] = [None] * len(records)
     asked: list[tuple[int, int, int, int]] = []  # (record, ip, port, at_us) with a source port
     also: dict[int, int] = {}  # record -> its row in `asked` for the second instant
+    portless: list[tuple[int, int]] = []  # (record, ip) without a source port
     for i, record in enumerate(records):
         if isinstance(record, Unreadable):
             rows[i] = _unreadable(record, record.reason)
@@ -293,13 +296,15 @@ def _chunk(
         if isinstance(ip, str):
             rows[i] = _unreadable(record, ip)
         elif not record.has_source_port:
-            rows[i] = _without_port(query, record, ip, report)
+            portless.append((i, ip))
         else:
             assert record.port is not None
             asked.append((i, ip, record.port, record.at_us))
             if record.also_at_us is not None:
                 also[i] = len(asked)
                 asked.append((i, ip, record.port, record.also_at_us))
+    if portless:
+        _without_ports(query, records, portless, rows, report)
     if asked:
         table = np.array([a[1:] for a in asked], dtype=np.int64).reshape(-1, 3)
         errors: dict[int, str] = {}
@@ -441,20 +446,59 @@ def _two_instants(record: Complaint, first: _Said, second: _Said) -> Row:
     return replace(row, note=note)
 
 
-def _without_port(query: BatchQuery, record: Complaint, ip: int, report: ComplaintsReport) -> Row:
-    """No source port: how many subscribers shared the address in the window; never who."""
+def _without_ports(
+    query: BatchQuery,
+    records: list[Record],
+    portless: list[tuple[int, int]],
+    rows: list[Row | None],
+    report: ComplaintsReport,
+) -> None:
+    """The rows of the complaints without a source port (record, ip): the logs asked once for
+    the chunk."""
+    windows: dict[int, tuple[datetime, datetime]] = {}
+    for i, _ in portless:
+        record = records[i]
+        assert isinstance(record, Complaint)
+        at = from_us(record.at_us)
+        if at > query.now:
+            rows[i] = _unreadable(record, "the time is in the future")
+            continue
+        try:
+            windows[i] = lookups.window(at, query.tolerance, query.now)
+        except QueryError as exc:
+            rows[i] = _unreadable(record, exc.message)
+    logged: dict[int, set[str]] = {}
+    if query.logs is not None and query.logs.asked and windows:
+        ips = dict(portless)
+        order = list(windows)
+        with query.asking:
+            shared = query.logs.sharing(
+                [(ips[i], to_us(windows[i][0]), to_us(windows[i][1])) for i in order]
+            )
+        logged = dict(zip(order, shared, strict=True))
+    for i, ip in portless:
+        if i in windows:
+            record = records[i]
+            assert isinstance(record, Complaint)
+            rows[i] = _without_port(query, record, ip, windows[i], logged.get(i, set()), report)
+
+
+def _without_port(
+    query: BatchQuery,
+    record: Complaint,
+    ip: int,
+    window: tuple[datetime, datetime],
+    logged: set[str],
+    report: ComplaintsReport,
+) -> Row:
+    """No source port: how many subscribers shared the address in the window (the plans'
+    holders and those the NAT's logs show, ``logged``); never who."""
     why = (
         "no port given"
         if record.port is None
         else f"port {record.port} is a service port, not a source port"
     )
-    at = from_us(record.at_us)
-    if at > query.now:
-        return _unreadable(record, "the time is in the future")
-    try:
-        start, end = lookups.window(at, query.tolerance, query.now)
-    except QueryError as exc:
-        return _unreadable(record, exc.message)
+    start, end = window
     snapshot = query.snapshot
     if query.realm is None:
         spans = lookups.spans_holding(snapshot, ip, start, end)
@@ -464,17 +508,18 @@ def _without_port(query: BatchQuery, record: Complaint, ip: int, report: Complai
     found = [s for s in spans if s.version.plan is not None]
     for span in found:
         report.versions.setdefault(span.version.id, lookups.evidence_of(span.realm, span.version))
-    if len(found) == 1:  # the usual case: count subscriber numbers, name no one
+    if len(found) == 1 and not logged:  # the usual case: count subscriber numbers, name no one
         shared = len(_holders(query, found[0].version, ip, report.holders))
-    else:  # several versions: the same subscriber may hold a set under each
+    else:  # several versions, or the logs too: the same subscriber may hold a set in each
         shared = len(
-            {
+            logged
+            | {
                 str(query.mappers.get(span.version).subscriber_at(n))
                 for span in found
                 for n in _holders(query, span.version, ip, report.holders)
             }
         )
-    if not found:
+    if not found and not logged:
         try:
             decided = lookups.without_candidates(
                 snapshot, ip, start, end, realm_named=query.realm is not None,

@@ -383,6 +383,23 @@ class BatchLogs:
             changed.update(self._slowly(several, ips, ports, start_us, end_us, said))
         return changed
 
+    def sharing(self, asked: list[tuple[int, int, int]]) -> list[set[str]]:
+        """For each (address, window start, window end in µs) of ``asked``, the subscribers the
+        logs show holding a port block on that address in the window: one query."""
+        shared: list[set[str]] = [set() for _ in asked]
+        if not self.asked or not asked:
+            return shared
+        ips, starts, ends = (list(column) for column in zip(*asked, strict=True))
+        with self._lock:
+            conn = store.raw_connection(self.session)
+            found = store.sharing(conn, self.realm, ips, starts, ends)
+        for n, inside in found:
+            text = self._subscribers.get(inside)
+            if text is None:
+                text = self._subscribers[inside] = subscriber_of(inside)
+            shared[n].add(text)
+        return shared
+
     def _agrees(self, inside: str, subscriber: str) -> bool:
         pair = (inside, subscriber)
         agrees = self._within.get(pair)

@@ -567,6 +567,16 @@ DECIDING = (
 )
 DECIDING_IN_REALM = DECIDING + " AND i.realm_id = (SELECT id FROM realms WHERE name = %(realm)s)"
 
+# The inside keys that held a port block on an address at some instant of a closed window, per
+# question ``n`` (a complaint without a source port counts them and names none).
+SHARING = (
+    "SELECT DISTINCT q.n, i.inside FROM unnest(%(ns)b::integer[], %(ips)b::bigint[], "
+    "%(starts)b::bigint[], %(ends)b::bigint[]) AS q(n, ip, s, e) "
+    "JOIN log_intervals i ON i.ports && int8range(q.ip * 65536, q.ip * 65536 + 65536) "
+    "AND i.during && tstzrange(" + _AT.format(x="s") + ", " + _AT.format(x="e") + ", '[]')"
+)
+SHARING_IN_REALM = SHARING + " AND i.realm_id = (SELECT id FROM realms WHERE name = %(realm)s)"
+
 
 def without_jit(conn: psycopg.Connection[Any]) -> None:
     """No JIT compilation for the rest of the transaction: a chunk's query is costed high (many
@@ -592,4 +602,23 @@ def deciding(
         params["realm"] = realm
     with conn.cursor() as cur:
         cur.execute(DECIDING if realm is None else DECIDING_IN_REALM, params)
+        return cur.fetchall()
+
+
+def sharing(
+    conn: psycopg.Connection[Any],
+    realm: str | None,
+    ips: list[int],
+    starts: list[int],
+    ends: list[int],
+) -> list[tuple[int, str]]:
+    """For each question ``n`` (an address, the closed window ``[start, end]`` in µs), the inside
+    keys of the intervals (of ``realm``; None: any) on that address in the window, as (n,
+    inside): one query."""
+    params: dict[str, Any] = {"ns": list(range(len(ips))), "ips": ips}
+    params |= {"starts": starts, "ends": ends}
+    if realm is not None:
+        params["realm"] = realm
+    with conn.cursor() as cur:
+        cur.execute(SHARING if realm is None else SHARING_IN_REALM, params)
         return cur.fetchall()

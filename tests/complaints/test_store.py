@@ -248,3 +248,29 @@ def test_cli_refuses_an_unreadable_input_file(
     finally:
         get_settings.cache_clear()
     assert done.exit_code == 2 and "cannot read" in done.stderr
+
+
+def test_logged_holders_count_beside_the_plans_holders(
+    sessions: SessionFactory, world: World
+) -> None:
+    """A port block the NAT logged on the address (a dynamic overflow block, say) adds its holder
+    to ``shared_by``; a holder the plan already counts is counted once."""
+    from detnat.logs.events import EventKind
+    from tests.logs.conftest import event, ingest
+
+    allocation = world.v2.reverse(world.ip, 40000).allocation
+    assert allocation is not None
+    planned = allocation.subscriber
+    since = to_us(AT - timedelta(minutes=1))
+    lines = [
+        event(EventKind.ALLOCATE, since, "100.64.9.9", world.ip, 1024, 1535),
+        event(EventKind.ALLOCATE, since, str(planned).split("/")[0], world.ip, 2048, 2559, line=2),
+    ]
+    ingest(sessions, world.realm, lines, hold=timedelta(hours=1))
+    out: list[str] = []
+    with unit_of_work(sessions) as s:
+        query = BatchQuery(snapshot=TimelineCache().get(s), now=T0, mappers=plans.MapperCache())
+        record = _complaint(world.ip, None, None, AT)
+        complaints.answer_records(complaints.with_logs(s, query), [record], out.append)
+    [row] = csv.DictReader(io.StringIO("".join(out)))
+    assert (row["verdict"], row["shared_by"], row["subscriber"]) == ("no_source_port", "8193", "")
