@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy.orm import Session
 
-from detnat.directory import FORMATS, NEEDS_TZ, Interval, Refused, SourceLine, parse
+from detnat.directory import FORMATS, NEEDS_TZ, Interval, Parsed, Refused, SourceLine, parse
 from detnat.directory.model import network_text, reused
 from detnat.directory.resolve import SHOWN, Account, account_of, instant_text
 from detnat.directory.zones import epoch_us
@@ -154,6 +154,8 @@ def ingest(
     texts = [(f.name, _safe(f.data.decode("utf-8", "replace"))) for f in files]
     interim_us = None if interim is None else interim // timedelta(microseconds=1)
     parsed = parse(fmt, texts, tz=tz, interim_us=interim_us)
+    if realm is not None and realm_id is not None:
+        _refuse_outside(session, realm, realm_id, parsed)
     per_file: dict[str, int] = {}
     for r in parsed.refused:
         per_file[r.file] = per_file.get(r.file, 0) + 1
@@ -189,6 +191,54 @@ def ingest(
     return IngestSummary(
         fmt, entry.seq, shown, parsed.records, len(lines), parsed.duplicates, parsed.refused
     )
+
+
+def _refuse_outside(session: Session, realm: str, realm_id: int, parsed: Parsed) -> None:
+    """Refuse the rows of ``parsed`` whose key is one another NAT may reuse
+    (:func:`~detnat.directory.model.reused`: private IPv4, ULA ...) and whose address no plan
+    of ``realm`` ever counted as a subscriber's: a file of another NAT ingested under the wrong
+    ``--realm`` would name this realm's subscribers' accounts. A family none of the realm's
+    plans uses (a realm answered by its logs alone) cannot be checked: its rows are kept."""
+    from detnat.engine.addresses import WIDTH, parse_prefix
+    from detnat.errors import QueryError
+    from detnat.service.plans import MapperCache
+
+    cache = MapperCache()
+    mappers = [cache.get(v) for v in realms_repo.history(session, realm_id) if v.plan is not None]
+    known: dict[str, bool] = {}
+
+    def inside(key: str) -> bool:
+        prefix = parse_prefix(key)
+        ours = [m for m in mappers if m.family == prefix.family]
+        if not ours:
+            return True
+        first = prefix._replace(length=WIDTH[prefix.family])
+        for mapper in ours:
+            try:
+                mapper.subscriber_number(first)
+            except QueryError:
+                continue
+            return True
+        return False
+
+    kept: list[Interval] = []
+    for iv in parsed.intervals:
+        ok = known.get(iv.subscriber)
+        if ok is None:
+            ok = known[iv.subscriber] = not reused(iv.subscriber) or inside(iv.subscriber)
+        if ok:
+            kept.append(iv)
+            continue
+        source = iv.sources[0]
+        parsed.refused.append(
+            Refused(
+                source.file,
+                source.line,
+                f"{iv.subscriber} is not an inside address of any plan of realm {realm!r}: "
+                "are these the subscribers of that NAT (--realm)?",
+            )
+        )
+    parsed.intervals = kept
 
 
 def _rows(intervals: Sequence[Interval], realm_id: int | None) -> tuple[str, list[str]]:

@@ -325,3 +325,26 @@ def test_cli_ingest_takes_the_realm(
     yann = _single(store, EAST_IP, 1024 + 15 * 9, DAY1)
     assert yann["subscriber"] == "10.0.0.9/32" and _account(yann) == "yann"
     assert _account(_single(store, LAB_IP, 1024 + 15 * 9, DAY1)) is None
+
+
+def test_rows_outside_every_plan_of_the_realm_named_are_refused(store: Lab) -> None:
+    """A careless `--realm`: RADIUS of a NAT whose inside is 172.16/12 ingested as east's (whose
+    plans use 10.0.0.0/18). Its private keys would name east's subscribers' accounts; they are
+    refused, each with its line, and the rest of the file is stored. A global IPv6 key is not
+    scoped by the plans and stays; a realm without plans cannot be checked and keeps every row."""
+    body = (
+        "172.16.0.5,mallory,2026-03-01T00:00:00Z,\n"
+        "10.0.0.9,trent,2026-03-01T00:00:00Z,\n"
+        "172.16.0.6,mallory2,2026-03-01T00:00:00Z,\n"
+        "2001:db8:99::/48,gina,2026-03-01T00:00:00Z,\n"
+    )
+    summary = _ingest(store, body, "east")
+    assert summary.intervals == 2
+    assert [(r.line, r.reason.split(" ")[0]) for r in summary.refused] == [
+        (2, "172.16.0.5/32"),
+        (4, "172.16.0.6/32"),
+    ]
+    assert "east" in summary.refused[0].reason and "--realm" in summary.refused[0].reason
+    with unit_of_work(store.sessions) as s:
+        plans.create_realm(s, "bare", by=OPS, session_drain=timedelta(0), single_approver=True)
+    assert _ingest(store, body, "bare").intervals == 4
