@@ -32,9 +32,8 @@ def _ask(
     sessions: SessionFactory, ip: str, at_us: int, realm: str | None, port: int | None = None
 ) -> dict[str, str]:
     at = store.instant(at_us)
-    record = Complaint(
-        Ref("t"), "csv", "c", ip, port, None if port is None else SOURCE, at_us, at.isoformat(), "Z", "spam"
-    )  # fmt: skip
+    kind = None if port is None else SOURCE
+    record = Complaint(Ref("t"), "csv", "c", ip, port, kind, at_us, at.isoformat(), "Z", "spam")
     out: list[str] = []
     with sessions() as s:
         query = BatchQuery(
