@@ -392,19 +392,19 @@ def _holds_logs_or_directory(session: Session, revision: int | None) -> bool:
 
 
 async def _holds_logs_or_directory_async(store: AsyncStore, revision: int) -> bool:
-    """:func:`_holds_logs_or_directory` on the lookup path (a query once per revision)."""
-    from detnat.store import directory as directory_rows
-    from detnat.store import logs as log_rows
+    """:func:`_holds_logs_or_directory` on the lookup path: a connection and a query only when
+    not known at this revision."""
+    at = revisions.key(store.name, revision)
+    known = _LOGS_OR_DIRECTORY.known(at)
+    if known is None:
+        from detnat.store import directory as directory_rows
+        from detnat.store import logs as log_rows
 
-    async with store.connection() as conn:
-        info = conn.info
-        at = revisions.key(f"{info.host}:{info.port}/{info.dbname}", revision)
-        known = _LOGS_OR_DIRECTORY.known(at)
-        if known is None:
+        async with store.connection() as conn:
             held = await log_rows.has_logs_async(conn, None) or await directory_rows.any_rows_async(
                 conn
             )
-            known = _LOGS_OR_DIRECTORY.learn(at, held)
+        known = _LOGS_OR_DIRECTORY.learn(at, held)
     return known
 
 
