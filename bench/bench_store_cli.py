@@ -14,10 +14,11 @@ The first lookup warms the OS caches and the bytecode and is not counted; the be
 of the others are printed, in wall time and in the child's CPU time (user + system: on a shared
 machine the steadier figure), with the load average. The database is dropped at the end.
 
-``--breakdown``: where one lookup's time goes, in a fresh child each: the phases (imports, engine
-and connection, timeline snapshot, answer, logs/directory check, case, audit append, commit, the
-printed line) in wall and CPU milliseconds, best of ``--runs``; then the self time of the imports
-(``python -X importtime``) summed by package, largest first.
+``--breakdown``: where one lookup's time goes, in a fresh child each: the phases (imports,
+settings, the timeline snapshot on its own connection, answer, logs/directory check, case, the
+audit entry committed by the store's writer, the printed line: the CLI's lookup path) in wall and
+CPU milliseconds, best of ``--runs``; then the self time of the imports (``python -X
+importtime``) summed by package, largest first.
 
 ``--batch``: the store batch instead. Writes ``--rows`` rows of ``ip,port,time`` (addresses of the
 plan's pool, times spread over the realm's versions; ``--times offset`` writes them with ``Z`` or
@@ -98,40 +99,42 @@ def timed(url: str, args: Sequence[str], runs: int) -> tuple[list[float], list[f
 
 
 PHASES = """
-import sys, time
+import asyncio, sys, time
 marks = [("start", time.perf_counter(), time.process_time())]
 def mark(name):
     marks.append((name, time.perf_counter(), time.process_time()))
 from cli.main import app
 from cli.commands import lookups, lookups_store
-from detnat.service import audit, inquiry, plans, timelines
+from detnat.service import audit, inquiry, mappers, timelines
+from detnat.service.clock import utcnow
 from detnat.settings import get_settings
-from detnat.store.db import make_engine, make_sessions, unit_of_work
+from detnat.store.async_db import AsyncStore
 from detnat.store.embedded import database_url
 mark("imports (CLI, service, store)")
-engine = make_engine(database_url(get_settings()), pool_size=1)
-with unit_of_work(make_sessions(engine)) as session:
-    session.connection()
-    mark("settings, engine, connection")
-    snapshot = timelines.TimelineCache().get(session)
-    mark("timeline snapshot (revision, realms)")
-    kept = inquiry.Inquiries(plans.MapperCache(), audit.CaseOwners())
-    actor = audit.local_operator("bench")
-    asked = inquiry.ReverseQuery(
-        "192.0.2.1", 1100, "2025-06-01T00:00:00Z", inquiry.Identity("BENCH-1"), "cli"
-    )
-    ready = inquiry._prepare(asked, snapshot, kept, plans.utcnow())
-    mark("answer (plan checked, compiled)")
-    if inquiry._holds_logs_or_directory(session, snapshot.revision):
-        ready = inquiry._consulting(session, actor, asked, snapshot, kept, plans.utcnow())
-    mark("logs or directory?")
-    kept.cases.claim(session, "BENCH-1", actor, request_id="bench")
+url = database_url(get_settings())
+mark("settings")
+snapshot = lookups_store._snapshot(url, timelines.TimelineCache())
+mark("timeline snapshot (connection, revision, realms)")
+kept = inquiry.Inquiries(mappers.MapperCache(), audit.CaseOwners())
+actor = audit.local_operator("bench")
+asked = inquiry.ReverseQuery(
+    "192.0.2.1", 1100, "2025-06-01T00:00:00Z", inquiry.Identity("BENCH-1"), "cli"
+)
+ready = inquiry._prepare(asked, snapshot, kept, utcnow())
+mark("answer (plan checked, compiled)")
+async def rest():
+    store = AsyncStore(url, 1)
+    held = await inquiry._holds_logs_or_directory_async(store, snapshot.revision)
+    mark("logs or directory? (a connection)")
+    await kept.cases.claim_async(store, "BENCH-1", actor, request_id="bench")
     mark("case claimed")
-    entry = audit.record(session, actor, ready.action, **ready.entry("bench"))
-    mark("audit entry appended")
-    session.commit()
-    mark("commit")
-engine.dispose()
+    entry = await audit.record_async(
+        store, actor, ready.action, revision=snapshot.revision, **ready.entry("bench")
+    )
+    mark("audit entry committed (the writer's connection)")
+    await store.close()
+    return entry
+entry = asyncio.run(rest())
 line = lookups_store._answer_line("192.0.2.1:1100", ready.answered(entry).to_json())
 mark("answer line")
 for (_, t0, c0), (name, t1, c1) in zip(marks, marks[1:]):

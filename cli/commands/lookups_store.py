@@ -28,10 +28,11 @@ from detnat.errors import InvalidInput
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from detnat.service import audit, inquiry, plans, timelines, times
+    from detnat.service import audit, inquiry, mappers, plans, timelines, times
 else:  # loaded when a store command runs: `--plan` commands start without SQLAlchemy
     audit = runtime.lazy_module("detnat.service.audit")
     inquiry = runtime.lazy_module("detnat.service.inquiry")
+    mappers = runtime.lazy_module("detnat.service.mappers")
     plans = runtime.lazy_module("detnat.service.plans")
     timelines = runtime.lazy_module("detnat.service.timelines")
     times = runtime.lazy_module("detnat.service.times")
@@ -53,7 +54,7 @@ def _identity(
 
 def _kept() -> inquiry.Inquiries:
     # Fresh for each command: caches keyed by version ids and revisions belong to one database.
-    return inquiry.Inquiries(plans.MapperCache(), audit.CaseOwners())
+    return inquiry.Inquiries(mappers.MapperCache(), audit.CaseOwners())
 
 
 def _answer_line(query: str, answer: dict[str, object]) -> str:
@@ -93,30 +94,82 @@ def _ask_each(
     *,
     as_json: bool,
 ) -> int:
-    """Each query: asked (audited, committed), then shown; a bad one is a line and exit 2."""
+    """Each query: asked (audited, committed), then shown; a bad one is a line and exit 2.
+
+    The API's lookup path (:func:`~detnat.service.inquiry.ask_async`), on psycopg alone: the
+    snapshot read in one repeatable-read transaction, the audit entry written by the store's
+    writer and committed before the answer is shown. A lookup is a new process, and SQLAlchemy
+    would be a third of its start-up (``bench/README.md``)."""
+    import asyncio
+
+    return asyncio.run(_ask_all(actor, queries, asked_of, show, as_json=as_json))
+
+
+STALE_TRIES = 5  # as the API: the store moved on between the snapshot and the audit entry
+
+
+async def _ask_all(
+    actor: audit.Actor,
+    queries: list[str],
+    asked_of: Callable[[str], inquiry.ReverseQuery | inquiry.ForwardQuery],
+    show: Callable[[str, inquiry.Answered], None],
+    *,
+    as_json: bool,
+) -> int:
+    from detnat.errors import Unavailable
+    from detnat.service.clock import utcnow
+    from detnat.settings import get_settings
+    from detnat.store.async_db import AsyncStore, Stale
+    from detnat.store.embedded import database_url
+
+    url = database_url(get_settings())
     kept, snapshots, failed = _kept(), timelines.TimelineCache(), False
-    with runtime.store_session() as session:
+    snapshot = _snapshot(url, snapshots)
+    store = AsyncStore(url, 1)
+    try:
         for query in queries:
             try:
-                answered = inquiry.ask(
-                    session,
-                    actor,
-                    asked_of(query),
-                    snapshot=snapshots.get(session),
-                    kept=kept,
-                    now=plans.utcnow(),
-                    request_id=runtime.request_id(),
-                )
+                asked = asked_of(query)
+                for _ in range(STALE_TRIES):
+                    try:
+                        answered = await inquiry.ask_async(
+                            store,
+                            actor,
+                            asked,
+                            snapshot=snapshot,
+                            kept=kept,
+                            now=utcnow(),
+                            request_id=runtime.request_id(),
+                        )
+                        break
+                    except Stale:
+                        snapshot = _snapshot(url, snapshots)
+                else:
+                    raise Unavailable(
+                        "the store kept changing while this lookup was answered; try again"
+                    )
             except InvalidInput as exc:
-                session.rollback()
                 failed = True
                 fail_line(exc)
                 if as_json:
                     emit_json(error_json(query, exc))
                 continue
-            session.commit()  # audited before the answer leaves
-            show(query, answered)
+            show(query, answered)  # its audit entry is committed
+    finally:
+        await store.close()
     return EXIT_INVALID if failed else EXIT_OK
+
+
+def _snapshot(url: str, snapshots: timelines.TimelineCache) -> timelines.Timelines:
+    """The timeline snapshot, read in one repeatable-read transaction (the revision and the
+    rows it names alike)."""
+    import psycopg
+
+    from detnat.store.lean import libpq_url
+
+    with psycopg.connect(libpq_url(url), connect_timeout=5) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        return snapshots.load(conn)
 
 
 def forward_at(

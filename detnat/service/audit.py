@@ -26,19 +26,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from detnat import __version__
 from detnat.errors import Forbidden, InvalidInput
 from detnat.service.clock import utcnow
 from detnat.service.times import format_instant
-from detnat.store import repo
-from detnat.store.models import AuditCheckpoint, AuditEntry, AuditHead, Case
+from detnat.store import lean
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from detnat.store.async_db import AsyncStore
+    from detnat.store.models import AuditCheckpoint, AuditEntry, AuditHead
 
 GENESIS = "0" * 64
 CONTENT_FIELDS = (
@@ -283,6 +281,8 @@ def record(
     values, content, _, digest = _entry(
         actor, action, request_id=request_id, detail=detail, case=case, status=status, at=at
     )
+    from detnat.store import repo  # the sessions' side (the lookup path: record_async)
+
     seq, entry_sha256, prev_sha256 = repo.append_audit(session, values)
     return Recorded(seq, entry_sha256, content, digest, prev_sha256)
 
@@ -326,6 +326,8 @@ class CaseOwners:
         known = self._owners.get(case)
         if known is None:
             entry = _case_open(case, actor, request_id)
+            from detnat.store import repo
+
             owner, role, opened = repo.claim_case(session, case, actor.owner, actor.role, entry)
             known = (owner, role)
             if not opened:
@@ -340,7 +342,7 @@ class CaseOwners:
         if known is None:
             entry = _case_open(case, actor, request_id)
             async with store.connection() as conn:
-                owner, role, opened = await repo.claim_case_async(
+                owner, role, opened = await lean.claim_case_async(
                     conn, case, actor.owner, actor.role, entry
                 )
             known = (owner, role)
@@ -427,6 +429,8 @@ def may_read_case(session: Session, actor: Actor, case: str | None) -> bool:
         return True
     if actor.role != "abuse" or case is None:
         return False
+    from detnat.store.models import Case
+
     found = session.get(Case, case)
     return found is not None and found.owner == actor.owner and found.role == actor.role
 
@@ -447,6 +451,10 @@ def entry_json(entry: AuditEntry) -> dict[str, Any]:
 def entries(
     session: Session, *, case: str | None = None, after: int = 0, limit: int | None = None
 ) -> Iterator[AuditEntry]:
+    from sqlalchemy import select
+
+    from detnat.store.models import AuditEntry
+
     query = select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq)
     if case is not None:
         query = query.where(AuditEntry.case_ref == case)
@@ -458,6 +466,8 @@ def entries(
 
 
 def head(session: Session) -> AuditHead:
+    from detnat.store.models import AuditHead
+
     found = session.get(AuditHead, 1)
     assert found is not None, "migration 0003 creates the head row"
     return found
@@ -466,6 +476,9 @@ def head(session: Session) -> AuditHead:
 def checkpoint(session: Session, actor: Actor, *, request_id: str) -> dict[str, Any]:
     """Record the current head (to keep outside the database too); audited itself."""
     current = head(session)
+    from detnat.store import repo
+    from detnat.store.models import AuditCheckpoint
+
     heads = repo.plan_heads(session)
     mark = AuditCheckpoint(
         seq=current.seq, sha256=current.sha256, at=utcnow(), by=actor.name, plan_heads=heads

@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from sqlalchemy.orm import Session
-
 from detnat.directory import FORMATS, NEEDS_TZ, Interval, Parsed, Refused, SourceLine, parse
 from detnat.directory.model import network_text, reused
 from detnat.directory.resolve import SHOWN, Account, account_of, instant_text
@@ -33,11 +31,12 @@ from detnat.directory.zones import epoch_us
 from detnat.errors import InvalidInput, NotFound
 from detnat.service import audit, revisions
 from detnat.store import directory as rows_repo
-from detnat.store import repo as realms_repo
 
-if TYPE_CHECKING:  # a single lookup starts without numpy
+if TYPE_CHECKING:
+    # a single lookup starts without numpy
     import numpy as np
     import numpy.typing as npt
+    from sqlalchemy.orm import Session
 
 _string = json.encoder.encode_basestring  # C; the ensure_ascii=False one
 ACTION = "directory.ingest"
@@ -146,6 +145,8 @@ def ingest(
         raise InvalidInput("give at least one file", field="FILE")
     realm_id = None
     if realm is not None:
+        from detnat.store import repo as realms_repo  # an ingest's side: sessions
+
         found = realms_repo.realm_by_name(session, realm)
         if found is None:
             raise NotFound(f"no realm named {realm!r}", field="--realm")
@@ -201,7 +202,8 @@ def _refuse_outside(session: Session, realm: str, realm_id: int, parsed: Parsed)
     plans uses (a realm answered by its logs alone) cannot be checked: its rows are kept."""
     from detnat.engine.addresses import WIDTH, parse_prefix
     from detnat.errors import QueryError
-    from detnat.service.plans import MapperCache
+    from detnat.service.mappers import MapperCache
+    from detnat.store import repo as realms_repo
 
     cache = MapperCache()
     mappers = [cache.get(v) for v in realms_repo.history(session, realm_id) if v.plan is not None]

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from detnat.service import audit, lookups, revisions
 from detnat.service.answers import ForwardAnswer, ReverseAnswer
-from detnat.service.plans import MapperCache
+from detnat.service.mappers import MapperCache
 from detnat.service.times import check_tolerance, parse_instant
 
 if TYPE_CHECKING:
@@ -391,6 +391,23 @@ def _holds_logs_or_directory(session: Session, revision: int | None) -> bool:
     return known
 
 
+async def _holds_logs_or_directory_async(store: AsyncStore, revision: int) -> bool:
+    """:func:`_holds_logs_or_directory` on the lookup path: a connection and a query only when
+    not known at this revision."""
+    at = revisions.key(store.name, revision)
+    known = _LOGS_OR_DIRECTORY.known(at)
+    if known is None:
+        from detnat.store import directory as directory_rows
+        from detnat.store import logs as log_rows
+
+        async with store.connection() as conn:
+            held = await log_rows.has_logs_async(conn, None) or await directory_rows.any_rows_async(
+                conn
+            )
+        known = _LOGS_OR_DIRECTORY.learn(at, held)
+    return known
+
+
 async def ask_async(
     store: AsyncStore,
     actor: audit.Actor,
@@ -406,6 +423,15 @@ async def ask_async(
     after that commit (else :class:`~detnat.errors.Unavailable`: no answer), if the store is
     still at the snapshot's revision then (else :class:`~detnat.store.async_db.Stale`: nothing
     was recorded, ask again at the new revision)."""
+    if isinstance(query, ReverseQuery) and not await _holds_logs_or_directory_async(
+        store, snapshot.revision
+    ):
+        ready = _prepare(query, snapshot, kept, now)  # nothing but the plans can answer
+        await kept.cases.claim_async(store, ready.case, actor, request_id=request_id)
+        entry = await audit.record_async(
+            store, actor, ready.action, revision=snapshot.revision, **ready.entry(request_id)
+        )
+        return ready.answered(entry)
     from detnat.service import directory, log_answers
 
     ready = _prepare(query, snapshot, kept, now)

@@ -30,20 +30,41 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any, cast
 
 from detnat.engine import parse_public_address
 from detnat.logs.events import EventKind, LineRef, LogEvent
-from detnat.logs.intervals import Interval, derive
+from detnat.logs.intervals import Interval, Seen, derive
 from detnat.logs.settle import CONSULTED, settle, subscriber_of, within
-from detnat.service import answers, logs, lookups, revisions
+from detnat.service import answers, lookups, revisions
 from detnat.service.answers import Reason, Status
 from detnat.service.times import format_instant, parse_instant
 from detnat.store import logs as store
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 US = timedelta(microseconds=1)
+
+
+def interval_of(row: Any) -> Interval:
+    """A stored interval row as the interval it is (ValueError/TypeError/KeyError: not one)."""
+    during = row.during
+    return Interval(
+        store.ipv4_text(row.public),
+        row.port_first,
+        row.port_last,
+        row.port_step,
+        None if row.protocol == "all" else row.protocol,
+        row.inside,
+        None if during.lower is None else store.micros(during.lower),
+        None if during.upper is None else store.micros(during.upper),
+        row.open,
+        row.unknown_start,
+        tuple(Seen(EventKind(k), at, LineRef(f, n, sha)) for k, at, f, n, sha in row.lines),
+        row.conflict,
+        row.interim_deadline,
+    )
 
 
 def _instant(at_us: int | None) -> str | None:
@@ -179,7 +200,7 @@ def _fetched(
         holds[row.realm_name] = None if row.hold is None else row.hold // US
         interims[row.realm_name] = None if row.interim is None else row.interim // US
     start, end = window
-    found = [(r.realm_name, logs.interval_of(r)) for r in rows]
+    found = [(r.realm_name, interval_of(r)) for r in rows]
     window_us = (store.micros(start), store.micros(end))
     return Fetched(found, texts, holds, window_us, realm is not None, interims)
 
@@ -494,7 +515,7 @@ def _with_blocks(
     answer: answers.ForwardAnswer, rows: list[Any], realm: str | None
 ) -> answers.ForwardAnswer:
     shown = [
-        candidate(r.realm_name, logs.interval_of(r), dict(r.texts))
+        candidate(r.realm_name, interval_of(r), dict(r.texts))
         for r in rows
         if realm is None or r.realm_name == realm
     ]

@@ -47,9 +47,10 @@ from sqlalchemy.orm import Session
 from detnat.engine import parse_public_address
 from detnat.errors import DetnatError, InvalidInput
 from detnat.logs.events import EventKind, LineRef, LogEvent, Refused
-from detnat.logs.intervals import Interval, Seen, derive
+from detnat.logs.intervals import Interval, derive
 from detnat.service import audit, plans
 from detnat.service.clock import utcnow
+from detnat.service.log_answers import interval_of
 from detnat.service.times import format_instant
 from detnat.store import logs as store
 from detnat.store.models import LogIngest, LogPrune
@@ -510,26 +511,6 @@ def behind(work: Callable[[T], object], chunks: Iterable[T]) -> None:
 
 
 # -- rows of the store <-> events and intervals ---------------------------------------------------
-
-
-def interval_of(row: Any) -> Interval:
-    """A stored interval row as the interval it is (ValueError/TypeError/KeyError: not one)."""
-    during = row.during
-    return Interval(
-        store.ipv4_text(row.public),
-        row.port_first,
-        row.port_last,
-        row.port_step,
-        None if row.protocol == "all" else row.protocol,
-        row.inside,
-        None if during.lower is None else store.micros(during.lower),
-        None if during.upper is None else store.micros(during.upper),
-        row.open,
-        row.unknown_start,
-        tuple(Seen(EventKind(k), at, LineRef(f, n, sha)) for k, at, f, n, sha in row.lines),
-        row.conflict,
-        row.interim_deadline,
-    )
 
 
 _KINDS = {k.value: k for k in EventKind}

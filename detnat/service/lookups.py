@@ -19,9 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from detnat.engine import (
     Allocation,
@@ -34,7 +32,8 @@ from detnat.engine.addresses import parse_prefix, reused
 from detnat.errors import NotFound, QueryError
 from detnat.service import answers
 from detnat.service.answers import Reason, Status
-from detnat.service.plans import Clock, MapperCache, utcnow
+from detnat.service.clock import Clock, utcnow
+from detnat.service.mappers import MapperCache
 from detnat.service.timelines import (
     RealmTimeline,
     TimelineCache,
@@ -44,6 +43,9 @@ from detnat.service.timelines import (
     to_us,
 )
 from detnat.service.times import check_window, format_instant
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 DEFAULT_MAPPERS = MapperCache()
 DEFAULT_TIMELINES = TimelineCache()

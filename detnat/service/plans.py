@@ -13,20 +13,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
-from collections import OrderedDict
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.orm import Session
 
-from detnat.engine import Mapper, Plan, compile_plan, format_ipv4
+from detnat.engine import Plan, compile_plan, format_ipv4
 from detnat.errors import Conflict, InvalidInput, NotFound
-from detnat.planfile import canonical_json, plan_from_data
+from detnat.planfile import canonical_json
 from detnat.service import audit
 from detnat.service.clock import Clock as Clock  # re-exported: callers use plans.utcnow
 from detnat.service.clock import utcnow as utcnow
+from detnat.service.mappers import HasPlan as HasPlan  # re-exported
+from detnat.service.mappers import MapperCache as MapperCache
 from detnat.service.times import format_duration, format_instant
 from detnat.store import repo
 from detnat.store.models import PlanApproval, PlanVersion, PlanVersionRange, Realm
@@ -148,41 +148,6 @@ def realm_json(session: Session, realm: Realm) -> dict[str, object]:
 
 
 # -- mappers ---------------------------------------------------------------------------------------
-
-
-class HasPlan(Protocol):
-    @property
-    def id(self) -> int: ...
-    @property
-    def plan(self) -> dict[str, Any] | None: ...
-    @property
-    def content_sha256(self) -> str | None: ...
-
-
-class MapperCache:
-    """Compiled plans by version id and content hash. Versions are immutable, so entries never
-    go stale; the hash keeps a process that talks to two stores (the same ids, other plans)
-    from answering one store's version with the other's plan."""
-
-    def __init__(self, size: int = 512) -> None:
-        self._size = size
-        self._items: OrderedDict[tuple[int, str | None], Mapper] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, version: HasPlan) -> Mapper:
-        key = (version.id, version.content_sha256)
-        with self._lock:
-            mapper = self._items.get(key)
-            if mapper is not None:
-                self._items.move_to_end(key)
-                return mapper
-        assert version.plan is not None
-        mapper = compile_plan(plan_from_data(version.plan))
-        with self._lock:
-            self._items[key] = mapper
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return mapper
 
 
 # -- publishing ------------------------------------------------------------------------------------

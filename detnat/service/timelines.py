@@ -25,11 +25,12 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from detnat.store import repo
+from detnat.store import lean
 
 if TYPE_CHECKING:  # the vectorised forms import numpy: a single lookup runs without it
     import numpy as np
     import numpy.typing as npt
+    import psycopg
     from sqlalchemy.orm import Session
 
 Ints: TypeAlias = "npt.NDArray[np.int64]"
@@ -283,8 +284,10 @@ class Timelines:
         return (pos >= 0) & (lasts[np.maximum(pos, 0)] >= lo_us)
 
 
-def _load_realm(session: Session, realm_id: int, head: tuple[int, int]) -> RealmTimeline:
-    realm = repo.timeline_rows(session, realm_id)
+def _load_realm(
+    conn: psycopg.Connection[Any], realm_id: int, head: tuple[int, int]
+) -> RealmTimeline:
+    realm = lean.timeline_rows(conn, realm_id)
     # Who approved each version goes into the trace of every answer (and so its evidence file).
     loaded = [
         (
@@ -328,8 +331,15 @@ class TimelineCache:
 
     def get(self, session: Session, revision: int | None = None) -> Timelines:
         """The snapshot for the store as ``session`` sees it (``revision``: already read)."""
+        from detnat.store import repo  # the sessions' side
+
+        return self.load(repo.driver(session), revision)
+
+    def load(self, conn: psycopg.Connection[Any], revision: int | None = None) -> Timelines:
+        """The snapshot for the store as ``conn`` (psycopg, in the transaction the caller reads
+        the rest in) sees it (``revision``: already read)."""
         if revision is None:
-            revision = repo.store_revision(session)
+            revision = lean.store_revision(conn)
         snapshot = self._snapshot
         if snapshot is not None and snapshot.revision == revision:
             return snapshot
@@ -337,14 +347,14 @@ class TimelineCache:
             snapshot = self._snapshot
             if snapshot is not None and snapshot.revision == revision:
                 return snapshot
-            heads = repo.realm_heads(session)
+            heads = lean.realm_heads(conn)
             realms = []
             for realm_id, head in heads.items():
                 old = snapshot.by_id.get(realm_id) if snapshot is not None else None
                 if old is not None and old.head == head:
                     realms.append(old)
                 else:
-                    realms.append(_load_realm(session, realm_id, head))
+                    realms.append(_load_realm(conn, realm_id, head))
             fresh = Timelines(revision, realms)
             if snapshot is None or revision >= snapshot.revision:
                 self._snapshot = fresh

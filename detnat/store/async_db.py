@@ -30,15 +30,10 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncClientCursor
-from sqlalchemy.engine import make_url
 
 from detnat.errors import Unavailable
-from detnat.store.db import closed_by_server, normalise_url
-from detnat.store.repo import domain_error
-
-
-def libpq_url(url: str) -> str:
-    return make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(False)
+from detnat.store.lean import closed_by_server, libpq_url
+from detnat.store.lean import driver_error as domain_error
 
 
 class AsyncConnections:

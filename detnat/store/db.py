@@ -10,18 +10,17 @@ database costs no request an error.
 
 from __future__ import annotations
 
-import select
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-import psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from detnat.errors import InvalidInput
+from detnat.store.lean import closed_by_server
 from detnat.store.repo import domain_error
 
 SessionFactory = sessionmaker[Session]
@@ -63,25 +62,6 @@ def make_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engin
         ) from None
     event.listen(engine, "checkout", _refuse_closed)
     return engine
-
-
-def closed_by_server(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
-    """Whether an idle connection is gone, found without a round trip.
-
-    An idle connection has nothing to read; when its socket is readable (or hung up), the server
-    has sent its last words (``terminating connection due to administrator command``) or closed
-    it. A connection that merely lost its network path is not seen here: its next statement
-    fails, once, and it is dropped.
-    """
-    if conn.closed or conn.broken:
-        return True
-    try:
-        fd = conn.fileno()
-    except psycopg.Error:
-        return True
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(0))
 
 
 def _refuse_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:

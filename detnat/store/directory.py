@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
-from sqlalchemy.orm import Session
+from detnat.store.lean import AsyncConn, text
 
-from detnat.store.repo import AsyncConn
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 _COPY = (
     "COPY directory_intervals (ingest, n, prefix, during, account, closed, sources, realm_id) "

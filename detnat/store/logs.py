@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-from sqlalchemy import text
-from sqlalchemy.orm import Session
+
+from detnat.store.lean import text
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

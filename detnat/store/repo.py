@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 from sqlalchemy import BigInteger, cast, delete, exists, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from detnat.errors import Conflict, DetnatError, InvalidInput, Unavailable
+from detnat.errors import Conflict, DetnatError
+from detnat.store import lean
 from detnat.store.models import (
     ApiToken,
     AuditCheckpoint,
@@ -30,31 +30,10 @@ from detnat.store.models import (
     StoreRevision,
 )
 
-_CONSTRAINT_MESSAGES = {
-    "uq_realms_name": "a realm with this name already exists",
-    "uq_plan_versions_in_force_effective_from": (
-        "the realm already has a plan version effective at that instant"
-    ),
-    "uq_plan_versions_realm_id_seq": "another version was published concurrently; try again",
-    "ex_plan_version_ranges_one_realm_per_address": (
-        "a public address would belong to two plans at the same instant"
-    ),
-    "uq_plan_approvals_version_id": "this version is already approved",
-    "approval_by_another_admin": "a different admin than the publisher must approve a version",
-    "approval_bound_to_content": "the approval names another content hash than the version's",
-    "uq_api_tokens_active_name": "a token that is not revoked already has this name",
-}
-
 
 def conflict_from(exc: IntegrityError) -> Conflict:
     """A clear :class:`Conflict` for a constraint violation (never the raw driver error)."""
-    diag = getattr(exc.orig, "diag", None)
-    name = getattr(diag, "constraint_name", None)
-    message = _CONSTRAINT_MESSAGES.get(name or "")
-    if message is None:
-        primary = getattr(diag, "message_primary", None) or "constraint violated"
-        message = f"refused by the store: {primary}"
-    return Conflict(message)
+    return lean.conflict_of(exc.orig)
 
 
 def flush(session: Session) -> None:
@@ -231,79 +210,23 @@ def store_revision(session: Session) -> int:
     return int(session.connection().execute(_REVISION).scalar_one())
 
 
-# The timeline snapshot's reads (detnat.service.timelines) as plain SQL on the session's own
-# connection: a CLI lookup is a new process, where each ORM statement would be compiled (and its
-# rows made entities) for one use; these are not (issue 12, start-up).
-_REALM_HEADS = """
-SELECT r.id, coalesce(max(v.id), 0), coalesce(max(a.id), 0)
-FROM realms r
-LEFT JOIN plan_versions v ON v.realm_id = r.id
-LEFT JOIN plan_approvals a ON a.version_id = v.id
-GROUP BY r.id
-"""
-_TIMELINE_REALM = "SELECT id, name, session_drain FROM realms WHERE id = %(realm)s"
-_TIMELINE_VERSIONS = """
-SELECT v.id, v.seq, v.effective_from, v.plan, v.content_sha256, v.record_sha256, v.correction,
-       a.id IS NOT NULL, a.approved_by, a.approved_at
-FROM plan_versions v
-LEFT JOIN plan_approvals a ON a.version_id = v.id
-WHERE v.realm_id = %(realm)s AND NOT v.superseded
-ORDER BY v.effective_from
-"""
-_TIMELINE_RANGES = """
-SELECT r.version_id, lower(r.addresses), upper(r.addresses)
-FROM plan_version_ranges r
-JOIN plan_versions v ON v.id = r.version_id
-WHERE v.realm_id = %(realm)s AND NOT v.superseded
-"""
-
-
-class TimelineRow(NamedTuple):
-    """A version of a realm's timeline (not superseded), with its approval if it has one."""
-
-    id: int
-    seq: int
-    effective_from: datetime
-    plan: dict[str, Any] | None
-    content_sha256: str | None
-    record_sha256: str
-    correction: bool
-    approved: bool
-    approved_by: str | None
-    approved_at: datetime | None
-
-
-class TimelineRows(NamedTuple):
-    """What a realm's timeline is made of: the realm, its versions in effective order, and the
-    public address ranges (inclusive) of each version's plan."""
-
-    id: int
-    name: str
-    session_drain: timedelta
-    versions: list[TimelineRow]
-    ranges: dict[int, list[tuple[int, int]]]
+# The timeline snapshot's reads: the lookup path's statements (detnat.store.lean), on the session's
+# own psycopg connection.
+TimelineRow = lean.TimelineRow
+TimelineRows = lean.TimelineRows
 
 
 def realm_heads(session: Session) -> dict[int, tuple[int, int]]:
     """Each realm's newest version id and newest approval id ((0, 0) for an empty realm)."""
-    with _driver(session).cursor() as cur:
-        return {r: (newest, approved) for r, newest, approved in cur.execute(_REALM_HEADS)}
+    return lean.realm_heads(driver(session))
 
 
 def timeline_rows(session: Session, realm_id: int) -> TimelineRows:
     """A realm's timeline as :class:`TimelineRows` (three statements)."""
-    args = {"realm": realm_id}
-    with _driver(session).cursor() as cur:
-        found = cur.execute(_TIMELINE_REALM, args).fetchone()
-        assert found is not None, f"realm {realm_id} is in realm_heads"
-        versions = [TimelineRow(*row) for row in cur.execute(_TIMELINE_VERSIONS, args)]
-        ranges: dict[int, list[tuple[int, int]]] = {}
-        for version_id, lower, upper in cur.execute(_TIMELINE_RANGES, args):
-            ranges.setdefault(version_id, []).append((int(lower), int(upper) - 1))
-    return TimelineRows(found[0], found[1], found[2], versions, ranges)
+    return lean.timeline_rows(driver(session), realm_id)
 
 
-def _driver(session: Session) -> psycopg.Connection[Any]:
+def driver(session: Session) -> psycopg.Connection[Any]:
     """The psycopg connection under the session's transaction."""
     conn = session.connection().connection.driver_connection
     assert isinstance(conn, psycopg.Connection)
@@ -340,48 +263,12 @@ def approvals(session: Session, realm_id: int) -> Sequence[tuple[PlanApproval, P
 # -- cases and tokens ------------------------------------------------------------------------------
 
 
-_CLAIM = """
-WITH opened AS (
-    INSERT INTO cases (ref, owner, role, created_at) VALUES ({ref}, {owner}, {case_role}, {at})
-    ON CONFLICT DO NOTHING RETURNING owner, role
-), entry AS (
-    INSERT INTO audit_log (seq, at, actor, role, token_id, action, case_ref, status, request_id,
-                           code_version, detail, content_sha256, prev_sha256, entry_sha256)
-    SELECT 0, {at}, {actor}, {role}, {token_id}, {action}, {case_ref}, {status}, {request_id},
-           {code_version}, {detail}, {content_sha256}, '', '' FROM opened
-    RETURNING seq
-)
-SELECT owner, role, true FROM opened, entry
-UNION ALL SELECT owner, role, false FROM cases WHERE ref = {ref}
-"""
-_CLAIM_FIELDS = [
-    "ref",
-    "owner",
-    "case_role",
-    "at",
-    "actor",
-    "role",
-    "token_id",
-    "action",
-    "case_ref",
-    "status",
-    "request_id",
-    "code_version",
-    "detail",
-    "content_sha256",
-]
 _CLAIM_SQL = text(
-    _CLAIM.format(**{f: f":{f}" for f in _CLAIM_FIELDS}).replace(
+    lean.CLAIM.format(**{f: f":{f}" for f in lean.CLAIM_FIELDS}).replace(
         ":detail", "CAST(:detail AS jsonb)"
     )
 )
-_CLAIM_ASYNC = _CLAIM.format(**{f: f"%({f})s" for f in _CLAIM_FIELDS})
 _CASE = select(Case.owner, Case.role)
-
-
-def _claim_params(ref: str, owner: str, role: str, entry: dict[str, Any]) -> dict[str, Any]:
-    fields = {k: v for k, v in entry.items() if k in _CLAIM_FIELDS}
-    return {**fields, "ref": ref, "owner": owner, "case_role": role}
 
 
 def claim_case(
@@ -389,7 +276,7 @@ def claim_case(
 ) -> tuple[str, str, bool]:
     """Open case ``ref`` for ``owner`` (a ``role``) unless it exists, and append ``entry`` (its
     ``case.open`` audit entry) in the same statement: (owner, role, opened by this call)."""
-    params = _claim_params(ref, owner, role, entry)
+    params = lean.claim_params(ref, owner, role, entry)
     params["detail"] = json.dumps(params["detail"])
     row = session.connection().execute(_CLAIM_SQL, params).first()
     if row is None:  # opened concurrently, after this statement's snapshot was taken
@@ -494,43 +381,12 @@ def version_address_ranges(
 
 # -- the lookup path, asynchronously (see detnat.store.async_db) -----------------------------------
 
-AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
-
-
-async def claim_case_async(
-    conn: AsyncConn, ref: str, owner: str, role: str, entry: dict[str, Any]
-) -> tuple[str, str, bool]:
-    """:func:`claim_case` on an async autocommit connection: one statement, one transaction."""
-    params = _claim_params(ref, owner, role, entry)
-    params["detail"] = Jsonb(params["detail"])
-    cur = await conn.execute(_CLAIM_ASYNC, params)
-    row = await cur.fetchone()
-    if row is None:
-        cur = await conn.execute("SELECT owner, role FROM cases WHERE ref = %s", (ref,))
-        row = await cur.fetchone()
-        assert row is not None
-        return str(row[0]), str(row[1]), False
-    return str(row[0]), str(row[1]), bool(row[2])
-
-
-async def token_row_async(
-    conn: AsyncConn, digest: str
-) -> tuple[int, str, str, datetime | None, datetime | None] | None:
-    """(id, person, role, expires_at, revoked_at) of the token with this hash."""
-    cur = await conn.execute(
-        "SELECT id, person, role, expires_at, revoked_at FROM api_tokens WHERE token_sha256 = %s",
-        (digest,),
-    )
-    row = await cur.fetchone()
-    if row is None:
-        return None
-    return (int(row[0]), str(row[1]), str(row[2]), row[3], row[4])
+AsyncConn = lean.AsyncConn
+claim_case_async = lean.claim_case_async
+token_row_async = lean.token_row_async
 
 
 # -- driver errors, translated once ----------------------------------------------------------------
-
-# SQLSTATEs that mean "this database is not (yet) detnat's schema", not a bug of a query.
-_SCHEMA_MISSING = {"42P01", "42703", "42883", "3F000"}  # table, column, function, schema
 
 
 def domain_error(exc: BaseException) -> DetnatError | None:
@@ -543,22 +399,4 @@ def domain_error(exc: BaseException) -> DetnatError | None:
     :class:`Unavailable`; anything else is a plain :class:`DetnatError` (an internal error).
     """
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    if not isinstance(orig, psycopg.Error):
-        return None
-    diag = getattr(orig, "diag", None)
-    primary = getattr(diag, "message_primary", None) or " ".join(str(orig).split())
-    if isinstance(orig, psycopg.IntegrityError):
-        # conflict_from reads the constraint's name off the wrapped driver error.
-        wrapped = exc if isinstance(exc, IntegrityError) else IntegrityError(None, None, orig)
-        return conflict_from(wrapped)
-    if isinstance(orig, psycopg.DataError):
-        return InvalidInput(f"a value is out of range for the store ({primary})")
-    if orig.sqlstate in _SCHEMA_MISSING:
-        return Unavailable(
-            f"the database is not migrated for this detnat ({primary}); run detnat db upgrade"
-        )
-    if orig.sqlstate == "42501":
-        return Unavailable(f"the database refused access ({primary})")
-    if isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError):
-        return Unavailable(f"the database is unreachable: {primary}")
-    return DetnatError(f"the database refused the request: {primary}")
+    return None if orig is None else lean.driver_error(orig)

@@ -1,7 +1,8 @@
 """What one audited store lookup from the CLI imports: nothing of the commands it does not run,
 no Alembic (the store is migrated already), no pydantic-settings, no numpy (the vectorised paths
-import it), no PyYAML (stored plans are JSON), and, in a store without logs or a directory, none
-of their modules (issue 12, start-up: each of these cost the lookup a share of its 0.6 s)."""
+import it), no PyYAML (stored plans are JSON), no SQLAlchemy (the lookup runs the API's lookup path
+on psycopg alone), and, in a store without logs or a directory, none of their modules (issue 12,
+start-up: each of these cost the lookup a share of its 0.6 s)."""
 
 from __future__ import annotations
 
@@ -36,10 +37,10 @@ try:
 except SystemExit as exit:
     assert exit.code in (0, None), exit.code
 commands = sorted(m for m in sys.modules if m.startswith("cli.commands."))
-libraries = {"alembic", "pydantic_settings", "numpy", "yaml"}
+libraries = {"alembic", "pydantic_settings", "numpy", "yaml", "sqlalchemy"}
 libraries = sorted({m.partition(".")[0] for m in sys.modules} & libraries)
 ours = ("detnat.logs", "detnat.directory", "detnat.service.log_answers", "detnat.service.logs",
-        "detnat.service.directory", "detnat.store.async_db", "detnat.batch")
+        "detnat.service.directory", "detnat.batch", "detnat.store.repo", "detnat.store.models")
 print("loaded:", commands, libraries)
 print("of ours:", sorted(m for m in sys.modules if m.startswith(ours)))
 """
