@@ -86,7 +86,10 @@ def _answer_line(query: str, answer: dict[str, object]) -> str:
     return line
 
 
-def _ask_each(
+STALE_TRIES = 5  # as the API: the store moved on between the snapshot and the audit entry
+
+
+async def _ask_each(
     actor: audit.Actor,
     queries: list[str],
     asked_of: Callable[[str], inquiry.ReverseQuery | inquiry.ForwardQuery],
@@ -100,22 +103,6 @@ def _ask_each(
     snapshot read in one repeatable-read transaction, the audit entry written by the store's
     writer and committed before the answer is shown. A lookup is a new process, and SQLAlchemy
     would be a third of its start-up (``bench/README.md``)."""
-    import asyncio
-
-    return asyncio.run(_ask_all(actor, queries, asked_of, show, as_json=as_json))
-
-
-STALE_TRIES = 5  # as the API: the store moved on between the snapshot and the audit entry
-
-
-async def _ask_all(
-    actor: audit.Actor,
-    queries: list[str],
-    asked_of: Callable[[str], inquiry.ReverseQuery | inquiry.ForwardQuery],
-    show: Callable[[str, inquiry.Answered], None],
-    *,
-    as_json: bool,
-) -> int:
     from detnat.errors import Unavailable
     from detnat.service.clock import utcnow
     from detnat.settings import get_settings
@@ -198,12 +185,16 @@ def forward_at(
         else:
             print(_answer_line(query, answer))
 
-    return _ask_each(
-        actor,
-        queries,
-        lambda query: inquiry.ForwardQuery(query, at, identity, "cli", tz=tz, realm=realm),
-        show,
-        as_json=as_json,
+    import asyncio  # a store command's: `--plan` lookups start without it
+
+    return asyncio.run(
+        _ask_each(
+            actor,
+            queries,
+            lambda query: inquiry.ForwardQuery(query, at, identity, "cli", tz=tz, realm=realm),
+            show,
+            as_json=as_json,
+        )
     )
 
 
@@ -250,7 +241,9 @@ def reverse_at(
         else:
             print(_answer_line(query, answer))
 
-    return _ask_each(actor, queries, asked_of, show, as_json=as_json)
+    import asyncio
+
+    return asyncio.run(_ask_each(actor, queries, asked_of, show, as_json=as_json))
 
 
 def reverse_batch_at(
