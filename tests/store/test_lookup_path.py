@@ -286,3 +286,99 @@ def test_the_rate_limit_is_the_routes_429(
     finally:
         lean.close()
         framework.close()
+
+
+def _raw(
+    api: Api, path: str, who: str, chunks: list[bytes], *, gone: bool = False, root: str = ""
+) -> list[dict[str, Any]]:
+    """The app driven as a server would drive it: the body in ``chunks`` (one ``http.request``
+    each, ``more_body`` on all but the last, no content-length: chunked transfer), or with
+    ``gone`` the client disconnecting after them; ``root``: a root_path (a mount behind a
+    proxy). What the app sent back."""
+    headers = [
+        (b"host", b"t"),
+        (b"content-type", b"application/json"),
+        (b"authorization", f"Bearer {api.api_tokens[who]}".encode()),
+        (b"transfer-encoding", b"chunked"),
+    ]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": root + path, "raw_path": (root + path).encode(),
+        "query_string": b"", "root_path": root, "headers": headers,
+        "client": ("127.0.0.1", 50000), "server": ("t", 80), "extensions": {},
+    }  # fmt: skip
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": c, "more_body": gone or n < len(chunks) - 1}
+        for n, c in enumerate(chunks)
+    ]
+    if gone:
+        messages.append({"type": "http.disconnect"})
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        try:
+            await api.app(scope, receive, send)
+        except Exception as exc:  # a disconnect may end in the server error middleware
+            sent.append({"type": "raised", "exception": exc})
+
+    api.loop.run_until_complete(run())
+    return sent
+
+
+def _status_and_body(sent: list[dict[str, Any]]) -> tuple[int | None, bytes]:
+    status = next((m["status"] for m in sent if m["type"] == "http.response.start"), None)
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def test_a_chunked_body_is_read_whole_by_the_lean_path(
+    both: tuple[Api, Api], realm_name: str
+) -> None:
+    lean, _ = both
+    ip = _realm_with_plan(lean, realm_name)
+    body = json.dumps({"ip": ip, "port": 1100, "time": AT, "case": "LEAN-C"}).encode()
+    whole = _send(lean, REVERSE, "legal", body)
+    taken = _lean(lean.app).taken
+    status, got = _status_and_body(_raw(lean, REVERSE, "legal", [body[:7], body[7:30], body[30:]]))
+    assert status == 200, got
+    assert _lean(lean.app).taken == taken + 1
+    mine, theirs = json.loads(got), whole.json()
+    for key in ("answer_id", "audit_sha256"):
+        assert mine.pop(key) != theirs.pop(key)
+    assert mine == theirs
+
+
+def test_a_client_gone_before_its_body_ends_gets_no_answer_and_none_is_recorded(
+    both: tuple[Api, Api], realm_name: str, sessions: SessionFactory
+) -> None:
+    lean, _ = both
+    ip = _realm_with_plan(lean, realm_name)
+    body = json.dumps({"ip": ip, "port": 1100, "time": AT, "case": "LEAN-GONE"}).encode()
+    taken = _lean(lean.app).taken
+    # every byte of the body came, but not its end: the request never completed
+    sent = _raw(lean, REVERSE, "legal", [body[:20], body[20:]], gone=True)
+    assert _status_and_body(sent)[0] != 200
+    assert _lean(lean.app).taken == taken
+    with sessions() as s:
+        asked = select(AuditEntry).where(AuditEntry.case_ref == "LEAN-GONE")
+        assert list(s.execute(asked).scalars()) == []
+
+
+def test_a_request_under_a_root_path_goes_the_frameworks_way(
+    both: tuple[Api, Api], realm_name: str
+) -> None:
+    lean, framework = both
+    ip = _realm_with_plan(lean, realm_name)
+    body = json.dumps({"ip": ip, "port": 1100, "time": AT, "case": "LEAN-ROOT"}).encode()
+    taken = _lean(lean.app).taken
+    mine = _status_and_body(_raw(lean, REVERSE, "legal", [body], root="/detnat"))
+    theirs = _status_and_body(_raw(framework, REVERSE, "legal", [body], root="/detnat"))
+    assert _lean(lean.app).taken == taken
+    assert mine[0] == theirs[0] == 200, (mine, theirs)
