@@ -43,6 +43,21 @@ def _scope(row: str) -> str:
     )
 
 
+# ``d.prefix && net`` for the B-tree on (prefix, lower(during)) (migration 0009): the prefixes that
+# hold ``net`` are equality probes on its supernets at the prefix lengths the directory holds
+# (``lens``, of ``net``'s family: :func:`prefix_lengths`, taken at store revision ``rev``; a
+# statement that sees another revision probes every length, ``every``), and the prefixes inside
+# it one range of the B-tree's order (:func:`_inside`).
+_MATCH = (
+    "(d.prefix = ANY(ARRAY(SELECT network(set_masklen(CAST({net} AS inet), m.len)) FROM unnest("
+    "CASE WHEN (SELECT revision FROM store_revision WHERE id = 1) = {rev} "
+    "THEN CAST({lens} AS int2[]) ELSE CAST({every} AS int2[]) END) AS m(len) "
+    "WHERE m.len < masklen(CAST({net} AS inet)))) "
+    "OR (d.prefix >= network(CAST({net} AS inet)) AND "
+    "d.prefix <= set_masklen(broadcast(CAST({net} AS inet)), "
+    "CASE family(CAST({net} AS inet)) WHEN 4 THEN 32 ELSE 128 END) "
+    "AND d.prefix <<= CAST({net} AS inet)))"
+)
 _TAKEN = f"o.prefix = d.prefix AND lower(o.during) > lower(d.during) AND {_scope('o')}"
 _AROUND = (
     "SELECT d.prefix::text, lower(d.during), upper(d.during), d.account, d.closed, d.sources, "
@@ -50,14 +65,21 @@ _AROUND = (
     f"WHERE {_TAKEN}) END, "
     "(SELECT r.name FROM realms r WHERE r.id = d.realm_id) "
     "FROM directory_intervals d "
-    "WHERE d.prefix && CAST({net} AS inet) AND d.during && tstzrange({lo}, {hi}, '[]') "
+    f"WHERE {_MATCH} AND d.during && tstzrange({{lo}}, {{hi}}, '[]') "
     f"AND {_scope('d')} "
     "AND NOT (upper_inf(d.during) AND EXISTS (SELECT 1 FROM directory_intervals o WHERE "
     f"{_TAKEN} AND lower(o.during) <= {{lo}})) "
     f"ORDER BY lower(d.during), d.ingest, d.n LIMIT {LIMIT + 1}"
 )
 _AROUND_PG = _AROUND.format(
-    net="%(net)s", lo="%(lo)s", hi="%(hi)s", scoped="%(scoped)s", realm="%(realm)s"
+    net="%(net)s",
+    lo="%(lo)s",
+    hi="%(hi)s",
+    scoped="%(scoped)s",
+    realm="%(realm)s",
+    rev="%(rev)s",
+    lens="%(lens)s",
+    every="%(every)s",
 )
 # prefix, start, end | None, account, closed, sources, next start | None, realm | None
 Candidate = tuple[
@@ -79,34 +101,39 @@ Candidate = tuple[
 _AROUND_NETS = """
 WITH rev AS (SELECT (SELECT revision FROM store_revision WHERE id = 1) AS revision),
 q AS MATERIALIZED (
-  SELECT u.i, CAST(u.net AS inet) AS net,
+  SELECT u.i, x.net,
          timestamptz 'epoch' + u.lo * interval '1 microsecond' AS lo,
          timestamptz 'epoch' + u.hi * interval '1 microsecond' AS hi,
          NOT u.scoped OR (SELECT count(*) FROM realms) <= 1 AS anywhere,
-         (SELECT r.id FROM realms r WHERE r.name = u.realm) AS realm_id
+         (SELECT r.id FROM realms r WHERE r.name = u.realm) AS realm_id,
+         ARRAY(SELECT network(set_masklen(x.net, m.len))
+               FROM unnest(CASE family(x.net) WHEN 4 THEN CAST(%(v4)s AS int2[])
+                           ELSE CAST(%(v6)s AS int2[]) END) AS m(len)
+               WHERE m.len <= masklen(x.net)) AS supernets
   FROM unnest(CAST(%(nets)s AS text[]), CAST(%(los)s AS int8[]), CAST(%(his)s AS int8[]),
               CAST(%(realms)s AS text[]), CAST(%(scoped)s AS bool[]))
        WITH ORDINALITY AS u(net, lo, hi, realm, scoped, i)
+  CROSS JOIN LATERAL (SELECT CAST(u.net AS inet) AS net) x
 ), hit AS MATERIALIZED (
   SELECT q.i, d.ingest, d.n, d.prefix, d.during, d.account, d.closed, d.realm_id
-  FROM q JOIN LATERAL unnest(CASE family(q.net) WHEN 4 THEN CAST(%(v4)s AS int2[])
-                             ELSE CAST(%(v6)s AS int2[]) END) AS m(len) ON m.len <= masklen(q.net)
-  JOIN directory_intervals d ON d.prefix = network(set_masklen(q.net, m.len))
+  FROM q JOIN directory_intervals d ON d.prefix = ANY(q.supernets)
   WHERE d.during && tstzrange(q.lo, q.hi, '[]')
     AND ((d.realm_id IS NULL AND q.anywhere) OR d.realm_id = q.realm_id)
   UNION ALL
   SELECT q.i, d.ingest, d.n, d.prefix, d.during, d.account, d.closed, d.realm_id
-  FROM q JOIN directory_intervals d ON d.prefix << q.net
+  FROM q JOIN directory_intervals d ON d.prefix > network(q.net)
+   AND d.prefix <= set_masklen(broadcast(q.net), CASE family(q.net) WHEN 4 THEN 32 ELSE 128 END)
+   AND d.prefix << q.net
   WHERE masklen(q.net) < CASE family(q.net) WHEN 4 THEN %(v4max)s ELSE %(v6max)s END
     AND d.during && tstzrange(q.lo, q.hi, '[]')
     AND ((d.realm_id IS NULL AND q.anywhere) OR d.realm_id = q.realm_id)
 ), nxt AS (
-  SELECT h.i, h.prefix, h.start, min(lower(o.during)) AS taken
+  SELECT h.i, h.prefix, h.start,
+         (SELECT min(lower(o.during)) FROM directory_intervals o
+          WHERE o.prefix = h.prefix AND lower(o.during) > h.start
+            AND ((o.realm_id IS NULL AND q.anywhere) OR o.realm_id = q.realm_id)) AS taken
   FROM (SELECT DISTINCT i, prefix, lower(during) AS start FROM hit WHERE upper_inf(during)) h
   JOIN q ON q.i = h.i
-  JOIN directory_intervals o ON o.prefix = h.prefix AND lower(o.during) > h.start
-   AND ((o.realm_id IS NULL AND q.anywhere) OR o.realm_id = q.realm_id)
-  GROUP BY 1, 2, 3
 ), found AS (
   SELECT h.i, h.ingest, h.n, h.prefix::text AS prefix,
          CAST(extract(epoch FROM lower(h.during)) * 1000000 AS int8) AS start,
@@ -184,25 +211,51 @@ async def any_rows_async(conn: AsyncConn) -> bool:
 
 
 def around(
-    session: Session, net: str, lo: datetime, hi: datetime, *, realm: str | None, scoped: bool
+    session: Session,
+    net: str,
+    lo: datetime,
+    hi: datetime,
+    *,
+    realm: str | None,
+    scoped: bool,
+    revision: int | None = None,
 ) -> list[Candidate]:
     """The candidates of one (subscriber, window) in ``realm`` (``scoped``: see :func:`_scope`):
     on the session's own connection, a prepared statement (no SQL text compiled or planned per
-    lookup)."""
+    lookup). ``revision``: the store revision the caller expects (its snapshot's), whose prefix
+    lengths are used when known (else they are read: :func:`prefix_lengths`)."""
     raw = session.connection().connection.driver_connection
     assert raw is not None
+    held = _HELD.get((_where(raw.info), revision)) if revision is not None else None
+    if held is None:
+        revision, held = prefix_lengths(session)
     params = {"net": net, "lo": lo, "hi": hi, "realm": realm, "scoped": scoped}
     with raw.cursor() as cur:
-        cur.execute(_AROUND_PG, params, prepare=True)
+        cur.execute(_AROUND_PG, params | _around_lengths(net, revision, held), prepare=True)
         return [tuple(r) for r in cur.fetchall()]
 
 
 async def around_async(
-    conn: AsyncConn, net: str, lo: datetime, hi: datetime, *, realm: str | None, scoped: bool
+    conn: AsyncConn,
+    net: str,
+    lo: datetime,
+    hi: datetime,
+    *,
+    realm: str | None,
+    scoped: bool,
+    revision: int | None = None,
 ) -> list[Candidate]:
+    held = _HELD.get((_where(conn.info), revision)) if revision is not None else None
+    if held is None:
+        revision, held = await prefix_lengths_async(conn)
     params = {"net": net, "lo": lo, "hi": hi, "realm": realm, "scoped": scoped}
-    cur = await conn.execute(_AROUND_PG, params)
+    cur = await conn.execute(_AROUND_PG, params | _around_lengths(net, revision, held))
     return [tuple(r) for r in await cur.fetchall()]
+
+
+def _around_lengths(net: str, revision: int | None, held: Lengths) -> dict[str, Any]:
+    family = 6 if ":" in net else 4
+    return {"rev": revision, "lens": held[family], "every": _EVERY_LENGTH[family]}
 
 
 _REALMS = "SELECT count(*) FROM realms"
@@ -219,18 +272,39 @@ async def realm_count_async(conn: AsyncConn) -> int:
     return int(row[0]) if row else 0
 
 
+def _where(info: Any) -> str:
+    """Which database a connection talks to (the key of what is learnt of it)."""
+    return f"{info.host}:{info.port}/{info.dbname}"
+
+
 def prefix_lengths(session: Session) -> tuple[int | None, Lengths]:
     """The store revision and the prefix lengths the directory holds at it (read with one scan of
     the table, once per revision and database in a process)."""
     raw = session.connection().connection.driver_connection
     assert raw is not None
-    where = f"{raw.info.host}:{raw.info.port}/{raw.info.dbname}"
+    where = _where(raw.info)
     with raw.cursor() as cur:
         (revision,) = cur.execute(_REVISION).fetchone() or (None,)
         known = None if revision is None else _HELD.get((where, revision))
         if known is not None:
             return revision, known
         rows = cur.execute(_LENGTHS_HELD).fetchall()
+    return _learn(where, rows)
+
+
+async def prefix_lengths_async(conn: AsyncConn) -> tuple[int | None, Lengths]:
+    """:func:`prefix_lengths` on an async connection."""
+    where = _where(conn.info)
+    cur = await conn.execute(_REVISION)
+    (revision,) = await cur.fetchone() or (None,)
+    known = None if revision is None else _HELD.get((where, revision))
+    if known is not None:
+        return revision, known
+    cur = await conn.execute(_LENGTHS_HELD)
+    return _learn(where, await cur.fetchall())
+
+
+def _learn(where: str, rows: list[Any]) -> tuple[int | None, Lengths]:
     revision = rows[0][0]
     held: Lengths = {4: [], 6: []}
     for _, family, lengths in rows:
