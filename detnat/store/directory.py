@@ -89,13 +89,13 @@ Candidate = tuple[
 # The rows touching many subscribers at once, in set form (complaints batches): each subscriber
 # asked once, with the window spanning all its asks. A row matches as :data:`_AROUND` matches
 # (``prefix && subscriber``, ``during`` overlapping the window) in two parts: rows whose prefix
-# holds the subscriber are an equality join on the subscriber's supernets (the planner may hash
-# it: one pass over the table instead of one GiST probe per subscriber, ~70-170 us each), rows
-# whose prefix lies strictly inside it (a B4 /128 in a delegated /56) a GiST probe, only for
-# subscribers that can hold one. Supernets are taken only at the prefix lengths the directory
-# holds (per address family: :func:`prefix_lengths`), which the statement checks by the store
-# revision it saw. The start that ends an open row (a later row of the same prefix) is found the
-# same way, for the open rows found. Instants go in and out as µs since the epoch (no
+# holds the subscriber are B-tree probes on its supernets (``prefix = ANY(supernets)``: a join
+# the planner cannot hash, so never a scan of the whole table), rows whose prefix lies strictly
+# inside it (a B4 /128 in a delegated /56) one range of the B-tree, only for subscribers that can
+# hold one. Supernets are taken only at the prefix lengths the directory holds (per address
+# family: :func:`prefix_lengths`), which the statement checks by the store revision it saw. The
+# start that ends an open row (a later row of the same prefix) is the next entry of its prefix in
+# the B-tree, for the open rows found. Instants go in and out as µs since the epoch (no
 # ``datetime`` either way); the caller picks each ask's rows by its own window. Each ask carries
 # its realm and whether its key is scoped: rows and takeovers as :func:`_scope` has them.
 _AROUND_NETS = """
