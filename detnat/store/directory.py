@@ -144,17 +144,25 @@ q AS MATERIALIZED (
 )
 SELECT rev.revision, found.* FROM rev LEFT JOIN found ON true
 """
-# The prefix lengths the directory holds per address family, with the revision they are of.
+# The prefix lengths per address family of the rows made by ingests after ``after``, with the
+# revision they are of, the last ingest, and the database's oid (one dropped and made again under
+# its name is another store). A row's ``ingest`` is the seq of its ingest's audit entry, taken
+# under the row lock of ``audit_head`` (migration 0003) until the ingest commits: a statement
+# that sees the rows of ingest s sees those of every earlier ingest, so what a later revision
+# adds is exactly the rows of ingests after the last one seen (read through the primary key).
 _LENGTHS_HELD = """
-SELECT rev.revision, g.f, g.lens
-FROM (SELECT (SELECT revision FROM store_revision WHERE id = 1) AS revision) rev
+SELECT rev.revision, rev.last, rev.db, g.f, g.lens
+FROM (SELECT (SELECT revision FROM store_revision WHERE id = 1) AS revision,
+             (SELECT max(ingest) FROM directory_intervals) AS last,
+             (SELECT oid FROM pg_database WHERE datname = current_database()) AS db) rev
 LEFT JOIN (SELECT family(prefix) AS f, array_agg(DISTINCT masklen(prefix)) AS lens
-           FROM directory_intervals GROUP BY 1) g ON true
+           FROM directory_intervals WHERE ingest > %(after)s GROUP BY 1) g ON true
 """
 _REVISION = "SELECT revision FROM store_revision WHERE id = 1"
 Lengths = dict[int, list[int]]  # address family (4, 6) -> the prefix lengths held
 _EVERY_LENGTH: Lengths = {4: list(range(33)), 6: list(range(129))}
 _HELD: dict[tuple[str, int], Lengths] = {}  # (database, revision) -> lengths, bounded below
+_SINCE: dict[str, tuple[int, int, Lengths]] = {}  # database -> (oid, last ingest, lengths then)
 # ask index (0-based), ingest, n, prefix, start µs, end µs | None, account, closed, next start µs
 Near = tuple[int, int, int, str, int, int | None, str, str, int | None]
 
@@ -278,8 +286,9 @@ def _where(info: Any) -> str:
 
 
 def prefix_lengths(session: Session) -> tuple[int | None, Lengths]:
-    """The store revision and the prefix lengths the directory holds at it (read with one scan of
-    the table, once per revision and database in a process)."""
+    """The store revision and the prefix lengths the directory holds at it (learnt once per
+    revision and database in a process, from the rows of the ingests made since the last one
+    learnt: :data:`_LENGTHS_HELD`)."""
     raw = session.connection().connection.driver_connection
     assert raw is not None
     where = _where(raw.info)
@@ -288,8 +297,12 @@ def prefix_lengths(session: Session) -> tuple[int | None, Lengths]:
         known = None if revision is None else _HELD.get((where, revision))
         if known is not None:
             return revision, known
-        rows = cur.execute(_LENGTHS_HELD).fetchall()
-    return _learn(where, rows)
+        base = _SINCE.get(where)
+        rows = cur.execute(_LENGTHS_HELD, {"after": -1 if base is None else base[1]}).fetchall()
+        if base is not None and not _builds_on(base, rows):
+            rows = cur.execute(_LENGTHS_HELD, {"after": -1}).fetchall()
+            base = None
+    return _learn(where, base, rows)
 
 
 async def prefix_lengths_async(conn: AsyncConn) -> tuple[int | None, Lengths]:
@@ -300,16 +313,38 @@ async def prefix_lengths_async(conn: AsyncConn) -> tuple[int | None, Lengths]:
     known = None if revision is None else _HELD.get((where, revision))
     if known is not None:
         return revision, known
-    cur = await conn.execute(_LENGTHS_HELD)
-    return _learn(where, await cur.fetchall())
+    base = _SINCE.get(where)
+    cur = await conn.execute(_LENGTHS_HELD, {"after": -1 if base is None else base[1]})
+    rows = await cur.fetchall()
+    if base is not None and not _builds_on(base, rows):
+        cur = await conn.execute(_LENGTHS_HELD, {"after": -1})
+        rows, base = await cur.fetchall(), None
+    return _learn(where, base, rows)
 
 
-def _learn(where: str, rows: list[Any]) -> tuple[int | None, Lengths]:
-    revision = rows[0][0]
-    held: Lengths = {4: [], 6: []}
-    for _, family, lengths in rows:
+def _builds_on(base: tuple[int, int, Lengths], rows: list[Any]) -> bool:
+    """Whether the rows read after ``base``'s last ingest complete it: the same database, still
+    holding an ingest at least as late (else read every row again)."""
+    _, last, db, *_ = rows[0]
+    return db == base[0] and last is not None and last >= base[1]
+
+
+def _learn(
+    where: str, base: tuple[int, int, Lengths] | None, rows: list[Any]
+) -> tuple[int | None, Lengths]:
+    revision, last, db = rows[0][:3]
+    found: dict[int, set[int]] = {4: set(), 6: set()}
+    if base is not None:
+        for family, lengths in base[2].items():
+            found[family].update(lengths)
+    for *_, family, lengths in rows:
         if family is not None:
-            held[family] = sorted(lengths)
+            found[family].update(lengths)
+    held: Lengths = {family: sorted(lengths) for family, lengths in found.items()}
+    if last is not None:
+        if len(_SINCE) >= 64:
+            _SINCE.clear()
+        _SINCE[where] = (db, last, held)
     if revision is not None:  # no revision row: nothing to key it by (not remembered)
         if len(_HELD) >= 64:
             _HELD.clear()

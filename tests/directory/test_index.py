@@ -184,3 +184,32 @@ def test_a_single_lookup_told_an_old_revision_still_sees_a_new_length() -> None:
         assert new != old and held[4] == [20, 32]
         assert _account(lab, "10.0.0.5/32", at, new) == ("ambiguous", "")
         assert _account(lab, "10.0.0.5/32", at, None) == ("ambiguous", "")
+
+
+def test_the_lengths_are_learnt_from_the_ingests_since_the_last_one_seen() -> None:
+    """A new revision reads only the rows of the ingests after the last one learnt; what was
+    learnt of another database under the same name (another oid), or of a store whose last
+    ingest is now earlier, is not built upon."""
+    with lab_store() as lab:
+        ingest_csv(lab, "subscriber,account,from,to\n10.0.0.5,alice,2026-03-01T00:00:00Z,\n")
+        with unit_of_work(lab.sessions) as s:
+            raw = s.connection().connection.driver_connection
+            assert raw is not None
+            where = rows_repo._where(raw.info)
+            assert rows_repo.prefix_lengths(s)[1] == {4: [32], 6: []}
+        oid, last, _ = rows_repo._SINCE[where]
+        v6 = "subscriber,account,from,to\n2001:db8::/56,bob,2026-03-01T00:00:00Z,\n"
+        ingest_csv(lab, v6)
+        with unit_of_work(lab.sessions) as s:
+            assert rows_repo.prefix_lengths(s)[1] == {4: [32], 6: [56]}
+        assert rows_repo._SINCE[where][0] == oid and rows_repo._SINCE[where][1] > last
+        # built upon: a length remembered (though no row has it) stays, a new ingest adds its own
+        rows_repo._SINCE[where] = (oid, rows_repo._SINCE[where][1], {4: [7, 32], 6: [56]})
+        ingest_csv(lab, "subscriber,account,from,to\n10.0.0.0/20,w,2026-03-01T00:00:00Z,\n")
+        with unit_of_work(lab.sessions) as s:
+            assert rows_repo.prefix_lengths(s)[1] == {4: [7, 20, 32], 6: [56]}
+        for stranger in ((oid + 1, 0, {4: [], 6: []}), (oid, 10**9, {4: [], 6: []})):
+            rows_repo._SINCE[where] = stranger
+            ingest_csv(lab, "subscriber,account,from,to\n10.0.0.9,x,2026-03-01T00:00:00Z,\n")
+            with unit_of_work(lab.sessions) as s:
+                assert rows_repo.prefix_lengths(s)[1] == {4: [20, 32], 6: [56]}
