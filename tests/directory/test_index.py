@@ -20,14 +20,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from detnat.service import directory
+from detnat.service import audit, directory
 from detnat.service.times import format_instant
 from detnat.store import directory as rows_repo
 from detnat.store.db import unit_of_work
 from tests.directory.lab import T0, Lab, ingest_csv, lab_store
-from tests.directory.test_batch_vs_single import LEGAL
 
 pytestmark = pytest.mark.postgres
+
+LEGAL = audit.Actor("l", "legal")
 
 DIRECTORY = (
     "subscriber,account,from,to\n"
