@@ -15,7 +15,8 @@ server, user postgres):
   times over the directory's three days) with accounts against without, alternating.
 
 Wall-clock figures move with the machine's load: CPU seconds of this process are printed beside
-them (the database server's work is in the wall figure only).
+them, and the CPU seconds of the database's backends (``/proc/PID/stat`` of every server process
+connected to the benchmark's database, read from beside it: the server must run on this machine).
 
 Targets (issue 14): ingest >= 100,000 records/s; lookups with accounts <= 1.2x without.
 """
@@ -35,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +78,34 @@ def throwaway_database() -> Iterator[str]:
     finally:
         with psycopg.connect(_admin(), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class ServerCpu:
+    """CPU seconds (user + system) of the Postgres backends connected to one database, read from
+    ``/proc/PID/stat`` (the server runs on this machine); this watcher's own backend left out."""
+
+    def __init__(self, url: str) -> None:
+        self.name = make_url(url).database
+        self.conn = psycopg.connect(_admin(), autocommit=True)
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def __call__(self) -> float:
+        pids = self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (self.name,),
+        ).fetchall()
+        total = 0
+        for (pid,) in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / self.tick
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def radius_text(records: int) -> str:
@@ -127,25 +157,33 @@ def csv_text(records: int) -> str:
 def bench_ingest(url: str, records: int) -> None:
     engine = make_engine(url)
     sessions = make_sessions(engine)
-    for fmt, text, tz in (
-        ("freeradius-detail", radius_text(records), "UTC"),
-        ("kea-lease6", kea_text(records), None),
-        ("csv", csv_text(records), None),
+    server = ServerCpu(url)
+    with sessions() as s:  # the pool's connection, so that the server's CPU is read from it
+        s.execute(text("SELECT 1"))
+    for fmt, make, tz in (
+        ("freeradius-detail", radius_text, "UTC"),
+        ("kea-lease6", kea_text, None),
+        ("csv", csv_text, None),
     ):
-        t = time.perf_counter()
-        parsed = parse(fmt, [("bench", text)], tz=tz)
-        parse_s = time.perf_counter() - t
-        data = text.encode()
-        t = time.perf_counter()
+        data = make(records)
+        t, c = time.perf_counter(), time.process_time()
+        parsed = parse(fmt, [("bench", data)], tz=tz)
+        parse_s, parse_c = time.perf_counter() - t, time.process_time() - c
+        raw = data.encode()
+        t, c, sv = time.perf_counter(), time.process_time(), server()
         with unit_of_work(sessions) as s:
             done = directory.ingest(
-                s, OPS, fmt, [directory.InputFile("bench", data)], tz=tz, request_id="bench"
+                s, OPS, fmt, [directory.InputFile("bench", raw)], tz=tz, request_id="bench"
             )
-        ingest_s = time.perf_counter() - t
+        wall, cpu, server_s = time.perf_counter() - t, time.process_time() - c, server() - sv
         print(
-            f"{fmt:18} {parsed.records:>8} records  parse {parsed.records / parse_s:>9,.0f}/s  "
-            f"ingest {done.records / ingest_s:>9,.0f}/s  ({done.intervals} intervals)"
+            f"{fmt:18} {parsed.records:>8} records ({done.intervals} intervals): "
+            f"parse {parsed.records / parse_s:>9,.0f}/s wall {parsed.records / parse_c:>9,.0f}/s "
+            f"cpu | ingest {done.records / wall:>9,.0f}/s wall, client cpu {cpu:6.2f} s "
+            f"({done.records / cpu:>9,.0f}/s), server cpu {server_s:6.2f} s "
+            f"({done.records / max(server_s, 0.01):>9,.0f}/s)"
         )
+    server.close()
     engine.dispose()
 
 
@@ -211,11 +249,13 @@ def bench_lookups(url: str, lookups: int, rounds: int) -> None:
         snap = cache.get(s)
     roles = {"without accounts": Actor("p", "planner"), "with accounts": Actor("l", "legal")}
     results: dict[str, list[tuple[float, float]]] = {label: [] for label in roles}
+    served: dict[str, float] = {label: 0.0 for label in roles}
+    server = ServerCpu(url)
     per_round = max(1, lookups // rounds)
     n = 0
     for r in range(rounds + 1):  # the first round warms up (connections, prepared statements)
         for label, actor in roles.items():
-            t, c = time.perf_counter(), time.process_time()
+            t, c, sv = time.perf_counter(), time.process_time(), server()
             for _ in range(per_round):
                 query = inquiry.ReverseQuery(
                     f"198.18.0.{n & 3}",
@@ -237,8 +277,11 @@ def bench_lookups(url: str, lookups: int, rounds: int) -> None:
             if r:
                 took = (time.perf_counter() - t, time.process_time() - c)
                 results[label].append((took[0] / per_round, took[1] / per_round))
+                served[label] += server() - sv
     for label, found in results.items():
-        print("lookups " + _spread(label, found, 1e3, "ms"))
+        each = served[label] / (per_round * rounds) * 1e3
+        print("lookups " + _spread(label, found, 1e3, "ms") + f", server cpu {each:5.2f} ms")
+    server.close()
     base = statistics.median(w for w, _ in results["without accounts"])
     withacc = statistics.median(w for w, _ in results["with accounts"])
     print(f"lookups: with / without accounts, median wall: {withacc / base:.2f}x")
@@ -259,21 +302,29 @@ def bench_batch(url: str, complaints_n: int, rounds: int) -> None:
         )
     roles = {"without accounts": Actor("p", "planner"), "with accounts": Actor("l", "legal")}
     results: dict[str, list[tuple[float, float]]] = {label: [] for label in roles}
+    served: dict[str, list[float]] = {label: [] for label in roles}
+    server = ServerCpu(url)
     cache = timelines.TimelineCache()
     for r in range(rounds + 1):
         for label, actor in roles.items():
             out: list[str] = []
             with unit_of_work(sessions) as s:
                 query = BatchQuery(snapshot=cache.get(s), now=utcnow(), mappers=plans.MapperCache())
-                t, c = time.perf_counter(), time.process_time()
+                t, c, sv = time.perf_counter(), time.process_time(), server()
                 query = complaints.with_accounts(s, actor, query)
                 report = complaints.answer_records(query, records, out.append)
                 took = (time.perf_counter() - t, time.process_time() - c)
+                used = server() - sv
             assert sum(report.counts.values()) == complaints_n
             if r:
                 results[label].append(took)
+                served[label].append(used)
     for label, found in results.items():
-        print(f"batch of {complaints_n} " + _spread(label, found, 1, "s"))
+        median = statistics.median(served[label])
+        print(
+            f"batch of {complaints_n} " + _spread(label, found, 1, "s") + f", server {median:.2f} s"
+        )
+    server.close()
     engine.dispose()
 
 

@@ -402,15 +402,29 @@ def _attach(answer: Any, detail: dict[str, Any], found: Account, role: str) -> N
         inner.update(fields)
 
 
-def add_account(session: Session, actor: audit.Actor, answer: Any, detail: dict[str, Any]) -> None:
+def add_account(
+    session: Session,
+    actor: audit.Actor,
+    answer: Any,
+    detail: dict[str, Any],
+    *,
+    revision: int | None = None,
+) -> None:
     """Give a matched reverse answer (and its audit detail) its ``account``, as ``actor``'s role
     may see it; nothing for a role that sees no accounts, an answer without a subscriber, or a
-    store whose directory is empty."""
+    store whose directory is empty. ``revision``: the store revision the answer was made at (the
+    directory's prefix lengths are remembered per revision)."""
     asked = _window(answer) if actor.role in SHOW_ACCOUNTS else None
     if asked is None:
         return
     near = rows_repo.around(
-        session, asked.subscriber, asked.lo, asked.hi, realm=asked.realm, scoped=asked.scoped
+        session,
+        asked.subscriber,
+        asked.lo,
+        asked.hi,
+        realm=asked.realm,
+        scoped=asked.scoped,
+        revision=revision,
     )
     if not near and not rows_repo.any_rows(session):
         return  # no directory in this store: answers stay as they were
@@ -470,7 +484,13 @@ async def add_account_async(
         ):
             return
         near = await rows_repo.around_async(
-            conn, asked.subscriber, asked.lo, asked.hi, realm=asked.realm, scoped=asked.scoped
+            conn,
+            asked.subscriber,
+            asked.lo,
+            asked.hi,
+            realm=asked.realm,
+            scoped=asked.scoped,
+            revision=revision,
         )
         if not near and not await rows_repo.any_rows_async(conn):
             return

@@ -368,7 +368,7 @@ def _consulting(
     if isinstance(query, ForwardQuery):  # the subscriber's logged blocks beside its plan's
         blocks = log_answers.forward_blocks(session, ready.answer, realm=query.realm)  # type: ignore[arg-type]
         ready = _Prepared(ready.action, ready.case, blocks, _forward_detail(query, blocks), {})
-    directory.add_account(session, actor, ready.answer, ready.detail)
+    directory.add_account(session, actor, ready.answer, ready.detail, revision=snapshot.revision)
     return ready
 
 

@@ -43,6 +43,21 @@ def _scope(row: str) -> str:
     )
 
 
+# ``d.prefix && net`` for the B-tree on (prefix, lower(during)) (migration 0009): the prefixes that
+# hold ``net`` are equality probes on its supernets at the prefix lengths the directory holds
+# (``lens``, of ``net``'s family: :func:`prefix_lengths`, taken at store revision ``rev``; a
+# statement that sees another revision probes every length, ``every``), and the prefixes inside
+# it one range of the B-tree's order (:func:`_inside`).
+_MATCH = (
+    "(d.prefix = ANY(ARRAY(SELECT network(set_masklen(CAST({net} AS inet), m.len)) FROM unnest("
+    "CASE WHEN (SELECT revision FROM store_revision WHERE id = 1) = {rev} "
+    "THEN CAST({lens} AS int2[]) ELSE CAST({every} AS int2[]) END) AS m(len) "
+    "WHERE m.len < masklen(CAST({net} AS inet)))) "
+    "OR (d.prefix >= network(CAST({net} AS inet)) AND "
+    "d.prefix <= set_masklen(broadcast(CAST({net} AS inet)), "
+    "CASE family(CAST({net} AS inet)) WHEN 4 THEN 32 ELSE 128 END) "
+    "AND d.prefix <<= CAST({net} AS inet)))"
+)
 _TAKEN = f"o.prefix = d.prefix AND lower(o.during) > lower(d.during) AND {_scope('o')}"
 _AROUND = (
     "SELECT d.prefix::text, lower(d.during), upper(d.during), d.account, d.closed, d.sources, "
@@ -50,14 +65,21 @@ _AROUND = (
     f"WHERE {_TAKEN}) END, "
     "(SELECT r.name FROM realms r WHERE r.id = d.realm_id) "
     "FROM directory_intervals d "
-    "WHERE d.prefix && CAST({net} AS inet) AND d.during && tstzrange({lo}, {hi}, '[]') "
+    f"WHERE {_MATCH} AND d.during && tstzrange({{lo}}, {{hi}}, '[]') "
     f"AND {_scope('d')} "
     "AND NOT (upper_inf(d.during) AND EXISTS (SELECT 1 FROM directory_intervals o WHERE "
     f"{_TAKEN} AND lower(o.during) <= {{lo}})) "
     f"ORDER BY lower(d.during), d.ingest, d.n LIMIT {LIMIT + 1}"
 )
 _AROUND_PG = _AROUND.format(
-    net="%(net)s", lo="%(lo)s", hi="%(hi)s", scoped="%(scoped)s", realm="%(realm)s"
+    net="%(net)s",
+    lo="%(lo)s",
+    hi="%(hi)s",
+    scoped="%(scoped)s",
+    realm="%(realm)s",
+    rev="%(rev)s",
+    lens="%(lens)s",
+    every="%(every)s",
 )
 # prefix, start, end | None, account, closed, sources, next start | None, realm | None
 Candidate = tuple[
@@ -67,46 +89,51 @@ Candidate = tuple[
 # The rows touching many subscribers at once, in set form (complaints batches): each subscriber
 # asked once, with the window spanning all its asks. A row matches as :data:`_AROUND` matches
 # (``prefix && subscriber``, ``during`` overlapping the window) in two parts: rows whose prefix
-# holds the subscriber are an equality join on the subscriber's supernets (the planner may hash
-# it: one pass over the table instead of one GiST probe per subscriber, ~70-170 us each), rows
-# whose prefix lies strictly inside it (a B4 /128 in a delegated /56) a GiST probe, only for
-# subscribers that can hold one. Supernets are taken only at the prefix lengths the directory
-# holds (per address family: :func:`prefix_lengths`), which the statement checks by the store
-# revision it saw. The start that ends an open row (a later row of the same prefix) is found the
-# same way, for the open rows found. Instants go in and out as µs since the epoch (no
+# holds the subscriber are B-tree probes on its supernets (``prefix = ANY(supernets)``: a join
+# the planner cannot hash, so never a scan of the whole table), rows whose prefix lies strictly
+# inside it (a B4 /128 in a delegated /56) one range of the B-tree, only for subscribers that can
+# hold one. Supernets are taken only at the prefix lengths the directory holds (per address
+# family: :func:`prefix_lengths`), which the statement checks by the store revision it saw. The
+# start that ends an open row (a later row of the same prefix) is the next entry of its prefix in
+# the B-tree, for the open rows found. Instants go in and out as µs since the epoch (no
 # ``datetime`` either way); the caller picks each ask's rows by its own window. Each ask carries
 # its realm and whether its key is scoped: rows and takeovers as :func:`_scope` has them.
 _AROUND_NETS = """
 WITH rev AS (SELECT (SELECT revision FROM store_revision WHERE id = 1) AS revision),
 q AS MATERIALIZED (
-  SELECT u.i, CAST(u.net AS inet) AS net,
+  SELECT u.i, x.net,
          timestamptz 'epoch' + u.lo * interval '1 microsecond' AS lo,
          timestamptz 'epoch' + u.hi * interval '1 microsecond' AS hi,
          NOT u.scoped OR (SELECT count(*) FROM realms) <= 1 AS anywhere,
-         (SELECT r.id FROM realms r WHERE r.name = u.realm) AS realm_id
+         (SELECT r.id FROM realms r WHERE r.name = u.realm) AS realm_id,
+         ARRAY(SELECT network(set_masklen(x.net, m.len))
+               FROM unnest(CASE family(x.net) WHEN 4 THEN CAST(%(v4)s AS int2[])
+                           ELSE CAST(%(v6)s AS int2[]) END) AS m(len)
+               WHERE m.len <= masklen(x.net)) AS supernets
   FROM unnest(CAST(%(nets)s AS text[]), CAST(%(los)s AS int8[]), CAST(%(his)s AS int8[]),
               CAST(%(realms)s AS text[]), CAST(%(scoped)s AS bool[]))
        WITH ORDINALITY AS u(net, lo, hi, realm, scoped, i)
+  CROSS JOIN LATERAL (SELECT CAST(u.net AS inet) AS net) x
 ), hit AS MATERIALIZED (
   SELECT q.i, d.ingest, d.n, d.prefix, d.during, d.account, d.closed, d.realm_id
-  FROM q JOIN LATERAL unnest(CASE family(q.net) WHEN 4 THEN CAST(%(v4)s AS int2[])
-                             ELSE CAST(%(v6)s AS int2[]) END) AS m(len) ON m.len <= masklen(q.net)
-  JOIN directory_intervals d ON d.prefix = network(set_masklen(q.net, m.len))
+  FROM q JOIN directory_intervals d ON d.prefix = ANY(q.supernets)
   WHERE d.during && tstzrange(q.lo, q.hi, '[]')
     AND ((d.realm_id IS NULL AND q.anywhere) OR d.realm_id = q.realm_id)
   UNION ALL
   SELECT q.i, d.ingest, d.n, d.prefix, d.during, d.account, d.closed, d.realm_id
-  FROM q JOIN directory_intervals d ON d.prefix << q.net
+  FROM q JOIN directory_intervals d ON d.prefix > network(q.net)
+   AND d.prefix <= set_masklen(broadcast(q.net), CASE family(q.net) WHEN 4 THEN 32 ELSE 128 END)
+   AND d.prefix << q.net
   WHERE masklen(q.net) < CASE family(q.net) WHEN 4 THEN %(v4max)s ELSE %(v6max)s END
     AND d.during && tstzrange(q.lo, q.hi, '[]')
     AND ((d.realm_id IS NULL AND q.anywhere) OR d.realm_id = q.realm_id)
 ), nxt AS (
-  SELECT h.i, h.prefix, h.start, min(lower(o.during)) AS taken
+  SELECT h.i, h.prefix, h.start,
+         (SELECT min(lower(o.during)) FROM directory_intervals o
+          WHERE o.prefix = h.prefix AND lower(o.during) > h.start
+            AND ((o.realm_id IS NULL AND q.anywhere) OR o.realm_id = q.realm_id)) AS taken
   FROM (SELECT DISTINCT i, prefix, lower(during) AS start FROM hit WHERE upper_inf(during)) h
   JOIN q ON q.i = h.i
-  JOIN directory_intervals o ON o.prefix = h.prefix AND lower(o.during) > h.start
-   AND ((o.realm_id IS NULL AND q.anywhere) OR o.realm_id = q.realm_id)
-  GROUP BY 1, 2, 3
 ), found AS (
   SELECT h.i, h.ingest, h.n, h.prefix::text AS prefix,
          CAST(extract(epoch FROM lower(h.during)) * 1000000 AS int8) AS start,
@@ -117,17 +144,25 @@ q AS MATERIALIZED (
 )
 SELECT rev.revision, found.* FROM rev LEFT JOIN found ON true
 """
-# The prefix lengths the directory holds per address family, with the revision they are of.
+# The prefix lengths per address family of the rows made by ingests after ``after``, with the
+# revision they are of, the last ingest, and the database's oid (one dropped and made again under
+# its name is another store). A row's ``ingest`` is the seq of its ingest's audit entry, taken
+# under the row lock of ``audit_head`` (migration 0003) until the ingest commits: a statement
+# that sees the rows of ingest s sees those of every earlier ingest, so what a later revision
+# adds is exactly the rows of ingests after the last one seen (read through the primary key).
 _LENGTHS_HELD = """
-SELECT rev.revision, g.f, g.lens
-FROM (SELECT (SELECT revision FROM store_revision WHERE id = 1) AS revision) rev
+SELECT rev.revision, rev.last, rev.db, g.f, g.lens
+FROM (SELECT (SELECT revision FROM store_revision WHERE id = 1) AS revision,
+             (SELECT max(ingest) FROM directory_intervals) AS last,
+             (SELECT oid FROM pg_database WHERE datname = current_database()) AS db) rev
 LEFT JOIN (SELECT family(prefix) AS f, array_agg(DISTINCT masklen(prefix)) AS lens
-           FROM directory_intervals GROUP BY 1) g ON true
+           FROM directory_intervals WHERE ingest > %(after)s GROUP BY 1) g ON true
 """
 _REVISION = "SELECT revision FROM store_revision WHERE id = 1"
 Lengths = dict[int, list[int]]  # address family (4, 6) -> the prefix lengths held
 _EVERY_LENGTH: Lengths = {4: list(range(33)), 6: list(range(129))}
 _HELD: dict[tuple[str, int], Lengths] = {}  # (database, revision) -> lengths, bounded below
+_SINCE: dict[str, tuple[int, int, Lengths]] = {}  # database -> (oid, last ingest, lengths then)
 # ask index (0-based), ingest, n, prefix, start µs, end µs | None, account, closed, next start µs
 Near = tuple[int, int, int, str, int, int | None, str, str, int | None]
 
@@ -184,25 +219,51 @@ async def any_rows_async(conn: AsyncConn) -> bool:
 
 
 def around(
-    session: Session, net: str, lo: datetime, hi: datetime, *, realm: str | None, scoped: bool
+    session: Session,
+    net: str,
+    lo: datetime,
+    hi: datetime,
+    *,
+    realm: str | None,
+    scoped: bool,
+    revision: int | None = None,
 ) -> list[Candidate]:
     """The candidates of one (subscriber, window) in ``realm`` (``scoped``: see :func:`_scope`):
     on the session's own connection, a prepared statement (no SQL text compiled or planned per
-    lookup)."""
+    lookup). ``revision``: the store revision the caller expects (its snapshot's), whose prefix
+    lengths are used when known (else they are read: :func:`prefix_lengths`)."""
     raw = session.connection().connection.driver_connection
     assert raw is not None
+    held = _HELD.get((_where(raw.info), revision)) if revision is not None else None
+    if held is None:
+        revision, held = prefix_lengths(session)
     params = {"net": net, "lo": lo, "hi": hi, "realm": realm, "scoped": scoped}
     with raw.cursor() as cur:
-        cur.execute(_AROUND_PG, params, prepare=True)
+        cur.execute(_AROUND_PG, params | _around_lengths(net, revision, held), prepare=True)
         return [tuple(r) for r in cur.fetchall()]
 
 
 async def around_async(
-    conn: AsyncConn, net: str, lo: datetime, hi: datetime, *, realm: str | None, scoped: bool
+    conn: AsyncConn,
+    net: str,
+    lo: datetime,
+    hi: datetime,
+    *,
+    realm: str | None,
+    scoped: bool,
+    revision: int | None = None,
 ) -> list[Candidate]:
+    held = _HELD.get((_where(conn.info), revision)) if revision is not None else None
+    if held is None:
+        revision, held = await prefix_lengths_async(conn)
     params = {"net": net, "lo": lo, "hi": hi, "realm": realm, "scoped": scoped}
-    cur = await conn.execute(_AROUND_PG, params)
+    cur = await conn.execute(_AROUND_PG, params | _around_lengths(net, revision, held))
     return [tuple(r) for r in await cur.fetchall()]
+
+
+def _around_lengths(net: str, revision: int | None, held: Lengths) -> dict[str, Any]:
+    family = 6 if ":" in net else 4
+    return {"rev": revision, "lens": held[family], "every": _EVERY_LENGTH[family]}
 
 
 _REALMS = "SELECT count(*) FROM realms"
@@ -219,23 +280,71 @@ async def realm_count_async(conn: AsyncConn) -> int:
     return int(row[0]) if row else 0
 
 
+def _where(info: Any) -> str:
+    """Which database a connection talks to (the key of what is learnt of it)."""
+    return f"{info.host}:{info.port}/{info.dbname}"
+
+
 def prefix_lengths(session: Session) -> tuple[int | None, Lengths]:
-    """The store revision and the prefix lengths the directory holds at it (read with one scan of
-    the table, once per revision and database in a process)."""
+    """The store revision and the prefix lengths the directory holds at it (learnt once per
+    revision and database in a process, from the rows of the ingests made since the last one
+    learnt: :data:`_LENGTHS_HELD`)."""
     raw = session.connection().connection.driver_connection
     assert raw is not None
-    where = f"{raw.info.host}:{raw.info.port}/{raw.info.dbname}"
+    where = _where(raw.info)
     with raw.cursor() as cur:
         (revision,) = cur.execute(_REVISION).fetchone() or (None,)
         known = None if revision is None else _HELD.get((where, revision))
         if known is not None:
             return revision, known
-        rows = cur.execute(_LENGTHS_HELD).fetchall()
-    revision = rows[0][0]
-    held: Lengths = {4: [], 6: []}
-    for _, family, lengths in rows:
+        base = _SINCE.get(where)
+        rows = cur.execute(_LENGTHS_HELD, {"after": -1 if base is None else base[1]}).fetchall()
+        if base is not None and not _builds_on(base, rows):
+            rows = cur.execute(_LENGTHS_HELD, {"after": -1}).fetchall()
+            base = None
+    return _learn(where, base, rows)
+
+
+async def prefix_lengths_async(conn: AsyncConn) -> tuple[int | None, Lengths]:
+    """:func:`prefix_lengths` on an async connection."""
+    where = _where(conn.info)
+    cur = await conn.execute(_REVISION)
+    (revision,) = await cur.fetchone() or (None,)
+    known = None if revision is None else _HELD.get((where, revision))
+    if known is not None:
+        return revision, known
+    base = _SINCE.get(where)
+    cur = await conn.execute(_LENGTHS_HELD, {"after": -1 if base is None else base[1]})
+    rows = await cur.fetchall()
+    if base is not None and not _builds_on(base, rows):
+        cur = await conn.execute(_LENGTHS_HELD, {"after": -1})
+        rows, base = await cur.fetchall(), None
+    return _learn(where, base, rows)
+
+
+def _builds_on(base: tuple[int, int, Lengths], rows: list[Any]) -> bool:
+    """Whether the rows read after ``base``'s last ingest complete it: the same database, still
+    holding an ingest at least as late (else read every row again)."""
+    _, last, db, *_ = rows[0]
+    return db == base[0] and last is not None and last >= base[1]
+
+
+def _learn(
+    where: str, base: tuple[int, int, Lengths] | None, rows: list[Any]
+) -> tuple[int | None, Lengths]:
+    revision, last, db = rows[0][:3]
+    found: dict[int, set[int]] = {4: set(), 6: set()}
+    if base is not None:
+        for family, lengths in base[2].items():
+            found[family].update(lengths)
+    for *_, family, lengths in rows:
         if family is not None:
-            held[family] = sorted(lengths)
+            found[family].update(lengths)
+    held: Lengths = {family: sorted(lengths) for family, lengths in found.items()}
+    if last is not None:
+        if len(_SINCE) >= 64:
+            _SINCE.clear()
+        _SINCE[where] = (db, last, held)
     if revision is not None:  # no revision row: nothing to key it by (not remembered)
         if len(_HELD) >= 64:
             _HELD.clear()

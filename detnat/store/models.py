@@ -363,12 +363,7 @@ class DirectoryInterval(Base):
     # migration 0007: the realm the ingest declared (NULL: none named)
     realm_id: Mapped[int | None] = mapped_column(ForeignKey("realms.id"), nullable=True)
 
+    # migration 0009: a B-tree (the GiST of 0006 cost 30-45 µs per row ingested)
     __table_args__ = (
-        Index(
-            "ix_directory_intervals_prefix_during",
-            "prefix",
-            "during",
-            postgresql_using="gist",
-            postgresql_ops={"prefix": "inet_ops"},
-        ),
+        Index("ix_directory_intervals_prefix_start", "prefix", text("lower(during)")),
     )

@@ -217,3 +217,89 @@ def test_0008_keeps_a_store_with_logs_whole_down_and_up() -> None:
     finally:
         with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_0009_keeps_the_directory_answering_alike_down_and_up() -> None:
+    """A directory ingested at head (B-tree) answers the same single and batch asks at 0008
+    (GiST again) and back at head; ``audit verify`` finds the store whole throughout."""
+    from datetime import UTC, datetime, timedelta
+
+    from detnat.service import directory, integrity
+    from detnat.store import directory as rows_repo
+    from detnat.store.db import make_sessions, unit_of_work
+    from tests.directory.lab import OPS
+
+    name = f"detnat_mig_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = url_of(name)
+    rows = (
+        "subscriber,account,from,to\n"
+        "10.0.0.5,alice,2026-03-01T00:00:00Z,2026-03-01T01:00:00Z\n"
+        "10.0.0.5,bob,2026-03-01T01:00:00Z,\n"
+        "10.0.0.5,carol,2026-03-01T05:00:00Z,\n"
+        "10.0.0.4/30,block,2026-03-01T00:00:00Z,2026-03-02T00:00:00Z\n"
+        "2001:db8:1::/48,isp,2026-02-01T00:00:00Z,\n"
+        "2001:db8:1:100::/56,dave,2026-03-01T00:00:00Z,\n"
+        "2001:db8:1:100::1/128,b4,2026-03-01T00:00:00Z,2026-03-01T02:00:00Z\n"
+    )
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    nets = ["10.0.0.5/32", "10.0.0.4/30", "10.0.0.0/24", "10.0.0.9/32", "2001:db8:1::/48"]
+    nets += ["2001:db8:1:100::/56", "2001:db8:1:100::1/128", "2001:db8:2::/56"]
+    windows = [(t0 + timedelta(hours=h), t0 + timedelta(hours=h + w)) for h, w in [(0, 0), (3, 4)]]
+    windows += [(t0 + timedelta(hours=30), t0 + timedelta(hours=30))]
+
+    def index() -> list[str]:
+        with engine.connect() as conn:
+            found = conn.exec_driver_sql(
+                "select indexdef from pg_indexes where tablename = 'directory_intervals' "
+                "and indexname <> 'pk_directory_intervals'"
+            )
+            return [row[0] for row in found]
+
+    def answers() -> tuple[list[Any], list[Any]]:
+        single, batch = [], []
+        with sessions() as s:
+            for realm, scoped in ((None, False), ("old-dir", True)):
+                for lo, hi in windows:
+                    for net in nets:
+                        found = rows_repo.around(s, net, lo, hi, realm=realm, scoped=scoped)
+                        single.append((net, lo, realm, found))
+                    us = [int(lo.timestamp() * 10**6)] * len(nets)
+                    ends = [int(hi.timestamp() * 10**6)] * len(nets)
+                    asked = [realm] * len(nets), [scoped] * len(nets)
+                    batch.append(sorted(rows_repo.around_nets(s, nets, us, ends, *asked)))
+            assert [str(b) for b in integrity.verify(s)[0]] == []
+        return single, batch
+
+    try:
+        migrate.upgrade(url)
+        engine = make_engine(url)
+        sessions = make_sessions(engine)
+        from detnat.service import plans
+
+        with unit_of_work(sessions) as s:
+            plans.create_realm(
+                s, "old-dir", session_drain=timedelta(0), by=OPS, single_approver=True
+            )
+        for realm in (None, "old-dir"):
+            with unit_of_work(sessions) as s:
+                files = [directory.InputFile("dir.csv", rows.encode())]
+                directory.ingest(s, OPS, "csv", files, tz=None, request_id="t", realm=realm)
+        assert index() == [
+            "CREATE INDEX ix_directory_intervals_prefix_start ON public.directory_intervals "
+            "USING btree (prefix, lower(during))"
+        ]
+        before = answers()
+        held = [len(found) for *_, found in before[0]]
+        assert sum(held) > 40 and sum(map(len, before[1])) > 40  # rows were found, nested too
+        migrate.downgrade(url, "0008")
+        assert ["gist (prefix inet_ops, during)" in i for i in index()] == [True]
+        assert answers() == before
+        migrate.upgrade(url)
+        assert ["btree (prefix, lower(during))" in i for i in index()] == [True]
+        assert answers() == before
+        engine.dispose()
+    finally:
+        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

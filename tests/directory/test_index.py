@@ -1,0 +1,216 @@
+"""The directory's statements and its B-tree on ``(prefix, lower(during))`` (migration 0009).
+
+- every statement can read ``directory_intervals`` through the index alone: with sequential scans
+  priced out, each scan of the table has an index condition (a lookup condition the B-tree cannot
+  use, such as ``prefix << $1``, leaves a full scan and fails this);
+- the single lookup's supernets are probed at the prefix lengths learnt at the revision its caller
+  names; a statement that sees another revision probes every length.
+
+A database of its own: its intervals must not give other tests' answers an account.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from detnat.service import audit, directory
+from detnat.service.times import format_instant
+from detnat.store import directory as rows_repo
+from detnat.store.db import unit_of_work
+from tests.directory.lab import T0, Lab, ingest_csv, lab_store
+
+pytestmark = pytest.mark.postgres
+
+LEGAL = audit.Actor("l", "legal")
+
+DIRECTORY = (
+    "subscriber,account,from,to\n"
+    "10.0.0.5,alice,2026-03-01T00:00:00Z,2026-03-01T01:00:00Z\n"
+    "10.0.0.5,bob,2026-03-01T01:00:00Z,\n"
+    "10.0.0.5,carol,2026-03-01T05:00:00Z,\n"
+    "10.0.0.4/30,block,2026-03-01T00:00:00Z,2026-03-02T00:00:00Z\n"
+    "2001:db8:1:100::/56,dave,2026-03-01T00:00:00Z,\n"
+    "2001:db8:1:100::1/128,b4,2026-03-01T00:00:00Z,2026-03-01T02:00:00Z\n"
+)
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[Lab]:
+    with lab_store() as lab:
+        assert ingest_csv(lab, DIRECTORY).refused == []
+        yield lab
+
+
+def _scans(plan: Any) -> Iterator[dict[str, Any]]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan that reads directory_intervals."""
+    if isinstance(plan, dict):
+        if plan.get("Relation Name") == "directory_intervals":
+            yield plan
+        for value in plan.values():
+            yield from _scans(value)
+    elif isinstance(plan, list):
+        for value in plan:
+            yield from _scans(value)
+
+
+# SQL types of the statements' parameters (PREPARE names them)
+_TYPES = {
+    "net": "text",
+    "lo": "timestamptz",
+    "hi": "timestamptz",
+    "realm": "text",
+    "scoped": "bool",
+    "rev": "int8",
+    "lens": "int2[]",
+    "every": "int2[]",
+    "nets": "text[]",
+    "los": "int8[]",
+    "his": "int8[]",
+    "realms": "text[]",
+    "v4": "int2[]",
+    "v6": "int2[]",
+    "v4max": "int4",
+    "v6max": "int4",
+}
+
+
+def _plan(lab: Lab, statement: str, params: dict[str, Any], types: dict[str, str]) -> Any:
+    """The generic plan of ``statement`` (its parameters unknown to the planner, as a prepared
+    statement may be run), with sequential scans priced out; and the rows it gives."""
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
+    positional = statement
+    for k, name in enumerate(names, start=1):
+        positional = positional.replace(f"%({name})s", f"${k}")
+    values = [params[name] for name in names]
+    with unit_of_work(lab.sessions) as s:
+        raw = s.connection().connection.driver_connection
+        assert raw is not None
+        with psycopg.ClientCursor(raw) as cur:  # literals in EXECUTE (), not parameters
+            cur.execute("SET LOCAL enable_seqscan = off")
+            cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            cur.execute(
+                f"PREPARE around_plan ({', '.join(types[n] for n in names)}) AS {positional}"
+            )
+            args = ", ".join(["%s"] * len(values))
+            (plan,) = cur.execute(
+                f"EXPLAIN (FORMAT JSON) EXECUTE around_plan ({args})", values
+            ).fetchone() or (None,)
+            rows = cur.execute(f"EXECUTE around_plan ({args})", values).fetchall()
+            cur.execute("DEALLOCATE around_plan")
+    return (json.loads(plan) if isinstance(plan, str) else plan), rows
+
+
+def _through_the_index(plan: Any) -> None:
+    scans = list(_scans(plan))
+    assert scans
+    for node in scans:
+        assert node["Node Type"] in ("Index Scan", "Bitmap Heap Scan", "Index Only Scan"), node
+        if node["Node Type"] == "Bitmap Heap Scan":
+            assert node.get("Recheck Cond"), node
+        else:
+            assert node.get("Index Cond") and node["Index Name"].startswith("ix_directory"), node
+
+
+@pytest.mark.parametrize("net", ["10.0.0.5/32", "10.0.0.4/30", "2001:db8:1:100::1/128"])
+def test_a_single_lookup_reads_the_table_through_the_index(store: Lab, net: str) -> None:
+    with unit_of_work(store.sessions) as s:
+        revision, held = rows_repo.prefix_lengths(s)
+    params = {
+        "net": net,
+        "lo": T0 + timedelta(minutes=30),
+        "hi": T0 + timedelta(hours=6),
+        "realm": "lab",
+        "scoped": True,
+    }
+    plan, rows = _plan(
+        store, rows_repo._AROUND_PG, params | rows_repo._around_lengths(net, revision, held), _TYPES
+    )
+    _through_the_index(plan)
+    assert rows  # and it finds what it should
+
+
+def test_the_batch_statement_reads_the_table_through_the_index(store: Lab) -> None:
+    nets = ["10.0.0.5/32", "10.0.0.4/30", "2001:db8:1:100::/56", "2001:db8:1:100::1/128"]
+    lo = int((T0 - timedelta(hours=1)).timestamp() * 10**6)
+    hi = int((T0 + timedelta(days=2)).timestamp() * 10**6)
+    with unit_of_work(store.sessions) as s:
+        _, held = rows_repo.prefix_lengths(s)
+    params = {
+        "nets": nets,
+        "los": [lo] * len(nets),
+        "his": [hi] * len(nets),
+        "realms": ["lab"] * len(nets),
+        "scoped": [True] * len(nets),
+    } | rows_repo._lengths_args(held)
+    plan, rows = _plan(store, rows_repo._AROUND_NETS, params, _TYPES | {"scoped": "bool[]"})
+    _through_the_index(plan)
+    # the open rows' successors were asked for and found (bob's row is ended by carol's)
+    assert any(r[9] is not None for r in rows)
+
+
+def _account(lab: Lab, subscriber: str, at: str, revision: int | None) -> tuple[str, str]:
+    answer: dict[str, Any] = {
+        "status": "match",
+        "subscriber": subscriber,
+        "window": {"from": at, "to": at},
+    }
+    with unit_of_work(lab.sessions) as s:
+        directory.add_account(s, LEGAL, answer, {}, revision=revision)
+    shown = answer["account"]
+    return ("not_covered", "") if shown is None else (shown["status"], shown["account"] or "")
+
+
+def test_a_single_lookup_told_an_old_revision_still_sees_a_new_length() -> None:
+    """Lengths learnt at revision R (no /20 then); a /20 ingested after; a lookup that names R
+    (its snapshot was read before the ingest) must still find the /20: the statement sees the
+    store at another revision and probes every length."""
+    at = format_instant(T0 + timedelta(hours=1))
+    with lab_store() as lab:
+        ingest_csv(lab, "subscriber,account,from,to\n10.0.0.5,alice,2026-03-01T00:00:00Z,\n")
+        with unit_of_work(lab.sessions) as s:
+            old, held = rows_repo.prefix_lengths(s)
+        assert held[4] == [32]
+        assert _account(lab, "10.0.0.5/32", at, old) == ("identified", "alice")
+        ingest_csv(lab, "subscriber,account,from,to\n10.0.0.0/20,wholesale,2026-03-01T00:00:00Z,\n")
+        assert _account(lab, "10.0.0.5/32", at, old) == ("ambiguous", "")
+        with unit_of_work(lab.sessions) as s:
+            new, held = rows_repo.prefix_lengths(s)
+        assert new != old and held[4] == [20, 32]
+        assert _account(lab, "10.0.0.5/32", at, new) == ("ambiguous", "")
+        assert _account(lab, "10.0.0.5/32", at, None) == ("ambiguous", "")
+
+
+def test_the_lengths_are_learnt_from_the_ingests_since_the_last_one_seen() -> None:
+    """A new revision reads only the rows of the ingests after the last one learnt; what was
+    learnt of another database under the same name (another oid), or of a store whose last
+    ingest is now earlier, is not built upon."""
+    with lab_store() as lab:
+        ingest_csv(lab, "subscriber,account,from,to\n10.0.0.5,alice,2026-03-01T00:00:00Z,\n")
+        with unit_of_work(lab.sessions) as s:
+            raw = s.connection().connection.driver_connection
+            assert raw is not None
+            where = rows_repo._where(raw.info)
+            assert rows_repo.prefix_lengths(s)[1] == {4: [32], 6: []}
+        oid, last, _ = rows_repo._SINCE[where]
+        v6 = "subscriber,account,from,to\n2001:db8::/56,bob,2026-03-01T00:00:00Z,\n"
+        ingest_csv(lab, v6)
+        with unit_of_work(lab.sessions) as s:
+            assert rows_repo.prefix_lengths(s)[1] == {4: [32], 6: [56]}
+        assert rows_repo._SINCE[where][0] == oid and rows_repo._SINCE[where][1] > last
+        # built upon: a length remembered (though no row has it) stays, a new ingest adds its own
+        rows_repo._SINCE[where] = (oid, rows_repo._SINCE[where][1], {4: [7, 32], 6: [56]})
+        ingest_csv(lab, "subscriber,account,from,to\n10.0.0.0/20,w,2026-03-01T00:00:00Z,\n")
+        with unit_of_work(lab.sessions) as s:
+            assert rows_repo.prefix_lengths(s)[1] == {4: [7, 20, 32], 6: [56]}
+        for stranger in ((oid + 1, 0, {4: [], 6: []}), (oid, 10**9, {4: [], 6: []})):
+            rows_repo._SINCE[where] = stranger
+            ingest_csv(lab, "subscriber,account,from,to\n10.0.0.9,x,2026-03-01T00:00:00Z,\n")
+            with unit_of_work(lab.sessions) as s:
+                assert rows_repo.prefix_lengths(s)[1] == {4: [20, 32], 6: [56]}
