@@ -885,7 +885,8 @@ def _splice_by_records(
     grid[:, :widest] = windows[starts]
     grid[:, widest:] = tails[:, :tail_width]
     keep = np.empty(grid.shape, dtype=np.bool_)
-    np.less(np.arange(widest), lengths[:, None], out=keep[:, :widest])
+    first_of = np.arange(widest)[None, :] < np.arange(widest + 1)[:, None]  # row L: L Trues
+    keep[:, :widest] = first_of[lengths]
     np.not_equal(tails[:, :tail_width], 0, out=keep[:, widest:])
     return grid[keep].data
 

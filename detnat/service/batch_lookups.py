@@ -609,12 +609,14 @@ def reverse_csv_blocks(
 @dataclass(frozen=True)
 class _Done:
     """A block answered by a worker: its output, each row's status code, the bad rows' messages
-    (by row) and each row's line number."""
+    (by row), each row's line number within the block (its first line is 1) and the block's
+    physical lines."""
 
     output: bytes | memoryview
     status: npt.NDArray[np.uint8]
     errors: dict[int, str]
     line_no: Ints
+    lines: int
 
 
 class _CsvRun:
@@ -644,7 +646,7 @@ class _CsvRun:
 
     def run(self) -> BatchReport:
         self._header()
-        pending: deque[tuple[Future[_Done | None], bytes, int]] = deque()
+        pending: deque[tuple[Future[_Done | None], bytes]] = deque()
         pool: ThreadPoolExecutor | None = None
         try:
             while (block := self._next_block()) is not None:
@@ -654,11 +656,9 @@ class _CsvRun:
                     self._slow(block)
                     self._progress()
                     continue
-                base = self.line_base
-                self.line_base += block.count(b"\n") + (not block.endswith(b"\n"))
                 if pool is None:
                     pool = ThreadPoolExecutor(self.threads, thread_name_prefix="detnat-batch")
-                pending.append((pool.submit(self._fast, block, base), block, base))
+                pending.append((pool.submit(self._fast, block), block))
                 while len(pending) > self.threads:
                     self._deliver(*pending.popleft())
             while pending:
@@ -673,17 +673,18 @@ class _CsvRun:
         report.output_sha256 = self.digest.hexdigest()
         return report
 
-    def _deliver(self, future: Future[_Done | None], block: bytes, base: int) -> None:
-        """Count, write and report an answered block; blocks are delivered in input order."""
+    def _deliver(self, future: Future[_Done | None], block: bytes) -> None:
+        """Count, write and report an answered block; blocks are delivered in input order, so
+        the lines before a block are known only here."""
         done = future.result()
         if done is None:  # a line too long for the csv module: it says what is wrong
-            after, self.line_base = self.line_base, base
             self._slow(block)
-            self.line_base = after
-        elif len(done.status):
-            self._count(len(done.status))
-            self._write(done.output)
-            self._note(done.status, done.errors, done.line_no)
+        else:
+            if len(done.status):
+                self._count(len(done.status))
+                self._write(done.output)
+                self._note(done.status, done.errors, done.line_no + self.line_base)
+            self.line_base += done.lines
         self._progress()
 
     def _progress(self) -> None:
@@ -799,8 +800,8 @@ class _CsvRun:
 
     # -- fast path ----------------------------------------------------------------------------
 
-    def _fast(self, block: bytes, line_base: int) -> _Done | None:
-        """A block without quotes or CR (its first line is ``line_base + 1``): lines and fields
+    def _fast(self, block: bytes) -> _Done | None:
+        """A block without quotes or CR (line numbers from 1 at its first line): lines and fields
         found, parsed and written by numpy; rows it cannot vouch for are redone one by one.
 
         Runs in worker threads: it leaves the run's counts and output to :meth:`_deliver`. None:
@@ -818,13 +819,14 @@ class _CsvRun:
         starts[0] = 0
         starts[1:] = breaks[:-1] + 1
         ends = breaks
-        line_no = np.arange(1, len(breaks) + 1, dtype=np.int64) + line_base
+        lines = len(breaks)
+        line_no = np.arange(1, lines + 1, dtype=np.int64)
         filled = ends > starts
         if not filled.all():  # empty lines: no row, no output
             starts, ends, line_no = starts[filled], ends[filled], line_no[filled]
         n = len(starts)
         if n == 0:
-            return _Done(b"", np.zeros(0, dtype=np.uint8), {}, line_no)
+            return _Done(b"", np.zeros(0, dtype=np.uint8), {}, line_no, lines)
         columns = self.columns
         commas = np.flatnonzero(body == 44)
         redo = np.ones(n, dtype=np.bool_)
@@ -882,7 +884,7 @@ class _CsvRun:
             if i not in replaced:
                 replaced[i] = (echo, tails[i, : lengths[i]].tobytes())
         output = splice_rows(block, text, starts, ends, tails, lengths, replaced)
-        return _Done(output, status, errors, line_no)
+        return _Done(output, status, errors, line_no, lines)
 
     def _parse_rows(
         self,
