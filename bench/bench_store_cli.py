@@ -230,12 +230,18 @@ def in_process(url: str, path: Path, tz: str | None) -> tuple[float, str]:
     return elapsed, report.output_sha256
 
 
+TIME = Path("/usr/bin/time")
+
+
 def end_to_end(url: str, command: Sequence[str], root: Path) -> tuple[float, float, float]:
-    """One CLI run as a child: wall seconds, CPU seconds (user + system) and peak RSS (MB)."""
+    """One CLI run as a child: wall seconds, CPU seconds (user + system) and peak RSS (MB, by
+    ``/usr/bin/time``: a forked child's own maximum starts at the size of this process; 0 without
+    it)."""
     env = {**os.environ, "DETNAT_DATABASE_URL": url, "PYTHONPATH": str(root)}
+    timer = [str(TIME), "-f", "peak-rss-kb %M"] if TIME.exists() else []
     start = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-c", "from cli.main import app; app()", *command],
+        [*timer, sys.executable, "-c", "from cli.main import app; app()", *command],
         env=env,
         cwd=root,
         stdout=subprocess.DEVNULL,
@@ -249,7 +255,8 @@ def end_to_end(url: str, command: Sequence[str], root: Path) -> tuple[float, flo
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"detnat {' '.join(command)} failed ({child.returncode}): {message}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    peaks = [line.split()[1] for line in message.splitlines() if line.startswith("peak-rss-kb ")]
+    return wall, usage.ru_utime + usage.ru_stime, int(peaks[-1]) / 1024 if peaks else 0.0
 
 
 def batch(url: str, args: argparse.Namespace) -> None:

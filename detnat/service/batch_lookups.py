@@ -288,29 +288,7 @@ def answer_rows(
         rows, first, last = rows[has], first[has], last[has]
         if not len(rows):
             continue
-        if bool(np.all(first == last)):  # one candidate each (the usual case): few versions
-            used = np.flatnonzero(np.bincount(first)).tolist()
-            if len(used) == 1:
-                version_runs = [(rows, used[0])]
-            else:
-                version_runs = [(rows[first == version], version) for version in used]
-        else:
-            count = last - first + 1
-            row_of = np.repeat(rows, count)
-            offsets = np.arange(len(row_of), dtype=np.int64) - np.repeat(
-                np.cumsum(count) - count, count
-            )
-            version_of = np.repeat(first, count) + offsets
-            order = np.argsort(version_of, kind="stable")
-            version_of, row_of = version_of[order], row_of[order]
-            cuts = np.flatnonzero(np.diff(version_of)) + 1
-            version_runs = [
-                (chunk_rows, int(chunk_versions[0]))
-                for chunk_rows, chunk_versions in zip(
-                    np.split(row_of, cuts), np.split(version_of, cuts), strict=True
-                )
-                if len(chunk_rows)
-            ]
+        version_runs = _runs_by_version(rows, first, last)
         for chunk_rows, version_index in version_runs:
             version = realm.versions[version_index]
             if version.plan is None:  # a retirement: no plan in force for what it ended
@@ -477,6 +455,45 @@ def _rows_by_realm(query: BatchQuery, ips: Ints, alive: Ints) -> Iterator[tuple[
             table[seg + offset] = True
     for realm_index, table in sorted(tables.items()):
         yield realm_index, alive[table[segment + offset]]
+
+
+def _runs_by_version(rows: Ints, first: Ints, last: Ints) -> list[tuple[Ints, int]]:
+    """For each version that is a candidate of some row (versions ``first[i]..last[i]`` of row
+    ``rows[i]``), ascending: (the rows it is a candidate of, ascending; the version).
+
+    Most rows have one candidate: they are grouped by counting (few versions), and only the rows
+    near a change (several candidates) are spread out one (row, version) pair each and sorted.
+    """
+    one = first == last
+    if bool(one.all()):
+        return _runs_of_one(rows, first)
+    runs = {version: [chunk] for chunk, version in _runs_of_one(rows[one], first[one])}
+    several = ~one
+    rows, first, last = rows[several], first[several], last[several]
+    count = last - first + 1
+    row_of = np.repeat(rows, count)
+    offsets = np.arange(len(row_of), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+    version_of = np.repeat(first, count) + offsets
+    order = np.argsort(version_of, kind="stable")
+    version_of, row_of = version_of[order], row_of[order]
+    cuts = np.flatnonzero(np.diff(version_of)) + 1
+    for chunk, versions in zip(np.split(row_of, cuts), np.split(version_of, cuts), strict=True):
+        if len(chunk):
+            runs.setdefault(int(versions[0]), []).append(chunk)
+    return [
+        (chunks[0] if len(chunks) == 1 else np.sort(np.concatenate(chunks)), version)
+        for version, chunks in sorted(runs.items())
+    ]
+
+
+def _runs_of_one(rows: Ints, version: Ints) -> list[tuple[Ints, int]]:
+    """:func:`_runs_by_version` of rows with one candidate each."""
+    if not len(rows):
+        return []
+    used = np.flatnonzero(np.bincount(version)).tolist()
+    if len(used) == 1:
+        return [(rows, used[0])]
+    return [(rows[version == v], v) for v in used]
 
 
 def _first_commas(commas: Ints, starts: Ints, ends: Ints, columns: int) -> tuple[Ints, Bools]:
