@@ -224,19 +224,19 @@ def _tables() -> tuple[
 ]:
     """:func:`instants_in`'s constants: (tens rows, units rows, columns, the day number of the
     first of each month and its length in days, both by ``year * 12 + month - 1`` for years
-    0-9999). The day numbers are H. Hinnant's days from the civil date (0: 1970-01-01)."""
+    0-9999). The day numbers count from 1970-01-01 (0) in the proleptic Gregorian calendar."""
     import numpy as np
 
-    year = np.repeat(np.arange(_YEARS, dtype=np.int64), 12)
-    month = np.tile(np.arange(1, 13, dtype=np.int64), _YEARS)
-    y = year - (month <= 2)
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * ((month + 9) % 12) + 2) // 5
-    first = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    days = np.empty(len(first), dtype=np.uint8)
-    days[:-1] = np.diff(first)
-    days[-1] = 31  # December 9999
+    year = np.arange(_YEARS, dtype=np.int64)
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    # 1 January of each year: 365 days a year and a day for each leap year before it.
+    before = year - 1
+    leaps = np.where(year > 0, before // 4 - before // 100 + before // 400 + 1, 0)
+    january = year * 365 + leaps - 719528  # 0000-01-01 is 719,528 days before 1970-01-01
+    lengths = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+    days = np.where(leap[:, None], lengths + (np.arange(12) == 1), lengths)
+    first = (january[:, None] + np.cumsum(days, axis=1) - days).reshape(-1)
+    days = days.astype(np.uint8).reshape(-1)
     return (
         np.array(_TENS, dtype=np.intp),
         np.array(_UNITS, dtype=np.intp),
