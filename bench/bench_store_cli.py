@@ -24,7 +24,11 @@ importtime``) summed by package, largest first.
 plan's pool, times spread over the realm's versions; ``--times offset`` writes them with ``Z`` or
 ``+01:00``, ``--times naive`` without an offset and passes ``--tz UTC``) and times ``detnat reverse
 --batch IN.csv --case C -o OUT.csv`` end to end (a subprocess, audit included) and
-``reverse_csv_at`` in-process (this checkout's code, one snapshot), in rows/s, best of ``--runs``.
+``reverse_csv_at`` in-process (this checkout's code, one snapshot), in rows/s, best of ``--runs``;
+for each end-to-end run also the child's CPU time (user + system), its peak RSS and the load
+average. ``--against DIR``: the CLI of another checkout (e.g. ``git archive PARENT | tar -x -C
+DIR``) run end to end too, alternately with this one's, each run on the same file; their outputs
+must be the same bytes.
 
 ``--readers``: no database; the same file read into line spans and ip, port and time columns by
 our block reader (:func:`detnat.service.batch_lookups.file_blocks` and the numpy parsers) and, for
@@ -74,11 +78,11 @@ def throwaway_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def detnat(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``detnat ARGS`` from this checkout, against ``url``."""
-    env = {**os.environ, "DETNAT_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+def detnat(url: str, *args: str, root: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``detnat ARGS`` from this checkout (or the one at ``root``), against ``url``."""
+    env = {**os.environ, "DETNAT_DATABASE_URL": url, "PYTHONPATH": str(root)}
     command = [sys.executable, "-c", "from cli.main import app; app()", *args]
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"detnat {' '.join(args)} failed ({done.returncode}): {done.stderr}")
     return done
@@ -229,34 +233,85 @@ def in_process(url: str, path: Path, tz: str | None) -> tuple[float, str]:
     return elapsed, report.output_sha256
 
 
+TIME = Path("/usr/bin/time")
+
+
+def end_to_end(url: str, command: Sequence[str], root: Path) -> tuple[float, float, float]:
+    """One CLI run as a child: wall seconds, CPU seconds (user + system) and peak RSS (MB, by
+    ``/usr/bin/time``: a forked child's own maximum starts at the size of this process; 0 without
+    it)."""
+    env = {**os.environ, "DETNAT_DATABASE_URL": url, "PYTHONPATH": str(root)}
+    timer = [str(TIME), "-f", "peak-rss-kb %M"] if TIME.exists() else []
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        [*timer, sys.executable, "-c", "from cli.main import app; app()", *command],
+        env=env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    assert child.stderr is not None
+    message = child.stderr.read().decode()
+    child.stderr.close()
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"detnat {' '.join(command)} failed ({child.returncode}): {message}")
+    peaks = [line.split()[1] for line in message.splitlines() if line.startswith("peak-rss-kb ")]
+    return wall, usage.ru_utime + usage.ru_stime, int(peaks[-1]) / 1024 if peaks else 0.0
+
+
 def batch(url: str, args: argparse.Namespace) -> None:
+    import hashlib
     import tempfile
 
     naive = args.times == "naive"
     tz = ["--tz", "UTC"] if naive else []
+    roots = {"this checkout": ROOT}
+    if args.against is not None:
+        roots["--against"] = args.against.resolve()
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "in.csv"
         write_batch(source, args.rows, args.versions, naive)
-        ends, inside = [], []
+        runs: dict[str, list[tuple[float, float, float, float]]] = {label: [] for label in roots}
+        inside = []
         digests = set()
         for run in range(args.runs):
-            target = Path(folder) / f"out{run}.csv"
-            command = ["reverse", "--batch", str(source), "--case", "BENCH-1", "-o", str(target)]
-            start = time.perf_counter()
-            detnat(url, *command, *tz)
-            ends.append(time.perf_counter() - start)
-            seconds, digest = in_process(url, source, "UTC" if naive else None)
-            inside.append(seconds)
-            digests.add(digest)
+            for label, root in roots.items():
+                target = Path(folder) / f"out{run}-{len(runs[label])}-{label[:4]}.csv"
+                command = ["reverse", "--batch", str(source), "--case", "BENCH-1"]
+                wall, cpu, rss = end_to_end(url, [*command, "-o", str(target), *tz], root)
+                runs[label].append((wall, cpu, rss, os.getloadavg()[0]))
+                with target.open("rb") as out:
+                    digests.add(hashlib.file_digest(out, "sha256").hexdigest())
+                if run or label != "this checkout":
+                    target.unlink()
+            if not args.no_in_process:
+                seconds, digest = in_process(url, source, "UTC" if naive else None)
+                inside.append(seconds)
+                digests.add(digest)
         assert len(digests) == 1, digests
-        with (Path(folder) / "out0.csv").open() as out:
+        first = next(Path(folder).glob("out0-*"))
+        with first.open() as out:
             statuses = [line.rsplit(",", 3)[1] for line in list(out)[1:]]
     counted = {s: statuses.count(s) for s in sorted(set(statuses))}
     print(f"python {sys.version.split()[0]}; {args.rows} rows, times {args.times}; {counted}")
-    for label, times in (("end to end", ends), ("in-process", inside)):
-        best = min(times)
-        rate = f"{args.rows / best:>11,.0f} rows/s"
-        print(f"  {label:11} best {best:6.2f} s  {rate}  ({args.runs} runs)")
+    for label, results in runs.items():
+        walls, cpus, rsss, loads = zip(*results, strict=True)
+        best = min(walls)
+        print(
+            f"  end to end ({label}): best {best:6.2f} s {args.rows / best:>11,.0f} rows/s;"
+            f" CPU best {min(cpus):6.2f} s; peak RSS {max(rsss):5.0f} MB;"
+            f" walls {', '.join(f'{w:.2f}' for w in walls)};"
+            f" CPUs {', '.join(f'{c:.2f}' for c in cpus)};"
+            f" load {min(loads):.1f}-{max(loads):.1f}"
+        )
+    if inside:
+        best = min(inside)
+        print(
+            f"  in-process: best {best:6.2f} s {args.rows / best:>11,.0f} rows/s ({args.runs} runs)"
+        )
 
 
 def readers(args: argparse.Namespace) -> None:
@@ -331,6 +386,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--times", choices=("offset", "naive"), default="offset")
     parser.add_argument("--readers", action="store_true", help="time the CSV readers alone")
     parser.add_argument("--breakdown", action="store_true", help="phases and imports of a lookup")
+    parser.add_argument(
+        "--against", type=Path, help="--batch: also run the CLI of this checkout, alternately"
+    )
+    parser.add_argument(
+        "--no-in-process", action="store_true", help="--batch: end to end only (large --rows)"
+    )
     args = parser.parse_args(argv)
     if args.readers:
         readers(args)

@@ -54,6 +54,7 @@ from typing import BinaryIO, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import as_strided
 
 from detnat.engine import INVALID, MATCH, REASON_CODES, STATUS_CODES, Mapper
 from detnat.engine.addresses import V4, V6, parse_address, parse_ipv4
@@ -837,18 +838,77 @@ def splice_rows(
     by numpy; a row in ``replaced`` is written from Python bytes (``(echo, tail)``; echo None: its
     input bytes), spliced in its place. ``text`` is ``block`` as bytes (it may run on past it);
     a line's bytes hold no LF, and no CR either when ``crlf``.
+
+    Each row is laid out in one record of a grid (its line, then its tail, each padded to the
+    widest of the block) and the grid is read out without the padding: one pass over a few
+    bytes per row more than the output. A block with a line far wider than the others (a grid
+    mostly padding) is assembled byte by byte instead (:func:`_splice_by_bytes`).
     """
     n = len(starts)
     special = sorted(replaced)
-    text = text[: len(block)]
-    content = (text != 10) & (text != 13) if crlf else text != 10
     content_lengths = ends - starts
     if special:
-        for i in special:
-            content[starts[i] : ends[i]] = False
         content_lengths[special] = 0
         tail_lengths[special] = 0
         tails[special] = 0
+    widest = int(content_lengths.max(initial=0))
+    tail_width = int(tail_lengths.max(initial=0))
+    if n * (widest + tail_width) > 2 * (int(content_lengths.sum()) + int(tail_lengths.sum())) + 64:
+        out = _splice_by_bytes(
+            text, len(block), starts, ends, content_lengths, tails, tail_lengths, special, crlf
+        )
+    else:
+        out = _splice_by_records(text, starts, content_lengths, tails, widest, tail_width)
+    if not special:
+        return out
+    row_ends = np.cumsum(content_lengths + tail_lengths)
+    parts: list[bytes | memoryview] = []
+    done = 0
+    for i in special:
+        at = int(row_ends[i])
+        echo, tail = replaced[i]
+        parts += (out[done:at], block[starts[i] : ends[i]] if echo is None else echo, tail)
+        done = at
+    parts.append(out[done:])
+    return b"".join(parts)
+
+
+def _splice_by_records(
+    text: Bytes, starts: Ints, lengths: Ints, tails: Bytes, widest: int, tail_width: int
+) -> memoryview:
+    """Rows of at most ``widest`` bytes of line and ``tail_width`` of tail, through a grid."""
+    n = len(starts)
+    if n and int(starts.max()) + widest > len(text):  # windows must not run past the bytes
+        text = np.concatenate((text, np.zeros(widest, dtype=np.uint8)))
+    grid = np.empty((n, widest + tail_width), dtype=np.uint8)
+    windows = as_strided(text, (max(len(text) - widest + 1, 0), widest), (text.strides[0],) * 2)
+    grid[:, :widest] = windows[starts]
+    grid[:, widest:] = tails[:, :tail_width]
+    keep = np.empty(grid.shape, dtype=np.bool_)
+    first_of = np.arange(widest)[None, :] < np.arange(widest + 1)[:, None]  # row L: L Trues
+    keep[:, :widest] = first_of[lengths]
+    np.not_equal(tails[:, :tail_width], 0, out=keep[:, widest:])
+    return grid[keep].data
+
+
+def _splice_by_bytes(
+    text: Bytes,
+    size: int,
+    starts: Ints,
+    ends: Ints,
+    content_lengths: Ints,
+    tails: Bytes,
+    tail_lengths: Ints,
+    special: list[int],
+    crlf: bool,
+) -> memoryview:
+    """:func:`_splice_by_records` byte by byte: every byte of the block but the line breaks
+    (and the lines of ``special``) is a line's."""
+    n = len(starts)
+    text = text[:size]
+    content = (text != 10) & (text != 13) if crlf else text != 10
+    for i in special:
+        content[starts[i] : ends[i]] = False
     pieces = np.empty(2 * n, dtype=np.int64)
     pieces[0::2] = content_lengths
     pieces[1::2] = tail_lengths
@@ -856,19 +916,7 @@ def splice_rows(
     out = np.empty(len(from_input), dtype=np.uint8)
     out[from_input] = text[content]
     out[~from_input] = tails[tails != 0]
-    if not special:
-        return out.data
-    row_ends = np.cumsum(content_lengths + tail_lengths)
-    view = out.data
-    parts: list[bytes | memoryview] = []
-    done = 0
-    for i in special:
-        at = int(row_ends[i])
-        echo, tail = replaced[i]
-        parts += (view[done:at], block[starts[i] : ends[i]] if echo is None else echo, tail)
-        done = at
-    parts.append(view[done:])
-    return b"".join(parts)
+    return out.data
 
 
 def cpus() -> int:

@@ -293,29 +293,7 @@ def answer_rows(
         rows, first, last = rows[has], first[has], last[has]
         if not len(rows):
             continue
-        if bool(np.all(first == last)):  # one candidate each (the usual case): few versions
-            used = np.flatnonzero(np.bincount(first)).tolist()
-            if len(used) == 1:
-                version_runs = [(rows, used[0])]
-            else:
-                version_runs = [(rows[first == version], version) for version in used]
-        else:
-            count = last - first + 1
-            row_of = np.repeat(rows, count)
-            offsets = np.arange(len(row_of), dtype=np.int64) - np.repeat(
-                np.cumsum(count) - count, count
-            )
-            version_of = np.repeat(first, count) + offsets
-            order = np.argsort(version_of, kind="stable")
-            version_of, row_of = version_of[order], row_of[order]
-            cuts = np.flatnonzero(np.diff(version_of)) + 1
-            version_runs = [
-                (chunk_rows, int(chunk_versions[0]))
-                for chunk_rows, chunk_versions in zip(
-                    np.split(row_of, cuts), np.split(version_of, cuts), strict=True
-                )
-                if len(chunk_rows)
-            ]
+        version_runs = _runs_by_version(rows, first, last)
         for chunk_rows, version_index in version_runs:
             version = realm.versions[version_index]
             if version.plan is None:  # a retirement: no plan in force for what it ended
@@ -484,6 +462,45 @@ def _rows_by_realm(query: BatchQuery, ips: Ints, alive: Ints) -> Iterator[tuple[
         yield realm_index, alive[table[segment + offset]]
 
 
+def _runs_by_version(rows: Ints, first: Ints, last: Ints) -> list[tuple[Ints, int]]:
+    """For each version that is a candidate of some row (versions ``first[i]..last[i]`` of row
+    ``rows[i]``), ascending: (the rows it is a candidate of, ascending; the version).
+
+    Most rows have one candidate: they are grouped by counting (few versions), and only the rows
+    near a change (several candidates) are spread out one (row, version) pair each and sorted.
+    """
+    one = first == last
+    if bool(one.all()):
+        return _runs_of_one(rows, first)
+    runs = {version: [chunk] for chunk, version in _runs_of_one(rows[one], first[one])}
+    several = ~one
+    rows, first, last = rows[several], first[several], last[several]
+    count = last - first + 1
+    row_of = np.repeat(rows, count)
+    offsets = np.arange(len(row_of), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+    version_of = np.repeat(first, count) + offsets
+    order = np.argsort(version_of, kind="stable")
+    version_of, row_of = version_of[order], row_of[order]
+    cuts = np.flatnonzero(np.diff(version_of)) + 1
+    for chunk, versions in zip(np.split(row_of, cuts), np.split(version_of, cuts), strict=True):
+        if len(chunk):
+            runs.setdefault(int(versions[0]), []).append(chunk)
+    return [
+        (chunks[0] if len(chunks) == 1 else np.sort(np.concatenate(chunks)), version)
+        for version, chunks in sorted(runs.items())
+    ]
+
+
+def _runs_of_one(rows: Ints, version: Ints) -> list[tuple[Ints, int]]:
+    """:func:`_runs_by_version` of rows with one candidate each."""
+    if not len(rows):
+        return []
+    used = np.flatnonzero(np.bincount(version)).tolist()
+    if len(used) == 1:
+        return [(rows, used[0])]
+    return [(rows[version == v], v) for v in used]
+
+
 def _first_commas(commas: Ints, starts: Ints, ends: Ints, columns: int) -> tuple[Ints, Bools]:
     """Each line's first comma (an index into ``commas``) and which lines have not ``columns``
     fields. Most blocks have the right number on every line, checked without a search."""
@@ -614,12 +631,14 @@ def reverse_csv_blocks(
 @dataclass(frozen=True)
 class _Done:
     """A block answered by a worker: its output, each row's status code, the bad rows' messages
-    (by row) and each row's line number."""
+    (by row), each row's line number within the block (its first line is 1) and the block's
+    physical lines."""
 
     output: bytes | memoryview
     status: npt.NDArray[np.uint8]
     errors: dict[int, str]
     line_no: Ints
+    lines: int
 
 
 class _CsvRun:
@@ -649,7 +668,7 @@ class _CsvRun:
 
     def run(self) -> BatchReport:
         self._header()
-        pending: deque[tuple[Future[_Done | None], bytes, int]] = deque()
+        pending: deque[tuple[Future[_Done | None], bytes]] = deque()
         pool: ThreadPoolExecutor | None = None
         try:
             while (block := self._next_block()) is not None:
@@ -659,11 +678,9 @@ class _CsvRun:
                     self._slow(block)
                     self._progress()
                     continue
-                base = self.line_base
-                self.line_base += block.count(b"\n") + (not block.endswith(b"\n"))
                 if pool is None:
                     pool = ThreadPoolExecutor(self.threads, thread_name_prefix="detnat-batch")
-                pending.append((pool.submit(self._fast, block, base), block, base))
+                pending.append((pool.submit(self._fast, block), block))
                 while len(pending) > self.threads:
                     self._deliver(*pending.popleft())
             while pending:
@@ -678,17 +695,18 @@ class _CsvRun:
         report.output_sha256 = self.digest.hexdigest()
         return report
 
-    def _deliver(self, future: Future[_Done | None], block: bytes, base: int) -> None:
-        """Count, write and report an answered block; blocks are delivered in input order."""
+    def _deliver(self, future: Future[_Done | None], block: bytes) -> None:
+        """Count, write and report an answered block; blocks are delivered in input order, so
+        the lines before a block are known only here."""
         done = future.result()
         if done is None:  # a line too long for the csv module: it says what is wrong
-            after, self.line_base = self.line_base, base
             self._slow(block)
-            self.line_base = after
-        elif len(done.status):
-            self._count(len(done.status))
-            self._write(done.output)
-            self._note(done.status, done.errors, done.line_no)
+        else:
+            if len(done.status):
+                self._count(len(done.status))
+                self._write(done.output)
+                self._note(done.status, done.errors, done.line_no + self.line_base)
+            self.line_base += done.lines
         self._progress()
 
     def _progress(self) -> None:
@@ -804,8 +822,8 @@ class _CsvRun:
 
     # -- fast path ----------------------------------------------------------------------------
 
-    def _fast(self, block: bytes, line_base: int) -> _Done | None:
-        """A block without quotes or CR (its first line is ``line_base + 1``): lines and fields
+    def _fast(self, block: bytes) -> _Done | None:
+        """A block without quotes or CR (line numbers from 1 at its first line): lines and fields
         found, parsed and written by numpy; rows it cannot vouch for are redone one by one.
 
         Runs in worker threads: it leaves the run's counts and output to :meth:`_deliver`. None:
@@ -823,13 +841,14 @@ class _CsvRun:
         starts[0] = 0
         starts[1:] = breaks[:-1] + 1
         ends = breaks
-        line_no = np.arange(1, len(breaks) + 1, dtype=np.int64) + line_base
+        lines = len(breaks)
+        line_no = np.arange(1, lines + 1, dtype=np.int64)
         filled = ends > starts
         if not filled.all():  # empty lines: no row, no output
             starts, ends, line_no = starts[filled], ends[filled], line_no[filled]
         n = len(starts)
         if n == 0:
-            return _Done(b"", np.zeros(0, dtype=np.uint8), {}, line_no)
+            return _Done(b"", np.zeros(0, dtype=np.uint8), {}, line_no, lines)
         columns = self.columns
         commas = np.flatnonzero(body == 44)
         redo = np.ones(n, dtype=np.bool_)
@@ -887,7 +906,7 @@ class _CsvRun:
             if i not in replaced:
                 replaced[i] = (echo, tails[i, : lengths[i]].tobytes())
         output = splice_rows(block, text, starts, ends, tails, lengths, replaced)
-        return _Done(output, status, errors, line_no)
+        return _Done(output, status, errors, line_no, lines)
 
     def _parse_rows(
         self,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detnat.errors import QueryError
@@ -208,21 +208,41 @@ def format_duration(value: timedelta) -> str:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 _MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
-_DIGITS = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18)
+# Two-digit fields of ``YYYY-MM-DDTHH:MM:SS``: the positions of their tens and their units.
+_TENS = (0, 2, 5, 8, 11, 14, 17)
+_UNITS = (1, 3, 6, 9, 12, 15, 18)
+_YEARS = 10_000
 
 
 @cache
 def _tables() -> tuple[
-    npt.NDArray[np.intp], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]
+    npt.NDArray[np.intp],
+    npt.NDArray[np.intp],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.uint8],
 ]:
-    """(digit rows, columns, fraction places, days in month): :func:`instants_in`'s constants."""
+    """:func:`instants_in`'s constants: (tens rows, units rows, columns, the day number of the
+    first of each month and its length in days, both by ``year * 12 + month - 1`` for years
+    0-9999). The day numbers count from 1970-01-01 (0) in the proleptic Gregorian calendar."""
     import numpy as np
 
+    year = np.arange(_YEARS, dtype=np.int64)
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    # 1 January of each year: 365 days a year and a day for each leap year before it.
+    before = year - 1
+    leaps = np.where(year > 0, before // 4 - before // 100 + before // 400 + 1, 0)
+    january = year * 365 + leaps - 719528  # 0000-01-01 is 719,528 days before 1970-01-01
+    lengths = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+    days = np.where(leap[:, None], lengths + (np.arange(12) == 1), lengths)
+    first = (january[:, None] + np.cumsum(days, axis=1) - days).reshape(-1)
+    days = days.astype(np.uint8).reshape(-1)
     return (
-        np.array(_DIGITS, dtype=np.intp),
+        np.array(_TENS, dtype=np.intp),
+        np.array(_UNITS, dtype=np.intp),
         np.arange(26, dtype=np.int64)[:, None],
-        (10 ** (5 - np.arange(6, dtype=np.int64)))[:, None],
-        np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64),
+        first,
+        days,
     )
 
 
@@ -305,6 +325,16 @@ def fixed_offset_s(tz: str | None) -> int | None:
     return _fixed_offset_s(tz)
 
 
+def _rows_at(buf: npt.NDArray[np.uint8], at: npt.NDArray[np.int64], width: int) -> Any:
+    """``buf[at[i] + c]`` as row ``c`` of a (width, len(at)) array: each text's bytes copied as
+    one run (a window over ``buf``), then turned column-major."""
+    import numpy as np
+    from numpy.lib.stride_tricks import as_strided
+
+    windows = as_strided(buf, (max(len(buf) - width + 1, 0), width), (buf.strides[0],) * 2)
+    return np.ascontiguousarray(windows[at].T)
+
+
 def instants_in(
     buf: npt.NDArray[np.uint8],
     starts: npt.NDArray[np.int64],
@@ -319,13 +349,14 @@ def instants_in(
     """
     import numpy as np
 
-    digit_rows, columns, fraction_places, days_in_month = _tables()
+    tens, units, columns, first_day, month_days = _tables()
     n = len(starts)
     # Column-major: row c holds every text's byte c (a byte minus "0" below 10 is a digit).
-    grid = buf[columns + starts]
+    grid = _rows_at(buf, starts, 26)
     digit = grid - np.uint8(48)
+    high, low = digit[tens], digit[units]
     ok = (lens >= 19) & (lens <= 32)
-    ok &= np.all(digit[digit_rows] < 10, axis=0)
+    ok &= np.all((high < 10) & (low < 10), axis=0)
     ok &= (grid[4] == 45) & (grid[7] == 45) & (grid[13] == 58) & (grid[16] == 58)
     ok &= (grid[10] == 84) | (grid[10] == 116) | (grid[10] == 32)  # T, t or space
     last = buf[starts + np.maximum(lens, 1) - 1]
@@ -342,42 +373,40 @@ def instants_in(
     ok &= np.where(fraction, (k >= 1) & (k <= 6), lens == 19 + offset_len)
     # The offset: Z, or ±HH:MM at the end.
     at = np.maximum(starts + lens - offset_len, 0)
-    off = buf[columns[:6] + at]
+    off = _rows_at(buf, at, 6)
     od = off - np.uint8(48)
     signed = zulu | (
         ((off[0] == 43) | (off[0] == 45)) & (off[3] == 58) & np.all(od[[1, 2, 4, 5]] < 10, axis=0)
     )
     ok &= signed | naive
     fixed = zulu | naive
-    hours = od[1].astype(np.int64) * 10 + od[2]
-    minutes = od[4].astype(np.int64) * 10 + od[5]
-    off_h = np.where(fixed, 0, hours)
-    off_m = np.where(fixed, 0, minutes)
+    # Two digits in a uint8 (at most 99 where both are digits; the rest is refused anyway).
+    off_h = np.where(fixed, np.uint8(0), od[1] * np.uint8(10) + od[2])
+    off_m = np.where(fixed, np.uint8(0), od[4] * np.uint8(10) + od[5])
     ok &= (off_h <= 23) & (off_m <= 59)
-    sign = np.where(off[0] == 45, -1, 1)
-    offset_s = np.where(naive, naive_offset_s or 0, sign * (off_h * 3600 + off_m * 60))
-    # Fraction digits, positions 20 .. 20 + k - 1.
-    used = columns[:6] < k
-    frac_d = digit[20:26]
-    ok &= np.all(~used | (frac_d < 10), axis=0)
-    micro = np.sum(np.where(used, frac_d, 0) * fraction_places, axis=0, dtype=np.int64)
-    d = digit[digit_rows].astype(np.int64)
-    year = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3]
-    month, day = d[4] * 10 + d[5], d[6] * 10 + d[7]
-    hour, minute, second = d[8] * 10 + d[9], d[10] * 10 + d[11], d[12] * 10 + d[13]
-    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    offset_s = off_h.astype(np.int32) * 3600 + off_m.astype(np.int32) * 60
+    np.negative(offset_s, out=offset_s, where=off[0] == 45)
+    if naive_offset_s is not None:
+        offset_s[naive] = naive_offset_s
+    # Fraction digits, positions 20 .. 20 + k - 1 (the others read as 0).
+    frac_d = np.where(columns[:6] < k, digit[20:26], np.uint8(0))
+    ok &= np.all(frac_d < 10, axis=0)
+    micro = frac_d[0].astype(np.int32)
+    for place in range(1, 6):
+        micro *= 10
+        micro += frac_d[place]
+    pairs = high * np.uint8(10) + low  # YY, YY, MM, DD, hh, mm, ss
+    year = pairs[0].astype(np.int32) * 100 + pairs[1]
+    month, day = pairs[2], pairs[3]
+    hour, minute, second = pairs[4], pairs[5], pairs[6]
     month_ok = (month >= 1) & (month <= 12)
-    dim = days_in_month[np.where(month_ok, month, 1)] + ((month == 2) & leap)
-    ok &= (year >= 1) & month_ok & (day >= 1) & (day <= dim)
+    index = np.where(ok & month_ok, year * 12 + month - 1, 0)
+    ok &= (year >= 1) & month_ok & (day >= 1) & (day <= month_days[index])
     ok &= ~naive | ((year >= 2) & (year <= 9998))  # the zone's edges: parse_instant decides
     ok &= (hour <= 23) & (minute <= 59) & (second <= 59)  # 60 (a leap second) is refused later
-    # Days from the civil date (H. Hinnant's algorithm), then microseconds in UTC.
-    y = year - (month <= 2)
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset_s
+    # Days from the civil date, then microseconds in UTC.
+    seconds_of_day = hour.astype(np.int32) * 3600 + minute.astype(np.int32) * 60 + second
+    seconds = (first_day[index] + (day - 1)) * 86400 + (seconds_of_day - offset_s)
     us = seconds * 1_000_000 + micro
     ok &= (us >= _MIN_US) & (us <= _MAX_US)
     return np.where(ok, us, 0), ok

@@ -75,3 +75,29 @@ def test_a_store_reverse_imports_only_what_it_runs(tmp_path: Path) -> None:
     expected = "loaded: ['cli.commands.lookups', 'cli.commands.lookups_store'] []"
     assert out[-2] == expected, out
     assert out[-1] == "of ours: []", out
+
+
+BATCH = """
+import sys
+from cli.main import app
+try:
+    app(["reverse", "--batch", sys.argv[1], "--case", "IMPORTS-2", "-o", sys.argv[2]])
+except SystemExit as exit:
+    assert exit.code in (0, None), exit.code
+ours = ("detnat.logs", "detnat.service.log_answers", "detnat.service.logs")
+print("of ours:", sorted(m for m in sys.modules if m.startswith(ours)))
+"""
+
+
+def test_a_store_batch_without_logs_imports_none_of_their_modules(tmp_path: Path) -> None:
+    """The logs are asked only where the store holds some: their modules stay out of a batch
+    against a store without logs (its rows answered as before: the logs had nothing to say)."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN)
+    rows = tmp_path / "rows.csv"
+    rows.write_text("ip,port,time\n192.0.2.1,1100,2026-01-01T00:00:00Z\n")
+    with throwaway_database() as url:
+        _run(url, SETUP, str(plan))
+        out = _run(url, BATCH, str(rows), str(tmp_path / "out.csv")).splitlines()
+    assert out[-1] == "of ours: []", out
+    assert (tmp_path / "out.csv").read_text().splitlines()[1].split(",")[3] == "match"
