@@ -264,7 +264,6 @@ def reverse_batch_at(
     with the vectorised engine (:mod:`detnat.service.batch_lookups`).
     """
     from detnat.service import batch_lookups
-    from detnat.store import logs as log_rows
 
     ask = inquiry.BatchAsk(
         _identity(case, None, None),
@@ -290,7 +289,7 @@ def reverse_batch_at(
             tolerance=ask.tolerance,
             realm=realm,
             tz=tz,
-            logs=_batch_logs(session, realm) if log_rows.has_logs(session, realm) else None,
+            logs=batch_lookups.logs_for(session, realm),
         )
         # Nothing leaves before the audit entry is in: the file is renamed into place, or the
         # rows copied to stdout, only after `_audit_batch` committed it.
@@ -313,14 +312,6 @@ def reverse_batch_at(
         counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
         print(f"detnat: {report.rows} rows: {counts or 'nothing'}", file=sys.stderr)
     return EXIT_INVALID if report.bad_row_count else EXIT_OK
-
-
-def _batch_logs(session: Session, realm: str | None) -> Any:
-    """The NAT's own logs for a batch (imported only for a store that holds some: without them
-    the logs would change no row)."""
-    from detnat.service import log_answers
-
-    return log_answers.BatchLogs(session, realm)
 
 
 @contextmanager
