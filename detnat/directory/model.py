@@ -100,10 +100,25 @@ def network_text(text: str) -> str:
 
     The C library's ``inet_pton``/``inet_ntop`` (RFC 5952 text), not :mod:`ipaddress`: an
     ingest reads millions of them. ``audit verify`` reads the stored ones back through here too.
+    A text already read is answered from :data:`_NETWORKS` (a session's records, a lease's rows
+    and the rows of one subscriber name the same prefix again and again).
 
     >>> network_text("2001:DB8:0:0:1::/80"), network_text("192.0.2.7")
     ('2001:db8:0:0:1::/80', '192.0.2.7/32')
     """
+    found = _NETWORKS.get(text)
+    if found is None:
+        found = _network_text(text)
+        if len(_NETWORKS) >= 100_000:
+            _NETWORKS.clear()
+        _NETWORKS[text] = found
+    return found
+
+
+_NETWORKS: dict[str, str] = {}  # text as given -> canonical text (bounded above; no errors)
+
+
+def _network_text(text: str) -> str:
     address, slash, length = text.strip().partition("/")
     family, bits = (socket.AF_INET6, 128) if ":" in address else (socket.AF_INET, 32)
     try:
