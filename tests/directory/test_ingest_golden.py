@@ -8,10 +8,13 @@ change of what detnat stores and audits, and must be one on purpose."""
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from detnat.directory import parse
+from detnat.directory import parse, radius
 from detnat.service import directory
 from tests.directory.samples import DETAIL, KEA_2, KEA_3, KEA_LEGAL_DOC, KEA_OLD
 
@@ -327,3 +330,15 @@ def test_an_ingest_stores_and_audits_what_it_did_before(case: str) -> None:
         hashlib.sha256("".join(lines).encode("utf-8", "surrogatepass")).hexdigest(),
     )
     assert got == PINNED[case]
+
+
+# The attribute pattern the RADIUS parser had (a lazy value): the faster one reads the same.
+_LAZY_ATTR = re.compile(r'^[ \t]+([^ \t=]+) = "?(.*?)"?[ \t]*$', re.M)
+_PIECES = st.sampled_from(
+    ["a", "b", " ", "\t", '"', "\n", "=", "\r", " = ", "\t\n", '\tx = "', "\u00e9"]
+)
+
+
+@given(st.lists(_PIECES, max_size=30).map("".join))
+def test_attribute_lines_read_as_the_lazy_pattern_read_them(body: str) -> None:
+    assert radius._ATTR.findall(body) == _LAZY_ATTR.findall(body)
