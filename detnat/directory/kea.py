@@ -32,7 +32,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from detnat.directory.model import Interval, Parsed, Refused, SourceLine, network_text
+from detnat.directory.model import (
+    Interval,
+    Parsed,
+    Refused,
+    SourceLine,
+    collector_paused,
+    network_text,
+)
 from detnat.directory.zones import LocalTimeError, Zone
 
 PD = "2"
@@ -216,6 +223,7 @@ def parse_legal(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
     return out
 
 
+@collector_paused
 def parse(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
     """``kea-lease6``: each file is read as a memfile CSV when its first line is a lease6
     header, else as forensic log lines (which need ``--tz``)."""

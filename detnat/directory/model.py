@@ -16,11 +16,14 @@ directory has seen no end (a session whose Stop was lost, a lease still running)
 
 from __future__ import annotations
 
+import functools
+import gc
 import hashlib
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, ParamSpec, TypeVar
 
 from detnat.engine.addresses import Prefix
 from detnat.engine.addresses import reused as reused_key
@@ -93,6 +96,29 @@ class Parsed:
     refused: list[Refused] = field(default_factory=list)
     records: int = 0
     duplicates: int = 0
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def collector_paused(parse: Callable[P, R]) -> Callable[P, R]:
+    """``parse`` run with the cyclic garbage collector paused (the reference counts free
+    everything else as usual). A parse allocates millions of small objects, none in a cycle,
+    that live until it returns: each one would count towards collections that walk all of them
+    again, a fifth to a half of a parse's time. The collector runs again once it returns."""
+
+    @functools.wraps(parse)
+    def paused(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not gc.isenabled():
+            return parse(*args, **kwargs)
+        gc.disable()
+        try:
+            return parse(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return paused
 
 
 def network_text(text: str) -> str:

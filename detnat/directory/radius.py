@@ -43,7 +43,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from detnat.directory.model import Interval, Parsed, Refused, SourceLine, network_text
+from detnat.directory.model import (
+    Interval,
+    Parsed,
+    Refused,
+    SourceLine,
+    collector_paused,
+    network_text,
+)
 from detnat.directory.zones import LocalTimeError, Zone
 
 START, STOP, INTERIM, ON, OFF = "Start", "Stop", "Interim-Update", "Accounting-On", "Accounting-Off"
@@ -88,6 +95,7 @@ class Record(NamedTuple):
     source: SourceLine
 
 
+@collector_paused
 def parse(
     files: Iterable[tuple[str, str]], *, tz: str | None, interim_us: int | None = None
 ) -> Parsed:

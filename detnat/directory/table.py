@@ -14,12 +14,20 @@ import io
 from collections.abc import Iterable
 from datetime import datetime
 
-from detnat.directory.model import Interval, Parsed, Refused, SourceLine, network_text
+from detnat.directory.model import (
+    Interval,
+    Parsed,
+    Refused,
+    SourceLine,
+    collector_paused,
+    network_text,
+)
 from detnat.directory.zones import Zone, epoch_us
 
 HEADER = ["subscriber", "account", "from", "to"]
 
 
+@collector_paused
 def parse(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
     zone = Zone.named(tz) if tz else None
     out = Parsed()
