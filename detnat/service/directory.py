@@ -249,9 +249,10 @@ def _rows(intervals: Sequence[Interval], realm_id: int | None) -> tuple[str, lis
     (:func:`detnat.store.directory.copy_lines`).
 
     The client's share of an ingest (issue 14), so what repeats is made once: a source line's
-    JSON (a RADIUS session's Start is the first source of each of its keys' rows), an account's
-    stored and COPY forms, a file name's JSON, and the date and minute of an instant (the text of
-    :func:`instant_text`, of which a row writes two); the digest is fed in chunks."""
+    JSON and a row's list of them (a RADIUS session's Start and Stop are the sources of each of
+    its keys' rows), an account's stored and COPY forms, a file name's JSON, and the date and
+    minute of an instant (the text of :func:`instant_text`, of which a row writes two); the
+    digest is fed in chunks."""
     digest = hashlib.sha256()
     texts: list[str] = []
     lines: list[str] = []
@@ -274,20 +275,27 @@ def _rows(intervals: Sequence[Interval], realm_id: int | None) -> tuple[str, lis
             return f"{head}{seconds[second]}.{frac:06d}Z"
         return f"{head}{seconds[second]}Z"
 
+    # a session's keys' rows carry the same sources: (JSON, as a COPY field)
+    source_lists: dict[tuple[SourceLine, ...], tuple[str, str]] = {}
+
     for n, iv in enumerate(intervals, start=1):
-        parts = []
-        for line in iv.sources:
-            found = sources_json.get(id(line))
-            if found is None:
-                name = file_json.get(line.file)
-                if name is None:
-                    name = file_json[line.file] = _string(_safe(line.file))
-                found = sources_json[id(line)] = (
-                    f'{{"file":{name},"line":{line.line},"sha256":"{line.sha256}",'
-                    f'"text":{_string(_safe(line.text))}}}'
-                )
-            parts.append(found)
-        sources = "[" + ",".join(parts) + "]"
+        made = source_lists.get(iv.sources)
+        if made is None:
+            parts = []
+            for line in iv.sources:
+                found = sources_json.get(id(line))
+                if found is None:
+                    name = file_json.get(line.file)
+                    if name is None:
+                        name = file_json[line.file] = _string(_safe(line.file))
+                    found = sources_json[id(line)] = (
+                        f'{{"file":{name},"line":{line.line},"sha256":"{line.sha256}",'
+                        f'"text":{_string(_safe(line.text))}}}'
+                    )
+                parts.append(found)
+            sources = "[" + ",".join(parts) + "]"
+            made = source_lists[iv.sources] = (sources, rows_repo.copy_json(sources))
+        sources, copied = made
         stored = accounts.get(iv.account)
         if stored is None:
             account = _safe(iv.account)
@@ -302,10 +310,7 @@ def _rows(intervals: Sequence[Interval], realm_id: int | None) -> tuple[str, lis
                 f"{n}\t{prefix}\t{start}\t{end}\t{stored[0]}\t{closed}\t{sources}{realm_tail}"
             )
             during = f"[{when(start)},{when(end)})"
-        lines.append(
-            f"{n}\t{prefix}\t{during}\t{stored[1]}\t{closed}\t"
-            f"{rows_repo.copy_json(sources)}\t{realm_field}\n"
-        )
+        lines.append(f"{n}\t{prefix}\t{during}\t{stored[1]}\t{closed}\t{copied}\t{realm_field}\n")
         if len(texts) >= 4096:
             texts.append("")
             digest.update("\n".join(texts).encode("utf-8", "surrogatepass"))
