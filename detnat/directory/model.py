@@ -146,19 +146,30 @@ _NETWORKS: dict[str, str] = {}  # text as given -> canonical text (bounded above
 
 def _network_text(text: str) -> str:
     address, slash, length = text.strip().partition("/")
-    family, bits = (socket.AF_INET6, 128) if ":" in address else (socket.AF_INET, 32)
+    if ":" in address:
+        family, bits, host = socket.AF_INET6, 128, _HOST_BITS_6
+    else:
+        family, bits, host = socket.AF_INET, 32, _HOST_BITS_4
     try:
         packed = socket.inet_pton(family, address)
     except OSError:
         raise ValueError(f"{text.strip()!r} is not an IP address or prefix") from None
-    if slash and not (length.isascii() and length.isdigit() and len(length) <= 3):
+    if not slash:
+        size = bits
+    elif length.isascii() and length.isdigit() and len(length) <= 3:
+        size = int(length)
+        if size > bits:
+            raise ValueError(f"{text.strip()!r}: a prefix length above {bits}")
+    else:
         raise ValueError(f"{text.strip()!r}: the prefix length is not a number")
-    size = int(length) if slash else bits
-    if size > bits:
-        raise ValueError(f"{text.strip()!r}: a prefix length above {bits}")
-    if int.from_bytes(packed, "big") & ((1 << (bits - size)) - 1):
+    if int.from_bytes(packed, "big") & host[size]:
         raise ValueError(f"{text.strip()!r} has host bits set")
     return f"{socket.inet_ntop(family, packed)}/{size}"
+
+
+# prefix length -> the mask of its host bits
+_HOST_BITS_6 = [(1 << (128 - n)) - 1 for n in range(129)]
+_HOST_BITS_4 = [(1 << (32 - n)) - 1 for n in range(33)]
 
 
 def reused(subscriber: str) -> bool:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import socket
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from detnat.directory import parse, radius
+from detnat.directory.model import network_text
 from detnat.service import directory
 from tests.directory.samples import DETAIL, KEA_2, KEA_3, KEA_LEGAL_DOC, KEA_OLD
 
@@ -342,3 +345,48 @@ _PIECES = st.sampled_from(
 @given(st.lists(_PIECES, max_size=30).map("".join))
 def test_attribute_lines_read_as_the_lazy_pattern_read_them(body: str) -> None:
     assert radius._ATTR.findall(body) == _LAZY_ATTR.findall(body)
+
+
+def _network_text_before(text: str) -> str:
+    """:func:`network_text` as it was written before issue 14's client work."""
+    address, slash, length = text.strip().partition("/")
+    family, bits = (socket.AF_INET6, 128) if ":" in address else (socket.AF_INET, 32)
+    try:
+        packed = socket.inet_pton(family, address)
+    except OSError:
+        raise ValueError(f"{text.strip()!r} is not an IP address or prefix") from None
+    if slash and not (length.isascii() and length.isdigit() and len(length) <= 3):
+        raise ValueError(f"{text.strip()!r}: the prefix length is not a number")
+    size = int(length) if slash else bits
+    if size > bits:
+        raise ValueError(f"{text.strip()!r}: a prefix length above {bits}")
+    if int.from_bytes(packed, "big") & ((1 << (bits - size)) - 1):
+        raise ValueError(f"{text.strip()!r} has host bits set")
+    return f"{socket.inet_ntop(family, packed)}/{size}"
+
+
+def _said(read: Callable[[str], str], text: str) -> str:
+    try:
+        return "ok " + read(text)
+    except ValueError as exc:
+        return f"refused {exc}"
+
+
+_ADDRESSES = st.one_of(
+    st.ip_addresses().map(str),
+    st.sampled_from(
+        ["2001:DB8::", "::", "0.0.0.0", "1.2.3", "x", "", " 10.0.0.0 ", "::ffff:1.2.3.4"]
+    ),
+)
+_LENGTHS = st.one_of(
+    st.just(""),
+    st.integers(0, 140).map(lambda n: f"/{n}"),
+    st.sampled_from(["/", "/x", "/0056", "/+5", "/\u0665", "/1 "]),
+)
+
+
+@given(_ADDRESSES, _LENGTHS)
+def test_network_text_reads_and_refuses_as_it_did(address: str, length: str) -> None:
+    text = address + length
+    assert _said(network_text, text) == _said(_network_text_before, text)
+    assert _said(network_text, text) == _said(_network_text_before, text)  # and once known
