@@ -242,7 +242,7 @@ def _keys(attrs: dict[str, str]) -> tuple[str, ...]:
             keys.append(network_text(written))
         except ValueError as exc:
             raise ValueError(f"{attr} {value!r} is not an address or prefix ({exc})") from exc
-    return tuple(dict.fromkeys(keys))
+    return tuple(keys) if len(keys) < 2 else tuple(dict.fromkeys(keys))
 
 
 def _seconds(attrs: dict[str, str], attr: str) -> int | None:
@@ -349,7 +349,7 @@ def _printed_time(value: str, zone: Zone) -> int:
 # -- the replay ------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Session:
     account: str
     starts: dict[str, int] = field(default_factory=dict)  # key -> when it was first held
