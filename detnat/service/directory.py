@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from detnat.directory import FORMATS, NEEDS_TZ, Interval, Parsed, Refused, SourceLine, parse
-from detnat.directory.model import network_text, reused
+from detnat.directory.model import collector_paused, network_text, reused
 from detnat.directory.resolve import SHOWN, Account, account_of, instant_text
 from detnat.directory.zones import epoch_us
 from detnat.errors import InvalidInput, NotFound
@@ -243,6 +243,7 @@ def _refuse_outside(session: Session, realm: str, realm_id: int, parsed: Parsed)
     parsed.intervals = kept
 
 
+@collector_paused  # like a parse: what it makes lives until the COPY
 def _rows(intervals: Sequence[Interval], realm_id: int | None) -> tuple[str, list[str]]:
     """In one pass over the intervals: the SHA-256 of the rows as stored (:func:`rows_digest` of
     each row's :func:`_row_text`) and each row's COPY line after its ``ingest`` field
