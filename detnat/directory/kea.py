@@ -32,7 +32,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from detnat.directory.model import Interval, Parsed, Refused, SourceLine, network_text
+from detnat.directory.model import (
+    Interval,
+    Parsed,
+    Refused,
+    SourceLine,
+    collector_paused,
+    network_text,
+)
 from detnat.directory.zones import LocalTimeError, Zone
 
 PD = "2"
@@ -107,6 +114,8 @@ def parse_memfile(files: Iterable[tuple[str, str]], *, tz: str | None = None) ->
             continue
         col = {h: n for n, h in enumerate(header)}
         state_col = col.get("state")
+        needed = [col[h] for h in _NEEDED]
+        address, duid_col, valid_col, expire_col, type_col, iaid_col, length_col = needed
         width = len(header)
         for n, raw in enumerate(lines[1:], start=2):
             line = raw.rstrip("\r")
@@ -119,17 +128,17 @@ def parse_memfile(files: Iterable[tuple[str, str]], *, tz: str | None = None) ->
                 out.refused.append(Refused(name, n, f"{len(row)} fields, header has {width}"))
                 continue
             row += [""] * (width - len(row))
-            if row[col["lease_type"]] != PD:
+            if row[type_col] != PD:
                 continue
             if line in seen:
                 out.duplicates += 1
                 continue
             seen.add(line)
             try:
-                prefix = network_text(f"{row[col['address']]}/{row[col['prefix_len']]}")
-                valid = int(row[col["valid_lifetime"]])
-                expire = int(row[col["expire"]]) * 1_000_000
-                duid = row[col["duid"]].strip().lower()
+                prefix = network_text(f"{row[address]}/{row[length_col]}")
+                valid = int(row[valid_col])
+                expire = int(row[expire_col]) * 1_000_000
+                duid = row[duid_col].strip().lower()
                 if not duid:
                     raise ValueError("no DUID")
             except ValueError as exc:
@@ -137,7 +146,7 @@ def parse_memfile(files: Iterable[tuple[str, str]], *, tz: str | None = None) ->
                 continue
             state = row[state_col].strip() if state_col is not None else "0"
             ending = valid == 0 or state in ENDED_STATES
-            key = (prefix, duid, row[col["iaid"]].strip())
+            key = (prefix, duid, row[iaid_col].strip())
             source = SourceLine.of(name, n, line)
             start = expire - valid * 1_000_000
             _fold(leases, intervals, key, prefix, f"duid:{duid}", start, expire, source, ending)
@@ -216,6 +225,7 @@ def parse_legal(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
     return out
 
 
+@collector_paused
 def parse(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
     """``kea-lease6``: each file is read as a memfile CSV when its first line is a lease6
     header, else as forensic log lines (which need ``--tz``)."""

@@ -43,7 +43,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from detnat.directory.model import Interval, Parsed, Refused, SourceLine, network_text
+from detnat.directory.model import (
+    Interval,
+    Parsed,
+    Refused,
+    SourceLine,
+    collector_paused,
+    network_text,
+)
 from detnat.directory.zones import LocalTimeError, Zone
 
 START, STOP, INTERIM, ON, OFF = "Start", "Stop", "Interim-Update", "Accounting-On", "Accounting-Off"
@@ -88,17 +95,18 @@ class Record(NamedTuple):
     source: SourceLine
 
 
+@collector_paused
 def parse(
     files: Iterable[tuple[str, str]], *, tz: str | None, interim_us: int | None = None
 ) -> Parsed:
     """Read ``(file name, text)`` pairs as FreeRADIUS detail files and replay their sessions
     (``interim_us``: the NAS's interim period, when declared)."""
-    zone = Zone.named(tz)
+    clock = _Clock(Zone.named(tz))
     out = Parsed()
     records: list[Record] = []
     seen: set[tuple[str, str, str, int]] = set()
     for name, text in files:
-        for record in _records(name, text, zone, out):
+        for record in _records(name, text, clock, out):
             mark = (record.session[0], record.session[1], record.status, record.at)
             if mark in seen:
                 out.duplicates += 1
@@ -109,11 +117,16 @@ def parse(
     return out
 
 
-_ATTR = re.compile(r'^[ \t]+([^ \t=]+) = "?(.*?)"?[ \t]*$', re.M)
+# ``^[ \t]+([^ \t=]+) = "?(.*?)"?[ \t]*$``: the value without the quotes around it and without
+# trailing blanks. Written without the lazy ``.*?`` (which tries the line's end after every
+# character): runs of plain characters, blanks not trailing, a quote not the closing one.
+_ATTR = re.compile(
+    r'^[ \t]+([^ \t=]+) = "?((?:[^\n \t"]+|[ \t]+(?![ \t]*$)|"(?![ \t]*$))*)"?[ \t]*$', re.M
+)
 _BLANKISH = re.compile(r"(?m)^[ \t]+$")
 
 
-def _records(name: str, text: str, zone: Zone, out: Parsed) -> Iterable[Record]:
+def _records(name: str, text: str, clock: _Clock, out: Parsed) -> Iterable[Record]:
     """The records of one file: split at blank lines, attributes read by one regex per record;
     a record of another shape goes through :func:`_records_by_line`, which says what is wrong."""
     if "\r" in text:
@@ -134,17 +147,17 @@ def _records(name: str, text: str, zone: Zone, out: Parsed) -> Iterable[Record]:
         header, _, body = chunk.partition("\n")
         found = _ATTR.findall(body)
         if header[0] in " \t" or len(found) != body.count("\n") + 1:
-            yield from _records_by_line(name, chunk.split("\n"), at - 1, zone, out)
+            yield from _records_by_line(name, chunk.split("\n"), at - 1, clock, out)
             continue
         out.records += 1
         try:
-            yield _record(name, at, header, chunk, dict(found), zone)
+            yield _record(name, at, header, chunk, dict(found), clock)
         except (ValueError, LocalTimeError) as exc:
             out.refused.append(Refused(name, at, str(exc)))
 
 
 def _records_by_line(
-    name: str, lines: list[str], offset: int, zone: Zone, out: Parsed
+    name: str, lines: list[str], offset: int, clock: _Clock, out: Parsed
 ) -> Iterable[Record]:
     n = len(lines)
     i = 0
@@ -176,22 +189,22 @@ def _records_by_line(
         out.records += 1
         where = offset + first + 1
         try:
-            yield _record(name, where, line, "\n".join(lines[first:i]), attrs, zone)
+            yield _record(name, where, line, "\n".join(lines[first:i]), attrs, clock)
         except (ValueError, LocalTimeError) as exc:
             out.refused.append(Refused(name, where, str(exc)))
 
 
 def _record(
-    name: str, line: int, header: str, text: str, attrs: dict[str, str], zone: Zone
+    name: str, line: int, header: str, text: str, attrs: dict[str, str], clock: _Clock
 ) -> Record:
     raw = attrs.get("Acct-Status-Type")
     status = _STATUS.get(raw.lower()) if raw is not None else None
     if status is None:
         raise ValueError(f"Acct-Status-Type {raw!r} is not one this directory reads")
-    received = _received(header, attrs, zone)
+    received = _received(header, attrs, clock)
     delay = _seconds(attrs, "Acct-Delay-Time") or 0
     stamp = attrs.get("Event-Timestamp")
-    at = _event_timestamp(stamp, zone) if stamp else received - delay * 1_000_000
+    at = _event_timestamp(stamp, clock) if stamp else received - delay * 1_000_000
     nas = attrs.get("NAS-IP-Address") or attrs.get("NAS-Identifier") or ""
     if not nas:
         raise ValueError("no NAS-IP-Address or NAS-Identifier")
@@ -229,7 +242,7 @@ def _keys(attrs: dict[str, str]) -> tuple[str, ...]:
             keys.append(network_text(written))
         except ValueError as exc:
             raise ValueError(f"{attr} {value!r} is not an address or prefix ({exc})") from exc
-    return tuple(dict.fromkeys(keys))
+    return tuple(keys) if len(keys) < 2 else tuple(dict.fromkeys(keys))
 
 
 def _seconds(attrs: dict[str, str], attr: str) -> int | None:
@@ -241,9 +254,55 @@ def _seconds(attrs: dict[str, str], attr: str) -> int | None:
     return int(value)
 
 
-def _received(header: str, attrs: dict[str, str], zone: Zone) -> int:
-    """When the server received the record: the timestamp line in ``zone``, checked against the
-    ``Timestamp`` attribute (epoch) when the record has one, which then wins."""
+class _Clock:
+    """The zone of one parse, and the instants of the timestamp lines and printed
+    ``Event-Timestamp`` s already read (records come many to a second)."""
+
+    def __init__(self, zone: Zone) -> None:
+        self.zone = zone
+        self.name = zone.name
+        self.lines: dict[str, int] = {}
+        self.stamps: dict[str, int] = {}
+
+    def line(self, header: str) -> int:
+        found = self.lines.get(header)
+        if found is None:
+            found = _line_time(header, self.zone)
+            if len(self.lines) >= 100_000:
+                self.lines.clear()
+            self.lines[header] = found
+        return found
+
+    def stamp(self, value: str) -> int:
+        found = self.stamps.get(value)
+        if found is None:
+            found = _printed_time(value, self.zone)
+            if len(self.stamps) >= 100_000:
+                self.stamps.clear()
+            self.stamps[value] = found
+        return found
+
+
+def _received(header: str, attrs: dict[str, str], clock: _Clock) -> int:
+    """When the server received the record: the timestamp line in ``clock``'s zone, checked
+    against the ``Timestamp`` attribute (epoch) when the record has one, which then wins."""
+    local = clock.line(header)
+    epoch = attrs.get("Timestamp")
+    if epoch is None:
+        return local
+    if not epoch.isascii() or not epoch.isdigit():
+        raise ValueError(f"Timestamp {epoch!r} is not epoch seconds")
+    stamped = int(epoch) * 1_000_000
+    if abs(stamped - local) > MAX_SKEW_US:
+        raise LocalTimeError(
+            f"the timestamp line read in {clock.name} is {(local - stamped) // 1_000_000:+d} s "
+            "from the record's Timestamp: was the file written in another zone? (--tz)"
+        )
+    return stamped
+
+
+def _line_time(header: str, zone: Zone) -> int:
+    """A timestamp line's instant in ``zone``."""
     parts = header.split()
     if len(parts) != 5 or parts[1] not in _MONTHS or parts[3].count(":") != 2:
         raise ValueError(f"{header.strip()!r} is not a detail record's timestamp line")
@@ -256,24 +315,17 @@ def _received(header: str, attrs: dict[str, str], zone: Zone) -> int:
         if isinstance(exc, LocalTimeError):
             raise
         raise ValueError(f"{header.strip()!r} is not a detail record's timestamp line") from exc
-    epoch = attrs.get("Timestamp")
-    if epoch is None:
-        return local
-    if not epoch.isascii() or not epoch.isdigit():
-        raise ValueError(f"Timestamp {epoch!r} is not epoch seconds")
-    stamped = int(epoch) * 1_000_000
-    if abs(stamped - local) > MAX_SKEW_US:
-        raise LocalTimeError(
-            f"the timestamp line read in {zone.name} is {(local - stamped) // 1_000_000:+d} s "
-            "from the record's Timestamp: was the file written in another zone? (--tz)"
-        )
-    return stamped
+    return local
 
 
-def _event_timestamp(value: str, zone: Zone) -> int:
+def _event_timestamp(value: str, clock: _Clock) -> int:
     """Epoch seconds, or FreeRADIUS' printed ``Jun 30 2026 22:44:25 CEST``."""
     if value.isascii() and value.isdigit():
         return int(value) * 1_000_000
+    return clock.stamp(value)
+
+
+def _printed_time(value: str, zone: Zone) -> int:
     parts = value.split()
     if len(parts) == 5 and parts[0] in _MONTHS and parts[3].count(":") == 2:
         hh, mm, ss = parts[3].split(":")
@@ -297,7 +349,7 @@ def _event_timestamp(value: str, zone: Zone) -> int:
 # -- the replay ------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Session:
     account: str
     starts: dict[str, int] = field(default_factory=dict)  # key -> when it was first held
@@ -376,7 +428,8 @@ def replay(records: list[Record], out: Parsed, *, interim_us: int | None = None)
     def heard(sid: tuple[str, str], record: Record) -> None:
         open_[sid].heard, open_[sid].last = record.at, record.source
 
-    ordered = sorted(range(len(records)), key=lambda n: (records[n].at, _ORDER[records[n].status]))
+    when = [(record.at, _ORDER[record.status]) for record in records]
+    ordered = sorted(range(len(records)), key=when.__getitem__)
     for n in ordered:
         record = records[n]
         sid = record.session

@@ -14,16 +14,25 @@ import io
 from collections.abc import Iterable
 from datetime import datetime
 
-from detnat.directory.model import Interval, Parsed, Refused, SourceLine, network_text
+from detnat.directory.model import (
+    Interval,
+    Parsed,
+    Refused,
+    SourceLine,
+    collector_paused,
+    network_text,
+)
 from detnat.directory.zones import Zone, epoch_us
 
 HEADER = ["subscriber", "account", "from", "to"]
 
 
+@collector_paused
 def parse(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
     zone = Zone.named(tz) if tz else None
     out = Parsed()
     seen: set[str] = set()
+    instants: dict[str, int] = {}  # an export's rows share their times: each read once
     for name, text in files:
         lines = text.split("\n")
         reader = csv.reader(io.StringIO(text))
@@ -33,7 +42,7 @@ def parse(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
             continue
         for row in reader:
             n = reader.line_num
-            if not row or not any(f.strip() for f in row):
+            if not row or not "".join(row).strip():  # no field but blanks
                 continue
             out.records += 1
             raw = lines[n - 1].rstrip("\r") if n - 1 < len(lines) else ",".join(row)
@@ -48,8 +57,8 @@ def parse(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
                 account = row[1].strip()
                 if not account:
                     raise ValueError("no account")
-                start = _instant(row[2], zone)
-                end = _instant(row[3], zone) if row[3].strip() else None
+                start = _instant(row[2], zone, instants)
+                end = _instant(row[3], zone, instants) if row[3].strip() else None
                 if end is not None and end <= start:
                     raise ValueError("'to' is not after 'from'")
             except ValueError as exc:
@@ -60,7 +69,17 @@ def parse(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
     return out
 
 
-def _instant(text: str, zone: Zone | None) -> int:
+def _instant(text: str, zone: Zone | None, known: dict[str, int]) -> int:
+    found = known.get(text)
+    if found is None:
+        found = _read_instant(text, zone)
+        if len(known) >= 100_000:
+            known.clear()
+        known[text] = found
+    return found
+
+
+def _read_instant(text: str, zone: Zone | None) -> int:
     text = text.strip()
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from detnat.directory import FORMATS, NEEDS_TZ, Interval, Parsed, Refused, SourceLine, parse
-from detnat.directory.model import network_text, reused
+from detnat.directory.model import collector_paused, network_text, reused
 from detnat.directory.resolve import SHOWN, Account, account_of, instant_text
 from detnat.directory.zones import epoch_us
 from detnat.errors import InvalidInput, NotFound
@@ -243,28 +243,82 @@ def _refuse_outside(session: Session, realm: str, realm_id: int, parsed: Parsed)
     parsed.intervals = kept
 
 
+@collector_paused  # like a parse: what it makes lives until the COPY
 def _rows(intervals: Sequence[Interval], realm_id: int | None) -> tuple[str, list[str]]:
     """In one pass over the intervals: the SHA-256 of the rows as stored (:func:`rows_digest` of
     each row's :func:`_row_text`) and each row's COPY line after its ``ingest`` field
-    (:func:`detnat.store.directory.copy_lines`)."""
+    (:func:`detnat.store.directory.copy_lines`).
+
+    The client's share of an ingest (issue 14), so what repeats is made once: a source line's
+    JSON and a row's list of them (a RADIUS session's Start and Stop are the sources of each of
+    its keys' rows), an account's stored and COPY forms, a file name's JSON, and the date and
+    minute of an instant (the text of :func:`instant_text`, of which a row writes two); the
+    digest is fed in chunks."""
     digest = hashlib.sha256()
     texts: list[str] = []
     lines: list[str] = []
+    realm_tail = "" if realm_id is None else f"\t{realm_id}"
     realm_field = "\\N" if realm_id is None else str(realm_id)
+    # id -> JSON: the source lines live (in ``intervals``) while this runs
+    sources_json: dict[int, str] = {}
+    file_json: dict[str, str] = {}
+    accounts: dict[str, tuple[str, str]] = {}  # account -> (as stored, as a COPY field)
+    minutes: dict[int, str] = {}  # minute since the epoch -> "YYYY-MM-DDTHH:MM:"
+    seconds = [f"{s:02d}" for s in range(60)]
+
+    def when(us: int) -> str:
+        minute, rest = divmod(us, 60_000_000)
+        head = minutes.get(minute)
+        if head is None:
+            head = minutes[minute] = instant_text(minute * 60_000_000)[:-3]
+        second, frac = divmod(rest, 1_000_000)
+        if frac:
+            return f"{head}{seconds[second]}.{frac:06d}Z"
+        return f"{head}{seconds[second]}Z"
+
+    # a session's keys' rows carry the same sources: (JSON, as a COPY field)
+    source_lists: dict[tuple[SourceLine, ...], tuple[str, str]] = {}
+
     for n, iv in enumerate(intervals, start=1):
-        account, closed, sources = _stored(iv)
+        made = source_lists.get(iv.sources)
+        if made is None:
+            parts = []
+            for line in iv.sources:
+                found = sources_json.get(id(line))
+                if found is None:
+                    name = file_json.get(line.file)
+                    if name is None:
+                        name = file_json[line.file] = _string(_safe(line.file))
+                    found = sources_json[id(line)] = (
+                        f'{{"file":{name},"line":{line.line},"sha256":"{line.sha256}",'
+                        f'"text":{_string(_safe(line.text))}}}'
+                    )
+                parts.append(found)
+            sources = "[" + ",".join(parts) + "]"
+            made = source_lists[iv.sources] = (sources, rows_repo.copy_json(sources))
+        sources, copied = made
+        stored = accounts.get(iv.account)
+        if stored is None:
+            account = _safe(iv.account)
+            stored = accounts[iv.account] = (account, rows_repo.copy_text(account))
         start, end = iv.start, iv.end
-        texts.append(_row_text(n, iv.subscriber, start, end, account, closed, sources, realm_id))
-        during = f"[{instant_text(start)},{'' if end is None else instant_text(end)})"
-        lines.append(
-            f"{n}\t{iv.subscriber}\t{during}\t{rows_repo.copy_text(account)}\t{closed}\t"
-            f"{rows_repo.copy_json(sources)}\t{realm_field}\n"
-        )
+        prefix, closed = iv.subscriber, iv.closed
+        if end is None:
+            texts.append(f"{n}\t{prefix}\t{start}\t\t{stored[0]}\t{closed}\t{sources}{realm_tail}")
+            during = f"[{when(start)},)"
+        else:
+            texts.append(
+                f"{n}\t{prefix}\t{start}\t{end}\t{stored[0]}\t{closed}\t{sources}{realm_tail}"
+            )
+            during = f"[{when(start)},{when(end)})"
+        lines.append(f"{n}\t{prefix}\t{during}\t{stored[1]}\t{closed}\t{copied}\t{realm_field}\n")
         if len(texts) >= 4096:
-            digest.update(("\n".join(texts) + "\n").encode("utf-8", "surrogatepass"))
+            texts.append("")
+            digest.update("\n".join(texts).encode("utf-8", "surrogatepass"))
             texts.clear()
     if texts:
-        digest.update(("\n".join(texts) + "\n").encode("utf-8", "surrogatepass"))
+        texts.append("")
+        digest.update("\n".join(texts).encode("utf-8", "surrogatepass"))
     return digest.hexdigest(), lines
 
 

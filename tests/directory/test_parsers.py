@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detnat.directory import kea, radius, table
+from detnat.directory.model import collector_paused
 from detnat.directory.resolve import instant_text
 from detnat.directory.zones import epoch_us, from_us
 from detnat.errors import InvalidInput
@@ -290,3 +291,27 @@ def test_detail_files_with_crlf_odd_blank_lines_or_glued_records_read_the_same()
 @given(st.integers(-(10**15), 4 * 10**15))
 def test_instant_text_is_the_stores_instant_form(us: int) -> None:
     assert instant_text(us) == format_instant(from_us(us))
+
+
+def test_a_parse_pauses_the_collector_and_gives_it_back_as_it_was() -> None:
+    import gc
+
+    seen: list[bool] = []
+
+    @collector_paused
+    def reading(fail: bool) -> None:
+        seen.append(gc.isenabled())
+        if fail:
+            raise ValueError("unreadable")
+
+    assert gc.isenabled()
+    reading(False)
+    with pytest.raises(ValueError):
+        reading(True)
+    assert seen == [False, False] and gc.isenabled()
+    gc.disable()
+    try:
+        reading(False)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
