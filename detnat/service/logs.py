@@ -47,7 +47,15 @@ from sqlalchemy.orm import Session
 from detnat.engine import parse_public_address
 from detnat.errors import DetnatError, InvalidInput
 from detnat.logs.events import EventKind, LineRef, LogEvent, Refused
-from detnat.logs.intervals import Interval, Seen, derive
+from detnat.logs.intervals import (
+    CutTooLate,
+    Interval,
+    Seen,
+    derive,
+    derive_from,
+    joined_across,
+    reach_us,
+)
 from detnat.service import audit, plans
 from detnat.service.clock import utcnow
 from detnat.service.times import format_instant
@@ -305,6 +313,8 @@ def ingest(
     summary = IngestSummary(realm.name, reading.name, ingest_id)
     months: dict[str, list[int]] = {}
     touched: set[int] = set()
+    # (address, first port, last port) -> the instant of its first line in this file
+    earliest: dict[tuple[int, int, int], int] = {}
     publics = _Publics()
     base = reading.base_line
 
@@ -360,6 +370,10 @@ def ingest(
             )
             if not -store.EXACT_US < at_us < store.EXACT_US:
                 chunk.exact = False
+            block = (public, first, last)
+            first_at = earliest.get(block)
+            if first_at is None or at_us < first_at:
+                earliest[block] = at_us
             key = (_month(at_us // _DAY_US), public)
             count_sum = sums.get(key)
             if count_sum is None:
@@ -425,7 +439,11 @@ def ingest(
         # a new hold or interim period changes every open interval of the realm
         rebuild(session, realm.id, None)
     elif touched:
-        rebuild(session, realm.id, touched)
+        since: dict[int, list[tuple[int, int, int]]] = {}
+        for (public, first, last), at_us in earliest.items():
+            if public in touched:
+                since.setdefault(public, []).append((first, last, at_us))
+        rebuild(session, realm.id, touched, since=since)
     audit.record(
         session,
         by,
@@ -601,46 +619,91 @@ def _events_of(public: int, rows: list[tuple[Any, ...]]) -> list[LogEvent]:
     ]
 
 
-def rebuild(session: Session, realm_id: int, publics: set[int] | None) -> int:
+def rebuild(
+    session: Session,
+    realm_id: int,
+    publics: set[int] | None,
+    *,
+    since: dict[int, list[tuple[int, int, int]]] | None = None,
+) -> int:
     """Derive the intervals of ``publics`` (None: all) of the realm anew from its events, and
-    write what changed.
+    write what changed; how many intervals were derived.
 
-    An address with intervals stored has its rows read back first, each as the MD5 of the COPY
-    row it was made from (:func:`detnat.store.logs.stored_rows`): a row whose text the events
-    make again stays, the others are deleted, and only new texts are copied. So the intervals of
-    earlier files are not rewritten each time a later file touches their addresses (their
-    index entries were most of an ingest's cost once a realm has history). The rows are the
-    same as if all were deleted and copied again; ``audit verify`` compares them with the
-    events."""
+    ``since``: per address, the port ranges of its new lines (an ingest's), each with the
+    instant of its first line. Then only what the new lines can change is derived again: per
+    span of ports, the intervals from a cut before those instants, from the lines of a bounded
+    time before the cut (:func:`_from_cuts`, :func:`detnat.logs.intervals.derive_from`); the
+    other intervals stay. An address where no cut can be proven for one of its spans (no hold
+    or interim period declared, an unknown start that no line bounds, an interval open since
+    before every cut tried) is derived whole, from all its events.
+
+    A derived interval's row is compared with the row stored, each read back as the MD5 of the
+    COPY row it was made from (:func:`detnat.store.logs.stored_rows`): a row whose text the
+    events make again stays, the others are deleted, and only new texts are copied. So rows
+    are not rewritten each time a later file touches their addresses (their index entries were
+    most of an ingest's cost once a realm has history). The rows are the same as if all were
+    derived from all the events, deleted and copied again; ``audit verify`` compares them with
+    the events."""
     hold_us, interim_us = periods_us(session, realm_id)
     had = store.publics_with_intervals(session, realm_id, publics)
     made = 0
     conn = store.raw_connection(session)
     with_events: list[int] = []
     md5 = hashlib.md5
+    cut: list[_Span] = []
+    if publics is not None and since is not None:
+        cut = _from_cuts(
+            conn,
+            realm_id,
+            {p: since[p] for p in publics if p in had and p in since},
+            hold_us=hold_us,
+            interim_us=interim_us,
+        )
+    whole = None if publics is None else publics - {s.public for s in cut}
+
+    def compared(
+        public: int, found: list[Interval], stored: dict[str, str] | None, files: dict[str, str]
+    ) -> tuple[list[str], list[str]]:
+        texts = [interval_row(realm_id, public, i, files) for i in found]
+        if stored is None:
+            return texts, []
+        pending = []
+        for row in texts:
+            digest = md5(row[:-1].encode("utf-8", "surrogatepass")).hexdigest()
+            if stored.pop(digest, None) is None:
+                pending.append(row)
+        return pending, list(stored.values())
 
     def chunks() -> Iterator[tuple[list[str], list[str]]]:
         nonlocal made
         pending: list[str] = []
         stale: list[str] = []
         files: dict[str, str] = {}
-        for public, rows in store.event_rows(session, realm_id, publics):
-            with_events.append(public)
-            found = derive(_events_of(public, rows), hold_us=hold_us, interim_us=interim_us)
-            made += len(found)
-            texts = [interval_row(realm_id, public, i, files) for i in found]
-            if public in had:
-                stored = store.stored_rows(conn, realm_id, public)
-                for row in texts:
-                    digest = md5(row[:-1].encode("utf-8", "surrogatepass")).hexdigest()
-                    if stored.pop(digest, None) is None:
-                        pending.append(row)
-                stale.extend(stored.values())
-            else:
-                pending.extend(texts)
-            if len(pending) + len(stale) >= CHUNK:
-                yield pending, stale
-                pending, stale = [], []
+        if cut:
+            spans = [(s.public, s.lo, s.hi, s.cut) for s in cut]
+            for span, stored in zip(
+                cut, store.stored_rows_from(conn, realm_id, spans), strict=True
+            ):
+                found = span.found or []
+                made += len(found)
+                texts, gone = compared(span.public, found, stored, files)
+                pending += texts
+                stale += gone
+                if len(pending) + len(stale) >= CHUNK:
+                    yield pending, stale
+                    pending, stale = [], []
+        if whole is None or whole:
+            for public, rows in store.event_rows(session, realm_id, whole):
+                with_events.append(public)
+                found = derive(_events_of(public, rows), hold_us=hold_us, interim_us=interim_us)
+                made += len(found)
+                kept = store.stored_rows(conn, realm_id, public) if public in had else None
+                texts, gone = compared(public, found, kept, files)
+                pending += texts
+                stale += gone
+                if len(pending) + len(stale) >= CHUNK:
+                    yield pending, stale
+                    pending, stale = [], []
         if pending or stale:
             yield pending, stale
 
@@ -656,6 +719,158 @@ def rebuild(session: Session, realm_id: int, publics: set[int] | None) -> int:
     if publics is None:  # an address whose events are all gone (pruned) keeps no interval
         store.delete_intervals_without_events(session, realm_id, with_events)
     return made
+
+
+ROUNDS = 8  # cuts tried per span before its address is derived whole
+
+
+@dataclass
+class _Span:
+    """Ports ``lo``-``hi`` of an address derived again from ``cut`` (µs); ``found``: what
+    :func:`~detnat.logs.intervals.derive_from` made there, once the cut is proven."""
+
+    public: int
+    lo: int
+    hi: int
+    cut: int
+    found: list[Interval] | None = None
+
+
+def _merged(spans: list[_Span]) -> list[_Span]:
+    """Spans of one address that share a port as one, from the earlier cut (derived again)."""
+    out: list[_Span] = []
+    for span in sorted(spans, key=lambda s: (s.public, s.lo)):
+        last = out[-1] if out else None
+        if last is not None and last.public == span.public and span.lo <= last.hi:
+            out[-1] = _Span(last.public, last.lo, max(last.hi, span.hi), min(last.cut, span.cut))
+        else:
+            out.append(span)
+    return out
+
+
+def _from_cuts(
+    conn: Any,
+    realm_id: int,
+    since: dict[int, list[tuple[int, int, int]]],
+    *,
+    hold_us: int | None,
+    interim_us: int | None,
+) -> list[_Span]:
+    """The spans of ports of the addresses of ``since`` (address -> the port ranges of its new
+    lines, each with its first line's instant), each with what is derived again in it, for the
+    addresses where every span's cut is proven (:func:`detnat.logs.intervals.derive_from`); the
+    others are left out (derived whole).
+
+    A span holds the ports of its new lines, widened to every interval and line on a port of it
+    that reaches the cut's window (``cut - reach`` on): the rule relates intervals only through
+    shared ports, and an interval on a port of the span that ends before the window (its
+    assumed end before the cut) changes nothing from the cut on, nor is changed. Its cut starts
+    at its first new line and is lowered, at most ``ROUNDS`` times, to the start of what spans
+    it: a stored interval (condition (a) of ``derive_from``), the open interval before it that
+    a block's first later line continues (b), an unknown start bounded before it (c)."""
+    reach = reach_us(hold_us, interim_us)
+    if reach is None:
+        return []
+    whole: set[int] = set()
+    spans = _merged([_Span(p, lo, hi, at) for p, found in since.items() for lo, hi, at in found])
+    for _ in range(ROUNDS):
+        spans = _merged([s for s in spans if s.public not in whole])
+        pending = [s for s in spans if s.found is None]
+        if not pending:
+            break
+        _widen(conn, realm_id, pending, reach, whole)
+        windows: dict[int, int] = {}
+        for span in pending:
+            if span.public not in whole:
+                at = span.cut - reach
+                windows[span.public] = min(at, windows.get(span.public, at))
+        if not windows:
+            continue
+        for public, rows in store.event_rows_since(conn, realm_id, windows):
+            events = _events_of(public, rows)
+            for span in (s for s in pending if s.public == public):
+                try:
+                    span.found = _derive_span(conn, realm_id, span, events, hold_us, interim_us)
+                except CutTooLate as exc:
+                    if exc.earlier is None:
+                        whole.add(public)
+                    else:
+                        span.cut = exc.earlier
+    spans = [s for s in spans if s.public not in whole]
+    whole.update(s.public for s in spans if s.found is None)
+    return [s for s in spans if s.public not in whole]
+
+
+def _widen(conn: Any, realm_id: int, spans: list[_Span], reach: int, whole: set[int]) -> None:
+    """Condition (a): widen each span to the stored intervals on its ports that reach its
+    window, and lower its cut to the start of one that spans it, until none does (an address
+    with one that has no start: added to ``whole``)."""
+    for _ in range(ROUNDS):
+        spans = [s for s in spans if s.public not in whole]
+        reached = store.reaching(
+            conn, realm_id, [(s.public, s.lo, s.hi, s.cut - reach) for s in spans]
+        )
+        moved = False
+        for span, found in zip(spans, reached, strict=True):
+            for first, last, start, end in found:
+                if first < span.lo or last > span.hi:
+                    span.lo, span.hi, moved = min(span.lo, first), max(span.hi, last), True
+                if (end is None or end >= span.cut) and (start is None or start < span.cut):
+                    if start is None:
+                        whole.add(span.public)
+                    else:
+                        span.cut, moved = start, True
+        if not moved:
+            return
+    whole.update(s.public for s in spans)
+
+
+def _derive_span(
+    conn: Any,
+    realm_id: int,
+    span: _Span,
+    events: list[LogEvent],
+    hold_us: int | None,
+    interim_us: int | None,
+) -> list[Interval] | None:
+    """What ``derive_from`` makes of the span's lines (``events``: the address's, from the
+    span's window at least); None when some reach past its ports (it is widened, to be tried
+    again). :class:`CutTooLate` from conditions (b) and (c)."""
+    reach = reach_us(hold_us, interim_us)
+    assert reach is not None
+    since_us = span.cut - reach
+    mine = [
+        e
+        for e in events
+        if e.at_us >= since_us and e.port_last >= span.lo and e.port_first <= span.hi
+    ]
+    lo = min((e.port_first for e in mine), default=span.lo)
+    hi = max((e.port_last for e in mine), default=span.hi)
+    if lo < span.lo or hi > span.hi:
+        span.lo, span.hi = min(lo, span.lo), max(hi, span.hi)
+        return None
+    _open_before(conn, realm_id, span.public, mine, span.cut)
+    return derive_from(mine, span.cut, hold_us=hold_us, interim_us=interim_us)
+
+
+def _open_before(
+    conn: Any, realm_id: int, public: int, events: list[LogEvent], cut_us: int
+) -> None:
+    """Condition (b) of :func:`detnat.logs.intervals.derive_from`: :class:`CutTooLate` with the
+    earliest start of a last interval before the cut still open (not released) in a block
+    whose first line from the cut is not an allocation (None: one with no start)."""
+    earliest = cut_us
+    for key in joined_across(events, cut_us):
+        _, first, last, step, protocol, inside = key
+        block = (first, last, step, protocol, inside)
+        found = store.last_before(conn, realm_id, public, block, cut_us)
+        if found is None or not found[0]:
+            continue
+        if found[1] is None:
+            raise CutTooLate(None)
+        earliest = min(earliest, found[1])
+    if earliest < cut_us:
+        raise CutTooLate(earliest)
 
 
 # -- prune -----------------------------------------------------------------------------------------

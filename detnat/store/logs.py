@@ -279,6 +279,116 @@ def stored_rows(conn: psycopg.Connection[Any], realm_id: int, public: int) -> di
         return {digest: ctid for digest, ctid in cur.fetchall() if digest is not None}
 
 
+# Per span of ports of an address (``w``: address, first and last port, an instant): the realm's
+# intervals on a port of the span that end at or after the instant (or never). ``ports`` holds
+# the span and ``during`` reaches the instant: the GiST index finds both. ``{what}`` is selected
+# from log_intervals (its columns unqualified).
+_SPANS = (
+    "SELECT w.n, x.* FROM unnest(%(publics)s::bigint[], %(los)s::integer[], %(his)s::integer[], "
+    "%(ats)s::timestamptz[]) WITH ORDINALITY AS w(public, lo, hi, at, n) CROSS JOIN LATERAL "
+    "(SELECT {what} FROM log_intervals WHERE "
+    "ports && int8range(w.public * 65536 + w.lo, w.public * 65536 + w.hi + 1) "
+    "AND during && tstzrange(w.at - interval '1 microsecond', NULL) "
+    "AND realm_id + 0 = %(realm)s) AS x"
+)
+# (``realm_id + 0``: not a condition the planner can take to the primary key, which it would
+# otherwise scan whole for the realm once per span to AND with the GiST's few rows.)
+
+Span = tuple[int, int, int, int]  # address, first port, last port, instant (µs)
+
+
+def _span_params(realm_id: int, spans: list[Span]) -> dict[str, Any]:
+    return {
+        "realm": realm_id,
+        "publics": [s[0] for s in spans],
+        "los": [s[1] for s in spans],
+        "his": [s[2] for s in spans],
+        "ats": [instant(s[3]) for s in spans],
+    }
+
+
+def reaching(
+    conn: psycopg.Connection[Any], realm_id: int, spans: list[Span]
+) -> list[list[tuple[int, int, int | None, int | None]]]:
+    """Per span (address, first port, last port, instant): its intervals on a port of the span
+    that end at or after the instant (or never), as (first port, last port, start, end), µs
+    (None: unbounded)."""
+    found: list[list[tuple[int, int, int | None, int | None]]] = [[] for _ in spans]
+    query = _SPANS.format(what="port_first, port_last, during")
+    with conn.cursor() as cur:
+        cur.execute(query, _span_params(realm_id, spans))
+        for n, first, last, during in cur.fetchall():
+            start = None if during.lower is None else micros(during.lower)
+            end = None if during.upper is None else micros(during.upper)
+            found[n - 1].append((first, last, start, end))
+    return found
+
+
+def stored_rows_from(
+    conn: psycopg.Connection[Any], realm_id: int, spans: list[Span]
+) -> list[dict[str, str]]:
+    """:func:`stored_rows` of the intervals of each span (as :func:`reaching`): MD5 -> ctid."""
+    found: list[dict[str, str]] = [{} for _ in spans]
+    query = _SPANS.format(what=f"md5({_ROW_TEXT}) AS digest, ctid::text AS ctid")
+    with conn.cursor() as cur:
+        cur.execute(query, _span_params(realm_id, spans))
+        for n, digest, ctid in cur.fetchall():
+            if digest is not None:
+                found[n - 1][digest] = ctid
+    return found
+
+
+def event_rows_since(
+    conn: psycopg.Connection[Any], realm_id: int, since: dict[int, int]
+) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+    """The realm's events of each address of ``since`` at or after its instant (µs), one address
+    at a time (rows as :func:`event_rows`): one query from the earliest instant (the primary
+    key's range), the rest left here."""
+    publics = sorted(since)
+    current: int | None = None
+    batch: list[tuple[Any, ...]] = []
+    with conn.cursor(name="log_event_rows_since") as cur:
+        cur.itersize = 20_000
+        cur.execute(
+            EVENT_ROW + " AND at >= %(from)s AND public = ANY(%(publics)s) ORDER BY public",
+            {"realm": realm_id, "from": instant(min(since.values())), "publics": publics},
+        )
+        while rows := cur.fetchmany(20_000):
+            for row in rows:
+                if row[0] != current:
+                    if batch and current is not None:
+                        yield current, batch
+                    current, batch = row[0], []
+                if row[1] >= since[row[0]]:
+                    batch.append(row)
+    if batch and current is not None:
+        yield current, batch
+
+
+def last_before(
+    conn: psycopg.Connection[Any],
+    realm_id: int,
+    public: int,
+    block: tuple[int, int, int, str, str],
+    cut_us: int,
+) -> tuple[bool, int | None] | None:
+    """The last stored interval of one block (first, last, step, protocol, inside) of an
+    address that starts before ``cut_us`` (or has no start): (open, start in µs or None)."""
+    first, last, step, protocol, inside = block
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT open, lower(during) FROM log_intervals WHERE realm_id = %s AND public = %s "
+            "AND port_first = %s AND port_last = %s AND port_step = %s AND protocol = %s AND "
+            "inside = %s AND (lower_inf(during) OR lower(during) < %s) ORDER BY during DESC "
+            "LIMIT 1",
+            (realm_id, public, first, last, step, protocol, inside, instant(cut_us)),
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None
+    return bool(row[0]), None if row[1] is None else micros(row[1])
+
+
 def delete_rows(conn: psycopg.Connection[Any], ctids: list[str]) -> None:
     """Delete interval rows by ctid (read in this transaction, the realm locked: they stay put)."""
     if ctids:

@@ -48,20 +48,24 @@ def histories(draw: st.DrawFn) -> list[LogEvent]:
     refreshed by interims and released, some lines lost, some read twice, and some holders
     overlapping another's (conflicts)."""
     events: list[LogEvent] = []
-    numbered = 0
+    # a line written twice is one line (its instant and hash), read twice: the store keeps the
+    # line it read first, so it has one place in the files whatever their order
+    places: dict[tuple[str, bytes], LineRef] = {}
+
+    def place(file: str, raw: bytes, sha: str) -> LineRef:
+        found = places.get((file, raw))
+        if found is None:
+            found = places[file, raw] = LineRef(file, len(places) + 1, sha)
+        return found
 
     def add(kind: EventKind, at: int, inside: str, public: str, shape: tuple) -> None:
-        nonlocal numbered
         first, last, step, protocol = shape
         raw = line_of(kind, T0_US + at * S, inside, public, first, last, step, protocol)
-        numbered += 1
-        source = LineRef.of("pba.log", numbered, raw)
+        source = place("pba.log", raw, hashlib.sha256(raw.rstrip(b"\n")).hexdigest())
         made = LogEvent(kind, T0_US + at * S, inside, public, first, last, protocol, source, step)
         events.append(made)
         if draw(st.integers(0, 9)) == 0:  # the same event from another line (another exporter)
-            numbered += 1
-            sha = hashlib.sha256(raw + b"#copy").hexdigest()
-            copy = LineRef("copy.log", numbered, sha)
+            copy = place("copy.log", raw, hashlib.sha256(raw + b"#copy").hexdigest())
             events.append(made._replace(source=copy))
 
     for _ in range(draw(st.integers(1, 7))):
