@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import functools
 import gzip
 import hashlib
@@ -650,7 +651,7 @@ def rebuild(
     conn = store.raw_connection(session)
     with_events: list[int] = []
     md5 = hashlib.md5
-    cut: list[_Span] = []
+    cut: dict[int, list[_Span]] = {}
     if publics is not None and since is not None:
         cut = _from_cuts(
             conn,
@@ -659,7 +660,7 @@ def rebuild(
             hold_us=hold_us,
             interim_us=interim_us,
         )
-    whole = None if publics is None else publics - {s.public for s in cut}
+    whole = None if publics is None else publics - set(cut)
 
     def compared(
         public: int, found: list[Interval], stored: dict[str, str] | None, files: dict[str, str]
@@ -680,15 +681,17 @@ def rebuild(
         stale: list[str] = []
         files: dict[str, str] = {}
         if cut:
-            spans = [(s.public, s.lo, s.hi, s.cut) for s in cut]
-            for span, stored in zip(
-                cut, store.stored_rows_from(conn, realm_id, spans), strict=True
+            publics_cut = sorted(cut)
+            asked = [(p, 0, 65535, min(s.cut for s in cut[p])) for p in publics_cut]
+            for public, rows in zip(
+                publics_cut, store.stored_rows_from(conn, realm_id, asked), strict=True
             ):
-                found = span.found or []
-                made += len(found)
-                texts, gone = compared(span.public, found, stored, files)
-                pending += texts
-                stale += gone
+                for span, stored in _stored_by_span(cut[public], rows):
+                    found = span.found or []
+                    made += len(found)
+                    texts, gone = compared(public, found, stored, files)
+                    pending += texts
+                    stale += gone
                 if len(pending) + len(stale) >= CHUNK:
                     yield pending, stale
                     pending, stale = [], []
@@ -721,10 +724,26 @@ def rebuild(
     return made
 
 
+def _stored_by_span(
+    spans: list[_Span], rows: list[tuple[int, int, int | None, str, str]]
+) -> Iterator[tuple[_Span, dict[str, str]]]:
+    """Each span with its stored rows (as ``store.stored_rows_from`` gives them: the address's)
+    that end at or after its cut (or never): MD5 -> ctid. Such a row is on the span's ports
+    alone (the span was widened to them)."""
+    los = [s.lo for s in spans]
+    mine: dict[int, dict[str, str]] = {id(s): {} for s in spans}
+    for first, last, end, digest, ctid in rows:
+        for span in _meeting(spans, los, first, last):
+            if end is None or end >= span.cut:
+                mine[id(span)][digest] = ctid
+    for span in spans:
+        yield span, mine[id(span)]
+
+
 ROUNDS = 8  # cuts tried per span before its address is derived whole
 
 
-@dataclass
+@dataclass(eq=False)  # one span is itself: compared and hashed by identity
 class _Span:
     """Ports ``lo``-``hi`` of an address derived again from ``cut`` (µs); ``found``: what
     :func:`~detnat.logs.intervals.derive_from` made there, once the cut is proven."""
@@ -735,17 +754,32 @@ class _Span:
     cut: int
     found: list[Interval] | None = None
 
+    def meets(self, first: int, last: int) -> bool:
+        return first <= self.hi and self.lo <= last
+
 
 def _merged(spans: list[_Span]) -> list[_Span]:
-    """Spans of one address that share a port as one, from the earlier cut (derived again)."""
+    """The spans (of one address) in port order, those that share a port as one, from the
+    earlier cut (to be derived again)."""
     out: list[_Span] = []
-    for span in sorted(spans, key=lambda s: (s.public, s.lo)):
+    for span in sorted(spans, key=lambda s: s.lo):
         last = out[-1] if out else None
-        if last is not None and last.public == span.public and span.lo <= last.hi:
+        if last is not None and span.lo <= last.hi:
             out[-1] = _Span(last.public, last.lo, max(last.hi, span.hi), min(last.cut, span.cut))
         else:
             out.append(span)
     return out
+
+
+def _meeting(spans: list[_Span], los: list[int], first: int, last: int) -> list[_Span]:
+    """The spans (in port order, apart; ``los`` their first ports) that share a port with
+    ``first``-``last``."""
+    found = []
+    n = bisect.bisect_right(los, last) - 1
+    while n >= 0 and spans[n].hi >= first:
+        found.append(spans[n])
+        n -= 1
+    return found
 
 
 def _from_cuts(
@@ -755,122 +789,164 @@ def _from_cuts(
     *,
     hold_us: int | None,
     interim_us: int | None,
-) -> list[_Span]:
-    """The spans of ports of the addresses of ``since`` (address -> the port ranges of its new
-    lines, each with its first line's instant), each with what is derived again in it, for the
-    addresses where every span's cut is proven (:func:`detnat.logs.intervals.derive_from`); the
-    others are left out (derived whole).
+) -> dict[int, list[_Span]]:
+    """Per address of ``since`` (address -> the port ranges of its new lines, each with its
+    first line's instant) where every span's cut is proven
+    (:func:`detnat.logs.intervals.derive_from`): its spans of ports, each with what is derived
+    again in it. The others are left out (derived whole).
 
-    A span holds the ports of its new lines, widened to every interval and line on a port of it
+    A span holds the ports of new lines, widened to every interval and line on a port of it
     that reaches the cut's window (``cut - reach`` on): the rule relates intervals only through
-    shared ports, and an interval on a port of the span that ends before the window (its
-    assumed end before the cut) changes nothing from the cut on, nor is changed. Its cut starts
-    at its first new line and is lowered, at most ``ROUNDS`` times, to the start of what spans
-    it: a stored interval (condition (a) of ``derive_from``), the open interval before it that
-    a block's first later line continues (b), an unknown start bounded before it (c)."""
+    shared ports, and an interval on a port of the span that ends before the window (and so,
+    assumed end included, before the cut) changes nothing from the cut on, nor is changed. Its
+    cut starts at its first new line and is lowered, at most ``ROUNDS`` times, to the start of
+    what spans it: a stored interval (condition (a) of ``derive_from``), the open interval
+    before it that a block's first later line continues (b), an unknown start bounded before
+    it (c)."""
     reach = reach_us(hold_us, interim_us)
     if reach is None:
-        return []
+        return {}
+    spans = {
+        p: _merged([_Span(p, lo, hi, at) for lo, hi, at in found]) for p, found in since.items()
+    }
     whole: set[int] = set()
-    spans = _merged([_Span(p, lo, hi, at) for p, found in since.items() for lo, hi, at in found])
     for _ in range(ROUNDS):
-        spans = _merged([s for s in spans if s.public not in whole])
-        pending = [s for s in spans if s.found is None]
+        pending = {p: s for p, s in spans.items() if any(x.found is None for x in s)}
         if not pending:
             break
-        _widen(conn, realm_id, pending, reach, whole)
+        whole |= _widen(conn, realm_id, pending, reach)
         windows: dict[int, int] = {}
-        for span in pending:
-            if span.public not in whole:
-                at = span.cut - reach
-                windows[span.public] = min(at, windows.get(span.public, at))
-        if not windows:
-            continue
-        for public, rows in store.event_rows_since(conn, realm_id, windows):
-            events = _events_of(public, rows)
-            for span in (s for s in pending if s.public == public):
-                try:
-                    span.found = _derive_span(conn, realm_id, span, events, hold_us, interim_us)
-                except CutTooLate as exc:
-                    if exc.earlier is None:
-                        whole.add(public)
-                    else:
-                        span.cut = exc.earlier
-    spans = [s for s in spans if s.public not in whole]
-    whole.update(s.public for s in spans if s.found is None)
-    return [s for s in spans if s.public not in whole]
+        for public, its in pending.items():
+            if public not in whole:
+                spans[public] = its
+                windows[public] = min(s.cut for s in its if s.found is None) - reach
+        dealt: list[tuple[_Span, list[LogEvent]]] = []
+        for public, rows in store.event_rows_since(conn, realm_id, windows) if windows else ():
+            lines = _dealt(pending[public], _events_of(public, rows), reach)
+            if lines is None:  # lines on wider ports: the spans are widened, tried again
+                spans[public] = _merged(pending[public])
+                continue
+            dealt += [(s, e) for s, e in zip(pending[public], lines, strict=True) if not s.found]
+        lowered = set(_open_before(conn, realm_id, dealt, whole))
+        for span, events in dealt:
+            if span.public in whole or span in lowered:
+                continue
+            try:
+                span.found = derive_from(events, span.cut, hold_us=hold_us, interim_us=interim_us)
+            except CutTooLate as exc:
+                if exc.earlier is None:
+                    whole.add(span.public)
+                else:
+                    span.cut = exc.earlier
+        for public in whole:
+            spans.pop(public, None)
+    return {p: s for p, s in spans.items() if all(x.found is not None for x in s)}
 
 
-def _widen(conn: Any, realm_id: int, spans: list[_Span], reach: int, whole: set[int]) -> None:
-    """Condition (a): widen each span to the stored intervals on its ports that reach its
-    window, and lower its cut to the start of one that spans it, until none does (an address
-    with one that has no start: added to ``whole``)."""
+def _widen(conn: Any, realm_id: int, pending: dict[int, list[_Span]], reach: int) -> set[int]:
+    """Condition (a) of :func:`detnat.logs.intervals.derive_from`: widen the spans of each address
+    to the stored intervals on their ports that reach their windows, and lower each cut to the
+    start of one that spans it, until none does (``pending`` gets the spans so settled). The
+    addresses to derive whole (an interval spanning a cut has no start; too many rounds)."""
+    whole: set[int] = set()
+    todo = sorted(pending)
     for _ in range(ROUNDS):
-        spans = [s for s in spans if s.public not in whole]
-        reached = store.reaching(
-            conn, realm_id, [(s.public, s.lo, s.hi, s.cut - reach) for s in spans]
-        )
+        if not todo:
+            return whole
+        froms = {p: min(s.cut for s in pending[p]) - reach for p in todo}
+        reached = store.reaching(conn, realm_id, [(p, 0, 65535, froms[p]) for p in todo])
+        again = []
+        for public, rows in zip(todo, reached, strict=True):
+            settled = _settled(pending[public], rows, reach)
+            if settled is None:
+                whole.add(public)
+                continue
+            pending[public] = settled
+            if min(s.cut for s in settled) - reach < froms[public]:
+                again.append(public)  # earlier than what was read: read again
+        todo = again
+    whole.update(todo)
+    return whole
+
+
+def _settled(
+    spans: list[_Span], rows: list[tuple[int, int, int | None, int | None]], reach: int
+) -> list[_Span] | None:
+    """The spans widened and their cuts lowered by ``rows`` (stored intervals as
+    ``store.reaching`` gives them) until no row that reaches a span's window crosses its ports
+    or spans its cut (None: one spanning a cut has no start)."""
+    for _ in range(len(rows) + 1):
+        los = [s.lo for s in spans]
         moved = False
-        for span, found in zip(spans, reached, strict=True):
-            for first, last, start, end in found:
-                if first < span.lo or last > span.hi:
-                    span.lo, span.hi, moved = min(span.lo, first), max(span.hi, last), True
-                if (end is None or end >= span.cut) and (start is None or start < span.cut):
-                    if start is None:
-                        whole.add(span.public)
-                    else:
-                        span.cut, moved = start, True
+        for first, last, start, end in rows:
+            met = [
+                s for s in _meeting(spans, los, first, last) if end is None or end >= s.cut - reach
+            ]
+            if len(met) > 1 or (met and not met[0].lo <= first <= last <= met[0].hi):
+                met[0].lo, met[0].hi = min(met[0].lo, first), max(met[0].hi, last)
+                met[0].found = None
+                moved = True
+                break
+            if met and (end is None or end >= met[0].cut):
+                span = met[0]
+                if start is None:
+                    return None
+                if start < span.cut:
+                    span.cut, span.found, moved = start, None, True
         if not moved:
-            return
-    whole.update(s.public for s in spans)
+            return spans
+        spans = _merged(spans)
+    return None
 
 
-def _derive_span(
-    conn: Any,
-    realm_id: int,
-    span: _Span,
-    events: list[LogEvent],
-    hold_us: int | None,
-    interim_us: int | None,
-) -> list[Interval] | None:
-    """What ``derive_from`` makes of the span's lines (``events``: the address's, from the
-    span's window at least); None when some reach past its ports (it is widened, to be tried
-    again). :class:`CutTooLate` from conditions (b) and (c)."""
-    reach = reach_us(hold_us, interim_us)
-    assert reach is not None
-    since_us = span.cut - reach
-    mine = [
-        e
-        for e in events
-        if e.at_us >= since_us and e.port_last >= span.lo and e.port_first <= span.hi
-    ]
-    lo = min((e.port_first for e in mine), default=span.lo)
-    hi = max((e.port_last for e in mine), default=span.hi)
-    if lo < span.lo or hi > span.hi:
-        span.lo, span.hi = min(lo, span.lo), max(hi, span.hi)
-        return None
-    _open_before(conn, realm_id, span.public, mine, span.cut)
-    return derive_from(mine, span.cut, hold_us=hold_us, interim_us=interim_us)
+def _dealt(spans: list[_Span], events: list[LogEvent], reach: int) -> list[list[LogEvent]] | None:
+    """The lines of each span's window (``events``: the address's, from the earliest window
+    on); None when a line crosses a span's ports (the span is widened to it)."""
+    los = [s.lo for s in spans]
+    out: list[list[LogEvent]] = [[] for _ in spans]
+    at = {id(s): n for n, s in enumerate(spans)}
+    wider = False
+    for event in events:
+        first, last = event.port_first, event.port_last
+        met = [s for s in _meeting(spans, los, first, last) if event.at_us >= s.cut - reach]
+        if not met:
+            continue
+        span = met[0]
+        if len(met) > 1 or not span.lo <= first <= last <= span.hi:
+            span.lo, span.hi, span.found, wider = (
+                min(span.lo, first),
+                max(span.hi, last),
+                None,
+                True,
+            )
+            continue
+        out[at[id(span)]].append(event)
+    return None if wider else out
 
 
 def _open_before(
-    conn: Any, realm_id: int, public: int, events: list[LogEvent], cut_us: int
-) -> None:
-    """Condition (b) of :func:`detnat.logs.intervals.derive_from`: :class:`CutTooLate` with the
-    earliest start of a last interval before the cut still open (not released) in a block
-    whose first line from the cut is not an allocation (None: one with no start)."""
-    earliest = cut_us
-    for key in joined_across(events, cut_us):
-        _, first, last, step, protocol, inside = key
-        block = (first, last, step, protocol, inside)
-        found = store.last_before(conn, realm_id, public, block, cut_us)
+    conn: Any, realm_id: int, dealt: list[tuple[_Span, list[LogEvent]]], whole: set[int]
+) -> list[_Span]:
+    """Condition (b) of :func:`detnat.logs.intervals.derive_from`: the spans whose cut is lowered
+    to the start of a block's last interval before it that is still open (not released) when
+    the block's first line from the cut is not an allocation (one with no start: its address
+    is added to ``whole``)."""
+    asked: list[tuple[store.Block, int]] = []
+    owners: list[_Span] = []
+    for span, events in dealt:
+        for _, first, last, step, protocol, inside in joined_across(events, span.cut):
+            asked.append(((span.public, first, last, step, protocol, inside), span.cut))
+            owners.append(span)
+    lowered: list[_Span] = []
+    for span, found in zip(owners, store.last_before(conn, realm_id, asked), strict=True):
         if found is None or not found[0]:
             continue
         if found[1] is None:
-            raise CutTooLate(None)
-        earliest = min(earliest, found[1])
-    if earliest < cut_us:
-        raise CutTooLate(earliest)
+            whole.add(span.public)
+        elif found[1] < span.cut:
+            span.cut = found[1]
+            lowered.append(span)
+    return lowered
 
 
 # -- prune -----------------------------------------------------------------------------------------

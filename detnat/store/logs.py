@@ -286,14 +286,17 @@ def stored_rows(conn: psycopg.Connection[Any], realm_id: int, public: int) -> di
 _SPANS = (
     "SELECT w.n, x.* FROM unnest(%(publics)s::bigint[], %(los)s::integer[], %(his)s::integer[], "
     "%(ats)s::timestamptz[]) WITH ORDINALITY AS w(public, lo, hi, at, n) CROSS JOIN LATERAL "
-    "(SELECT {what} FROM log_intervals WHERE "
+    "(SELECT {what}, realm_id AS realm FROM log_intervals WHERE "
     "ports && int8range(w.public * 65536 + w.lo, w.public * 65536 + w.hi + 1) "
-    "AND during && tstzrange(w.at - interval '1 microsecond', NULL) "
-    "AND realm_id + 0 = %(realm)s) AS x"
+    "AND during && tstzrange(w.at - interval '1 microsecond', NULL) OFFSET 0) AS x "
+    "WHERE x.realm = %(realm)s"
 )
-# (``realm_id + 0``: not a condition the planner can take to the primary key, which it would
-# otherwise scan whole for the realm once per span to AND with the GiST's few rows.)
+# (The subquery stands alone (``OFFSET 0``), the realm tested outside it: one GiST probe per span.
+# Given the realm inside, the planner scanned the primary key for the whole realm per span, or
+# the whole table once to join it with every span.)
 
+# A bound of ``during`` in µs (NULL: unbounded); extract gives a numeric, exact.
+_US = "(extract(epoch FROM {}(during)) * 1000000)::bigint"
 Span = tuple[int, int, int, int]  # address, first port, last port, instant (µs)
 
 
@@ -314,27 +317,30 @@ def reaching(
     that end at or after the instant (or never), as (first port, last port, start, end), µs
     (None: unbounded)."""
     found: list[list[tuple[int, int, int | None, int | None]]] = [[] for _ in spans]
-    query = _SPANS.format(what="port_first, port_last, during")
+    query = _SPANS.format(
+        what=f"port_first, port_last, {_US.format('lower')}, {_US.format('upper')}"
+    )
     with conn.cursor() as cur:
         cur.execute(query, _span_params(realm_id, spans))
-        for n, first, last, during in cur.fetchall():
-            start = None if during.lower is None else micros(during.lower)
-            end = None if during.upper is None else micros(during.upper)
+        for n, first, last, start, end, _ in cur.fetchall():
             found[n - 1].append((first, last, start, end))
     return found
 
 
 def stored_rows_from(
     conn: psycopg.Connection[Any], realm_id: int, spans: list[Span]
-) -> list[dict[str, str]]:
-    """:func:`stored_rows` of the intervals of each span (as :func:`reaching`): MD5 -> ctid."""
-    found: list[dict[str, str]] = [{} for _ in spans]
-    query = _SPANS.format(what=f"md5({_ROW_TEXT}) AS digest, ctid::text AS ctid")
+) -> list[list[tuple[int, int, int | None, str, str]]]:
+    """:func:`stored_rows` of the intervals of each span (as :func:`reaching`), as (first port,
+    last port, end in µs or None, MD5, ctid)."""
+    found: list[list[tuple[int, int, int | None, str, str]]] = [[] for _ in spans]
+    query = _SPANS.format(
+        what=f"port_first, port_last, {_US.format('upper')}, md5({_ROW_TEXT}), ctid::text"
+    )
     with conn.cursor() as cur:
         cur.execute(query, _span_params(realm_id, spans))
-        for n, digest, ctid in cur.fetchall():
+        for n, first, last, end, digest, ctid, _ in cur.fetchall():
             if digest is not None:
-                found[n - 1][digest] = ctid
+                found[n - 1].append((first, last, end, digest, ctid))
     return found
 
 
@@ -365,28 +371,42 @@ def event_rows_since(
         yield current, batch
 
 
+Block = tuple[int, int, int, int, str, str]  # address, first, last, step, protocol, inside
+
+
 def last_before(
-    conn: psycopg.Connection[Any],
-    realm_id: int,
-    public: int,
-    block: tuple[int, int, int, str, str],
-    cut_us: int,
-) -> tuple[bool, int | None] | None:
-    """The last stored interval of one block (first, last, step, protocol, inside) of an
-    address that starts before ``cut_us`` (or has no start): (open, start in µs or None)."""
-    first, last, step, protocol, inside = block
+    conn: psycopg.Connection[Any], realm_id: int, asked: list[tuple[Block, int]]
+) -> list[tuple[bool, int | None] | None]:
+    """Per (block, instant in µs): the block's last stored interval that starts before the
+    instant (or has no start), as (open, start in µs or None); None: it has none."""
+    found: list[tuple[bool, int | None] | None] = [None for _ in asked]
+    if not asked:
+        return found
+    columns = list(zip(*(block for block, _ in asked), strict=True))
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT open, lower(during) FROM log_intervals WHERE realm_id = %s AND public = %s "
-            "AND port_first = %s AND port_last = %s AND port_step = %s AND protocol = %s AND "
-            "inside = %s AND (lower_inf(during) OR lower(during) < %s) ORDER BY during DESC "
-            "LIMIT 1",
-            (realm_id, public, first, last, step, protocol, inside, instant(cut_us)),
+            "SELECT w.n, x.open, x.start FROM unnest(%(publics)s::bigint[], %(firsts)s::integer[], "
+            "%(lasts)s::integer[], %(steps)s::integer[], %(protocols)s::text[], "
+            "%(insides)s::text[], %(ats)s::timestamptz[]) WITH ORDINALITY AS w(public, first, "
+            "last, step, protocol, inside, at, n) CROSS JOIN LATERAL (SELECT open, lower(during) "
+            "AS start FROM log_intervals WHERE realm_id = %(realm)s AND public = w.public AND "
+            "port_first = w.first AND port_last = w.last AND port_step = w.step AND protocol = "
+            "w.protocol AND inside = w.inside AND (lower_inf(during) OR lower(during) < w.at) "
+            "ORDER BY during DESC LIMIT 1) AS x",
+            {
+                "realm": realm_id,
+                "publics": list(columns[0]),
+                "firsts": list(columns[1]),
+                "lasts": list(columns[2]),
+                "steps": list(columns[3]),
+                "protocols": list(columns[4]),
+                "insides": list(columns[5]),
+                "ats": [instant(at) for _, at in asked],
+            },
         )
-        row = cur.fetchone()
-    if row is None:
-        return None
-    return bool(row[0]), None if row[1] is None else micros(row[1])
+        for n, opened, start in cur.fetchall():
+            found[n - 1] = (bool(opened), None if start is None else micros(start))
+    return found
 
 
 def delete_rows(conn: psycopg.Connection[Any], ctids: list[str]) -> None:
