@@ -224,3 +224,65 @@ def _fixed(rnd: random.Random) -> list[LogEvent]:
             )
         t += 7 + rnd.randrange(5)
     return out
+
+
+def _lines(*spec: tuple) -> list[LogEvent]:
+    """Events from (kind, second, inside, first port, last port) on PUBLICS[0]."""
+    out = []
+    for kind, at, inside, first, last in spec:
+        raw = line_of(kind, T0_US + at * S, inside, PUBLICS[0], first, last)
+        source = LineRef.of("pba.log", len(out) + 1, raw)
+        out.append(LogEvent(kind, T0_US + at * S, inside, PUBLICS[0], first, last, None, source))
+    return out
+
+
+def _as_whole_and_in_files(
+    sessions: SessionFactory, files: list[list[LogEvent]], hold: int
+) -> tuple[list, list]:
+    whole, cut = new_realm(sessions), new_realm(sessions)
+    held = timedelta(seconds=hold)
+    _ingest(sessions, whole, [e for f in files for e in f], "all.log", held, None)
+    for n, part in enumerate(files):
+        _ingest(sessions, cut, part, f"part-{n}.log", held, None)
+    return _rows(sessions, cut), _rows(sessions, whole)
+
+
+def test_a_release_that_ends_an_interval_open_since_before_the_cut_is_derived_with_it(
+    sessions: SessionFactory,
+) -> None:
+    """100.64.0.1's allocation (held 5 s) is past its hold when its release comes in the next
+    file, at the instant another key's allocation of the same ports is released: the release
+    closes the old interval, which then meets the other key's (both flagged conflict). The
+    first new line is after the old interval's assumed end: the cut must go back to its start
+    (condition (b))."""
+    one = [(A, 0, "100.64.0.1", 1024, 1535)]
+    two = [
+        (A, 28, "100.64.0.2", 1024, 1535),
+        (R, 30, "100.64.0.2", 1024, 1535),
+        (R, 30, "100.64.0.1", 1024, 1535),
+    ]
+    events = _lines(*one, *two)
+    got, want = _as_whole_and_in_files(sessions, [events[:1], events[1:]], hold=5)
+    assert got == want
+    assert [r[10] for r in want] == [True, True]  # conflict
+
+
+def test_an_unknown_start_after_the_cut_is_bounded_by_an_assumed_end_before_it(
+    sessions: SessionFactory,
+) -> None:
+    """100.64.0.1's interval (last line at 8 s, held 20 s) is cut at 10 s by 100.64.0.2's
+    allocation, but its assumed end (28 s) still bounds the unknown start of a later release
+    (at 30 s): the lines of a hold before the cut are read with the new ones."""
+    events = _lines(
+        (A, 0, "100.64.0.1", 1024, 1535),
+        (INTERIM, 8, "100.64.0.1", 1024, 1535),
+        (A, 10, "100.64.0.2", 1024, 1535),
+        (R, 12, "100.64.0.2", 1024, 1535),
+        (A, 15, "100.64.0.4", 1024, 1535),
+        (R, 16, "100.64.0.4", 1024, 1535),
+        (R, 30, "100.64.0.3", 1024, 1535),
+    )
+    got, want = _as_whole_and_in_files(sessions, [events[:4], events[4:]], hold=20)
+    assert got == want
+    (released,) = [r for r in want if r[5] == "100.64.0.3"]
+    assert released[6].startswith('["2026-03-14 20:00:28')
