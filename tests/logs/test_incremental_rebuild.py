@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 import pytest
@@ -23,10 +23,23 @@ from sqlalchemy import text
 
 from detnat.logs.events import EventKind, LineRef, LogEvent
 from detnat.service import integrity, logs, plans
-from detnat.store.db import SessionFactory, unit_of_work
+from detnat.store.db import SessionFactory, make_engine, make_sessions, unit_of_work
 from tests.logs.conftest import OPS, T0_US, line_of, new_realm
+from tests.store.conftest import throwaway_database
 
 pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def sessions() -> Iterator[SessionFactory]:
+    """A store of this module's own: its examples make two realms each (a partition of
+    ``log_events`` per realm), which would slow every later lookup of a shared store (the
+    planner and JIT over hundreds of partitions)."""
+    with throwaway_database() as url:
+        engine = make_engine(url, pool_size=2)
+        yield make_sessions(engine)
+        engine.dispose()
+
 
 A, INTERIM, R = EventKind.ALLOCATE, EventKind.INTERIM, EventKind.RELEASE
 S = 10**6
