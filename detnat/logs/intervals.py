@@ -1,8 +1,9 @@
 """From allocation lines to intervals, and from intervals to an answer: the one rule, pure.
 
 The store keeps every line (``log_events``); the intervals are derived from them by
-:func:`derive` on every ingest, by ``audit verify`` to check the stored ones, and by ``evidence
-verify`` from the lines an evidence file embeds. The answer over the intervals that hold a port in
+:func:`derive` (on an ingest, what its new lines can change: :func:`derive_from`), by ``audit
+verify`` to check the stored ones, and by ``evidence verify`` from the lines an evidence file
+embeds. The answer over the intervals that hold a port in
 a window is :func:`decide`. Nothing here depends on the order the lines were read in: events are
 sorted first, and the same event read twice (two lines saying the same thing) is one event.
 

@@ -4,10 +4,10 @@ An ingest takes what a parser made of a file (``Iterable[LogEvent | Refused]``, 
 :mod:`detnat.logs.formats`) and the :class:`Reading` that fed the parser its lines (name, identity,
 offsets, SHA-256 of the bytes, the raw lines). It stores the events in chunks by ``COPY``
 (:mod:`detnat.store.logs`), counts duplicates (a line already stored), reports each refused line
-and never stops for one, rebuilds the intervals of the public addresses it touched
-(:func:`detnat.logs.intervals.derive`), and appends one audit entry ``logs.ingest`` whose record
-is the ``log_ingests`` row (counts, bytes hash, per month the number and digest of the events it
-stored). The edge commits.
+and never stops for one, derives again the intervals its new lines can change (:func:`rebuild`:
+per span of ports they touch, from a proven cut before them), and appends one audit entry
+``logs.ingest`` whose record is the ``log_ingests`` row (counts, bytes hash, per month the
+number and digest of the events it stored). The edge commits.
 
 ``--follow`` is :func:`follow`: one ingest per chunk of complete lines, each committed with the
 file's identity (device:inode) and byte offset, so a restart resumes where the last commit ended
