@@ -1,8 +1,9 @@
 """From allocation lines to intervals, and from intervals to an answer: the one rule, pure.
 
 The store keeps every line (``log_events``); the intervals are derived from them by
-:func:`derive` on every ingest, by ``audit verify`` to check the stored ones, and by ``evidence
-verify`` from the lines an evidence file embeds. The answer over the intervals that hold a port in
+:func:`derive` (on an ingest, what its new lines can change: :func:`derive_from`), by ``audit
+verify`` to check the stored ones, and by ``evidence verify`` from the lines an evidence file
+embeds. The answer over the intervals that hold a port in
 a window is :func:`decide`. Nothing here depends on the order the lines were read in: events are
 sorted first, and the same event read twice (two lines saying the same thing) is one event.
 
@@ -480,3 +481,105 @@ def decide(
     if any(i.open or i.unknown_start for i in found if i not in covered):
         return Decided(AMBIGUOUS, LOG_OPEN_ENDED, found)
     return Decided(AMBIGUOUS, LOG_BOUNDARY, found)
+
+
+# -- deriving again from a cut ---------------------------------------------------------------------
+
+
+def reach_us(hold_us: int | None, interim_us: int | None) -> int | None:
+    """How long after its last line an open interval may last at most: the interim period when
+    it comes before the hold, else the hold (None: neither declared, no bound)."""
+    if interim_us is not None and (hold_us is None or interim_us < hold_us):
+        return interim_us
+    return hold_us
+
+
+class CutTooLate(Exception):
+    """The lines from a cut cannot be derived apart from those before it; ``earlier``: a cut to
+    try instead (None: none will do, derive the whole address)."""
+
+    def __init__(self, earlier: int | None) -> None:
+        super().__init__(earlier)
+        self.earlier = earlier
+
+
+def _rank(event: LogEvent) -> tuple[int, int, str]:
+    return (event.at_us, _RANK[event.kind], event.source.sha256)
+
+
+def joined_across(events: Iterable[LogEvent], cut_us: int) -> list[BlockKey]:
+    """The blocks whose first line at or after ``cut_us`` is not an allocation: such a line
+    continues the block's interval before the cut if that one is still open (not released)."""
+    first: dict[BlockKey, LogEvent] = {}
+    for event in events:
+        if event.at_us >= cut_us:
+            key = _key(event)
+            seen = first.get(key)
+            if seen is None or _rank(event) < _rank(seen):
+                first[key] = event
+    return sorted(k for k, e in first.items() if e.kind is not _ALLOCATE)
+
+
+def derive_from(
+    events: Iterable[LogEvent], cut_us: int, *, hold_us: int | None, interim_us: int | None
+) -> list[Interval]:
+    """The intervals :func:`derive` makes of all an address's lines whose lines are all at or
+    after ``cut_us``, from the lines at or after ``cut_us - reach_us(...)`` only (``events``: at
+    least those of the address). :class:`CutTooLate` when that cannot be told from them.
+
+    An ingest derives again only from a cut before its first new line: the intervals stored
+    whose lines are all before the cut stay as they are, those at or after it are replaced by
+    these. That gives what :func:`derive` gives from all the lines when, with every new line at
+    or after the cut and the stored intervals what :func:`derive` made of the old lines:
+
+    (a) no stored interval spans the cut (each one ending at or after it, or open-ended, starts
+        at or after it: the caller checks, and lowers the cut to the start of one that does);
+    (b) the blocks of :func:`joined_across` had their last interval before the cut released
+        (the caller checks the one stored; an open one: the cut goes to its start);
+    (c) every unknown start made here (of an interval kept) is bounded, at or after the cut
+        (checked here: else :class:`CutTooLate`, with that start).
+
+    Why. Per block, the rule's state at the cut is then empty, or an interval open until the
+    allocation that comes next ((a) and (b): no line at or after the cut continues one before),
+    so the block's intervals split at the cut, the ones after made of lines after it alone.
+    Across blocks, an interval depends on others only through :func:`bound_assumed` and
+    :func:`flag_conflicts`:
+
+    - an open interval's end is its hold (interim deadline) from its last line, or the first
+      known start on its ports after its last line: for those after the cut, starts after the
+      cut, all among these lines; for those before, already at or before the cut by (a), so a
+      start after the cut changes nothing (nor their ``interim_deadline``);
+    - an unknown start is the latest assumed end on its ports at or before its first line: for
+      an interval before the cut, ends of intervals before the cut (those after it end after
+      it); for one after the cut, the lines before ``cut - reach`` make intervals that ended
+      (assumed end included) before the cut, so by (c) the latest end comes from these lines,
+      which give every interval from ``cut - reach`` on its true end (an end depends on the
+      last line, the hold and the next allocation only, never on the lines before);
+    - conflicts need a shared instant: the intervals before the cut end at or before it ((a)),
+      those after start at or after it (a known start, or (c)), so none spans the cut both
+      ways; a flag depends on intervals of its own side only.
+
+    Without a hold or an interim period an open interval has no bound: the caller derives the
+    whole address. An interval kept with lines on both sides of the cut cannot happen when
+    (a) and (b) hold; it is refused here all the same (``CutTooLate(None)``).
+    """
+    reach = reach_us(hold_us, interim_us)
+    if reach is None:
+        raise CutTooLate(None)
+    since = cut_us - reach
+    made = derive([e for e in events if e.at_us >= since], hold_us=hold_us, interim_us=interim_us)
+    kept: list[Interval] = []
+    earlier = cut_us
+    for interval in made:
+        if min(s.at_us for s in interval.lines) < cut_us:
+            if max(s.at_us for s in interval.lines) >= cut_us:
+                raise CutTooLate(None)
+            continue
+        if interval.unknown_start and (interval.start_us is None or interval.start_us < cut_us):
+            if interval.start_us is None:
+                raise CutTooLate(None)
+            earlier = min(earlier, interval.start_us)
+        kept.append(interval)
+    if earlier < cut_us:
+        raise CutTooLate(earlier)
+    return kept

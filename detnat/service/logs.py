@@ -4,10 +4,10 @@ An ingest takes what a parser made of a file (``Iterable[LogEvent | Refused]``, 
 :mod:`detnat.logs.formats`) and the :class:`Reading` that fed the parser its lines (name, identity,
 offsets, SHA-256 of the bytes, the raw lines). It stores the events in chunks by ``COPY``
 (:mod:`detnat.store.logs`), counts duplicates (a line already stored), reports each refused line
-and never stops for one, rebuilds the intervals of the public addresses it touched
-(:func:`detnat.logs.intervals.derive`), and appends one audit entry ``logs.ingest`` whose record
-is the ``log_ingests`` row (counts, bytes hash, per month the number and digest of the events it
-stored). The edge commits.
+and never stops for one, derives again the intervals its new lines can change (:func:`rebuild`:
+per span of ports they touch, from a proven cut before them), and appends one audit entry
+``logs.ingest`` whose record is the ``log_ingests`` row (counts, bytes hash, per month the
+number and digest of the events it stored). The edge commits.
 
 ``--follow`` is :func:`follow`: one ingest per chunk of complete lines, each committed with the
 file's identity (device:inode) and byte offset, so a restart resumes where the last commit ended
@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import functools
 import gzip
 import hashlib
@@ -47,7 +48,14 @@ from sqlalchemy.orm import Session
 from detnat.engine import parse_public_address
 from detnat.errors import DetnatError, InvalidInput
 from detnat.logs.events import EventKind, LineRef, LogEvent, Refused
-from detnat.logs.intervals import Interval, derive
+from detnat.logs.intervals import (
+    CutTooLate,
+    Interval,
+    derive,
+    derive_from,
+    joined_across,
+    reach_us,
+)
 from detnat.service import audit, plans
 from detnat.service.clock import utcnow
 from detnat.service.log_answers import interval_of
@@ -306,6 +314,8 @@ def ingest(
     summary = IngestSummary(realm.name, reading.name, ingest_id)
     months: dict[str, list[int]] = {}
     touched: set[int] = set()
+    # (address, first port, last port) -> the instant of its first line in this file
+    earliest: dict[tuple[int, int, int], int] = {}
     publics = _Publics()
     base = reading.base_line
 
@@ -361,6 +371,10 @@ def ingest(
             )
             if not -store.EXACT_US < at_us < store.EXACT_US:
                 chunk.exact = False
+            block = (public, first, last)
+            first_at = earliest.get(block)
+            if first_at is None or at_us < first_at:
+                earliest[block] = at_us
             key = (_month(at_us // _DAY_US), public)
             count_sum = sums.get(key)
             if count_sum is None:
@@ -426,7 +440,11 @@ def ingest(
         # a new hold or interim period changes every open interval of the realm
         rebuild(session, realm.id, None)
     elif touched:
-        rebuild(session, realm.id, touched)
+        since: dict[int, list[tuple[int, int, int]]] = {}
+        for (public, first, last), at_us in earliest.items():
+            if public in touched:
+                since.setdefault(public, []).append((first, last, at_us))
+        rebuild(session, realm.id, touched, since=since)
     audit.record(
         session,
         by,
@@ -582,46 +600,93 @@ def _events_of(public: int, rows: list[tuple[Any, ...]]) -> list[LogEvent]:
     ]
 
 
-def rebuild(session: Session, realm_id: int, publics: set[int] | None) -> int:
+def rebuild(
+    session: Session,
+    realm_id: int,
+    publics: set[int] | None,
+    *,
+    since: dict[int, list[tuple[int, int, int]]] | None = None,
+) -> int:
     """Derive the intervals of ``publics`` (None: all) of the realm anew from its events, and
-    write what changed.
+    write what changed; how many intervals were derived.
 
-    An address with intervals stored has its rows read back first, each as the MD5 of the COPY
-    row it was made from (:func:`detnat.store.logs.stored_rows`): a row whose text the events
-    make again stays, the others are deleted, and only new texts are copied. So the intervals of
-    earlier files are not rewritten each time a later file touches their addresses (their
-    index entries were most of an ingest's cost once a realm has history). The rows are the
-    same as if all were deleted and copied again; ``audit verify`` compares them with the
-    events."""
+    ``since``: per address, the port ranges of its new lines (an ingest's), each with the
+    instant of its first line. Then only what the new lines can change is derived again: per
+    span of ports, the intervals from a cut before those instants, from the lines of a bounded
+    time before the cut (:func:`_from_cuts`, :func:`detnat.logs.intervals.derive_from`); the
+    other intervals stay. An address where no cut can be proven for one of its spans (no hold
+    or interim period declared, an unknown start that no line bounds, an interval open since
+    before every cut tried) is derived whole, from all its events.
+
+    A derived interval's row is compared with the row stored, each read back as the MD5 of the
+    COPY row it was made from (:func:`detnat.store.logs.stored_rows`): a row whose text the
+    events make again stays, the others are deleted, and only new texts are copied. So rows
+    are not rewritten each time a later file touches their addresses (their index entries were
+    most of an ingest's cost once a realm has history). The rows are the same as if all were
+    derived from all the events, deleted and copied again; ``audit verify`` compares them with
+    the events."""
     hold_us, interim_us = periods_us(session, realm_id)
     had = store.publics_with_intervals(session, realm_id, publics)
     made = 0
     conn = store.raw_connection(session)
     with_events: list[int] = []
     md5 = hashlib.md5
+    cut: dict[int, list[_Span]] = {}
+    if publics is not None and since is not None:
+        cut = _from_cuts(
+            conn,
+            realm_id,
+            {p: since[p] for p in publics if p in had and p in since},
+            hold_us=hold_us,
+            interim_us=interim_us,
+        )
+    whole = None if publics is None else publics - set(cut)
+
+    def compared(
+        public: int, found: list[Interval], stored: dict[str, str] | None, files: dict[str, str]
+    ) -> tuple[list[str], list[str]]:
+        texts = [interval_row(realm_id, public, i, files) for i in found]
+        if stored is None:
+            return texts, []
+        pending = []
+        for row in texts:
+            digest = md5(row[:-1].encode("utf-8", "surrogatepass")).hexdigest()
+            if stored.pop(digest, None) is None:
+                pending.append(row)
+        return pending, list(stored.values())
 
     def chunks() -> Iterator[tuple[list[str], list[str]]]:
         nonlocal made
         pending: list[str] = []
         stale: list[str] = []
         files: dict[str, str] = {}
-        for public, rows in store.event_rows(session, realm_id, publics):
-            with_events.append(public)
-            found = derive(_events_of(public, rows), hold_us=hold_us, interim_us=interim_us)
-            made += len(found)
-            texts = [interval_row(realm_id, public, i, files) for i in found]
-            if public in had:
-                stored = store.stored_rows(conn, realm_id, public)
-                for row in texts:
-                    digest = md5(row[:-1].encode("utf-8", "surrogatepass")).hexdigest()
-                    if stored.pop(digest, None) is None:
-                        pending.append(row)
-                stale.extend(stored.values())
-            else:
-                pending.extend(texts)
-            if len(pending) + len(stale) >= CHUNK:
-                yield pending, stale
-                pending, stale = [], []
+        if cut:
+            publics_cut = sorted(cut)
+            asked = [(p, 0, 65535, min(s.cut for s in cut[p])) for p in publics_cut]
+            for public, rows in zip(
+                publics_cut, store.stored_rows_from(conn, realm_id, asked), strict=True
+            ):
+                for span, stored in _stored_by_span(cut[public], rows):
+                    found = span.found or []
+                    made += len(found)
+                    texts, gone = compared(public, found, stored, files)
+                    pending += texts
+                    stale += gone
+                if len(pending) + len(stale) >= CHUNK:
+                    yield pending, stale
+                    pending, stale = [], []
+        if whole is None or whole:
+            for public, rows in store.event_rows(session, realm_id, whole):
+                with_events.append(public)
+                found = derive(_events_of(public, rows), hold_us=hold_us, interim_us=interim_us)
+                made += len(found)
+                kept = store.stored_rows(conn, realm_id, public) if public in had else None
+                texts, gone = compared(public, found, kept, files)
+                pending += texts
+                stale += gone
+                if len(pending) + len(stale) >= CHUNK:
+                    yield pending, stale
+                    pending, stale = [], []
         if pending or stale:
             yield pending, stale
 
@@ -637,6 +702,231 @@ def rebuild(session: Session, realm_id: int, publics: set[int] | None) -> int:
     if publics is None:  # an address whose events are all gone (pruned) keeps no interval
         store.delete_intervals_without_events(session, realm_id, with_events)
     return made
+
+
+def _stored_by_span(
+    spans: list[_Span], rows: list[tuple[int, int, int | None, str, str]]
+) -> Iterator[tuple[_Span, dict[str, str]]]:
+    """Each span with its stored rows (as ``store.stored_rows_from`` gives them: the address's)
+    that end at or after its cut (or never): MD5 -> ctid. Such a row is on the span's ports
+    alone (the span was widened to them)."""
+    los = [s.lo for s in spans]
+    mine: dict[int, dict[str, str]] = {id(s): {} for s in spans}
+    for first, last, end, digest, ctid in rows:
+        for span in _meeting(spans, los, first, last):
+            if end is None or end >= span.cut:
+                mine[id(span)][digest] = ctid
+    for span in spans:
+        yield span, mine[id(span)]
+
+
+ROUNDS = 8  # cuts tried per span before its address is derived whole
+
+
+@dataclass(eq=False)  # one span is itself: compared and hashed by identity
+class _Span:
+    """Ports ``lo``-``hi`` of an address derived again from ``cut`` (µs); ``found``: what
+    :func:`~detnat.logs.intervals.derive_from` made there, once the cut is proven."""
+
+    public: int
+    lo: int
+    hi: int
+    cut: int
+    found: list[Interval] | None = None
+
+    def meets(self, first: int, last: int) -> bool:
+        return first <= self.hi and self.lo <= last
+
+
+def _merged(spans: list[_Span]) -> list[_Span]:
+    """The spans (of one address) in port order, those that share a port as one, from the
+    earlier cut (to be derived again)."""
+    out: list[_Span] = []
+    for span in sorted(spans, key=lambda s: s.lo):
+        last = out[-1] if out else None
+        if last is not None and span.lo <= last.hi:
+            out[-1] = _Span(last.public, last.lo, max(last.hi, span.hi), min(last.cut, span.cut))
+        else:
+            out.append(span)
+    return out
+
+
+def _meeting(spans: list[_Span], los: list[int], first: int, last: int) -> list[_Span]:
+    """The spans (in port order, apart; ``los`` their first ports) that share a port with
+    ``first``-``last``."""
+    found = []
+    n = bisect.bisect_right(los, last) - 1
+    while n >= 0 and spans[n].hi >= first:
+        found.append(spans[n])
+        n -= 1
+    return found
+
+
+def _from_cuts(
+    conn: Any,
+    realm_id: int,
+    since: dict[int, list[tuple[int, int, int]]],
+    *,
+    hold_us: int | None,
+    interim_us: int | None,
+) -> dict[int, list[_Span]]:
+    """Per address of ``since`` (address -> the port ranges of its new lines, each with its
+    first line's instant) where every span's cut is proven
+    (:func:`detnat.logs.intervals.derive_from`): its spans of ports, each with what is derived
+    again in it. The others are left out (derived whole).
+
+    A span holds the ports of new lines, widened to every interval and line on a port of it
+    that reaches the cut's window (``cut - reach`` on): the rule relates intervals only through
+    shared ports, and an interval on a port of the span that ends before the window (and so,
+    assumed end included, before the cut) changes nothing from the cut on, nor is changed. Its
+    cut starts at its first new line and is lowered, at most ``ROUNDS`` times, to the start of
+    what spans it: a stored interval (condition (a) of ``derive_from``), the open interval
+    before it that a block's first later line continues (b), an unknown start bounded before
+    it (c)."""
+    reach = reach_us(hold_us, interim_us)
+    if reach is None:
+        return {}
+    spans = {
+        p: _merged([_Span(p, lo, hi, at) for lo, hi, at in found]) for p, found in since.items()
+    }
+    whole: set[int] = set()
+    for _ in range(ROUNDS):
+        pending = {p: s for p, s in spans.items() if any(x.found is None for x in s)}
+        if not pending:
+            break
+        whole |= _widen(conn, realm_id, pending, reach)
+        windows: dict[int, int] = {}
+        for public, its in pending.items():
+            if public not in whole:
+                spans[public] = its
+                windows[public] = min(s.cut for s in its if s.found is None) - reach
+        dealt: list[tuple[_Span, list[LogEvent]]] = []
+        for public, rows in store.event_rows_since(conn, realm_id, windows) if windows else ():
+            lines = _dealt(pending[public], _events_of(public, rows), reach)
+            if lines is None:  # lines on wider ports: the spans are widened, tried again
+                spans[public] = _merged(pending[public])
+                continue
+            dealt += [(s, e) for s, e in zip(pending[public], lines, strict=True) if not s.found]
+        lowered = set(_open_before(conn, realm_id, dealt, whole))
+        for span, events in dealt:
+            if span.public in whole or span in lowered:
+                continue
+            try:
+                span.found = derive_from(events, span.cut, hold_us=hold_us, interim_us=interim_us)
+            except CutTooLate as exc:
+                if exc.earlier is None:
+                    whole.add(span.public)
+                else:
+                    span.cut = exc.earlier
+        for public in whole:
+            spans.pop(public, None)
+    return {p: s for p, s in spans.items() if all(x.found is not None for x in s)}
+
+
+def _widen(conn: Any, realm_id: int, pending: dict[int, list[_Span]], reach: int) -> set[int]:
+    """Condition (a) of :func:`detnat.logs.intervals.derive_from`: widen the spans of each address
+    to the stored intervals on their ports that reach their windows, and lower each cut to the
+    start of one that spans it, until none does (``pending`` gets the spans so settled). The
+    addresses to derive whole (an interval spanning a cut has no start; too many rounds)."""
+    whole: set[int] = set()
+    todo = sorted(pending)
+    for _ in range(ROUNDS):
+        if not todo:
+            return whole
+        froms = {p: min(s.cut for s in pending[p]) - reach for p in todo}
+        reached = store.reaching(conn, realm_id, [(p, 0, 65535, froms[p]) for p in todo])
+        again = []
+        for public, rows in zip(todo, reached, strict=True):
+            settled = _settled(pending[public], rows, reach)
+            if settled is None:
+                whole.add(public)
+                continue
+            pending[public] = settled
+            if min(s.cut for s in settled) - reach < froms[public]:
+                again.append(public)  # earlier than what was read: read again
+        todo = again
+    whole.update(todo)
+    return whole
+
+
+def _settled(
+    spans: list[_Span], rows: list[tuple[int, int, int | None, int | None]], reach: int
+) -> list[_Span] | None:
+    """The spans widened and their cuts lowered by ``rows`` (stored intervals as
+    ``store.reaching`` gives them) until no row that reaches a span's window crosses its ports
+    or spans its cut (None: one spanning a cut has no start)."""
+    for _ in range(len(rows) + 1):
+        los = [s.lo for s in spans]
+        moved = False
+        for first, last, start, end in rows:
+            met = [
+                s for s in _meeting(spans, los, first, last) if end is None or end >= s.cut - reach
+            ]
+            if len(met) > 1 or (met and not met[0].lo <= first <= last <= met[0].hi):
+                met[0].lo, met[0].hi = min(met[0].lo, first), max(met[0].hi, last)
+                met[0].found = None
+                moved = True
+                break
+            if met and (end is None or end >= met[0].cut):
+                span = met[0]
+                if start is None:
+                    return None
+                if start < span.cut:
+                    span.cut, span.found, moved = start, None, True
+        if not moved:
+            return spans
+        spans = _merged(spans)
+    return None
+
+
+def _dealt(spans: list[_Span], events: list[LogEvent], reach: int) -> list[list[LogEvent]] | None:
+    """The lines of each span's window (``events``: the address's, from the earliest window
+    on); None when a line crosses a span's ports (the span is widened to it)."""
+    los = [s.lo for s in spans]
+    out: list[list[LogEvent]] = [[] for _ in spans]
+    at = {id(s): n for n, s in enumerate(spans)}
+    wider = False
+    for event in events:
+        first, last = event.port_first, event.port_last
+        met = [s for s in _meeting(spans, los, first, last) if event.at_us >= s.cut - reach]
+        if not met:
+            continue
+        span = met[0]
+        if len(met) > 1 or not span.lo <= first <= last <= span.hi:
+            span.lo, span.hi, span.found, wider = (
+                min(span.lo, first),
+                max(span.hi, last),
+                None,
+                True,
+            )
+            continue
+        out[at[id(span)]].append(event)
+    return None if wider else out
+
+
+def _open_before(
+    conn: Any, realm_id: int, dealt: list[tuple[_Span, list[LogEvent]]], whole: set[int]
+) -> list[_Span]:
+    """Condition (b) of :func:`detnat.logs.intervals.derive_from`: the spans whose cut is lowered
+    to the start of a block's last interval before it that is still open (not released) when
+    the block's first line from the cut is not an allocation (one with no start: its address
+    is added to ``whole``)."""
+    asked: list[tuple[store.Block, int]] = []
+    owners: list[_Span] = []
+    for span, events in dealt:
+        for _, first, last, step, protocol, inside in joined_across(events, span.cut):
+            asked.append(((span.public, first, last, step, protocol, inside), span.cut))
+            owners.append(span)
+    lowered: list[_Span] = []
+    for span, found in zip(owners, store.last_before(conn, realm_id, asked), strict=True):
+        if found is None or not found[0]:
+            continue
+        if found[1] is None:
+            whole.add(span.public)
+        elif found[1] < span.cut:
+            span.cut = found[1]
+            lowered.append(span)
+    return lowered
 
 
 # -- prune -----------------------------------------------------------------------------------------

@@ -282,6 +282,140 @@ def stored_rows(conn: psycopg.Connection[Any], realm_id: int, public: int) -> di
         return {digest: ctid for digest, ctid in cur.fetchall() if digest is not None}
 
 
+# Per span of ports of an address (``w``: address, first and last port, an instant): the realm's
+# intervals on a port of the span that end at or after the instant (or never). ``ports`` holds
+# the span and ``during`` reaches the instant: the GiST index finds both. ``{what}`` is selected
+# from log_intervals (its columns unqualified).
+_SPANS = (
+    "SELECT w.n, x.* FROM unnest(%(publics)s::bigint[], %(los)s::integer[], %(his)s::integer[], "
+    "%(ats)s::timestamptz[]) WITH ORDINALITY AS w(public, lo, hi, at, n) CROSS JOIN LATERAL "
+    "(SELECT {what}, realm_id AS realm FROM log_intervals WHERE "
+    "ports && int8range(w.public * 65536 + w.lo, w.public * 65536 + w.hi + 1) "
+    "AND during && tstzrange(w.at - interval '1 microsecond', NULL) OFFSET 0) AS x "
+    "WHERE x.realm = %(realm)s"
+)
+# (The subquery stands alone (``OFFSET 0``), the realm tested outside it: one GiST probe per span.
+# Given the realm inside, the planner scanned the primary key for the whole realm per span, or
+# the whole table once to join it with every span.)
+
+# A bound of ``during`` in µs (NULL: unbounded); extract gives a numeric, exact.
+_US = "(extract(epoch FROM {}(during)) * 1000000)::bigint"
+Span = tuple[int, int, int, int]  # address, first port, last port, instant (µs)
+
+
+def _span_params(realm_id: int, spans: list[Span]) -> dict[str, Any]:
+    return {
+        "realm": realm_id,
+        "publics": [s[0] for s in spans],
+        "los": [s[1] for s in spans],
+        "his": [s[2] for s in spans],
+        "ats": [instant(s[3]) for s in spans],
+    }
+
+
+def reaching(
+    conn: psycopg.Connection[Any], realm_id: int, spans: list[Span]
+) -> list[list[tuple[int, int, int | None, int | None]]]:
+    """Per span (address, first port, last port, instant): its intervals on a port of the span
+    that end at or after the instant (or never), as (first port, last port, start, end), µs
+    (None: unbounded)."""
+    found: list[list[tuple[int, int, int | None, int | None]]] = [[] for _ in spans]
+    query = _SPANS.format(
+        what=f"port_first, port_last, {_US.format('lower')}, {_US.format('upper')}"
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, _span_params(realm_id, spans))
+        for n, first, last, start, end, _ in cur.fetchall():
+            found[n - 1].append((first, last, start, end))
+    return found
+
+
+def stored_rows_from(
+    conn: psycopg.Connection[Any], realm_id: int, spans: list[Span]
+) -> list[list[tuple[int, int, int | None, str, str]]]:
+    """:func:`stored_rows` of the intervals of each span (as :func:`reaching`), as (first port,
+    last port, end in µs or None, MD5, ctid)."""
+    found: list[list[tuple[int, int, int | None, str, str]]] = [[] for _ in spans]
+    query = _SPANS.format(
+        what=f"port_first, port_last, {_US.format('upper')}, md5({_ROW_TEXT}), ctid::text"
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, _span_params(realm_id, spans))
+        for n, first, last, end, digest, ctid, _ in cur.fetchall():
+            if digest is not None:
+                found[n - 1].append((first, last, end, digest, ctid))
+    return found
+
+
+def event_rows_since(
+    conn: psycopg.Connection[Any], realm_id: int, since: dict[int, int]
+) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+    """The realm's events of each address of ``since`` at or after its instant (µs), one address
+    at a time (rows as :func:`event_rows`): one query from the earliest instant (the primary
+    key's range), the rest left here."""
+    publics = sorted(since)
+    current: int | None = None
+    batch: list[tuple[Any, ...]] = []
+    with conn.cursor(name="log_event_rows_since") as cur:
+        cur.itersize = 20_000
+        # ``public + 0``: the range of the primary key from the instant, sorted. A cursor is
+        # planned to start fast: on ``public`` itself, the planner walked the index of the
+        # addresses for its order, through every event of theirs (the history this read is
+        # there to avoid).
+        cur.execute(
+            EVENT_ROW + " AND at >= %(from)s AND public + 0 = ANY(%(publics)s) ORDER BY public + 0",
+            {"realm": realm_id, "from": instant(min(since.values())), "publics": publics},
+        )
+        while rows := cur.fetchmany(20_000):
+            for row in rows:
+                if row[0] != current:
+                    if batch and current is not None:
+                        yield current, batch
+                    current, batch = row[0], []
+                if row[1] >= since[row[0]]:
+                    batch.append(row)
+    if batch and current is not None:
+        yield current, batch
+
+
+Block = tuple[int, int, int, int, str, str]  # address, first, last, step, protocol, inside
+
+
+def last_before(
+    conn: psycopg.Connection[Any], realm_id: int, asked: list[tuple[Block, int]]
+) -> list[tuple[bool, int | None] | None]:
+    """Per (block, instant in µs): the block's last stored interval that starts before the
+    instant (or has no start), as (open, start in µs or None); None: it has none."""
+    found: list[tuple[bool, int | None] | None] = [None for _ in asked]
+    if not asked:
+        return found
+    columns = list(zip(*(block for block, _ in asked), strict=True))
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT w.n, x.open, x.start FROM unnest(%(publics)s::bigint[], %(firsts)s::integer[], "
+            "%(lasts)s::integer[], %(steps)s::integer[], %(protocols)s::text[], "
+            "%(insides)s::text[], %(ats)s::timestamptz[]) WITH ORDINALITY AS w(public, first, "
+            "last, step, protocol, inside, at, n) CROSS JOIN LATERAL (SELECT open, lower(during) "
+            "AS start FROM log_intervals WHERE realm_id = %(realm)s AND public = w.public AND "
+            "port_first = w.first AND port_last = w.last AND port_step = w.step AND protocol = "
+            "w.protocol AND inside = w.inside AND (lower_inf(during) OR lower(during) < w.at) "
+            "ORDER BY during DESC LIMIT 1) AS x",
+            {
+                "realm": realm_id,
+                "publics": list(columns[0]),
+                "firsts": list(columns[1]),
+                "lasts": list(columns[2]),
+                "steps": list(columns[3]),
+                "protocols": list(columns[4]),
+                "insides": list(columns[5]),
+                "ats": [instant(at) for _, at in asked],
+            },
+        )
+        for n, opened, start in cur.fetchall():
+            found[n - 1] = (bool(opened), None if start is None else micros(start))
+    return found
+
+
 def delete_rows(conn: psycopg.Connection[Any], ctids: list[str]) -> None:
     """Delete interval rows by ctid (read in this transaction, the realm locked: they stay put)."""
     if ctids:
