@@ -32,7 +32,7 @@ import psycopg
 from psycopg import AsyncClientCursor
 
 from detnat.errors import Unavailable
-from detnat.store.lean import closed_by_server, libpq_url
+from detnat.store.lean import NO_JIT, closed_by_server, libpq_url
 from detnat.store.lean import driver_error as domain_error
 
 
@@ -63,6 +63,12 @@ class AsyncConnections:
                     self.url, autocommit=True, connect_timeout=5, prepare_threshold=0
                 )
             except BaseException:
+                self._slots.put_nowait(None)
+                raise
+            try:
+                await conn.execute(NO_JIT)
+            except BaseException:
+                await conn.close()
                 self._slots.put_nowait(None)
                 raise
         try:

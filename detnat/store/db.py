@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from detnat.errors import InvalidInput
-from detnat.store.lean import closed_by_server
+from detnat.store.lean import NO_JIT, closed_by_server
 from detnat.store.repo import domain_error
 
 SessionFactory = sessionmaker[Session]
@@ -61,7 +61,15 @@ def make_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engin
             f"not a usable Postgres URL: {exc}", field="DETNAT_DATABASE_URL"
         ) from None
     event.listen(engine, "checkout", _refuse_closed)
+    event.listen(engine, "connect", _without_jit)
     return engine
+
+
+def _without_jit(dbapi_connection: Any, record: Any) -> None:
+    """``jit = off`` for the connection's life (:data:`detnat.store.lean.NO_JIT`)."""
+    with dbapi_connection.cursor() as cur:
+        cur.execute(NO_JIT)
+    dbapi_connection.commit()
 
 
 def _refuse_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -50,6 +50,14 @@ def libpq_url(url: str) -> str:
     return "postgresql://" + rest
 
 
+# Every connection detnat makes runs without JIT compilation. The logs' lookup statements read
+# log_events (partitioned per realm and month) in a subquery whose realm comes from the outer row,
+# so no partition is pruned at planning: with 150 partitions the plan passed jit_above_cost and a
+# single lookup spent 0.7-1 s compiling it, against 9-11 ms without (tests/store/test_no_jit.py).
+# detnat's statements are short or already set it off (the batches); none gains from JIT.
+NO_JIT = "SET jit = off"
+
+
 def closed_by_server(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
     """Whether an idle connection is gone, found without a round trip.
 
