@@ -427,11 +427,24 @@ async def ask_async(
         store, snapshot.revision
     ):
         ready = _prepare(query, snapshot, kept, now)  # nothing but the plans can answer
-        await kept.cases.claim_async(store, ready.case, actor, request_id=request_id)
-        entry = await audit.record_async(
-            store, actor, ready.action, revision=snapshot.revision, **ready.entry(request_id)
-        )
-        return ready.answered(entry)
+    else:
+        ready = await _consulting_async(store, actor, query, snapshot, kept, now)
+    await kept.cases.claim_async(store, ready.case, actor, request_id=request_id)
+    entry = await audit.record_async(
+        store, actor, ready.action, revision=snapshot.revision, **ready.entry(request_id)
+    )
+    return ready.answered(entry)
+
+
+async def _consulting_async(
+    store: AsyncStore,
+    actor: audit.Actor,
+    query: ReverseQuery | ForwardQuery,
+    snapshot: Timelines,
+    kept: Inquiries,
+    now: datetime,
+) -> _Prepared:
+    """:func:`_consulting` on the lookup path."""
     from detnat.service import directory, log_answers
 
     ready = _prepare(query, snapshot, kept, now)
@@ -458,11 +471,7 @@ async def ask_async(
     await directory.add_account_async(
         store, actor, ready.answer, ready.detail, revision=snapshot.revision
     )
-    await kept.cases.claim_async(store, ready.case, actor, request_id=request_id)
-    entry = await audit.record_async(
-        store, actor, ready.action, revision=snapshot.revision, **ready.entry(request_id)
-    )
-    return ready.answered(entry)
+    return ready
 
 
 # -- batches ---------------------------------------------------------------------------------------

@@ -181,18 +181,26 @@ def event_rows(
     if publics is not None:
         query += " AND public = ANY(%(publics)s)"
         params["publics"] = sorted(publics)
-    conn = raw_connection(session)
-    current: int | None = None
-    batch: list[tuple[Any, ...]] = []
-    with conn.cursor(name="log_event_rows") as cur:
+    with raw_connection(session).cursor(name="log_event_rows") as cur:
         cur.itersize = 20_000
         cur.execute(query + " ORDER BY public", params)
-        while rows := cur.fetchmany(20_000):
-            for row in rows:
-                if row[0] != current:
-                    if batch and current is not None:
-                        yield current, batch
-                    current, batch = row[0], []
+        yield from _by_address(cur)
+
+
+def _by_address(
+    cur: psycopg.ServerCursor[Any], since: dict[int, int] | None = None
+) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+    """The rows of a server cursor ordered by address (their first column) in runs of one
+    address; with ``since``, only each address's rows at or after its instant (second column)."""
+    current: int | None = None
+    batch: list[tuple[Any, ...]] = []
+    while rows := cur.fetchmany(20_000):
+        for row in rows:
+            if row[0] != current:
+                if batch and current is not None:
+                    yield current, batch
+                current, batch = row[0], []
+            if since is None or row[1] >= since[row[0]]:
                 batch.append(row)
     if batch and current is not None:
         yield current, batch
@@ -354,8 +362,6 @@ def event_rows_since(
     at a time (rows as :func:`event_rows`): one query from the earliest instant (the primary
     key's range), the rest left here."""
     publics = sorted(since)
-    current: int | None = None
-    batch: list[tuple[Any, ...]] = []
     with conn.cursor(name="log_event_rows_since") as cur:
         cur.itersize = 20_000
         # ``public + 0``: the range of the primary key from the instant, sorted. A cursor is
@@ -366,16 +372,7 @@ def event_rows_since(
             EVENT_ROW + " AND at >= %(from)s AND public + 0 = ANY(%(publics)s) ORDER BY public + 0",
             {"realm": realm_id, "from": instant(min(since.values())), "publics": publics},
         )
-        while rows := cur.fetchmany(20_000):
-            for row in rows:
-                if row[0] != current:
-                    if batch and current is not None:
-                        yield current, batch
-                    current, batch = row[0], []
-                if row[1] >= since[row[0]]:
-                    batch.append(row)
-    if batch and current is not None:
-        yield current, batch
+        yield from _by_address(cur, since)
 
 
 Block = tuple[int, int, int, int, str, str]  # address, first, last, step, protocol, inside
