@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from typer._click import types as click_types  # the Click that Typer vendors
 
 from detnat import strictjson
 from detnat.errors import (
@@ -23,6 +24,29 @@ from detnat.errors import (
 # 5 unavailable; 6 a broken hash-chain link (audit / evidence verify); 7 not allowed.
 # The store commands' ``--json``: one JSON object per line.
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output (one object per line).")]
+
+
+def _decimal(value: object) -> int:
+    """``value`` as written in ASCII decimal digits (an optional ``-``, at most 18 digits)."""
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    digits = text[1:] if text.startswith("-") else text
+    if not (0 < len(digits) <= 18 and digits.isascii() and digits.isdigit()):
+        raise ValueError(text)
+    return int(text)
+
+
+class Decimal(click_types.IntRange):
+    """An integer argument or option: ASCII digits only. Click's ``INT`` is Python's ``int()``,
+    which reads ``١`` (Arabic-Indic), ``１`` (fullwidth), ``1_000`` and `` 7 `` as numbers: a
+    version to approve or a port to listen on that the operator did not type in plain digits is
+    refused, not read. Give every ``int`` parameter ``click_type=Decimal(...)`` (with its bounds:
+    Typer's ``min=`` is not applied beside a ``click_type``)."""
+
+    name = "integer"
+    _number_class = staticmethod(_decimal)  # type: ignore[assignment]
+
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1

@@ -274,3 +274,52 @@ def test_platformdirs_is_a_declared_dependency() -> None:
     root = Path(__file__).resolve().parents[1]
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     assert any(d.startswith("platformdirs") for d in project["dependencies"])
+
+
+# -- integers in arguments and options: ASCII digits only ------------------------------------------
+
+NOT_DECIMAL = ["١", "１", "²", "1_000", " 7", "7 ", "+7", "0x10", "", "9" * 30]
+
+
+def _integer_parameters() -> list[tuple[str, Any]]:
+    import typer.core
+    import typer.main
+    from typer._click import core, types  # the Click that Typer vendors
+
+    found: list[tuple[str, Any]] = []
+
+    def walk(command: core.Command, path: str) -> None:
+        for param in command.params:
+            if isinstance(param.type, types.IntParamType):
+                found.append((f"{path} {param.name}", param))
+        if isinstance(command, typer.core.TyperGroup):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}")
+
+    walk(typer.main.get_command(cli), "detnat")
+    return found
+
+
+def test_every_integer_parameter_is_found() -> None:
+    names = {name for name, _ in _integer_parameters()}
+    assert "detnat plan approve version" in names
+    assert "detnat serve workers" in names
+    assert len(names) >= 10, names
+
+
+@pytest.mark.parametrize("text", NOT_DECIMAL)
+def test_integer_parameters_take_ascii_decimal_digits_only(text: str) -> None:
+    # int() reads '١' (Arabic-Indic one) and '１' (fullwidth) as 1: `plan approve R ١` approved
+    # version 1. A number an operator did not type in plain digits is refused, never read.
+    from typer._click.exceptions import BadParameter
+
+    for name, param in _integer_parameters():
+        with pytest.raises(BadParameter):
+            param.type.convert(text, param, None)
+        assert param.type.convert("7", param, None) == 7, name
+
+
+def test_approve_with_a_non_ascii_version_is_refused_before_the_store() -> None:
+    result = _run("plan", "approve", "aftr-1", "١")
+    assert result.exit_code == 2, result.output
+    assert "١" in result.output and "Traceback" not in result.output

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli import runtime
-from cli.output import EXIT_OK, JsonOpt, emit_json, guarded
+from cli.output import EXIT_OK, Decimal, JsonOpt, emit_json, guarded
 
 if TYPE_CHECKING:
     from detnat.service import audit, snapshots, times
@@ -55,7 +55,11 @@ def annotate(
     ] = None,
     threads: Annotated[
         int | None,
-        typer.Option("--threads", min=1, help="Threads annotating (default: the usable cores)."),
+        typer.Option(
+            "--threads",
+            click_type=Decimal(min=1),
+            help="Threads annotating (default: the usable cores).",
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     json_out: JsonOpt = False,

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from cli import runtime
-from cli.output import emit_json, guarded
+from cli.output import Decimal, emit_json, guarded
 from cli.output import figure_text as num
 from detnat.capacity import (
     DEFAULT_SAMPLES,
@@ -60,9 +60,19 @@ TargetOpt = Annotated[
     float | None,
     typer.Option("--target", help="Largest acceptable share of subscribers exceeding their block."),
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Monte Carlo seed (same seed, same figures).")]
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed", click_type=Decimal(), help="Monte Carlo seed (same seed, same figures)."
+    ),
+]
 SamplesOpt = Annotated[
-    int, typer.Option("--samples", help="Subscribers drawn per Monte Carlo run (0: exact only).")
+    int,
+    typer.Option(
+        "--samples",
+        click_type=Decimal(),
+        help="Subscribers drawn per Monte Carlo run (0: exact only).",
+    ),
 ]
 ChartOpt = Annotated[
     Path | None, typer.Option("--chart", help="Write the charts to FILE.svg or FILE.png.")
@@ -181,12 +191,15 @@ def _table(candidates: list[dict[str, object]]) -> list[str]:
 @app.command("size")
 @guarded
 def capacity_size(
-    subscribers: Annotated[int, typer.Option("--subscribers", help="Subscribers to serve.")],
+    subscribers: Annotated[
+        int, typer.Option("--subscribers", click_type=Decimal(), help="Subscribers to serve.")
+    ],
     demand: DemandOpt = None,
     percentiles: PercentilesOpt = None,
     histogram: HistogramOpt = None,
     addresses: Annotated[
-        int | None, typer.Option("--addresses", help="Public addresses available.")
+        int | None,
+        typer.Option("--addresses", click_type=Decimal(), help="Public addresses available."),
     ] = None,
     target: TargetOpt = None,
     dynamic: Annotated[

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from cli import runtime
-from cli.output import EXIT_CONFLICT, EXIT_OK, emit_json, guarded
+from cli.output import EXIT_CONFLICT, EXIT_OK, Decimal, emit_json, guarded
 from detnat.datapath import Datapath, DriftReport, available, load_backend
 from detnat.datapath.exports import FORMATS, export
 from detnat.engine import Mapper, compile_plan
@@ -192,7 +192,10 @@ def verify(
     realm: RealmOpt = None,
     option: OptionOpt = None,
     limit: Annotated[
-        int, typer.Option("--limit", help="Show at most this many drifts (0: all).")
+        int,
+        typer.Option(
+            "--limit", click_type=Decimal(), help="Show at most this many drifts (0: all)."
+        ),
     ] = 50,
     json_out: JsonOpt = False,
 ) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli import runtime
-from cli.output import EXIT_CONFLICT, EXIT_OK, JsonOpt, emit_json, guarded
+from cli.output import EXIT_CONFLICT, EXIT_OK, Decimal, JsonOpt, emit_json, guarded
 
 if TYPE_CHECKING:
     from detnat.logs import formats
@@ -55,7 +55,10 @@ def logs_ingest(
         bool, typer.Option("--until-idle", help="With --follow: stop when nothing new is there.")
     ] = False,
     year: Annotated[
-        int | None, typer.Option("--year", help="Year of syslog headers that carry none.")
+        int | None,
+        typer.Option(
+            "--year", click_type=Decimal(), help="Year of syslog headers that carry none."
+        ),
     ] = None,
     tz: Annotated[
         str | None, typer.Option("--tz", help="IANA zone of headers that carry no offset.")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli import runtime
-from cli.output import JsonOpt, emit_json, guarded
+from cli.output import Decimal, JsonOpt, emit_json, guarded
 
 if TYPE_CHECKING:
     from detnat.service import tokens
@@ -77,7 +77,11 @@ def token_list(json_out: JsonOpt = False) -> None:
 
 @app.command("revoke")
 @guarded
-def token_revoke(ctx: typer.Context, token_id: int, json_out: JsonOpt = False) -> None:
+def token_revoke(
+    ctx: typer.Context,
+    token_id: Annotated[int, typer.Argument(click_type=Decimal())],
+    json_out: JsonOpt = False,
+) -> None:
     """Revoke a token (at once, on every worker)."""
     actor = runtime.operator(ctx)
     with runtime.store_session() as session:
