@@ -9,6 +9,7 @@ in the audit log before the refusal leaves (ASVS 16.3.2).
 
 from __future__ import annotations
 
+import logging
 from contextlib import suppress
 
 import psycopg
@@ -27,10 +28,17 @@ from detnat.service import audit
 from detnat.store import repo
 
 UNAVAILABLE = "the database (and so the audit log) is unavailable: no answer"
+_log = logging.getLogger("detnat.api")
 
 
 async def detnat_error(request: Request, exc: DetnatError) -> JSONResponse:
     status = outcome_of(exc).http_status
+    if status == 503:
+        # What failed (libpq's text: the server, its port, the user, the database) is the
+        # operator's to read in the server's log, not any caller's: a 503 may come before the
+        # token is checked.
+        _log.warning("503 for %s %s: %s", request.method, request.url.path, exc)
+        return problem(503, "unavailable", UNAVAILABLE)
     await audit_refusal(request, status, exc.code, str(exc), exc.field)
     response = problem(status, exc.code, str(exc), field=exc.field)
     if status == 401:

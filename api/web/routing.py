@@ -332,9 +332,13 @@ def _error_page(page: Page | None, request: Request, exc: Exception) -> Response
         headers["retry-after"] = str(max(1, round(exc.seconds + 0.5)))
     elif isinstance(exc, DetnatError | DBAPIError):
         error = exc if isinstance(exc, DetnatError) else repo.domain_error(exc)
-        if not isinstance(error, DetnatError) or (
-            isinstance(exc, DBAPIError) and not isinstance(error, Conflict | InvalidInput)
-        ):  # as the API: a database that fails otherwise is unavailable, and so is the audit log
+        if (
+            not isinstance(error, DetnatError)
+            or (isinstance(exc, DBAPIError) and not isinstance(error, Conflict | InvalidInput))
+            or outcome_of(error).http_status == 503
+        ):  # as the API: a database that fails otherwise is unavailable, and so is the audit log;
+            # what failed (libpq's text: server, port, user) is for the server's log only
+            log.warning("web page %s %s: %s", request.method, request.url.path, error or exc)
             error = Unavailable(
                 "The database (and so the audit log) is unavailable: nothing was answered."
             )

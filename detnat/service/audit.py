@@ -335,15 +335,17 @@ class CaseOwners:
         return self._check(case, known, actor)
 
     async def claim_async(
-        self, store: AsyncStore, case: str, actor: Actor, *, request_id: str
+        self, store: AsyncStore, case: str, actor: Actor, *, request_id: str, revision: int
     ) -> str:
-        """:meth:`claim` on the lookup path: a connection is taken only for a case not known."""
+        """:meth:`claim` on the lookup path: a connection is taken only for a case not known, and
+        the case is opened only while the store is at ``revision``, the one ``actor`` was
+        authenticated at (else :class:`~detnat.store.lean.Stale`: ask again)."""
         known = self._owners.get(case)
         if known is None:
             entry = _case_open(case, actor, request_id)
             async with store.connection() as conn:
                 owner, role, opened = await lean.claim_case_async(
-                    conn, case, actor.owner, actor.role, entry
+                    conn, case, actor.owner, actor.role, entry, revision=revision
                 )
             known = (owner, role)
             if not opened:

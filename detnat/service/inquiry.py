@@ -429,7 +429,9 @@ async def ask_async(
         ready = _prepare(query, snapshot, kept, now)  # nothing but the plans can answer
     else:
         ready = await _consulting_async(store, actor, query, snapshot, kept, now)
-    await kept.cases.claim_async(store, ready.case, actor, request_id=request_id)
+    await kept.cases.claim_async(
+        store, ready.case, actor, request_id=request_id, revision=snapshot.revision
+    )
     entry = await audit.record_async(
         store, actor, ready.action, revision=snapshot.revision, **ready.entry(request_id)
     )

@@ -33,6 +33,7 @@ from psycopg import AsyncClientCursor
 
 from detnat.errors import Unavailable
 from detnat.store.lean import NO_JIT, closed_by_server, libpq_url
+from detnat.store.lean import Stale as Stale  # where the lookups catch it
 from detnat.store.lean import driver_error as domain_error
 
 
@@ -259,15 +260,6 @@ def _in_order(
         else:
             raise Unavailable("the audit log did not return an entry that was written")
     return out
-
-
-class Stale(Exception):
-    """The store changed (a plan published, a token revoked ...) after an answer was computed and
-    before its entry was inserted: nothing was written; answer again at ``revision``."""
-
-    def __init__(self, revision: int) -> None:
-        super().__init__(f"the store is at revision {revision} now")
-        self.revision = revision
 
 
 def _unwritten(exc: BaseException) -> Unavailable:

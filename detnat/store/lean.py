@@ -10,11 +10,14 @@ side (its functions pass a session's own psycopg connection), so each is written
 
 from __future__ import annotations
 
+import re
 import select
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import parse_qsl, unquote
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 from detnat.errors import Conflict, DetnatError, InvalidInput, Unavailable
@@ -36,18 +39,63 @@ def text(sql: str) -> TextClause:
 # -- the URL ---------------------------------------------------------------------------------------
 
 
+# The URL's parts as the sessions' engine reads them (SQLAlchemy's ``make_url``): a user up to the
+# first ':' or '/', a password up to the first '@', a host (or a bracketed IPv6 literal), a port, a
+# database up to '?', then the parameters. The lookups must reach the server, as the user, that the
+# sessions reach: the same grammar, and the parts percent-decoded the same way.
+_URL = re.compile(
+    r"""(?P<scheme>[\w+]+)://
+        (?: (?P<user>[^:/]*) (?: :(?P<password>[^@]*) )? @ )?
+        (?: (?: \[(?P<ipv6>[^/?]+)\] | (?P<host>[^/:?]+) )? (?: :(?P<port>[^/?]*) )? )?
+        (?: /(?P<database>[^?]*) )?
+        (?: \?(?P<query>.*) )?""",
+    re.X | re.S,
+)
+
+
 def libpq_url(url: str) -> str:
     """``DETNAT_DATABASE_URL`` (``postgresql+psycopg://``, ``postgresql://``, ``postgres://``) as
-    the URI libpq reads: the same user, password, host, port, database and parameters, their
-    percent-escapes left for libpq to decode. Anything else is refused, without echoing the URL
-    (it may hold a password)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or (scheme != "postgres" and scheme.partition("+")[0] != "postgresql"):
-        raise InvalidInput(
-            "not a Postgres URL (postgresql+psycopg://user@host/database)",
-            field="DETNAT_DATABASE_URL",
-        )
-    return "postgresql://" + rest
+    a libpq connection string naming what the sessions' engine connects with: the user, password,
+    host, port and database as SQLAlchemy reads them (percent-escapes decoded, a ``%`` or ``/``
+    in a password taken as written) and the parameters as they pass them (``?host=/socket/dir``,
+    ``sslmode`` ...), each quoted for libpq. Anything else is refused, without echoing the URL (it
+    may hold a password); so are several hosts in the parameters, which the lookups do not read
+    as the sessions do (give them as ``host=a,b&port=5432,5433``)."""
+    found = _URL.match(url)
+    if found is None or (
+        found["scheme"] != "postgres" and found["scheme"].partition("+")[0] != "postgresql"
+    ):
+        raise _not_a_url()
+    parts: dict[str, str] = {}
+    for name, key in (("user", "user"), ("password", "password"), ("database", "dbname")):
+        if found[name]:  # an empty part is left to libpq's default, as the sessions leave it
+            parts[key] = unquote(found[name])
+    host = found["ipv6"] or found["host"]
+    if host:
+        parts["host"] = host
+    if found["port"]:
+        if not (found["port"].isascii() and found["port"].isdigit()):
+            raise _not_a_url()
+        parts["port"] = str(int(found["port"]))
+    if found["query"] is not None:
+        pairs = parse_qsl(found["query"])
+        names = [name for name, _ in pairs]
+        if len(set(names)) != len(names) or any(
+            name == "host" and ":" in value and "port" not in names for name, value in pairs
+        ):
+            raise InvalidInput(
+                "one value per parameter in the database URL, and no port in ?host= "
+                "(several hosts: host=a,b&port=5432,5433)",
+                field="DETNAT_DATABASE_URL",
+            )
+        parts.update(pairs)
+    return make_conninfo("", **parts)
+
+
+def _not_a_url() -> InvalidInput:
+    return InvalidInput(
+        "not a Postgres URL (postgresql+psycopg://user@host/database)", field="DETNAT_DATABASE_URL"
+    )
 
 
 # Every connection detnat makes runs without JIT compilation. The logs' lookup statements read
@@ -251,15 +299,34 @@ def claim_params(ref: str, owner: str, role: str, entry: dict[str, Any]) -> dict
     return {**fields, "ref": ref, "owner": owner, "case_role": role}
 
 
+class Stale(Exception):
+    """The store changed (a plan published, a token revoked ...) after an answer was computed and
+    before its entry was inserted: nothing was written; answer again at ``revision``."""
+
+    def __init__(self, revision: int) -> None:
+        super().__init__(f"the store is at revision {revision} now")
+        self.revision = revision
+
+
 async def claim_case_async(
-    conn: AsyncConn, ref: str, owner: str, role: str, entry: dict[str, Any]
+    conn: AsyncConn, ref: str, owner: str, role: str, entry: dict[str, Any], *, revision: int
 ) -> tuple[str, str, bool]:
-    """:func:`detnat.store.repo.claim_case` on an async autocommit connection: one statement,
-    one transaction."""
+    """:func:`detnat.store.repo.claim_case` on an async autocommit connection, in one transaction
+    that holds the store at ``revision`` (the one its actor was authenticated at) while the case
+    is opened, else :class:`Stale` and nothing written. The sessions' side claims in the
+    transaction of the revision-checked entry; here the claim commits on its own, so without the
+    check a token revoked since the worker's revision opened cases (and took their references
+    from other desks) before its lookup was refused."""
     params = claim_params(ref, owner, role, entry)
     params["detail"] = Jsonb(params["detail"])
-    cur = await conn.execute(_CLAIM_ASYNC, params)
-    row = await cur.fetchone()
+    async with conn.transaction():
+        cur = await conn.execute(REVISION + " FOR SHARE")  # a revocation waits, or is seen
+        found = await cur.fetchone()
+        assert found is not None
+        if int(found[0]) != revision:
+            raise Stale(int(found[0]))
+        cur = await conn.execute(_CLAIM_ASYNC, params)
+        row = await cur.fetchone()
     if row is None:
         cur = await conn.execute("SELECT owner, role FROM cases WHERE ref = %s", (ref,))
         row = await cur.fetchone()
