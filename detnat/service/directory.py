@@ -288,14 +288,14 @@ def _row_batches(
     ``digest`` (a SHA-256) is fed each row's :func:`_row_text` and a newline, as
     :func:`rows_digest` hashes them.
 
-    The client's share of an ingest (issue 14), so what repeats is made once: a source line's
-    JSON and a row's list of them (a RADIUS session's Start and Stop are the sources of each of
-    its keys' rows), an account's stored and COPY forms, a file name's JSON, and the date and
-    minute of an instant (the text of :func:`instant_text`, of which a row writes two)."""
+    The client's share of an ingest (issue 14), so what repeats is made once: a row's sources
+    as JSON when the row before had the same (a RADIUS session's Start and Stop are the sources
+    of each of its keys' rows, made one after the other; a source line of a csv or kea row is
+    in no other row, so nothing is kept of them), an account's stored and COPY forms, a file
+    name's JSON, and the date and minute of an instant (the text of :func:`instant_text`, of
+    which a row writes two)."""
     realm_tail = "" if realm_id is None else f"\t{realm_id}"
     realm_field = "\\N" if realm_id is None else str(realm_id)
-    # id -> (the line, its JSON): the line kept, so that its id is no other line's while this runs
-    sources_json: dict[int, tuple[SourceLine, str]] = {}
     file_json: dict[str, str] = {}
     accounts: dict[str, tuple[str, str]] = {}  # account -> (as stored, as a COPY field)
     minutes: dict[int, str] = {}  # minute since the epoch -> "YYYY-MM-DDTHH:MM:"
@@ -311,32 +311,28 @@ def _row_batches(
             return f"{head}{seconds[second]}.{frac:06d}Z"
         return f"{head}{seconds[second]}Z"
 
-    # a session's keys' rows carry the same sources: (JSON, as a COPY field)
-    source_lists: dict[tuple[SourceLine, ...], tuple[str, str]] = {}
+    # the sources of the row before, and (their JSON, as a COPY field)
+    last: tuple[SourceLine, ...] | None = None
+    sources = copied = ""
     n = 0
     for batch in batches:
         texts: list[str] = []
         lines: list[str] = []
         for iv in batch:
             n += 1
-            made = source_lists.get(iv.sources)
-            if made is None:
+            if iv.sources != last:
                 parts = []
                 for line in iv.sources:
-                    known = sources_json.get(id(line))
-                    if known is None:
-                        name = file_json.get(line.file)
-                        if name is None:
-                            name = file_json[line.file] = _string(_safe(line.file))
-                        known = sources_json[id(line)] = (
-                            line,
-                            f'{{"file":{name},"line":{line.line},"sha256":"{line.sha256}",'
-                            f'"text":{_string(_safe(line.text))}}}',
-                        )
-                    parts.append(known[1])
+                    name = file_json.get(line.file)
+                    if name is None:
+                        name = file_json[line.file] = _string(_safe(line.file))
+                    parts.append(
+                        f'{{"file":{name},"line":{line.line},"sha256":"{line.sha256}",'
+                        f'"text":{_string(_safe(line.text))}}}'
+                    )
                 sources = "[" + ",".join(parts) + "]"
-                made = source_lists[iv.sources] = (sources, rows_repo.copy_json(sources))
-            sources, copied = made
+                copied = rows_repo.copy_json(sources)
+                last = iv.sources
             stored = accounts.get(iv.account)
             if stored is None:
                 account = _safe(iv.account)
