@@ -5,7 +5,9 @@ appended to ``directory_intervals`` with COPY, and one ``directory.ingest`` audi
 the format, each file's name, size and SHA-256, the counts, the records refused (file:line) and
 the SHA-256 of the rows as stored (:func:`rows_digest`). The rows carry that entry's ``seq``
 (``ingest``), so ``audit verify`` holds each ingest's rows against its entry
-(:func:`check_store`): a row changed, removed or added behind detnat is named.
+(:func:`check_store`): a row changed, removed or added behind detnat is named. The rows are
+written as the parsers give them (:func:`detnat.directory.stream`), before the entry that
+counts them: its ``seq`` is fixed first by locking the audit head for the transaction.
 
 **Accounts** (:func:`add_account`, :func:`add_account_async`): a reverse answer that names a
 subscriber gains ``account`` — the directory's intervals touching that subscriber within the
