@@ -57,8 +57,9 @@ def lab() -> Iterator[Lab]:
         yield made
 
 
-# the golden cases Postgres takes (the kea case holds a lease released before it began, whose
-# range Postgres refuses), and the kea samples
+# the golden cases Postgres takes (the kea case renews a lease with a row that expires before the
+# lease began: an interval ending before its start, whose range Postgres refuses), and the kea
+# samples
 STORED = {
     name: CASES[name][:4] for name in ("radius", "radius-interim", "radius-utc-realm", "csv")
 } | {
