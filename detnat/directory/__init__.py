@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from detnat.directory.model import Interval, Parsed, Refused, SourceLine
+from detnat.directory.model import Batches, Interval, Parsed, Refused, SourceLine
 from detnat.errors import InvalidInput
 
 Parser = Callable[..., Parsed]
@@ -62,6 +62,29 @@ def parse(
     return parser(name)(files, tz=tz, interim_us=interim_us)
 
 
+def stream(
+    name: str, files: Iterable[tuple[str, str]], *, tz: str | None, interim_us: int | None = None
+) -> tuple[Parsed, Batches]:
+    """:func:`parse` as a stream (an ingest writes the rows while the files are read): the
+    intervals in batches, in :func:`parse`'s order, each final when given; the returned
+    :class:`Parsed` (its ``intervals`` left empty) has the counts and refused records once the
+    batches are exhausted. The arguments are checked here, the files when the batches are
+    drawn."""
+    parse(name, (), tz=tz, interim_us=interim_us)  # the same checks, on no files
+    out = Parsed()
+    if name == "freeradius-detail":
+        from detnat.directory import radius
+
+        return out, radius.stream(files, tz=tz, out=out, interim_us=interim_us)
+    if name == "kea-lease6":
+        from detnat.directory import kea
+
+        return out, kea.stream(files, tz=tz, out=out)
+    from detnat.directory import table
+
+    return out, table.stream(files, tz=tz, out=out)
+
+
 __all__ = [
     "FORMATS",
     "INTERIM_FORMATS",
@@ -71,4 +94,5 @@ __all__ = [
     "SourceLine",
     "parse",
     "parser",
+    "stream",
 ]

@@ -33,6 +33,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from detnat.directory.model import (
+    BATCH,
+    Batches,
     Interval,
     Parsed,
     Refused,
@@ -97,6 +99,14 @@ def _interval(lease: _Lease) -> Interval:
 def parse_memfile(files: Iterable[tuple[str, str]], *, tz: str | None = None) -> Parsed:
     """Kea memfile lease CSVs (``tz`` is not used: ``expire`` is epoch seconds)."""
     out = Parsed()
+    for batch in _memfile(files, out):
+        out.intervals += batch
+    return out
+
+
+def _memfile(files: Iterable[tuple[str, str]], out: Parsed) -> Batches:
+    """:func:`parse_memfile` as a stream: an interval is given once a later row of its lease
+    began another (it is final then), the leases still running at the end."""
     leases: dict[tuple[str, str, str], _Lease] = {}
     seen: set[str] = set()
     intervals: list[Interval] = []
@@ -150,9 +160,12 @@ def parse_memfile(files: Iterable[tuple[str, str]], *, tz: str | None = None) ->
             source = SourceLine.of(name, n, line)
             start = expire - valid * 1_000_000
             _fold(leases, intervals, key, prefix, f"duid:{duid}", start, expire, source, ending)
+            if len(intervals) >= BATCH:
+                yield intervals
+                intervals = []
     intervals.extend(_interval(lease) for lease in leases.values())
-    out.intervals = intervals
-    return out
+    if intervals:
+        yield intervals
 
 
 _LEGAL = re.compile(
@@ -168,8 +181,14 @@ _RELAY = re.compile(r"(?P<kind>remote-id|subscriber-id): (?P<value>[0-9A-Fa-f:]+
 
 def parse_legal(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
     """Kea forensic log lines (``--tz`` required: the lines are local time)."""
-    zone = Zone.named(tz)
     out = Parsed()
+    for batch in _legal(files, Zone.named(tz), out):
+        out.intervals += batch
+    return out
+
+
+def _legal(files: Iterable[tuple[str, str]], zone: Zone, out: Parsed) -> Batches:
+    """:func:`parse_legal` as a stream (as :func:`_memfile`)."""
     leases: dict[tuple[str, str, str], _Lease] = {}
     seen: set[str] = set()
     intervals: list[Interval] = []
@@ -220,25 +239,32 @@ def parse_legal(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
             source = SourceLine.of(name, n, line)
             end = at + lasting * 1_000_000
             _fold(leases, intervals, (prefix, duid, ""), prefix, account, at, end, source, ending)
+            if len(intervals) >= BATCH:
+                yield intervals
+                intervals = []
     intervals.extend(_interval(lease) for lease in leases.values())
-    out.intervals = intervals
-    return out
+    if intervals:
+        yield intervals
 
 
 @collector_paused
 def parse(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
     """``kea-lease6``: each file is read as a memfile CSV when its first line is a lease6
     header, else as forensic log lines (which need ``--tz``)."""
+    out = Parsed()
+    for batch in stream(files, tz=tz, out=out):
+        out.intervals += batch
+    return out
+
+
+def stream(files: Iterable[tuple[str, str]], *, tz: str | None, out: Parsed) -> Batches:
+    """:func:`parse` as a stream: the memfiles' intervals, then the forensic logs'."""
     memfiles: list[tuple[str, str]] = []
     logs: list[tuple[str, str]] = []
     for name, text in files:
         head = text[:400].split("\n", 1)[0]
         (memfiles if head.startswith("address,duid,") else logs).append((name, text))
-    out = parse_memfile(memfiles)
-    if logs:
-        more = parse_legal(logs, tz=tz)
-        out.intervals += more.intervals
-        out.refused += more.refused
-        out.records += more.records
-        out.duplicates += more.duplicates
-    return out
+    zone = Zone.named(tz) if logs else None  # refused before any row is given
+    yield from _memfile(memfiles, out)
+    if zone is not None:
+        yield from _legal(logs, zone, out)

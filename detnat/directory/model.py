@@ -16,12 +16,13 @@ directory has seen no end (a session whose Stop was lost, a lease still running)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import hashlib
 import ipaddress
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple, ParamSpec, TypeVar
 
@@ -98,25 +99,39 @@ class Parsed:
     duplicates: int = 0
 
 
+# A parser's stream (:func:`detnat.directory.stream`): intervals in batches of about BATCH, each
+# final when given (the order and content :class:`Parsed` ``.intervals`` would hold); the
+# counts and refused records of its :class:`Parsed` are complete once the stream is exhausted.
+Batches = Iterator[list[Interval]]
+BATCH = 2048
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def collector_paused(parse: Callable[P, R]) -> Callable[P, R]:
-    """``parse`` run with the cyclic garbage collector paused (the reference counts free
+@contextlib.contextmanager
+def collector_pause() -> Iterator[None]:
+    """The cyclic garbage collector paused while the block runs (the reference counts free
     everything else as usual). A parse allocates millions of small objects, none in a cycle,
     that live until it returns: each one would count towards collections that walk all of them
-    again, a fifth to a half of a parse's time. The collector runs again once it returns."""
+    again, a fifth to a half of a parse's time. The collector runs again once the block ends."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def collector_paused(parse: Callable[P, R]) -> Callable[P, R]:
+    """``parse`` run under :func:`collector_pause`."""
 
     @functools.wraps(parse)
     def paused(*args: P.args, **kwargs: P.kwargs) -> R:
-        if not gc.isenabled():
+        with collector_pause():
             return parse(*args, **kwargs)
-        gc.disable()
-        try:
-            return parse(*args, **kwargs)
-        finally:
-            gc.enable()
 
     return paused
 

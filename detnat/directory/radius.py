@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from detnat.directory.model import (
+    BATCH,
+    Batches,
     Interval,
     Parsed,
     Refused,
@@ -101,8 +103,18 @@ def parse(
 ) -> Parsed:
     """Read ``(file name, text)`` pairs as FreeRADIUS detail files and replay their sessions
     (``interim_us``: the NAS's interim period, when declared)."""
-    clock = _Clock(Zone.named(tz))
     out = Parsed()
+    for batch in stream(files, tz=tz, out=out, interim_us=interim_us):
+        out.intervals += batch
+    return out
+
+
+def stream(
+    files: Iterable[tuple[str, str]], *, tz: str | None, out: Parsed, interim_us: int | None = None
+) -> Batches:
+    """:func:`parse` as a stream: every record is read first (the replay orders them all by
+    event time), then the replay gives the intervals as its sessions end."""
+    clock = _Clock(Zone.named(tz))
     records: list[Record] = []
     seen: set[tuple[str, str, str, int]] = set()
     for name, text in files:
@@ -113,8 +125,7 @@ def parse(
                 continue
             seen.add(mark)
             records.append(record)
-    out.intervals = replay(records, out, interim_us=interim_us)
-    return out
+    yield from _replay(records, out, interim_us=interim_us)
 
 
 # ``^[ \t]+([^ \t=]+) = "?(.*?)"?[ \t]*$``: the value without the quotes around it and without
@@ -379,6 +390,12 @@ def _started_after(
 
 def replay(records: list[Record], out: Parsed, *, interim_us: int | None = None) -> list[Interval]:
     """Sessions from records, in event-time order (ties: file order)."""
+    return [iv for batch in _replay(records, out, interim_us=interim_us) for iv in batch]
+
+
+def _replay(records: list[Record], out: Parsed, *, interim_us: int | None = None) -> Batches:
+    """:func:`replay` as a stream: an interval is final once made (a session's key closed, a
+    Stop without its Start), the sessions still open at the end last."""
     intervals: list[Interval] = []
     open_: dict[tuple[str, str], _Session] = {}
     holder: dict[str, tuple[str, str]] = {}  # key -> the open session holding it
@@ -431,6 +448,9 @@ def replay(records: list[Record], out: Parsed, *, interim_us: int | None = None)
     when = [(record.at, _ORDER[record.status]) for record in records]
     ordered = sorted(range(len(records)), key=when.__getitem__)
     for n in ordered:
+        if len(intervals) >= BATCH:
+            yield intervals
+            intervals = []
         record = records[n]
         sid = record.session
         if record.status in (ON, OFF):
@@ -488,4 +508,5 @@ def replay(records: list[Record], out: Parsed, *, interim_us: int | None = None)
         first = (held.first,) if held.first is not None else ()
         for key, start in held.starts.items():
             intervals.append(Interval(key, held.account, start, None, "open", first))
-    return intervals
+    if intervals:
+        yield intervals

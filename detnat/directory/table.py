@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from detnat.directory.model import (
+    BATCH,
+    Batches,
     Interval,
     Parsed,
     Refused,
@@ -29,9 +31,18 @@ HEADER = ["subscriber", "account", "from", "to"]
 
 @collector_paused
 def parse(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
-    zone = Zone.named(tz) if tz else None
     out = Parsed()
+    for batch in stream(files, tz=tz, out=out):
+        out.intervals += batch
+    return out
+
+
+def stream(files: Iterable[tuple[str, str]], *, tz: str | None, out: Parsed) -> Batches:
+    """:func:`parse` as a stream: the intervals in batches as the rows are read, the counts and
+    refused records into ``out``."""
+    zone = Zone.named(tz) if tz else None
     seen: set[str] = set()
+    intervals: list[Interval] = []
     instants: dict[str, int] = {}  # an export's rows share their times: each read once
     for name, text in files:
         lines = text.split("\n")
@@ -65,8 +76,12 @@ def parse(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:
                 out.refused.append(Refused(name, n, str(exc)))
                 continue
             source = SourceLine.of(name, n, raw)
-            out.intervals.append(Interval(subscriber, account, start, end, "given", (source,)))
-    return out
+            intervals.append(Interval(subscriber, account, start, end, "given", (source,)))
+            if len(intervals) >= BATCH:
+                yield intervals
+                intervals = []
+    if intervals:
+        yield intervals
 
 
 def _instant(text: str, zone: Zone | None, known: dict[str, int]) -> int:

@@ -5,7 +5,9 @@ appended to ``directory_intervals`` with COPY, and one ``directory.ingest`` audi
 the format, each file's name, size and SHA-256, the counts, the records refused (file:line) and
 the SHA-256 of the rows as stored (:func:`rows_digest`). The rows carry that entry's ``seq``
 (``ingest``), so ``audit verify`` holds each ingest's rows against its entry
-(:func:`check_store`): a row changed, removed or added behind detnat is named.
+(:func:`check_store`): a row changed, removed or added behind detnat is named. The rows are
+written as the parsers give them (:func:`detnat.directory.stream`), before the entry that
+counts them: its ``seq`` is fixed first by locking the audit head for the transaction.
 
 **Accounts** (:func:`add_account`, :func:`add_account_async`): a reverse answer that names a
 subscriber gains ``account`` — the directory's intervals touching that subscriber within the
@@ -18,14 +20,15 @@ the lines; any other role no ``account`` at all. The audit entry records what wa
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from detnat.directory import FORMATS, NEEDS_TZ, Interval, Parsed, Refused, SourceLine, parse
-from detnat.directory.model import collector_paused, network_text, reused
+from detnat.directory import FORMATS, NEEDS_TZ, Interval, Refused, SourceLine, stream
+from detnat.directory.model import Batches, collector_pause, network_text, reused
 from detnat.directory.resolve import SHOWN, Account, account_of, instant_text
 from detnat.directory.zones import epoch_us
 from detnat.errors import InvalidInput, NotFound
@@ -154,9 +157,20 @@ def ingest(
     # NUL cannot be stored (text, JSONB): replaced before parsing, so the lines' hashes hold
     texts = [(f.name, _safe(f.data.decode("utf-8", "replace"))) for f in files]
     interim_us = None if interim is None else interim // timedelta(microseconds=1)
-    parsed = parse(fmt, texts, tz=tz, interim_us=interim_us)
+    parsed, batches = stream(fmt, texts, tz=tz, interim_us=interim_us)
+    outside: list[Refused] = []
     if realm is not None and realm_id is not None:
-        _refuse_outside(session, realm, realm_id, parsed)
+        batches = _kept(batches, _inside_check(session, realm_id), realm, outside)
+    digest = hashlib.sha256()
+    with collector_pause():  # what the parse makes lives until its rows are written
+        lines = _row_batches(batches, realm_id, digest)
+        # The rows are written as they are made, so that the server stores them while the
+        # files are still read (issue 14): they carry the seq of the audit entry written after
+        # them (it records their count and digest), taken and held by locking the audit head.
+        first = next(lines, [])  # RADIUS: every record read, before the lock is taken
+        seq = rows_repo.lock_next_seq(session)
+        count = rows_repo.copy_lines(session, seq, itertools.chain((first,), lines))
+    parsed.refused += outside
     per_file: dict[str, int] = {}
     for r in parsed.refused:
         per_file[r.file] = per_file.get(r.file, 0) + 1
@@ -169,7 +183,6 @@ def ingest(
         }
         for f in files
     ]
-    digest, lines = _rows(parsed.intervals, realm_id)
     detail = {
         "record": {
             "format": fmt,
@@ -181,25 +194,23 @@ def ingest(
             "duplicates": parsed.duplicates,
             "refused": len(parsed.refused),
             "refused_records": [str(r)[:300] for r in parsed.refused[:REFUSED_KEPT]],
-            "rows": len(lines),
-            "rows_sha256": digest,
+            "rows": count,
+            "rows_sha256": digest.hexdigest(),
         }
     }
     entry = audit.record(
         session, actor, ACTION, request_id=request_id, detail=detail, status="ingested"
     )
-    rows_repo.copy_lines(session, entry.seq, lines)
+    if entry.seq != seq:  # the head is locked by this transaction: cannot happen
+        raise RuntimeError(f"the ingest's rows carry {seq}, its audit entry is {entry.seq}")
+    rows_repo.analyze(session)
     return IngestSummary(
-        fmt, entry.seq, shown, parsed.records, len(lines), parsed.duplicates, parsed.refused
+        fmt, entry.seq, shown, parsed.records, count, parsed.duplicates, parsed.refused
     )
 
 
-def _refuse_outside(session: Session, realm: str, realm_id: int, parsed: Parsed) -> None:
-    """Refuse the rows of ``parsed`` whose key is one another NAT may reuse
-    (:func:`~detnat.directory.model.reused`: private IPv4, ULA ...) and whose address no plan
-    of ``realm`` ever counted as a subscriber's: a file of another NAT ingested under the wrong
-    ``--realm`` would name this realm's subscribers' accounts. A family none of the realm's
-    plans uses (a realm answered by its logs alone) cannot be checked: its rows are kept."""
+def _inside_check(session: Session, realm_id: int) -> Callable[[str], bool]:
+    """Whether a row's key may be ingested under the realm ``realm_id`` (:func:`_kept`)."""
     from detnat.engine.addresses import WIDTH, parse_prefix
     from detnat.errors import QueryError
     from detnat.service.mappers import MapperCache
@@ -223,44 +234,70 @@ def _refuse_outside(session: Session, realm: str, realm_id: int, parsed: Parsed)
             return True
         return False
 
-    kept: list[Interval] = []
-    for iv in parsed.intervals:
-        ok = known.get(iv.subscriber)
-        if ok is None:
-            ok = known[iv.subscriber] = not reused(iv.subscriber) or inside(iv.subscriber)
-        if ok:
-            kept.append(iv)
-            continue
-        source = iv.sources[0]
-        parsed.refused.append(
-            Refused(
-                source.file,
-                source.line,
-                f"{iv.subscriber} is not an inside address of any plan of realm {realm!r}: "
-                "are these the subscribers of that NAT (--realm)?",
-            )
-        )
-    parsed.intervals = kept
+    def ok(key: str) -> bool:
+        found = known.get(key)
+        if found is None:
+            found = known[key] = not reused(key) or inside(key)
+        return found
+
+    return ok
 
 
-@collector_paused  # like a parse: what it makes lives until the COPY
+def _kept(
+    batches: Batches, ok: Callable[[str], bool], realm: str, refused: list[Refused]
+) -> Batches:
+    """The intervals of ``batches`` whose key is one another NAT may reuse
+    (:func:`~detnat.directory.model.reused`: private IPv4, ULA ...) and whose address no plan
+    of the ingest's realm ever counted as a subscriber's are refused (into ``refused``, to
+    follow the parse's): a file of another NAT ingested under the wrong ``--realm`` would name
+    this realm's subscribers' accounts. A family none of the realm's plans uses (a realm
+    answered by its logs alone) cannot be checked: its rows are kept. ``ok``:
+    :func:`_inside_check`."""
+    for batch in batches:
+        kept = [iv for iv in batch if ok(iv.subscriber)]
+        if len(kept) < len(batch):
+            for iv in batch:
+                if not ok(iv.subscriber):
+                    source = iv.sources[0]
+                    refused.append(
+                        Refused(
+                            source.file,
+                            source.line,
+                            f"{iv.subscriber} is not an inside address of any plan of realm "
+                            f"{realm!r}: are these the subscribers of that NAT "
+                            "(--realm)?",
+                        )
+                    )
+        if kept:
+            yield kept
+
+
 def _rows(intervals: Sequence[Interval], realm_id: int | None) -> tuple[str, list[str]]:
-    """In one pass over the intervals: the SHA-256 of the rows as stored (:func:`rows_digest` of
-    each row's :func:`_row_text`) and each row's COPY line after its ``ingest`` field
-    (:func:`detnat.store.directory.copy_lines`).
-
-    The client's share of an ingest (issue 14), so what repeats is made once: a source line's
-    JSON and a row's list of them (a RADIUS session's Start and Stop are the sources of each of
-    its keys' rows), an account's stored and COPY forms, a file name's JSON, and the date and
-    minute of an instant (the text of :func:`instant_text`, of which a row writes two); the
-    digest is fed in chunks."""
+    """The SHA-256 of the rows as stored (:func:`rows_digest` of each row's :func:`_row_text`)
+    and each row's COPY line after its ``ingest`` field (:func:`_row_batches` at once)."""
     digest = hashlib.sha256()
-    texts: list[str] = []
-    lines: list[str] = []
+    with collector_pause():
+        made = _row_batches([intervals], realm_id, digest)
+        lines = [line for batch in made for line in batch]
+    return digest.hexdigest(), lines
+
+
+def _row_batches(
+    batches: Iterable[Sequence[Interval]], realm_id: int | None, digest: Any
+) -> Iterator[list[str]]:
+    """For each batch of intervals, each row's COPY line after its ``ingest`` field
+    (:func:`detnat.store.directory.copy_lines`), the rows numbered from 1 across the batches;
+    ``digest`` (a SHA-256) is fed each row's :func:`_row_text` and a newline, as
+    :func:`rows_digest` hashes them.
+
+    The client's share of an ingest (issue 14), so what repeats is made once: a row's sources
+    as JSON when the row before had the same (a RADIUS session's Start and Stop are the sources
+    of each of its keys' rows, made one after the other; a source line of a csv or kea row is
+    in no other row, so nothing is kept of them), an account's stored and COPY forms, a file
+    name's JSON, and the date and minute of an instant (the text of :func:`instant_text`, of
+    which a row writes two)."""
     realm_tail = "" if realm_id is None else f"\t{realm_id}"
     realm_field = "\\N" if realm_id is None else str(realm_id)
-    # id -> JSON: the source lines live (in ``intervals``) while this runs
-    sources_json: dict[int, str] = {}
     file_json: dict[str, str] = {}
     accounts: dict[str, tuple[str, str]] = {}  # account -> (as stored, as a COPY field)
     minutes: dict[int, str] = {}  # minute since the epoch -> "YYYY-MM-DDTHH:MM:"
@@ -276,50 +313,51 @@ def _rows(intervals: Sequence[Interval], realm_id: int | None) -> tuple[str, lis
             return f"{head}{seconds[second]}.{frac:06d}Z"
         return f"{head}{seconds[second]}Z"
 
-    # a session's keys' rows carry the same sources: (JSON, as a COPY field)
-    source_lists: dict[tuple[SourceLine, ...], tuple[str, str]] = {}
-
-    for n, iv in enumerate(intervals, start=1):
-        made = source_lists.get(iv.sources)
-        if made is None:
-            parts = []
-            for line in iv.sources:
-                found = sources_json.get(id(line))
-                if found is None:
+    # the sources of the row before, and (their JSON, as a COPY field)
+    last: tuple[SourceLine, ...] | None = None
+    sources = copied = ""
+    n = 0
+    for batch in batches:
+        texts: list[str] = []
+        lines: list[str] = []
+        for iv in batch:
+            n += 1
+            if iv.sources != last:
+                parts = []
+                for line in iv.sources:
                     name = file_json.get(line.file)
                     if name is None:
                         name = file_json[line.file] = _string(_safe(line.file))
-                    found = sources_json[id(line)] = (
+                    parts.append(
                         f'{{"file":{name},"line":{line.line},"sha256":"{line.sha256}",'
                         f'"text":{_string(_safe(line.text))}}}'
                     )
-                parts.append(found)
-            sources = "[" + ",".join(parts) + "]"
-            made = source_lists[iv.sources] = (sources, rows_repo.copy_json(sources))
-        sources, copied = made
-        stored = accounts.get(iv.account)
-        if stored is None:
-            account = _safe(iv.account)
-            stored = accounts[iv.account] = (account, rows_repo.copy_text(account))
-        start, end = iv.start, iv.end
-        prefix, closed = iv.subscriber, iv.closed
-        if end is None:
-            texts.append(f"{n}\t{prefix}\t{start}\t\t{stored[0]}\t{closed}\t{sources}{realm_tail}")
-            during = f"[{when(start)},)"
-        else:
-            texts.append(
-                f"{n}\t{prefix}\t{start}\t{end}\t{stored[0]}\t{closed}\t{sources}{realm_tail}"
+                sources = "[" + ",".join(parts) + "]"
+                copied = rows_repo.copy_json(sources)
+                last = iv.sources
+            stored = accounts.get(iv.account)
+            if stored is None:
+                account = _safe(iv.account)
+                stored = accounts[iv.account] = (account, rows_repo.copy_text(account))
+            start, end = iv.start, iv.end
+            prefix, closed = iv.subscriber, iv.closed
+            if end is None:
+                texts.append(
+                    f"{n}\t{prefix}\t{start}\t\t{stored[0]}\t{closed}\t{sources}{realm_tail}"
+                )
+                during = f"[{when(start)},)"
+            else:
+                texts.append(
+                    f"{n}\t{prefix}\t{start}\t{end}\t{stored[0]}\t{closed}\t{sources}{realm_tail}"
+                )
+                during = f"[{when(start)},{when(end)})"
+            lines.append(
+                f"{n}\t{prefix}\t{during}\t{stored[1]}\t{closed}\t{copied}\t{realm_field}\n"
             )
-            during = f"[{when(start)},{when(end)})"
-        lines.append(f"{n}\t{prefix}\t{during}\t{stored[1]}\t{closed}\t{copied}\t{realm_field}\n")
-        if len(texts) >= 4096:
+        if texts:
             texts.append("")
             digest.update("\n".join(texts).encode("utf-8", "surrogatepass"))
-            texts.clear()
-    if texts:
-        texts.append("")
-        digest.update("\n".join(texts).encode("utf-8", "surrogatepass"))
-    return digest.hexdigest(), lines
+        yield lines
 
 
 # -- audit verify ----------------------------------------------------------------------------------

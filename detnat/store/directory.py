@@ -179,30 +179,49 @@ def copy_json(text: str) -> str:
     return text.replace("\\", "\\\\") if "\\" in text else text
 
 
-def copy_lines(session: Session, ingest: int, lines: Iterable[str]) -> int:
-    """Append the rows of one ingest with COPY (text format): each of ``lines`` is a row's
-    fields after ``ingest`` (n, prefix, during, account, closed, sources), tab-separated, escaped
-    (:func:`copy_text`, :func:`copy_json`) and ending in a newline; returns how many."""
+# The seq the next audit entry takes, the audit head locked until the transaction ends (the
+# chain trigger of migration 0003 takes the same row lock, then head.seq + 1); no trigger fires.
+_NEXT_SEQ = "SELECT seq + 1 FROM audit_head WHERE id = 1 FOR UPDATE"
+
+
+def lock_next_seq(session: Session) -> int:
+    """The ``seq`` the next audit entry of this transaction will take: the audit head is locked
+    until it ends, so no other entry comes between (an ingest writes its rows, which carry that
+    seq, before its entry, which records their count and digest)."""
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        (seq,) = cur.execute(_NEXT_SEQ).fetchone() or (None,)
+    if seq is None:
+        raise RuntimeError("audit_head has no row: the store is not migrated")
+    return int(seq)
+
+
+def copy_lines(session: Session, ingest: int, batches: Iterable[list[str]]) -> int:
+    """Append the rows of one ingest with COPY (text format), one write per batch as it comes
+    (the server stores a batch while the next is made): each line is a row's fields after
+    ``ingest`` (n, prefix, during, account, closed, sources, realm_id), tab-separated, escaped
+    (:func:`copy_text`, :func:`copy_json`) and ending in a newline; returns how many. An
+    exception from ``batches`` ends the COPY with an error (the transaction stores nothing)."""
     raw = session.connection().connection.driver_connection
     assert raw is not None
     count = 0
-    chunk: list[str] = []
     prefix = f"{ingest}\t"
-    with raw.cursor() as cur:
-        with cur.copy(_COPY) as copy:
-            for line in lines:
-                chunk.append(line)
-                if len(chunk) >= 5000:
-                    copy.write(prefix + prefix.join(chunk))
-                    count += len(chunk)
-                    chunk.clear()
-            if chunk:
-                copy.write(prefix + prefix.join(chunk))
-                count += len(chunk)
-        # fresh statistics (once the COPY is done): without them the planner may scan the whole
-        # table for every lookup
-        cur.execute("ANALYZE directory_intervals")
+    with raw.cursor() as cur, cur.copy(_COPY) as copy:
+        for batch in batches:
+            if batch:
+                copy.write(prefix + prefix.join(batch))
+                count += len(batch)
     return count
+
+
+def analyze(session: Session) -> None:
+    """Fresh statistics after an ingest: without them the planner may scan the whole table for
+    every lookup."""
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        cur.execute("ANALYZE directory_intervals")
 
 
 _ANY = "SELECT EXISTS (SELECT 1 FROM directory_intervals)"
