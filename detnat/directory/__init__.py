@@ -49,8 +49,20 @@ def parse(
 ) -> Parsed:
     """The files read by the parser of format ``name``; ``interim_us`` (the NAS's declared
     interim period) only for :data:`INTERIM_FORMATS`."""
+    _check(name, interim_us)
     if interim_us is None:
-        return parser(name)(files, tz=tz)
+        parsed = parser(name)(files, tz=tz)
+    else:
+        parsed = parser(name)(files, tz=tz, interim_us=interim_us)
+    for batch in _holding([parsed.intervals], parsed):
+        parsed.intervals = batch
+    return parsed
+
+
+def _check(name: str, interim_us: int | None) -> None:
+    parser(name)
+    if interim_us is None:
+        return
     if name not in INTERIM_FORMATS:
         raise InvalidInput(
             f"an interim period applies to {', '.join(sorted(INTERIM_FORMATS))} sessions, "
@@ -59,7 +71,6 @@ def parse(
         )
     if interim_us <= 0:
         raise InvalidInput("the interim period must be longer than zero", field="--interim")
-    return parser(name)(files, tz=tz, interim_us=interim_us)
 
 
 def stream(
@@ -70,19 +81,45 @@ def stream(
     :class:`Parsed` (its ``intervals`` left empty) has the counts and refused records once the
     batches are exhausted. The arguments are checked here, the files when the batches are
     drawn."""
-    parse(name, (), tz=tz, interim_us=interim_us)  # the same checks, on no files
+    _check(name, interim_us)
     out = Parsed()
     if name == "freeradius-detail":
         from detnat.directory import radius
 
-        return out, radius.stream(files, tz=tz, out=out, interim_us=interim_us)
+        return out, _holding(radius.stream(files, tz=tz, out=out, interim_us=interim_us), out)
     if name == "kea-lease6":
         from detnat.directory import kea
 
-        return out, kea.stream(files, tz=tz, out=out)
+        return out, _holding(kea.stream(files, tz=tz, out=out), out)
     from detnat.directory import table
 
-    return out, table.stream(files, tz=tz, out=out)
+    return out, _holding(table.stream(files, tz=tz, out=out), out)
+
+
+def _holding(batches: Iterable[list[Interval]], out: Parsed) -> Batches:
+    """The intervals of ``batches`` that hold an instant. One that ends where it begins (a
+    RADIUS session ended by its NAS's Accounting-On at the instant of its Start) names no one at
+    any instant and is left out: Postgres would store its range as ``empty``, without the bounds
+    its row was hashed with. One that ends before it begins is refused at its last record (a
+    parser's rule should never make one; Postgres would refuse the whole ingest). The refusals
+    follow the parser's, once the batches are exhausted."""
+    refused: list[Refused] = []
+    for batch in batches:
+        kept = [iv for iv in batch if iv.end is None or iv.end > iv.start]
+        if len(kept) < len(batch):
+            for iv in batch:
+                if iv.end is not None and iv.end < iv.start:
+                    last = iv.sources[-1]
+                    refused.append(
+                        Refused(
+                            last.file,
+                            last.line,
+                            "the records of this interval end it before it begins",
+                        )
+                    )
+        if kept:
+            yield kept
+    out.refused += refused
 
 
 __all__ = [

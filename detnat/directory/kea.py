@@ -69,25 +69,28 @@ def _fold(
     end: int,
     source: SourceLine,
     ending: bool,
-) -> None:
-    """One row (or line) of a lease: renew the interval it continues, or begin a new one."""
+) -> str | None:
+    """One row (or line) of a lease: renew the interval it continues, or begin a new one; the
+    reason a row is refused (else None)."""
     current = leases.get(lease_key)
     if current is not None and current.closed == "expired" and start <= current.end:
+        renewed = min(current.end, end) if ending else end
+        if renewed < current.start:  # an older row of the key, read after a newer one
+            return "an older record of this lease, read after a newer one: not applied"
+        current.end = renewed
         if ending:
-            current.end = min(current.end, end)
             current.closed = "released"
-        else:
-            current.end = end
         current.sources.append(source)
         if len(current.sources) > 2:
             del current.sources[1:-1]  # the first and the last record say the interval
-        return
+        return None
     if current is not None:
         out.append(_interval(current))
     if ending:
         leases.pop(lease_key, None)  # a release of a lease not read: its start is unknown
-        return
+        return None
     leases[lease_key] = _Lease(prefix, account, start, end, "expired", [source])
+    return None
 
 
 def _interval(lease: _Lease) -> Interval:
@@ -147,6 +150,8 @@ def _memfile(files: Iterable[tuple[str, str]], out: Parsed) -> Batches:
             try:
                 prefix = network_text(f"{row[address]}/{row[length_col]}")
                 valid = int(row[valid_col])
+                if valid < 0:
+                    raise ValueError("a negative valid lifetime")
                 expire = int(row[expire_col]) * 1_000_000
                 duid = row[duid_col].strip().lower()
                 if not duid:
@@ -159,7 +164,11 @@ def _memfile(files: Iterable[tuple[str, str]], out: Parsed) -> Batches:
             key = (prefix, duid, row[iaid_col].strip())
             source = SourceLine.of(name, n, line)
             start = expire - valid * 1_000_000
-            _fold(leases, intervals, key, prefix, f"duid:{duid}", start, expire, source, ending)
+            why = _fold(
+                leases, intervals, key, prefix, f"duid:{duid}", start, expire, source, ending
+            )
+            if why is not None:
+                out.refused.append(Refused(name, n, why))
             if len(intervals) >= BATCH:
                 yield intervals
                 intervals = []
@@ -238,7 +247,11 @@ def _legal(files: Iterable[tuple[str, str]], zone: Zone, out: Parsed) -> Batches
                 account = f"duid:{duid}"
             source = SourceLine.of(name, n, line)
             end = at + lasting * 1_000_000
-            _fold(leases, intervals, (prefix, duid, ""), prefix, account, at, end, source, ending)
+            why = _fold(
+                leases, intervals, (prefix, duid, ""), prefix, account, at, end, source, ending
+            )
+            if why is not None:
+                out.refused.append(Refused(name, n, why))
             if len(intervals) >= BATCH:
                 yield intervals
                 intervals = []

@@ -248,7 +248,11 @@ CASES = {
 }
 
 # (records, duplicates, refused, rows, SHA-256 of the refused records' text, rows_sha256,
-# SHA-256 of the COPY lines), as the code before issue 14's client work gave them
+# SHA-256 of the COPY lines), as the code before issue 14's client work gave them; since changed
+# on purpose for rows Postgres could not keep as hashed (tests/directory/test_ingest_stream.py):
+# the RADIUS cases lost a session that ended at the instant it began (it held nothing), the kea
+# cases refuse two older rows of a lease read after a newer one (they set the interval's end
+# before its start)
 PINNED: dict[str, tuple[int, int, int, int, str, str, str]] = {
     "csv": (
         14,
@@ -271,47 +275,47 @@ PINNED: dict[str, tuple[int, int, int, int, str, str, str]] = {
     "kea": (
         61,
         8,
-        22,
-        13,
-        "010991fb7e4a4ee95c5e936ead3eb7728475bfaa002f200ac79de94c1248570c",
-        "e053551535446587ae22cd3759038585016c80de330e0ecdf0f460de5245a037",
-        "218a2628d013b766fb654518cba07d0eb6bed791f2ad3872c1f49004a4348d77",
+        24,
+        11,
+        "a389b299d4fc901ccb769c5923d7dd35809dd616cdbab27c3f4148c39509863e",
+        "318a3b1cfcad0dd77d23d7a0f737c1d65ffc0ec07424740cf1e06bbadad34329",
+        "7fdf3b99ac02c2091307cbd0a3266dcaffd3df28ac15c821737fec1b91b2d9da",
     ),
     "kea-realm": (
         61,
         8,
-        22,
-        13,
-        "010991fb7e4a4ee95c5e936ead3eb7728475bfaa002f200ac79de94c1248570c",
-        "565c094ff70bc47f0c2d17a679b9777ce355d3b33dfba0434802872c21497f81",
-        "b0e9729c74cbf3475c5c4c95995d40c6bc3d554796a96cf81b323efc4203d1c4",
+        24,
+        11,
+        "a389b299d4fc901ccb769c5923d7dd35809dd616cdbab27c3f4148c39509863e",
+        "9471bcb4f41ce2c8bb880dc6a1001f20d3233319dec51917988e94d7ea3aa962",
+        "9192ece464d8dcc64b3f7530abd3fcadd68ee168e5a2f60078684e6c5038ea44",
     ),
     "radius": (
         30,
         2,
         16,
-        13,
+        12,
         "4ee7964f2bc212ab654779eb561728ad618e9659f08c3eec5756c7800204f7c2",
-        "459b98c6e7854ab5a45da1cfc1a6a751d53b2aa972ffcfa14ae044df7108c7e7",
-        "c4e7c4ca3d1818e78f593df24808b0d4be712c37db58057f2447acc4ede444ff",
+        "656dd450b9341426e2384da0322657a598a11e492b507212e5b01cea48985be0",
+        "949df5c39d10dc9f4d2cfd85debdf300de34209d385326a5205a77f8b8c0a9a6",
     ),
     "radius-interim": (
         30,
         2,
         18,
-        12,
+        11,
         "331d45b6f88a332ffff5b15e584e1fe410b2d17b69c9f5f9aaa3c7f875f4ddce",
-        "1b0870384bddc44faca14d99a1104519fd66d85993d96584b99f4c2a2aee48b7",
-        "451dd443f0d9a074d8a23191438aaf3e8fe6056c860dad1523c84a5804a1c86b",
+        "586493743ac8e6088f9d12ff3df130d1a3dd1a0d5b14657e0ade46c2ab5b75a5",
+        "896c56977772f76e888883336857a9aef6b227748a9f347f234fb2f123fe66c9",
     ),
     "radius-utc-realm": (
         30,
         2,
         18,
-        12,
+        11,
         "331d45b6f88a332ffff5b15e584e1fe410b2d17b69c9f5f9aaa3c7f875f4ddce",
-        "eab71a38dbbb1bdbaaa0eca7af1d3ada01727584e6e3e8eb9bef967de93ef7fe",
-        "ecd09aa572bdaca6942fd5b067e6ea525e81f057d88adead8dd19334b1f70c2c",
+        "7f23d8ce2dc3ec5e21eb4cc690ebe5c83fe0909dd7a1b75cca7aa2edc7d58d65",
+        "3d26d34c4f2740174a42e7f1f9f7200d0bceb426bd30c02cb149905202b252a9",
     ),
 }
 
