@@ -393,6 +393,9 @@ def _by_ingest(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[str]
                 yield current, texts
             current, texts = ingest, []
         net = network_text(prefix)
+        if lower is None:  # an empty range: its bounds are not stored, so the row cannot match
+            texts.append(f"{n}\t{net}\tempty")
+            continue
         end = None if upper is None else epoch_us(upper)
         text = audit.canonical(sources)
         texts.append(_row_text(n, net, epoch_us(lower), end, account, closed, text, realm_id))
