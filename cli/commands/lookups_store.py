@@ -354,19 +354,27 @@ def _open_batch(
     url: str,
     snapshots: timelines.TimelineCache,
 ) -> tuple[bool, timelines.Timelines]:
-    """The batch's case claimed (committed); whether the store holds logs it may read; the
-    timeline snapshot."""
+    """The timeline snapshot; the batch's case claimed (committed) while the store is still at
+    its revision (else the snapshot is read again, as a single lookup's); whether the store
+    holds logs the batch may read."""
+    from detnat.errors import Unavailable
     from detnat.store import logs as log_rows
+    from detnat.store.async_db import Stale
 
-    async def claim() -> bool:
+    async def claim(revision: int) -> bool:
         await inquiry.open_batch_async(
-            store, actor, ask, kept=kept, request_id=runtime.request_id()
+            store, actor, ask, kept=kept, request_id=runtime.request_id(), revision=revision
         )
         async with store.connection() as conn:
             return await log_rows.has_logs_async(conn, ask.realm)
 
-    has_logs = loop.run(claim())
-    return has_logs, _snapshot(url, snapshots)
+    for _ in range(STALE_TRIES):
+        snapshot = _snapshot(url, snapshots)
+        try:
+            return loop.run(claim(snapshot.revision)), snapshot
+        except Stale:
+            continue
+    raise Unavailable("the store kept changing while this batch was opened; try again")
 
 
 def _batch_logs(held: ExitStack, realm: str | None) -> Any:

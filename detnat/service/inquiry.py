@@ -553,13 +553,23 @@ def _batch_detail(ask: BatchAsk, report: Any, *, kind: str, input_sha256: str) -
 
 
 async def open_batch_async(
-    store: AsyncStore, actor: audit.Actor, ask: BatchAsk, *, kept: Inquiries, request_id: str
+    store: AsyncStore,
+    actor: audit.Actor,
+    ask: BatchAsk,
+    *,
+    kept: Inquiries,
+    request_id: str,
+    revision: int,
 ) -> None:
     """:func:`open_batch` on the lookup path: a new case is opened (its ``case.open`` entry
-    committed) in its own statement, before any row is read."""
+    committed) in its own transaction, before any row is read, while the store is at
+    ``revision`` (the batch's snapshot's; else :class:`~detnat.store.lean.Stale`, nothing
+    written: read the snapshot again)."""
     ask.identity.checked(ask.via)
     _check_tolerance(ask.tolerance, ask.via)
-    await kept.cases.claim_async(store, ask.identity.case, actor, request_id=request_id)
+    await kept.cases.claim_async(
+        store, ask.identity.case, actor, request_id=request_id, revision=revision
+    )
 
 
 STALE_TRIES = 5
