@@ -292,9 +292,10 @@ def reverse_batch_at(
     with raw, asyncio.Runner() as loop, ExitStack() as held:
         store = AsyncStore(url, 1)
         held.callback(loop.run, store.close())
-        # The store's side of the start-up (the case claimed and committed, whether it holds
-        # logs, the snapshot: mostly waiting for Postgres) on a thread of its own, while this one
-        # imports the batch's modules (numpy ...); no row is read before it is done.
+        # The store's side of the start-up (the snapshot, the case claimed at its revision and
+        # committed, whether the store holds logs: mostly waiting for Postgres) on a thread of its
+        # own, while this one imports the batch's modules (numpy ...); no row is read before it
+        # is done.
         with ThreadPoolExecutor(1, thread_name_prefix="detnat-open") as opener:
             opened = opener.submit(_open_batch, loop, store, actor, ask, kept, url, snapshots)
             from detnat.service import batch_lookups
