@@ -15,7 +15,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -26,14 +26,14 @@ from detnat.engine import Status
 from detnat.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    import asyncio
 
-    from detnat.service import audit, inquiry, mappers, plans, timelines, times
+    from detnat.service import audit, inquiry, mappers, timelines, times
+    from detnat.store.async_db import AsyncStore
 else:  # loaded when a store command runs: `--plan` commands start without SQLAlchemy
     audit = runtime.lazy_module("detnat.service.audit")
     inquiry = runtime.lazy_module("detnat.service.inquiry")
     mappers = runtime.lazy_module("detnat.service.mappers")
-    plans = runtime.lazy_module("detnat.service.plans")
     timelines = runtime.lazy_module("detnat.service.timelines")
     times = runtime.lazy_module("detnat.service.times")
 
@@ -261,9 +261,19 @@ def reverse_batch_at(
     """Rows ``ip,port,time`` against the store, streamed; adds status,reason,subscriber.
 
     One snapshot of the timelines for the whole batch; rows grouped by plan version and answered
-    with the vectorised engine (:mod:`detnat.service.batch_lookups`).
+    with the vectorised engine (:mod:`detnat.service.batch_lookups`). On psycopg alone, as the
+    single lookups (:func:`_ask_each`): the case claimed (a new one's ``case.open`` committed)
+    before any row is read, the snapshot read in one repeatable-read transaction, the batch's
+    entry written by the store's writer and committed before the output leaves. SQLAlchemy is
+    loaded only for a store that holds logs (their batch queries run on a session).
     """
-    from detnat.service import batch_lookups
+    import asyncio  # a store command's: `--plan` batches start without it
+    from concurrent.futures import ThreadPoolExecutor
+
+    from detnat.service.clock import utcnow
+    from detnat.settings import get_settings
+    from detnat.store.async_db import AsyncStore
+    from detnat.store.embedded import database_url
 
     ask = inquiry.BatchAsk(
         _identity(case, None, None),
@@ -277,27 +287,49 @@ def reverse_batch_at(
         raw = batch.open("rb")
     except OSError as exc:
         raise InvalidInput(f"cannot read: {exc.strerror}", field=str(batch)) from None
-    with raw, runtime.store_session() as session:
-        inquiry.open_batch(session, actor, ask, kept=_kept(), request_id=runtime.request_id())
+    url = database_url(get_settings())
+    kept, snapshots = _kept(), timelines.TimelineCache()
+    with raw, asyncio.Runner() as loop, ExitStack() as held:
+        store = AsyncStore(url, 1)
+        held.callback(loop.run, store.close())
+        # The store's side of the start-up (the snapshot, the case claimed at its revision and
+        # committed, whether the store holds logs: mostly waiting for Postgres) on a thread of its
+        # own, while this one imports the batch's modules (numpy ...); no row is read before it
+        # is done.
+        with ThreadPoolExecutor(1, thread_name_prefix="detnat-open") as opener:
+            opened = opener.submit(_open_batch, loop, store, actor, ask, kept, url, snapshots)
+            from detnat.service import batch_lookups
+
+            has_logs, snapshot = opened.result()
         total = os.fstat(raw.fileno()).st_size
         counted = _Counted(raw)
         blocks = batch_lookups.file_blocks(io.BufferedReader(counted))
         query = batch_lookups.BatchQuery(
-            snapshot=timelines.TimelineCache().get(session),
-            now=plans.utcnow(),
-            mappers=plans.MapperCache(),
+            snapshot=snapshot,
+            now=utcnow(),
+            mappers=kept.mappers,
             tolerance=ask.tolerance,
             realm=realm,
             tz=tz,
-            logs=batch_lookups.logs_for(session, realm),
+            logs=_batch_logs(held, realm) if has_logs else None,
         )
         # Nothing leaves before the audit entry is in: the file is renamed into place, or the
-        # rows copied to stdout, only after `_audit_batch` committed it.
+        # rows copied to stdout, only after `record_batch_async` returned (committed).
         with _progress(total) as progress, _held_output(output, force) as sink:
             report = batch_lookups.reverse_csv_blocks(
                 query, blocks, sink.write, progress=lambda _: progress(counted.done)
             )
-            _audit_batch(session, actor, ask, counted, report)
+            loop.run(
+                inquiry.record_batch_async(
+                    store,
+                    actor,
+                    ask,
+                    report,
+                    kind="text/csv",
+                    input_sha256=counted.sha256.hexdigest(),
+                    request_id=runtime.request_id(),
+                )
+            )
     runtime.print_bad_rows(batch, report.bad_rows, report.bad_row_count)
     summary = {
         "rows": report.rows,
@@ -314,6 +346,46 @@ def reverse_batch_at(
     return EXIT_INVALID if report.bad_row_count else EXIT_OK
 
 
+def _open_batch(
+    loop: asyncio.Runner,
+    store: AsyncStore,
+    actor: audit.Actor,
+    ask: inquiry.BatchAsk,
+    kept: inquiry.Inquiries,
+    url: str,
+    snapshots: timelines.TimelineCache,
+) -> tuple[bool, timelines.Timelines]:
+    """The timeline snapshot; the batch's case claimed (committed) while the store is still at
+    its revision (else the snapshot is read again, as a single lookup's); whether the store
+    holds logs the batch may read."""
+    from detnat.errors import Unavailable
+    from detnat.store import logs as log_rows
+    from detnat.store.async_db import Stale
+
+    async def claim(revision: int) -> bool:
+        await inquiry.open_batch_async(
+            store, actor, ask, kept=kept, request_id=runtime.request_id(), revision=revision
+        )
+        async with store.connection() as conn:
+            return await log_rows.has_logs_async(conn, ask.realm)
+
+    for _ in range(STALE_TRIES):
+        snapshot = _snapshot(url, snapshots)
+        try:
+            return loop.run(claim(snapshot.revision)), snapshot
+        except Stale:
+            continue
+    raise Unavailable("the store kept changing while this batch was opened; try again")
+
+
+def _batch_logs(held: ExitStack, realm: str | None) -> Any:
+    """The NAT's own logs for the batch (:class:`~detnat.service.log_answers.BatchLogs`), on a
+    session held until the batch ends: only a store with logs loads their modules."""
+    from detnat.service import log_answers
+
+    return log_answers.BatchLogs(held.enter_context(runtime.store_session()), realm)
+
+
 @contextmanager
 def _held_output(output: Path | None, force: bool) -> Iterator[BinaryIO]:
     """Where the batch's rows go (bytes), held back until the block ends: ``output`` (a new file,
@@ -328,21 +400,6 @@ def _held_output(output: Path | None, force: bool) -> Iterator[BinaryIO]:
         sys.stdout.flush()
         shutil.copyfileobj(held, sys.stdout.buffer)
     sys.stdout.flush()
-
-
-def _audit_batch(
-    session: Session, actor: audit.Actor, ask: inquiry.BatchAsk, counted: _Counted, report: Any
-) -> None:
-    inquiry.record_batch(
-        session,
-        actor,
-        ask,
-        report,
-        kind="text/csv",
-        input_sha256=counted.sha256.hexdigest(),
-        request_id=runtime.request_id(),
-    )
-    session.commit()
 
 
 class _Counted(io.RawIOBase):

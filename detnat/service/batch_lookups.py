@@ -42,7 +42,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeAlias
+from typing import Any, BinaryIO, Protocol, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -70,13 +70,10 @@ from detnat.engine import INVALID, MATCH, REASON_CODES, STATUS_CODES, Mapper, Re
 from detnat.errors import InvalidInput, QueryError
 from detnat.service import lookups
 from detnat.service.answers import VersionEvidence
-from detnat.service.plans import MapperCache
+from detnat.service.mappers import MapperCache
 from detnat.service.timelines import Timelines, candidate_range, from_us, to_us
 from detnat.service.times import check_window, fixed_offset_s, instants_in, parse_instants_us
 from detnat.subscriber_text import SubscriberTexts
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 Ints: TypeAlias = npt.NDArray[np.int64]
 Bools: TypeAlias = npt.NDArray[np.bool_]
@@ -179,19 +176,6 @@ class BatchLogsAsked(Protocol):
 
 _Said = tuple[str, str, str]  # status, reason, subscriber
 _Told = tuple[str, str, str, str | None]  # status, reason, subscriber, realm of a log match
-
-
-def logs_for(session: Session, realm: str | None) -> BatchLogsAsked | None:
-    """The NAT's own logs for a batch (:class:`~detnat.service.log_answers.BatchLogs`), or None
-    for a store that holds none of ``realm`` (any realm: None): they would change no row, and
-    their modules are then not imported."""
-    from detnat.store import logs as log_rows
-
-    if not log_rows.has_logs(session, realm):
-        return None
-    from detnat.service import log_answers
-
-    return log_answers.BatchLogs(session, realm)
 
 
 class BatchAccountsAsked(Protocol):

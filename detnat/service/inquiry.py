@@ -512,6 +512,21 @@ def record_batch(
 ) -> audit.Recorded:
     """The batch's one audit entry (rows, counts, input and output SHA-256, plan versions used);
     sets ``report.answer_id``. Flushed: the edge commits before any answer leaves."""
+    entry = audit.record(
+        session,
+        actor,
+        "lookup.reverse_batch",
+        request_id=request_id,
+        detail=_batch_detail(ask, report, kind=kind, input_sha256=input_sha256),
+        case=ask.identity.case,
+        status="answered",
+    )
+    report.answer_id = entry.seq
+    return entry
+
+
+def _batch_detail(ask: BatchAsk, report: Any, *, kind: str, input_sha256: str) -> dict[str, Any]:
+    """A :class:`BatchDetail` (the one the sessions' and the lookup path's entries both hold)."""
     who = ask.identity
     detail = BatchDetail(
         query=BatchAsked(
@@ -534,17 +549,72 @@ def record_batch(
             versions=[dict(v) for v in sorted(report.versions.values(), key=str)],
         ),
     )
-    entry = audit.record(
-        session,
-        actor,
-        "lookup.reverse_batch",
-        request_id=request_id,
-        detail=_plain(detail),
-        case=who.case,
-        status="answered",
+    return _plain(detail)
+
+
+async def open_batch_async(
+    store: AsyncStore,
+    actor: audit.Actor,
+    ask: BatchAsk,
+    *,
+    kept: Inquiries,
+    request_id: str,
+    revision: int,
+) -> None:
+    """:func:`open_batch` on the lookup path: a new case is opened (its ``case.open`` entry
+    committed) in its own transaction, before any row is read, while the store is at
+    ``revision`` (the batch's snapshot's; else :class:`~detnat.store.lean.Stale`, nothing
+    written: read the snapshot again)."""
+    ask.identity.checked(ask.via)
+    _check_tolerance(ask.tolerance, ask.via)
+    await kept.cases.claim_async(
+        store, ask.identity.case, actor, request_id=request_id, revision=revision
     )
-    report.answer_id = entry.seq
-    return entry
+
+
+STALE_TRIES = 5
+
+
+async def record_batch_async(
+    store: AsyncStore,
+    actor: audit.Actor,
+    ask: BatchAsk,
+    report: Any,
+    *,
+    kind: str,
+    input_sha256: str,
+    request_id: str,
+) -> audit.Recorded:
+    """:func:`record_batch` on the lookup path: the entry written by the store's writer, and this
+    returns once it is committed (else :class:`~detnat.errors.Unavailable`).
+
+    A batch is answered at one snapshot, and its entry names the plan versions it used; it is
+    written whatever the store's revision is by then, as the sessions' side writes it (the
+    writer's check that a single answer is still the store's does not apply: a :class:`Stale`
+    only names the revision to write it at)."""
+    from detnat.errors import Unavailable
+    from detnat.store.async_db import Stale
+
+    detail = _batch_detail(ask, report, kind=kind, input_sha256=input_sha256)
+    revision = await store.revision()
+    for _ in range(STALE_TRIES):
+        try:
+            entry = await audit.record_async(
+                store,
+                actor,
+                "lookup.reverse_batch",
+                revision=revision,
+                request_id=request_id,
+                detail=detail,
+                case=ask.identity.case,
+                status="answered",
+            )
+        except Stale as exc:
+            revision = exc.revision
+            continue
+        report.answer_id = entry.seq
+        return entry
+    raise Unavailable("the store kept changing while this batch was recorded; try again")
 
 
 __all__ = [
@@ -557,5 +627,7 @@ __all__ = [
     "ask",
     "ask_async",
     "open_batch",
+    "open_batch_async",
     "record_batch",
+    "record_batch_async",
 ]
