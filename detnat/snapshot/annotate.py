@@ -157,6 +157,11 @@ def _pack(status: npt.NDArray[np.int8], reason: npt.NDArray[np.int8]) -> U8:
 
 
 _INVALID_QUERY = _o(ERROR, _R[INVALID_QUERY])
+# Engine reason codes that say the address is outside the plan's pool (so not held).
+_HELD_REASON = np.ones(len(REASON_CODES), dtype=np.bool_)
+_HELD_REASON[
+    [REASON_CODES.index(Reason.NOT_IN_POOL), REASON_CODES.index(Reason.EXCLUDED_ADDRESS)]
+] = False
 _ENGINE_INVALID = STATUS_CODES.index(None)
 # The outcome of each engine reason code (the engine's status follows from its reason, but for
 # an invalid query, which this table does not hold).
@@ -221,6 +226,10 @@ class _Version:
     firsts: Ints
     lasts: Ints
     table: IndexOfMany | None  # for more than a few ranges: a table of /16s (see _held)
+    # The version's ranges are its plan's pool and static addresses (public_ranges): an
+    # address is held exactly when the engine's answer is not "not in the pool" / "excluded"
+    # (nor a never-public address), so _one_version reads it from reverse_many's answers.
+    pool_held: bool = False
 
 
 class Annotator:
@@ -249,7 +258,13 @@ class Annotator:
                 spans = np.array(v.ranges, dtype=np.int64).reshape(-1, 2)
                 firsts, lasts = spans[:, 0], spans[:, 1]
                 table = IndexOfMany((firsts, lasts, firsts)) if len(firsts) > FEW else None
-                self.versions.append(_Version(len(self.versions), r, v, firsts, lasts, table))
+                pool_held = (
+                    v.mapper is not None
+                    and [tuple(span) for span in v.ranges] == v.mapper.plan.public_ranges()
+                )
+                self.versions.append(
+                    _Version(len(self.versions), r, v, firsts, lasts, table, pool_held)
+                )
         self._realm_names = pa.array([r.name for r in snapshot.realms], pa.string())
         self._seqs = np.array([v.version.seq for v in self.versions], dtype=np.int32)
         # A row's version code (-2 - r: realm r only; -1: none; v >= 0: version v) plus the
@@ -507,22 +522,38 @@ class Annotator:
         else:
             assert key is not None
             ips, ports_ = _split(key[mine])
-        inside = _held(v, ips)
-        if not inside.all():  # the version's plan did not hold the address: no candidate
-            every = np.arange(len(ip), dtype=np.int64) if mine is None else mine
-            nobody.append(every[~inside])
-            mine, ips, ports_ = every[inside], ips[inside], ports_[inside]
+        if not v.pool_held:
+            inside = _held(v, ips)
+            if not inside.all():  # the version's plan did not hold the address: no candidate
+                every = np.arange(len(ip), dtype=np.int64) if mine is None else mine
+                nobody.append(every[~inside])
+                mine, ips, ports_ = every[inside], ips[inside], ports_[inside]
         if v.version.mapper is None:  # a retirement of the plan that held the address
             held = np.arange(len(ip), dtype=np.int64) if mine is None else mine
             nobody.append(held)
             ended.append(held)
             return
         answers = v.version.mapper.reverse_many(ips, ports_)
-        got = _ENGINE_OUTCOME[answers.reason]
+        reason, sub = answers.reason, answers.subscriber  # sub: -1 where the answer is no match
         invalid = answers.status == _ENGINE_INVALID
-        if invalid.any():
+        any_invalid = bool(invalid.any())
+        if v.pool_held:  # held: what the engine found in its pool or a static binding
+            inside = _HELD_REASON[reason]
+            if any_invalid:  # a never-public address outside the pool
+                inside &= ~invalid
+            if not inside.all():
+                every = np.arange(len(ip), dtype=np.int64) if mine is None else mine
+                nobody.append(every[~inside])
+                mine, reason, sub, invalid = (
+                    every[inside],
+                    reason[inside],
+                    sub[inside],
+                    invalid[inside],
+                )
+                any_invalid = bool(invalid.any())
+        got = _ENGINE_OUTCOME[reason]
+        if any_invalid:
             got[invalid] = _INVALID_QUERY
-        sub = answers.subscriber  # -1 exactly where the answer is not a match
         if mine is None:
             outcome[:] = got
             version[:] = v.number
