@@ -11,6 +11,7 @@ addresses, reserved, tail and dynamic ports, static bindings).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 
 from hypothesis import HealthCheck, given, settings
@@ -53,6 +54,10 @@ def outcome(call: Callable[..., object], *args: object) -> tuple[object, ...]:
     return ("answer", type(answer), repr(answer), answer)
 
 
+class _Text(str):
+    """A str subclass: the fast paths check the exact type and hand it over."""
+
+
 def subscriber_queries(mapper: Mapper, data: st.DataObject) -> list[str | Prefix]:
     count = mapper.subscriber_count
     indexes = {0, count - 1, *data.draw(st.lists(st.integers(0, count - 1), max_size=12))}
@@ -70,12 +75,23 @@ def subscriber_queries(mapper: Mapper, data: st.DataObject) -> list[str | Prefix
             shorter = prefix.length - 1
             queries.append(f"{format_address(prefix.family, prefix.network)}/{shorter}")
             queries.append(f"{format_address(prefix.family, inside | 1)}/{prefix.length}")
+        # Other spellings of the subscriber itself, with its own length: the MAP fast path
+        # parses "address/length" inline and must hand these over or read them alike.
+        text = str(prefix)
+        exploded = ipaddress.ip_network(text).exploded
+        queries += [text.upper(), exploded, f"{text.partition('/')[0]}/0{prefix.length}"]
+        queries += [f" {text}", f"{text} ", _Text(text)]
         # The neighbours of a subscriber: excluded keys, the gaps between inside prefixes.
         for step in (-1, 1):
             neighbour = prefix.network + (step << host_bits)
             if 0 <= neighbour < 1 << width:
                 queries.append(format_address(prefix.family, neighbour))
     queries += ["192.0.2.1", "2001:db8::/32", "2001:db8::1", "not an address", "10.0.0.0/33"]
+    length = mapper.subscriber_prefix_length
+    queries += [
+        f"{spelling}/{length}"
+        for spelling in ("", "::", "192.0.2.1", "::ffff:192.0.2.1", "fe80::1%eth0", "2001:db8::g")
+    ]
     return queries
 
 

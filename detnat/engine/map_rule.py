@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from socket import AF_INET6, inet_pton
 from typing import TYPE_CHECKING, Literal
 
-from detnat.engine.addresses import OCTET, V4, V6, Prefix, parse_prefix
+from detnat.engine.addresses import _IPV6_CHARS, OCTET, V4, V6, Prefix, parse_prefix
 from detnat.engine.algorithms import Algorithm, Capabilities
 from detnat.engine.mapper import (
     R_NONE,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # the vectorised paths import numpy: a single lookup starts w
     import numpy as np
     import numpy.typing as npt
 
+_from_bytes = int.from_bytes  # big-endian by default; bound once (half the cost of the lookup)
 _tuple = tuple.__new__  # answers built without the NamedTuples' generated __new__ (as mapper.py)
 _MATCH = Status.MATCH
 
@@ -134,6 +136,8 @@ class MapMapper(Mapper):
             self._static_by_index,
             self._port_set,
         )
+        # A subscriber's own spelling ("2001:db8:12:3400::/56"): its length as written.
+        self._length_text = str(self.subscriber_prefix_length)
 
     def _index_of_key(self, key: int) -> int | None:
         index = key - self._rule_key
@@ -165,10 +169,30 @@ class MapMapper(Mapper):
     # property tests hold both to the same answers.
 
     def forward(self, query: str | Prefix) -> Allocation:
-        prefix = parse_prefix(query, field="query") if isinstance(query, str) else query
         (
             rule_key, count, shift, length, k, psid_mask, _, _, v4_first, _, statics, port_sets,
         ) = self._per_call  # fmt: skip
+        if type(query) is str:
+            # A subscriber written as itself, its length the subscribers' length: parse_prefix's
+            # IPv6 case inlined (the same characters, inet_pton, no host bits), no Prefix made
+            # for the query. Any other text takes parse_prefix below.
+            address, _, length_text = query.partition("/")
+            if length_text == self._length_text and _IPV6_CHARS.issuperset(address):
+                try:
+                    network = _from_bytes(inet_pton(AF_INET6, address))
+                except OSError:
+                    network = -1  # parse_prefix explains (or takes it another way)
+                key = network >> shift
+                index = key - rule_key
+                if (
+                    key << shift == network
+                    and 0 <= index < count
+                    and not (statics and index in statics)
+                ):
+                    subscriber = _tuple(Prefix, (V6, network, length))
+                    ports = port_sets(index & psid_mask)
+                    return _tuple(Allocation, (subscriber, v4_first | (index >> k), ports, False))
+        prefix = parse_prefix(query, field="query") if isinstance(query, str) else query
         asked_family, network, asked_length = prefix
         if asked_family == V6 and asked_length >= length:
             key = network >> shift

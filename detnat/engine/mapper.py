@@ -390,10 +390,13 @@ class Mapper(ABC):
 
         ips = np.asarray(addresses, dtype=np.int64)
         prt = np.asarray(ports, dtype=np.int64)
-        # Negative values are huge as unsigned: one comparison a column.
-        bad = (ips.view(np.uint64) > 0xFFFFFFFF) | (prt.view(np.uint64) > 65535)
-        any_bad = bool(bad.any())
-        if any_bad:
+        # Negative values are huge as unsigned: one reduction a column (no array made) tells
+        # that every value is in range, the common case; else one comparison a column.
+        bad: npt.NDArray[np.bool_] | None = None
+        if ips.size and (
+            int(ips.view(np.uint64).max()) > 0xFFFFFFFF or int(prt.view(np.uint64).max()) > 65535
+        ):
+            bad = (ips.view(np.uint64) > 0xFFFFFFFF) | (prt.view(np.uint64) > 65535)
             ips, prt = np.where(bad, 0, ips), np.where(bad, 0, prt)
         reason, subscriber = self._reverse_many(ips, prt)
         if self._static_by_index:
@@ -406,9 +409,10 @@ class Mapper(ABC):
             for lo, hi, _ in _NON_PUBLIC:
                 non_public |= (values >= lo) & (values <= hi)
             if non_public.any():
+                if bad is None:
+                    bad = np.zeros(ips.shape, dtype=bool)
                 bad[missing[non_public]] = True
-                any_bad = True
-        if any_bad:
+        if bad is not None:
             status[bad] = INVALID
             reason[bad] = R_NONE
             subscriber[bad] = -1

@@ -11,6 +11,7 @@ future, outside every pool, never-public, null cells.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import timedelta
 
 import pyarrow as pa
@@ -22,6 +23,7 @@ from detnat.errors import QueryError
 from detnat.logs.events import EventKind, LineRef, LogEvent
 from detnat.logs.intervals import derive
 from detnat.logs.settle import CONSULTED
+from detnat.planfile import plan_from_data
 from detnat.service import log_answers, lookups, snapshots
 from detnat.service.plans import MapperCache
 from detnat.service.timelines import to_us
@@ -221,3 +223,51 @@ def test_annotator_hears_the_logs_as_the_single_lookup_does(data, world, toleran
         want = _oracle_with_logs(view, logged, ip, port, at, tolerance)
         shown = format_instant(T0 + timedelta(microseconds=at - to_us(T0))) if at else None
         assert got == want, f"row {k}: {ip}:{port} at {shown}"
+
+
+# -- which addresses a version holds, read from the engine's answers ------------------------------
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    exclude=st.lists(st.integers(0, 7), max_size=3, unique=True),
+    static=st.booleans(),
+)
+def test_held_read_from_the_engine_is_the_version_ranges(data, exclude, static) -> None:  # type: ignore[no-untyped-def]
+    """A version whose ranges are its plan's pool and static addresses reads "held" from
+    reverse_many's answers (not in the pool, excluded, never public: not held); the same rows
+    through the ranges themselves (``_held``) give the same columns, excluded addresses,
+    static bindings, never-public and foreign addresses among them."""
+    plan: dict[str, object] = {
+        "algorithm": "block",
+        "inside": {"prefixes": ["10.0.0.0/24"], "subscriber_prefix_length": 32},
+        "outside": {
+            "prefixes": ["192.0.2.0/29"],
+            "exclude": [f"192.0.2.{k}/32" for k in exclude],
+        },
+        "ports": {"first": 1024, "last": 65535},
+        "block": {"ratio": 256, "dynamic_blocks": 0},
+    }
+    if static:
+        plan["static"] = [{"subscriber": "10.0.0.5/32", "address": "203.0.113.7"}]
+    plan = plan_from_data(plan).to_dict()
+    view = timelines_of([0], [Change(0, -1200, plan)])
+    snapshot = file.load(snapshot_bytes(view, start=START, end=END, now=NOW))
+    fast = Annotator(snapshot)
+    assert all(v.pool_held for v in fast.versions)
+    general = Annotator(snapshot)
+    general.versions = [replace(v, pool_held=False) for v in general.versions]
+    addresses = [*ADDRESSES, "192.0.2.255", "0.0.0.0", "255.255.255.255", None]
+    n = data.draw(st.integers(1, 80))
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "ip": pa.array(data.draw(st.lists(st.sampled_from(addresses), min_size=n, max_size=n))),
+            "port": pa.array(
+                data.draw(st.lists(st.integers(0, 65535), min_size=n, max_size=n)), pa.int64()
+            ),
+            "time": pa.array([to_us(T0)] * n, pa.timestamp("us", tz="UTC")),
+        }
+    )
+    assert fast.annotate(batch).equals(general.annotate(batch))
+    assert fast.annotate(batch, dictionary=True).equals(general.annotate(batch, dictionary=True))
