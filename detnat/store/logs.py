@@ -683,8 +683,30 @@ _AT = (
     "interval '1 microsecond'"
 )
 _LINE_AT = "(SELECT {f}((l->>1)::bigint) FROM jsonb_array_elements(i.lines) AS l)"
+# The span of ports of an interval, and its bounds with none taken as infinite: columns of the
+# B-tree ``ix_log_intervals_block_time`` (migration 0010), written as it is.
+_SPAN = "(port_last - port_first)"
+_FROM = "coalesce(lower(during), '-infinity'::timestamptz)"
+_TO = "coalesce(upper(during), 'infinity'::timestamptz)"
+# The (realm, span) pairs the intervals have, ``{realm}`` an extra condition: the index's first
+# two columns walked from one distinct pair to the next, the next span of the realm or else the
+# first of the next realm (a descent each; a realm's blocks have few shapes).
+_SHAPES = (
+    "WITH RECURSIVE shapes(realm_id, span) AS ("
+    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE true{{realm}} "
+    f"ORDER BY realm_id, {_SPAN} LIMIT 1) "
+    "UNION ALL SELECT x.* FROM shapes h CROSS JOIN LATERAL ("
+    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE realm_id = h.realm_id AND {_SPAN} > "
+    f"h.span{{realm}} ORDER BY {_SPAN} LIMIT 1) UNION ALL "
+    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE realm_id > h.realm_id{{realm}} "
+    f"ORDER BY realm_id, {_SPAN} LIMIT 1) LIMIT 1) AS x) "
+)
+# Per question and shape, the intervals of that realm and span holding the port whose bounds reach
+# the window: the index range ``port_first`` in ``[port - span, port]`` of the address, the window
+# tested on the index entries; then the window exactly (the range's own bounds) and the step.
+# (The subquery stands alone, ``OFFSET 0``: one walk of the index per question and shape.)
 DECIDING = (
-    "SELECT q.n, i.inside, i.open, i.unknown_start, i.conflict, "
+    _SHAPES.format(realm="") + "SELECT q.n, i.inside, i.open, i.unknown_start, i.conflict, "
     "CASE WHEN i.unknown_start OR lower_inf(i.during) THEN " + _LINE_AT.format(f="min") + " "
     "ELSE (extract(epoch FROM lower(i.during)) * 1000000)::bigint END, "
     "CASE WHEN NOT i.open AND NOT upper_inf(i.during) THEN "
@@ -692,14 +714,19 @@ DECIDING = (
     "ELSE " + _LINE_AT.format(f="max") + " END, "
     "(SELECT r.name FROM realms r WHERE r.id = i.realm_id) "
     "FROM unnest(%(ns)b::integer[], %(keys)b::bigint[], %(starts)b::bigint[], "
-    "%(ends)b::bigint[], %(ports)b::integer[]) AS q(n, key, s, e, port) "
-    "JOIN log_intervals i ON i.ports @> q.key AND i.during && tstzrange("
+    "%(ends)b::bigint[], %(ports)b::integer[]) AS q(n, key, s, e, port) CROSS JOIN shapes h "
+    "CROSS JOIN LATERAL (SELECT * FROM log_intervals WHERE realm_id = h.realm_id AND "
+    f"{_SPAN} = h.span AND public = q.key >> 16 AND port_first >= q.port - h.span AND "
+    f"port_first <= q.port AND {_FROM} <= " + _AT.format(x="e") + f" AND {_TO} >= "
+    + _AT.format(x="s")
+    + " OFFSET 0) AS i WHERE i.during && tstzrange("
     + _AT.format(x="s")
     + ", "
     + _AT.format(x="e")
     + ", '[]') AND (q.port - i.port_first) %% i.port_step = 0"
 )
-DECIDING_IN_REALM = DECIDING + " AND i.realm_id = (SELECT id FROM realms WHERE name = %(realm)s)"
+_IN_REALM = " AND realm_id = (SELECT id FROM realms WHERE name = %(realm)s)"
+DECIDING_IN_REALM = _SHAPES.format(realm=_IN_REALM) + DECIDING[len(_SHAPES.format(realm="")) :]
 
 # The inside keys that held a port block on an address at some instant of a closed window, per
 # question ``n`` (a complaint without a source port counts them and names none).
