@@ -145,21 +145,18 @@ def _insert(conn: psycopg.Connection[Any], ids: list[int], rows: list[tuple[Any,
         )
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(data=st.data())
-def test_the_b_tree_walk_finds_what_the_gist_probe_found(
-    database: tuple[SessionFactory, list[int]], data: st.DataObject
-) -> None:
-    sessions, ids = database
-    rows = data.draw(intervals(len(ids)))
-    asked = data.draw(questions())
+def _same_rows(
+    sessions: SessionFactory,
+    ids: list[int],
+    rows: list[tuple[Any, ...]],
+    asked: list[tuple[int, int, int]],
+) -> int:
+    """Both statements' rows for ``asked`` over ``rows``, realm named or not, are the same; how
+    many rows were found."""
     keys = np.array([k for k, _, _ in asked], dtype=np.int64)
     starts = np.array([s for _, s, _ in asked], dtype=np.int64)
     ends = np.array([e for _, _, e in asked], dtype=np.int64)
+    held = 0
     with sessions() as s:
         conn = store.raw_connection(s)
         conn.execute("DELETE FROM log_intervals")
@@ -182,7 +179,37 @@ def test_the_b_tree_walk_finds_what_the_gist_probe_found(
                     r for r in cur.fetchall() if realm is None or names[r[7]] == realm
                 )
             assert found == expected
+            held += len(found)
         s.rollback()
+    return held
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_the_b_tree_walk_finds_what_the_gist_probe_found(
+    database: tuple[SessionFactory, list[int]], data: st.DataObject
+) -> None:
+    sessions, ids = database
+    _same_rows(sessions, ids, data.draw(intervals(len(ids))), data.draw(questions()))
+
+
+def test_windows_that_touch_an_interval_at_an_inclusive_bound_find_it(
+    database: tuple[SessionFactory, list[int]],
+) -> None:
+    """A window that ends at an inclusive start, or starts at an inclusive end, holds the interval
+    (the index conditions compare bounds with ``<=`` / ``>=``); at an exclusive one it does not."""
+    sessions, ids = database
+    lines = json.dumps([["allocate", T0, "f", 1, "a" * 64]])
+    rows = [
+        (0, 1, 1024, 1535, 1, "all", "10.0.0.1", T0, T0 + S, bounds, True, False, False, lines)
+        for bounds in ("[]", "()")
+    ]
+    asked = [(65536 + 1024, T0 + S, T0 + S + 5), (65536 + 1535, T0 - 5, T0)]
+    assert _same_rows(sessions, ids, rows, asked) == 4  # the "[]" row, each way, realm or none
 
 
 def test_the_batch_statement_reads_the_intervals_through_the_b_tree(
