@@ -1,4 +1,4 @@
-"""A B-tree a batch of reverse lookups walks to the log intervals holding each port, beside the GiST.
+"""A B-tree the batch walks to the log intervals holding each port, beside the GiST.
 
 A batch asked Postgres one GiST probe on ``log_intervals (ports, during)`` per question: 18-24 µs
 of server CPU each at 10 M intervals (``bench/README.md``). This B-tree answers the same question

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from detnat.store import logs as store
 from detnat.store.db import SessionFactory, make_engine, make_sessions
@@ -73,7 +74,7 @@ def database() -> Iterator[tuple[SessionFactory, list[int]]]:
         names = [new_realm(sessions), new_realm(sessions)]
         with sessions() as s:
             ids = [
-                int(s.scalar(store.text("SELECT id FROM realms WHERE name = :n"), {"n": n}))
+                int(s.scalar(text("SELECT id FROM realms WHERE name = :n"), {"n": n}))
                 for n in names
             ]
         yield sessions, ids
