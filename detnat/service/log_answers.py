@@ -374,24 +374,23 @@ class BatchLogs:
             if any(f[7] not in self._realms for f in found):
                 self._realms = store.realm_names(conn)
         q = np.fromiter((f[0] for f in found), dtype=np.int64, count=len(found))
-        hits = np.bincount(q, minlength=asked)
+        hits = np.bincount(q, minlength=asked).tolist()
         # Per question held by one interval: its inside key, answer and realm.
         inside: dict[int, str] = {}
         decided: dict[int, tuple[str, str, str]] = {}
         realm_of: dict[int, str] = {}
-        windows = zip(start[first].tolist(), end[first].tolist(), strict=True)
-        bounds = dict(enumerate(windows))
+        starts, ends = start[first].tolist(), end[first].tolist()
         for f in found:
             u = f[0]
             if hits[u] == 1:
                 inside[u] = f[1]
-                decided[u] = self._decided(f, *bounds[u])
+                decided[u] = self._decided(f, starts[u], ends[u])
                 realm_of[u] = self._realms[f[7]]
         logs_asked = self.realm is not None
         changed: dict[int, tuple[str, str, str, str | None]] = {}
         several: list[int] = []
         for n, u in zip(rows.tolist(), back.tolist(), strict=True):
-            count = int(hits[u])
+            count = hits[u]
             if count > 1:
                 several.append(n)
                 continue
