@@ -277,7 +277,7 @@ def explain(url: str, sample: list[tuple[int, int, int, int, str]]) -> None:
         keys = [p * 65536 + q for p, q, *_ in rows]
         ats = [a for _, _, a, _, _ in rows]
         with conn.cursor() as cur:
-            store._with_arrays(cur)
+            store.with_arrays(cur)
             cur.execute(
                 "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + store.DECIDING_IN_REALM,
                 store.deciding_params(REALM, keys, ats, ats),

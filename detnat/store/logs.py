@@ -755,7 +755,7 @@ def deciding(
     ``[starts[n], ends[n]]`` in µs; numpy int64 arrays), the intervals that hold it (of ``realm``;
     None: any), as (n, inside, open, unknown_start, conflict, seen_from_us, seen_to_us, realm_id):
     one query."""
-    with _with_arrays(conn.cursor()) as cur:
+    with with_arrays(conn.cursor()) as cur:
         cur.execute(
             DECIDING if realm is None else DECIDING_IN_REALM,
             deciding_params(realm, keys, starts, ends),
@@ -825,7 +825,7 @@ class _InstantArrayDumper(_Int8ArrayDumper):
     oid = 1185  # timestamptz[]
 
 
-def _with_arrays(cur: psycopg.Cursor[Any]) -> psycopg.Cursor[Any]:
+def with_arrays(cur: psycopg.Cursor[Any]) -> psycopg.Cursor[Any]:
     """``cur`` able to send :class:`Int8Array` and :class:`InstantArray`."""
     cur.adapters.register_dumper(Int8Array, _Int8ArrayDumper)
     cur.adapters.register_dumper(InstantArray, _InstantArrayDumper)

@@ -228,7 +228,7 @@ def test_the_batch_statement_reads_the_intervals_through_the_b_tree(
         at = np.array([T0], dtype=np.int64)
         for realm in (None, names[ids[0]]):
             statement = store.DECIDING if realm is None else store.DECIDING_IN_REALM
-            with store._with_arrays(conn.cursor()) as cur:
+            with store.with_arrays(conn.cursor()) as cur:
                 cur.execute(
                     "EXPLAIN (COSTS OFF) " + statement, store.deciding_params(realm, keys, at, at)
                 )
