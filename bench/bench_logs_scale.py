@@ -15,8 +15,9 @@ generated in SQL as a month of port-block allocations would make them: addresses
 built after the load (as a restore would); nothing of the ingest path is timed here (see
 ``bench_logs.py``).
 
-Then: ``EXPLAIN`` of the single lookup's query and of the batch's query (the plans must use the
-GiST index ``ix_log_intervals_ports_during``), ``--lookups`` single reverse lookups (the plan
+Then: ``EXPLAIN`` of the single lookup's query and of the batch's query (the single's must use the
+GiST index ``ix_log_intervals_ports_during``, the batch's the B-tree
+``ix_log_intervals_block_time`` of migration 0010), ``--lookups`` single reverse lookups (the plan
 answer, then :func:`detnat.service.log_answers.consult`, as a lookup does; p50/p99 in ms), and a
 batch of ``--batch`` rows through ``reverse_csv_at`` with the logs asked per chunk (rows/s, wall
 and CPU). ``--database URL`` reuses a database a ``--keep`` run left (no generation).
@@ -202,6 +203,19 @@ def generate(url: str, intervals: int, events: bool) -> None:
         t = _step("generated (unlogged table)", t)
         conn.execute("ALTER TABLE log_intervals DROP CONSTRAINT pk_log_intervals")
         conn.execute("DROP INDEX ix_log_intervals_ports_during")
+        # the other indexes of the migrations, built again after the load
+        others = [
+            row[0]
+            for row in conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = 'log_intervals' "
+                "AND indexname <> 'pk_log_intervals'"
+            )
+        ]
+        for name in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'log_intervals' "
+            "AND indexname <> 'pk_log_intervals'"
+        ).fetchall():
+            conn.execute(f"DROP INDEX {name[0]}")
         conn.execute(FILL.format(**params))
         t = _step("log_intervals filled", t)
         conn.execute(
@@ -213,6 +227,9 @@ def generate(url: str, intervals: int, events: bool) -> None:
             "CREATE INDEX ix_log_intervals_ports_during ON log_intervals USING gist (ports, during)"
         )
         t = _step("GiST index built", t)
+        for made in others:
+            conn.execute(made)
+            t = _step(f"built again: {made}", t)
         if events:
             for month in ("2026-01-01", "2026-02-01"):
                 conn.execute(f"SELECT log_events_partition({realm_id}, '{month}T00:00:00Z')")
@@ -243,7 +260,7 @@ def _cpu_text(before: float | None, after: float | None, per: int) -> str:
 
 
 def explain(url: str, sample: list[tuple[int, int, int, int, str]]) -> None:
-    """The plans of the single and the batch query (both must use the GiST index)."""
+    """The plans of the single query (the GiST index) and the batch query (the B-tree)."""
     from detnat.store import logs as store
 
     public, port, s_us, e_us, _ = sample[0]
@@ -257,17 +274,15 @@ def explain(url: str, sample: list[tuple[int, int, int, int, str]]) -> None:
         print("EXPLAIN single:\n    " + "\n    ".join(r[0] for r in plan))
         rows = sorted(sample[:20_000])
         conn.execute("SET jit = off")  # as BatchLogs does
-        plan = conn.execute(
-            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + store.DECIDING_IN_REALM,
-            {
-                "ns": list(range(len(rows))),
-                "keys": [p * 65536 + q for p, q, *_ in rows],
-                "starts": [a for _, _, a, _, _ in rows],
-                "ends": [a for _, _, a, _, _ in rows],
-                "ports": [q for _, q, *_ in rows],
-                "realm": REALM,
-            },
-        ).fetchall()
+        keys = [p * 65536 + q for p, q, *_ in rows]
+        ats = [a for _, _, a, _, _ in rows]
+        with conn.cursor() as cur:
+            store.with_arrays(cur)
+            cur.execute(
+                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + store.DECIDING_IN_REALM,
+                store.deciding_params(REALM, keys, ats, ats),
+            )
+            plan = cur.fetchall()
         print(f"EXPLAIN batch ({len(rows)} rows):\n    " + "\n    ".join(r[0] for r in plan))
 
 

@@ -323,6 +323,7 @@ class BatchLogs:
         self._lock = threading.Lock()
         self._subscribers: dict[str, str] = {}  # inside key -> subscriber prefix
         self._within: dict[tuple[str, str], bool] = {}
+        self._realms: dict[int, str] = {}  # realm id -> name
 
     consulted = frozenset(status.value for status in CONSULTED)  # the statuses logs may change
 
@@ -357,38 +358,45 @@ class BatchLogs:
         start = np.asarray(start_us, dtype=np.int64)[rows]
         end = np.asarray(end_us, dtype=np.int64)[rows]
         # The same question twice is asked once, the questions in order of address and port.
-        stacked = np.stack([key, start, end])
-        questions, back = np.unique(stacked, axis=1, return_inverse=True)
-        back = back.reshape(-1)
-        asked = questions.shape[1]
+        order = np.lexsort((end, start, key))
+        key, start, end = key[order], start[order], end[order]
+        fresh = np.ones(len(order), dtype=bool)
+        fresh[1:] = (key[1:] != key[:-1]) | (start[1:] != start[:-1]) | (end[1:] != end[:-1])
+        first = np.flatnonzero(fresh)
+        back = np.empty(len(order), dtype=np.int64)
+        back[order] = np.cumsum(fresh) - 1  # row k of ``rows`` asks question back[k]
+        asked = len(first)
         with self._lock:
             # the session's connection now (a commit between chunks may have changed it)
             conn = store.raw_connection(self.session)
             store.without_jit(conn)
-            found = store.deciding(
-                conn,
-                self.realm,
-                list(range(asked)),
-                questions[0].tolist(),
-                questions[1].tolist(),
-                questions[2].tolist(),
-                (questions[0] & 0xFFFF).tolist(),
-            )
+            found = store.deciding(conn, self.realm, key[first], start[first], end[first])
+            if any(f[7] not in self._realms for f in found):
+                self._realms = store.realm_names(conn)
         q = np.fromiter((f[0] for f in found), dtype=np.int64, count=len(found))
-        hits = np.bincount(q, minlength=asked)
-        one = {f[0]: f for f in found}  # read for the questions of one interval only
+        hits = np.bincount(q, minlength=asked).tolist()
+        # Per question held by one interval: its inside key, answer and realm.
+        inside: dict[int, str] = {}
+        decided: dict[int, tuple[str, str, str]] = {}
+        realm_of: dict[int, str] = {}
+        starts, ends = start[first].tolist(), end[first].tolist()
+        for f in found:
+            u = f[0]
+            if hits[u] == 1:
+                inside[u] = f[1]
+                decided[u] = self._decided(f, starts[u], ends[u])
+                realm_of[u] = self._realms[f[7]]
         logs_asked = self.realm is not None
         changed: dict[int, tuple[str, str, str, str | None]] = {}
         several: list[int] = []
-        for k, n in enumerate(rows.tolist()):
-            u = int(back[k])
-            count = int(hits[u])
-            status, _, subscriber = said[n]
+        for n, u in zip(rows.tolist(), back.tolist(), strict=True):
+            count = hits[u]
             if count > 1:
                 several.append(n)
                 continue
+            status, _, subscriber = said[n]
             if status == _MATCH:
-                if count and not self._agrees(one[u][1], subscriber):
+                if count and not self._agrees(inside[u], subscriber):
                     changed[n] = (*_DISAGREE, None)
                 continue
             if count == 0:
@@ -397,9 +405,9 @@ class BatchLogs:
                 else:
                     continue
             else:
-                now = self._decided(one[u], int(start[k]), int(end[k]))
+                now = decided[u]
             if now != said[n]:
-                changed[n] = (*now, one[u][7] if count and now[0] == _MATCH else None)
+                changed[n] = (*now, realm_of[u] if count and now[0] == _MATCH else None)
         if several:
             changed.update(self._slowly(several, ips, ports, start_us, end_us, said))
         return changed

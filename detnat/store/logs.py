@@ -8,11 +8,14 @@ duplicate, counted, not stored again.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+import psycopg.adapt
+import psycopg.pq
 
 from detnat.store.lean import text
 
@@ -683,23 +686,50 @@ _AT = (
     "interval '1 microsecond'"
 )
 _LINE_AT = "(SELECT {f}((l->>1)::bigint) FROM jsonb_array_elements(i.lines) AS l)"
-DECIDING = (
+# The span of ports of an interval, and its bounds with none taken as infinite: columns of the
+# B-tree ``ix_log_intervals_block_time`` (migration 0010), written as it is.
+_SPAN = "(port_last - port_first)"
+_FROM = "coalesce(lower(during), '-infinity'::timestamptz)"
+_TO = "coalesce(upper(during), 'infinity'::timestamptz)"
+# The (realm, span) pairs the intervals have, ``{realm}`` an extra condition: the index's first
+# two columns walked from one distinct pair to the next, the next span of the realm or else the
+# first of the next realm (a descent each; a realm's blocks have few shapes).
+_SHAPES = (
+    "WITH RECURSIVE shapes(realm_id, span) AS ("
+    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE true{{realm}} "
+    f"ORDER BY realm_id, {_SPAN} LIMIT 1) "
+    "UNION ALL SELECT x.* FROM shapes h CROSS JOIN LATERAL ("
+    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE realm_id = h.realm_id AND {_SPAN} > "
+    f"h.span{{realm}} ORDER BY {_SPAN} LIMIT 1) UNION ALL "
+    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE realm_id > h.realm_id{{realm}} "
+    f"ORDER BY realm_id, {_SPAN} LIMIT 1) LIMIT 1) AS x) "
+)
+# The questions: ``key`` = public * 65536 + port and the closed window ``[s, e]``, sent as binary
+# arrays (:func:`deciding_params`), numbered from 0 in the order sent.
+_QUESTIONS = (
+    "(SELECT u.n - 1 AS n, u.key >> 16 AS public, (u.key & 65535)::integer AS port, u.s, u.e "
+    "FROM unnest(%(keys)b, %(starts)b, %(ends)b) WITH ORDINALITY AS u(key, s, e, n)) AS q"
+)
+# Per question and shape, the intervals of that realm and span holding the port whose bounds reach
+# the window: the index range ``port_first`` in ``[port - span, port]`` of the address, the window
+# tested on the index entries; then the window exactly (the range's own bounds) and the step.
+# (The subquery stands alone, ``OFFSET 0``: one walk of the index per question and shape.)
+_DECIDING = (
     "SELECT q.n, i.inside, i.open, i.unknown_start, i.conflict, "
     "CASE WHEN i.unknown_start OR lower_inf(i.during) THEN " + _LINE_AT.format(f="min") + " "
     "ELSE (extract(epoch FROM lower(i.during)) * 1000000)::bigint END, "
     "CASE WHEN NOT i.open AND NOT upper_inf(i.during) THEN "
     "(extract(epoch FROM upper(i.during)) * 1000000)::bigint - 1 "
-    "ELSE " + _LINE_AT.format(f="max") + " END, "
-    "(SELECT r.name FROM realms r WHERE r.id = i.realm_id) "
-    "FROM unnest(%(ns)b::integer[], %(keys)b::bigint[], %(starts)b::bigint[], "
-    "%(ends)b::bigint[], %(ports)b::integer[]) AS q(n, key, s, e, port) "
-    "JOIN log_intervals i ON i.ports @> q.key AND i.during && tstzrange("
-    + _AT.format(x="s")
-    + ", "
-    + _AT.format(x="e")
-    + ", '[]') AND (q.port - i.port_first) %% i.port_step = 0"
+    "ELSE " + _LINE_AT.format(f="max") + " END, i.realm_id "
+    f"FROM {_QUESTIONS} CROSS JOIN shapes h "
+    "CROSS JOIN LATERAL (SELECT * FROM log_intervals WHERE realm_id = h.realm_id AND "
+    f"{_SPAN} = h.span AND public = q.public AND port_first >= q.port - h.span AND "
+    f"port_first <= q.port AND {_FROM} <= q.e AND {_TO} >= q.s OFFSET 0) AS i "
+    "WHERE i.during && tstzrange(q.s, q.e, '[]') AND (q.port - i.port_first) %% i.port_step = 0"
 )
-DECIDING_IN_REALM = DECIDING + " AND i.realm_id = (SELECT id FROM realms WHERE name = %(realm)s)"
+DECIDING = _SHAPES.format(realm="") + _DECIDING
+_IN_REALM = " AND realm_id = (SELECT id FROM realms WHERE name = %(realm)s)"
+DECIDING_IN_REALM = _SHAPES.format(realm=_IN_REALM) + _DECIDING
 
 # The inside keys that held a port block on an address at some instant of a closed window, per
 # question ``n`` (a complaint without a source port counts them and names none).
@@ -719,24 +749,87 @@ def without_jit(conn: psycopg.Connection[Any]) -> None:
 
 
 def deciding(
-    conn: psycopg.Connection[Any],
-    realm: str | None,
-    rows: list[int],
-    keys: list[int],
-    starts: list[int],
-    ends: list[int],
-    ports: list[int],
-) -> list[tuple[int, str, bool, bool, bool, int, int, str]]:
-    """For each question ``n`` (``key`` = public * 65536 + port, the closed window ``[start,
-    end]`` in µs), the intervals that hold it (of ``realm``; None: any), as (n, inside, open,
-    unknown_start, conflict, seen_from_us, seen_to_us, realm): one query."""
-    params: dict[str, Any] = {"ns": rows, "keys": keys, "starts": starts, "ends": ends}
-    params["ports"] = ports
+    conn: psycopg.Connection[Any], realm: str | None, keys: Any, starts: Any, ends: Any
+) -> list[tuple[int, str, bool, bool, bool, int, int, int]]:
+    """For each question ``n`` (from 0: ``keys[n]`` = public * 65536 + port, the closed window
+    ``[starts[n], ends[n]]`` in µs; numpy int64 arrays), the intervals that hold it (of ``realm``;
+    None: any), as (n, inside, open, unknown_start, conflict, seen_from_us, seen_to_us, realm_id):
+    one query."""
+    with with_arrays(conn.cursor()) as cur:
+        cur.execute(
+            DECIDING if realm is None else DECIDING_IN_REALM,
+            deciding_params(realm, keys, starts, ends),
+        )
+        return cur.fetchall()
+
+
+def deciding_params(realm: str | None, keys: Any, starts: Any, ends: Any) -> dict[str, Any]:
+    """The parameters of :data:`DECIDING` (``realm`` None) or :data:`DECIDING_IN_REALM`."""
+    params: dict[str, Any] = {
+        "keys": Int8Array(keys),
+        "starts": InstantArray(starts),
+        "ends": InstantArray(ends),
+    }
     if realm is not None:
         params["realm"] = realm
+    return params
+
+
+def realm_names(conn: psycopg.Connection[Any]) -> dict[int, str]:
+    """Every realm's name by id."""
     with conn.cursor() as cur:
-        cur.execute(DECIDING if realm is None else DECIDING_IN_REALM, params)
-        return cur.fetchall()
+        cur.execute("SELECT id, name FROM realms")
+        return {int(i): str(name) for i, name in cur.fetchall()}
+
+
+class Int8Array:
+    """Integers (a numpy array or a sequence) sent as a binary ``bigint[]`` built by numpy in one
+    go (psycopg's own dumper packs each element in Python)."""
+
+    __slots__ = ("data",)
+    oid = 20  # int8
+    offset = 0
+
+    def __init__(self, values: Any) -> None:
+        import numpy as np  # batches only: a single lookup starts without it
+
+        a = np.asarray(values, dtype=np.int64) - self.offset
+        if not len(a):
+            self.data = struct.pack(">iiI", 0, 0, self.oid)
+            return
+        body = np.empty(len(a), dtype=[("size", ">i4"), ("value", ">i8")])
+        body["size"] = 8
+        body["value"] = a
+        self.data = struct.pack(">iiIii", 1, 0, self.oid, len(a), 1) + body.tobytes()
+
+
+class InstantArray(Int8Array):
+    """Instants in µs since 1970 sent as a binary ``timestamptz[]`` (µs since 2000 on the wire:
+    exact, no arithmetic on the server)."""
+
+    __slots__ = ()
+    oid = 1184  # timestamptz
+    offset = 946_684_800_000_000  # 2000-01-01 in µs since 1970
+
+
+class _Int8ArrayDumper(psycopg.adapt.Dumper):
+    format = psycopg.pq.Format.BINARY
+    oid = 1016  # int8[]
+
+    def dump(self, obj: Any) -> bytes:
+        data: bytes = obj.data
+        return data
+
+
+class _InstantArrayDumper(_Int8ArrayDumper):
+    oid = 1185  # timestamptz[]
+
+
+def with_arrays(cur: psycopg.Cursor[Any]) -> psycopg.Cursor[Any]:
+    """``cur`` able to send :class:`Int8Array` and :class:`InstantArray`."""
+    cur.adapters.register_dumper(Int8Array, _Int8ArrayDumper)
+    cur.adapters.register_dumper(InstantArray, _InstantArrayDumper)
+    return cur
 
 
 def sharing(

@@ -340,6 +340,16 @@ class LogInterval(Base):
             name="ports_of_block",
         ),
         Index("ix_log_intervals_ports_during", "ports", "during", postgresql_using="gist"),
+        # migration 0010: the batch's walk to the intervals holding a port (store.logs.DECIDING)
+        Index(
+            "ix_log_intervals_block_time",
+            "realm_id",
+            text("(port_last - port_first)"),
+            "public",
+            "port_first",
+            text("coalesce(lower(during), '-infinity'::timestamptz)"),
+            text("coalesce(upper(during), 'infinity'::timestamptz)"),
+        ),
     )
 
 

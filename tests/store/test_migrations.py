@@ -303,3 +303,77 @@ def test_0009_keeps_the_directory_answering_alike_down_and_up() -> None:
     finally:
         with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_0010_keeps_batch_log_answers_alike_down_and_up() -> None:
+    """Logs ingested at head (two realms, blocks of two spans, a strided one) answer the same
+    batch questions at 0009 (no B-tree: the statement reads the table) and back at head; the
+    index is dropped and made again, and ``audit verify`` finds the store whole throughout."""
+    from datetime import timedelta
+
+    import numpy as np
+
+    from detnat.logs.events import EventKind
+    from detnat.service import integrity, log_answers, plans
+    from detnat.store.db import make_sessions, unit_of_work
+    from tests.logs.conftest import OPS, T0_US, event, ingest
+
+    name = f"detnat_mig_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = url_of(name)
+    s = 10**6
+    a, r = EventKind.ALLOCATE, EventKind.RELEASE
+    made = [
+        event(a, T0_US, "100.64.0.1", "198.18.9.1", 1024, 1535),
+        event(r, T0_US + 60 * s, "100.64.0.1", "198.18.9.1", 1024, 1535, line=2),
+        event(a, T0_US + 61 * s, "100.64.0.2", "198.18.9.1", 1024, 1535, line=3),
+        event(a, T0_US + 5 * s, "100.64.0.3", "198.18.9.1", 2048, 4095, step=4, line=4),
+        event(a, T0_US + 7 * s, "100.64.0.4", "198.18.9.2", 1024, 2047, line=5),
+    ]
+    ips = np.array([(198 << 24) | (18 << 16) | (9 << 8) | (1 + k % 2) for k in range(40)])
+    ports = np.array([1024, 1535, 2048, 2049, 2052, 4092, 1500, 2047] * 5)
+    at = np.array([T0_US + k * 3 * s for k in range(40)])
+
+    def index() -> list[str]:
+        with engine.connect() as conn:
+            found = conn.exec_driver_sql(
+                "select indexname from pg_indexes where tablename = 'log_intervals' "
+                "order by indexname"
+            )
+            return [row[0] for row in found]
+
+    def answers() -> list[Any]:
+        found = []
+        with sessions() as session:
+            for realm in (None, "logs-a", "logs-b"):
+                said = {n: ("no_plan_in_force", "no_plan", "") for n in range(len(ips))}
+                decided = log_answers.BatchLogs(session, realm)(ips, ports, at, at, said)
+                found.append(sorted(decided.items()))
+            assert [str(b) for b in integrity.verify(session)[0]] == []
+        return found
+
+    try:
+        migrate.upgrade(url)
+        engine = make_engine(url)
+        sessions = make_sessions(engine)
+        for realm in ("logs-a", "logs-b"):
+            with unit_of_work(sessions) as session:
+                plans.create_realm(
+                    session, realm, session_drain=timedelta(0), by=OPS, single_approver=True
+                )
+            ingest(sessions, realm, made, hold=timedelta(hours=1))
+        assert "ix_log_intervals_block_time" in index()
+        before = answers()
+        assert sum(len(found) for found in before) > 40  # rows were answered
+        assert any(status == "match" for *_, (status, *_) in before[1])
+        migrate.downgrade(url, "0009")
+        assert "ix_log_intervals_block_time" not in index()
+        assert answers() == before
+        migrate.upgrade(url)
+        assert "ix_log_intervals_block_time" in index()
+        assert answers() == before
+        engine.dispose()
+    finally:
+        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
