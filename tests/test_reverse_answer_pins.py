@@ -25,7 +25,7 @@ from detnat.errors import DetnatError
 from detnat.planfile import plan_from_data
 from detnat.service import lookups
 from detnat.service.mappers import MapperCache
-from detnat.service.timelines import RealmTimeline, Timelines, make_version
+from detnat.service.timelines import RealmTimeline, Timelines, TimelineVersion, make_version
 from tests.scale.timelines import POOLS, T0, block_plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,8 @@ def _world(rnd: random.Random, salt: str = "") -> Timelines:
     next_id = 1
     for r in range(rnd.randint(1, 3)):
         times = sorted(rnd.sample(range(-600, 1200, 2), rnd.randint(1, 4)))
-        approved, pending = [], []
+        approved: list[TimelineVersion] = []
+        pending: list[TimelineVersion] = []
         for seq, at in enumerate(times, 1):
             plan = None
             if seq == 1 or rnd.randrange(4):
@@ -117,7 +118,7 @@ def _answered(world: Timelines, asked: dict[str, Any], mappers: MapperCache) -> 
 
 def cases() -> list[tuple[Timelines, dict[str, Any]]]:
     rnd = random.Random(12)
-    out = []
+    out: list[tuple[Timelines, dict[str, Any]]] = []
     while len(out) < CASES:
         world = _world(rnd)
         out += [(world, _question(rnd, world)) for _ in range(6)]
