@@ -16,7 +16,7 @@ single and batch lookups alike and read as one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -214,12 +214,14 @@ def without_candidates(
     return {"status": Status.NO_PLAN_IN_FORCE, "reason": Reason.NO_PLAN}
 
 
-def _covers(span: Span, start: datetime, end: datetime) -> answers.Covers:
+def _covers(
+    span: Span, start: datetime, end: datetime, instant: Callable[[datetime], str] = format_instant
+) -> answers.Covers:
     lo = max(span.version.effective_from, start)
     hi = end if span.until is None else min(end, span.until + span.realm.session_drain)
     return {
-        "from": format_instant(lo),
-        "to": format_instant(hi),
+        "from": instant(lo),
+        "to": instant(hi),
         "in_drain_only": span.until is not None and span.until <= start,
     }
 
@@ -236,14 +238,16 @@ def evidence_of(realm: RealmTimeline, version: TimelineVersion) -> answers.Versi
     }
 
 
-def _nearest_change(found: list[Span], at: datetime) -> answers.NearestChange | None:
+def _nearest_change(
+    found: list[Span], at: datetime, instant: Callable[[datetime], str] = format_instant
+) -> answers.NearestChange | None:
     changes = {(s.version.effective_from, s.realm.name, s.version.seq) for s in found}
     changes |= {(s.until, s.realm.name, -1) for s in found if s.until is not None}
     if not changes:
         return None
     moment, realm, _ = min(changes, key=lambda c: (abs((c[0] - at).total_seconds()), c[0]))
     return {
-        "at": format_instant(moment),
+        "at": instant(moment),
         "realm": realm,
         "seconds_from_time": (moment - at).total_seconds(),
     }
@@ -274,6 +278,13 @@ def answer_reverse(
     first candidate to the first version after the window (id, seq, record hash, approval).
     """
     start, end = window(at, tolerance, now)
+    shown_at: dict[datetime, str] = {}  # the window's instants are often one: formatted once
+
+    def instant(moment: datetime) -> str:
+        text = shown_at.get(moment)
+        if text is None:
+            text = shown_at[moment] = format_instant(moment)
+        return text
 
     def answer(
         candidates: list[answers.ReverseCandidate], decided: answers.Verdict
@@ -281,9 +292,9 @@ def answer_reverse(
         shown: answers.ReverseAnswer = {
             "ip": format_ipv4(address),
             "port": port,
-            "time": format_instant(at),
+            "time": instant(at),
             "tolerance_seconds": tolerance.total_seconds(),
-            "window": {"from": format_instant(start), "to": format_instant(at + tolerance)},
+            "window": {"from": instant(start), "to": instant(at + tolerance)},
             "candidates": candidates,
             "status": decided["status"],
         }
@@ -297,20 +308,24 @@ def answer_reverse(
     else:
         searched = snapshot.realms_holding(address)
         found = spans_holding(snapshot, address, start, end)
-    nearest = _nearest_change(found, at)
+    nearest = _nearest_change(found, at, instant)
     pending = [
         _pending(r, v) for r in searched for v in r.pending_between(to_us(start), to_us(end))
     ]
     if trace is not None:
         trace["now"] = format_instant(now)
-        trace["realms"] = {r.name: _excerpt(r, start, end) for r in searched}
+        trace["realms"] = {r.name: _kept_excerpt(r, start, end) for r in searched}
     candidates: list[answers.ReverseCandidate] = []
     for span in sorted(found, key=lambda s: (s.version.effective_from, s.realm.name)):
         if span.version.plan is None:
             continue  # a retirement: no plan in force for that part of the window
         result = engine_verdict(mappers.get(span.version).reverse(address, port))
         candidates.append(
-            {**result, **evidence_of(span.realm, span.version), "covers": _covers(span, start, end)}
+            {
+                **result,
+                **_kept_evidence(span.realm, span.version),
+                "covers": _covers(span, start, end, instant),
+            }
         )
     if candidates:
         decided = verdict(candidates)
@@ -335,6 +350,33 @@ def _pending(realm: RealmTimeline, version: TimelineVersion) -> answers.PendingV
         "correction": version.correction,
         "pending_approval": True,
     }
+
+
+_KEPT_PER_REALM = 4096
+
+
+def _kept_evidence(realm: RealmTimeline, version: TimelineVersion) -> answers.VersionEvidence:
+    """:func:`evidence_of`, made once per realm object and version (shared: copied into each
+    candidate, never mutated)."""
+    key = ("evidence", version.id)
+    kept: answers.VersionEvidence | None = realm.derived.get(key)
+    if kept is None:
+        kept = realm.derived[key] = evidence_of(realm, version)
+    return kept
+
+
+def _kept_excerpt(realm: RealmTimeline, start: datetime, end: datetime) -> dict[str, object]:
+    """:func:`_excerpt`, made once per realm object and candidate range: every lookup whose
+    window falls between the same changes shares it (a trace only reads it, the audit entry
+    stores its stored form)."""
+    first, last = candidate_range(realm.starts, realm.drain_us, to_us(start), to_us(end))
+    key = ("excerpt", int(first), int(last))
+    kept: dict[str, object] | None = realm.derived.get(key)
+    if kept is None:
+        if len(realm.derived) >= _KEPT_PER_REALM:
+            realm.derived.clear()  # a bound, not a policy: lookups far apart in a long history
+        kept = realm.derived[key] = _excerpt(realm, start, end)
+    return kept
 
 
 def _excerpt(realm: RealmTimeline, start: datetime, end: datetime) -> dict[str, object]:

@@ -134,6 +134,13 @@ class RealmTimeline:
 
         return np.array(self.starts, dtype=np.int64)
 
+    @cached_property
+    def derived(self) -> dict[object, Any]:
+        """Parts the lookups derive from this realm alone and keep (the trace excerpt of a
+        candidate range, a version's evidence): they live and die with this immutable object, so
+        a realm reloaded at another revision starts with none. Never mutate what is kept."""
+        return {}
+
     def pending_between(self, lo_us: int, hi_us: int) -> list[TimelineVersion]:
         """Pending versions that would be candidates for [lo, hi] were they approved."""
         if not self.pending:

@@ -382,3 +382,47 @@ def test_a_request_under_a_root_path_goes_the_frameworks_way(
     theirs = _status_and_body(_raw(framework, REVERSE, "legal", [body], root="/detnat"))
     assert _lean(lean.app).taken == taken
     assert mine[0] == theirs[0] == 200, (mine, theirs)
+
+
+def test_a_published_version_is_in_the_next_answers_trace_and_evidence(
+    both: tuple[Api, Api], realm_name: str, sessions: SessionFactory
+) -> None:
+    """The trace excerpt and a version's evidence are kept per realm object (issue 12): a version
+    published between two lookups is in the second one's trace (the first version after the
+    window), and a lookup after it has its evidence, as the route has them."""
+    lean, framework = both
+    ip = _realm_with_plan(lean, realm_name)
+    raw = json.dumps({"ip": ip, "port": 1100, "time": AT, "case": "LEAN-7"}).encode()
+
+    def traced(response: httpx.Response) -> list[int]:
+        assert response.status_code == 200, response.text
+        trace = _entry(sessions, response.headers["x-request-id"]).detail["trace"]
+        return [v["seq"] for v in trace["realms"][realm_name]["versions"]]
+
+    before = [_send(lean, REVERSE, "legal", raw) for _ in range(2)]  # the second from what is kept
+    assert [traced(r) for r in before] == [[1], [1]]
+    published = lean(
+        "POST",
+        f"/v1/realms/{realm_name}/versions",
+        "admin",
+        {
+            "plan": _plan_of(lean, realm_name),
+            "effective_from": "2020-01-01T00:00:03Z",
+            "reason": "CHG-2",
+            "correction": True,
+        },
+    )
+    assert published.status_code == 201, published.text
+    mine, theirs = _send(lean, REVERSE, "legal", raw), _send(framework, REVERSE, "legal", raw)
+    _same_response(mine, theirs, answer=True)
+    assert traced(mine) == traced(theirs) == [1, 2]
+    later = json.dumps({"ip": ip, "port": 1100, "time": "2020-01-01T00:00:04Z", "case": "LEAN-7"})
+    mine, theirs = (_send(api, REVERSE, "legal", later.encode()) for api in (lean, framework))
+    _same_response(mine, theirs, answer=True)
+    assert [c["version"] for c in mine.json()["candidates"]] == [2]  # the new version's evidence
+
+
+def _plan_of(api: Api, realm: str) -> Any:
+    shown = api("GET", f"/v1/realms/{realm}/versions/1", "admin")
+    assert shown.status_code == 200, shown.text
+    return shown.json()["plan"]
