@@ -12,9 +12,6 @@ lean lookup path, the CLI's single lookups): each test failed on the code before
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -31,20 +28,7 @@ from detnat.store.db import normalise_url, unit_of_work
 from detnat.store.lean import libpq_url
 from detnat.store.models import AuditEntry, Case
 from tests.store.conftest import Api, SessionFactory
-from tests.store.test_trust_api import _realm_with_plan
-
-T = "2020-01-01T00:00:01Z"
-
-
-def _reverse(api: Api, who: str | None, ip: str, case: str) -> Any:
-    body = {"ip": ip, "port": 1100, "time": T, "case": case}
-    return api(
-        "POST",
-        "/v1/lookups/reverse",
-        who,
-        content=json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
-    )
+from tests.store.test_trust_api import _realm_with_plan, _reverse
 
 
 def test_a_revoked_token_opens_no_case(api: Api, realm_name: str, sessions: SessionFactory) -> None:
