@@ -181,16 +181,23 @@ def copy_json(text: str) -> str:
 
 # The seq the next audit entry takes, the audit head locked until the transaction ends (the
 # chain trigger of migration 0003 takes the same row lock, then head.seq + 1); no trigger fires.
+# The store revision first, then the audit head: the order every writer takes them in (a
+# publish, a revocation, a log ingest, a lookup's case claim bump or hold the revision, then
+# write their entry). The rows' COPY bumps the revision by trigger: taken after the head, it
+# deadlocked with a claim holding the revision and waiting for the head.
+_LOCK_REVISION = "SELECT 1 FROM store_revision WHERE id = 1 FOR UPDATE"
 _NEXT_SEQ = "SELECT seq + 1 FROM audit_head WHERE id = 1 FOR UPDATE"
 
 
 def lock_next_seq(session: Session) -> int:
     """The ``seq`` the next audit entry of this transaction will take: the audit head is locked
     until it ends, so no other entry comes between (an ingest writes its rows, which carry that
-    seq, before its entry, which records their count and digest)."""
+    seq, before its entry, which records their count and digest); the store revision, which the
+    rows bump, is locked before it."""
     raw = session.connection().connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
+        cur.execute(_LOCK_REVISION)
         (seq,) = cur.execute(_NEXT_SEQ).fetchone() or (None,)
     if seq is None:
         raise RuntimeError("audit_head has no row: the store is not migrated")
