@@ -33,7 +33,7 @@ _log = logging.getLogger("detnat.api")
 
 async def detnat_error(request: Request, exc: DetnatError) -> JSONResponse:
     status = outcome_of(exc).http_status
-    if status == 503:
+    if status == 503 and from_the_driver(exc):
         # What failed (libpq's text: the server, its port, the user, the database) is the
         # operator's to read in the server's log, not any caller's: a 503 may come before the
         # token is checked.
@@ -44,6 +44,12 @@ async def detnat_error(request: Request, exc: DetnatError) -> JSONResponse:
     if status == 401:
         response.headers["www-authenticate"] = "Bearer"
     return response
+
+
+def from_the_driver(exc: BaseException) -> bool:
+    """Whether ``exc`` is the store's translation of a driver error (its text is libpq's)."""
+    cause = exc.__cause__ or exc.__context__
+    return isinstance(cause, psycopg.Error | DBAPIError)
 
 
 async def rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
@@ -70,6 +76,7 @@ async def driver_error(request: Request, exc: Exception) -> JSONResponse:
     error = repo.domain_error(exc)  # the store's one translation (the CLI's too)
     if isinstance(error, Conflict | InvalidInput):
         return await detnat_error(request, error)
+    _log.warning("503 for %s %s: %s", request.method, request.url.path, error or exc)
     return problem(503, "unavailable", UNAVAILABLE)
 
 

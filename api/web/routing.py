@@ -41,7 +41,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session as DbSession
 from starlette.datastructures import FormData
 
-from api import policy
+from api import policy, problems
 from api.web import access, sessions
 from api.web.explain import duration
 from api.web.sessions import Keys
@@ -335,7 +335,7 @@ def _error_page(page: Page | None, request: Request, exc: Exception) -> Response
         if (
             not isinstance(error, DetnatError)
             or (isinstance(exc, DBAPIError) and not isinstance(error, Conflict | InvalidInput))
-            or outcome_of(error).http_status == 503
+            or (outcome_of(error).http_status == 503 and problems.from_the_driver(error))
         ):  # as the API: a database that fails otherwise is unavailable, and so is the audit log;
             # what failed (libpq's text: server, port, user) is for the server's log only
             log.warning("web page %s %s: %s", request.method, request.url.path, error or exc)

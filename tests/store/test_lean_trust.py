@@ -130,3 +130,22 @@ def test_any_url_the_sessions_read_the_lookups_read_alike(
         assert password not in str(refused.value) or not password
         return
     assert _as_lookups_connect(url) == expected
+
+
+def test_a_503_of_detnat_s_own_keeps_its_words() -> None:
+    """Only what the driver said is kept from callers: detnat's own reasons (here: no lifespan,
+    so no store) are said as they are."""
+    import asyncio
+
+    import httpx
+
+    app = create_app(Settings(database_url="postgresql+psycopg://u@127.0.0.1:1/d"))
+
+    async def ask() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)  # no lifespan: the store never started
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.get("/v1/realms", headers={"authorization": "Bearer x"})
+
+    answer = asyncio.run(ask())
+    assert answer.status_code == 503
+    assert "lifespan has not started" in answer.json()["detail"]
