@@ -37,11 +37,11 @@ def _decimal(value: object) -> int:
     return int(text)
 
 
-class Decimal(click_types.IntRange):
+class Integer(click_types.IntRange):
     """An integer argument or option: ASCII digits only. Click's ``INT`` is Python's ``int()``,
     which reads ``١`` (Arabic-Indic), ``１`` (fullwidth), ``1_000`` and `` 7 `` as numbers: a
     version to approve or a port to listen on that the operator did not type in plain digits is
-    refused, not read. Give every ``int`` parameter ``click_type=Decimal(...)`` (with its bounds:
+    refused, not read. Give every ``int`` parameter ``click_type=Integer(...)`` (with its bounds:
     Typer's ``min=`` is not applied beside a ``click_type``)."""
 
     name = "integer"

@@ -34,7 +34,6 @@ from detnat.service import batch_lookups, inquiry, log_answers, plans, times
 from detnat.store.async_db import Stale
 
 router = APIRouter(tags=["lookups"])
-STALE_TRIES = 5
 BATCH_PATH = "/v1/lookups/reverse/batch"
 
 BATCH_BODY: dict[str, Any] = {
@@ -188,7 +187,7 @@ async def ask(
     """Ask on the async store; the answer (as it leaves) is returned once its entry's group has
     committed. If the store moved on before the entry was written, ask again at its new revision.
     The route above and :class:`api.lookup_path.LookupPath` both answer through this."""
-    for _ in range(STALE_TRIES):
+    for _ in range(inquiry.STALE_TRIES):
         try:
             answered = await inquiry.ask_async(
                 look.store,

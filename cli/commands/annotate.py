@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli import runtime
-from cli.output import EXIT_OK, Decimal, JsonOpt, emit_json, guarded
+from cli.output import EXIT_OK, Integer, JsonOpt, emit_json, guarded
 
 if TYPE_CHECKING:
     from detnat.service import audit, snapshots, times
@@ -57,7 +57,7 @@ def annotate(
         int | None,
         typer.Option(
             "--threads",
-            click_type=Decimal(min=1),
+            click_type=Integer(min=1),
             help="Threads annotating (default: the usable cores).",
         ),
     ] = None,

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from cli import runtime
-from cli.output import Decimal, emit_json, guarded
+from cli.output import Integer, emit_json, guarded
 from cli.output import figure_text as num
 from detnat.capacity import (
     DEFAULT_SAMPLES,
@@ -63,14 +63,14 @@ TargetOpt = Annotated[
 SeedOpt = Annotated[
     int,
     typer.Option(
-        "--seed", click_type=Decimal(), help="Monte Carlo seed (same seed, same figures)."
+        "--seed", click_type=Integer(), help="Monte Carlo seed (same seed, same figures)."
     ),
 ]
 SamplesOpt = Annotated[
     int,
     typer.Option(
         "--samples",
-        click_type=Decimal(),
+        click_type=Integer(),
         help="Subscribers drawn per Monte Carlo run (0: exact only).",
     ),
 ]
@@ -192,14 +192,14 @@ def _table(candidates: list[dict[str, object]]) -> list[str]:
 @guarded
 def capacity_size(
     subscribers: Annotated[
-        int, typer.Option("--subscribers", click_type=Decimal(), help="Subscribers to serve.")
+        int, typer.Option("--subscribers", click_type=Integer(), help="Subscribers to serve.")
     ],
     demand: DemandOpt = None,
     percentiles: PercentilesOpt = None,
     histogram: HistogramOpt = None,
     addresses: Annotated[
         int | None,
-        typer.Option("--addresses", click_type=Decimal(), help="Public addresses available."),
+        typer.Option("--addresses", click_type=Integer(), help="Public addresses available."),
     ] = None,
     target: TargetOpt = None,
     dynamic: Annotated[

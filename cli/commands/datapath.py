@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from cli import runtime
-from cli.output import EXIT_CONFLICT, EXIT_OK, Decimal, emit_json, guarded
+from cli.output import EXIT_CONFLICT, EXIT_OK, Integer, emit_json, guarded
 from detnat.datapath import Datapath, DriftReport, available, load_backend
 from detnat.datapath.exports import FORMATS, export
 from detnat.engine import Mapper, compile_plan
@@ -194,7 +194,7 @@ def verify(
     limit: Annotated[
         int,
         typer.Option(
-            "--limit", click_type=Decimal(), help="Show at most this many drifts (0: all)."
+            "--limit", click_type=Integer(), help="Show at most this many drifts (0: all)."
         ),
     ] = 50,
     json_out: JsonOpt = False,

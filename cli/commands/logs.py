@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli import runtime
-from cli.output import EXIT_CONFLICT, EXIT_OK, Decimal, JsonOpt, emit_json, guarded
+from cli.output import EXIT_CONFLICT, EXIT_OK, Integer, JsonOpt, emit_json, guarded
 
 if TYPE_CHECKING:
     from detnat.logs import formats
@@ -57,7 +57,7 @@ def logs_ingest(
     year: Annotated[
         int | None,
         typer.Option(
-            "--year", click_type=Decimal(), help="Year of syslog headers that carry none."
+            "--year", click_type=Integer(), help="Year of syslog headers that carry none."
         ),
     ] = None,
     tz: Annotated[

@@ -86,9 +86,6 @@ def _answer_line(query: str, answer: dict[str, object]) -> str:
     return line
 
 
-STALE_TRIES = 5  # as the API: the store moved on between the snapshot and the audit entry
-
-
 async def _ask_each(
     actor: audit.Actor,
     queries: list[str],
@@ -117,7 +114,7 @@ async def _ask_each(
         for query in queries:
             try:
                 asked = asked_of(query)
-                for _ in range(STALE_TRIES):
+                for _ in range(inquiry.STALE_TRIES):
                     try:
                         answered = await inquiry.ask_async(
                             store,
@@ -369,7 +366,7 @@ def _open_batch(
         async with store.connection() as conn:
             return await log_rows.has_logs_async(conn, ask.realm)
 
-    for _ in range(STALE_TRIES):
+    for _ in range(inquiry.STALE_TRIES):
         snapshot = _snapshot(url, snapshots)
         try:
             return loop.run(claim(snapshot.revision)), snapshot

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli import runtime
-from cli.output import Decimal, emit_json, guarded
+from cli.output import Integer, emit_json, guarded
 from cli.output import figure_text as num
 from detnat.capacity import CSV_HEADER, diff_plans
 from detnat.engine import Mapper, compile_plan, format_ipv4
@@ -150,7 +150,7 @@ def plan_approve(
     ctx: typer.Context,
     realm: Annotated[str, typer.Argument(help="Realm.")],
     version: Annotated[
-        int, typer.Argument(click_type=Decimal(), help="Version number to approve.")
+        int, typer.Argument(click_type=Integer(), help="Version number to approve.")
     ],
     content_sha256: Annotated[
         str | None,
@@ -206,7 +206,7 @@ def plan_history(realm: str, json_out: StoreJsonOpt = False) -> None:
 def plan_show(
     realm: str,
     version: Annotated[
-        int | None, typer.Argument(click_type=Decimal(), help="Version (default: latest).")
+        int | None, typer.Argument(click_type=Integer(), help="Version (default: latest).")
     ] = None,
     json_out: StoreJsonOpt = False,
 ) -> None:

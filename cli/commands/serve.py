@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.output import Decimal, guarded
+from cli.output import Integer, guarded
 from detnat.errors import Unavailable
 from detnat.settings import get_settings
 
@@ -18,8 +18,8 @@ app = typer.Typer()
 @guarded
 def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", click_type=Decimal(min=0, max=65535))] = 8000,
-    workers: Annotated[int, typer.Option("--workers", click_type=Decimal(min=1))] = 1,
+    port: Annotated[int, typer.Option("--port", click_type=Integer(min=0, max=65535))] = 8000,
+    workers: Annotated[int, typer.Option("--workers", click_type=Integer(min=1))] = 1,
     access_log: Annotated[
         bool, typer.Option("--access-log", help="Log every request (uvicorn's access log).")
     ] = False,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli import runtime
-from cli.output import Decimal, JsonOpt, emit_json, guarded
+from cli.output import Integer, JsonOpt, emit_json, guarded
 
 if TYPE_CHECKING:
     from detnat.service import tokens
@@ -79,7 +79,7 @@ def token_list(json_out: JsonOpt = False) -> None:
 @guarded
 def token_revoke(
     ctx: typer.Context,
-    token_id: Annotated[int, typer.Argument(click_type=Decimal())],
+    token_id: Annotated[int, typer.Argument(click_type=Integer())],
     json_out: JsonOpt = False,
 ) -> None:
     """Revoke a token (at once, on every worker)."""

@@ -34,7 +34,7 @@ _DIGITS = frozenset("0123456789")
 OCTET = {str(n): n for n in range(256)}
 _LENGTH = {str(n): n for n in range(129)}  # prefix lengths likewise, checked against the family
 _tuple = tuple.__new__  # builds a Prefix without its generated __new__ (a call less per query)
-_IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 
 
 def parse_ipv4(text: str, *, field: str = "address") -> int:
@@ -62,8 +62,8 @@ def parse_ipv4(text: str, *, field: str = "address") -> int:
 
 
 def _parse_ipv6(text: str, field: str) -> int:
-    if not _IPV6_CHARS.issuperset(text):
-        bad = next(c for c in text if c not in _IPV6_CHARS)
+    if not IPV6_CHARS.issuperset(text):
+        bad = next(c for c in text if c not in IPV6_CHARS)
         hint = " (zone IDs are not accepted)" if bad == "%" else ""
         raise InvalidInput(
             f"{text!r} is not an IPv6 address (character {bad!r}){hint}", field=field
@@ -176,7 +176,7 @@ def parse_prefix(text: str, *, field: str = "prefix") -> Prefix:
     if ":" in address:
         family = V6
         try:
-            if not _IPV6_CHARS.issuperset(address):
+            if not IPV6_CHARS.issuperset(address):
                 raise ValueError
             network = int.from_bytes(socket.inet_pton(socket.AF_INET6, address), "big")
         except (OSError, ValueError):

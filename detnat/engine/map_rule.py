@@ -19,7 +19,7 @@ from functools import lru_cache
 from socket import AF_INET6, inet_pton
 from typing import TYPE_CHECKING, Literal
 
-from detnat.engine.addresses import _IPV6_CHARS, OCTET, V4, V6, Prefix, parse_prefix
+from detnat.engine.addresses import IPV6_CHARS, OCTET, V4, V6, Prefix, parse_prefix
 from detnat.engine.algorithms import Algorithm, Capabilities
 from detnat.engine.mapper import (
     R_NONE,
@@ -177,7 +177,7 @@ class MapMapper(Mapper):
             # IPv6 case inlined (the same characters, inet_pton, no host bits), no Prefix made
             # for the query. Any other text takes parse_prefix below.
             address, _, length_text = query.partition("/")
-            if length_text == self._length_text and _IPV6_CHARS.issuperset(address):
+            if length_text == self._length_text and IPV6_CHARS.issuperset(address):
                 try:
                     network = _from_bytes(inet_pton(AF_INET6, address))
                 except OSError:

@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 Via = Literal["api", "cli", "web"]
 US = timedelta(microseconds=1)
 
+# How many times an answer is asked again when the store moved on before its audit entry was
+# written (a publish, a revocation: :class:`~detnat.store.lean.Stale`); the API, the CLI and
+# the batch's closing entry alike.
+STALE_TRIES = 5
+
 
 @dataclass(frozen=True)
 class Identity:
@@ -570,9 +575,6 @@ async def open_batch_async(
     await kept.cases.claim_async(
         store, ask.identity.case, actor, request_id=request_id, revision=revision
     )
-
-
-STALE_TRIES = 5
 
 
 async def record_batch_async(
