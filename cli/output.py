@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,6 +47,26 @@ class Integer(click_types.IntRange):
 
     name = "integer"
     _number_class = staticmethod(_decimal)  # type: ignore[assignment]
+
+
+_REAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
+
+
+def _real(value: object) -> float:
+    """``value`` as written in ASCII: digits, a point, an exponent (no ``nan``, ``inf``, ``_``)."""
+    if isinstance(value, float | int):
+        return float(value)
+    text = str(value)
+    if len(text) > 40 or not text.isascii() or _REAL.fullmatch(text) is None:
+        raise ValueError(text)
+    return float(text)
+
+
+class Real(click_types.FloatParamType):
+    """A number option (a share, a fraction): ASCII digits only, as :class:`Integer`."""
+
+    name = "number"
+    _number_class = staticmethod(_real)  # type: ignore[assignment]
 
 
 EXIT_OK = 0

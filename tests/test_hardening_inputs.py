@@ -319,6 +319,40 @@ def test_integer_parameters_take_ascii_decimal_digits_only(text: str) -> None:
         assert param.type.convert("7", param, None) == 7, name
 
 
+def _number_parameters() -> list[tuple[str, Any]]:
+    import typer.core
+    import typer.main
+    from typer._click import core, types
+
+    found: list[tuple[str, Any]] = []
+
+    def walk(command: core.Command, path: str) -> None:
+        for param in command.params:
+            if isinstance(param.type, types.FloatParamType):
+                found.append((f"{path} {param.name}", param))
+        if isinstance(command, typer.core.TyperGroup):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}")
+
+    walk(typer.main.get_command(cli), "detnat")
+    return found
+
+
+@pytest.mark.parametrize("text", ["０.０１", "٠.٠١", "1_0.5", " 0.1", "nan", "inf", "0x1p-3", ""])
+def test_number_options_take_ascii_only(text: str) -> None:
+    from typer._click.exceptions import BadParameter
+
+    found = _number_parameters()
+    assert {"detnat capacity size target", "detnat capacity size pool_target"} <= {
+        n for n, _ in found
+    }
+    for name, param in found:
+        with pytest.raises(BadParameter):
+            param.type.convert(text, param, None)
+        for ok, value in (("0.01", 0.01), ("1e-3", 0.001), (".5", 0.5), ("3", 3.0)):
+            assert param.type.convert(ok, param, None) == value, name
+
+
 def test_approve_with_a_non_ascii_version_is_refused_before_the_store() -> None:
     result = _run("plan", "approve", "aftr-1", "١")
     assert result.exit_code == 2, result.output

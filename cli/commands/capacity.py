@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from cli import runtime
-from cli.output import Integer, emit_json, guarded
+from cli.output import Integer, Real, emit_json, guarded
 from cli.output import figure_text as num
 from detnat.capacity import (
     DEFAULT_SAMPLES,
@@ -58,7 +58,11 @@ HistogramOpt = Annotated[
 ]
 TargetOpt = Annotated[
     float | None,
-    typer.Option("--target", help="Largest acceptable share of subscribers exceeding their block."),
+    typer.Option(
+        "--target",
+        click_type=Real(),
+        help="Largest acceptable share of subscribers exceeding their block.",
+    ),
 ]
 SeedOpt = Annotated[
     int,
@@ -212,6 +216,7 @@ def capacity_size(
         float,
         typer.Option(
             "--pool-target",
+            click_type=Real(),
             help="With --dynamic auto: largest acceptable share of addresses out of overflow.",
         ),
     ] = DEFAULT_POOL_TARGET,
