@@ -281,16 +281,18 @@ def test_platformdirs_is_a_declared_dependency() -> None:
 NOT_DECIMAL = ["١", "１", "²", "1_000", " 7", "7 ", "+7", "0x10", "", "9" * 30]
 
 
-def _integer_parameters() -> list[tuple[str, Any]]:
+def _parameters(kind: str) -> list[tuple[str, Any]]:
+    """Every parameter of the whole command tree whose type is Click's ``kind`` (or a subclass)."""
     import typer.core
     import typer.main
     from typer._click import core, types  # the Click that Typer vendors
 
+    wanted = getattr(types, kind)
     found: list[tuple[str, Any]] = []
 
     def walk(command: core.Command, path: str) -> None:
         for param in command.params:
-            if isinstance(param.type, types.IntParamType):
+            if isinstance(param.type, wanted):
                 found.append((f"{path} {param.name}", param))
         if isinstance(command, typer.core.TyperGroup):
             for name, sub in command.commands.items():
@@ -298,6 +300,10 @@ def _integer_parameters() -> list[tuple[str, Any]]:
 
     walk(typer.main.get_command(cli), "detnat")
     return found
+
+
+def _integer_parameters() -> list[tuple[str, Any]]:
+    return _parameters("IntParamType")
 
 
 def test_every_integer_parameter_is_found() -> None:
@@ -319,30 +325,11 @@ def test_integer_parameters_take_ascii_decimal_digits_only(text: str) -> None:
         assert param.type.convert("7", param, None) == 7, name
 
 
-def _number_parameters() -> list[tuple[str, Any]]:
-    import typer.core
-    import typer.main
-    from typer._click import core, types
-
-    found: list[tuple[str, Any]] = []
-
-    def walk(command: core.Command, path: str) -> None:
-        for param in command.params:
-            if isinstance(param.type, types.FloatParamType):
-                found.append((f"{path} {param.name}", param))
-        if isinstance(command, typer.core.TyperGroup):
-            for name, sub in command.commands.items():
-                walk(sub, f"{path} {name}")
-
-    walk(typer.main.get_command(cli), "detnat")
-    return found
-
-
 @pytest.mark.parametrize("text", ["０.０１", "٠.٠١", "1_0.5", " 0.1", "nan", "inf", "0x1p-3", ""])
 def test_number_options_take_ascii_only(text: str) -> None:
     from typer._click.exceptions import BadParameter
 
-    found = _number_parameters()
+    found = _parameters("FloatParamType")
     assert {"detnat capacity size target", "detnat capacity size pool_target"} <= {
         n for n, _ in found
     }
