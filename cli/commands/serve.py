@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from typing import Annotated, Any
 
 import typer
@@ -30,6 +31,10 @@ def serve(
     from detnat.store.embedded import database_url
 
     settings = get_settings()
+    # Stopped by SIGTERM (systemd, docker, kill), uvicorn shuts down and then raises the signal
+    # again: with Python's default action the process would end without its exit handlers, and
+    # the embedded Postgres would run on. As an exception, they run (exit status 128 + 15).
+    signal.signal(signal.SIGTERM, _exit_on)
     database_url(settings)  # start/migrate the store once, before the workers
     # Rate limits are kept per worker: give each its share of the configured one.
     os.environ["DETNAT_RATE_LIMIT_PER_SECOND"] = str(settings.rate_limit_per_second / workers)
@@ -49,6 +54,10 @@ def serve(
     from uvicorn.supervisors import Multiprocess
 
     Multiprocess(config, sockets=[_listening_socket(host, port)]).run()
+
+
+def _exit_on(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _listening_socket(host: str, port: int) -> Any:

@@ -10,6 +10,8 @@ SQLite (no range types, no exclusion constraints: not an option).
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
 import threading
 import warnings
@@ -38,6 +40,7 @@ def embedded_url(settings: Settings) -> str:
 
                 settings.data_dir.mkdir(parents=True, exist_ok=True)
                 server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+                atexit.register(_forget_the_dead, server)  # runs before pgserver's own (LIFO)
             except Exception as exc:
                 raise Unavailable(
                     f"cannot start the embedded Postgres in {pgdata}: {exc}; "
@@ -46,6 +49,33 @@ def embedded_url(settings: Settings) -> str:
             _started[key] = server
     uri: str = server.get_uri()  # type: ignore[attr-defined]
     return uri
+
+
+def _forget_the_dead(server: object) -> None:
+    """At this process's exit, before pgserver's own handler (which stops the server when this
+    process is the last on its list of the processes using it): take off that list the processes
+    that died without taking themselves off. A process ended by a signal runs no exit handler
+    (uvicorn re-raises the SIGTERM it caught once it has shut down, so a worker ends so), and a
+    dead process left on the list kept the server running for ever."""
+    handles = getattr(server, "global_process_id_list", None)
+    lock = getattr(type(server), "_lock", None)  # pgserver's own lock on that list
+    if handles is None or lock is None:
+        return
+    with lock:
+        pids = handles.get()
+        alive = [pid for pid in pids if pid == os.getpid() or _alive(pid)]
+        if alive != pids:
+            handles.put(alive)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def database_url(settings: Settings, *, run_migrations: bool = True) -> str:
