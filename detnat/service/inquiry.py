@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
+from detnat.errors import Unavailable
 from detnat.service import audit, lookups, revisions
 from detnat.service.answers import ForwardAnswer, ReverseAnswer
 from detnat.service.mappers import MapperCache
 from detnat.service.times import check_tolerance, parse_instant
+from detnat.store.lean import Stale
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -426,7 +428,7 @@ async def ask_async(
     """:func:`ask` on the lookup path: a new case is opened in its own statement; the entry is
     group-committed with the entries of the lookups in flight beside it, and this returns only
     after that commit (else :class:`~detnat.errors.Unavailable`: no answer), if the store is
-    still at the snapshot's revision then (else :class:`~detnat.store.async_db.Stale`: nothing
+    still at the snapshot's revision then (else :class:`~detnat.store.lean.Stale`: nothing
     was recorded, ask again at the new revision)."""
     if isinstance(query, ReverseQuery) and not await _holds_logs_or_directory_async(
         store, snapshot.revision
@@ -500,9 +502,13 @@ def open_batch(
     session: Session, actor: audit.Actor, ask: BatchAsk, *, kept: Inquiries, request_id: str
 ) -> None:
     """Check a batch's identity and open (or check) its case, before any row is read."""
+    _check_batch(ask)
+    kept.cases.claim(session, ask.identity.case, actor, request_id=request_id)
+
+
+def _check_batch(ask: BatchAsk) -> None:
     ask.identity.checked(ask.via)
     _check_tolerance(ask.tolerance, ask.via)
-    kept.cases.claim(session, ask.identity.case, actor, request_id=request_id)
 
 
 def record_batch(
@@ -570,8 +576,7 @@ async def open_batch_async(
     committed) in its own transaction, before any row is read, while the store is at
     ``revision`` (the batch's snapshot's; else :class:`~detnat.store.lean.Stale`, nothing
     written: read the snapshot again)."""
-    ask.identity.checked(ask.via)
-    _check_tolerance(ask.tolerance, ask.via)
+    _check_batch(ask)
     await kept.cases.claim_async(
         store, ask.identity.case, actor, request_id=request_id, revision=revision
     )
@@ -594,9 +599,6 @@ async def record_batch_async(
     written whatever the store's revision is by then, as the sessions' side writes it (the
     writer's check that a single answer is still the store's does not apply: a :class:`Stale`
     only names the revision to write it at)."""
-    from detnat.errors import Unavailable
-    from detnat.store.async_db import Stale
-
     detail = _batch_detail(ask, report, kind=kind, input_sha256=input_sha256)
     revision = await store.revision()
     for _ in range(STALE_TRIES):

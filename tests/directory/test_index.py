@@ -118,17 +118,22 @@ def _through_the_index(plan: Any) -> None:
             assert node.get("Index Cond") and node["Index Name"].startswith("ix_directory"), node
 
 
-@pytest.mark.parametrize("net", ["10.0.0.5/32", "10.0.0.4/30", "2001:db8:1:100::1/128"])
-def test_a_single_lookup_reads_the_table_through_the_index(store: Lab, net: str) -> None:
-    with unit_of_work(store.sessions) as s:
-        revision, held = rows_repo.prefix_lengths(s)
-    params = {
+def _asked(net: str) -> dict[str, object]:
+    """A single lookup's parameters for ``net`` over a window inside the lab's rows."""
+    return {
         "net": net,
         "lo": T0 + timedelta(minutes=30),
         "hi": T0 + timedelta(hours=6),
         "realm": "lab",
         "scoped": True,
     }
+
+
+@pytest.mark.parametrize("net", ["10.0.0.5/32", "10.0.0.4/30", "2001:db8:1:100::1/128"])
+def test_a_single_lookup_reads_the_table_through_the_index(store: Lab, net: str) -> None:
+    with unit_of_work(store.sessions) as s:
+        revision, held = rows_repo.prefix_lengths(s)
+    params = _asked(net)
     plan, rows = _plan(
         store, rows_repo._AROUND_PG, params | rows_repo._around_lengths(net, revision, held), _TYPES
     )
@@ -140,13 +145,7 @@ def test_a_single_lookup_reads_the_table_through_the_index(store: Lab, net: str)
 def test_a_single_lookup_that_knows_no_lengths_probes_every_one_through_the_index(
     store: Lab, net: str
 ) -> None:
-    params = {
-        "net": net,
-        "lo": T0 + timedelta(minutes=30),
-        "hi": T0 + timedelta(hours=6),
-        "realm": "lab",
-        "scoped": True,
-    }
+    params = _asked(net)
     every = rows_repo._around_lengths(net, None, rows_repo._EVERY_LENGTH)
     plan, rows = _plan(store, rows_repo._AROUND_PG, params | every, _TYPES)
     _through_the_index(plan)
