@@ -288,6 +288,71 @@ def bench_lookups(url: str, lookups: int, rounds: int) -> None:
     engine.dispose()
 
 
+def bench_lookups_lean(url: str, lookups: int, rounds: int, concurrency: int) -> None:
+    """The same comparison on the lookup path the API and the CLI answer through
+    (:func:`inquiry.ask_async` on psycopg alone, entries group-committed), ``concurrency``
+    lookups in flight at once (1: one after the other, as the CLI asks)."""
+    import asyncio
+
+    from detnat.store.async_db import AsyncStore
+    from detnat.store.lean import libpq_url
+
+    with psycopg.connect(libpq_url(url)) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        snap = timelines.TimelineCache().load(conn)
+    kept = inquiry.Inquiries()
+    roles = {"without accounts": Actor("p", "planner"), "with accounts": Actor("l", "legal")}
+    results: dict[str, list[tuple[float, float]]] = {label: [] for label in roles}
+    served: dict[str, float] = {label: 0.0 for label in roles}
+    server = ServerCpu(url)
+    per_round = max(concurrency, lookups // rounds)
+    counter = iter(range(10**9))
+
+    async def one(store: AsyncStore, actor: Actor, label: str) -> None:
+        n = next(counter)
+        query = inquiry.ReverseQuery(
+            f"198.18.0.{n & 3}",
+            1024 + (n * 7919) % 64000,
+            "2026-01-02T12:00:00Z",
+            inquiry.Identity(f"BENCH-{actor.role}"),
+            "api",
+        )
+        answered = await inquiry.ask_async(
+            store, actor, query, snapshot=snap, kept=kept, now=utcnow(), request_id="b"
+        )
+        if label == "with accounts":
+            assert (
+                answered.answer.get("account") is not None or answered.answer["status"] != "match"
+            )
+
+    async def run() -> None:
+        store = AsyncStore(url, concurrency)
+        try:
+            for r in range(rounds + 1):  # the first round warms up
+                for label, actor in roles.items():
+                    t, c, sv = time.perf_counter(), time.process_time(), server()
+                    for _ in range(per_round // concurrency):
+                        await asyncio.gather(
+                            *(one(store, actor, label) for _ in range(concurrency))
+                        )
+                    if r:
+                        took = (time.perf_counter() - t, time.process_time() - c)
+                        results[label].append((took[0] / per_round, took[1] / per_round))
+                        served[label] += server() - sv
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    for label, found in results.items():
+        each = served[label] / (per_round * rounds) * 1e3
+        line = f"lean c={concurrency} " + _spread(label, found, 1e3, "ms")
+        print(line + f", server cpu {each:5.2f} ms")
+    server.close()
+    base = statistics.median(w for w, _ in results["without accounts"])
+    withacc = statistics.median(w for w, _ in results["with accounts"])
+    print(f"lean c={concurrency}: with / without accounts, median wall: {withacc / base:.2f}x")
+
+
 def bench_batch(url: str, complaints_n: int, rounds: int) -> None:
     engine = make_engine(url)
     sessions = make_sessions(engine)
@@ -334,15 +399,20 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=2000)
     parser.add_argument("--complaints", type=int, default=16384)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--only", choices=["ingest", "lookups", "batch"])
+    parser.add_argument("--only", choices=["ingest", "lookups", "lean", "batch"])
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="lookups in flight at once on the lean path"
+    )
     args = parser.parse_args()
     with throwaway_database() as url:
         if args.only in (None, "ingest"):
             bench_ingest(url, args.records)
-        if args.only in (None, "lookups", "batch"):
+        if args.only in (None, "lookups", "lean", "batch"):
             setup_lookups(url)
         if args.only in (None, "lookups"):
             bench_lookups(url, args.lookups, args.rounds)
+        if args.only in (None, "lean"):
+            bench_lookups_lean(url, args.lookups, args.rounds, args.concurrency)
         if args.only in (None, "batch"):
             bench_batch(url, args.complaints, args.rounds)
 
