@@ -370,22 +370,33 @@ def answer_rows(
                 if len(realms) == 1:
                     answers.realm_of[row] = realms.pop()
 
-    # No candidate: no plan, or an address no plan held.
-    for row in np.flatnonzero(alive & (counts == 0)).tolist():
-        try:
-            decided = lookups.without_candidates(
-                snapshot,
-                int(ips[row]),
-                from_us(int(start[row])),
-                from_us(int(end[row])),
-                realm_named=query.realm is not None,
-                retired=bool(retired[row]),
-            )
-        except QueryError as exc:
-            errors[row] = exc.message
-            continue
-        status[row] = _STATUS[decided["status"]]
-        reason[row] = _REASON[decided.get("reason", "")]
+    # No candidate: no plan, or an address no plan held (the rule of without_candidates).
+    none = np.flatnonzero(alive & (counts == 0))
+    if len(none):
+        refused, not_in_pool = lookups.without_candidates_many(
+            snapshot,
+            ips[none],
+            start[none],
+            end[none],
+            realm_named=query.realm is not None,
+            retired=retired[none],
+        )
+        status[none] = _STATUS[Status.NO_PLAN_IN_FORCE.value]
+        reason[none] = _REASON[Reason.NO_PLAN.value]
+        status[none[not_in_pool]] = _STATUS[Status.NO_MAPPING.value]
+        reason[none[not_in_pool]] = _REASON[Reason.NOT_IN_POOL.value]
+        for row in none[refused].tolist():
+            status[row] = reason[row] = 0
+            try:
+                lookups.without_candidates(
+                    snapshot,
+                    int(ips[row]),
+                    from_us(int(start[row])),
+                    from_us(int(end[row])),
+                    realm_named=query.realm is not None,
+                )
+            except QueryError as exc:
+                errors[row] = exc.message
     if query.logs is not None:
         with query.asking:
             _consult_logs(query.logs, ips, ports, start, end, answers, query.realm)
