@@ -369,10 +369,10 @@ class BatchLogs:
             conn = store.raw_connection(self.session)
             store.without_jit(conn)
             found = store.deciding(conn, self.realm, key[first], start[first], end[first])
-            if any(f[7] not in self._realms for f in found):
+            if not set(np.unique(found.realm_id).tolist()) <= self._realms.keys():
                 self._realms = store.realm_names(conn)
         # Per question held by one interval: the answer of decide for it, its inside key, realm.
-        q, inside, opened, unknown, conflict, seen_from, seen_to, realm_id = _columns(found)
+        q, inside, opened, unknown, conflict, seen_from, seen_to, realm_id = found
         hits = np.bincount(q, minlength=asked)
         one = hits[q] == 1
         q, inside = q[one], [x for x, alone in zip(inside, one.tolist(), strict=True) if alone]
@@ -553,28 +553,6 @@ class BatchLogs:
             np.concatenate((told.realm, realm_of)),
             realms,
         )
-
-
-def _columns(found: list[tuple[Any, ...]]) -> tuple[Any, ...]:
-    """The rows of :func:`detnat.store.logs.deciding` as columns: question numbers, inside keys
-    (a list), open, unknown start, conflict, seen from, seen to, realm ids."""
-    import numpy as np
-
-    if not found:
-        nothing = np.zeros(0, dtype=np.int64)
-        flags = np.zeros(0, dtype=np.bool_)
-        return nothing, [], flags, flags, flags, nothing, nothing, nothing
-    q, inside, opened, unknown, conflict, seen_from, seen_to, realm = zip(*found, strict=True)
-    return (
-        np.array(q, dtype=np.int64),
-        list(inside),
-        np.array(opened, dtype=np.bool_),
-        np.array(unknown, dtype=np.bool_),
-        np.array(conflict, dtype=np.bool_),
-        np.array(seen_from, dtype=np.int64),
-        np.array(seen_to, dtype=np.int64),
-        np.array(realm, dtype=np.int64),
-    )
 
 
 # The words of the rows BatchLogs decides by arrays (the rule of combine, spelt out).

@@ -164,7 +164,7 @@ def _same_rows(
         _insert(conn, ids, rows)
         names = store.realm_names(conn)
         for realm in (None, names[ids[0]], names[ids[1]]):
-            found = sorted(store.deciding(conn, realm, keys, starts, ends))
+            found = sorted(store.deciding(conn, realm, keys, starts, ends).rows())
             with conn.cursor() as cur:
                 cur.execute(
                     REFERENCE,
