@@ -554,7 +554,25 @@ def drop_month(session: Session, realm_id: int, month: str) -> None:
 
 # -- lookups: one round trip (and the async twin for the API's lookup path) -----------------------
 
-_SHOWN = (
+# The span of ports of an interval, and its bounds with none taken as infinite: columns of the
+# B-tree ``ix_log_intervals_block_time`` (migration 0010), written as it is.
+_SPAN = "(port_last - port_first)"
+_FROM = "coalesce(lower(during), '-infinity'::timestamptz)"
+_TO = "coalesce(upper(during), 'infinity'::timestamptz)"
+# The (realm, span) pairs the intervals have, ``{realm}`` an extra condition: the index's first
+# two columns walked from one distinct pair to the next, the next span of the realm or else the
+# first of the next realm (a descent each; a realm's blocks have few shapes).
+_SHAPES = (
+    "WITH RECURSIVE shapes(realm_id, span) AS ("
+    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE true{{realm}} "
+    f"ORDER BY realm_id, {_SPAN} LIMIT 1) "
+    "UNION ALL SELECT x.* FROM shapes h CROSS JOIN LATERAL ("
+    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE realm_id = h.realm_id AND {_SPAN} > "
+    f"h.span{{realm}} ORDER BY {_SPAN} LIMIT 1) UNION ALL "
+    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE realm_id > h.realm_id{{realm}} "
+    f"ORDER BY realm_id, {_SPAN} LIMIT 1) LIMIT 1) AS x) "
+)
+_SHOWN_COLUMNS = (
     "SELECT i.realm_id, i.public, i.port_first, i.port_last, i.port_step, i.protocol, i.inside, "
     "i.during, i.open, i.unknown_start, i.conflict, i.lines, i.interim_deadline, "
     "r.name AS realm_name, " + _PERIODS + ", "
@@ -562,11 +580,23 @@ _SHOWN = (
     "e.realm_id = i.realm_id AND e.at = to_timestamp(0) + (l->>1)::bigint * interval "
     "'1 microsecond' AND e.line_sha256 = l->>4)), '{{}}'::jsonb) "
     "FROM jsonb_array_elements(i.lines) AS l) AS texts "
-    "FROM log_intervals i JOIN realms r ON r.id = i.realm_id "
 )
+_SHOWN = _SHOWN_COLUMNS + "FROM log_intervals i JOIN realms r ON r.id = i.realm_id "
+# The intervals that hold ``{key}`` (public * 65536 + port) at some instant of the closed window
+# ``[{start}, {end}]``, as the batch's DECIDING finds them: per shape, the B-tree range of
+# ``port_first`` in ``[port - span, port]`` of the address, the window tested on the index
+# entries; then the window exactly and the step (a GiST probe on ``(ports, during)`` found them
+# before: ``tests/logs/test_batch_index.py`` holds the two alike).
 _ANSWERING = (
-    _SHOWN + "WHERE i.ports @> CAST({key} AS bigint) AND i.during && tstzrange({start}, {end}, "
-    "'[]') AND ({port} - i.port_first) {mod} i.port_step = 0"
+    _SHAPES.format(realm="")
+    + _SHOWN_COLUMNS
+    + "FROM shapes h CROSS JOIN LATERAL (SELECT * FROM log_intervals WHERE realm_id = h.realm_id "
+    f"AND {_SPAN} = h.span AND public = CAST({{key}} AS bigint) >> 16 AND port_first >= "
+    "CAST({port} AS integer) - h.span AND port_first <= CAST({port} AS integer) AND "
+    f"{_FROM} <= CAST({{end}} AS timestamptz) AND {_TO} >= CAST({{start}} AS timestamptz) "
+    "OFFSET 0) AS i JOIN realms r ON r.id = i.realm_id "
+    "WHERE i.during && tstzrange({start}, {end}, '[]') AND ({port} - i.port_first) {mod} "
+    "i.port_step = 0"
 )
 # A subscriber's logged blocks at an instant (forward lookups): inside keys in its prefix.
 _HELD_BY = (
@@ -686,24 +716,6 @@ _AT = (
     "interval '1 microsecond'"
 )
 _LINE_AT = "(SELECT {f}((l->>1)::bigint) FROM jsonb_array_elements(i.lines) AS l)"
-# The span of ports of an interval, and its bounds with none taken as infinite: columns of the
-# B-tree ``ix_log_intervals_block_time`` (migration 0010), written as it is.
-_SPAN = "(port_last - port_first)"
-_FROM = "coalesce(lower(during), '-infinity'::timestamptz)"
-_TO = "coalesce(upper(during), 'infinity'::timestamptz)"
-# The (realm, span) pairs the intervals have, ``{realm}`` an extra condition: the index's first
-# two columns walked from one distinct pair to the next, the next span of the realm or else the
-# first of the next realm (a descent each; a realm's blocks have few shapes).
-_SHAPES = (
-    "WITH RECURSIVE shapes(realm_id, span) AS ("
-    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE true{{realm}} "
-    f"ORDER BY realm_id, {_SPAN} LIMIT 1) "
-    "UNION ALL SELECT x.* FROM shapes h CROSS JOIN LATERAL ("
-    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE realm_id = h.realm_id AND {_SPAN} > "
-    f"h.span{{realm}} ORDER BY {_SPAN} LIMIT 1) UNION ALL "
-    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE realm_id > h.realm_id{{realm}} "
-    f"ORDER BY realm_id, {_SPAN} LIMIT 1) LIMIT 1) AS x) "
-)
 # The questions: ``key`` = public * 65536 + port and the closed window ``[s, e]``, sent as binary
 # arrays (:func:`deciding_params`), numbered from 0 in the order sent.
 _QUESTIONS = (
