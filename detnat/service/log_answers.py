@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -473,7 +474,7 @@ class BatchLogs:
     def _subscriber(self, inside: str) -> str:
         text = self._subscribers.get(inside)
         if text is None:
-            text = self._subscribers[inside] = subscriber_of(inside)
+            text = self._subscribers[inside] = subscriber_text(inside)
         return text
 
     def _slowly(
@@ -553,6 +554,18 @@ class BatchLogs:
             np.concatenate((told.realm, realm_of)),
             realms,
         )
+
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
+def subscriber_text(inside: str) -> str:
+    """:func:`~detnat.logs.settle.subscriber_of`, an IPv4 address in canonical text (most inside
+    keys of a CGN) without parsing it: the address and ``/32``."""
+    if _DOTTED_QUAD.fullmatch(inside):
+        return inside + "/32"
+    return subscriber_of(inside)
 
 
 # The words of the rows BatchLogs decides by arrays (the rule of combine, spelt out).

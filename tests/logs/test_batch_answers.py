@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from detnat.logs.events import EventKind
+from detnat.logs.settle import subscriber_of
 from detnat.service import batch_lookups, log_answers, lookups, plans
 from detnat.service.timelines import TimelineCache
 from detnat.store import logs as store
@@ -183,3 +184,21 @@ def test_rows_the_logs_answer_otherwise_are_written_with_their_own_answer(
         f"{public},7000,{at},no_mapping,not_logged,",
         f"{public},2500,{at},match,,10.0.0.1/32",
     ]
+
+
+@given(
+    st.ip_addresses(v=4).map(str)
+    | st.lists(st.text("0123456789", min_size=1, max_size=3), min_size=3, max_size=5).map(".".join)
+    | st.text(alphabet="0123456789./", min_size=7, max_size=18)
+    | st.ip_addresses(v=6).map(str)
+)
+def test_an_inside_key_reads_as_the_subscriber_the_single_lookup_names(inside: str) -> None:
+    """The batch's shortcut for dotted quads gives the subscriber of ``subscriber_of`` (and
+    refuses what it refuses)."""
+    try:
+        expected = subscriber_of(inside)
+    except ValueError:
+        with pytest.raises(ValueError):
+            log_answers.subscriber_text(inside)
+        return
+    assert log_answers.subscriber_text(inside) == expected
