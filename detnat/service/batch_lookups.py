@@ -496,8 +496,9 @@ def _texts_table(texts: list[str]) -> tuple[Bytes, Ints]:
     encoded = [text.encode("utf-8", "surrogateescape") for text in texts]
     size = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
     table = np.zeros((len(encoded), int(size.max(initial=0))), dtype=np.uint8)
-    for k, data in enumerate(encoded):
-        table[k, : len(data)] = np.frombuffer(data, dtype=np.uint8)
+    flat = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    row = np.repeat(np.arange(len(encoded)), size)
+    table[row, np.arange(len(flat)) - np.repeat(np.cumsum(size) - size, size)] = flat
     return table, size
 
 
