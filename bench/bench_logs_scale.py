@@ -15,8 +15,7 @@ generated in SQL as a month of port-block allocations would make them: addresses
 built after the load (as a restore would); nothing of the ingest path is timed here (see
 ``bench_logs.py``).
 
-Then: ``EXPLAIN`` of the single lookup's query and of the batch's query (the single's must use the
-GiST index ``ix_log_intervals_ports_during``, the batch's the B-tree
+Then: ``EXPLAIN`` of the single lookup's query and of the batch's query (both walk the B-tree
 ``ix_log_intervals_block_time`` of migration 0010), ``--lookups`` single reverse lookups (the plan
 answer, then :func:`detnat.service.log_answers.consult`, as a lookup does; p50/p99 in ms), and a
 batch of ``--batch`` rows through ``reverse_csv_at`` with the logs asked per chunk (rows/s, wall
@@ -260,7 +259,7 @@ def _cpu_text(before: float | None, after: float | None, per: int) -> str:
 
 
 def explain(url: str, sample: list[tuple[int, int, int, int, str]]) -> None:
-    """The plans of the single query (the GiST index) and the batch query (the B-tree)."""
+    """The plans of the single query and the batch query (both the B-tree)."""
     from detnat.store import logs as store
 
     public, port, s_us, e_us, _ = sample[0]

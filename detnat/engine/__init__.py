@@ -43,6 +43,7 @@ from detnat.engine.mapper import (
     Mapper,
     PortSharing,
     check_port,
+    non_public_many,
     non_public_reason,
     parse_public_address,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "compile_plan",
     "format_address",
     "format_ipv4",
+    "non_public_many",
     "non_public_reason",
     "parse_address",
     "parse_prefix",

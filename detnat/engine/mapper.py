@@ -105,6 +105,16 @@ def non_public_reason(address: int) -> str | None:
     return None
 
 
+def non_public_many(addresses: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """:func:`non_public_reason` is not None, for many addresses at once."""
+    import numpy as np
+
+    non_public = np.zeros(addresses.shape, dtype=bool)
+    for lo, hi, _ in _NON_PUBLIC:
+        non_public |= (addresses >= lo) & (addresses <= hi)
+    return non_public
+
+
 @dataclass(frozen=True)
 class BulkAnswers:
     """Vectorised reverse answers: codes into STATUS_CODES / REASON_CODES, subscriber numbers."""
@@ -404,10 +414,7 @@ class Mapper(ABC):
         status = _status_of_reason()[reason]
         missing = np.flatnonzero(reason == R_NOT_IN_POOL)
         if missing.size:
-            values = ips[missing]
-            non_public = np.zeros(values.shape, dtype=bool)
-            for lo, hi, _ in _NON_PUBLIC:
-                non_public |= (values >= lo) & (values <= hi)
+            non_public = non_public_many(ips[missing])
             if non_public.any():
                 if bad is None:
                     bad = np.zeros(ips.shape, dtype=bool)

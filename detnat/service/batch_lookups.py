@@ -158,15 +158,15 @@ _FROM_ENGINE_REASON = np.array(
 
 class BatchLogsAsked(Protocol):
     """What a batch asks of the NAT's own logs: given ips, ports, window starts and ends (µs)
-    and the rows (row -> status, reason, subscriber) whose status is one of ``consulted``, the
-    rows the logs answer, with their answers."""
+    and the rows whose status is one of ``consulted`` with the plans' answers (:class:`LogsAsked`),
+    the rows the logs answer otherwise, with their answers (:class:`LogsTold`; None: none)."""
 
     asked: bool  # the store holds logs this batch may read
     consulted: frozenset[str]
 
     def __call__(
-        self, ips: Ints, ports: Ints, start_us: Ints, end_us: Ints, said: dict[int, _Said]
-    ) -> dict[int, _Told]: ...
+        self, ips: Ints, ports: Ints, start_us: Ints, end_us: Ints, said: LogsAsked
+    ) -> LogsTold | None: ...
 
     def sharing(self, asked: list[tuple[int, int, int]]) -> list[set[str]]:
         """For each (address, window start, window end in µs), the subscribers the logs show
@@ -174,8 +174,31 @@ class BatchLogsAsked(Protocol):
         ...
 
 
-_Said = tuple[str, str, str]  # status, reason, subscriber
-_Told = tuple[str, str, str, str | None]  # status, reason, subscriber, realm of a log match
+@dataclass(frozen=True)
+class LogsAsked:
+    """The rows a batch asks the logs about and what the plans answered: ``rows`` (ascending),
+    their status and reason codes (:data:`STATUS_WORDS`, :data:`REASON_WORDS`);
+    ``subscribers(rows)`` gives the subscriber of each of ``rows`` (those the plans matched)."""
+
+    rows: Ints
+    status: npt.NDArray[np.uint8]
+    reason: npt.NDArray[np.uint8]
+    subscribers: Callable[[list[int]], dict[int, str]]
+
+
+@dataclass(frozen=True)
+class LogsTold:
+    """The rows whose answer the logs change: ``rows``, their status and reason codes, their
+    subscriber (an index into ``texts``; -1: none) and, for a row the logs match, the realm of
+    the allocation (an index into ``realms``; -1: not known)."""
+
+    rows: Ints
+    status: npt.NDArray[np.uint8]
+    reason: npt.NDArray[np.uint8]
+    subscriber: Ints
+    texts: list[str]
+    realm: Ints
+    realms: list[str]
 
 
 class BatchAccountsAsked(Protocol):
@@ -200,6 +223,8 @@ class _Answers:
     reason: npt.NDArray[np.uint8]
     matched: list[tuple[Ints, Mapper, Ints]] = field(default_factory=list)
     texts: dict[int, str] = field(default_factory=dict)
+    # Rows the logs answered otherwise (after ``matched``, which they override; not in ``texts``).
+    told: list[LogsTold] = field(default_factory=list)
     # Only when the query asks for accounts: each row's account ('' where none) and the
     # directory's status for it ('identified', 'ambiguous', 'not_covered'; '' where not asked).
     account: list[str] | None = None
@@ -227,6 +252,10 @@ class _Answers:
         for rows, mapper, numbers in self.matched:
             for row, number in zip(rows.tolist(), numbers.tolist(), strict=True):
                 out[row] = str(mapper.subscriber_at(number))
+        for told in self.told:
+            texts = [*told.texts, ""]  # index -1: none
+            for row, k in zip(told.rows.tolist(), told.subscriber.tolist(), strict=True):
+                out[row] = texts[k]
         for row, text in self.texts.items():
             out[row] = text
         return out
@@ -239,6 +268,11 @@ class _Answers:
             hit = np.isin(matched, wanted)
             for row, number in zip(matched[hit].tolist(), numbers[hit].tolist(), strict=True):
                 out[row] = str(mapper.subscriber_at(number))
+        for told in self.told:
+            texts = [*told.texts, ""]  # index -1: none
+            hit = np.isin(told.rows, wanted)
+            for row, k in zip(told.rows[hit].tolist(), told.subscriber[hit].tolist(), strict=True):
+                out[row] = texts[k]
         for row in rows:
             if row in self.texts:
                 out[row] = self.texts[row]
@@ -370,22 +404,33 @@ def answer_rows(
                 if len(realms) == 1:
                     answers.realm_of[row] = realms.pop()
 
-    # No candidate: no plan, or an address no plan held.
-    for row in np.flatnonzero(alive & (counts == 0)).tolist():
-        try:
-            decided = lookups.without_candidates(
-                snapshot,
-                int(ips[row]),
-                from_us(int(start[row])),
-                from_us(int(end[row])),
-                realm_named=query.realm is not None,
-                retired=bool(retired[row]),
-            )
-        except QueryError as exc:
-            errors[row] = exc.message
-            continue
-        status[row] = _STATUS[decided["status"]]
-        reason[row] = _REASON[decided.get("reason", "")]
+    # No candidate: no plan, or an address no plan held (the rule of without_candidates).
+    none = np.flatnonzero(alive & (counts == 0))
+    if len(none):
+        refused, not_in_pool = lookups.without_candidates_many(
+            snapshot,
+            ips[none],
+            start[none],
+            end[none],
+            realm_named=query.realm is not None,
+            retired=retired[none],
+        )
+        status[none] = _STATUS[Status.NO_PLAN_IN_FORCE.value]
+        reason[none] = _REASON[Reason.NO_PLAN.value]
+        status[none[not_in_pool]] = _STATUS[Status.NO_MAPPING.value]
+        reason[none[not_in_pool]] = _REASON[Reason.NOT_IN_POOL.value]
+        for row in none[refused].tolist():
+            status[row] = reason[row] = 0
+            try:
+                lookups.without_candidates(
+                    snapshot,
+                    int(ips[row]),
+                    from_us(int(start[row])),
+                    from_us(int(end[row])),
+                    realm_named=query.realm is not None,
+                )
+            except QueryError as exc:
+                errors[row] = exc.message
     if query.logs is not None:
         with query.asking:
             _consult_logs(query.logs, ips, ports, start, end, answers, query.realm)
@@ -424,21 +469,37 @@ def _consult_logs(
     if not logs.asked:
         return
     codes = [_STATUS[word] for word in logs.consulted]
-    asked = np.flatnonzero(np.isin(answers.status, codes)).tolist()
-    if not asked:
+    asked = np.flatnonzero(np.isin(answers.status, codes))
+    if not len(asked):
         return
-    subscribers = answers.subscribers_of(asked)
-    said = {
-        n: (STATUS_WORDS[answers.status[n]], REASON_WORDS[answers.reason[n]], subscribers[n])
-        for n in asked
-    }
-    for n, (status, reason, subscriber, matched_in) in logs(ips, ports, start, end, said).items():
-        answers.status[n] = _STATUS[status]
-        answers.reason[n] = _REASON[reason]
-        answers.texts[n] = subscriber
-        known = matched_in or realm
+    said = LogsAsked(asked, answers.status[asked], answers.reason[asked], answers.subscribers_of)
+    told = logs(ips, ports, start, end, said)
+    if told is None or not len(told.rows):
+        return
+    answers.status[told.rows] = told.status
+    answers.reason[told.rows] = told.reason
+    answers.told.append(told)
+    if answers.texts:
+        for n in told.rows.tolist():
+            answers.texts.pop(n, None)
+    # the realm of the rows the logs match: the allocation's, or else the one asked about
+    realms = [*told.realms, realm]  # index -1: the realm asked about (None: not known)
+    matched = told.status == _STATUS[Status.MATCH.value]
+    for k in np.unique(told.realm[matched]).tolist():
+        known = realms[k]
         if known is not None:
-            answers.realm_of[n] = known
+            answers.realm_rows.append((told.rows[matched & (told.realm == k)], known))
+
+
+def _texts_table(texts: list[str]) -> tuple[Bytes, Ints]:
+    """Texts as the rows of a zero-padded byte table, and their lengths."""
+    encoded = [text.encode("utf-8", "surrogateescape") for text in texts]
+    size = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    table = np.zeros((len(encoded), int(size.max(initial=0))), dtype=np.uint8)
+    flat = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    row = np.repeat(np.arange(len(encoded)), size)
+    table[row, np.arange(len(flat)) - np.repeat(np.cumsum(size) - size, size)] = flat
+    return table, size
 
 
 def _rows_by_realm(query: BatchQuery, ips: Ints, alive: Ints) -> Iterator[tuple[int, Ints]]:
@@ -813,6 +874,26 @@ class _CsvRun:
             tails[rows, at + size] = 10
             lengths[rows] = at + size + 1
         written = {i: error_tail(message) for i, message in errors.items()}
+        for told in answers.told:  # after the plans' matches: the logs' answer replaces theirs
+            rows = told.rows
+            tails[rows] = self.tail_table[code[rows]]
+            lengths[rows] = self.tail_lengths[code[rows]]
+            named = told.subscriber >= 0
+            if not named.any():
+                continue
+            text, size = _texts_table(told.texts)
+            if text.shape[1] > tails.shape[1] - at - 1:  # too wide for the table: from Python
+                for row, k in zip(
+                    rows[named].tolist(), told.subscriber[named].tolist(), strict=True
+                ):
+                    written[row] = f",{STATUS_WORDS[status[row]]},,{told.texts[k]}\n".encode(
+                        "utf-8", "surrogateescape"
+                    )
+                continue
+            rows, which = rows[named], told.subscriber[named]
+            tails[rows, at : at + text.shape[1]] = text[which]
+            tails[rows, at + size[which]] = 10
+            lengths[rows] = at + size[which] + 1
         for i, subscriber in answers.texts.items():
             if i not in errors:
                 written[i] = (

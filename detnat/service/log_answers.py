@@ -24,8 +24,10 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +45,8 @@ from detnat.store import logs as store
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from detnat.service.batch_lookups import LogsAsked, LogsTold
 
 US = timedelta(microseconds=1)
 
@@ -328,30 +332,25 @@ class BatchLogs:
     consulted = frozenset(status.value for status in CONSULTED)  # the statuses logs may change
 
     def __call__(
-        self,
-        ips: Any,
-        ports: Any,
-        start_us: Any,
-        end_us: Any,
-        said: dict[int, tuple[str, str, str]],
-    ) -> dict[int, tuple[str, str, str, str | None]]:
-        """What the logs say of the rows of ``said`` (row -> status, reason, subscriber, each
-        row's status one of :attr:`consulted`): the rows they answer, with their answers and,
-        for a row the logs match, the realm of the allocation (None otherwise)."""
-        if not self.asked or not said:
-            return {}
-        # Rows the logs cannot change (combine): a plan's no_mapping for another reason.
-        wanted = [
-            n
-            for n, (status, reason, _) in said.items()
-            if status in _PLAN_ANSWERS_ALWAYS or (status in _PLAN_ANSWERS_IF and reason in _IF)
-        ]
-        if not wanted:
-            return {}
+        self, ips: Any, ports: Any, start_us: Any, end_us: Any, said: LogsAsked
+    ) -> LogsTold | None:
+        """What the logs say of the rows of ``said`` (their status one of :attr:`consulted`):
+        the rows whose answer they change, with their answers and, for a row the logs match, the
+        realm of the allocation."""
+        if not self.asked or not len(said.rows):
+            return None
         import numpy as np  # batches only: a single lookup starts without it
 
-        rows = np.array(wanted, dtype=np.int64)
-        rows.sort()
+        from detnat.service.batch_lookups import LogsTold
+
+        codes = _Codes.get()
+        # Rows the logs cannot change (combine): a plan's no_mapping for another reason.
+        wanted = np.isin(said.status, codes.always) | (
+            np.isin(said.status, codes.if_status) & np.isin(said.reason, codes.if_reason)
+        )
+        rows, status, reason = said.rows[wanted], said.status[wanted], said.reason[wanted]
+        if not len(rows):
+            return None
         key = (
             np.asarray(ips, dtype=np.int64)[rows] * 65536 + np.asarray(ports, dtype=np.int64)[rows]
         )
@@ -371,46 +370,82 @@ class BatchLogs:
             conn = store.raw_connection(self.session)
             store.without_jit(conn)
             found = store.deciding(conn, self.realm, key[first], start[first], end[first])
-            if any(f[7] not in self._realms for f in found):
+            if not set(np.unique(found.realm_id).tolist()) <= self._realms.keys():
                 self._realms = store.realm_names(conn)
-        q = np.fromiter((f[0] for f in found), dtype=np.int64, count=len(found))
-        hits = np.bincount(q, minlength=asked).tolist()
-        # Per question held by one interval: its inside key, answer and realm.
-        inside: dict[int, str] = {}
-        decided: dict[int, tuple[str, str, str]] = {}
-        realm_of: dict[int, str] = {}
-        starts, ends = start[first].tolist(), end[first].tolist()
-        for f in found:
-            u = f[0]
-            if hits[u] == 1:
-                inside[u] = f[1]
-                decided[u] = self._decided(f, starts[u], ends[u])
-                realm_of[u] = self._realms[f[7]]
-        logs_asked = self.realm is not None
-        changed: dict[int, tuple[str, str, str, str | None]] = {}
-        several: list[int] = []
-        for n, u in zip(rows.tolist(), back.tolist(), strict=True):
-            count = hits[u]
-            if count > 1:
-                several.append(n)
-                continue
-            status, _, subscriber = said[n]
-            if status == _MATCH:
-                if count and not self._agrees(inside[u], subscriber):
-                    changed[n] = (*_DISAGREE, None)
-                continue
-            if count == 0:
-                if logs_asked or status == _NOT_DETERMINISTIC:
-                    now = _NOT_LOGGED
-                else:
-                    continue
-            else:
-                now = decided[u]
-            if now != said[n]:
-                changed[n] = (*now, realm_of[u] if count and now[0] == _MATCH else None)
-        if several:
-            changed.update(self._slowly(several, ips, ports, start_us, end_us, said))
-        return changed
+        # Per question held by one interval: the answer of decide for it, its inside key, realm.
+        q, inside, opened, unknown, conflict, seen_from, seen_to, realm_id = found
+        hits = np.bincount(q, minlength=asked)
+        one = hits[q] == 1
+        q, inside = q[one], [x for x, alone in zip(inside, one.tolist(), strict=True) if alone]
+        index: dict[str, int] = {}
+        inside_of = np.full(asked, -1, dtype=np.int64)
+        inside_of[q] = [index.setdefault(x, len(index)) for x in inside]
+        insides = list(index)
+        texts = [self._subscriber(x) for x in insides]
+        covers = (seen_from[one] <= start[first][q]) & (end[first][q] <= seen_to[one])
+        decided = np.where(
+            conflict[one],
+            codes.conflict,
+            np.where(
+                covers,
+                codes.match,
+                np.where(opened[one] | unknown[one], codes.open_ended, codes.boundary),
+            ),
+        )
+        now_status = np.zeros(asked, dtype=np.uint8)
+        now_reason = np.zeros(asked, dtype=np.uint8)
+        now_status[q] = codes.status_of[decided]
+        now_reason[q] = codes.reason_of[decided]
+        realm_ids = sorted(set(realm_id[one].tolist()))
+        realm_of = np.full(asked, -1, dtype=np.int64)
+        realm_of[q] = np.searchsorted(np.array(realm_ids, dtype=np.int64), realm_id[one])
+        realms = [self._realms[r] for r in realm_ids]
+
+        count = hits[back]
+        u = back
+        plan_match = status == codes.match_status
+        new_status, new_reason = status.copy(), reason.copy()
+        # held by none: not logged, when the realm asked has logs or the plan says dynamic
+        unlogged = (count == 0) & ~plan_match
+        if self.realm is None:
+            unlogged &= status == codes.not_deterministic
+        new_status[unlogged], new_reason[unlogged] = codes.not_logged
+        # held by one: the interval's answer; a plan's match it names another key: disagree
+        alone = (count == 1) & ~plan_match
+        new_status[alone], new_reason[alone] = now_status[u[alone]], now_reason[u[alone]]
+        checked = np.flatnonzero((count == 1) & plan_match)
+        if len(checked):
+            subscribers = said.subscribers(rows[checked].tolist())
+            disagree = [
+                k
+                for k, n, held in zip(
+                    checked.tolist(),
+                    rows[checked].tolist(),
+                    inside_of[u[checked]].tolist(),
+                    strict=True,
+                )
+                if not self._agrees(insides[held], subscribers[n])
+            ]
+            new_status[disagree], new_reason[disagree] = codes.disagree
+        changed = (new_status != status) | (new_reason != reason)
+        subscriber = np.where(new_status == codes.match_status, inside_of[u], -1)
+        realm = np.where(new_status == codes.match_status, realm_of[u], -1)
+        out = (rows[changed], new_status[changed], new_reason[changed])
+        told = LogsTold(*out, subscriber[changed], texts, realm[changed], realms)
+        several = np.flatnonzero(count > 1)
+        if len(several):
+            told = self._slowly(
+                told,
+                rows[several],
+                status[several],
+                reason[several],
+                ips,
+                ports,
+                start_us,
+                end_us,
+                said,
+            )
+        return told
 
     def sharing(self, asked: list[tuple[int, int, int]]) -> list[set[str]]:
         """For each (address, window start, window end in µs) of ``asked``, the subscribers the
@@ -436,75 +471,166 @@ class BatchLogs:
             agrees = self._within[pair] = within(inside, subscriber)
         return agrees
 
-    def _decided(self, found: tuple[Any, ...], start: int, end: int) -> tuple[str, str, str]:
-        """:func:`~detnat.logs.intervals.decide` for one interval that holds the port."""
-        _, inside, opened, unknown, conflict, seen_from, seen_to, _ = found
-        if conflict:
-            return _CONFLICT
-        if seen_from <= start and end <= seen_to:
-            text = self._subscribers.get(inside)
-            if text is None:
-                text = self._subscribers[inside] = subscriber_of(inside)
-            return (_MATCH, "", text)
-        return _OPEN_ENDED if opened or unknown else _BOUNDARY
+    def _subscriber(self, inside: str) -> str:
+        text = self._subscribers.get(inside)
+        if text is None:
+            text = self._subscribers[inside] = subscriber_text(inside)
+        return text
 
     def _slowly(
         self,
-        wanted: list[int],
+        told: LogsTold,
+        wanted: Any,
+        status: Any,
+        reason: Any,
         ips: Any,
         ports: Any,
         start_us: Any,
         end_us: Any,
-        said: dict[int, tuple[str, str, str]],
-    ) -> dict[int, tuple[str, str, str, str | None]]:
-        """Rows held by several intervals: :func:`combine` over the full intervals."""
+        said: LogsAsked,
+    ) -> LogsTold:
+        """``told`` and the rows ``wanted`` held by several intervals (their plans' ``status``
+        and ``reason`` codes): :func:`combine` over the full intervals."""
+        import numpy as np
+
+        from detnat.service.batch_lookups import REASON_WORDS, STATUS_WORDS, LogsTold
+
+        rows = wanted.tolist()
         with self._lock:
             found = store.answering_many(
                 self.session,
-                wanted,
-                [int(ips[n]) * 65536 + int(ports[n]) for n in wanted],
-                [int(start_us[n]) for n in wanted],
-                [int(end_us[n]) for n in wanted],
-                [int(ports[n]) for n in wanted],
+                rows,
+                [int(ips[n]) * 65536 + int(ports[n]) for n in rows],
+                [int(start_us[n]) for n in rows],
+                [int(end_us[n]) for n in rows],
+                [int(ports[n]) for n in rows],
             )
         by_row: dict[int, list[Any]] = {}
         for row in found:
             by_row.setdefault(row.n, []).append(row)
-        changed: dict[int, tuple[str, str, str, str | None]] = {}
-        for n in wanted:
-            status, reason, subscriber = said[n]
-            answer: dict[str, Any] = {"status": Status(status), "port": int(ports[n])}
-            if reason:
-                answer["reason"] = Reason(reason)
-            if subscriber:
-                answer["subscriber"] = subscriber
+        subscribers = said.subscribers(rows)
+        codes = _Codes.get()
+        texts, realms = list(told.texts), list(told.realms)
+        changed: list[tuple[int, int, int, int, int]] = []
+        for n, plan_status, plan_reason in zip(rows, status.tolist(), reason.tolist(), strict=True):
+            before = (STATUS_WORDS[plan_status], REASON_WORDS[plan_reason], subscribers[n])
+            answer: dict[str, Any] = {"status": Status(before[0]), "port": int(ports[n])}
+            if before[1]:
+                answer["reason"] = Reason(before[1])
+            if before[2]:
+                answer["subscriber"] = before[2]
             window = (store.instant(int(start_us[n])), store.instant(int(end_us[n])))
-            rows = by_row.get(n, [])
-            asked = bool(rows) or answer["status"] is not Status.MATCH
-            fetched = _fetched(rows, self.realm, window, has_logs=asked)
+            held = by_row.get(n, [])
+            asked = bool(held) or answer["status"] is not Status.MATCH
+            fetched = _fetched(held, self.realm, window, has_logs=asked)
             combined = apply(cast(answers.ReverseAnswer, answer), fetched)
             now = (
                 str(combined["status"]),
                 str(combined.get("reason", "")),
                 combined.get("subscriber", ""),
             )
-            if now != said[n]:
-                realms = {c["realm"] for c in combined.get("log_candidates", ())}
-                one_realm = realms.pop() if len(realms) == 1 and now[0] == _MATCH else None
-                changed[n] = (*now, one_realm)
-        return changed
+            if now == before:
+                continue
+            text = realm = -1
+            if now[0] == _MATCH:
+                text = len(texts)
+                texts.append(now[2])
+                known = {c["realm"] for c in combined.get("log_candidates", ())}
+                if len(known) == 1:
+                    realm = len(realms)
+                    realms.append(known.pop())
+            changed.append((n, codes.status[now[0]], codes.reason[now[1]], text, realm))
+        if not changed:
+            return told
+        new_rows, st, re, texts_of, realm_of = (
+            np.array(c, dtype=np.int64) for c in zip(*changed, strict=True)
+        )
+        return LogsTold(
+            np.concatenate((told.rows, new_rows)),
+            np.concatenate((told.status, st.astype(np.uint8))),
+            np.concatenate((told.reason, re.astype(np.uint8))),
+            np.concatenate((told.subscriber, texts_of)),
+            texts,
+            np.concatenate((told.realm, realm_of)),
+            realms,
+        )
+
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
+def subscriber_text(inside: str) -> str:
+    """:func:`~detnat.logs.settle.subscriber_of`, an IPv4 address in canonical text (most inside
+    keys of a CGN) without parsing it: the address and ``/32``."""
+    if _DOTTED_QUAD.fullmatch(inside):
+        return inside + "/32"
+    return subscriber_of(inside)
 
 
 # The words of the rows BatchLogs decides by arrays (the rule of combine, spelt out).
 _MATCH, _NOT_DETERMINISTIC = Status.MATCH.value, Status.NOT_DETERMINISTIC.value
-_PLAN_ANSWERS_ALWAYS = frozenset({_MATCH, _NOT_DETERMINISTIC})
-_PLAN_ANSWERS_IF = frozenset({Status.NO_PLAN_IN_FORCE.value, Status.NO_MAPPING.value})
-_IF = frozenset({Reason.NO_PLAN.value, Reason.NOT_IN_POOL.value})
-_NOT_LOGGED = (Status.NO_MAPPING.value, Reason.NOT_LOGGED.value, "")
-_DISAGREE = (Status.AMBIGUOUS.value, Reason.PLAN_AND_LOG_DISAGREE.value, "")
-_CONFLICT = (Status.AMBIGUOUS.value, Reason.LOG_CONFLICT.value, "")
-_OPEN_ENDED = (Status.AMBIGUOUS.value, Reason.LOG_OPEN_ENDED.value, "")
-_BOUNDARY = (Status.AMBIGUOUS.value, Reason.LOG_BOUNDARY.value, "")
+_PLAN_ANSWERS_ALWAYS = (_MATCH, _NOT_DETERMINISTIC)
+_PLAN_ANSWERS_IF = (Status.NO_PLAN_IN_FORCE.value, Status.NO_MAPPING.value)
+_IF = (Reason.NO_PLAN.value, Reason.NOT_IN_POOL.value)
+_NOT_LOGGED = (Status.NO_MAPPING.value, Reason.NOT_LOGGED.value)
+_DISAGREE = (Status.AMBIGUOUS.value, Reason.PLAN_AND_LOG_DISAGREE.value)
+# decide for one interval that holds the port: these, in this order (_Codes.status_of / reason_of)
+_DECIDED = (
+    (Status.AMBIGUOUS.value, Reason.LOG_CONFLICT.value),
+    (_MATCH, ""),
+    (Status.AMBIGUOUS.value, Reason.LOG_OPEN_ENDED.value),
+    (Status.AMBIGUOUS.value, Reason.LOG_BOUNDARY.value),
+)
+
+
+@dataclass(frozen=True)
+class _Codes:
+    """The words above as the batch's codes (:data:`~detnat.service.batch_lookups.STATUS_WORDS`,
+    ``REASON_WORDS``), made once."""
+
+    status: dict[str, int]
+    reason: dict[str, int]
+    always: Any
+    if_status: Any
+    if_reason: Any
+    match_status: int
+    not_deterministic: int
+    not_logged: tuple[int, int]
+    disagree: tuple[int, int]
+    status_of: Any  # of the answers of decide, in the order of _DECIDED
+    reason_of: Any
+    conflict: int = 0
+    match: int = 1
+    open_ended: int = 2
+    boundary: int = 3
+
+    @staticmethod
+    @functools.cache
+    def get() -> _Codes:
+        import numpy as np
+
+        from detnat.service.batch_lookups import REASON_WORDS, STATUS_WORDS
+
+        status = {word: code for code, word in enumerate(STATUS_WORDS)}
+        reason = {word: code for code, word in enumerate(REASON_WORDS)}
+
+        def both(pair: tuple[str, str]) -> tuple[int, int]:
+            return status[pair[0]], reason[pair[1]]
+
+        return _Codes(
+            status,
+            reason,
+            np.array([status[w] for w in _PLAN_ANSWERS_ALWAYS], dtype=np.uint8),
+            np.array([status[w] for w in _PLAN_ANSWERS_IF], dtype=np.uint8),
+            np.array([reason[w] for w in _IF], dtype=np.uint8),
+            status[_MATCH],
+            status[_NOT_DETERMINISTIC],
+            both(_NOT_LOGGED),
+            both(_DISAGREE),
+            np.array([status[s] for s, _ in _DECIDED], dtype=np.uint8),
+            np.array([reason[r] for _, r in _DECIDED], dtype=np.uint8),
+        )
 
 
 # -- forward: a subscriber's logged blocks --------------------------------------------------------

@@ -25,6 +25,7 @@ from detnat.engine import (
     Allocation,
     ReverseAnswer,
     format_ipv4,
+    non_public_many,
     non_public_reason,
     parse_public_address,
 )
@@ -212,6 +213,28 @@ def without_candidates(
     if not realm_named and snapshot.plan_in_force_between(to_us(start), to_us(end)):
         return {"status": Status.NO_MAPPING, "reason": Reason.NOT_IN_POOL}
     return {"status": Status.NO_PLAN_IN_FORCE, "reason": Reason.NO_PLAN}
+
+
+def without_candidates_many(
+    snapshot: Timelines,
+    addresses: Any,
+    start_us: Any,
+    end_us: Any,
+    *,
+    realm_named: bool,
+    retired: Any,
+) -> tuple[Any, Any]:
+    """:func:`without_candidates` of many rows (numpy arrays: addresses, window bounds in µs,
+    ``retired``) at once, as two masks: ``refused`` (the rows :func:`without_candidates` refuses:
+    ask it for the message) and ``not_in_pool`` (``no_mapping`` / ``not_in_pool``); every other
+    row is ``no_plan_in_force`` / ``no_plan``."""
+    refused = ~retired & non_public_many(addresses)
+    not_in_pool = ~retired & ~refused
+    if realm_named:
+        not_in_pool &= False
+    else:
+        not_in_pool &= snapshot.plan_in_force_between(start_us, end_us)
+    return refused, not_in_pool
 
 
 def _covers(

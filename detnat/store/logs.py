@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import psycopg
 import psycopg.adapt
@@ -554,7 +554,25 @@ def drop_month(session: Session, realm_id: int, month: str) -> None:
 
 # -- lookups: one round trip (and the async twin for the API's lookup path) -----------------------
 
-_SHOWN = (
+# The span of ports of an interval, and its bounds with none taken as infinite: columns of the
+# B-tree ``ix_log_intervals_block_time`` (migration 0010), written as it is.
+_SPAN = "(port_last - port_first)"
+_FROM = "coalesce(lower(during), '-infinity'::timestamptz)"
+_TO = "coalesce(upper(during), 'infinity'::timestamptz)"
+# The (realm, span) pairs the intervals have, ``{realm}`` an extra condition: the index's first
+# two columns walked from one distinct pair to the next, the next span of the realm or else the
+# first of the next realm (a descent each; a realm's blocks have few shapes).
+_SHAPES = (
+    "WITH RECURSIVE shapes(realm_id, span) AS ("
+    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE true{{realm}} "
+    f"ORDER BY realm_id, {_SPAN} LIMIT 1) "
+    "UNION ALL SELECT x.* FROM shapes h CROSS JOIN LATERAL ("
+    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE realm_id = h.realm_id AND {_SPAN} > "
+    f"h.span{{realm}} ORDER BY {_SPAN} LIMIT 1) UNION ALL "
+    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE realm_id > h.realm_id{{realm}} "
+    f"ORDER BY realm_id, {_SPAN} LIMIT 1) LIMIT 1) AS x) "
+)
+_SHOWN_COLUMNS = (
     "SELECT i.realm_id, i.public, i.port_first, i.port_last, i.port_step, i.protocol, i.inside, "
     "i.during, i.open, i.unknown_start, i.conflict, i.lines, i.interim_deadline, "
     "r.name AS realm_name, " + _PERIODS + ", "
@@ -562,11 +580,23 @@ _SHOWN = (
     "e.realm_id = i.realm_id AND e.at = to_timestamp(0) + (l->>1)::bigint * interval "
     "'1 microsecond' AND e.line_sha256 = l->>4)), '{{}}'::jsonb) "
     "FROM jsonb_array_elements(i.lines) AS l) AS texts "
-    "FROM log_intervals i JOIN realms r ON r.id = i.realm_id "
 )
+_SHOWN = _SHOWN_COLUMNS + "FROM log_intervals i JOIN realms r ON r.id = i.realm_id "
+# The intervals that hold ``{key}`` (public * 65536 + port) at some instant of the closed window
+# ``[{start}, {end}]``, as the batch's DECIDING finds them: per shape, the B-tree range of
+# ``port_first`` in ``[port - span, port]`` of the address, the window tested on the index
+# entries; then the window exactly and the step (a GiST probe on ``(ports, during)`` found them
+# before: ``tests/logs/test_batch_index.py`` holds the two alike).
 _ANSWERING = (
-    _SHOWN + "WHERE i.ports @> CAST({key} AS bigint) AND i.during && tstzrange({start}, {end}, "
-    "'[]') AND ({port} - i.port_first) {mod} i.port_step = 0"
+    _SHAPES.format(realm="")
+    + _SHOWN_COLUMNS
+    + "FROM shapes h CROSS JOIN LATERAL (SELECT * FROM log_intervals WHERE realm_id = h.realm_id "
+    f"AND {_SPAN} = h.span AND public = CAST({{key}} AS bigint) >> 16 AND port_first >= "
+    "CAST({port} AS integer) - h.span AND port_first <= CAST({port} AS integer) AND "
+    f"{_FROM} <= CAST({{end}} AS timestamptz) AND {_TO} >= CAST({{start}} AS timestamptz) "
+    "OFFSET 0) AS i JOIN realms r ON r.id = i.realm_id "
+    "WHERE i.during && tstzrange({start}, {end}, '[]') AND ({port} - i.port_first) {mod} "
+    "i.port_step = 0"
 )
 # A subscriber's logged blocks at an instant (forward lookups): inside keys in its prefix.
 _HELD_BY = (
@@ -686,24 +716,6 @@ _AT = (
     "interval '1 microsecond'"
 )
 _LINE_AT = "(SELECT {f}((l->>1)::bigint) FROM jsonb_array_elements(i.lines) AS l)"
-# The span of ports of an interval, and its bounds with none taken as infinite: columns of the
-# B-tree ``ix_log_intervals_block_time`` (migration 0010), written as it is.
-_SPAN = "(port_last - port_first)"
-_FROM = "coalesce(lower(during), '-infinity'::timestamptz)"
-_TO = "coalesce(upper(during), 'infinity'::timestamptz)"
-# The (realm, span) pairs the intervals have, ``{realm}`` an extra condition: the index's first
-# two columns walked from one distinct pair to the next, the next span of the realm or else the
-# first of the next realm (a descent each; a realm's blocks have few shapes).
-_SHAPES = (
-    "WITH RECURSIVE shapes(realm_id, span) AS ("
-    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE true{{realm}} "
-    f"ORDER BY realm_id, {_SPAN} LIMIT 1) "
-    "UNION ALL SELECT x.* FROM shapes h CROSS JOIN LATERAL ("
-    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE realm_id = h.realm_id AND {_SPAN} > "
-    f"h.span{{realm}} ORDER BY {_SPAN} LIMIT 1) UNION ALL "
-    f"(SELECT realm_id, {_SPAN} FROM log_intervals WHERE realm_id > h.realm_id{{realm}} "
-    f"ORDER BY realm_id, {_SPAN} LIMIT 1) LIMIT 1) AS x) "
-)
 # The questions: ``key`` = public * 65536 + port and the closed window ``[s, e]``, sent as binary
 # arrays (:func:`deciding_params`), numbered from 0 in the order sent.
 _QUESTIONS = (
@@ -713,19 +725,39 @@ _QUESTIONS = (
 # Per question and shape, the intervals of that realm and span holding the port whose bounds reach
 # the window: the index range ``port_first`` in ``[port - span, port]`` of the address, the window
 # tested on the index entries; then the window exactly (the range's own bounds) and the step.
-# (The subquery stands alone, ``OFFSET 0``: one walk of the index per question and shape.)
-_DECIDING = (
+# (The subquery stands alone, ``OFFSET 0``: one walk of the index per question and shape.) The
+# seen part as instants (binary: exact µs), from the bounds or else the lines.
+_SEEN_FROM = (
+    "CASE WHEN i.unknown_start OR lower_inf(i.during) THEN "
+    + _AT.format(x="f").replace("q.f", "s.f")
+    + " ELSE lower(i.during) END"
+)
+_SEEN_TO = (
+    "CASE WHEN NOT i.open AND NOT upper_inf(i.during) THEN upper(i.during) - interval "
+    "'1 microsecond' ELSE " + _AT.format(x="t").replace("q.t", "s.t") + " END"
+)
+_DECIDING_ROWS = (
     "SELECT q.n, i.inside, i.open, i.unknown_start, i.conflict, "
-    "CASE WHEN i.unknown_start OR lower_inf(i.during) THEN " + _LINE_AT.format(f="min") + " "
-    "ELSE (extract(epoch FROM lower(i.during)) * 1000000)::bigint END, "
-    "CASE WHEN NOT i.open AND NOT upper_inf(i.during) THEN "
-    "(extract(epoch FROM upper(i.during)) * 1000000)::bigint - 1 "
-    "ELSE " + _LINE_AT.format(f="max") + " END, i.realm_id "
+    + _SEEN_FROM
+    + ", "
+    + _SEEN_TO
+    + ", i.realm_id::bigint "
     f"FROM {_QUESTIONS} CROSS JOIN shapes h "
     "CROSS JOIN LATERAL (SELECT * FROM log_intervals WHERE realm_id = h.realm_id AND "
     f"{_SPAN} = h.span AND public = q.public AND port_first >= q.port - h.span AND "
     f"port_first <= q.port AND {_FROM} <= q.e AND {_TO} >= q.s OFFSET 0) AS i "
+    "CROSS JOIN LATERAL (SELECT "
+    "CASE WHEN i.unknown_start OR lower_inf(i.during) THEN " + _LINE_AT.format(f="min") + " END, "
+    "CASE WHEN i.open OR upper_inf(i.during) THEN " + _LINE_AT.format(f="max") + " END) AS s(f, t) "
     "WHERE i.during && tstzrange(q.s, q.e, '[]') AND (q.port - i.port_first) %% i.port_step = 0"
+)
+# The rows above as one row of columns (arrays in binary, the inside keys one text: no row per
+# interval to send and read; every aggregate reads the rows in the same order).
+_DECIDING = (
+    "SELECT array_agg(n), string_agg(inside, E'\\n'), array_agg(open), array_agg(unknown_start), "
+    "array_agg(conflict), array_agg(seen_from), array_agg(seen_to), array_agg(realm_id) FROM ("
+    + _DECIDING_ROWS
+    + ") AS d(n, inside, open, unknown_start, conflict, seen_from, seen_to, realm_id)"
 )
 DECIDING = _SHAPES.format(realm="") + _DECIDING
 _IN_REALM = " AND realm_id = (SELECT id FROM realms WHERE name = %(realm)s)"
@@ -748,19 +780,53 @@ def without_jit(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SET LOCAL jit = off")
 
 
+class Decided(NamedTuple):
+    """The rows of :data:`DECIDING` as columns (numpy arrays; ``inside`` a list), one per
+    (question, interval that holds it): the question ``n``, the interval's inside key, flags,
+    seen part (:attr:`~detnat.logs.intervals.Interval.seen_from_us` and ``seen_to_us``) and
+    realm id."""
+
+    n: Any
+    inside: list[str]
+    open: Any
+    unknown_start: Any
+    conflict: Any
+    seen_from_us: Any
+    seen_to_us: Any
+    realm_id: Any
+
+    def rows(self) -> list[tuple[int, str, bool, bool, bool, int, int, int]]:
+        """The rows, one tuple each (in the order of the columns)."""
+        columns = [c if isinstance(c, list) else c.tolist() for c in self]
+        return list(zip(*columns, strict=True))
+
+
 def deciding(
     conn: psycopg.Connection[Any], realm: str | None, keys: Any, starts: Any, ends: Any
-) -> list[tuple[int, str, bool, bool, bool, int, int, int]]:
+) -> Decided:
     """For each question ``n`` (from 0: ``keys[n]`` = public * 65536 + port, the closed window
     ``[starts[n], ends[n]]`` in µs; numpy int64 arrays), the intervals that hold it (of ``realm``;
-    None: any), as (n, inside, open, unknown_start, conflict, seen_from_us, seen_to_us, realm_id):
-    one query."""
-    with with_arrays(conn.cursor()) as cur:
+    None: any): one query, one row of arrays back."""
+    import numpy as np
+
+    with with_arrays(conn.cursor(binary=True)) as cur:
+        cur.adapters.register_loader(1016, _Int8ArrayLoader)  # int8[]
+        cur.adapters.register_loader(1000, _BoolArrayLoader)  # bool[]
+        cur.adapters.register_loader(1185, _InstantArrayLoader)  # timestamptz[]
         cur.execute(
             DECIDING if realm is None else DECIDING_IN_REALM,
             deciding_params(realm, keys, starts, ends),
         )
-        return cur.fetchall()
+        row = cur.fetchone()
+    assert row is not None
+    n, inside, opened, unknown, conflict, seen_from, seen_to, realm_id = row
+    if n is None:  # no interval holds any question
+        nothing, flags = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.bool_)
+        return Decided(nothing, [], flags, flags, flags, nothing, nothing, nothing)
+    insides = inside.split("\n")
+    if len(insides) != len(n):
+        raise ValueError("an inside key of log_intervals holds a line break")
+    return Decided(n, insides, opened, unknown, conflict, seen_from, seen_to, realm_id)
 
 
 def deciding_params(realm: str | None, keys: Any, starts: Any, ends: Any) -> dict[str, Any]:
@@ -823,6 +889,48 @@ class _Int8ArrayDumper(psycopg.adapt.Dumper):
 
 class _InstantArrayDumper(_Int8ArrayDumper):
     oid = 1185  # timestamptz[]
+
+
+class _Int8ArrayLoader(psycopg.adapt.Loader):
+    """A binary one-dimensional ``bigint[]`` without NULLs as a numpy int64 array."""
+
+    format = psycopg.pq.Format.BINARY
+    element = ">i8"
+    offset = 0
+
+    def load(self, data: Any) -> Any:
+        import numpy as np
+
+        dims, nulls, _ = struct.unpack_from(">iiI", data)
+        if dims == 0:
+            return np.zeros(0, dtype=np.dtype(self.element).newbyteorder("="))
+        if dims != 1 or nulls:
+            raise ValueError("want a one-dimensional array without NULLs")
+        (count,) = struct.unpack_from(">i", data, 12)
+        kind = np.dtype([("size", ">i4"), ("value", self.element)])
+        values = np.frombuffer(data, dtype=kind, count=count, offset=20)["value"]
+        return values.astype(np.dtype(self.element).newbyteorder("=")) + self.offset
+
+
+class _BoolArrayLoader(_Int8ArrayLoader):
+    element = "?"
+
+
+class _InstantArrayLoader(_Int8ArrayLoader):
+    """A binary ``timestamptz[]`` of finite instants as µs since 1970 (µs since 2000 on the
+    wire; an infinite one is refused, as the text of its epoch would be)."""
+
+    offset = InstantArray.offset
+
+    def load(self, data: Any) -> Any:
+        import numpy as np
+
+        values = super().load(data)
+        wire = values - self.offset
+        limits = np.iinfo(np.int64)
+        if len(values) and (int(wire.max()) == limits.max or int(wire.min()) == limits.min):
+            raise ValueError("an infinite instant")
+        return values
 
 
 def with_arrays(cur: psycopg.Cursor[Any]) -> psycopg.Cursor[Any]:

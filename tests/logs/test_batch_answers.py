@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from detnat.logs.events import EventKind
+from detnat.logs.settle import subscriber_of
 from detnat.service import batch_lookups, log_answers, lookups, plans
 from detnat.service.timelines import TimelineCache
 from detnat.store import logs as store
@@ -144,3 +145,60 @@ def test_a_batch_row_is_the_single_lookup_of_the_same_question(
                 [str(answer["status"]), str(answer.get("reason", "")), answer.get("subscriber", "")]
             )
     assert got == singles
+
+
+def test_rows_the_logs_answer_otherwise_are_written_with_their_own_answer(
+    sessions: SessionFactory,
+) -> None:
+    """In one block: a port the plan gives 10.0.0.0 while a log gives it 10.0.0.1 (ambiguous,
+    no subscriber left of the plan's), a dynamic port a log gives 100.64.0.9 (its subscriber),
+    a dynamic port no log holds, and a plan's match the logs leave alone (the plan's 10.0.0.1)."""
+    n = next(_addresses)
+    public = f"198.19.{n >> 8}.{n & 255}"
+    realm = _plan_realm(sessions, f"{public}/32")
+    ingest(
+        sessions,
+        realm,
+        [
+            event(A, T0_US, "10.0.0.1", public, 1024, 1535),
+            event(R, T0_US + 60 * S, "10.0.0.1", public, 1024, 1535, line=2),
+            event(A, T0_US, "100.64.0.9", public, 6064, 6575, line=3),
+            event(R, T0_US + 60 * S, "100.64.0.9", public, 6064, 6575, line=4),
+        ],
+    )
+    at = store.instant(T0_US + 5 * S).isoformat().replace("+00:00", "Z")
+    text = "ip,port,time\n" + "".join(f"{public},{p},{at}\n" for p in (1100, 6100, 7000, 2500))
+    with sessions() as s:
+        query = batch_lookups.BatchQuery(
+            snapshot=TimelineCache().get(s),
+            now=lookups.utcnow(),
+            mappers=plans.MapperCache(),
+            realm=realm,
+            logs=log_answers.BatchLogs(s, realm),
+        )
+        out: list[str] = []
+        batch_lookups.reverse_csv_at(query, io.StringIO(text, newline=""), out.append)
+    assert "".join(out).splitlines()[1:] == [
+        f"{public},1100,{at},ambiguous,plan_and_log_disagree,",
+        f"{public},6100,{at},match,,100.64.0.9/32",
+        f"{public},7000,{at},no_mapping,not_logged,",
+        f"{public},2500,{at},match,,10.0.0.1/32",
+    ]
+
+
+@given(
+    st.ip_addresses(v=4).map(str)
+    | st.lists(st.text("0123456789", min_size=1, max_size=3), min_size=3, max_size=5).map(".".join)
+    | st.text(alphabet="0123456789./", min_size=7, max_size=18)
+    | st.ip_addresses(v=6).map(str)
+)
+def test_an_inside_key_reads_as_the_subscriber_the_single_lookup_names(inside: str) -> None:
+    """The batch's shortcut for dotted quads gives the subscriber of ``subscriber_of`` (and
+    refuses what it refuses)."""
+    try:
+        expected = subscriber_of(inside)
+    except ValueError:
+        with pytest.raises(ValueError):
+            log_answers.subscriber_text(inside)
+        return
+    assert log_answers.subscriber_text(inside) == expected

@@ -1,8 +1,10 @@
-"""The batch's statement over the B-tree of migration 0010 finds what the GiST probe found.
+"""The batch's and the single lookup's statements over the B-tree of migration 0010 find what the
+GiST probe found.
 
 :data:`detnat.store.logs.DECIDING` walks ``ix_log_intervals_block_time`` (per realm and span of
 ports, the range of ``port_first`` that can hold the port, the window tested on the index
-entries); the statement it replaced probed the GiST on ``(ports, during)``. For random interval
+entries); the statement it replaced probed the GiST on ``(ports, during)``; so did the single
+lookup's (:data:`detnat.store.logs.ANSWERING`), which now walks it too. For random interval
 rows -- two realms, blocks of several spans, strided ones, single ports, the whole range, bounds
 missing, inclusive or not -- and random questions at and around every edge, both give the same
 rows, realm named or not.
@@ -48,6 +50,11 @@ REFERENCE = (
     + ", "
     + _AT.format(x="e")
     + ", '[]') AND (q.port - i.port_first) %% i.port_step = 0"
+)
+# The single lookup's statement before it walked the B-tree too (a GiST probe), as reference.
+SINGLE_REFERENCE = store._SHOWN.format() + (
+    "WHERE i.ports @> CAST(:key AS bigint) AND i.during && tstzrange(:start, :end, '[]') AND "
+    "(:port - i.port_first) % i.port_step = 0"
 )
 S = 10**6
 T0 = 1_773_518_400 * S  # 2026-03-14T20:00:00Z
@@ -164,7 +171,7 @@ def _same_rows(
         _insert(conn, ids, rows)
         names = store.realm_names(conn)
         for realm in (None, names[ids[0]], names[ids[1]]):
-            found = sorted(store.deciding(conn, realm, keys, starts, ends))
+            found = sorted(store.deciding(conn, realm, keys, starts, ends).rows())
             with conn.cursor() as cur:
                 cur.execute(
                     REFERENCE,
@@ -181,6 +188,13 @@ def _same_rows(
                 )
             assert found == expected
             held += len(found)
+        for key, start, end in asked:  # the single lookup's statement: the same rows
+            public, port = key >> 16, key & 0xFFFF
+            window = (store.instant(start), store.instant(end))
+            single = store.answering(s, public, port, *window)
+            params = {"key": key, "port": port, "start": window[0], "end": window[1]}
+            reference = s.execute(text(SINGLE_REFERENCE), params).all()
+            assert sorted(map(repr, single)) == sorted(map(repr, reference))
         s.rollback()
     return held
 
@@ -216,8 +230,9 @@ def test_windows_that_touch_an_interval_at_an_inclusive_bound_find_it(
 def test_the_batch_statement_reads_the_intervals_through_the_b_tree(
     database: tuple[SessionFactory, list[int]],
 ) -> None:
-    """Its plan reads ``log_intervals`` through ``ix_log_intervals_block_time`` only, sequential
-    scans priced out (a small table is otherwise read whole)."""
+    """Its plan (and the single lookup's) reads ``log_intervals`` through
+    ``ix_log_intervals_block_time`` only, sequential scans priced out (a small table is
+    otherwise read whole)."""
     sessions, ids = database
     with sessions() as s:
         conn = store.raw_connection(s)
@@ -235,4 +250,11 @@ def test_the_batch_statement_reads_the_intervals_through_the_b_tree(
                 plan = "\n".join(r[0] for r in cur.fetchall())
             scans = [line for line in plan.splitlines() if "on log_intervals" in line]
             assert scans and all("ix_log_intervals_block_time" in line for line in scans), plan
+        params = {"key": 65536 + 1024, "port": 1024, "start": store.instant(T0)}
+        explained = s.execute(
+            text("EXPLAIN (COSTS OFF) " + store.ANSWERING), params | {"end": params["start"]}
+        )
+        plan = "\n".join(r[0] for r in explained)
+        scans = [line for line in plan.splitlines() if "on log_intervals" in line]
+        assert scans and all("ix_log_intervals_block_time" in line for line in scans), plan
         s.rollback()

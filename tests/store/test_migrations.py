@@ -314,7 +314,7 @@ def test_0010_keeps_batch_log_answers_alike_down_and_up() -> None:
     import numpy as np
 
     from detnat.logs.events import EventKind
-    from detnat.service import integrity, log_answers, plans
+    from detnat.service import batch_lookups, integrity, log_answers, plans
     from detnat.store.db import make_sessions, unit_of_work
     from tests.logs.conftest import OPS, T0_US, event, ingest
 
@@ -347,8 +347,33 @@ def test_0010_keeps_batch_log_answers_alike_down_and_up() -> None:
         found = []
         with sessions() as session:
             for realm in (None, "logs-a", "logs-b"):
-                said = {n: ("no_plan_in_force", "no_plan", "") for n in range(len(ips))}
-                decided = log_answers.BatchLogs(session, realm)(ips, ports, at, at, said)
+                said = batch_lookups.LogsAsked(
+                    np.arange(len(ips)),
+                    np.full(
+                        len(ips), batch_lookups.STATUS_WORDS.index("no_plan_in_force"), np.uint8
+                    ),
+                    np.full(len(ips), batch_lookups.REASON_WORDS.index("no_plan"), np.uint8),
+                    lambda rows: dict.fromkeys(rows, ""),
+                )
+                told = log_answers.BatchLogs(session, realm)(ips, ports, at, at, said)
+                decided = {}
+                if told is not None:
+                    texts = [*told.texts, ""]
+                    realms = [*told.realms, None]
+                    for n, status, reason, text, known in zip(
+                        told.rows.tolist(),
+                        told.status.tolist(),
+                        told.reason.tolist(),
+                        told.subscriber.tolist(),
+                        told.realm.tolist(),
+                        strict=True,
+                    ):
+                        decided[n] = (
+                            batch_lookups.STATUS_WORDS[status],
+                            batch_lookups.REASON_WORDS[reason],
+                            texts[text],
+                            realms[known],
+                        )
                 found.append(sorted(decided.items()))
             assert [str(b) for b in integrity.verify(session)[0]] == []
         return found
