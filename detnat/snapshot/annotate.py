@@ -1137,7 +1137,7 @@ def _in_range(column: pa.Array, values: Ints, ok: Bools, top: int) -> Ints:
 
 def addresses(column: pa.Array) -> tuple[Ints, Bools]:
     """IPv4 addresses as integers (and which rows hold one): integer or dotted-quad columns."""
-    column = _plain(column)
+    column = _plain(column, pa.uint32())
     kind = column.type
     if pa.types.is_integer(kind):
         values, ok = _integers(column)
@@ -1164,7 +1164,7 @@ def _dotted(column: pa.Array) -> tuple[Ints, Bools]:
 
 def ports(column: pa.Array) -> tuple[Ints, Bools]:
     """Ports as integers (and which rows hold one in 0-65535)."""
-    column = _plain(column)
+    column = _plain(column, pa.uint16())
     if not pa.types.is_integer(column.type):
         raise InvalidInput(f"the port column is {column.type}; want integers", field="port")
     values, ok = _integers(column)
@@ -1173,7 +1173,7 @@ def ports(column: pa.Array) -> tuple[Ints, Bools]:
 
 def instants(column: pa.Array, unit: str | None, *, field: str = "time") -> tuple[Ints, Bools]:
     """Microseconds since the epoch, UTC (and which rows hold a valid instant)."""
-    column = _plain(column)
+    column = _plain(column, pa.string())
     kind = column.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         ok = np.asarray(
@@ -1212,9 +1212,13 @@ def instants(column: pa.Array, unit: str | None, *, field: str = "time") -> tupl
     raise InvalidInput(f"the time column is {kind}", field=field)
 
 
-def _plain(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+def _plain(column: pa.Array | pa.ChunkedArray, absent: pa.DataType) -> pa.Array:
+    """``column`` as one plain array; a column typed ``null`` (every value absent: pyarrow infers
+    it from a CSV block of empty fields, or a pandas column of None) as ``absent``'s nulls."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
+    if pa.types.is_null(column.type):
+        return pa.nulls(len(column), absent)
     if pa.types.is_dictionary(column.type):
         column = column.dictionary_decode()
     if pa.types.is_string_view(column.type):  # Polars' strings

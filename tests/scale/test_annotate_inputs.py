@@ -109,6 +109,22 @@ def test_rows_that_are_not_queries_are_invalid_query(snapshot_path: Path) -> Non
     assert whole[1] == "ambiguous" and finer[1:3] == ("error", "invalid_query")  # at a change
 
 
+@pytest.mark.parametrize("name", ["ip", "port", "time"])
+def test_a_column_of_nulls_alone_is_invalid_query_rows_as_nulls_are(
+    snapshot_path: Path, name: str
+) -> None:
+    """A column whose every value is absent can come typed ``null`` (pyarrow infers it from a
+    CSV block of empty fields, or a pandas column of None): its rows are ``invalid_query``, as
+    the same nulls in a typed column are, not a refused batch."""
+    snap = file.read(str(snapshot_path))
+    rows = {"ip": ["192.0.2.1"] * 3, "port": [2000] * 3, "time": ["2026-03-14T20:10:00Z"] * 3}
+    typed = pa.table(rows | {name: pa.array([None] * 3, pa.table(rows).column(name).type)})
+    untyped = pa.table(rows | {name: pa.nulls(3)})
+    assert untyped.column(name).type == pa.null()
+    assert _answers(Annotator(snap), untyped) == _answers(Annotator(snap), typed)
+    assert {a[1:3] for a in _answers(Annotator(snap), untyped)} == {("error", "invalid_query")}
+
+
 @pytest.mark.parametrize(
     ("column", "columns", "message"),
     [
