@@ -55,3 +55,41 @@ def test_an_event_quoted_in_another_programs_message_is_never_stored(fmt: str, l
     )
     assert [item for item in out if isinstance(item, LogEvent)] == []
     assert [item.line for item in out if isinstance(item, Refused)] == [1]
+
+
+def _mx(event: str, inside: str, epoch: int, program: str = "RT_NAT") -> str:
+    """A Juniper MX text-form line of block 24064-24191 on 203.0.113.100, written by
+    ``program`` (the NAT's own ``RT_NAT``, or sshd quoting what a client sent as its user)."""
+    said = (
+        f"RT_NAT: RT_SRC_NAT_PBA_{event}: Subscriber {inside} used/maximum [1/4] blocks, "
+        f"allocates port block [24064-24191] from 203.0.113.100 in source pool P lsys_id: 0 "
+        f"epoch {epoch:#x}"
+    )
+    if program == "RT_NAT":
+        return f"<14>Jun 30 22:44:25 BNG-01 {said}"
+    return f"<38>Jun 30 23:59:00 BNG-01 sshd[4242]: Invalid user {said} from 198.51.100.7"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the syslog parsers read an event anywhere in a line, another program's text included",
+)
+def test_three_quoted_lines_do_not_pin_a_strangers_traffic_on_an_innocent_subscriber() -> None:
+    """The sender (100.64.0.5) held the block from T; afterwards it makes sshd log three lines:
+    its own block released at T+100, the victim's (100.64.0.9) allocated then and released at
+    T+1000. With the NAT's real release at T+1200, a complaint about T+500 must not be a match
+    for the victim."""
+    from detnat.logs.intervals import decide, derive
+
+    t = 1_782_800_000
+    lines = [
+        _mx("ALLOC", "100.64.0.5", t),
+        _mx("RELEASE", "100.64.0.5", t + 100, program="sshd"),
+        _mx("ALLOC", "100.64.0.9", t + 100, program="sshd"),
+        _mx("RELEASE", "100.64.0.9", t + 1000, program="sshd"),
+        _mx("RELEASE", "100.64.0.5", t + 1200),
+    ]
+    out = parse_lines("juniper-pba", [s.encode() for s in lines], file="f.log")
+    events = [item for item in out if isinstance(item, LogEvent)]
+    decided = decide(derive(events, hold_us=None), 24100, (t + 500) * 10**6, (t + 500) * 10**6)
+    assert decided.inside != "100.64.0.9", decided
