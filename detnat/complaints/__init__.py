@@ -145,6 +145,13 @@ def split_mbox(stream: Iterable[bytes]) -> Iterator[bytes]:
 
 def from_mail(data: bytes, ref: Ref, fmt: str = "auto") -> Record:
     """One mail (or a bare document of headers) as the complaint it carries."""
+    try:
+        return _from_mail(data, ref, fmt)
+    except RecursionError:  # the standard library's mail parser recurses once per MIME level
+        return Unreadable(ref, None, "MIME parts nested too deeply to read")
+
+
+def _from_mail(data: bytes, ref: Ref, fmt: str) -> Record:
     if not data.strip():
         return Unreadable(ref, None, f"an empty message (or one over {MAX_MESSAGE_BYTES} bytes)")
     if fmt not in ("auto", *MAIL_FORMATS):
@@ -212,10 +219,7 @@ def _text_of(part: Message) -> str | None:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return None
-    try:
-        return payload.decode(part.get_content_charset() or "utf-8", "replace")
-    except LookupError:
-        return payload.decode("utf-8", "replace")
+    return xarf.text_of(payload, part.get_content_charset())
 
 
 def _json_report(message: Message, ref: Ref) -> Record | None:

@@ -35,9 +35,11 @@ from detnat.complaints.records import (
 
 FORMAT = "acns"
 NAMESPACES = ("http://www.acns.net/ACNS", "http://www.movielabs.com/ACNS")
-_BLOCK = re.compile(
-    r"<(?:[A-Za-z_][\w.-]*:)?Infringement\b.*?</(?:[A-Za-z_][\w.-]*:)?Infringement\s*>", re.S
-)
+# The first <Infringement ...> and the first closing tag after it, found in two linear searches
+# (one lazy ``<open>.*?</close>`` pattern is tried from every opening tag to the end of the text:
+# quadratic, hours on a 1 MB notice of opening tags only).
+_OPEN = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?Infringement\b")
+_CLOSE = re.compile(r"</(?:[A-Za-z_][\w.-]*:)?Infringement\s*>")
 _BARE_AMP = re.compile(r"&(?!(?:[A-Za-z_][\w.-]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
 _TEXT_TIME = re.compile(  # "Initial Infringement Timestamp: 2019-02-27T08:06:44Z" in the text
     r"(?im)^[^\S\n]*(?:[A-Za-z][\w ]*\s)?Time\s?stamp\s*:\s*"
@@ -45,16 +47,28 @@ _TEXT_TIME = re.compile(  # "Initial Infringement Timestamp: 2019-02-27T08:06:44
 )
 
 
+def _block(text: str) -> tuple[int, int] | None:
+    """Where the notice's ``<Infringement>`` element is in ``text`` (start, end), or None: the
+    first opening tag to the first closing tag after it (no closing tag after the first opening
+    one: none after a later one either)."""
+    opened = _OPEN.search(text)
+    if opened is None:
+        return None
+    closed = _CLOSE.search(text, opened.end())
+    return None if closed is None else (opened.start(), closed.end())
+
+
 def contains(text: str) -> bool:
-    return _BLOCK.search(text) is not None
+    return _block(text) is not None
 
 
 def from_text(text: str, ref: Ref) -> Record:
     """The notice in ``text`` (an XML document, or a mail body with the XML inside)."""
-    found = _BLOCK.search(text)
+    found = _block(text)
     if found is None:
         return Unreadable(ref, FORMAT, "no <Infringement> element")
-    xml = found.group(0)
+    start, end = found
+    xml = text[start:end]
     flags: list[str] = []
     fixed = _BARE_AMP.sub("&amp;", xml)
     if fixed != xml:
@@ -86,7 +100,7 @@ def from_text(text: str, ref: Ref) -> Record:
         if port is None:
             return Unreadable(ref, FORMAT, f"Source/Port {port_text[:20]!r} is not a port", case_id)
     also = None
-    outside = text[: found.start()] + text[found.end() :]
+    outside = text[:start] + text[end:]
     said = _TEXT_TIME.search(outside)
     if said is not None:
         try:

@@ -51,10 +51,10 @@ def feedback_part(message: Message) -> Message | None:
 
 def from_message(message: Message, ref: Ref) -> Record:
     fields = feedback_part(message)
-    report_id = (message.get("Message-ID") or "").strip()
+    report_id = str(message.get("Message-ID") or "").strip()  # str: a Header for 8-bit bytes
     if fields is None:
         return Unreadable(ref, FORMAT, "no message/feedback-report part", report_id)
-    ip = (fields.get("Source-IP") or "").strip()
+    ip = str(fields.get("Source-IP") or "").strip()
     if not ip:
         return Unreadable(ref, FORMAT, "feedback report without Source-IP", report_id)
     port = None

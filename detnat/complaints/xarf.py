@@ -163,7 +163,9 @@ def load_yaml(text: str) -> Any:
 
 
 def is_xarf_mail(message: Message) -> bool:
-    return message.get("X-XARF", "").strip().upper() == "PLAIN" or message.get("X-ARF") is not None
+    # str(): the standard library gives a Header, not a str, for a field with 8-bit bytes
+    xarf = str(message.get("X-XARF", "")).strip().upper()
+    return xarf == "PLAIN" or message.get("X-ARF") is not None
 
 
 def from_xarf_mail(message: Message, ref: Ref) -> Record:
@@ -173,7 +175,7 @@ def from_xarf_mail(message: Message, ref: Ref) -> Record:
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes) or b":" not in payload:
             continue
-        text = payload.decode(part.get_content_charset() or "utf-8", "replace")
+        text = text_of(payload, part.get_content_charset())
         try:
             data = load_yaml(text)
         except yaml.YAMLError:
@@ -218,6 +220,15 @@ def from_xarf_yaml(data: dict[str, Any], ref: Ref) -> Record:
         ref, fmt, report_id or str(ref), source, port, port_kind, at_us, when, zone,
         category or "x-arf", tuple(flags),
     )  # fmt: skip
+
+
+def text_of(payload: bytes, charset: str | None) -> str:
+    """A part's bytes as text in its charset: UTF-8 when it names none, or none Python knows as
+    a text encoding (``no-such-charset``, ``zlib``)."""
+    try:
+        return payload.decode(charset or "utf-8", "replace")
+    except LookupError:
+        return payload.decode("utf-8", "replace")
 
 
 def _text(value: object) -> str:

@@ -182,6 +182,7 @@ _RFC3339 = (
 )
 MAX_KEPT_TEXTS = 1 << 22  # subscribers of all versions whose texts are made once and kept
 _US = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 1}
+_FIRST_S, _LAST_S = -62_135_596_800, 253_402_300_799  # 0001-01-01T00:00:00Z, 9999-12-31T23:59:59Z
 
 
 @dataclass(frozen=True)
@@ -1199,6 +1200,11 @@ def instants(column: pa.Array, unit: str | None, *, field: str = "time") -> tupl
         if kind.unit == "ns":
             ok &= values % 1000 == 0  # the store refuses instants finer than a microsecond
             return np.where(ok, values // 1000, 0), ok
+        # years 1 to 9999, as the store reads times: beyond, seconds and milliseconds times
+        # their microseconds wrap around int64 and would name an instant of today
+        per_second = 1_000_000 // scale
+        ok &= (values >= _FIRST_S * per_second) & (values <= _LAST_S * per_second)
+        values = np.where(ok, values, 0)
         return (values * scale if scale != 1 else values), ok
     if pa.types.is_integer(kind):
         if unit is None:
@@ -1206,7 +1212,7 @@ def instants(column: pa.Array, unit: str | None, *, field: str = "time") -> tupl
                 "integer times need their unit: epoch seconds or milliseconds (UTC)", field=field
             )
         values, ok = _integers(column)
-        limit = 253_402_300_799 * (1 if unit == "s" else 1000)  # 9999-12-31T23:59:59Z
+        limit = _LAST_S * (1 if unit == "s" else 1000)
         ok &= (values >= 0) & (values <= limit)
         return np.where(ok, values, 0) * _US[unit], ok
     raise InvalidInput(f"the time column is {kind}", field=field)

@@ -65,6 +65,47 @@ _ISO = re.compile(
 )
 
 
+_PRI = re.compile(r"\s*<\d{1,3}>(?:1 )?")
+# only_header's common case as one pattern per field count: <PRI>, a time (RFC 3339, BSD or
+# nil), fields that are no program's tag (no ":" at their end).
+_TIME = r"(?:\d{4}-\d\d-\d\dT\S*|[A-Z][a-z]{2} {1,2}\d{1,2} \d\d:\d\d:\d\d(?:\.\d{1,6})?|-)"
+_HEADER_ONLY = {
+    n: re.compile(rf"\s*(?:<\d{{1,3}}>(?:1 )?)?(?:{_TIME}(?:\s+\S*[^\s:]){{0,{n}}})?\s*")
+    for n in (1, 2, 3)
+}
+
+
+def only_header(line: str, end: int, fields: int) -> bool:
+    """Whether ``line[:end]`` (the line up to where a NAT event begins) is nothing but a syslog
+    header: its time (RFC 5424, RFC 3339 or BSD, after an optional ``<PRI>``) then at most
+    ``fields`` fields (a host, a sender, an app name), none a program's tag (``sshd[42]:``) -- or
+    nothing.
+
+    A syslog file holds every program's lines, and many quote what strangers send (sshd's
+    ``Invalid user ...``): an event that comes after another program's tag, or after more than a
+    header, is that program's text, never the NAT's own word.
+
+    >>> line = "<14>Jun 30 22:44:25 BNG-01 RT_NAT: ..."
+    >>> only_header(line, 27, 1), only_header(line, 0, 1)
+    (True, True)
+    >>> only_header("<38>Jun 30 22:44:25 BNG-01 sshd[42]: Invalid user RT_NAT: ...", 51, 1)
+    False
+    """
+    if _HEADER_ONLY[fields].fullmatch(line, 0, end):  # the usual line, in one match
+        return True
+    prefix = line[:end]
+    if not prefix.strip():
+        return True
+    head = SYSLOG_HEAD.match(prefix)
+    if head is not None:
+        rest = prefix[head.end() :].split()
+    else:  # a time we cannot read (the parser refuses the line for it, if it needs one)
+        pri = _PRI.match(prefix)
+        rest = prefix[pri.end() if pri else 0 :].split()
+        fields += 1
+    return len(rest) <= fields and not any(field.endswith(":") for field in rest)
+
+
 class Refuse(Exception):
     """A line cannot be read; the message is the reason an operator reads."""
 

@@ -44,6 +44,7 @@ from detnat.logs.formats._common import (
     drive,
     fraction,
     inside,
+    only_header,
     port,
     public,
 )
@@ -83,6 +84,11 @@ def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[
         kind = _KINDS.get(header[4].strip())
         if kind is None:
             return None
+        if not only_header(text, at, 2):  # a time, a sender and a host at most before CEF:
+            raise Refuse(
+                f"{header[4].strip()} is not where the line's message begins: another program's "
+                "text quoting it is not the NAT's word"
+            )
         extension = header[7]
         timed = " rt=" in extension or extension.startswith("rt=")
         fast = None if timed else _FAST.match(extension)

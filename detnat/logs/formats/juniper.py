@@ -47,6 +47,7 @@ from detnat.logs.formats._common import (
     drive,
     epoch_seconds,
     inside,
+    only_header,
     port,
     public,
 )
@@ -57,6 +58,7 @@ _KINDS = {
     "INTERIM": EventKind.INTERIM,
 }
 _EVENT = re.compile(r"RT_SRC_NAT_PBA_(ALLOC|RELEASE|INTERIM)(?::\s*|\s+|$)(.?)")
+_APP = re.compile(r"(?:^|\s)RT_NAT(?:\[\d+\])?(?::| \S+) $")
 _SD_NEEDED = ("internal-ip", "reflexive-ip", "block-port-low", "block-port-high")
 _SD_PARAM = re.compile(r'([\w.@-]+)="([^"\\]*(?:\\.[^"\\]*)*)"')
 _TEXT = re.compile(
@@ -79,6 +81,20 @@ def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[
         if found is None:
             return None  # RT_SRC_NAT_PBA_SOMETHING_ELSE: not an event we read
         name = found[1]
+        # the NAT's own program just before it (RT_NAT: / RT_NAT - / RT_NAT[pid]: ...), then
+        # nothing but a syslog header
+        if at >= 9 and (
+            text.startswith("RT_NAT: ", at - 8) or text.startswith("RT_NAT - ", at - 9)
+        ):
+            head = at - (8 if text[at - 2] == ":" else 9)
+        else:
+            app = _APP.search(text, 0, at)
+            head = app.start() if app else at
+        if not only_header(text, head, 1):
+            raise Refuse(
+                f"RT_SRC_NAT_PBA_{name} is not where an RT_NAT message begins: another "
+                "program's text quoting it is not the NAT's word"
+            )
         if found[2] == "[":
             params = dict(_SD_PARAM.findall(text, found.start(2)))
             try:

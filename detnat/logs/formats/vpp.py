@@ -35,6 +35,7 @@ from detnat.logs.formats._common import (
     Refuse,
     drive,
     inside,
+    only_header,
     port,
     public,
 )
@@ -61,6 +62,11 @@ def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[
             if " APMADD " in text or " APMDEL " in text:
                 raise Refuse("an APMADD/APMDEL line without the RFC 5424 header and [napmap ...]")
             return None
+        if not only_header(text, at, 3):  # TIMESTAMP then HOSTNAME APP-NAME PROCID only
+            raise Refuse(
+                f"{msgid} is not where the line's RFC 5424 header ends: another program's text "
+                "quoting it is not the NAT's word"
+            )
         params = dict(_SD_PARAM.findall(text, at + 16, close))
         missing = [key for key in ("XSADDR", "XSPORT", "PROTO") if key not in params]
         if "SV6ENC" not in params and "ISADDR" not in params:
