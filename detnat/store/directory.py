@@ -81,10 +81,10 @@ _AROUND_PG = _AROUND.format(
     lens="%(lens)s",
     every="%(every)s",
 )
-# prefix, start, end | None, account, closed, sources, next start | None, realm | None
-Candidate = tuple[
-    str, datetime, datetime | None, str, str, list[dict[str, Any]], datetime | None, str | None
-]
+# prefix, start, end | None, account, closed, sources, next start | None, realm | None; the
+# sources as their JSON text (migration 0012; a store not yet migrated gives them decoded)
+Sources = str | list[dict[str, Any]]
+Candidate = tuple[str, datetime, datetime | None, str, str, Sources, datetime | None, str | None]
 
 # The rows touching many subscribers at once, in set form (complaints batches): each subscriber
 # asked once, with the window spanning all its asks. A row matches as :data:`_AROUND` matches
@@ -208,7 +208,8 @@ def copy_lines(session: Session, ingest: int, batches: Iterable[list[str]]) -> i
     """Append the rows of one ingest with COPY (text format), one write per batch as it comes
     (the server stores a batch while the next is made): each line is a row's fields after
     ``ingest`` (n, prefix, during, account, closed, sources, realm_id), tab-separated, escaped
-    (:func:`copy_text`, :func:`copy_json`) and ending in a newline; returns how many. An
+    (:func:`copy_text`, :func:`copy_json`: ``sources`` is a text column since migration 0012,
+    which keeps the JSON as written) and ending in a newline; returns how many. An
     exception from ``batches`` ends the COPY with an error (the transaction stores nothing)."""
     raw = session.connection().connection.driver_connection
     assert raw is not None
@@ -425,7 +426,8 @@ def _lengths_args(held: Lengths) -> dict[str, Any]:
 def all_rows(
     session: Session,
 ) -> Iterator[tuple[int, int, str, datetime, datetime | None, str, str, Any, int | None]]:
-    """Every row, in (ingest, n) order, read in constant memory (``audit verify``)."""
+    """Every row, in (ingest, n) order, read in constant memory (``audit verify``); ``sources``
+    as stored (its JSON text since migration 0012)."""
     result = session.execute(
         text(
             "SELECT ingest, n, prefix::text, lower(during), upper(during), account, closed, "
