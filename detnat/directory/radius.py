@@ -41,7 +41,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from hashlib import sha256
 from typing import NamedTuple
 
 from detnat.directory.model import (
@@ -117,10 +116,10 @@ def stream(
     event time), then the replay gives the intervals as its sessions end."""
     clock = _Clock(Zone.named(tz))
     records: list[Record] = []
-    seen: set[tuple[tuple[str, str], str, int]] = set()
+    seen: set[tuple[str, str, str, int]] = set()
     for name, text in files:
         for record in _records(name, text, clock, out):
-            mark = (record[2], record[0], record[1])  # session, status, at
+            mark = (record.session[0], record.session[1], record.status, record.at)
             if mark in seen:
                 out.duplicates += 1
                 continue
@@ -239,7 +238,7 @@ def _record(
         account,
         keys,
         None if session_time is None else session_time * 1_000_000,
-        SourceLine(name, line, sha256(text.encode("utf-8", "replace")).hexdigest(), text),  # .of
+        SourceLine.of(name, line, text),
     )
 
 
@@ -277,42 +276,13 @@ class _Clock:
         self.stamps: dict[str, int] = {}
 
     def line(self, header: str) -> int:
-        """:func:`_line_time` of ``header``, through its minute: records come a few a second, so
-        a line's seconds are read apart from the rest (``Thu Jan  1 10:00:30 2026`` is the
-        instant of ``Thu Jan  1 10:00:00 2026`` and 30 s), when they are two digits between a
-        colon and a blank. Replacing two digits by two others changes none of what
-        :func:`_line_time` checks, and it adds the seconds it read to its minute, so the
-        instant is the same; a line refused is read again whole, for its own message."""
         found = self.lines.get(header)
-        if found is not None:
-            return found
-        tail = header[-8:-4]  # ":SS " before the year
-        if (
-            len(tail) == 4
-            and tail[0] == ":"
-            and tail[3] == " "
-            and "0" <= tail[1] <= "5"
-            and "0" <= tail[2] <= "9"
-        ):
-            minute = header[:-7] + "00" + header[-5:]
-            base = self.lines.get(minute)
-            if base is None:
-                try:
-                    base = _line_time(minute, self.zone)
-                except ValueError:
-                    base = _line_time(header, self.zone)  # raises, with this line's text
-                self._keep(minute, base)
-            found = base + int(tail[1:3]) * 1_000_000
-            self._keep(header, found)
-            return found
-        found = _line_time(header, self.zone)
-        self._keep(header, found)
+        if found is None:
+            found = _line_time(header, self.zone)
+            if len(self.lines) >= 100_000:
+                self.lines.clear()
+            self.lines[header] = found
         return found
-
-    def _keep(self, header: str, instant: int) -> None:
-        if len(self.lines) >= 100_000:
-            self.lines.clear()
-        self.lines[header] = instant
 
     def stamp(self, value: str) -> int:
         found = self.stamps.get(value)
