@@ -31,6 +31,7 @@ import csv
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from hashlib import sha256
 
 from detnat.directory.model import (
     BATCH,
@@ -49,7 +50,7 @@ ENDED_STATES = frozenset({"2", "3"})
 _NEEDED = ("address", "duid", "valid_lifetime", "expire", "lease_type", "iaid", "prefix_len")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Lease:
     key: str
     account: str
@@ -130,17 +131,20 @@ def _memfile(files: Iterable[tuple[str, str]], out: Parsed) -> Batches:
         needed = [col[h] for h in _NEEDED]
         address, duid_col, valid_col, expire_col, type_col, iaid_col, length_col = needed
         width = len(header)
+        records = 0
         for n, raw in enumerate(lines[1:], start=2):
-            line = raw.rstrip("\r")
+            line = raw.rstrip("\r") if raw.endswith("\r") else raw
             if not line:
                 continue
-            out.records += 1
+            records += 1
             row = line.split(",") if '"' not in line else next(csv.reader([line]))
-            if len(row) < width - 3 or len(row) > width:
-                # older writers leave trailing columns off; more than the header is not ours
-                out.refused.append(Refused(name, n, f"{len(row)} fields, header has {width}"))
-                continue
-            row += [""] * (width - len(row))
+            fields = len(row)
+            if fields != width:
+                if fields < width - 3 or fields > width:
+                    # older writers leave trailing columns off; more than the header is not ours
+                    out.refused.append(Refused(name, n, f"{fields} fields, header has {width}"))
+                    continue
+                row += [""] * (width - fields)
             if row[type_col] != PD:
                 continue
             if line in seen:
@@ -162,7 +166,8 @@ def _memfile(files: Iterable[tuple[str, str]], out: Parsed) -> Batches:
             state = row[state_col].strip() if state_col is not None else "0"
             ending = valid == 0 or state in ENDED_STATES
             key = (prefix, duid, row[iaid_col].strip())
-            source = SourceLine.of(name, n, line)
+            # SourceLine.of, inline (a call less a row)
+            source = SourceLine(name, n, sha256(line.encode("utf-8", "replace")).hexdigest(), line)
             start = expire - valid * 1_000_000
             why = _fold(
                 leases, intervals, key, prefix, f"duid:{duid}", start, expire, source, ending
@@ -170,8 +175,11 @@ def _memfile(files: Iterable[tuple[str, str]], out: Parsed) -> Batches:
             if why is not None:
                 out.refused.append(Refused(name, n, why))
             if len(intervals) >= BATCH:
+                out.records += records
+                records = 0
                 yield intervals
                 intervals = []
+        out.records += records
     intervals.extend(_interval(lease) for lease in leases.values())
     if intervals:
         yield intervals

@@ -99,13 +99,13 @@ def _row_text(
 
 
 def _safe(text: str) -> str:
-    """Postgres text and JSONB hold no NUL (and the parsers decode bytes with replacement, so
+    """Postgres text holds no NUL (and the parsers decode bytes with replacement, so
     there are no lone surrogates): what is stored is what is hashed."""
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def _source_json(line: SourceLine) -> str:
-    """:func:`audit.canonical` of ``line.to_json()`` as JSONB gives it back, written directly
+    """:func:`audit.canonical` of ``line.to_json()``, written directly
     (keys in order, no spaces, non-ASCII as is): an ingest writes millions."""
     return (
         f'{{"file":{_string(_safe(line.file))},"line":{line.line},"sha256":"{line.sha256}",'
@@ -114,7 +114,8 @@ def _source_json(line: SourceLine) -> str:
 
 
 def _stored(iv: Interval) -> tuple[str, str, str]:
-    """(account, closed, sources JSON) as JSONB and text columns keep them."""
+    """(account, closed, sources JSON) as the text columns keep them (``sources``: its canonical
+    JSON, migration 0012)."""
     return _safe(iv.account), iv.closed, "[" + ",".join(map(_source_json, iv.sources)) + "]"
 
 
@@ -154,7 +155,7 @@ def ingest(
         if found is None:
             raise NotFound(f"no realm named {realm!r}", field="--realm")
         realm_id = found.id
-    # NUL cannot be stored (text, JSONB): replaced before parsing, so the lines' hashes hold
+    # NUL cannot be stored (text): replaced before parsing, so the lines' hashes hold
     texts = [(f.name, _safe(f.data.decode("utf-8", "replace"))) for f in files]
     interim_us = None if interim is None else interim // timedelta(microseconds=1)
     parsed, batches = stream(fmt, texts, tz=tz, interim_us=interim_us)
@@ -385,6 +386,9 @@ def check_store(session: Session, recorded: dict[int, Any]) -> Iterator[tuple[st
 
 
 def _by_ingest(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[str]]]:
+    """Each ingest's rows as its digest hashes them: the sources as stored, the JSON text of the
+    column itself (migration 0012), not a rendering of what it decodes to (a store not migrated
+    yet gives its JSONB decoded: its canonical JSON is what was hashed)."""
     current: int | None = None
     texts: list[str] = []
     for ingest, n, prefix, lower, upper, account, closed, sources, realm_id in rows:
@@ -397,7 +401,7 @@ def _by_ingest(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[str]
             texts.append(f"{n}\t{net}\tempty")
             continue
         end = None if upper is None else epoch_us(upper)
-        text = audit.canonical(sources)
+        text = sources if isinstance(sources, str) else audit.canonical(sources)
         texts.append(_row_text(n, net, epoch_us(lower), end, account, closed, text, realm_id))
     if current is not None:
         yield current, texts
@@ -446,7 +450,8 @@ def _intervals(found: Sequence[rows_repo.Candidate]) -> list[Interval]:
     for prefix, lower, upper, account, closed, sources, taken, realm in found:
         end = upper if upper is not None else taken
         how = closed if upper is not None or taken is None else "takeover"
-        lines = tuple(SourceLine(s["file"], s["line"], s["sha256"], s["text"]) for s in sources)
+        shown = json.loads(sources) if isinstance(sources, str) else sources
+        lines = tuple(SourceLine(s["file"], s["line"], s["sha256"], s["text"]) for s in shown)
         out.append(
             Interval(
                 network_text(prefix),

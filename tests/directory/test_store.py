@@ -148,6 +148,18 @@ def test_ingest_is_audited_verified_and_append_only(store: Lab) -> None:
         broken = [str(b) for b in integrity.verify(s)[0]]
         s.rollback()
     assert broken and broken[0].startswith("directory ingest ") and "differ" in broken[0]
+    with store.sessions() as s:  # the same JSON written otherwise: not the text that was hashed
+        s.execute(text("set local session_replication_role = replica"))
+        s.execute(
+            text(
+                "update directory_intervals set sources = "
+                """replace(sources, '","line":', '", "line":')"""
+            )
+        )
+        assert json.loads(s.execute(text("select sources from directory_intervals")).first()[0])
+        broken = [str(b) for b in integrity.verify(s)[0]]
+        s.rollback()
+    assert broken and broken[0].startswith("directory ingest ") and "differ" in broken[0]
     with store.sessions() as s:  # a row whose range lost its bounds (stored 'empty'): named
         s.execute(text("set local session_replication_role = replica"))
         s.execute(text("update directory_intervals set during = 'empty' where n = 2"))

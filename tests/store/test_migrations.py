@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -264,7 +265,12 @@ def test_0009_keeps_the_directory_answering_alike_down_and_up() -> None:
                 for lo, hi in windows:
                     for net in nets:
                         found = rows_repo.around(s, net, lo, hi, realm=realm, scoped=scoped)
-                        single.append((net, lo, realm, found))
+                        # the sources as their JSON text at head (0012), as JSONB at 0008
+                        decoded = [
+                            (*r[:5], json.loads(r[5]) if isinstance(r[5], str) else r[5], *r[6:])
+                            for r in found
+                        ]
+                        single.append((net, lo, realm, decoded))
                     us = [int(lo.timestamp() * 10**6)] * len(nets)
                     ends = [int(hi.timestamp() * 10**6)] * len(nets)
                     asked = [realm] * len(nets), [scoped] * len(nets)
@@ -398,6 +404,113 @@ def test_0010_keeps_batch_log_answers_alike_down_and_up() -> None:
         migrate.upgrade(url)
         assert "ix_log_intervals_block_time" in index()
         assert answers() == before
+        engine.dispose()
+    finally:
+        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# a csv whose lines and file name hold what JSON escapes (quote, backslash, tab, control
+# characters) and what it leaves as is (non-ASCII, U+2028, DEL, an astral character)
+_ODD_CSV = (
+    'odd "\u00e9" \\ \u2603.csv',
+    "subscriber,account,from,to\n"
+    '10.0.0.7,"q ""x"" \\ \t \u00e9 \u2028 \x7f \U0001f600",2026-03-01T00:00:00Z,\n'
+    "10.0.0.8,ctl \x01\x1f\x08\x0c,2026-03-01T00:00:00Z,2026-03-02T00:00:00Z\n",
+)
+
+
+def test_0012_stores_the_sources_as_the_text_its_digest_hashed_down_and_up() -> None:
+    """Rows ingested at 0010 (sources as JSONB: RADIUS records of many lines, kea and csv rows,
+    characters JSON escapes and leaves) become at 0012 the canonical JSON text their digests
+    covered: ``audit verify`` finds the store whole, the stored text is that JSON and the
+    lookups give the same sources; rows ingested at 0012 go back to JSONB and up again, still
+    whole. A row of a shape no ingest stores stops the upgrade."""
+    from datetime import UTC, datetime
+
+    from detnat.service import audit, directory, integrity
+    from detnat.store import directory as rows_repo
+    from detnat.store.db import make_sessions, unit_of_work
+    from tests.directory.lab import OPS
+    from tests.directory.samples import KEA_3
+    from tests.directory.test_ingest_golden import CSV, RADIUS
+
+    name = f"detnat_mig_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = url_of(name)
+    inputs = [
+        ("freeradius-detail", RADIUS, "Europe/Berlin"),
+        ("kea-lease6", [("kea-3.csv", KEA_3)], None),
+        ("csv", [*CSV, _ODD_CSV], "Europe/Berlin"),
+    ]
+
+    def ingest_all() -> None:
+        for fmt, files, tz in inputs:
+            with unit_of_work(sessions) as s:
+                given = [directory.InputFile(n, body.encode()) for n, body in files]
+                directory.ingest(s, OPS, fmt, given, tz=tz, request_id="t")
+
+    def column() -> str:
+        with engine.connect() as conn:
+            return str(
+                conn.exec_driver_sql(
+                    "select data_type from information_schema.columns "
+                    "where table_name = 'directory_intervals' and column_name = 'sources'"
+                ).scalar()
+            )
+
+    def stored() -> tuple[list[Any], list[Any]]:
+        """Every row's sources (decoded) and every prefix's lookup, the store verified whole."""
+        lo, hi = datetime(2020, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC)
+        with sessions() as s:
+            assert [str(b) for b in integrity.verify(s)[0]] == []
+            rows = []
+            for ingest, n, *_, sources, _ in rows_repo.all_rows(s):
+                if isinstance(sources, str):  # the text is the canonical JSON of what it holds
+                    assert sources == audit.canonical(json.loads(sources))
+                    sources = json.loads(sources)
+                rows.append((ingest, n, sources))
+            prefixes = s.connection().exec_driver_sql(
+                "select distinct prefix::text from directory_intervals order by 1"
+            )
+            asked = []
+            for (net,) in prefixes.all():
+                found = rows_repo.around(s, net, lo, hi, realm=None, scoped=False)
+                for r in found:
+                    asked.append((*r[:5], json.loads(r[5]) if isinstance(r[5], str) else r[5]))
+        return rows, asked
+
+    try:
+        migrate.upgrade(url, "0010")
+        engine = make_engine(url)
+        sessions = make_sessions(engine)
+        ingest_all()
+        assert column() == "jsonb"
+        before = stored()
+        assert len(before[0]) > 15
+        assert any("\n" in line["text"] for *_, lines in before[0] for line in lines)
+        migrate.upgrade(url)
+        assert column() == "text"
+        assert stored() == before
+        ingest_all()  # rows written as text
+        after = stored()
+        assert len(after[0]) == 2 * len(before[0])
+        migrate.downgrade(url, "0010")
+        assert column() == "jsonb"
+        assert stored() == after
+        migrate.upgrade(url)
+        assert stored() == after
+        migrate.downgrade(url, "0010")
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "insert into directory_intervals (ingest, n, prefix, during, account, closed, "
+                "sources) values (1, 1000, '10.9.9.9/32', '[2026-01-01,)', 'x', 'given', "
+                """'[{"file": "f", "line": 1}]')"""
+            )
+        with pytest.raises(Exception, match="ingest 1 row 1000: sources not of the shape"):
+            migrate.upgrade(url)
+        assert column() == "jsonb"
         engine.dispose()
     finally:
         with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
