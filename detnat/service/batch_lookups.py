@@ -39,7 +39,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, BinaryIO, Protocol, TypeAlias
@@ -184,6 +184,21 @@ class LogsAsked:
     status: npt.NDArray[np.uint8]
     reason: npt.NDArray[np.uint8]
     subscribers: Callable[[list[int]], dict[int, str]]
+    # A batch that names no realm: per row of ``rows``, the realm whose plan holds its address
+    # (an index of ``realm_names``; -1: no plan holds it; -2: several, in ``several``): only
+    # their logs answer it (:func:`detnat.service.log_answers.answering_realms`).
+    plan_realm: Ints | None = None
+    realm_names: list[str] = field(default_factory=list)
+    several: dict[int, frozenset[str]] = field(default_factory=dict)
+
+    def answering_realms(self, row: int) -> frozenset[str] | None:
+        """The realms whose logs answer ``row`` when the batch names none (None: any realm's)."""
+        if self.plan_realm is None:
+            return None
+        k = int(self.plan_realm[int(np.searchsorted(self.rows, row))])
+        if k == -1:
+            return None
+        return self.several[row] if k == -2 else frozenset((self.realm_names[k],))
 
 
 @dataclass(frozen=True)
@@ -233,6 +248,10 @@ class _Answers:
     # realm for rows decided otherwise (several versions of one realm, or the logs of one).
     realm_rows: list[tuple[Ints, str]] = field(default_factory=list)
     realm_of: dict[int, str] = field(default_factory=dict)
+    # A batch that names no realm: each row's realm whose plan holds its address (a realm index of
+    # the snapshot; -1: none; -2: several, their indexes in ``plan_realms``).
+    plan_realm: Ints | None = None
+    plan_realms: dict[int, set[int]] = field(default_factory=dict)
 
     def realms_of(self, rows: list[int]) -> dict[int, str | None]:
         """The realm each of ``rows`` was matched in (None: several, or not known)."""
@@ -344,6 +363,8 @@ def answer_rows(
     counts = np.zeros(n, dtype=np.int64)
     for rows in pair_rows:
         counts[rows] += 1
+    if query.realm is None:
+        _plan_realms(n, pair_versions, answers)
 
     single = counts == 1
     for realm_index, version_index, rows in pair_versions:
@@ -433,7 +454,7 @@ def answer_rows(
                 errors[row] = exc.message
     if query.logs is not None:
         with query.asking:
-            _consult_logs(query.logs, ips, ports, start, end, answers, query.realm)
+            _consult_logs(query.logs, ips, ports, start, end, answers, query)
     if query.accounts is not None:
         # the single answer's window: [at - tolerance, at + tolerance] (its "to" is not capped)
         with query.asking:
@@ -454,6 +475,19 @@ def _consult_accounts(
         answers.account_status[row], answers.account[row] = status, account
 
 
+def _plan_realms(n: int, pair_versions: list[tuple[int, int, Ints]], answers: _Answers) -> None:
+    """Each row's realm whose plan holds its address (``answers.plan_realm``), for the logs."""
+    plan = np.full(n, -1, dtype=np.int64)
+    for realm_index, _, rows in pair_versions:
+        seen = plan[rows]
+        plan[rows] = np.where((seen == -1) | (seen == realm_index), realm_index, -2)
+    if (plan == -2).any():
+        for realm_index, _, rows in pair_versions:
+            for row in rows[plan[rows] == -2].tolist():
+                answers.plan_realms.setdefault(row, set()).add(realm_index)
+    answers.plan_realm = plan
+
+
 def _consult_logs(
     logs: BatchLogsAsked,
     ips: Ints,
@@ -461,11 +495,11 @@ def _consult_logs(
     start: Ints,
     end: Ints,
     answers: _Answers,
-    realm: str | None,
+    query: BatchQuery,
 ) -> None:
     """The rows the NAT's own logs may answer, answered by them too
     (:class:`detnat.service.log_answers.BatchLogs`, the single lookup's rule). A row the logs
-    match is of the realm of the allocations that match it (``realm`` when one was asked)."""
+    match is of the realm of the allocations that match it (the query's realm when it names one)."""
     if not logs.asked:
         return
     codes = [_STATUS[word] for word in logs.consulted]
@@ -473,6 +507,16 @@ def _consult_logs(
     if not len(asked):
         return
     said = LogsAsked(asked, answers.status[asked], answers.reason[asked], answers.subscribers_of)
+    if answers.plan_realm is not None:
+        names = [r.name for r in query.snapshot.realms]
+        said = replace(
+            said,
+            plan_realm=answers.plan_realm[asked],
+            realm_names=names,
+            several={
+                row: frozenset(names[k] for k in held) for row, held in answers.plan_realms.items()
+            },
+        )
     told = logs(ips, ports, start, end, said)
     if told is None or not len(told.rows):
         return
@@ -483,7 +527,7 @@ def _consult_logs(
         for n in told.rows.tolist():
             answers.texts.pop(n, None)
     # the realm of the rows the logs match: the allocation's, or else the one asked about
-    realms = [*told.realms, realm]  # index -1: the realm asked about (None: not known)
+    realms = [*told.realms, query.realm]  # index -1: the realm asked about (None: not known)
     matched = told.status == _STATUS[Status.MATCH.value]
     for k in np.unique(told.realm[matched]).tolist():
         known = realms[k]

@@ -190,10 +190,28 @@ def _question(answer: answers.ReverseAnswer, now: datetime) -> tuple[int, int, d
     return parse_public_address(answer["ip"], field="ip"), answer["port"], start, end
 
 
+def answering_realms(answer: answers.ReverseAnswer, realm: str | None) -> frozenset[str] | None:
+    """The realms whose logs answer ``answer``'s question: the realm asked about; with none
+    named, the realms whose plans in force hold the address (its candidates): an allocation
+    another realm's logs show on an address a plan holds names another NAT's subscriber (or a
+    file ingested under the wrong realm), not the holder of this one. None: every realm's (no
+    plan holds the address)."""
+    if realm is not None:
+        return frozenset((realm,))
+    return frozenset(c["realm"] for c in answer.get("candidates", ())) or None
+
+
 def _fetched(
-    rows: list[Any], realm: str | None, window: tuple[datetime, datetime], *, has_logs: bool
+    rows: list[Any],
+    realm: str | None,
+    window: tuple[datetime, datetime],
+    *,
+    has_logs: bool,
+    realms: frozenset[str] | None,
 ) -> Fetched | None:
-    rows = [r for r in rows if realm is None or r.realm_name == realm]
+    """``rows`` of the ``realms`` that answer (:func:`answering_realms`) as what was fetched;
+    ``realm``: the realm asked about."""
+    rows = [r for r in rows if realms is None or r.realm_name in realms]
     if not rows and not has_logs:
         return None
     texts: dict[str, str] = {}
@@ -239,9 +257,10 @@ def fetch(
         return None
     public, port, start, end = _question(answer, now)
     rows = store.answering(session, public, port, start, end)
-    found = any(realm is None or r.realm_name == realm for r in rows)
+    realms = answering_realms(answer, realm)
+    found = any(realms is None or r.realm_name in realms for r in rows)
     asked = found or (answer["status"] is not Status.MATCH and store.has_logs(session, realm))
-    return _fetched(rows, realm, (start, end), has_logs=asked)
+    return _fetched(rows, realm, (start, end), has_logs=asked, realms=realms)
 
 
 async def fetch_async(
@@ -268,11 +287,12 @@ async def fetch_async(
             return None
         public, port, start, end = _question(answer, now)
         rows = await store.answering_async(conn, public, port, start, end)
-        found = any(realm is None or r.realm_name == realm for r in rows)
+        realms = answering_realms(answer, realm)
+        found = any(realms is None or r.realm_name in realms for r in rows)
         asked = found or (
             answer["status"] is not Status.MATCH and await store.has_logs_async(conn, realm)
         )
-    return _fetched(rows, realm, (start, end), has_logs=asked)
+    return _fetched(rows, realm, (start, end), has_logs=asked, realms=realms)
 
 
 def apply(answer: answers.ReverseAnswer, fetched: Fetched | None) -> answers.ReverseAnswer:
@@ -372,6 +392,8 @@ class BatchLogs:
             found = store.deciding(conn, self.realm, key[first], start[first], end[first])
             if not set(np.unique(found.realm_id).tolist()) <= self._realms.keys():
                 self._realms = store.realm_names(conn)
+        if self.realm is None and said.plan_realm is not None:
+            found = self._of_plan_realms(found, said, rows[order][first], wanted)
         # Per question held by one interval: the answer of decide for it, its inside key, realm.
         q, inside, opened, unknown, conflict, seen_from, seen_to, realm_id = found
         hits = np.bincount(q, minlength=asked)
@@ -447,6 +469,31 @@ class BatchLogs:
             )
         return told
 
+    def _of_plan_realms(
+        self, found: store.Decided, said: LogsAsked, first_rows: Any, wanted: Any
+    ) -> store.Decided:
+        """``found`` without the intervals of realms whose logs do not answer their question
+        (:func:`answering_realms`: a realm-less question on an address a plan holds is answered
+        by that plan's realm's logs); ``first_rows``: each question's first row."""
+        import numpy as np
+
+        assert said.plan_realm is not None
+        ids = {name: realm_id for realm_id, name in self._realms.items()}
+        # per question: the id of the realm whose plan holds it; -1: none; -2: several
+        plan = said.plan_realm[wanted][np.searchsorted(said.rows[wanted], first_rows)]
+        named = plan >= 0
+        want = plan.copy()
+        want[named] = [ids.get(said.realm_names[k], -3) for k in plan[named].tolist()]
+        q = found.n
+        keep = (want[q] == -1) | (found.realm_id == want[q])
+        for k in np.flatnonzero(want[q] == -2).tolist():
+            held = said.several[int(first_rows[q[k]])]
+            keep[k] = self._realms.get(int(found.realm_id[k])) in held
+        if keep.all():
+            return found
+        inside = [x for x, kept in zip(found.inside, keep.tolist(), strict=True) if kept]
+        return store.Decided(*(c[keep] if k != 1 else inside for k, c in enumerate(found)))
+
     def sharing(self, asked: list[tuple[int, int, int]]) -> list[set[str]]:
         """For each (address, window start, window end in µs) of ``asked``, the subscribers the
         logs show holding a port block on that address in the window: one query."""
@@ -520,9 +567,12 @@ class BatchLogs:
             if before[2]:
                 answer["subscriber"] = before[2]
             window = (store.instant(int(start_us[n])), store.instant(int(end_us[n])))
-            held = by_row.get(n, [])
+            answering = (
+                frozenset((self.realm,)) if self.realm is not None else said.answering_realms(n)
+            )
+            held = [r for r in by_row.get(n, []) if answering is None or r.realm_name in answering]
             asked = bool(held) or answer["status"] is not Status.MATCH
-            fetched = _fetched(held, self.realm, window, has_logs=asked)
+            fetched = _fetched(held, self.realm, window, has_logs=asked, realms=answering)
             combined = apply(cast(answers.ReverseAnswer, answer), fetched)
             now = (
                 str(combined["status"]),

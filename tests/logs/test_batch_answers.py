@@ -80,6 +80,7 @@ def logged(draw: st.DrawFn) -> list[tuple[EventKind, int, str, int, int]]:
     st.booleans(),
     st.booleans(),
     st.sampled_from([None, 10 * S]),
+    st.none() | logged(),
 )
 def test_a_batch_row_is_the_single_lookup_of_the_same_question(
     sessions: SessionFactory,
@@ -90,16 +91,23 @@ def test_a_batch_row_is_the_single_lookup_of_the_same_question(
     with_plan: bool,
     realm_named: bool,
     hold_us: int | None,
+    strangers: list[tuple[EventKind, int, str, int, int]] | None,
 ) -> None:
+    """``strangers``: lines of another realm's logs (no plan) on the same address: they answer
+    only where no plan holds it, or when that realm is asked about."""
     n = next(_addresses)
     public = f"198.19.{n >> 8}.{n & 255}"
     realm = _plan_realm(sessions, f"{public}/32") if with_plan else new_realm(sessions)
+    hold = None if hold_us is None else timedelta(microseconds=hold_us)
     ingest(
         sessions,
         realm,
         [event(k, T0_US + t * S, inside, public, f, la) for k, t, inside, f, la in lines],
-        hold=None if hold_us is None else timedelta(microseconds=hold_us),
+        hold=hold,
     )
+    if strangers is not None:
+        other = [event(k, T0_US + t * S, i, public, f, la) for k, t, i, f, la in strangers]
+        ingest(sessions, new_realm(sessions), other, hold=hold)
     asked = realm if realm_named else None
     tolerance = timedelta(microseconds=tolerance_us)
     now = lookups.utcnow()

@@ -18,10 +18,6 @@ A, R = EventKind.ALLOCATE, EventKind.RELEASE
 S = 10**6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the logs of every realm answer a port the plan of another realm leaves to its logs",
-)
 def test_one_realms_logs_do_not_answer_for_an_address_another_realms_plan_holds(
     sessions: SessionFactory,
 ) -> None:
