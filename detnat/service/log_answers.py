@@ -192,12 +192,15 @@ def _question(answer: answers.ReverseAnswer, now: datetime) -> tuple[int, int, d
 
 def answering_realms(answer: answers.ReverseAnswer, realm: str | None) -> frozenset[str] | None:
     """The realms whose logs answer ``answer``'s question: the realm asked about; with none
-    named, the realms whose plans in force hold the address (its candidates): an allocation
-    another realm's logs show on an address a plan holds names another NAT's subscriber (or a
-    file ingested under the wrong realm), not the holder of this one. None: every realm's (no
-    plan holds the address)."""
+    named and a plan that leaves the port to the logs, the realms whose plans in force hold the
+    address (its candidates): an allocation another realm's logs show on an address a plan holds
+    names another NAT's subscriber (or a file ingested under the wrong realm), not the holder of
+    this one. None: every realm's (no plan holds the address; or the plans name a subscriber,
+    which any realm's log naming another makes ``plan_and_log_disagree``)."""
     if realm is not None:
         return frozenset((realm,))
+    if answer["status"] is Status.MATCH:
+        return None
     return frozenset(c["realm"] for c in answer.get("candidates", ())) or None
 
 
@@ -473,14 +476,17 @@ class BatchLogs:
         self, found: store.Decided, said: LogsAsked, first_rows: Any, wanted: Any
     ) -> store.Decided:
         """``found`` without the intervals of realms whose logs do not answer their question
-        (:func:`answering_realms`: a realm-less question on an address a plan holds is answered
-        by that plan's realm's logs); ``first_rows``: each question's first row."""
+        (:func:`answering_realms`: a realm-less question on an address a plan holds, whose port
+        the plan leaves to the logs, is answered by that plan's realm's logs); ``first_rows``:
+        each question's first row."""
         import numpy as np
 
         assert said.plan_realm is not None
         ids = {name: realm_id for realm_id, name in self._realms.items()}
         # per question: the id of the realm whose plan holds it; -1: none; -2: several
-        plan = said.plan_realm[wanted][np.searchsorted(said.rows[wanted], first_rows)]
+        at = np.searchsorted(said.rows[wanted], first_rows)
+        plan = said.plan_realm[wanted][at]
+        plan[said.status[wanted][at] == _Codes.get().match_status] = -1  # every realm's
         named = plan >= 0
         want = plan.copy()
         want[named] = [ids.get(said.realm_names[k], -3) for k in plan[named].tolist()]
@@ -568,7 +574,11 @@ class BatchLogs:
                 answer["subscriber"] = before[2]
             window = (store.instant(int(start_us[n])), store.instant(int(end_us[n])))
             answering = (
-                frozenset((self.realm,)) if self.realm is not None else said.answering_realms(n)
+                frozenset((self.realm,))
+                if self.realm is not None
+                else None
+                if answer["status"] is Status.MATCH
+                else said.answering_realms(n)
             )
             held = [r for r in by_row.get(n, []) if answering is None or r.realm_name in answering]
             asked = bool(held) or answer["status"] is not Status.MATCH

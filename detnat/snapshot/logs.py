@@ -123,14 +123,22 @@ class SnapshotLogs:
                 status.take(take).to_pylist(),
                 reason.take(take).to_pylist(),
                 subscriber.take(take).to_pylist(),
+                realm.take(take).to_pylist(),
                 strict=True,
             )
-            for n, word, why, held in said:
+            for n, word, why, held, planned in said:
+                # a port the plan of the address leaves to the logs is answered by that realm's
+                # logs alone (the single lookup's log_answers.answering_realms)
+                found = [
+                    (name, interval)
+                    for name, interval in self._holding(int(ip[n]), int(port[n]))
+                    if planned is None or word == Status.MATCH.value or name == planned
+                ]
                 settled = settle(
                     _STATUS[word],
                     None if why is None else _REASON[why],
                     held,
-                    self._holding(int(ip[n]), int(port[n])),
+                    found,
                     int(port[n]),
                     int(lo[n]),
                     int(hi[n]),

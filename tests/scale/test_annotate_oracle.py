@@ -169,11 +169,13 @@ def _oracle_with_logs(view, logged, ip, port, at, tolerance):  # type: ignore[no
         return plain
     start, end = lookups.window(when, tolerance, NOW)
     lo, hi = to_us(start), to_us(end)
+    answering = log_answers.answering_realms(answer, None)
     rows = [
         (realm, i)
         for realm, intervals in logged.items()
         for i in intervals
         if i.public == ip and i.holds(port) and i.overlaps(lo, hi)
+        if answering is None or realm in answering
     ]
     if not rows and answer["status"] is Status.MATCH:
         return plain
