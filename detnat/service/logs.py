@@ -413,8 +413,8 @@ def ingest(
             and not store.stored_between(session, realm_id, chunk.first_us, chunk.last_us)
         ):
             # no row can be a duplicate: straight into log_events, the digests made here
-            store.ensure_months(session, realm_id, (m for m, _ in chunk.sums))
-            store.copy_events(session, data)
+            made = store.ensure_months(session, realm_id, (m for m, _ in chunk.sums))
+            store.copy_events(session, data, made[0] if len(made) == 1 else None)
             found = [(m, p, c, d) for (m, p), (c, d) in chunk.sums.items()]
         else:
             store.stage(session, data)

@@ -76,11 +76,13 @@ def stage(session: Session, rows: Iterable[bytes]) -> None:
     _copy(raw_connection(session), "log_stage", rows)
 
 
-def copy_events(session: Session, rows: Iterable[bytes]) -> None:
-    """COPY event rows (as :func:`stage`) straight into ``log_events``: the caller has made sure
-    none is stored yet (:func:`stored_between`) and none repeats another, and made their month
-    partitions (:func:`ensure_months`)."""
-    _copy(raw_connection(session), "log_events", rows)
+def copy_events(session: Session, rows: Iterable[bytes], partition: str | None = None) -> None:
+    """COPY event rows (as :func:`stage`) straight into ``log_events`` (or, named, the one
+    partition that holds them all: no routing per row): the caller has made sure none is stored
+    yet (:func:`stored_between`) and none repeats another, and made their month partitions
+    (:func:`ensure_months`)."""
+    table = "log_events" if partition is None else f'log_partitions."{partition}"'
+    _copy(raw_connection(session), table, rows)
 
 
 def _copy(conn: psycopg.Connection[Any], table: str, rows: Iterable[bytes]) -> None:
@@ -104,14 +106,17 @@ def stored_between(session: Session, realm_id: int, first_us: int, last_us: int)
     )
 
 
-def ensure_months(session: Session, realm_id: int, months: Iterable[str]) -> None:
-    """Make the realm's partitions of ``months`` (``YYYY-MM``) if they are not there."""
-    session.execute(
-        text(
-            "SELECT log_events_partition(:realm, (m || '-01 00:00:00+00')::timestamptz) "
-            "FROM unnest(CAST(:months AS text[])) AS m"
-        ),
-        {"realm": realm_id, "months": sorted(set(months))},
+def ensure_months(session: Session, realm_id: int, months: Iterable[str]) -> list[str]:
+    """Make the realm's partitions of ``months`` (``YYYY-MM``) if they are not there; their
+    names (in schema ``log_partitions``), in the order of the months."""
+    return list(
+        session.scalars(
+            text(
+                "SELECT log_events_partition(:realm, (m || '-01 00:00:00+00')::timestamptz) "
+                "FROM unnest(CAST(:months AS text[])) WITH ORDINALITY AS u(m, n) ORDER BY n"
+            ),
+            {"realm": realm_id, "months": sorted(set(months))},
+        )
     )
 
 
