@@ -361,13 +361,18 @@ def ingest(
                 text, text_line = text_of(line, sha), line
             proto = protocol or "all"
             if -store.EXACT_US < at_us < store.EXACT_US:
+                cut_us = at_us
                 whole, micros = divmod(at_us, 1_000_000)
                 if whole != second:
                     second, at_second = whole, _bound(whole * 1_000_000)[:-10]
                 at_text = f"{at_second}.{micros:06}+00"
             else:  # stored as the staging insert always stored it: through a float
                 chunk.exact = False
-                at_text = _bound(int(float(at_us)))
+                stored_us = int(float(at_us))
+                at_text = _bound(stored_us)
+                # its block's cut is taken no later than the instant stored, which the
+                # derivation reads back
+                cut_us = min(at_us, stored_us)
             lines.append(
                 f"{head}{at_text}\t{sha}\t{kind}\t{_escape(inside)}\t{public}\t{first}\t{last}"
                 f"\t{step}\t{proto}\t{file_text}\t{base + line}\t{_escape(text)}\n"
@@ -389,8 +394,8 @@ def ingest(
                 chunk.last_us = at_us
             block = (public, first, last)
             first_at = earliest.get(block)
-            if first_at is None or at_us < first_at:
-                earliest[block] = at_us
+            if first_at is None or cut_us < first_at:
+                earliest[block] = cut_us
             key_month = (_month(at_us // _DAY_US), public)
             count_sum = sums.get(key_month)
             if count_sum is None:

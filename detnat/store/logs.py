@@ -1,9 +1,11 @@
 """Queries over the log tables (migration 0005): events in by COPY, intervals in and out.
 
 Rows in, rows out; the rules live in :mod:`detnat.service.logs` and :mod:`detnat.logs.intervals`.
-Events go through a temporary staging table filled by ``COPY`` (one round trip per chunk, no row
-inserts), then into ``log_events`` with ``ON CONFLICT DO NOTHING``: a line already stored is a
-duplicate, counted, not stored again.
+Events go in by ``COPY`` (one round trip per chunk, no row inserts): straight into ``log_events``
+(its month's partition) when the chunk cannot hold a duplicate -- no line repeated in it, and no
+event of the realm stored in its time range -- else through a temporary staging table, then into
+``log_events`` with ``ON CONFLICT DO NOTHING``: a line already stored is a duplicate, counted, not
+stored again.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ COLUMNS = (
     "port_step, protocol, file, line, raw"
 )
 STAGE = f"""
-CREATE TEMPORARY TABLE IF NOT EXISTS log_stage AS SELECT {COLUMNS} FROM log_events WITH NO DATA
+CREATE TEMPORARY TABLE IF NOT EXISTS log_stage ON COMMIT DROP AS
+SELECT {COLUMNS} FROM log_events WITH NO DATA
 """
 
 

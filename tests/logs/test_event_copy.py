@@ -130,3 +130,47 @@ def _fed(reading: logs.Reading, events: list[LogEvent]) -> Iterator[LogEvent]:
         yield e
     for _ in lines:
         pass
+
+
+def test_an_instant_past_a_float_in_a_later_file_keeps_its_interval(
+    sessions: SessionFactory,
+) -> None:
+    """An instant past 2**53 µs is stored through a float (2**53 + 5 as 2**53 + 4): the later
+    file's cut was taken at the instant read, after the one stored, so its allocation, read back
+    before the cut, was never derived and its interval was missing (``audit verify`` named it)."""
+    realm = new_realm(sessions)
+    for n, at in enumerate([T0_US, (1 << 53) + 5]):
+        name = f"pba-{n}.log"
+        raw = line_of(EventKind.ALLOCATE, at, "100.64.0.1", "198.18.9.1", 1024, 1535)
+        made = LogEvent(
+            EventKind.ALLOCATE,
+            at,
+            "100.64.0.1",
+            "198.18.9.1",
+            1024,
+            1535,
+            None,
+            LineRef.of(name, 1, raw),
+        )
+        reading = logs.Reading(io.BytesIO(raw), name=name)
+        with unit_of_work(sessions) as s:
+            logs.ingest(
+                s,
+                realm,
+                _fed(reading, [made]),
+                reading,
+                fmt="csv",
+                by=OPS,
+                request_id="t",
+                log_hold=timedelta(seconds=20),
+            )
+    with sessions() as s:
+        assert [str(b) for b in integrity.verify(s)[0]] == []
+        count = s.scalar(
+            text(
+                "SELECT count(*) FROM log_intervals i JOIN realms r ON r.id = i.realm_id "
+                "WHERE r.name = :realm"
+            ),
+            {"realm": realm},
+        )
+    assert count == 2
