@@ -337,7 +337,7 @@ def ingest(
         last_line = text_line = -1
         text = ""
         head = f"{realm_id}\t{ingest_id}\t"
-        second, at_second = None, ""  # the last instant's whole second, and its text
+        minute, at_minute = None, ""  # the last instant's whole minute, and its text
         for item in items:
             if isinstance(item, Refused):
                 refuse(Refused(item.file, base + item.line, item.reason))
@@ -362,10 +362,11 @@ def ingest(
             proto = protocol or "all"
             if -store.EXACT_US < at_us < store.EXACT_US:
                 cut_us = at_us
-                whole, micros = divmod(at_us, 1_000_000)
-                if whole != second:
-                    second, at_second = whole, _bound(whole * 1_000_000)[:-10]
-                at_text = f"{at_second}.{micros:06}+00"
+                whole, rest = divmod(at_us, 60_000_000)
+                if whole != minute:
+                    minute, at_minute = whole, _bound(whole * 60_000_000)[:-12]
+                seconds, micros = divmod(rest, 1_000_000)
+                at_text = f"{at_minute}{seconds:02}.{micros:06}+00"
             else:  # stored as the staging insert always stored it: through a float
                 chunk.exact = False
                 stored_us = int(float(at_us))
