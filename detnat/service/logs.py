@@ -331,11 +331,13 @@ def ingest(
 
     def rows() -> Iterator[_Chunk]:
         chunk = _Chunk()
-        lines, sums = chunk.lines, chunk.sums
+        lines, sums, keys = chunk.lines, chunk.sums, chunk.keys
         files: dict[str, str] = {}
         text_of = reading.text_of
         last_line = text_line = -1
         text = ""
+        head = f"{realm_id}\t{ingest_id}\t"
+        minute, at_minute = None, ""  # the last instant's whole minute, and its text
         for item in items:
             if isinstance(item, Refused):
                 refuse(Refused(item.file, base + item.line, item.reason))
@@ -350,7 +352,7 @@ def ingest(
             if len(lines) >= CHUNK and line != last_line:  # a line's events stay in one chunk
                 yield chunk
                 chunk = _Chunk()
-                lines, sums = chunk.lines, chunk.sums
+                lines, sums, keys = chunk.lines, chunk.sums, chunk.keys
             last_line = line
             file_text = files.get(file)
             if file_text is None:
@@ -358,9 +360,23 @@ def ingest(
             if line != text_line:  # a line's events (one after the other) share its text
                 text, text_line = text_of(line, sha), line
             proto = protocol or "all"
+            if -store.EXACT_US < at_us < store.EXACT_US:
+                cut_us = at_us
+                whole, rest = divmod(at_us, 60_000_000)
+                if whole != minute:
+                    minute, at_minute = whole, _bound(whole * 60_000_000)[:-12]
+                seconds, micros = divmod(rest, 1_000_000)
+                at_text = f"{at_minute}{seconds:02}.{micros:06}+00"
+            else:  # stored as the staging insert always stored it: through a float
+                chunk.exact = False
+                stored_us = int(float(at_us))
+                at_text = _bound(stored_us)
+                # its block's cut is taken no later than the instant stored, which the
+                # derivation reads back
+                cut_us = min(at_us, stored_us)
             lines.append(
-                f"{at_us}\t{sha}\t{kind}\t{_escape(inside)}\t{public}\t{first}\t{last}\t{step}"
-                f"\t{proto}\t{file_text}\t{base + line}\t{_escape(text)}\n"
+                f"{head}{at_text}\t{sha}\t{kind}\t{_escape(inside)}\t{public}\t{first}\t{last}"
+                f"\t{step}\t{proto}\t{file_text}\t{base + line}\t{_escape(text)}\n"
             )
             # the row's digest as Postgres computes it at verify (store.ROW_TEXT), if stored
             digest = from_bytes(
@@ -369,16 +385,22 @@ def ingest(
                     f"{last}|{step}|{proto}|{file}|{base + line}|{text}".encode()
                 ).digest()
             )
-            if not -store.EXACT_US < at_us < store.EXACT_US:
-                chunk.exact = False
+            key = (at_us, sha)
+            if key in keys:
+                chunk.repeats = True
+            keys.add(key)
+            if at_us < chunk.first_us:
+                chunk.first_us = at_us
+            if at_us > chunk.last_us:
+                chunk.last_us = at_us
             block = (public, first, last)
             first_at = earliest.get(block)
-            if first_at is None or at_us < first_at:
-                earliest[block] = at_us
-            key = (_month(at_us // _DAY_US), public)
-            count_sum = sums.get(key)
+            if first_at is None or cut_us < first_at:
+                earliest[block] = cut_us
+            key_month = (_month(at_us // _DAY_US), public)
+            count_sum = sums.get(key_month)
             if count_sum is None:
-                sums[key] = [1, digest]
+                sums[key_month] = [1, digest]
             else:
                 count_sum[0] += 1
                 count_sum[1] += digest
@@ -389,18 +411,31 @@ def ingest(
 
     def store_chunk(chunk: _Chunk) -> None:
         nonlocal staged
-        store.stage(session, ["".join(chunk.lines).encode()])
         staged += len(chunk.lines)
-        store.ensure_partitions(session, realm_id)
-        stored = store.insert_staged(session, realm_id, ingest_id)
-        if stored == len(chunk.lines) and chunk.exact:  # no duplicate: the digests made here
+        data = ["".join(chunk.lines).encode()]
+        if (
+            chunk.exact
+            and not chunk.repeats
+            and not store.stored_between(session, realm_id, chunk.first_us, chunk.last_us)
+        ):
+            # no row can be a duplicate: straight into log_events, the digests made here
+            made = store.ensure_months(session, realm_id, (m for m, _ in chunk.sums))
+            store.copy_events(session, data, made[0] if len(made) == 1 else None)
             found = [(m, p, c, d) for (m, p), (c, d) in chunk.sums.items()]
         else:
-            found = [
-                (m, p, c, store.digest_sum(parts))
-                for m, p, c, *parts in store.staged_digests(session, realm_id, ingest_id)
-            ]
-        store.clear_stage(session)
+            store.stage(session, data)
+            store.ensure_partitions(session, realm_id)
+            stored = store.insert_staged(session, realm_id, ingest_id)
+            if stored == len(chunk.lines) and chunk.exact:  # no duplicate: the digests made here
+                found = [(m, p, c, d) for (m, p), (c, d) in chunk.sums.items()]
+            elif stored == 0:  # every row a duplicate: nothing stored to account for
+                found = []
+            else:
+                found = [
+                    (m, p, c, store.digest_sum(parts))
+                    for m, p, c, *parts in store.staged_digests(session, realm_id, ingest_id)
+                ]
+            store.clear_stage(session)
         for month, public, count, digest in found:
             count_sum = months.setdefault(month, [0, 0])
             count_sum[0] += count
@@ -497,6 +532,10 @@ class _Chunk:
     lines: list[str] = field(default_factory=list)
     sums: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     exact: bool = True  # every instant is one Postgres stores exactly (store.EXACT_US)
+    keys: set[tuple[int, str]] = field(default_factory=set)  # (instant, line SHA-256) of each
+    repeats: bool = False  # a key comes twice (the later is a duplicate)
+    first_us: int = 1 << 62  # the earliest and latest instants of the rows
+    last_us: int = -(1 << 62)
 
 
 @functools.lru_cache(maxsize=4096)

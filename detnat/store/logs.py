@@ -1,9 +1,11 @@
 """Queries over the log tables (migration 0005): events in by COPY, intervals in and out.
 
 Rows in, rows out; the rules live in :mod:`detnat.service.logs` and :mod:`detnat.logs.intervals`.
-Events go through a temporary staging table filled by ``COPY`` (one round trip per chunk, no row
-inserts), then into ``log_events`` with ``ON CONFLICT DO NOTHING``: a line already stored is a
-duplicate, counted, not stored again.
+Events go in by ``COPY`` (one round trip per chunk, no row inserts): straight into ``log_events``
+(its month's partition) when the chunk cannot hold a duplicate -- no line repeated in it, and no
+event of the realm stored in its time range -- else through a temporary staging table, then into
+``log_events`` with ``ON CONFLICT DO NOTHING``: a line already stored is a duplicate, counted, not
+stored again.
 """
 
 from __future__ import annotations
@@ -36,16 +38,17 @@ MONTH = "to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM')"
 # |at_us| below this: the instant goes in and out of Postgres exactly (a float8 holds it).
 EXACT_US = 1 << 53
 
-STAGE = """
-CREATE TEMPORARY TABLE IF NOT EXISTS log_stage (
-    at_us bigint, line_sha256 text, kind text, inside text, public bigint, port_first integer,
-    port_last integer, port_step integer, protocol text, file text, line bigint, raw text
-) ON COMMIT DROP
-"""
+# An event row as an ingest writes it for ``COPY``: the columns of ``log_events`` in this order,
+# ``at`` as Postgres prints a timestamptz. The same rows go straight into ``log_events``
+# (:func:`copy_events`, when a chunk can hold no duplicate) or into the staging table first.
 COLUMNS = (
-    "at_us, line_sha256, kind, inside, public, port_first, port_last, port_step, protocol, "
-    "file, line, raw"
+    "realm_id, ingest_id, at, line_sha256, kind, inside, public, port_first, port_last, "
+    "port_step, protocol, file, line, raw"
 )
+STAGE = f"""
+CREATE TEMPORARY TABLE IF NOT EXISTS log_stage ON COMMIT DROP AS
+SELECT {COLUMNS} FROM log_events WITH NO DATA
+"""
 
 
 def raw_connection(session: Session) -> psycopg.Connection[Any]:
@@ -70,12 +73,54 @@ def lock_realm(session: Session, realm_id: int) -> None:
 
 
 def stage(session: Session, rows: Iterable[bytes]) -> None:
-    """COPY tab-separated rows (already escaped, newline-terminated) into ``log_stage``."""
+    """COPY event rows (already escaped, newline-terminated; :data:`COLUMNS`) into ``log_stage``
+    (made empty for the transaction if it is not there)."""
     session.execute(text(STAGE))
-    conn = raw_connection(session)
-    with conn.cursor() as cur, cur.copy(f"COPY log_stage ({COLUMNS}) FROM STDIN") as copy:
+    _copy(raw_connection(session), "log_stage", rows)
+
+
+def copy_events(session: Session, rows: Iterable[bytes], partition: str | None = None) -> None:
+    """COPY event rows (as :func:`stage`) straight into ``log_events`` (or, named, the one
+    partition that holds them all: no routing per row): the caller has made sure none is stored
+    yet (:func:`stored_between`) and none repeats another, and made their month partitions
+    (:func:`ensure_months`)."""
+    table = "log_events" if partition is None else f'log_partitions."{partition}"'
+    _copy(raw_connection(session), table, rows)
+
+
+def _copy(conn: psycopg.Connection[Any], table: str, rows: Iterable[bytes]) -> None:
+    with conn.cursor() as cur, cur.copy(f"COPY {table} ({COLUMNS}) FROM STDIN") as copy:
         for chunk in rows:
             copy.write(chunk)
+
+
+def stored_between(session: Session, realm_id: int, first_us: int, last_us: int) -> bool:
+    """Whether the realm has an event stored at some instant of ``[first_us, last_us]`` (one
+    range of the primary key): a chunk of rows whose instants are all in a range with none
+    stored has no duplicate of a stored row."""
+    return bool(
+        session.scalar(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM log_events WHERE realm_id = :r "
+                "AND at >= :first AND at <= :last)"
+            ),
+            {"r": realm_id, "first": instant(first_us), "last": instant(last_us)},
+        )
+    )
+
+
+def ensure_months(session: Session, realm_id: int, months: Iterable[str]) -> list[str]:
+    """Make the realm's partitions of ``months`` (``YYYY-MM``) if they are not there; their
+    names (in schema ``log_partitions``), in the order of the months."""
+    return list(
+        session.scalars(
+            text(
+                "SELECT log_events_partition(:realm, (m || '-01 00:00:00+00')::timestamptz) "
+                "FROM unnest(CAST(:months AS text[])) WITH ORDINALITY AS u(m, n) ORDER BY n"
+            ),
+            {"realm": realm_id, "months": sorted(set(months))},
+        )
+    )
 
 
 def ensure_partitions(session: Session, realm_id: int) -> None:
@@ -83,8 +128,7 @@ def ensure_partitions(session: Session, realm_id: int) -> None:
     session.execute(
         text(
             "SELECT log_events_partition(:realm, m) FROM (SELECT DISTINCT date_trunc('month', "
-            "to_timestamp(at_us / 1000000.0) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS m "
-            "FROM log_stage) s"
+            "at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS m FROM log_stage) s"
         ),
         {"realm": realm_id},
     )
@@ -102,13 +146,9 @@ def insert_staged(session: Session, realm_id: int, ingest_id: int) -> int:
     duplicate); how many were inserted."""
     done = session.execute(
         text(
-            "INSERT INTO log_events (realm_id, at, line_sha256, ingest_id, kind, inside, public, "
-            "port_first, port_last, port_step, protocol, file, line, raw) "
-            "SELECT :realm, to_timestamp(0) + at_us * interval '1 microsecond', line_sha256, "
-            ":ingest, kind, inside, public, port_first, port_last, port_step, protocol, file, "
-            "line, raw FROM log_stage ON CONFLICT DO NOTHING"
-        ),
-        {"realm": realm_id, "ingest": ingest_id},
+            f"INSERT INTO log_events ({COLUMNS}) SELECT {COLUMNS} FROM log_stage "
+            "ON CONFLICT DO NOTHING"
+        )
     )
     return int(done.rowcount)  # type: ignore[attr-defined]
 
@@ -123,7 +163,7 @@ def staged_digests(session: Session, realm_id: int, ingest_id: int) -> list[tupl
         text(
             "WITH e AS (SELECT DISTINCT ON (e.at, e.line_sha256) e.* FROM log_stage s "
             "JOIN log_events e ON e.realm_id = :realm "
-            "AND e.at = to_timestamp(0) + s.at_us * interval '1 microsecond' "
+            "AND e.at = s.at "
             "AND e.line_sha256 = s.line_sha256 AND e.ingest_id = :ingest AND e.file = s.file "
             "AND e.line = s.line), "
             f"d AS (SELECT {MONTH} AS month, e.public, "
