@@ -299,9 +299,14 @@ def copyable(path: str, *, max_group_rows: int = MAX_GROUP_ROWS) -> Input | None
         chunks = fields[_GROUP_COLUMNS][1][1]
         if rows > max_group_rows or not chunks:
             return None
-        if any(_CHUNK_PATH in c or any(n in c for n in _CHUNK_CRYPTO) for c in chunks):
+        if any(
+            _CHUNK_PATH in c or _CHUNK_META not in c or any(n in c for n in _CHUNK_CRYPTO)
+            for c in chunks
+        ):
             return None
         metas = [c[_CHUNK_META][1] for c in chunks]
+        if any(_META_DATA_PAGE not in m or _META_COMPRESSED not in m for m in metas):
+            return None
         start = min(_chunk_start(m) for m in metas)
         end = max(_chunk_start(m) + int(m[_META_COMPRESSED][1]) for m in metas)
         if rows:

@@ -176,3 +176,17 @@ _STRUCTS = st.dictionaries(st.integers(1, 40), _VALUES, max_size=5)
 def test_compact_protocol_round_trip(fields: parquet_copy.Struct) -> None:
     encoded = parquet_copy.write_struct(fields)
     assert parquet_copy.read_struct(encoded + b"\xff") == (fields, len(encoded))
+
+
+def test_a_file_that_is_not_plain_parquet_is_not_copied(tmp_path: Path) -> None:
+    source = tmp_path / "in.parquet"
+    pq.write_table(_input(100, seed=2), source)
+    data = source.read_bytes()
+    for name, broken in (
+        ("cut", data[:-20]),
+        ("short", b"PAR1PAR1"),
+        ("footer", data[:-8] + b"\xff\xff\xff\x7fPAR1"),
+    ):
+        path = tmp_path / f"{name}.parquet"
+        path.write_bytes(broken)
+        assert parquet_copy.copyable(str(path)) is None, name
