@@ -4,6 +4,7 @@ Run by hand (not part of the tests)::
 
     .venv/bin/python bench/bench_annotate.py [--rows 5000000] [--file-rows 20000000]
         [--cluster-rows 8000000] [--threads 0] [--skip inproc,strings,cli,dask,spark] [--pin]
+        [--reencode]
 
 The snapshot is plan-only: one realm, 10 versions over one day (bench/plans/block.yaml with the
 block size and assignment changed at each version, a 5-minute session drain), exported from an
@@ -17,7 +18,10 @@ flow records of that day (addresses of the pool as ``uint32``, ports, ``timestam
 2. ``detnat annotate`` Parquet -> Parquet on ``--file-rows`` rows: the command's pipeline
    (:func:`detnat.snapshot.files.annotate_file`, ``--threads`` annotating threads) in a child
    process: wall time, CPU time and peak RSS (``os.wait4``); the audit entry the command adds
-   is one INSERT and not timed here (target 5 M rows/s, < 1 GB);
+   is one INSERT and not timed here (target 5 M rows/s, < 1 GB). The input's column chunks are
+   copied and only the answers encoded; ``--reencode`` times the pipeline that decodes and
+   encodes every column instead (``copy_chunks=False``, what CSV input and row groups too large
+   to copy take);
 3. Dask on a LocalCluster with 1 and then 2 worker processes (one thread each): the input read
    once and persisted in the workers, a warm-up pass, then the best of three passes that
    annotate every partition and send back only its length (no shuffle): rows/s and the ratio;
@@ -168,14 +172,15 @@ worker = Annotator(snap, columns=Columns(ip="src_addr", port="src_port", time="t
 summary = JobSummary("cli", "BENCH-1", snap.sha256, snap.case)
 started, cpu = time.perf_counter(), time.process_time()
 with open({out!r}, "wb") as sink:
-    files.annotate_file(worker, {source!r}, sink, out_format="parquet", summary=summary{threads})
+    files.annotate_file(worker, {source!r}, sink, out_format="parquet", summary=summary{threads},
+                        copy_chunks={copy})
 print(json.dumps({{"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu,
                   "rows": summary.output_rows}}))
 """
 
 
 def command_pipeline(
-    snap: Path, source: Path, out: Path, threads: int | None
+    snap: Path, source: Path, out: Path, threads: int | None, copy: bool = True
 ) -> tuple[float, float, float, float]:
     """(rows/s inside the pipeline, rows/s wall incl. start-up, CPU seconds inside, peak RSS in
     MB) of the command's pipeline in a child process."""
@@ -187,6 +192,7 @@ def command_pipeline(
         source=str(source),
         out=str(out),
         threads=f", threads={threads}" if threads else "",
+        copy=copy,
     )
     started = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -368,6 +374,9 @@ def main() -> None:
     parser.add_argument(
         "--pin", action="store_true", help="Spark local[N] on N CPUs only (see docs/scale-out.md)"
     )
+    parser.add_argument(
+        "--reencode", action="store_true", help="pipeline: decode and encode every column"
+    )
     parser.add_argument("--spark-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.spark_child:
@@ -414,11 +423,15 @@ def main() -> None:
             size = source.stat().st_size
             print(f"input: {args.file_rows} rows, {size / 1e6:.0f} MB Parquet")
             out = path / "out.parquet"
-            inside, wall, cpu, rss = command_pipeline(snap_path, source, out, args.threads)
+            inside, wall, cpu, rss = command_pipeline(
+                snap_path, source, out, args.threads, not args.reencode
+            )
+            how = "every column re-encoded" if args.reencode else "input chunks copied"
             print(
-                f"detnat annotate pipeline: {inside / 1e6:.2f} M rows/s, "
+                f"detnat annotate pipeline ({how}): {inside / 1e6:.2f} M rows/s, "
                 f"{wall / 1e6:.2f} M rows/s with start-up; {cpu:.1f} s CPU "
-                f"({args.file_rows / cpu / 1e6:.2f} M rows per CPU-second); peak RSS {rss:.0f} MB; "
+                f"({args.file_rows / cpu / 1e6:.2f} M rows per CPU-second, "
+                f"{cpu / args.file_rows * 1e9:.0f} ns a row); peak RSS {rss:.0f} MB; "
                 f"output {out.stat().st_size / 1e6:.0f} MB; load {os.getloadavg()[0]:.1f}"
             )
             source.unlink()

@@ -35,7 +35,10 @@ Timestamps without a zone are refused: name the zone upstream. Addresses: intege
 unsigned 32-bit number) or dotted quads. Ports: integers.
 
 With ``dictionary=True``, ``status``, ``reason`` and ``realm`` come as Arrow dictionary arrays
-(:data:`DICTIONARY_FIELDS`): the same values, without a word copied per row.
+(:data:`DICTIONARY_FIELDS`): the same values, without a word copied per row; with
+``subscriber_dictionary=True`` as well, ``subscriber`` is one too (:data:`ENCODED_FIELDS`), its
+dictionary the distinct texts of the batch: what a Parquet writer stores as a dictionary page and
+indices, without hashing a text per row.
 
 How (see docs/scale-out.md, section 2): a table of time slots names, for most rows, the one
 version they can rest on (or a version and the next, within a drain); rows are grouped by it with
@@ -86,6 +89,11 @@ DICTIONARY_FIELDS = (
     pa.field("reason", pa.dictionary(pa.int8(), pa.string())),
     pa.field("realm", pa.dictionary(pa.int32(), pa.string())),
     pa.field("version", pa.int32()),
+)
+# ``subscriber_dictionary=True`` as well: each batch's subscribers once, the rows as indices.
+ENCODED_FIELDS = (
+    pa.field("subscriber", pa.dictionary(pa.int32(), pa.string())),
+    *DICTIONARY_FIELDS[1:],
 )
 ERROR = "error"
 INVALID_QUERY = "invalid_query"
@@ -393,15 +401,31 @@ class Annotator:
         time_column: pa.Array,
         *,
         dictionary: bool = False,
+        subscriber_dictionary: bool = False,
     ) -> list[pa.Array]:
-        """The five answer arrays for three input arrays of one length."""
+        """The five answer arrays for three input arrays of one length (``subscriber_dictionary``
+        needs ``dictionary``; see the module docstring)."""
         ip, ip_ok = addresses(ip_column)
         port, port_ok = ports(port_column)
         at, at_ok = instants(time_column, self.columns.time_unit, field=self.columns.time)
-        return self._answer(ip, port, at, ip_ok & port_ok & at_ok, dictionary=dictionary)
+        return self._answer(
+            ip,
+            port,
+            at,
+            ip_ok & port_ok & at_ok,
+            dictionary=dictionary,
+            subscriber_dictionary=subscriber_dictionary,
+        )
 
     def _answer(
-        self, ip: Ints, port: Ints, at: Ints, ok: Bools, *, dictionary: bool = False
+        self,
+        ip: Ints,
+        port: Ints,
+        at: Ints,
+        ok: Bools,
+        *,
+        dictionary: bool = False,
+        subscriber_dictionary: bool = False,
     ) -> list[pa.Array]:
         n = len(ip)
         snap = self.snapshot
@@ -412,7 +436,7 @@ class Annotator:
         # (rows, or None for every row; version number; subscriber numbers, -1 for none)
         sub_rows: list[tuple[Ints | None, int, Ints]] = []
         if not n:
-            return self._arrays(n, outcome, version, sub_rows, dictionary)
+            return self._arrays(n, outcome, version, sub_rows, dictionary, subscriber_dictionary)
 
         # The common case first: every row a valid query inside the snapshot, no masks at all.
         every = bool(ok.all())
@@ -498,10 +522,15 @@ class Annotator:
                 at,
                 outcome,
             )
-        arrays = self._arrays(n, outcome, version, sub_rows, dictionary)
+        arrays = self._arrays(n, outcome, version, sub_rows, dictionary, subscriber_dictionary)
         if not self._logs.asked:
             return arrays
-        return self._logs.apply(arrays, ip, port, at - tolerance, np.minimum(at + tolerance, now))
+        if subscriber_dictionary:  # the logs may name subscribers the batch's dictionary lacks
+            arrays[0] = arrays[0].dictionary_decode()
+        heard = self._logs.apply(arrays, ip, port, at - tolerance, np.minimum(at + tolerance, now))
+        if subscriber_dictionary:
+            heard[0] = heard[0].dictionary_encode()
+        return heard
 
     def _one_version(
         self,
@@ -948,6 +977,7 @@ class Annotator:
         version: I32,
         sub_rows: list[tuple[Ints | None, int, Ints]],
         dictionary: bool,
+        subscriber_dictionary: bool = False,
     ) -> list[pa.Array]:
         table = self._all_texts()
         if table is not None:  # one take from every subscriber's text (made once)
@@ -961,12 +991,18 @@ class Annotator:
                     if code is None:
                         code = np.full(n, null, dtype=np.int32)
                     code[rows] = values
-            if code is None:
+            if subscriber_dictionary:
+                subscriber = _texts_used(
+                    table, np.full(n, null, np.int32) if code is None else code
+                )
+            elif code is None:
                 subscriber = pa.nulls(n, pa.string())
             else:
                 subscriber = pc.take(table, _valued(code, pa.int32()), boundscheck=False)
         else:
             subscriber = self._texts_of_rows(n, sub_rows)
+            if subscriber_dictionary:
+                subscriber = subscriber.dictionary_encode()
         status = (outcome >> _SHIFT).view(np.int8)
         reason = (outcome & _LOW).view(np.int8)
         place = version + (len(self.snapshot.realms) + 1)  # see _version_realm
@@ -1048,6 +1084,25 @@ def _valued(values: npt.NDArray[Any], kind: pa.DataType, valid: Bools | None = N
     values = np.ascontiguousarray(values, dtype=kind.to_pandas_dtype())
     bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pa.Array.from_buffers(kind, len(values), [bitmap, pa.py_buffer(values)])
+
+
+def _texts_used(table: pa.Array, code: I32) -> pa.DictionaryArray:
+    """``table.take(code)`` as a dictionary array whose dictionary is the texts the rows use,
+    in ``table``'s order (``table``'s last entry is its null: rows with it are null)."""
+    null = len(table) - 1
+    used = np.zeros(len(table), dtype=np.bool_)
+    used[code] = True
+    nobody = bool(used[null])
+    used[null] = False
+    renumbered = np.cumsum(used, dtype=np.int32) - 1
+    indices = renumbered[code]
+    valid = None
+    if nobody:
+        valid = code != null
+        indices[~valid] = 0
+    return pa.DictionaryArray.from_arrays(
+        _valued(indices, pa.int32(), valid), table.take(pa.array(np.flatnonzero(used)))
+    )
 
 
 def _words(

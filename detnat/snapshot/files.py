@@ -1,5 +1,9 @@
 """Annotating files on one machine: Parquet or CSV in, Parquet or CSV out, streamed.
 
+Parquet to Parquet, the input's column chunks are copied into the output untouched and only the
+answer columns are encoded, a row group at a time on every core (:mod:`.parquet_copy`); other
+inputs go through the pipeline below.
+
 :func:`annotate_file` reads the input a batch at a time (Parquet: row group by row group; CSV:
 blocks of about 16 MiB), annotates batches on a few threads while the next are read, and writes
 them in order on one more thread; a bounded number of batches is in flight, so memory stays flat
@@ -32,7 +36,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from detnat.errors import InvalidInput
-from detnat.snapshot.annotate import OUTPUT_COLUMNS, Annotator
+from detnat.snapshot import parquet_copy
+from detnat.snapshot.annotate import ENCODED_FIELDS, OUTPUT_COLUMNS, Annotator
 from detnat.snapshot.jobs import JobSummary
 
 BATCH_ROWS = 1 << 18
@@ -131,8 +136,13 @@ def annotate_file(
     summary: JobSummary,
     progress: Callable[[int], None] | None = None,
     threads: int | None = None,
+    copy_chunks: bool = True,
 ) -> JobSummary:
     """Annotate the file ``source`` into ``sink``; fills in ``summary`` (rows, counts, hashes).
+
+    Parquet to Parquet, the input's column chunks are copied as they are and only the answers
+    encoded (:mod:`detnat.snapshot.parquet_copy`), unless ``copy_chunks`` is false or the input
+    cannot be copied; otherwise every column is decoded and encoded again, as below.
 
     ``threads`` batches are annotated at once (default: the cores this process may use) while
     this thread reads the next ones and one more writes the finished ones in order; Arrow and
@@ -141,6 +151,12 @@ def annotate_file(
     """
     kind = format_of(source)
     workers = max(1, threads or len(os.sched_getaffinity(0)))
+    if copy_chunks and kind == "parquet" and out_format == "parquet":
+        copying = parquet_copy.copyable(source)
+        if copying is not None:
+            return _annotate_copying(
+                annotator, copying, sink, summary=summary, progress=progress, workers=workers
+            )
     dictionary = out_format == "parquet"  # Parquet keeps dictionaries; CSV neutralises words
     hashing = _Hashing(sink)
     out = pa.PythonFile(hashing, mode="w")
@@ -186,6 +202,100 @@ def annotate_file(
     return summary
 
 
+# The answer columns of a copied file: dictionary pages for the words and the version seqs;
+# statistics only where they are cheap (min/max of the status and reason words of a row group
+# prune nothing and cost a third of their encoding).
+ANSWER_DICTIONARY = ["subscriber", "status", "reason", "realm", "version"]
+ANSWER_STATISTICS = ["realm", "version"]
+
+
+def _annotate_copying(
+    annotator: Annotator,
+    source: parquet_copy.Input,
+    sink: BinaryIO,
+    *,
+    summary: JobSummary,
+    progress: Callable[[int], None] | None,
+    workers: int,
+) -> JobSummary:
+    """Parquet to Parquet, the input's column chunks copied (:mod:`.parquet_copy`): each row
+    group is read (its three chosen columns only), annotated and its answers encoded on one of
+    ``workers`` threads, then written in order, after its copied chunks, on one more."""
+    plain = annotator.output_schema(source.arrow_schema)  # refuses a taken or a missing column
+    chosen = annotator.columns
+    names = list(dict.fromkeys((chosen.ip, chosen.port, chosen.time)))
+    answers_schema = pa.schema(ENCODED_FIELDS)
+    hashing = _Hashing(sink)
+    writer = parquet_copy.Writer(hashing, source)  # type: ignore[arg-type]
+
+    def annotated(group: parquet_copy.Group) -> tuple[bytes, parquet_copy.Answers, pa.Array]:
+        reader = pq.ParquetFile(source.path, metadata=source.metadata)
+        rows = reader.read_row_group(group.index, columns=names, use_threads=False)
+        columns = rows.combine_chunks()
+        added = annotator.answer(
+            columns.column(chosen.ip).chunk(0),
+            columns.column(chosen.port).chunk(0),
+            columns.column(chosen.time).chunk(0),
+            dictionary=True,
+            subscriber_dictionary=True,
+        )
+        answers = parquet_copy.encode_answers(
+            pa.Table.from_arrays(added, schema=answers_schema),
+            use_dictionary=ANSWER_DICTIONARY,
+            statistics=ANSWER_STATISTICS,
+        )
+        copied = os.pread(fd, group.end - group.start, group.start)
+        return copied, answers, added[OUTPUT_COLUMNS.index("status")]
+
+    def write(
+        group: parquet_copy.Group, done: tuple[bytes, parquet_copy.Answers, pa.Array]
+    ) -> None:
+        copied, answers, status = done
+        writer.write_group(group, copied, answers)
+        summary.output_rows += group.rows
+        summary.note(status)
+        if progress is not None:
+            progress(summary.output_rows)
+
+    with (
+        open(source.path, "rb") as raw,
+        ThreadPoolExecutor(max_workers=workers + 1, thread_name_prefix="detnat-annotate") as pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="detnat-write") as writing,
+    ):
+        fd = raw.fileno()
+        input_digest = pool.submit(_file_sha256, source.path)
+        annotating: deque[tuple[parquet_copy.Group, Future[Any]]] = deque()
+        written: deque[Future[None]] = deque()
+
+        def hand_over(keep: int) -> None:
+            while len(annotating) > keep:
+                group, future = annotating.popleft()
+                written.append(writing.submit(write, group, future.result()))
+                while len(written) > WRITES_AHEAD:
+                    written.popleft().result()
+
+        for group in source.groups:
+            annotating.append((group, pool.submit(annotated, group)))
+            summary.input_rows += group.rows
+            hand_over(workers)
+        hand_over(0)
+        while written:
+            written.popleft().result()
+        summary.input_sha256 = input_digest.result()
+    writer.close(_arrow_metadata(plain))
+    summary.output_sha256 = hashing.sha256.hexdigest()
+    summary.partitions = 1
+    return summary
+
+
+def _arrow_metadata(plain: pa.Schema) -> dict[str, str]:
+    """A Parquet file's key-value metadata for the Arrow schema ``plain``: its own metadata and
+    the schema itself (``ARROW:schema``, as pyarrow stores it), so readers get strings."""
+    stored = base64.b64encode(plain.serialize().to_pybytes()).decode()
+    extra = {k.decode(): v.decode() for k, v in (plain.metadata or {}).items()}
+    return {**extra, "ARROW:schema": stored}
+
+
 def _file_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as raw:
@@ -214,9 +324,7 @@ class _ParquetOut:
         encoded = [
             name
             for name, column in zip(first.schema.names, first.columns, strict=True)
-            if pa.types.is_dictionary(column.type)
-            or name == "version"
-            or pc.count_distinct(column).as_py() * DICTIONARY_SHARE <= max(len(column), 1)
+            if pa.types.is_dictionary(column.type) or name == "version" or _few_distinct(column)
         ]
         self.writer = pq.ParquetWriter(
             out,
@@ -231,10 +339,15 @@ class _ParquetOut:
         self.writer.write_batch(batch)
 
     def close(self) -> None:
-        stored = base64.b64encode(self.plain.serialize().to_pybytes()).decode()
-        extra = {k.decode(): v.decode() for k, v in (self.plain.metadata or {}).items()}
-        self.writer.add_key_value_metadata({**extra, "ARROW:schema": stored})
+        self.writer.add_key_value_metadata(_arrow_metadata(self.plain))
         self.writer.close()
+
+
+def _few_distinct(column: pa.Array) -> bool:
+    """At most one value in DICTIONARY_SHARE distinct (nested columns: no, nothing to count)."""
+    if pa.types.is_nested(column.type):
+        return False
+    return bool(pc.count_distinct(column).as_py() * DICTIONARY_SHARE <= max(len(column), 1))
 
 
 def _writer(

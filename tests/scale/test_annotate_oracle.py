@@ -118,6 +118,7 @@ def test_annotator_agrees_with_single_lookup_on_every_row(data, world, tolerance
     for name in OUTPUT_COLUMNS:
         plain = encoded.column(name).cast(annotated.column(name).type)
         assert plain.equals(annotated.column(name)), name
+    _subscribers_as_a_dictionary(annotator, batch, annotated)
     # The time-slot table only takes a short cut: the general search answers the same.
     general = Annotator(snapshot, tolerance_us=tolerance_s * 1_000_000)
     general._slot_code[:] = _SEVERAL
@@ -127,6 +128,19 @@ def test_annotator_agrees_with_single_lookup_on_every_row(data, world, tolerance
         want = _oracle(view, ip, port, at, tolerance)
         shown = format_instant(T0 + timedelta(microseconds=at - to_us(T0))) if at else None
         assert got == want, f"row {k}: {ip}:{port} at {shown}"
+
+
+def _subscribers_as_a_dictionary(
+    annotator: Annotator, batch: pa.RecordBatch, annotated: pa.RecordBatch
+) -> None:
+    """``subscriber_dictionary=True`` (what ``detnat annotate`` encodes): the same subscribers,
+    the dictionary the batch's distinct texts only."""
+    columns = [batch.column(c) for c in ("ip", "port", "time")]
+    found = annotator.answer(*columns, dictionary=True, subscriber_dictionary=True)
+    assert pa.types.is_dictionary(found[0].type)
+    assert found[0].cast(pa.string()).equals(annotated.column("subscriber"))
+    named = {s for s in annotated.column("subscriber").to_pylist() if s is not None}
+    assert sorted(found[0].dictionary.to_pylist()) == sorted(named)
 
 
 # -- with the NAT's own logs -------------------------------------------------------------------
@@ -220,6 +234,7 @@ def test_annotator_hears_the_logs_as_the_single_lookup_does(data, world, toleran
     out = annotator.annotate(batch).to_pydict()
     coded = annotator.annotate(batch, dictionary=True)
     assert coded.to_pydict() == out  # dictionary arrays: the same values
+    _subscribers_as_a_dictionary(annotator, batch, annotator.annotate(batch))
     for k, (ip, port, at) in enumerate(drawn):
         got = tuple(out[c][k] for c in ("subscriber", "status", "reason", "realm", "version"))
         want = _oracle_with_logs(view, logged, ip, port, at, tolerance)

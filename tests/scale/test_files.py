@@ -29,21 +29,30 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _run(annotator: Annotator, source: Path, threads: int) -> tuple[bytes, JobSummary]:
+def _run(
+    annotator: Annotator, source: Path, threads: int, copy_chunks: bool
+) -> tuple[bytes, JobSummary]:
     summary = JobSummary("cli", "FILES-1", annotator.snapshot.sha256, annotator.snapshot.case)
     sink = io.BytesIO()
     files.annotate_file(
-        annotator, str(source), sink, out_format="parquet", summary=summary, threads=threads
+        annotator,
+        str(source),
+        sink,
+        out_format="parquet",
+        summary=summary,
+        threads=threads,
+        copy_chunks=copy_chunks,
     )
     return sink.getvalue(), summary
 
 
+@pytest.mark.parametrize("copy_chunks", [True, False], ids=["chunks copied", "re-encoded"])
 def test_threads_change_nothing_and_the_file_reads_back_plain(
-    snapshot_path: Path, source: Path, tmp_path: Path
+    snapshot_path: Path, source: Path, tmp_path: Path, copy_chunks: bool
 ) -> None:
     annotator = Annotator(file.read(str(snapshot_path)))
-    one, first = _run(annotator, source, 1)
-    four, second = _run(annotator, source, 4)
+    one, first = _run(annotator, source, 1, copy_chunks)
+    four, second = _run(annotator, source, 4, copy_chunks)
     assert one == four
     assert first.output_sha256 == second.output_sha256
     assert (
@@ -71,4 +80,7 @@ def test_threads_change_nothing_and_the_file_reads_back_plain(
     }
     assert "RLE_DICTIONARY" in encodings["status"]
     assert "RLE_DICTIONARY" in encodings["proto"]  # two distinct values
-    assert "RLE_DICTIONARY" not in encodings["id"]  # all distinct: plain
+    if copy_chunks:  # the input's own pages; the subscribers of a row group as a dictionary
+        assert "RLE_DICTIONARY" in encodings["subscriber"]
+    else:
+        assert "RLE_DICTIONARY" not in encodings["id"]  # all distinct: plain
