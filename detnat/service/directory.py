@@ -115,7 +115,7 @@ def _source_json(line: SourceLine) -> str:
 
 def _stored(iv: Interval) -> tuple[str, str, str]:
     """(account, closed, sources JSON) as the text columns keep them (``sources``: its canonical
-    JSON, migration 0012)."""
+    JSON, migration 0011)."""
     return _safe(iv.account), iv.closed, "[" + ",".join(map(_source_json, iv.sources)) + "]"
 
 
@@ -387,7 +387,7 @@ def check_store(session: Session, recorded: dict[int, Any]) -> Iterator[tuple[st
 
 def _by_ingest(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[str]]]:
     """Each ingest's rows as its digest hashes them: the sources as stored, the JSON text of the
-    column itself (migration 0012), not a rendering of what it decodes to (a store not migrated
+    column itself (migration 0011), not a rendering of what it decodes to (a store not migrated
     yet gives its JSONB decoded: its canonical JSON is what was hashed)."""
     current: int | None = None
     texts: list[str] = []

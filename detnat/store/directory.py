@@ -82,7 +82,7 @@ _AROUND_PG = _AROUND.format(
     every="%(every)s",
 )
 # prefix, start, end | None, account, closed, sources, next start | None, realm | None; the
-# sources as their JSON text (migration 0012; a store not yet migrated gives them decoded)
+# sources as their JSON text (migration 0011; a store not yet migrated gives them decoded)
 Sources = str | list[dict[str, Any]]
 Candidate = tuple[str, datetime, datetime | None, str, str, Sources, datetime | None, str | None]
 
@@ -208,7 +208,7 @@ def copy_lines(session: Session, ingest: int, batches: Iterable[list[str]]) -> i
     """Append the rows of one ingest with COPY (text format), one write per batch as it comes
     (the server stores a batch while the next is made): each line is a row's fields after
     ``ingest`` (n, prefix, during, account, closed, sources, realm_id), tab-separated, escaped
-    (:func:`copy_text`, :func:`copy_json`: ``sources`` is a text column since migration 0012,
+    (:func:`copy_text`, :func:`copy_json`: ``sources`` is a text column since migration 0011,
     which keeps the JSON as written) and ending in a newline; returns how many. An
     exception from ``batches`` ends the COPY with an error (the transaction stores nothing)."""
     raw = session.connection().connection.driver_connection
@@ -453,7 +453,7 @@ def all_rows(
     session: Session,
 ) -> Iterator[tuple[int, int, str, datetime, datetime | None, str, str, Any, int | None]]:
     """Every row, in (ingest, n) order, read in constant memory (``audit verify``); ``sources``
-    as stored (its JSON text since migration 0012)."""
+    as stored (its JSON text since migration 0011)."""
     result = session.execute(
         text(
             "SELECT ingest, n, prefix::text, lower(during), upper(during), account, closed, "

@@ -369,7 +369,7 @@ class DirectoryInterval(Base):
     during: Mapped[Range[datetime]] = mapped_column(TSTZRANGE)
     account: Mapped[str] = mapped_column(Text)
     closed: Mapped[str] = mapped_column(Text)
-    # migration 0012: the canonical JSON text the ingest wrote and hashed (JSONB before)
+    # migration 0011: the canonical JSON text the ingest wrote and hashed (JSONB before)
     sources: Mapped[str] = mapped_column(Text)
     # migration 0007: the realm the ingest declared (NULL: none named)
     realm_id: Mapped[int | None] = mapped_column(ForeignKey("realms.id"), nullable=True)

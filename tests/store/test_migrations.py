@@ -265,7 +265,7 @@ def test_0009_keeps_the_directory_answering_alike_down_and_up() -> None:
                 for lo, hi in windows:
                     for net in nets:
                         found = rows_repo.around(s, net, lo, hi, realm=realm, scoped=scoped)
-                        # the sources as their JSON text at head (0012), as JSONB at 0008
+                        # the sources as their JSON text at head (0011), as JSONB at 0008
                         decoded = [
                             (*r[:5], json.loads(r[5]) if isinstance(r[5], str) else r[5], *r[6:])
                             for r in found
@@ -420,11 +420,11 @@ _ODD_CSV = (
 )
 
 
-def test_0012_stores_the_sources_as_the_text_its_digest_hashed_down_and_up() -> None:
+def test_0011_stores_the_sources_as_the_text_its_digest_hashed_down_and_up() -> None:
     """Rows ingested at 0010 (sources as JSONB: RADIUS records of many lines, kea and csv rows,
-    characters JSON escapes and leaves) become at 0012 the canonical JSON text their digests
+    characters JSON escapes and leaves) become at 0011 the canonical JSON text their digests
     covered: ``audit verify`` finds the store whole, the stored text is that JSON and the
-    lookups give the same sources; rows ingested at 0012 go back to JSONB and up again, still
+    lookups give the same sources; rows ingested at 0011 go back to JSONB and up again, still
     whole. A row of a shape no ingest stores stops the upgrade."""
     from datetime import UTC, datetime
 

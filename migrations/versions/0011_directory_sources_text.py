@@ -18,7 +18,7 @@ shape stops the upgrade rather than change what its digest covers.
 
 Downgrading casts the text back to JSONB (the same JSON; its canonical form is the text).
 
-Revision ID: 0012
+Revision ID: 0011
 Revises: 0010 (0011 when merged beside it)
 Create Date: 2026-12-07
 """
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0012"
+revision = "0011"
 down_revision = "0010"
 branch_labels = None
 depends_on = None
@@ -54,7 +54,7 @@ END $$
 # What ingests hashed as a row's sources: its canonical JSON (a function for the ALTER's USING,
 # which takes no subquery; dropped after it)
 _CANONICAL = """
-CREATE FUNCTION directory_sources_0012(sources jsonb) RETURNS text
+CREATE FUNCTION directory_sources_0011(sources jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT AS $$
 SELECT '[' || coalesce(string_agg(
     '{"file":' || to_json(v ->> 'file')::text || ',"line":' || (v ->> 'line')
@@ -70,9 +70,9 @@ def upgrade() -> None:
     op.execute(_CANONICAL)
     op.execute(
         "ALTER TABLE directory_intervals ALTER COLUMN sources TYPE text "
-        "USING directory_sources_0012(sources)"
+        "USING directory_sources_0011(sources)"
     )
-    op.execute("DROP FUNCTION directory_sources_0012(jsonb)")
+    op.execute("DROP FUNCTION directory_sources_0011(jsonb)")
     # nothing filters on the source lines: ANALYZE gathers no statistics of them
     op.execute("ALTER TABLE directory_intervals ALTER COLUMN sources SET STATISTICS 0")
 
