@@ -185,8 +185,9 @@ class LogsAsked:
     reason: npt.NDArray[np.uint8]
     subscribers: Callable[[list[int]], dict[int, str]]
     # A batch that names no realm: per row of ``rows``, the realm whose plan holds its address
-    # (an index of ``realm_names``; -1: no plan holds it; -2: several, in ``several``): only
-    # their logs answer it (:func:`detnat.service.log_answers.answering_realms`).
+    # and leaves the port to the logs (an index of ``realm_names``; -1: none, or the plan named a
+    # subscriber; -2: several, in ``several``): only their logs answer it
+    # (:func:`detnat.service.log_answers.answering_realms`).
     plan_realm: Ints | None = None
     realm_names: list[str] = field(default_factory=list)
     several: dict[int, frozenset[str]] = field(default_factory=dict)
@@ -509,9 +510,12 @@ def _consult_logs(
     said = LogsAsked(asked, answers.status[asked], answers.reason[asked], answers.subscribers_of)
     if answers.plan_realm is not None:
         names = [r.name for r in query.snapshot.realms]
+        plan = answers.plan_realm[asked]
+        # a plan's match meets every realm's logs (log_answers.answering_realms)
+        plan[answers.status[asked] == _STATUS[Status.MATCH.value]] = -1
         said = replace(
             said,
-            plan_realm=answers.plan_realm[asked],
+            plan_realm=plan,
             realm_names=names,
             several={
                 row: frozenset(names[k] for k in held) for row, held in answers.plan_realms.items()

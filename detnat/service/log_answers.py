@@ -484,9 +484,7 @@ class BatchLogs:
         assert said.plan_realm is not None
         ids = {name: realm_id for realm_id, name in self._realms.items()}
         # per question: the id of the realm whose plan holds it; -1: none; -2: several
-        at = np.searchsorted(said.rows[wanted], first_rows)
-        plan = said.plan_realm[wanted][at]
-        plan[said.status[wanted][at] == _Codes.get().match_status] = -1  # every realm's
+        plan = said.plan_realm[wanted][np.searchsorted(said.rows[wanted], first_rows)]
         named = plan >= 0
         want = plan.copy()
         want[named] = [ids.get(said.realm_names[k], -3) for k in plan[named].tolist()]
@@ -574,11 +572,7 @@ class BatchLogs:
                 answer["subscriber"] = before[2]
             window = (store.instant(int(start_us[n])), store.instant(int(end_us[n])))
             answering = (
-                frozenset((self.realm,))
-                if self.realm is not None
-                else None
-                if answer["status"] is Status.MATCH
-                else said.answering_realms(n)
+                frozenset((self.realm,)) if self.realm is not None else said.answering_realms(n)
             )
             held = [r for r in by_row.get(n, []) if answering is None or r.realm_name in answering]
             asked = bool(held) or answer["status"] is not Status.MATCH
