@@ -57,7 +57,9 @@ def logs_ingest(
     year: Annotated[
         int | None,
         typer.Option(
-            "--year", click_type=Integer(), help="Year of syslog headers that carry none."
+            "--year",
+            click_type=Integer(),
+            help="Year of the first syslog time that carries none; it turns with the months.",
         ),
     ] = None,
     tz: Annotated[
