@@ -84,7 +84,13 @@ _DOCUMENT: Spec = {**_DOCUMENT_2, "logs": (dict,)}
 # How the log lines were read: the ingests' audit entries, and per candidate and line its ingest.
 _LOGS: Spec = {"ingests": (list,), "lines": (list,)}
 _INGEST_DETAIL: Spec = {"record": (dict,)}
-_INGEST_RECORD: Spec = {"ingest": (int,), "realm": (str,), "format": (str,), "file": (str,)}
+_INGEST_RECORD: Spec = {
+    "ingest": (int,),
+    "realm": (str,),
+    "format": (str,),
+    "file": (str,),
+    "months": (dict,),
+}
 _INGEST_OPTIONS: Spec = {"year": (int, _NONE), "tz": (str, _NONE), "exporter": (str,)}
 _AUDIT_ENTRY: Spec = {
     "seq": (int,),
@@ -414,14 +420,19 @@ def _line_readings(
                     f"{_show(record['realm'])}, not this line's file and realm"
                 )
                 continue
+            months = frozenset(record["months"])
             if options is None:
-                readings[n][m] = log_answers.LineReading(record["format"], ParseOptions(), False)
+                readings[n][m] = log_answers.LineReading(
+                    record["format"], ParseOptions(), False, months
+                )
             else:
                 readings[n][m] = log_answers.LineReading(
                     record["format"],
                     ParseOptions(
                         year=options["year"], tz=options["tz"], exporter=options["exporter"]
                     ),
+                    True,
+                    months,
                 )
     named = {i for ids in lines for i in ids}
     for ingest_id in ingests:

@@ -32,9 +32,10 @@ import json
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detnat.engine import parse_public_address
 from detnat.errors import DetnatError
@@ -746,11 +747,14 @@ async def forward_blocks_async(
 class LineReading:
     """How an ingest read a log line: its format and parse options. ``recorded``: the ingest
     recorded its options; if not (ingests made before they were), the line is read with none, so a
-    line that needs ``--year``/``--tz`` is refused, never read in another year or zone."""
+    line that needs ``--year``/``--tz`` is refused, never read in another year or zone.
+    ``months``: the months its ingest stored events in (a syslog time without a year may be of a
+    year the ingest turned to: :func:`_turned_year`)."""
 
     format: str
     options: ParseOptions
     recorded: bool = True
+    months: frozenset[str] = frozenset()  # "YYYY-MM" (UTC) its ingest stored events in
 
 
 def check_lines(
@@ -785,22 +789,11 @@ def _read_again(c: dict[str, Any], line: dict[str, Any], reading: LineReading) -
             return f"cannot be read again {how}: which natEvent numbering it has is not known"
     if reading.format not in FORMATS:
         return f"cannot be read again: this detnat reads no log format {reading.format!r}"
-    text: str = line["text"]
-    try:
-        items = list(
-            parse_lines(
-                reading.format,
-                text.encode("utf-8").split(b"\n"),  # a record spread over lines (nfdump -o json)
-                file=line["file"],
-                options=reading.options,
-            )
-        )
-    except DetnatError as exc:
-        return f"cannot be read again {how}: {exc}"
-    events = [e for e in items if isinstance(e, LogEvent) and e.source.sha256 == line["sha256"]]
-    if not events:
-        refused = [i.reason for i in items if isinstance(i, Refused)]
-        why = f": refused: {refused[0]}" if refused else ": it says no port-block event"
+    said = _said(line, reading.format, reading.options)
+    if isinstance(said, str):
+        return f"cannot be read again {how}: {said}"
+    if not said[0]:
+        why = f": refused: {said[1][0]}" if said[1] else ": it says no port-block event"
         return f"does not read again {how} as an event of its own text{why}"
     shown_event = (
         line["kind"],
@@ -811,17 +804,73 @@ def _read_again(c: dict[str, Any], line: dict[str, Any], reading: LineReading) -
         c["port_step"],
         c["protocol"],
     )
-    said = [_as_shown(e) for e in events]
-    if _json(shown_event) in map(_json, said):  # types too: true is not 1, 1.0 is not 1
+    shown = _json(shown_event)  # types too: true is not 1, 1.0 is not 1
+    if shown in map(_json, said[0]):
         return None
-    nearest = next((e for e in said if e[1] == line["at"]), said[0])
+    turned = _turned_year(line["at"], reading)
+    if turned is not None:
+        again = _said(line, reading.format, replace(reading.options, year=turned))
+        if not isinstance(again, str) and shown in map(_json, again[0]):
+            return None
+    nearest = next((e for e in said[0] if e[1] == line["at"]), said[0][0])
     names = ("kind", "at", "subscriber", "public_ip", "port_ranges", "port_step", "protocol")
     differ = [
         f"{name} {_short(a)}, not {_short(b)}"
         for name, a, b in zip(names, nearest, shown_event, strict=True)
         if _json(a) != _json(b)
     ]
-    return f"read again {how} says " + "; ".join(differ)
+    found = f"read again {how} says " + "; ".join(differ)
+    year = reading.options.year
+    if year is not None and nearest[1] != line["at"]:
+        later = _said(line, reading.format, replace(reading.options, year=year + 1))
+        if not isinstance(later, str) and [e[1] for e in later[0]] != [e[1] for e in said[0]]:
+            found += (
+                f" (its time names no year: read in --year {year}, or a year its ingest turned "
+                "to in a month it stored events in)"
+            )
+    return found
+
+
+def _said(
+    line: dict[str, Any], fmt: str, options: ParseOptions
+) -> tuple[list[tuple[Any, ...]], list[str]] | str:
+    """The events ``line``'s own text says read as ``fmt`` with ``options`` (as shown: see
+    :func:`_as_shown`) and the reasons of the lines refused; a string: the options are refused."""
+    text: str = line["text"]
+    try:
+        items = list(
+            parse_lines(
+                fmt,
+                text.encode("utf-8").split(b"\n"),  # a record spread over lines (nfdump -o json)
+                file=line["file"],
+                options=options,
+            )
+        )
+    except DetnatError as exc:
+        return str(exc)
+    events = [e for e in items if isinstance(e, LogEvent) and e.source.sha256 == line["sha256"]]
+    return [_as_shown(e) for e in events], [i.reason for i in items if isinstance(i, Refused)]
+
+
+def _turned_year(at: str, reading: LineReading) -> int | None:
+    """The year a syslog time without one may have been read in, other than ``--year``, for a
+    line shown at ``at``: read alone, such a time is of ``--year``; in its file, of a year the
+    ingest turned to as the months went round (the year after each December, the one before for
+    a straggler: see :meth:`detnat.logs.formats._common.Clock.year_of`). It is the year of the
+    instant shown in ``--tz``, taken only if the ingest may have turned to it (no earlier than
+    ``--year`` less one) and stored events in its month (the ingest's record). None: none such."""
+    options = reading.options
+    if options.year is None or options.tz is None:
+        return None
+    try:
+        moment = parse_instant(at)
+        year = moment.astimezone(ZoneInfo(options.tz)).year
+    except (ValueError, DetnatError, ZoneInfoNotFoundError):
+        return None
+    month = moment.astimezone(UTC).strftime("%Y-%m")
+    if year == options.year or year < options.year - 1 or month not in reading.months:
+        return None
+    return year
 
 
 def _as_shown(event: LogEvent) -> tuple[Any, ...]:

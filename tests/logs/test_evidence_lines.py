@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from detnat.logs.events import EventKind
 from detnat.logs.formats import ParseOptions, parse_lines
-from detnat.service import audit, directory, evidence, logs
+from detnat.service import audit, directory, evidence, log_answers, logs
 from detnat.store.db import SessionFactory, unit_of_work
 from tests.logs.conftest import OPS, T0_US
 from tests.logs.render import (
@@ -174,6 +174,53 @@ def test_every_format_round_trips_from_ingest_to_a_verified_evidence_file(
     assert document["logs"]["lines"] == [[ingest["detail"]["record"]["ingest"]] * 2]
 
 
+def test_a_bsd_line_after_the_new_year_reads_again_in_the_year_its_ingest_turned_to(
+    cli: CliRunner, realm: str, tmp_path: Path
+) -> None:
+    """``--year 2025`` over a file from Dec 31 into Jan 1: the January lines were read as 2026
+    (the year turns with the months). Alone, a line reads in ``--year``: read again, it may take
+    the year of the instant it shows -- never one before ``--year`` less one (a straggler), and
+    only in a month its ingest stored events in -- so the genuine file verifies, and a line moved
+    by a year into a month its ingest never stored does not."""
+    new_year = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
+    public = "198.18.88.1"
+    made = [
+        Event(A, new_year - 60 * S, "100.64.7.8", public, 2048, 2559, None),
+        Event(A, new_year + 10 * S, "100.64.7.9", public, 1024, 1535, None),
+        Event(R, new_year + 70 * S, "100.64.7.9", public, 1024, 1535, None),
+    ]
+    lines = [render_juniper_text(e, epoch=False) for e in made]
+    _ingested(cli, tmp_path, realm, "juniper-pba", lines, "--year", "2025", "--tz", "UTC")
+    proof = tmp_path / "new-year.json"
+    asked = run(
+        cli, "reverse", f"{public}:1100", "--at", "2026-01-01T00:00:40Z", "--realm", realm,
+        "--case", "C-LINES", "--evidence", str(proof),
+    )  # fmt: skip
+    assert asked.exit_code == 0, asked.output
+    document = json.loads(proof.read_text())
+    assert document["answer"]["subscriber"] == "100.64.7.9/32"
+    checked = run(cli, "evidence", "verify", str(proof))
+    assert checked.exit_code == 0, checked.output
+
+    # the lines moved by whole years: the rule that reads a year-less time in another year
+    record = document["logs"]["ingests"][0]["detail"]["record"]
+    assert sorted(record["months"]) == ["2025-12", "2026-01"]
+    options = ParseOptions(year=2025, tz="UTC")
+    for year, months, accepted in [
+        ("2026", record["months"], True),  # as ingested
+        ("2027", record["months"], False),  # a month the ingest stored nothing in
+        ("2027", [*record["months"], "2027-01"], True),  # had it: a year it may have turned to
+        ("2023", [*record["months"], "2023-01"], False),  # before --year less one
+    ]:
+        moved = copy.deepcopy(document["answer"])
+        for line in _candidate(moved)["lines"]:
+            line["at"] = line["at"].replace("2026-", f"{year}-")
+        reading = log_answers.LineReading("juniper-pba", options, True, frozenset(months))
+        problems = log_answers.check_lines(moved, [[reading, reading]])
+        assert (problems == []) is accepted, (year, problems)
+        assert all("its time names no year: read in --year 2025" in p for p in problems)
+
+
 # -- forgeries that only reading the lines again can catch -------------------------------------
 
 
@@ -202,8 +249,8 @@ def _forged(document: dict[str, Any], tamper: Callable[[dict[str, Any]], None]) 
     _set_answer(forged, answer)
     kept = ("pending_approval", *directory.ACCOUNT_KEYS)
     for _ in range(3):  # to a fixed point: the recomputed answer is the one shown
-        _, recomputed = evidence.verify(forged)
-        assert recomputed is not None
+        problems, recomputed = evidence.verify(forged)
+        assert recomputed is not None, problems
         again = json.loads(json.dumps(recomputed))
         again.update({k: v for k, v in forged["answer"].items() if k in kept})
         if again == forged["answer"]:
