@@ -98,3 +98,18 @@ def test_lines_in_order_whose_gaps_are_under_half_a_year_are_dated_exactly(
         for t in instants
     ]
     assert _times(lines, instants[0].year) == [_utc(t.isoformat()) for t in instants]
+
+
+def test_the_chunks_of_a_followed_file_share_one_clock() -> None:
+    """``--follow`` parses a file a chunk at a time: the year turns across chunks too."""
+    options = ParseOptions(year=2025, tz="UTC").continued()
+    line = f"<134>{{}} a10 {CEF.format(inside='100.65.140.73')}"
+    times = [
+        i.at_us
+        for chunk in (["Dec 31 23:59:59"], ["Jan  1 00:00:01"])
+        for i in parse_lines(
+            "a10-cef", [line.format(h).encode() for h in chunk], file="f.log", options=options
+        )
+        if isinstance(i, LogEvent)
+    ]
+    assert times == [_utc("2025-12-31T23:59:59"), _utc("2026-01-01T00:00:01")]

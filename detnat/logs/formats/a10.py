@@ -67,7 +67,7 @@ _NEEDED = ("src", "sourceTranslatedAddress", "sourceTranslatedPort", "cn3")
 
 def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[LogEvent | Refused]:
     """Every CGN 106 / CGN 107 event of `lines` (an A10 CEF syslog file); other lines skipped."""
-    clock = Clock(year=options.year, tz=options.tz)
+    clock = options.clock_now()
 
     def read(text: str, number: int, raw: bytes) -> LogEvent | None:
         if "CGN 10" not in text:
