@@ -337,13 +337,15 @@ def approve(
         )
     if repo.approval_of(session, version.id) is not None:
         raise Conflict(f"{realm.name} version {seq} is already approved")
-    if version.published_by == approved_by and not realm.single_approver:
+    if audit.same_person(version.published_by, approved_by) and not realm.single_approver:
         raise Conflict(
             f"{realm.name} version {seq} was published by {approved_by}; a different admin "
             "must approve it (four eyes)"
         )
     if not realm.single_approver:
-        maker = repo.token_made_by(session, by.token_id, version.published_by)
+        maker = repo.token_made_by(
+            session, by.token_id, lambda maker: audit.same_person(maker, version.published_by)
+        )
         if maker is not None:
             raise Conflict(
                 f"{realm.name} version {seq} was published by {version.published_by}, who made "
@@ -370,7 +372,10 @@ def verify_approvals(session: Session, realm: Realm) -> list[tuple[str, str]]:
     for approval, version in repo.approvals(session, realm.id):
         if approval.content_sha256 != version.content_sha256:
             problems.append((f"v{version.seq}", "approval bound to another content hash"))
-        elif approval.approved_by == version.published_by and not approval.single_approver:
+        elif (
+            audit.same_person(approval.approved_by, version.published_by)
+            and not approval.single_approver
+        ):
             problems.append((f"v{version.seq}", "approved by its own publisher"))
     return problems
 

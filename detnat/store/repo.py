@@ -7,7 +7,7 @@ queries are found where the tables are.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -341,16 +341,18 @@ def token_by_hash(session: Session, digest: str) -> ApiToken | None:
     return session.scalars(select(ApiToken).where(ApiToken.token_sha256 == digest)).one_or_none()
 
 
-def token_made_by(session: Session, token_id: int | None, person: str) -> int | None:
-    """The first token up ``token_id``'s chain of creators (itself included) that ``person``
-    created, or None."""
+def token_made_by(
+    session: Session, token_id: int | None, made_by: Callable[[str], bool]
+) -> int | None:
+    """The first token up ``token_id``'s chain of creators (itself included) whose creator
+    ``made_by`` accepts, or None."""
     seen: set[int] = set()
     while token_id is not None and token_id not in seen:
         seen.add(token_id)
         row = session.get(ApiToken, token_id)
         if row is None:
             return None
-        if row.created_by == person:
+        if made_by(row.created_by):
             return row.id
         token_id = row.created_by_token
     return None

@@ -59,7 +59,5 @@ def test_a_publisher_may_not_approve_on_the_web_with_a_token_named_otherwise(
         version = plans.get_version(s, plans.get_realm(s, realm), 1)
         assert plans.verify_approvals(s, plans.get_realm(s, realm)) == []
         assert plans.version_json(s, plans.get_realm(s, realm), version)["approved"] is False
-        actors = set(
-            s.scalars(select(AuditEntry.actor).where(AuditEntry.token_id == row.id)).all()
-        )
+        actors = set(s.scalars(select(AuditEntry.actor).where(AuditEntry.token_id == row.id)).all())
     assert actors <= {"alice"}, actors

@@ -1,0 +1,66 @@
+"""Four eyes compares people, not spellings: the publisher's name written in another case, with
+blanks around it, in a compatibility form or with an invisible format character is still the
+publisher (a careless operator makes a second token for "Alice " and she approves her own plan)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from detnat.errors import Conflict
+from detnat.service import audit, plans, tokens
+from detnat.store.db import SessionFactory, unit_of_work
+from tests.store.conftest import T0, clock_at, fresh_pool, small_plan
+
+pytestmark = pytest.mark.postgres
+
+SPELLINGS = ("Alice", " alice", "alice ", "ALICE", "ａｌｉｃｅ", "ali\u200bce", "alice\u00ad")
+
+
+def _published(sessions: SessionFactory, realm: str, publisher: audit.Actor) -> None:
+    with unit_of_work(sessions) as s:
+        plans.create_realm(s, realm, session_drain=timedelta(0), by=publisher)
+        plans.publish(
+            s,
+            realm,
+            small_plan(fresh_pool()),
+            effective_from=T0,
+            reason="CHG-1",
+            by=publisher,
+            clock=clock_at(T0 - timedelta(hours=1)),
+        )
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_the_publisher_under_another_spelling_may_not_approve(
+    sessions: SessionFactory, realm_name: str, spelling: str
+) -> None:
+    _published(sessions, realm_name, audit.Actor("alice", "admin"))
+    with unit_of_work(sessions) as s, pytest.raises(Conflict, match="four eyes"):
+        plans.approve(s, realm_name, 1, by=audit.Actor(spelling, "admin"))
+
+
+@pytest.mark.parametrize("spelling", ("Alice", "alice "))
+def test_a_token_made_by_the_publisher_under_another_spelling_may_not_approve(
+    sessions: SessionFactory, realm_name: str, spelling: str
+) -> None:
+    _published(sessions, realm_name, audit.Actor("alice", "admin"))
+    with unit_of_work(sessions) as s:
+        _, row = tokens.create_token(
+            s,
+            name=f"bob-{realm_name}",
+            person="bob",
+            role="admin",
+            by=audit.Actor(spelling, "admin"),
+        )
+        bob = audit.Actor("bob", "admin", token_id=row.id)
+    with unit_of_work(sessions) as s, pytest.raises(Conflict, match="four eyes"):
+        plans.approve(s, realm_name, 1, by=bob)
+
+
+def test_another_person_may_approve(sessions: SessionFactory, realm_name: str) -> None:
+    _published(sessions, realm_name, audit.Actor("alice", "admin"))
+    with unit_of_work(sessions) as s:
+        plans.approve(s, realm_name, 1, by=audit.Actor("alicia", "admin"))
+        assert plans.verify_approvals(s, plans.get_realm(s, realm_name)) == []
