@@ -337,6 +337,17 @@ def approve(
         )
     if repo.approval_of(session, version.id) is not None:
         raise Conflict(f"{realm.name} version {seq} is already approved")
+    now = clock()
+    if version.effective_from < now and not version.correction:
+        # Until approved it was not in force: lookups (and a datapath applied as they see it)
+        # used the version before it. Approving now would rewrite the answers of that stretch
+        # without the correction flag that says so.
+        raise Conflict(
+            f"{realm.name} version {seq} was to take effect at "
+            f"{format_instant(version.effective_from)}, before this approval; until now the "
+            "version before it was in force. Publish it again effective from a later instant, "
+            "or as a correction (--correction) if the datapath did change then"
+        )
     if audit.same_person(version.published_by, approved_by) and not realm.single_approver:
         raise Conflict(
             f"{realm.name} version {seq} was published by {approved_by}; a different admin "
@@ -356,7 +367,7 @@ def approve(
         version_id=version.id,
         content_sha256=version.content_sha256,
         approved_by=approved_by,
-        approved_at=clock(),
+        approved_at=now,
         single_approver=realm.single_approver,
         approved_by_token=by.token_id,
     )

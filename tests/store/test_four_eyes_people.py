@@ -15,6 +15,7 @@ from tests.store.conftest import T0, clock_at, fresh_pool, small_plan
 
 pytestmark = pytest.mark.postgres
 
+BEFORE = clock_at(T0 - timedelta(minutes=30))  # approvals come before the version takes effect
 SPELLINGS = ("Alice", " alice", "alice ", "ALICE", "ａｌｉｃｅ", "ali\u200bce", "alice\u00ad")
 
 
@@ -38,7 +39,7 @@ def test_the_publisher_under_another_spelling_may_not_approve(
 ) -> None:
     _published(sessions, realm_name, audit.Actor("alice", "admin"))
     with unit_of_work(sessions) as s, pytest.raises(Conflict, match="four eyes"):
-        plans.approve(s, realm_name, 1, by=audit.Actor(spelling, "admin"))
+        plans.approve(s, realm_name, 1, by=audit.Actor(spelling, "admin"), clock=BEFORE)
 
 
 @pytest.mark.parametrize("spelling", ("Alice", "alice "))
@@ -56,11 +57,11 @@ def test_a_token_made_by_the_publisher_under_another_spelling_may_not_approve(
         )
         bob = audit.Actor("bob", "admin", token_id=row.id)
     with unit_of_work(sessions) as s, pytest.raises(Conflict, match="four eyes"):
-        plans.approve(s, realm_name, 1, by=bob)
+        plans.approve(s, realm_name, 1, by=bob, clock=BEFORE)
 
 
 def test_another_person_may_approve(sessions: SessionFactory, realm_name: str) -> None:
     _published(sessions, realm_name, audit.Actor("alice", "admin"))
     with unit_of_work(sessions) as s:
-        plans.approve(s, realm_name, 1, by=audit.Actor("alicia", "admin"))
+        plans.approve(s, realm_name, 1, by=audit.Actor("alicia", "admin"), clock=BEFORE)
         assert plans.verify_approvals(s, plans.get_realm(s, realm_name)) == []
