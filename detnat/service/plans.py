@@ -363,6 +363,18 @@ def approve(
                 f"the token this approval comes with (token {maker}); a different admin must "
                 "approve it with a token of their own (four eyes)"
             )
+        # The mirror: whoever makes a token sees it once, so a version published with a token
+        # the approver made (up the chain) may be the approver's own under another name.
+        made = repo.token_made_by(
+            session,
+            repo.publishing_token(session, version.id),
+            lambda maker: audit.same_person(maker, approved_by),
+        )
+        if made is not None:
+            raise Conflict(
+                f"{realm.name} version {seq} was published with a token that {approved_by} made "
+                f"(token {made}); a different admin must approve it (four eyes)"
+            )
     approval = PlanApproval(
         version_id=version.id,
         content_sha256=version.content_sha256,

@@ -358,6 +358,22 @@ def token_made_by(
     return None
 
 
+def publishing_token(session: Session, version_id: int) -> int | None:
+    """The token a version was published with, from its ``plan.publish`` audit entry (None: the
+    local operator, or no entry). Configuration entries have no case, so the case index finds
+    them among the lookups'."""
+    found: int | None = session.scalar(
+        select(AuditEntry.token_id)
+        .where(
+            AuditEntry.case_ref.is_(None),
+            AuditEntry.action == "plan.publish",
+            AuditEntry.detail["record"]["id"].astext == str(version_id),
+        )
+        .limit(1)  # one: a version id is published once
+    )
+    return found
+
+
 def tokens(session: Session) -> Sequence[ApiToken]:
     return session.scalars(select(ApiToken).order_by(ApiToken.id)).all()
 

@@ -65,3 +65,33 @@ def test_another_person_may_approve(sessions: SessionFactory, realm_name: str) -
     with unit_of_work(sessions) as s:
         plans.approve(s, realm_name, 1, by=audit.Actor("alicia", "admin"), clock=BEFORE)
         assert plans.verify_approvals(s, plans.get_realm(s, realm_name)) == []
+
+
+def test_the_approver_may_not_approve_what_was_published_with_a_token_they_made(
+    sessions: SessionFactory, realm_name: str
+) -> None:
+    """alice makes a token naming bob (she saw it when it was made), publishes with it, and
+    approves as herself: one person, two names. Refused as the mirror case is (approving with a
+    token the publisher made), up the chain of creators."""
+    with unit_of_work(sessions) as s:
+        _, mine = tokens.create_token(
+            s, name=f"alice-{realm_name}", role="admin", by=audit.Actor("root", "admin")
+        )
+        alice = audit.Actor("alice", "admin", token_id=mine.id)
+        _, made = tokens.create_token(
+            s, name=f"bob-{realm_name}", person="bob", role="admin", by=alice
+        )
+        _, made2 = tokens.create_token(
+            s,
+            name=f"carol-{realm_name}",
+            person="carol",
+            role="admin",
+            by=audit.Actor("bob", "admin", token_id=made.id),
+        )
+    for n, publisher in enumerate((made, made2), start=1):
+        realm = f"{realm_name}-{n}"
+        _published(sessions, realm, audit.Actor(publisher.person, "admin", token_id=publisher.id))
+        with unit_of_work(sessions) as s, pytest.raises(Conflict, match="four eyes"):
+            plans.approve(s, realm, 1, by=alice, clock=BEFORE)
+        with unit_of_work(sessions) as s:
+            plans.approve(s, realm, 1, by=audit.Actor("dave", "admin"), clock=BEFORE)
