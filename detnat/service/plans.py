@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import Range
@@ -33,6 +33,10 @@ from detnat.store.models import PlanApproval, PlanVersion, PlanVersionRange, Rea
 
 _REALM_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 MAX_TEXT = 2000
+# The last instant a version may take effect: answers add drains and windows to a version's
+# start and end, which must stay inside the calendar (year 9999 left no room: every lookup of
+# the realm overflowed). Later than any real plan; earlier than 9999, a typo for "for ever".
+LAST_EFFECTIVE = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def check_text(value: str, *, field: str, required: bool = True) -> str:
@@ -208,6 +212,12 @@ def publish(
     now = clock()
     if effective_from is None:
         effective_from = now
+    if effective_from >= LAST_EFFECTIVE:
+        raise InvalidInput(
+            f"{format_instant(effective_from)} is too far ahead: a version takes effect before "
+            f"{format_instant(LAST_EFFECTIVE)}",
+            field="effective_from",
+        )
     if effective_from < now and not correction:
         raise InvalidInput(
             f"{format_instant(effective_from)} is in the past; publishing there is a correction "

@@ -5,11 +5,11 @@ answer of that stretch name other subscribers, with no correction to say so."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from detnat.errors import Conflict
+from detnat.errors import Conflict, InvalidInput
 from detnat.service import audit, plans
 from detnat.store.db import SessionFactory, unit_of_work
 from tests.store.conftest import T0, clock_at, fresh_pool, small_plan
@@ -59,3 +59,20 @@ def test_a_version_approved_before_it_takes_effect_is_approved(
     _scheduled(sessions, realm_name)
     with unit_of_work(sessions) as s:
         plans.approve(s, realm_name, 2, by=BOB, clock=clock_at(T0 - timedelta(minutes=1)))
+
+
+@pytest.mark.parametrize("year", [9000, 9999])
+def test_a_version_effective_at_the_end_of_the_calendar_is_refused(
+    sessions: SessionFactory, realm_name: str, year: int
+) -> None:
+    """9999-12-31 (a typo for 2026, or "for ever") left no room to add the realm's drain to it:
+    every reverse lookup in the realm failed with an overflow once such a version was in the
+    timeline."""
+    far = datetime(year, 12, 31, 23, 59, 59, tzinfo=UTC)
+    with unit_of_work(sessions) as s:
+        plans.create_realm(s, realm_name, session_drain=timedelta(hours=2), by=ALICE)
+    with unit_of_work(sessions) as s, pytest.raises(InvalidInput) as refused:
+        plans.publish(
+            s, realm_name, small_plan(fresh_pool()), effective_from=far, reason="C", by=ALICE
+        )
+    assert refused.value.field == "effective_from"
