@@ -263,6 +263,9 @@ def publish(
                 "belongs to one realm at a time"
             )
 
+    for first, last in ranges:
+        _free_while_approved(session, realm.id, first, last, effective_from, until)
+
     last_version = repo.last_published(session, realm.id)
     version = PlanVersion(
         realm_id=realm.id,
@@ -314,6 +317,40 @@ def publish(
             approval_record(realm.name, version.seq, approval),
         )
     return version
+
+
+def _free_while_approved(
+    session: Session,
+    realm_id: int,
+    first: int,
+    last: int,
+    start: datetime,
+    until: datetime | None,
+) -> None:
+    """Refuse [first, last] during [start, until) where another realm's *approved* timeline
+    holds it. The ranges (and their constraint) follow every published version, so a pending
+    version that moves its realm off a pool frees the pool there at once; lookups use approved
+    versions only, and for them the version before it still holds the pool until it is approved.
+    """
+    approved: dict[int, list[PlanVersion]] = {}  # realm id -> its approved timeline
+    for held in repo.other_versions_with_addresses(session, realm_id, first, last):
+        if held.realm_id not in approved:
+            approved[held.realm_id] = [
+                v for _, v in repo.approvals(session, held.realm_id) if not v.superseded
+            ]
+        timeline = approved[held.realm_id]
+        if held not in timeline:
+            continue
+        ends = [v.effective_from for v in timeline if v.effective_from > held.effective_from]
+        end = min(ends) if ends else None
+        if (until is None or held.effective_from < until) and (end is None or start < end):
+            other = session.get(Realm, held.realm_id)
+            assert other is not None
+            raise Conflict(
+                f"public addresses {format_ipv4(first)}-{format_ipv4(last)} are held by realm "
+                f"{other.name!r} version {held.seq} (approved) at that time, until a version "
+                "after it is approved; an address belongs to one realm at a time"
+            )
 
 
 def approve(

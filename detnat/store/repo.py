@@ -165,6 +165,24 @@ def overlapping_ranges(
     ).one_or_none()
 
 
+def other_versions_with_addresses(
+    session: Session, realm_id: int, first: int, last: int
+) -> Sequence[PlanVersion]:
+    """Versions of other realms whose plans used any address of [first, last] (at any time)."""
+    return session.scalars(
+        select(PlanVersion)
+        .where(
+            PlanVersion.id.in_(
+                select(PlanVersionRange.version_id).where(
+                    PlanVersionRange.realm_id != realm_id,
+                    PlanVersionRange.addresses.op("&&")(func.int8range(first, last, "[]")),
+                )
+            )
+        )
+        .order_by(PlanVersion.id)
+    ).all()
+
+
 def versions_holding(
     session: Session, address: int, start: datetime, end: datetime
 ) -> list[tuple[int, int]]:
