@@ -482,7 +482,7 @@ def get_version(session: Session, realm: Realm, seq: int | None) -> PlanVersion:
     )
     if found is None:
         raise NotFound(
-            f"realm {realm.name!r} has no version {seq}" if seq else "no versions yet",
+            f"realm {realm.name!r} has no version {seq}" if seq is not None else "no versions yet",
             field="version",
         )
     return found

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from detnat.errors import Conflict, InvalidInput
+from detnat.errors import Conflict, InvalidInput, NotFound
 from detnat.service import audit, plans
 from detnat.store.db import SessionFactory, unit_of_work
 from tests.store.conftest import T0, clock_at, fresh_pool, small_plan
@@ -76,3 +76,12 @@ def test_a_version_effective_at_the_end_of_the_calendar_is_refused(
             s, realm_name, small_plan(fresh_pool()), effective_from=far, reason="C", by=ALICE
         )
     assert refused.value.field == "effective_from"
+
+
+def test_version_zero_of_a_realm_with_versions_is_not_found_as_such(
+    sessions: SessionFactory, realm_name: str
+) -> None:
+    """It said "no versions yet" of a realm that has some."""
+    _scheduled(sessions, realm_name)
+    with sessions() as s, pytest.raises(NotFound, match="has no version 0"):
+        plans.get_version(s, plans.get_realm(s, realm_name), 0)
