@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api import policy
-from detnat.errors import Forbidden, NotAuthenticated, Unavailable
+from detnat.errors import Forbidden, InvalidInput, NotAuthenticated, Unavailable
 from detnat.service import audit, inquiry, plans
 from detnat.service.timelines import Timelines
 from detnat.settings import Settings
@@ -89,15 +89,45 @@ async def guard(request: Request) -> AsyncIterator[None]:
         _limit(state, lookup.actor)
         request.state.actor = lookup.actor
         request.state.lookup = lookup
+        _only_declared_query(request)
         yield
         return
     ctx = await run_in_threadpool(_open, state, token.strip(), access, request.state.request_id)
     request.state.actor = ctx.actor
     request.state.ctx = ctx
     try:
+        _only_declared_query(request)
         yield
     finally:
         await run_in_threadpool(_close_after_response, ctx.session)
+
+
+def _only_declared_query(request: Request) -> None:
+    """Refuse a query parameter the route does not take: ignored, ``?tolerance=30`` (for
+    ``tolerance_seconds``) would answer a batch with no tolerance at all."""
+    given = request.query_params
+    if not given:
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = _query_names(dependant)
+    for name in given:
+        if name not in known:
+            raise InvalidInput(
+                f"this route takes no such query parameter (it takes: "
+                f"{', '.join(sorted(known)) or 'none'})",
+                field=name[:60],
+            )
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameters a route (and its dependencies) declare."""
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
 
 
 def _open(state: Any, token: str, access: policy.Access, request_id: str) -> Ctx:

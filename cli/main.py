@@ -12,7 +12,9 @@ introspection of forty commands it does not run, and ``detnat --version`` for no
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -97,6 +99,34 @@ class _Detnat(typer.core.TyperGroup):
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
         self.commands = _Commands(self.commands)
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: _click.Context | None = None,
+        **extra: Any,
+    ) -> _click.Context:
+        with _one_line_usage_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: _click.Context) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    """A command line Click cannot parse (an unknown option, ``1e9`` for an integer) is one line
+    on stderr and exit 2, as every other bad input is -- not a framed box of three lines."""
+    try:
+        yield
+    except _click.exceptions.NoArgsIsHelpError:
+        raise
+    except _click.exceptions.UsageError as exc:
+        where = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+        print(f"detnat: error: {exc.format_message()}{where}", file=sys.stderr)
+        raise typer.Exit(exc.exit_code) from None
 
 
 app = typer.Typer(

@@ -191,3 +191,21 @@ def test_the_installed_command_speaks_the_contract(vpp: Path) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["capacity", "size", "--subscribers", "1e9"], "Invalid value for '--subscribers'"),
+        (["plan", "check", "--bogus"], "No such option: --bogus"),
+        (["--bogus"], "No such option: --bogus"),
+        (["plan", "bogus"], "No such command 'bogus'"),
+    ],
+)
+def test_a_command_line_that_does_not_parse_is_one_line_and_exit_2(
+    args: list[str], said: str
+) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("detnat: error: ") and said in lines[0], lines

@@ -23,7 +23,7 @@ from api.web.routing import Page, PageDep, router
 from detnat.capacity import diff_plans
 from detnat.engine import Mapper
 from detnat.errors import Conflict, DetnatError
-from detnat.service import plans
+from detnat.service import audit, plans
 from detnat.service.times import format_instant
 from detnat.store import repo
 from detnat.store.models import PlanVersion, Realm
@@ -149,7 +149,8 @@ async def _version(
         diff_note=diff_note,
         plan_json=json.dumps(version.plan, indent=2) if version.plan is not None else None,
         may_approve=page.may(access.APPROVE) and not shown["approved"] and not version.superseded,
-        own=version.published_by == (page.actor.name if page.actor else None)
+        own=page.actor is not None
+        and audit.same_person(version.published_by, page.actor.name)
         and not row.single_approver,
         error=error,
         approved_now=page.field("approved") == "1" and error is None,
@@ -189,6 +190,7 @@ def _version_row(page: Page, realm: Realm, version: PlanVersion) -> dict[str, An
         "approved": approval is not None,
         "approved_by": approval.approved_by if approval is not None else None,
         "content_sha256": version.content_sha256,
-        "own": version.published_by == (page.actor.name if page.actor else None)
+        "own": page.actor is not None
+        and audit.same_person(version.published_by, page.actor.name)
         and not realm.single_approver,
     }

@@ -261,7 +261,9 @@ def _holder(db: DbSession, found: sessions.Session) -> audit.Actor | None:
         return None
     if row.expires_at is not None and row.expires_at <= datetime.now(UTC):
         return None
-    return audit.Actor(name=row.name, role=row.role, token_id=row.id)
+    # The person who holds the token, as the API names them: four eyes and the audit log compare
+    # people, and a token's name is only a label (``alice-laptop``).
+    return audit.Actor(name=row.person, role=row.role, token_id=row.id)
 
 
 def hmac_equal(a: str, b: str) -> bool:

@@ -41,6 +41,7 @@ from detnat.errors import InvalidInput, PlanError
 LADDER = (64, 128, 256, 512, 1008, 2016, 4032)
 DEFAULT_POOL_TARGET = 0.001
 MAX_SUBSCRIBERS = 1 << 40
+IPV4_ADDRESSES = 1 << 32
 MAX_SAMPLES = 20_000_000
 
 DEFAULT_PORTS = Ports()
@@ -87,9 +88,11 @@ def _check(request: SizingRequest) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SUBSCRIBERS:
         raise InvalidInput(f"must be between 1 and {MAX_SUBSCRIBERS}", field="subscribers")
     if request.addresses is not None and (
-        isinstance(request.addresses, bool) or not 1 <= request.addresses <= 1 << 32
+        isinstance(request.addresses, bool) or not 1 <= request.addresses <= IPV4_ADDRESSES
     ):
-        raise InvalidInput(f"must be between 1 and {1 << 32} (IPv4 addresses)", field="addresses")
+        raise InvalidInput(
+            f"must be between 1 and {IPV4_ADDRESSES} (IPv4 addresses)", field="addresses"
+        )
     check_share(request.target, "target")
     check_share(request.pool_target, "pool_target")
     if request.addresses is None and request.target is None:
@@ -212,6 +215,14 @@ def size(request: SizingRequest) -> dict[str, object]:
     else:
         recommended = target_blocks if request.target is not None else address_blocks
         feasible = recommended is not None
+        if recommended is not None:
+            needed = sizer.addresses_for(recommended)
+            if needed is not None and needed > IPV4_ADDRESSES:
+                notes.append(
+                    f"infeasible: blocks of {usable // recommended} ports need {needed} "
+                    f"addresses, more than the {IPV4_ADDRESSES} IPv4 addresses there are"
+                )
+                recommended, feasible = None, False
 
     for blocks in (usable // s for s in LADDER if s <= usable):
         roles.setdefault(blocks, [])

@@ -70,6 +70,24 @@ class Actor:
         return f"token:{self.token_id}" if self.token_id is not None else f"local:{self.name}"
 
 
+def same_person(a: str, b: str) -> bool:
+    """Whether two recorded names name the same person, as four eyes must compare them: case,
+    blanks around and inside, compatibility forms (fullwidth letters) and invisible format
+    characters (zero-width space, soft hyphen) do not make another person.
+
+    >>> same_person("alice", " ALICE\u200b"), same_person("alice", "alicia")
+    (True, False)
+    """
+    return person_key(a) == person_key(b)
+
+
+def person_key(name: str) -> str:
+    """The form of a name that :func:`same_person` compares."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    return " ".join(visible.split())
+
+
 def local_operator(name: str) -> Actor:
     check_reference(name, field="--as", limit=100)
     return Actor(name=name, role="admin")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import Range
@@ -33,6 +33,10 @@ from detnat.store.models import PlanApproval, PlanVersion, PlanVersionRange, Rea
 
 _REALM_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 MAX_TEXT = 2000
+# The last instant a version may take effect: answers add drains and windows to a version's
+# start and end, which must stay inside the calendar (year 9999 left no room: every lookup of
+# the realm overflowed). Later than any real plan; earlier than 9999, a typo for "for ever".
+LAST_EFFECTIVE = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def check_text(value: str, *, field: str, required: bool = True) -> str:
@@ -208,6 +212,12 @@ def publish(
     now = clock()
     if effective_from is None:
         effective_from = now
+    if effective_from >= LAST_EFFECTIVE:
+        raise InvalidInput(
+            f"{format_instant(effective_from)} is too far ahead: a version takes effect before "
+            f"{format_instant(LAST_EFFECTIVE)}",
+            field="effective_from",
+        )
     if effective_from < now and not correction:
         raise InvalidInput(
             f"{format_instant(effective_from)} is in the past; publishing there is a correction "
@@ -252,6 +262,9 @@ def publish(
                 f"also in realm {other.name!r} version {owner.seq} at that time; an address "
                 "belongs to one realm at a time"
             )
+
+    for first, last in ranges:
+        _free_while_approved(session, realm.id, first, last, effective_from, until)
 
     last_version = repo.last_published(session, realm.id)
     version = PlanVersion(
@@ -306,6 +319,40 @@ def publish(
     return version
 
 
+def _free_while_approved(
+    session: Session,
+    realm_id: int,
+    first: int,
+    last: int,
+    start: datetime,
+    until: datetime | None,
+) -> None:
+    """Refuse [first, last] during [start, until) where another realm's *approved* timeline
+    holds it. The ranges (and their constraint) follow every published version, so a pending
+    version that moves its realm off a pool frees the pool there at once; lookups use approved
+    versions only, and for them the version before it still holds the pool until it is approved.
+    """
+    approved: dict[int, list[PlanVersion]] = {}  # realm id -> its approved timeline
+    for held in repo.other_versions_with_addresses(session, realm_id, first, last):
+        if held.realm_id not in approved:
+            approved[held.realm_id] = [
+                v for _, v in repo.approvals(session, held.realm_id) if not v.superseded
+            ]
+        timeline = approved[held.realm_id]
+        if held not in timeline:
+            continue
+        ends = [v.effective_from for v in timeline if v.effective_from > held.effective_from]
+        end = min(ends) if ends else None
+        if (until is None or held.effective_from < until) and (end is None or start < end):
+            other = session.get(Realm, held.realm_id)
+            assert other is not None
+            raise Conflict(
+                f"public addresses {format_ipv4(first)}-{format_ipv4(last)} are held by realm "
+                f"{other.name!r} version {held.seq} (approved) at that time, until a version "
+                "after it is approved; an address belongs to one realm at a time"
+            )
+
+
 def approve(
     session: Session,
     realm_name: str,
@@ -337,24 +384,49 @@ def approve(
         )
     if repo.approval_of(session, version.id) is not None:
         raise Conflict(f"{realm.name} version {seq} is already approved")
-    if version.published_by == approved_by and not realm.single_approver:
+    now = clock()
+    if version.effective_from < now and not version.correction:
+        # Until approved it was not in force: lookups (and a datapath applied as they see it)
+        # used the version before it. Approving now would rewrite the answers of that stretch
+        # without the correction flag that says so.
+        raise Conflict(
+            f"{realm.name} version {seq} was to take effect at "
+            f"{format_instant(version.effective_from)}, before this approval; until now the "
+            "version before it was in force. Publish it again effective from a later instant, "
+            "or as a correction (--correction) if the datapath did change then"
+        )
+    if audit.same_person(version.published_by, approved_by) and not realm.single_approver:
         raise Conflict(
             f"{realm.name} version {seq} was published by {approved_by}; a different admin "
             "must approve it (four eyes)"
         )
     if not realm.single_approver:
-        maker = repo.token_made_by(session, by.token_id, version.published_by)
+        maker = repo.token_made_by(
+            session, by.token_id, lambda maker: audit.same_person(maker, version.published_by)
+        )
         if maker is not None:
             raise Conflict(
                 f"{realm.name} version {seq} was published by {version.published_by}, who made "
                 f"the token this approval comes with (token {maker}); a different admin must "
                 "approve it with a token of their own (four eyes)"
             )
+        # The mirror: whoever makes a token sees it once, so a version published with a token
+        # the approver made (up the chain) may be the approver's own under another name.
+        made = repo.token_made_by(
+            session,
+            repo.publishing_token(session, version.id),
+            lambda maker: audit.same_person(maker, approved_by),
+        )
+        if made is not None:
+            raise Conflict(
+                f"{realm.name} version {seq} was published with a token that {approved_by} made "
+                f"(token {made}); a different admin must approve it (four eyes)"
+            )
     approval = PlanApproval(
         version_id=version.id,
         content_sha256=version.content_sha256,
         approved_by=approved_by,
-        approved_at=clock(),
+        approved_at=now,
         single_approver=realm.single_approver,
         approved_by_token=by.token_id,
     )
@@ -370,7 +442,10 @@ def verify_approvals(session: Session, realm: Realm) -> list[tuple[str, str]]:
     for approval, version in repo.approvals(session, realm.id):
         if approval.content_sha256 != version.content_sha256:
             problems.append((f"v{version.seq}", "approval bound to another content hash"))
-        elif approval.approved_by == version.published_by and not approval.single_approver:
+        elif (
+            audit.same_person(approval.approved_by, version.published_by)
+            and not approval.single_approver
+        ):
             problems.append((f"v{version.seq}", "approved by its own publisher"))
     return problems
 
@@ -407,7 +482,7 @@ def get_version(session: Session, realm: Realm, seq: int | None) -> PlanVersion:
     )
     if found is None:
         raise NotFound(
-            f"realm {realm.name!r} has no version {seq}" if seq else "no versions yet",
+            f"realm {realm.name!r} has no version {seq}" if seq is not None else "no versions yet",
             field="version",
         )
     return found

@@ -7,7 +7,7 @@ queries are found where the tables are.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -163,6 +163,24 @@ def overlapping_ranges(
         )
         .limit(1)
     ).one_or_none()
+
+
+def other_versions_with_addresses(
+    session: Session, realm_id: int, first: int, last: int
+) -> Sequence[PlanVersion]:
+    """Versions of other realms whose plans used any address of [first, last] (at any time)."""
+    return session.scalars(
+        select(PlanVersion)
+        .where(
+            PlanVersion.id.in_(
+                select(PlanVersionRange.version_id).where(
+                    PlanVersionRange.realm_id != realm_id,
+                    PlanVersionRange.addresses.op("&&")(func.int8range(first, last, "[]")),
+                )
+            )
+        )
+        .order_by(PlanVersion.id)
+    ).all()
 
 
 def versions_holding(
@@ -341,19 +359,37 @@ def token_by_hash(session: Session, digest: str) -> ApiToken | None:
     return session.scalars(select(ApiToken).where(ApiToken.token_sha256 == digest)).one_or_none()
 
 
-def token_made_by(session: Session, token_id: int | None, person: str) -> int | None:
-    """The first token up ``token_id``'s chain of creators (itself included) that ``person``
-    created, or None."""
+def token_made_by(
+    session: Session, token_id: int | None, made_by: Callable[[str], bool]
+) -> int | None:
+    """The first token up ``token_id``'s chain of creators (itself included) whose creator
+    ``made_by`` accepts, or None."""
     seen: set[int] = set()
     while token_id is not None and token_id not in seen:
         seen.add(token_id)
         row = session.get(ApiToken, token_id)
         if row is None:
             return None
-        if row.created_by == person:
+        if made_by(row.created_by):
             return row.id
         token_id = row.created_by_token
     return None
+
+
+def publishing_token(session: Session, version_id: int) -> int | None:
+    """The token a version was published with, from its ``plan.publish`` audit entry (None: the
+    local operator, or no entry). Configuration entries have no case, so the case index finds
+    them among the lookups'."""
+    found: int | None = session.scalar(
+        select(AuditEntry.token_id)
+        .where(
+            AuditEntry.case_ref.is_(None),
+            AuditEntry.action == "plan.publish",
+            AuditEntry.detail["record"]["id"].astext == str(version_id),
+        )
+        .limit(1)  # one: a version id is published once
+    )
+    return found
 
 
 def tokens(session: Session) -> Sequence[ApiToken]:

@@ -136,3 +136,18 @@ def test_a_million_subscribers_are_simulated_within_five_seconds() -> None:
             samples=1_000_000,
         )
     )
+
+
+def test_a_target_that_needs_more_addresses_than_ipv4_has_is_infeasible() -> None:
+    """2^40 subscribers of 5,376 ports (12 a address) need 91,625,968,982 addresses: more than
+    the 2^32 IPv4 has. It was recommended as if it could be built."""
+    result = size(
+        SizingRequest(subscribers=1 << 40, demand=Demand.constant(5000), target=0.0, samples=1000)
+    )
+    assert result["feasible"] is False and result["recommended"] is None
+    assert any("more than the 4294967296 IPv4 addresses" in n for n in result["notes"])
+
+
+def test_a_target_that_fits_in_ipv4_is_still_recommended() -> None:
+    result = size(SizingRequest(subscribers=1 << 32, demand=Demand.constant(5000), target=0.0))
+    assert _recommended(result)["addresses"] == -(-(1 << 32) // 12)

@@ -201,10 +201,10 @@ def test_refusals_before_the_inquiry_are_the_routes_own(
     # The query string and its one-value rule, the methods: all the framework's.
     twice = REVERSE + "?case=A&case=B"
     _same_response(_send(lean, twice, "legal", ok), _send(framework, twice, "legal", ok))
-    unknown = REVERSE + "?x=1"  # ignored by the route (an answer), but not taken here
+    unknown = REVERSE + "?x=1"  # a parameter the route does not take: refused, not ignored
     mine, theirs = _send(lean, unknown, "legal", ok), _send(framework, unknown, "legal", ok)
-    assert mine.status_code == 200
-    _same_response(mine, theirs, answer=True)
+    assert mine.status_code == 422 and mine.json()["field"] == "x"
+    _same_response(mine, theirs)
     for method in ("GET", "PUT"):
         mine, theirs = lean(method, REVERSE, "legal"), framework(method, REVERSE, "legal")
         assert mine.status_code == 405

@@ -102,7 +102,7 @@ def _populate(sessions: SessionFactory) -> integrity.Checkpoint:
                 clock=early,
             )
             if n < len(steps):  # the last stays pending
-                plans.approve(s, "four", n, by=by_bob)
+                plans.approve(s, "four", n, by=by_bob, clock=early)
     with unit_of_work(sessions) as s:
         plans.publish(
             s,
