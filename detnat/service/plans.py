@@ -224,6 +224,15 @@ def publish(
             "(--correction, with a --reason naming the change)",
             field="effective_from",
         )
+    if effective_from <= now and not correction and not realm.single_approver:
+        # a four-eyes version takes effect only if approved before then (see approve): one
+        # effective now could never be approved, and would hold its addresses while pending
+        raise InvalidInput(
+            f"realm {realm.name!r} needs a second admin's approval before a version takes "
+            "effect: give a later --effective-from (and approve it before then), or record a "
+            "change already made as a --correction",
+            field="effective_from",
+        )
     content: dict[str, Any] | None = None
     content_sha: str | None = None
     ranges: list[tuple[int, int]] = []

@@ -61,6 +61,39 @@ def test_a_version_approved_before_it_takes_effect_is_approved(
         plans.approve(s, realm_name, 2, by=BOB, clock=clock_at(T0 - timedelta(minutes=1)))
 
 
+def test_a_four_eyes_version_effective_now_is_refused_at_publish(
+    sessions: SessionFactory, realm_name: str
+) -> None:
+    """It could never be approved in time, and would hold its addresses while pending; a
+    correction (a change already made, recorded after the fact) may still be approved later."""
+    pool = fresh_pool()
+    with unit_of_work(sessions) as s:
+        plans.create_realm(s, realm_name, session_drain=timedelta(0), by=ALICE)
+    for effective_from in (None, T0):
+        with unit_of_work(sessions) as s, pytest.raises(InvalidInput, match="approval before"):
+            plans.publish(
+                s,
+                realm_name,
+                small_plan(pool),
+                effective_from=effective_from,
+                reason="CHG-1",
+                by=ALICE,
+                clock=clock_at(T0),
+            )
+    with unit_of_work(sessions) as s:
+        plans.publish(
+            s,
+            realm_name,
+            small_plan(pool),
+            effective_from=T0,
+            reason="CHG-1",
+            by=ALICE,
+            correction=True,
+            clock=clock_at(T0),
+        )
+        plans.approve(s, realm_name, 1, by=BOB, clock=clock_at(T0 + timedelta(hours=1)))
+
+
 @pytest.mark.parametrize("year", [9000, 9999])
 def test_a_version_effective_at_the_end_of_the_calendar_is_refused(
     sessions: SessionFactory, realm_name: str, year: int
