@@ -23,9 +23,6 @@ pytestmark = pytest.mark.postgres
 A, R = EventKind.ALLOCATE, EventKind.RELEASE
 
 
-@pytest.mark.xfail(
-    strict=True, reason="--follow resumes a truncated file (copytruncate) at its old offset"
-)
 def test_follow_reads_a_file_truncated_in_place_from_its_start(
     cli: CliRunner, realm: str, tmp_path: Path
 ) -> None:
