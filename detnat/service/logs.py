@@ -86,7 +86,9 @@ class Reading:
 
     ``final``: the file is complete (a file named on the command line, stdin): a last line
     without its line ending is read. Otherwise (a followed file) such a line is left for later:
-    it may still be being written. ``block``: bytes read at a time.
+    it may still be being written. ``block``: bytes read at a time. ``head``: the file's first
+    bytes (up to :data:`HEAD`), when the reading starts at ``offset`` after them. ``source``: the
+    file actually read when it is not ``name`` (a followed file rotated away), for errors.
     """
 
     def __init__(
@@ -100,9 +102,11 @@ class Reading:
         final: bool = True,
         block: int = BLOCK,
         head: bytes = b"",
+        source: str | None = None,
     ) -> None:
         self.stream = stream
         self.name = name
+        self.source = name if source is None else source
         self.identity = identity
         self.offset_from = offset
         self.offset = offset
@@ -141,7 +145,7 @@ class Reading:
             try:
                 block = read(self.block)
             except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:  # a truncated .gz
-                raise InvalidInput(f"{self.name}: cannot read on: {exc}", field="FILE") from None
+                raise InvalidInput(f"{self.source}: cannot read on: {exc}", field="FILE") from None
             if not block:
                 break
             if rest:
@@ -1141,7 +1145,7 @@ def follow(
             if on_gap is not None:
                 on_gap(gap)
             return
-        stream, head = found
+        where, stream, head = found
         with stream:
             reading = Reading(
                 stream,
@@ -1150,6 +1154,7 @@ def follow(
                 offset=read.offset,
                 base_line=read.lines,
                 head=head,
+                source=where,
             )
             while step(reading):
                 reading = _again(reading)
@@ -1182,18 +1187,18 @@ def follow(
     except OSError as exc:
         raise InvalidInput(f"cannot read {how.path}: {exc.strerror}", field="FILE") from None
     moved = False  # the next ingest records a move to another file, lines or not
-    if last is not None:
-        read = position(last)
-        if (
-            stream is None
-            or identity_of(os.fstat(stream.fileno())) != last
-            or _start_of(stream, read) is None
-        ):
-            catch_up(last, read)  # rotated, or emptied in place, while detnat was down
-            moved = True
-    if stream is None:
-        stream = _open(how.path)
     try:
+        if last is not None:
+            read = position(last)
+            if (
+                stream is None
+                or identity_of(os.fstat(stream.fileno())) != last
+                or _start_of(stream, read) is None
+            ):
+                catch_up(last, read)  # rotated, or emptied in place, while detnat was down
+                moved = True
+        if stream is None:
+            stream = _open(how.path)
         current = reading_of(stream)
         while True:
             if not _holds(current):  # emptied in place (copytruncate) while followed
@@ -1220,7 +1225,8 @@ def follow(
                 return total
             time.sleep(how.poll_seconds)
     finally:
-        stream.close()
+        if stream is not None:
+            stream.close()
 
 
 class _Replaced(Exception):
@@ -1238,6 +1244,7 @@ def _again(reading: Reading) -> Reading:
         base_line=reading.base_line + reading.count,
         final=reading.final,
         head=reading.head,
+        source=reading.source,
     )
 
 
@@ -1310,9 +1317,11 @@ def _open_rotated(path: str, packed: bool) -> BinaryIO:
     return open(path, "rb")
 
 
-def _predecessor(path: str, identity: str, read: store.Position) -> tuple[BinaryIO, bytes] | None:
+def _predecessor(
+    path: str, identity: str, read: store.Position
+) -> tuple[str, BinaryIO, bytes] | None:
     """The file ``read`` was read from (its identity ``identity``), now rotated away beside
-    ``path``, opened at ``read.offset``, and its first bytes (:func:`_start_of`).
+    ``path``: its path, opened at ``read.offset``, and its first bytes (:func:`_start_of`).
 
     Tried in turn: the file of that identity (renamed: ``create``, ``delaycompress``), then the
     files whose names logrotate gives a rotated ``path`` (``pba.log.1``, ``pba.log.1.gz``,
@@ -1352,7 +1361,7 @@ def _predecessor(path: str, identity: str, read: store.Position) -> tuple[Binary
             continue
         head = _start_of(stream, read)
         if head is not None:
-            return stream, head
+            return candidate, stream, head
         stream.close()
     return None
 

@@ -168,7 +168,11 @@ def test_a_rotated_file_not_found_is_warned_and_the_warning_audited(
     with sessions() as s:
         realm_id = plans.get_realm(s, realm).id
         entries = s.scalars(select(AuditEntry).where(AuditEntry.action == "logs.ingest"))
-        gaps = [e.detail["gaps"] for e in entries if "gaps" in e.detail]
+        gaps = [
+            e.detail["gaps"]
+            for e in entries
+            if e.detail["record"]["realm"] == realm and "gaps" in e.detail
+        ]
         first_new = s.scalars(
             select(LogIngest)
             .where(LogIngest.realm_id == realm_id, LogIngest.offset_from == 0)
@@ -336,9 +340,13 @@ def test_copytruncate_while_followed_reads_the_copys_tail_then_the_new_lines(
     whole(sessions)
 
 
-def test_copytruncate_while_a_chunk_is_read_rolls_it_back_and_reads_it_from_the_copy(
-    realm: str, tmp_path: Path, sessions: SessionFactory
+@pytest.mark.parametrize("read", [False, True], ids=["before-the-read", "after-the-read"])
+def test_copytruncate_during_an_ingest_rolls_it_back_and_reads_the_chunk_from_the_copy(
+    realm: str, tmp_path: Path, sessions: SessionFactory, read: bool
 ) -> None:
+    """Emptied and written again once the file was checked, before its chunk is read (the old
+    offset then falls in the new lines) or before the chunk is committed: the ingest is rolled
+    back, and the chunk read from the copy."""
     log = tmp_path / "pba.log"
     log.write_bytes(made(range(20)))
     _follow_with(sessions, realm, log)
@@ -346,16 +354,81 @@ def test_copytruncate_while_a_chunk_is_read_rolls_it_back_and_reads_it_from_the_
         f.write(made(range(20, 25)))
     rotations = []
 
-    def parse_then_rotate(lines: Iterable[bytes], name: str) -> Iterator[LogEvent | Refused]:
+    def rotating(lines: Iterable[bytes], name: str) -> Iterator[LogEvent | Refused]:
+        if not rotations and not read:
+            rotations.append(name)
+            copytruncate(log, made(range(100, 130)))
         yield from made_format.parse(lines, name, ParseOptions())
-        if not rotations:  # the chunk is read, not yet committed
+        if not rotations:
             rotations.append(name)
             copytruncate(log, made(range(100, 130)))
 
-    total = _follow_with(sessions, realm, log, parse=parse_then_rotate)
+    total = _follow_with(sessions, realm, log, parse=rotating)
     assert rotations == [str(log)]
-    assert (total.lines_read, total.events_stored, total.duplicates) == (35, 35, 0)
+    assert (total.lines_read, total.events_stored, total.duplicates, total.gaps) == (35, 35, 0, [])
     assert stored(sessions, realm) == as_read(range(25), range(100, 130))
+    whole(sessions)
+
+
+def test_a_copy_being_compressed_is_passed_over_for_the_whole_copy(
+    cli: CliRunner, realm: str, tmp_path: Path, sessions: SessionFactory
+) -> None:
+    """``copytruncate`` + ``compress`` caught half way: the copy is whole, its .gz not yet."""
+    log = tmp_path / "pba.log"
+    log.write_bytes(made(range(10)))
+    follow(cli, realm, log)
+    with log.open("ab") as f:
+        f.write(made(range(10, 400)))
+    copytruncate(log, b"")
+    packed = gzip.compress((tmp_path / "pba.log.1").read_bytes())
+    (tmp_path / "pba.log.1.gz").write_bytes(packed[: len(packed) * 2 // 3])
+    assert counts(follow(cli, realm, log)) == (390, 390, 0)
+    assert stored(sessions, realm) == as_read(range(400))
+    whole(sessions)
+
+
+def test_a_rotated_file_that_cannot_be_read_on_stops_the_follow_naming_it(
+    cli: CliRunner, realm: str, tmp_path: Path, sessions: SessionFactory
+) -> None:
+    """Its start is the one read but it breaks off (still being compressed, or damaged): the
+    follow stops and says which file (nothing of it is stored), rather than skip it; once the
+    operator has moved it away, the loss is warned of."""
+    log = tmp_path / "pba.log"
+    log.write_bytes(made(range(10)))
+    follow(cli, realm, log)
+    with log.open("ab") as f:
+        f.write(made(range(10, 400)))
+    rotate_compressed(log, "pba.log.1.gz", _gz)
+    broken = tmp_path / "pba.log.1.gz"
+    broken.write_bytes(broken.read_bytes()[:-200])
+    args = ("logs", "ingest", realm, "--format", "test-made", "--follow", "--until-idle")
+    stopped = run(cli, *args, str(log))
+    assert stopped.exit_code == 2
+    assert f"{broken}: cannot read on" in stopped.stderr
+    assert len(stored(sessions, realm)) == 10
+    broken.rename(tmp_path / "kept-aside")
+    warned = follow(cli, realm, log)
+    assert (counts(warned), len(summary(warned)["warnings"])) == ((0, 0, 0), 1)
+    whole(sessions)
+
+
+def test_a_file_cut_shorter_than_the_offset_is_read_from_its_start(
+    cli: CliRunner, realm: str, tmp_path: Path, sessions: SessionFactory
+) -> None:
+    """Cut (not emptied) below the offset and written on: its start is still the one read, its
+    length is not. Read again from its start (the lines kept are duplicates, stored once), the
+    rest of the old file warned of."""
+    log = tmp_path / "pba.log"
+    log.write_bytes(made(range(40)))
+    assert counts(follow(cli, realm, log)) == (40, 40, 0)
+    with log.open("r+b") as f:
+        f.truncate(len(made(range(20))))
+    with log.open("ab") as f:
+        f.write(made(range(100, 105)))
+    cut = follow(cli, realm, log)
+    assert counts(cut) == (25, 5, 20)
+    assert len(summary(cut)["warnings"]) == 1
+    assert len(stored(sessions, realm)) == 45
     whole(sessions)
 
 
