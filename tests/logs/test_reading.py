@@ -47,8 +47,13 @@ def test_lines_read_in_blocks_are_the_lines_readline_gives(
 
 
 @given(
-    st.lists(st.binary(min_size=0, max_size=90).map(lambda b: b.replace(b"\n", b"") + b"\n")),
-    st.integers(0, 40),
+    st.lists(
+        st.builds(
+            lambda n, b: (b * n).replace(b"\n", b"") + b"\n", st.integers(0, 500), st.binary()
+        ),
+        max_size=12,
+    ),
+    st.integers(0, 12),
     st.booleans(),
     st.integers(1, 700),
 )
