@@ -10,9 +10,12 @@ per span of ports they touch, from a proven cut before them), and appends one au
 number and digest of the events it stored). The edge commits.
 
 ``--follow`` is :func:`follow`: one ingest per chunk of complete lines, each committed with the
-file's identity (device:inode) and byte offset, so a restart resumes where the last commit ended
-and a rotated file is read to its end (found by its identity beside the new one) before the new
-file is read from its start: no line lost, none counted twice.
+file's identity (device:inode), byte offset and start (SHA-256 of its first bytes as read), so a
+restart resumes where the last commit ended if the file still starts so and is that long (else
+it is another file: emptied in place, on a freed inode; read from its start), and a rotated
+file is read to its end (found beside the new one by its identity, or by its start under
+logrotate's names, compressed or not) before the new file is read from its start: no line lost,
+none counted twice. A rotated file not found is a :class:`Gap`: warned, and audited.
 
 Example::
 
@@ -1452,6 +1455,7 @@ def _interval_order(i: Interval) -> tuple[object, ...]:
 
 __all__ = [
     "Follow",
+    "Gap",
     "IngestSummary",
     "Reading",
     "check_hold",
