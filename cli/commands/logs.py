@@ -39,7 +39,8 @@ def _print_gap(gap: logs.Gap) -> None:
 
 
 def _summary_line(summary: logs.IngestSummary) -> str:
-    warned = f", {len(summary.gaps)} warned of bytes that may be lost" if summary.gaps else ""
+    gaps = len(summary.gaps)
+    warned = f", {gaps} gaps (bytes that may be lost, on stderr)" if gaps else ""
     return (
         f"{summary.file}: {summary.lines_read} lines read, {summary.events_stored} events stored, "
         f"{summary.duplicates} duplicates, {summary.refused} refused{warned}"

@@ -219,7 +219,8 @@ def test_text_summary_counts_the_warnings(cli: CliRunner, realm: str, tmp_path: 
     result = run(cli, *args, str(log))
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith(
-        "1 lines read, 1 events stored, 0 duplicates, 0 refused, 1 warned of bytes that may be lost"
+        "1 lines read, 1 events stored, 0 duplicates, 0 refused, "
+        "1 gaps (bytes that may be lost, on stderr)"
     )
 
 
