@@ -17,11 +17,14 @@ import gzip
 import lzma
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
@@ -31,7 +34,7 @@ from detnat.service import integrity, logs, plans
 from detnat.store.db import SessionFactory, unit_of_work
 from detnat.store.models import AuditEntry, LogIngest
 from tests.logs import made_format
-from tests.logs.conftest import OPS
+from tests.logs.conftest import OPS, new_realm
 from tests.logs.test_cli_logs import lines, run, summary
 
 pytestmark = pytest.mark.postgres
@@ -71,7 +74,7 @@ def stored(sessions: SessionFactory, realm: str) -> list[tuple[int, str]]:
         return [(int(n), str(raw)) for n, raw in rows]
 
 
-def as_read(*files: range) -> list[tuple[int, str]]:
+def as_read(*files: Sequence[int]) -> list[tuple[int, str]]:
     """What the store holds once the files (each a range of line keys, the followed file before
     and after each rotation) were each read once: numbered from 1 in each."""
     want = [
@@ -486,4 +489,71 @@ def test_the_predecessors_lines_keep_their_numbers_and_name(
             {"r": realm_id},
         ).all()
     assert [tuple(r) for r in rows] == [(str(log), n) for n in (1, 2, 3, 4, 5, 8, 9)]
+    whole(sessions)
+
+
+# -- any order of writes, restarts and rotations (a property) -------------------------------------
+
+_ROTATIONS = ("rename", "rename-gz", "copytruncate", "copytruncate-gz")
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("write"), st.integers(0, 25), st.booleans()),
+            st.tuples(st.sampled_from(("follow", *_ROTATIONS)), st.just(0), st.just(False)),
+        ),
+        max_size=10,
+    )
+)
+def test_any_writes_restarts_and_rotations_store_every_line_once(
+    sessions: SessionFactory, steps: list[tuple[str, int, bool]]
+) -> None:
+    """Lines written (a half line now and then), follows started and stopped, and the file
+    rotated while detnat is down in logrotate's four ways, the rotated files kept: every complete
+    line is stored once, numbered in its file, and nothing is warned of. (A rotation waits for a
+    line of the file to have been read: a file never read a byte of has no start to be found by,
+    and for a line to be whole: logrotate's copy cuts no line here.)"""
+    realm = new_realm(sessions)
+    with tempfile.TemporaryDirectory() as folder:
+        log = Path(folder) / "pba.log"
+        log.write_bytes(b"")
+        files: list[list[int]] = [[]]  # the keys of each file's complete lines, oldest first
+        half, half_key = b"", -1  # the rest of a line half written, and its key
+        seen = 0  # lines of the current file a follow has read
+        keys = iter(range(10**6))
+        for n, (what, count, halved) in enumerate(steps):
+            if what == "write":
+                data, half = half, b""
+                if data:
+                    files[-1].append(half_key)
+                written = [next(keys) for _ in range(count)]
+                files[-1] += written
+                data += made(written)
+                if halved:
+                    half_key = next(keys)
+                    data, half = data + line(half_key)[:9], line(half_key)[9:]
+                with log.open("ab") as f:
+                    f.write(data)
+            elif what == "follow":
+                assert _follow_with(sessions, realm, log).gaps == []
+                seen = len(files[-1])
+            elif not half and seen:
+                rotated = log.with_name(f"pba.log-{n}")
+                if what.startswith("rename"):
+                    os.rename(log, rotated)
+                    log.write_bytes(b"")
+                else:
+                    shutil.copyfile(log, rotated)
+                    with log.open("r+b") as f:
+                        f.truncate(0)
+                if what.endswith("-gz"):
+                    _gz(rotated.with_name(rotated.name + ".gz"), rotated.read_bytes())
+                    rotated.unlink()
+                files.append([])
+                seen = 0
+        last = _follow_with(sessions, realm, log)
+    assert last.gaps == []
+    assert stored(sessions, realm) == as_read(*files)
     whole(sessions)
