@@ -500,15 +500,17 @@ _ROTATIONS = ("rename", "rename-gz", "copytruncate", "copytruncate-gz")
 @settings(max_examples=15, deadline=None)
 @given(
     st.lists(
-        st.one_of(
-            st.tuples(st.just("write"), st.integers(0, 25), st.booleans()),
-            st.tuples(st.sampled_from(("follow", *_ROTATIONS)), st.just(0), st.just(False)),
+        st.tuples(
+            st.integers(0, 25),  # lines written
+            st.booleans(),  # and half of one more
+            st.booleans(),  # then a follow (started, run until idle, stopped)
+            st.sampled_from((None, *_ROTATIONS)),  # then a rotation, while down
         ),
-        max_size=10,
+        max_size=6,
     )
 )
 def test_any_writes_restarts_and_rotations_store_every_line_once(
-    sessions: SessionFactory, steps: list[tuple[str, int, bool]]
+    sessions: SessionFactory, rounds: list[tuple[int, bool, bool, str | None]]
 ) -> None:
     """Lines written (a half line now and then), follows started and stopped, and the file
     rotated while detnat is down in logrotate's four ways, the rotated files kept: every complete
@@ -523,36 +525,36 @@ def test_any_writes_restarts_and_rotations_store_every_line_once(
         half, half_key = b"", -1  # the rest of a line half written, and its key
         seen = 0  # lines of the current file a follow has read
         keys = iter(range(10**6))
-        for n, (what, count, halved) in enumerate(steps):
-            if what == "write":
-                data, half = half, b""
-                if data:
-                    files[-1].append(half_key)
-                written = [next(keys) for _ in range(count)]
-                files[-1] += written
-                data += made(written)
-                if halved:
-                    half_key = next(keys)
-                    data, half = data + line(half_key)[:9], line(half_key)[9:]
-                with log.open("ab") as f:
-                    f.write(data)
-            elif what == "follow":
+        for n, (count, halved, follows, rotation) in enumerate(rounds):
+            data, half = half, b""
+            if data:
+                files[-1].append(half_key)
+            written = [next(keys) for _ in range(count)]
+            files[-1] += written
+            data += made(written)
+            if halved:
+                half_key = next(keys)
+                data, half = data + line(half_key)[:9], line(half_key)[9:]
+            with log.open("ab") as f:
+                f.write(data)
+            if follows:
                 assert _follow_with(sessions, realm, log).gaps == []
                 seen = len(files[-1])
-            elif not half and seen:
-                rotated = log.with_name(f"pba.log-{n}")
-                if what.startswith("rename"):
-                    os.rename(log, rotated)
-                    log.write_bytes(b"")
-                else:
-                    shutil.copyfile(log, rotated)
-                    with log.open("r+b") as f:
-                        f.truncate(0)
-                if what.endswith("-gz"):
-                    _gz(rotated.with_name(rotated.name + ".gz"), rotated.read_bytes())
-                    rotated.unlink()
-                files.append([])
-                seen = 0
+            if rotation is None or half or not seen:
+                continue
+            rotated = log.with_name(f"pba.log-{n}")
+            if rotation.startswith("rename"):
+                os.rename(log, rotated)
+                log.write_bytes(b"")
+            else:
+                shutil.copyfile(log, rotated)
+                with log.open("r+b") as f:
+                    f.truncate(0)
+            if rotation.endswith("-gz"):
+                _gz(rotated.with_name(rotated.name + ".gz"), rotated.read_bytes())
+                rotated.unlink()
+            files.append([])
+            seen = 0
         last = _follow_with(sessions, realm, log)
     assert last.gaps == []
     assert stored(sessions, realm) == as_read(*files)
