@@ -221,9 +221,18 @@ class EvidenceRealmOut(TypedDict):
 
 
 @with_config(_OUT)
+class EvidenceLogsOut(TypedDict):
+    """How the log lines an answer shows were read, so that each can be read again offline."""
+
+    ingests: list[AuditEntryOut]  # the logs.ingest entries: format, file, parse options
+    lines: list[list[int | None]]  # per log candidate, per line: the ingest that read it
+
+
+@with_config(_OUT)
 class EvidenceFileOut(TypedDict):
-    """An evidence file: the answer, the plan versions it used and its audit entry; anyone can
-    recompute the answer from it offline (``detnat evidence verify``)."""
+    """An evidence file: the answer, the plan versions it used, its audit entry and how its log
+    lines were read; anyone can recompute the answer from it offline
+    (``detnat evidence verify``)."""
 
     format: str
     code_version: str
@@ -231,3 +240,4 @@ class EvidenceFileOut(TypedDict):
     answer: dict[str, Any]  # the reverse answer as it was given
     realms: dict[str, EvidenceRealmOut]
     audit_entry: AuditEntryOut
+    logs: EvidenceLogsOut

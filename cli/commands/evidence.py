@@ -54,4 +54,9 @@ def evidence_verify(
             f"{entry['seq']} with the store or an audit checkpoint to rule out a forgery "
             "rewritten as a whole"
         )
+        for ingest in document.get("logs", {}).get("ingests", []):
+            print(
+                f"offline only: likewise entry_sha256 {ingest['entry_sha256']} of audit entry "
+                f"{ingest['seq']} (logs.ingest: how the log lines were read)"
+            )
     raise typer.Exit(EXIT_BROKEN if problems else EXIT_OK)

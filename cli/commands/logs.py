@@ -64,7 +64,9 @@ def logs_ingest(
     year: Annotated[
         int | None,
         typer.Option(
-            "--year", click_type=Integer(), help="Year of syslog headers that carry none."
+            "--year",
+            click_type=Integer(),
+            help="Year of the first syslog time that carries none; it turns with the months.",
         ),
     ] = None,
     tz: Annotated[
@@ -117,6 +119,7 @@ def logs_ingest(
             realm,
             fmt,
             lambda lines, name: formats.parse_lines(fmt, lines, file=name, options=options),
+            options=options,
             log_hold=hold,
             log_interim=interim,
             until_idle=until_idle,
@@ -143,6 +146,7 @@ def logs_ingest(
                     items,
                     reading,
                     fmt=fmt,
+                    options=options,
                     by=actor,
                     request_id=runtime.request_id(),
                     log_hold=hold,

@@ -60,7 +60,10 @@ class Zone:
         abbreviation: str | None = None,
     ) -> int:
         """µs since the epoch of a wall-clock time in this zone; :class:`LocalTimeError` if the
-        zone skips it, or ``abbreviation`` is not the zone's then."""
+        zone skips it, or ``abbreviation`` is not the zone's then; a ``second`` past 59 is no time
+        (it is not carried into the next minute)."""
+        if not 0 <= second <= 59:
+            raise LocalTimeError(f"not a time: second {second} is not 0..59")
         key = (year, month, day, hour, minute, abbreviation)
         base = self._minutes.get(key)
         if base is None:

@@ -132,9 +132,18 @@ class Interval:
         )
 
     def port_ranges(self) -> list[list[int]]:
-        if self.port_step == 1:
-            return [[self.port_first, self.port_last]]
-        return [[p, p] for p in range(self.port_first, self.port_last + 1, self.port_step)]
+        return port_ranges(self.port_first, self.port_last, self.port_step)
+
+
+def port_ranges(first: int, last: int, step: int) -> list[list[int]]:
+    """The ports ``first``, ``first + step``, ... up to ``last`` as inclusive ranges.
+
+    >>> port_ranges(1024, 1535, 1), port_ranges(1024, 1033, 4)
+    ([[1024, 1535]], [[1024, 1024], [1028, 1028], [1032, 1032]])
+    """
+    if step == 1:
+        return [[first, last]]
+    return [[p, p] for p in range(first, last + 1, step)]
 
 
 @dataclass

@@ -1,9 +1,12 @@
 """Evidence files: one reverse answer, self-contained, that anyone can check offline.
 
-An evidence file (JSON, ``format: detnat-evidence/2``) holds the query as given, the answer, per
+An evidence file (JSON, ``format: detnat-evidence/3``) holds the query as given, the answer, per
 realm searched its session drain and every plan version the answer was computed from (from the
 first candidate to the first version after the window: full content, hashes, who published and
-approved it), the audit entry of the lookup with its hashes, and the code version that answered.
+approved it), the audit entry of the lookup with its hashes, the code version that answered, and
+under ``logs`` how the log lines the answer shows were read: the ``logs.ingest`` audit entries of
+the ingests that read them (format, file, parse options) and, per log candidate and line, the
+ingest that read it.
 
 The audit entry is the anchor: its ``content_sha256`` covers ``detail`` (the query, the answer and
 the ``trace`` written at lookup time: ``now``, and per realm its drain and, per version, its id,
@@ -16,8 +19,17 @@ entry says, or recomputed from it:
 - each version's ``record_sha256`` is recomputed from its record (realm, seq, effective_from,
   content and previous hashes, publisher, reason, correction, what it supersedes), its
   ``content_sha256`` from its plan;
+- every log line the answer shows is read again with its ingest's format and parse options
+  (:func:`detnat.service.log_answers.check_lines`): the event it says (kind, instant, inside key,
+  public address, ports, protocol) must be the one its candidate and line entry show, so an
+  answer cannot name what its lines do not say; each ingest entry's own hashes must hold, and it
+  must name the candidate's realm and the line's file;
 - the answer is recomputed from the embedded plans with the service's own rules
-  (:func:`detnat.service.lookups.answer_reverse`) at the instant the lookup was made.
+  (:func:`detnat.service.lookups.answer_reverse`) at the instant the lookup was made, and its log
+  candidates re-derived from their lines (:func:`detnat.service.log_answers.rederive`).
+
+A ``detnat-evidence/2`` file (made before ``logs``) is checked as before, but its log lines cannot
+be read again: if it shows any, that is a problem (make the file again), never "valid".
 
 :func:`verify_bytes` reads the file strictly (:mod:`detnat.strictjson`: duplicate keys refused) and
 :func:`verify` refuses unknown, missing and mistyped keys, so one changed leaf, one added or
@@ -45,19 +57,22 @@ from sqlalchemy.orm import Session
 from detnat import strictjson
 from detnat.engine import parse_public_address
 from detnat.errors import DetnatError, NotFound
+from detnat.logs.formats import ParseOptions
 from detnat.planfile import plan_from_data
-from detnat.service import audit, directory, log_answers, lookups, plans
+from detnat.service import audit, directory, log_answers, logs, lookups, plans
 from detnat.service.timelines import RealmTimeline, Timelines, TimelineVersion, make_version
 from detnat.service.times import format_instant, parse_instant
 from detnat.store import repo
 from detnat.store.models import AuditEntry, PlanVersion
 
-FORMAT = "detnat-evidence/2"
+FORMAT = "detnat-evidence/3"
+# Checked, but without the formats of their log lines: a file that shows log lines is not valid.
+PREVIOUS_FORMATS = ("detnat-evidence/2",)
 OLD_FORMATS = ("detnat-evidence/1",)
 
 _NONE = type(None)
 Spec = dict[str, tuple[type, ...]]
-_DOCUMENT: Spec = {
+_DOCUMENT_2: Spec = {
     "format": (str,),
     "code_version": (str,),
     "query": (dict,),
@@ -65,6 +80,18 @@ _DOCUMENT: Spec = {
     "realms": (dict,),
     "audit_entry": (dict,),
 }
+_DOCUMENT: Spec = {**_DOCUMENT_2, "logs": (dict,)}
+# How the log lines were read: the ingests' audit entries, and per candidate and line its ingest.
+_LOGS: Spec = {"ingests": (list,), "lines": (list,)}
+_INGEST_DETAIL: Spec = {"record": (dict,)}
+_INGEST_RECORD: Spec = {
+    "ingest": (int,),
+    "realm": (str,),
+    "format": (str,),
+    "file": (str,),
+    "months": (dict,),
+}
+_INGEST_OPTIONS: Spec = {"year": (int, _NONE), "tz": (str, _NONE), "exporter": (str,)}
 _AUDIT_ENTRY: Spec = {
     "seq": (int,),
     "at": (str,),
@@ -176,6 +203,25 @@ def build(session: Session, answer_id: int) -> dict[str, Any]:
         "answer": entry.detail["answer"],
         "realms": realms,
         "audit_entry": audit.entry_json(entry),
+        "logs": _logs_part(session, entry.detail["answer"]),
+    }
+
+
+def _logs_part(session: Session, answer: dict[str, Any]) -> dict[str, Any]:
+    """How the answer's log lines were read: the ingests' audit entries, and for each candidate
+    the ingest of each of its lines (null: not known; verify then says the line is not read)."""
+    candidates = answer.get("log_candidates", [])
+    keys = [
+        (c["realm"], line["file"], line["at"], line["sha256"])
+        for c in candidates
+        for line in c["lines"]
+    ]
+    found = iter(logs.ingests_of_lines(session, keys))
+    lines = [[next(found) for _ in c["lines"]] for c in candidates]
+    ids = {i for row in lines for i in row if i is not None}
+    return {
+        "ingests": [audit.entry_json(e) for e in logs.ingest_entries(session, ids)],
+        "lines": lines,
     }
 
 
@@ -213,6 +259,10 @@ def verify(document: Any) -> tuple[list[str], dict[str, Any] | None]:
         _check_document(document, problems)
         if problems:
             return problems, None
+        readings = _line_readings(document, problems)
+        if readings is None:
+            return problems, None
+        problems += log_answers.check_lines(document["answer"], readings)
         return problems, _recompute(document, problems)
     except (KeyError, TypeError, ValueError, ArithmeticError, DetnatError) as exc:
         problems.append(f"malformed evidence file: {type(exc).__name__}: {exc}")
@@ -230,23 +280,15 @@ def _check_document(document: Any, problems: list[str]) -> None:
             f"entry and are no longer accepted; make the evidence file again ({FORMAT})"
         )
         return
-    if shown != FORMAT:
+    if shown != FORMAT and shown not in PREVIOUS_FORMATS:
         problems.append(f"format: {_show(shown)} is not {FORMAT}")
         return
-    if _shape(document, "", _DOCUMENT, problems):
+    if _shape(document, "", _DOCUMENT if shown == FORMAT else _DOCUMENT_2, problems, of=shown):
         return
     entry = document["audit_entry"]
     if _shape(entry, "audit_entry", _AUDIT_ENTRY, problems):
         return
-    content = {k: entry[k] for k in audit.CONTENT_FIELDS}
-    if audit.sha256_text(audit.canonical(content)) != entry["content_sha256"]:
-        problems.append("audit_entry: content does not match its content_sha256")
-        return
-    if (
-        audit.chain_hash(entry["seq"], entry["prev_sha256"], entry["content_sha256"])
-        != entry["entry_sha256"]
-    ):
-        problems.append("audit_entry: entry_sha256 does not match its chain link")
+    if not _hashed(entry, "audit_entry", problems):
         return
     # From here on the audit entry is taken as hashed; everything else is compared with it.
     if entry["action"] != "lookup.reverse":
@@ -323,6 +365,129 @@ def _check_version(record: Any, traced: Any, realm: str, where: str, problems: l
     )
     if plans.record_hash(row, record["realm"], record["supersedes"]) != record["record_sha256"]:
         problems.append(f"{where}.record_sha256: does not match the version's record")
+
+
+def _line_readings(
+    document: dict[str, Any], problems: list[str]
+) -> list[list[log_answers.LineReading | None]] | None:
+    """For each log candidate of the answer and each of its lines, the format and options to read
+    it again with (None: it cannot be, and ``problems`` says why). None: ``logs`` is malformed."""
+    candidates = document["answer"].get("log_candidates", [])
+    unread: list[list[log_answers.LineReading | None]] = [
+        [None] * len(c["lines"]) for c in candidates
+    ]
+    if "logs" not in document:  # a detnat-evidence/2 file
+        if any(c["lines"] for c in candidates):
+            problems.append(
+                f"answer.log_candidates: a {document['format']} file does not say which format "
+                "and parse options its log lines were ingested with, so they cannot be read "
+                f"again to prove the answer follows from them; make the evidence file again "
+                f"({FORMAT})"
+            )
+        return unread
+    part = document["logs"]
+    if _shape(part, "logs", _LOGS, problems):
+        return None
+    ingests = _ingests(part["ingests"], document["audit_entry"]["seq"], problems)
+    if ingests is None:
+        return None
+    lines = part["lines"]
+    if type(lines) is not list or len(lines) != len(candidates):
+        problems.append(f"logs.lines: not one list per log candidate ({len(candidates)})")
+        return None
+    readings = unread
+    for n, (c, ids) in enumerate(zip(candidates, lines, strict=True)):
+        where = f"logs.lines[{n}]"
+        if type(ids) is not list or len(ids) != len(c["lines"]):
+            problems.append(f"{where}: not one ingest (or null) per line of its candidate")
+            return None
+        for m, (line, ingest_id) in enumerate(zip(c["lines"], ids, strict=True)):
+            at = f"answer.log_candidates[{n}].lines[{m}]"
+            if ingest_id is None:
+                problems.append(
+                    f"{at}: line {line['file']}:{line['line']} is not read again: which ingest "
+                    "read it was not known when the evidence file was made (its event was no "
+                    "longer stored, and no one ingest of its file and month was left)"
+                )
+                continue
+            if type(ingest_id) is not int or ingest_id not in ingests:
+                problems.append(f"{where}[{m}]: {_show(ingest_id)} is no ingest of logs.ingests")
+                continue
+            record, options = ingests[ingest_id]
+            if record["realm"] != c["realm"] or record["file"] != line["file"]:
+                problems.append(
+                    f"{at}: ingest {ingest_id} read {_show(record['file'])} into realm "
+                    f"{_show(record['realm'])}, not this line's file and realm"
+                )
+                continue
+            months = frozenset(record["months"])
+            if options is None:
+                readings[n][m] = log_answers.LineReading(
+                    record["format"], ParseOptions(), False, months
+                )
+            else:
+                readings[n][m] = log_answers.LineReading(
+                    record["format"],
+                    ParseOptions(
+                        year=options["year"], tz=options["tz"], exporter=options["exporter"]
+                    ),
+                    True,
+                    months,
+                )
+    named = {i for ids in lines for i in ids}
+    for ingest_id in ingests:
+        if ingest_id not in named:
+            problems.append(f"logs.ingests: ingest {ingest_id} read no line of the answer")
+    return readings
+
+
+def _ingests(
+    entries: list[Any], before: int, problems: list[str]
+) -> dict[int, tuple[dict[str, Any], dict[str, Any] | None]] | None:
+    """The ``logs.ingest`` audit entries ``entries``, each checked like the lookup's own (its
+    hashes, its shape, made before the lookup's entry ``before``): ingest id -> (record,
+    options or None when the ingest recorded none). None: one is not such an entry."""
+    found: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] = {}
+    for k, entry in enumerate(entries):
+        where = f"logs.ingests[{k}]"
+        if _shape(entry, where, _AUDIT_ENTRY, problems):
+            return None
+        if not _hashed(entry, where, problems):
+            return None
+        if entry["action"] != "logs.ingest" or entry["seq"] >= before:
+            problems.append(f"{where}: not a logs.ingest audit entry made before the lookup's")
+            return None
+        detail = entry["detail"]
+        if _required(detail, f"{where}.detail", _INGEST_DETAIL, problems):
+            return None
+        record = detail["record"]
+        if _required(record, f"{where}.detail.record", _INGEST_RECORD, problems):
+            return None
+        options = detail.get("options")
+        if options is not None and _shape(
+            options, f"{where}.detail.options", _INGEST_OPTIONS, problems
+        ):
+            return None
+        if record["ingest"] in found:
+            problems.append(f"{where}: ingest {record['ingest']} twice")
+            return None
+        found[record["ingest"]] = (record, options)
+    return found
+
+
+def _hashed(entry: dict[str, Any], where: str, problems: list[str]) -> bool:
+    """Whether an audit entry's content and chain link match its hashes (a problem if not)."""
+    content = {k: entry[k] for k in audit.CONTENT_FIELDS}
+    if audit.sha256_text(audit.canonical(content)) != entry["content_sha256"]:
+        problems.append(f"{where}: content does not match its content_sha256")
+        return False
+    if (
+        audit.chain_hash(entry["seq"], entry["prev_sha256"], entry["content_sha256"])
+        != entry["entry_sha256"]
+    ):
+        problems.append(f"{where}: entry_sha256 does not match its chain link")
+        return False
+    return True
 
 
 def _recompute(document: dict[str, Any], problems: list[str]) -> dict[str, Any]:
@@ -405,13 +570,14 @@ def _required(value: Any, where: str, spec: Spec, problems: list[str]) -> bool:
     return False
 
 
-def _shape(value: Any, where: str, spec: Spec, problems: list[str]) -> bool:
-    """True when ``value`` is not an object with exactly ``spec``'s keys of ``spec``'s types."""
+def _shape(value: Any, where: str, spec: Spec, problems: list[str], *, of: str = FORMAT) -> bool:
+    """True when ``value`` is not an object with exactly ``spec``'s keys of ``spec``'s types
+    (``of``: the format named when a key is not one of them)."""
     if _required(value, where or "evidence file", spec, problems):
         return True
     for key in value:
         if key not in spec:
-            problems.append(f"{where + '.' if where else ''}{key}: not a field of {FORMAT}")
+            problems.append(f"{where + '.' if where else ''}{key}: not a field of {of}")
             return True
     return False
 

@@ -13,8 +13,9 @@ which asks the stored log intervals that hold the port in the window
   time makes the answer ``ambiguous`` / ``plan_and_log_disagree``, with both candidates.
 
 The log intervals consulted are in ``log_candidates`` with their lines (text included), so the
-evidence file can be checked offline (:func:`rederive`). :func:`combine` is the pure rule both
-use.
+evidence file can be checked offline: each line read again with its ingest's format and options
+says what its candidate shows (:func:`check_lines`), and the intervals and the answer follow from
+the lines (:func:`rederive`). :func:`combine` is the pure rule both use.
 
 Example::
 
@@ -27,16 +28,20 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+import json
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detnat.engine import parse_public_address
-from detnat.logs.events import EventKind, LineRef, LogEvent
-from detnat.logs.intervals import Interval, Seen, derive
+from detnat.errors import DetnatError
+from detnat.logs.events import EventKind, LineRef, LogEvent, Refused
+from detnat.logs.formats import FORMATS, ParseOptions, parse_lines
+from detnat.logs.intervals import Interval, Seen, derive, port_ranges
 from detnat.logs.settle import CONSULTED, settle, subscriber_of, within
 from detnat.service import answers, lookups, revisions
 from detnat.service.answers import Reason, Status
@@ -736,6 +741,158 @@ async def forward_blocks_async(
 
 
 # -- offline: the evidence file --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LineReading:
+    """How an ingest read a log line: its format and parse options. ``recorded``: the ingest
+    recorded its options; if not (ingests made before they were), the line is read with none, so a
+    line that needs ``--year``/``--tz`` is refused, never read in another year or zone.
+    ``months``: the months its ingest stored events in (a syslog time without a year may be of a
+    year the ingest turned to: :func:`_turned_year`)."""
+
+    format: str
+    options: ParseOptions
+    recorded: bool = True
+    months: frozenset[str] = frozenset()  # "YYYY-MM" (UTC) its ingest stored events in
+
+
+def check_lines(
+    shown: dict[str, Any], readings: Sequence[Sequence[LineReading | None]]
+) -> list[str]:
+    """Problems with the lines of the log candidates ``shown``, each read again as its ingest read
+    it (``readings``, per candidate and line; None: not read, the caller said why): the event the
+    line says -- kind, instant, inside key, public address, ports and stride, protocol -- must be
+    the one its line entry (kind, at) and its candidate (subscriber, public_ip, port_ranges,
+    port_step, protocol) show. A line may say several events (an nfdump array): one must be it.
+
+    So an answer whose candidate names a subscriber, address, port, time or kind its lines do not
+    say is refused, whatever its hashes: the answer follows from the lines, not from itself."""
+    problems: list[str] = []
+    for n, (c, read) in enumerate(zip(shown.get("log_candidates", []), readings, strict=True)):
+        for m, (line, reading) in enumerate(zip(c["lines"], read, strict=True)):
+            if reading is None:
+                continue
+            found = _read_again(c, line, reading)
+            if found is not None:
+                where = f"answer.log_candidates[{n}].lines[{m}]"
+                problems.append(f"{where}: line {line['file']}:{line['line']} {found}")
+    return problems
+
+
+def _read_again(c: dict[str, Any], line: dict[str, Any], reading: LineReading) -> str | None:
+    """What is wrong with ``line`` of candidate ``c`` read again (None: it says what is shown)."""
+    how = f"as {reading.format}"
+    if not reading.recorded:
+        how += " (its ingest recorded no --year/--tz/--exporter: read with none)"
+        if reading.format == "nfdump-json":
+            return f"cannot be read again {how}: which natEvent numbering it has is not known"
+    if reading.format not in FORMATS:
+        return f"cannot be read again: this detnat reads no log format {reading.format!r}"
+    said = _said(line, reading.format, reading.options)
+    if isinstance(said, str):
+        return f"cannot be read again {how}: {said}"
+    if not said[0]:
+        why = f": refused: {said[1][0]}" if said[1] else ": it says no port-block event"
+        return f"does not read again {how} as an event of its own text{why}"
+    shown_event = (
+        line["kind"],
+        line["at"],
+        c["subscriber"],
+        c["public_ip"],
+        c["port_ranges"],
+        c["port_step"],
+        c["protocol"],
+    )
+    shown = _json(shown_event)  # types too: true is not 1, 1.0 is not 1
+    if shown in map(_json, said[0]):
+        return None
+    turned = _turned_year(line["at"], reading)
+    if turned is not None:
+        again = _said(line, reading.format, replace(reading.options, year=turned))
+        if not isinstance(again, str) and shown in map(_json, again[0]):
+            return None
+    nearest = next((e for e in said[0] if e[1] == line["at"]), said[0][0])
+    names = ("kind", "at", "subscriber", "public_ip", "port_ranges", "port_step", "protocol")
+    differ = [
+        f"{name} {_short(a)}, not {_short(b)}"
+        for name, a, b in zip(names, nearest, shown_event, strict=True)
+        if _json(a) != _json(b)
+    ]
+    found = f"read again {how} says " + "; ".join(differ)
+    year = reading.options.year
+    if year is not None and nearest[1] != line["at"]:
+        later = _said(line, reading.format, replace(reading.options, year=year + 1))
+        if not isinstance(later, str) and [e[1] for e in later[0]] != [e[1] for e in said[0]]:
+            found += (
+                f" (its time names no year: read in --year {year}, or a year its ingest turned "
+                "to in a month it stored events in)"
+            )
+    return found
+
+
+def _said(
+    line: dict[str, Any], fmt: str, options: ParseOptions
+) -> tuple[list[tuple[Any, ...]], list[str]] | str:
+    """The events ``line``'s own text says read as ``fmt`` with ``options`` (as shown: see
+    :func:`_as_shown`) and the reasons of the lines refused; a string: the options are refused."""
+    text: str = line["text"]
+    try:
+        items = list(
+            parse_lines(
+                fmt,
+                text.encode("utf-8").split(b"\n"),  # a record spread over lines (nfdump -o json)
+                file=line["file"],
+                options=options,
+            )
+        )
+    except DetnatError as exc:
+        return str(exc)
+    events = [e for e in items if isinstance(e, LogEvent) and e.source.sha256 == line["sha256"]]
+    return [_as_shown(e) for e in events], [i.reason for i in items if isinstance(i, Refused)]
+
+
+def _turned_year(at: str, reading: LineReading) -> int | None:
+    """The year a syslog time without one may have been read in, other than ``--year``, for a
+    line shown at ``at``: read alone, such a time is of ``--year``; in its file, of a year the
+    ingest turned to as the months went round (the year after each December, the one before for
+    a straggler: see :meth:`detnat.logs.formats._common.Clock.year_of`). It is the year of the
+    instant shown in ``--tz``, taken only if the ingest may have turned to it (no earlier than
+    ``--year`` less one) and stored events in its month (the ingest's record). None: none such."""
+    options = reading.options
+    if options.year is None or options.tz is None:
+        return None
+    try:
+        moment = parse_instant(at)
+        year = moment.astimezone(ZoneInfo(options.tz)).year
+    except (ValueError, DetnatError, ZoneInfoNotFoundError):
+        return None
+    month = moment.astimezone(UTC).strftime("%Y-%m")
+    if year == options.year or year < options.year - 1 or month not in reading.months:
+        return None
+    return year
+
+
+def _as_shown(event: LogEvent) -> tuple[Any, ...]:
+    """A line's event as a candidate and its line entry show it."""
+    return (
+        event.kind.value,
+        format_instant(store.instant(event.at_us)),
+        subscriber_of(event.inside),
+        event.public,
+        port_ranges(event.port_first, event.port_last, event.port_step),
+        event.port_step,
+        event.protocol,
+    )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def rederive(

@@ -7,7 +7,9 @@ offsets, SHA-256 of the bytes, the raw lines). It stores the events in chunks by
 and never stops for one, derives again the intervals its new lines can change (:func:`rebuild`:
 per span of ports they touch, from a proven cut before them), and appends one audit entry
 ``logs.ingest`` whose record is the ``log_ingests`` row (counts, bytes hash, per month the
-number and digest of the events it stored). The edge commits.
+number and digest of the events it stored) and whose ``options`` are the parse options the lines
+were read with (``--year``, ``--tz``, ``--exporter``): with the record's format, what an evidence
+file needs to read its lines again offline (:func:`ingests_of_lines`). The edge commits.
 
 ``--follow`` is :func:`follow`: one ingest per chunk of complete lines, each committed with the
 file's identity (device:inode), byte offset and start (SHA-256 of its first bytes as read), so a
@@ -21,8 +23,8 @@ Example::
 
     reading = Reading.open("pba.log")
     items = parse_lines("juniper-pba", reading.lines(), file="pba.log", options=...)
-    summary = ingest(session, "aftr-fra-1", items, reading, fmt="juniper-pba", by=actor,
-                     request_id="cli-…")
+    summary = ingest(session, "aftr-fra-1", items, reading, fmt="juniper-pba", options=...,
+                     by=actor, request_id="cli-…")
     session.commit()
 """
 
@@ -44,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, BinaryIO, TypeVar, cast
 
 from sqlalchemy import select
@@ -53,6 +55,7 @@ from sqlalchemy.orm import Session
 from detnat.engine import parse_public_address
 from detnat.errors import DetnatError, InvalidInput
 from detnat.logs.events import EventKind, LineRef, LogEvent, Refused
+from detnat.logs.formats import ParseOptions
 from detnat.logs.intervals import (
     CutTooLate,
     Interval,
@@ -64,9 +67,9 @@ from detnat.logs.intervals import (
 from detnat.service import audit, plans
 from detnat.service.clock import utcnow
 from detnat.service.log_answers import interval_of
-from detnat.service.times import format_instant
+from detnat.service.times import format_instant, parse_instant
 from detnat.store import logs as store
-from detnat.store.models import LogIngest, LogPrune
+from detnat.store.models import AuditEntry, LogIngest, LogPrune
 
 CHUNK = 50_000  # events per COPY: memory stays flat whatever the file's size
 BLOCK = 1 << 20  # bytes read at a time
@@ -353,6 +356,7 @@ def ingest(
     fmt: str,
     by: audit.Actor,
     request_id: str,
+    options: ParseOptions | None = None,
     log_hold: timedelta | None = None,
     log_interim: timedelta | None = None,
     on_refused: Callable[[Refused], None] | None = None,
@@ -360,10 +364,13 @@ def ingest(
 ) -> IngestSummary:
     """Store ``items`` into ``realm_name`` (see the module docstring); flushed, not committed.
 
-    ``log_hold`` / ``log_interim``: the realm's log hold and interim period, declared by this
-    ingest (None: the latest declared before stays). A declaration that changes either
-    re-derives every interval of the realm. ``gaps``: bytes of the followed file that may be lost
-    before this reading (:func:`follow`), told in the summary and the audit entry."""
+    ``fmt`` / ``options``: the format and parse options ``items`` were read with, recorded so
+    that an evidence file can read the lines again (None: not known, not recorded: a line that
+    needs them cannot be read again offline). ``log_hold`` / ``log_interim``: the realm's log
+    hold and interim period, declared by this ingest (None: the latest declared before stays). A
+    declaration that changes either re-derives every interval of the realm. ``gaps``: bytes of
+    the followed file that may be lost before this reading (:func:`follow`), told in the summary
+    and the audit entry."""
     check_hold(log_hold)
     check_interim(log_interim)
     realm = plans.get_realm(session, realm_name)
@@ -543,10 +550,17 @@ def ingest(
                 since.setdefault(public, []).append((first, last, at_us))
         rebuild(session, realm.id, touched, since=since)
     detail: dict[str, Any] = {"record": ingest_record(realm.name, row)}
+    if options is not None:
+        detail["options"] = options_record(options)
     if gaps:
         detail["gaps"] = [gap.to_json() for gap in gaps]
     audit.record(session, by, "logs.ingest", request_id=request_id, detail=detail)
     return summary
+
+
+def options_record(options: ParseOptions) -> dict[str, Any]:
+    """The parse options an ingest read its lines with, as ``logs.ingest`` records them."""
+    return {"year": options.year, "tz": options.tz, "exporter": options.exporter}
 
 
 def ingest_record(realm_name: str, row: LogIngest) -> dict[str, Any]:
@@ -574,6 +588,31 @@ def ingest_record(realm_name: str, row: LogIngest) -> dict[str, Any]:
         "head_sha256": row.head_sha256,
         "head_bytes": row.head_bytes,
     }
+
+
+def ingests_of_lines(
+    session: Session, lines: Iterable[tuple[str, str, str, str]]
+) -> list[int | None]:
+    """For each (realm, file, instant as answers write it, SHA-256) of a line an answer shows,
+    the ingest that read it: the one that stored its event or -- that event pruned -- the only
+    ingest of the realm that read a file of that name and stored events of its month. None:
+    none such, or several (which one read it is no longer known)."""
+    found: list[int | None] = []
+    for realm, file, at, sha256 in lines:
+        instant = parse_instant(at)
+        ingest_id = store.ingest_of_event(session, realm, instant, sha256)
+        if ingest_id is None:
+            month = instant.astimezone(UTC).strftime("%Y-%m")
+            candidates = store.ingests_of_file(session, realm, file, month)
+            ingest_id = candidates[0] if len(candidates) == 1 else None
+        found.append(ingest_id)
+    return found
+
+
+def ingest_entries(session: Session, ingests: Iterable[int]) -> list[AuditEntry]:
+    """The ``logs.ingest`` audit entries of ``ingests``, in the audit log's order."""
+    entries = (session.get(AuditEntry, seq) for seq in store.ingest_entry_seqs(session, ingests))
+    return [entry for entry in entries if entry is not None]
 
 
 def prune_record(realm_name: str, row: LogPrune) -> dict[str, Any]:
@@ -1079,6 +1118,7 @@ class Follow:
     realm: str
     fmt: str
     parse: Parse
+    options: ParseOptions | None = None  # what ``parse`` reads with (recorded by each ingest)
     log_hold: timedelta | None = None
     log_interim: timedelta | None = None
     until_idle: bool = False  # stop when the file has nothing new (tests, one-shot catch-up)
@@ -1123,6 +1163,7 @@ def follow(
                 items,
                 reading,
                 fmt=how.fmt,
+                options=how.options,
                 by=by,
                 request_id=request_id(),
                 log_hold=how.log_hold,
@@ -1462,8 +1503,11 @@ __all__ = [
     "check_interim",
     "follow",
     "ingest",
+    "ingest_entries",
     "ingest_record",
+    "ingests_of_lines",
     "interval_of",
+    "options_record",
     "periods_us",
     "prune",
     "prune_record",

@@ -435,6 +435,8 @@ class Annotator:
         version = np.full(n, -1, dtype=np.int32)
         # (rows, or None for every row; version number; subscriber numbers, -1 for none)
         sub_rows: list[tuple[Ints | None, int, Ints]] = []
+        # rows whose candidate versions are of several realms: those realms (the logs heard)
+        realms_of_row: dict[int, frozenset[str]] = {}
         if not n:
             return self._arrays(n, outcome, version, sub_rows, dictionary, subscriber_dictionary)
 
@@ -486,7 +488,9 @@ class Annotator:
                 nobody.append(mine)
             elif number == _SEVERAL:
                 assert mine is not None
-                self._several(mine, ip, port, at, outcome, version, sub_rows, nobody, ended)
+                self._several(
+                    mine, ip, port, at, outcome, version, sub_rows, nobody, ended, realms_of_row
+                )
             elif number >= len(self.versions):
                 self._two_versions(
                     number - len(self.versions),
@@ -500,6 +504,7 @@ class Annotator:
                     sub_rows,
                     nobody,
                     ended,
+                    realms_of_row,
                 )
             else:
                 self._one_version(
@@ -527,7 +532,9 @@ class Annotator:
             return arrays
         if subscriber_dictionary:  # the logs may name subscribers the batch's dictionary lacks
             arrays[0] = arrays[0].dictionary_decode()
-        heard = self._logs.apply(arrays, ip, port, at - tolerance, np.minimum(at + tolerance, now))
+        heard = self._logs.apply(
+            arrays, ip, port, at - tolerance, np.minimum(at + tolerance, now), realms_of_row
+        )
         if subscriber_dictionary:
             heard[0] = heard[0].dictionary_encode()
         return heard
@@ -605,6 +612,7 @@ class Annotator:
         sub_rows: list[tuple[Ints | None, int, Ints]],
         nobody: list[Ints],
         ended: list[Ints],
+        realms_of_row: dict[int, frozenset[str]],
     ) -> None:
         """Rows whose candidates are version ``number`` and the next of its realm (a change
         within the drain): :meth:`_decide`'s verdict for two candidates, without its sorts.
@@ -630,11 +638,14 @@ class Annotator:
                     sub_rows,
                     nobody,
                     ended,
+                    realms_of_row,
                 )
                 rows, ips, ports_ = rows[both], ips[both], ports_[both]
         if general or not len(rows):
             if general:
-                self._several(rows, ip, port, at, outcome, version, sub_rows, nobody, ended)
+                self._several(
+                    rows, ip, port, at, outcome, version, sub_rows, nobody, ended, realms_of_row
+                )
             return
         a = first.version.mapper.reverse_many(ips, ports_)  # type: ignore[union-attr]
         b = second.version.mapper.reverse_many(ips, ports_)  # type: ignore[union-attr]
@@ -670,8 +681,10 @@ class Annotator:
         sub_rows: list[tuple[Ints | None, int, Ints]],
         nobody: list[Ints],
         ended: list[Ints],
+        realms_of_row: dict[int, frozenset[str]],
     ) -> None:
-        """The general search, for rows near a change: every (row, candidate version) pair."""
+        """The general search, for rows near a change: every (row, candidate version) pair;
+        ``realms_of_row`` gets the realms of each row whose candidates are of several."""
         n = len(ip)
         now = self.snapshot.exported_at_us
         lo_live = at[rows] - self.tolerance_us
@@ -740,7 +753,7 @@ class Annotator:
                 sub_rows.append((mine[matched], v.number, sub[matched]))
 
         if (count > 1).any():
-            self._decide(held, count, ip, outcome, version, sub_rows)
+            self._decide(held, count, ip, outcome, version, sub_rows, realms_of_row)
 
         none = rows[count[rows] == 0]
         if len(none):
@@ -755,6 +768,7 @@ class Annotator:
         outcome: U8,
         version: I32,
         sub_rows: list[tuple[Ints | None, int, Ints]],
+        realms_of_row: dict[int, frozenset[str]],
     ) -> None:
         """Rows with several candidates: the single lookup's verdict, all rows at once."""
         table = self._all_texts()
@@ -812,6 +826,12 @@ class Annotator:
             np.where(one_reason, why[firsts], _R[Reason.MIXED]),
         )
         version[out_rows] = np.where(one_realm, -2 - realm_of[firsts], -1)
+        names = self.snapshot.realms
+        for k in np.flatnonzero(~one_realm).tolist():  # rare: an address two realms' plans hold
+            start, stop = int(firsts[k]), int(firsts[k] + size[k])
+            realms_of_row[int(out_rows[k])] = frozenset(
+                names[r].name for r in realm_of[start:stop].tolist()
+            )
         agreed = all_same & ~any_invalid
         if agreed.any():
             pick = firsts[agreed]

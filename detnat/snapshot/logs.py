@@ -97,9 +97,13 @@ class SnapshotLogs:
         port: npt.NDArray[np.int64],
         lo: npt.NDArray[np.int64],
         hi: npt.NDArray[np.int64],
+        realms_of_row: dict[int, frozenset[str]] | None = None,
     ) -> list[pa.Array]:
         """The annotator's five answer arrays (subscriber, status, reason, realm, version) for
-        rows ``ip``, ``port`` and windows ``[lo, hi]`` (µs), with the logs heard."""
+        rows ``ip``, ``port`` and windows ``[lo, hi]`` (µs), with the logs heard;
+        ``realms_of_row``: the realms of the candidates of each row whose candidates are of
+        several realms (its ``realm`` is null), as the single lookup's candidates name them."""
+        several = realms_of_row or {}
         if not self.asked or not len(ip):
             return arrays
         subscriber, status, reason, realm, version = arrays
@@ -129,10 +133,17 @@ class SnapshotLogs:
             for n, word, why, held, planned in said:
                 # a port the plan of the address leaves to the logs is answered by that realm's
                 # logs alone (the single lookup's log_answers.answering_realms)
+                answering = (
+                    None
+                    if word == Status.MATCH.value
+                    else several.get(n)
+                    if planned is None
+                    else frozenset((planned,))
+                )
                 found = [
                     (name, interval)
                     for name, interval in self._holding(int(ip[n]), int(port[n]))
-                    if planned is None or word == Status.MATCH.value or name == planned
+                    if answering is None or name in answering
                 ]
                 settled = settle(
                     _STATUS[word],

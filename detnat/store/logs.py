@@ -590,6 +590,51 @@ def last_identity(session: Session, realm_id: int, file: str) -> str | None:
     ).scalar_one_or_none()
 
 
+def ingest_of_event(session: Session, realm: str, at: datetime, sha256: str) -> int | None:
+    """The ingest that stored the event of ``realm`` at ``at`` read from the line ``sha256``
+    (None: no such event is stored, e.g. its month was pruned)."""
+    found = session.scalar(
+        text(
+            "SELECT e.ingest_id FROM log_events e JOIN realms r ON r.id = e.realm_id "
+            "WHERE r.name = :realm AND e.at = :at AND e.line_sha256 = :sha"
+        ),
+        {"realm": realm, "at": at, "sha": sha256},
+    )
+    return None if found is None else int(found)
+
+
+def ingests_of_file(session: Session, realm: str, file: str, month: str) -> list[int]:
+    """The ingests of ``realm`` that read a file named ``file`` and stored events of ``month``
+    (``YYYY-MM``), by id."""
+    return [
+        int(i)
+        for i in session.scalars(
+            text(
+                "SELECT i.id FROM log_ingests i JOIN realms r ON r.id = i.realm_id "
+                "WHERE r.name = :realm AND i.file = :file AND i.months ? :month ORDER BY i.id"
+            ),
+            {"realm": realm, "file": file, "month": month},
+        )
+    ]
+
+
+def ingest_entry_seqs(session: Session, ingests: Iterable[int]) -> list[int]:
+    """The seqs of the ``logs.ingest`` audit entries that recorded ``ingests``, in order."""
+    wanted = sorted(set(ingests))
+    if not wanted:
+        return []
+    return [
+        int(seq)
+        for seq in session.scalars(
+            text(
+                "SELECT seq FROM audit_log WHERE action = 'logs.ingest' "
+                "AND (detail -> 'record' ->> 'ingest')::bigint = ANY(:ids) ORDER BY seq"
+            ),
+            {"ids": wanted},
+        )
+    ]
+
+
 def months(session: Session, realm_id: int) -> list[str]:
     """The months the realm has events in, as ``YYYY-MM``."""
     return list(

@@ -177,6 +177,19 @@ def test_a_wall_clock_time_skipped_by_the_zone_is_refused() -> None:
     assert "does not exist" in parsed.refused[0].reason
 
 
+@pytest.mark.parametrize("second", ["60", "61", "99"])
+def test_a_second_past_59_is_refused_not_carried_into_the_next_minute(second: str) -> None:
+    """Found by review: ``22:44:99`` was read as 22:45:39 -- a time no clock writes."""
+    header = f"Tue Jun 30 22:44:{second} 2026"
+    printed = f'Event-Timestamp = "Jun 30 2026 22:44:{second} CEST"'
+    for text in (
+        record("Start", header, "a", 'User-Name = "x"', P),
+        record("Start", "Tue Jun 30 22:44:25 2026", "a", 'User-Name = "x"', P, printed),
+    ):
+        parsed = radius.parse([("f", text)], tz="Europe/Berlin")
+        assert parsed.intervals == [] and len(parsed.refused) == 1, parsed
+
+
 # -- kea-lease6 ------------------------------------------------------------------------------------
 
 
@@ -221,6 +234,13 @@ def test_kea_forensic_line_of_the_documentation() -> None:
     assert iv.account == "subscriber-id:1a:2b:3c:4d:5e:6f"  # the relay's word wins over the DUID
     start = us("2018-01-06T09:02:03")  # 01:02:03 PST
     assert (iv.start, iv.end) == (start, start + (11 * 60 + 53) * 1_000_000)
+
+
+@pytest.mark.parametrize("second", ["60", "99"])
+def test_kea_forensic_second_past_59_is_refused(second: str) -> None:
+    line = KEA_LEGAL_DOC.replace("01:02:03 PST", f"01:02:{second} PST")
+    parsed = kea.parse([("l", line)], tz="America/Los_Angeles")
+    assert parsed.intervals == [] and len(parsed.refused) == 1, parsed
 
 
 def test_kea_forensic_zone_abbreviation_must_be_the_zones_at_that_instant() -> None:

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from detnat.logs.events import EventKind, LineRef, LogEvent
+from detnat.logs.formats import ParseOptions
 from detnat.service import audit, logs, plans
 from detnat.store.db import SessionFactory, make_engine, make_sessions, unit_of_work
 from tests.store.conftest import throwaway_database
@@ -40,15 +41,22 @@ def database_url(sessions: SessionFactory) -> str:
     return bind.url.render_as_string(hide_password=False)
 
 
-@pytest.fixture
-def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    """The CLI over this store, with the tests' own log format (``test-made``) registered."""
+@pytest.fixture(autouse=True)
+def made_log_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' own log format (``test-made``) is one detnat reads: the lines :func:`ingest`
+    stores in it are read again in it when an evidence file is verified."""
     from detnat.logs import formats
-    from detnat.settings import get_settings
     from tests.logs import made_format
 
-    monkeypatch.setenv("DETNAT_DATABASE_URL", database_url)
     monkeypatch.setitem(formats.FORMATS, made_format.NAME, made_format.TARGET)
+
+
+@pytest.fixture
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """The CLI over this store (the tests' own log format registered: ``made_log_format``)."""
+    from detnat.settings import get_settings
+
+    monkeypatch.setenv("DETNAT_DATABASE_URL", database_url)
     get_settings.cache_clear()
     yield CliRunner()
     get_settings.cache_clear()
@@ -157,6 +165,8 @@ def ingest(
     interim: timedelta | None = None,
     by: audit.Actor = OPS,
 ) -> logs.IngestSummary:
+    from tests.logs import made_format
+
     reading, renumbered = as_file(events, name)
     with unit_of_work(sessions) as s:
         return logs.ingest(
@@ -164,7 +174,8 @@ def ingest(
             realm,
             feed(reading, renumbered),
             reading,
-            fmt="csv",
+            fmt=made_format.NAME,  # the lines line_of writes
+            options=ParseOptions(),
             by=by,
             request_id="test",
             log_hold=hold,

@@ -52,3 +52,30 @@ def test_reverse_over_http_answers_from_the_logs_beside_the_plan(
     assert {c["subscriber"] for c in disagree["log_candidates"]} == {"10.0.0.3/32"}
     unlogged = ask(9000)
     assert (unlogged["status"], unlogged["reason"]) == ("no_mapping", "not_logged")
+
+
+def test_the_api_evidence_file_carries_how_its_log_lines_were_read_and_verifies(
+    sessions: SessionFactory, api: Api
+) -> None:
+    from detnat.service import evidence
+
+    realm = _plan_realm(sessions, "198.18.61.1/32")
+    ingest(
+        sessions,
+        realm,
+        [
+            event(EventKind.ALLOCATE, T0_US, "10.0.0.1", "198.18.61.1", 6064, 7071),
+            event(EventKind.RELEASE, T0_US + 60 * S, "10.0.0.1", "198.18.61.1", 6064, 7071),
+        ],
+    )
+    body = {"ip": "198.18.61.1", "port": 6100, "time": "2026-03-14T20:00:00Z", "case": "L-API"}
+    answer = api("POST", "/v1/lookups/reverse", "legal", body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["source"] == "log"
+    got = api("GET", f"/v1/answers/{answer.json()['answer_id']}/evidence", "legal")
+    assert got.status_code == 200, got.text
+    document = got.json()
+    (ingested,) = document["logs"]["ingests"]
+    assert ingested["action"] == "logs.ingest"
+    assert ingested["detail"]["options"] == {"year": None, "tz": None, "exporter": "iana"}
+    assert evidence.verify(document)[0] == []

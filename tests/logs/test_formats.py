@@ -11,6 +11,7 @@ import pytest
 from detnat.errors import InvalidInput
 from detnat.logs.events import EventKind, LogEvent, Refused
 from detnat.logs.formats import FORMATS, ParseOptions, parse_lines
+from tests.logs import made_format
 
 ALLOCATE, INTERIM, RELEASE = EventKind.ALLOCATE, EventKind.INTERIM, EventKind.RELEASE
 
@@ -782,7 +783,7 @@ GOOD = {
 
 
 def test_every_format_is_tested_here() -> None:
-    assert set(GOOD) == set(FORMATS)
+    assert set(GOOD) == set(FORMATS) - {made_format.NAME}  # the tests' own, registered for them
 
 
 @pytest.mark.parametrize("name", sorted(GOOD))

@@ -30,7 +30,7 @@ from detnat.service.timelines import to_us
 from detnat.service.times import format_instant
 from detnat.snapshot import file
 from detnat.snapshot.annotate import _SEVERAL, OUTPUT_COLUMNS, Annotator
-from tests.scale.timelines import T0, Change, snapshot_bytes, timelines_of, worlds
+from tests.scale.timelines import T0, Change, block_plan, snapshot_bytes, timelines_of, worlds
 
 NOW = T0 + timedelta(minutes=50)
 START = T0 - timedelta(minutes=30)
@@ -288,3 +288,58 @@ def test_held_read_from_the_engine_is_the_version_ranges(data, exclude, static) 
     )
     assert fast.annotate(batch).equals(general.annotate(batch))
     assert fast.annotate(batch, dictionary=True).equals(general.annotate(batch, dictionary=True))
+
+
+def test_an_address_two_realms_plans_hold_hears_neither_a_third_realms_logs() -> None:
+    """Realms 0 and 1 hold 192.0.2.1 at once (one plan, both realms) and leave a port to their
+    logs; realm 2's logs name 10.0.0.77 there. The single lookup hears the logs of realms 0 and
+    1 alone (:func:`log_answers.answering_realms`): ``not_logged``. The annotator, whose
+    ``realm`` is null on such a row, heard every realm's logs and named 10.0.0.77 (found by
+    review)."""
+    shared = block_plan("192.0.2.0/29", ratio=64, dynamic=8, static=False, first_port=1024)
+    other = block_plan("198.51.100.0/29", ratio=64, dynamic=8, static=False, first_port=1024)
+    view = timelines_of(
+        [0, 0, 0], [Change(0, -900, shared), Change(1, -900, shared), Change(2, -900, other)]
+    )
+    tolerance = timedelta(0)
+    at = to_us(T0)
+    port = next(
+        p
+        for p in range(1024, 65536, 64)
+        if _oracle(view, "192.0.2.1", p, at, tolerance)[1] == "not_deterministic"
+    )
+    line = LineRef("nat.log", 1, hashlib.sha256(b"1").hexdigest())
+    logged = {
+        "realm-2": derive(
+            [
+                LogEvent(
+                    EventKind.ALLOCATE,
+                    at - 60_000_000,
+                    "10.0.0.77",
+                    "192.0.2.1",
+                    port,
+                    port,
+                    None,
+                    line,
+                    1,
+                )
+            ],
+            hold_us=None,
+        )
+    }
+    want = _oracle_with_logs(view, logged, "192.0.2.1", port, at, tolerance)
+    assert want[:4] == (None, "no_mapping", "not_logged", None), want
+    body = snapshots.build(
+        view, [r.name for r in view.realms], start=START, end=END, now=NOW, case="TEST-1",
+        logs=logged,
+    )  # fmt: skip
+    annotator = Annotator(file.load(file.encode(body)))
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "ip": pa.array(["192.0.2.1"], pa.string()),
+            "port": pa.array([port], pa.int64()),
+            "time": pa.array([at], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    out = annotator.annotate(batch).to_pydict()
+    assert tuple(out[c][0] for c in OUTPUT_COLUMNS) == want

@@ -145,7 +145,8 @@ def test_a_genuine_evidence_file_verifies(detnat: Callable[..., Any], genuine: P
     assert checked.exit_code == 0, checked.output
     assert checked.stdout.startswith("valid:")
     document = json.loads(genuine.read_text())
-    assert document["format"] == "detnat-evidence/2"
+    assert document["format"] == "detnat-evidence/3"
+    assert document["logs"] == {"ingests": [], "lines": []}  # no log line to read again
     versions = next(iter(document["realms"].values()))["versions"]
     assert [v["approved_by"] for v in versions] == ["bob"] * len(versions) and len(versions) == 3
 
@@ -245,7 +246,7 @@ def test_truncated_and_garbage_files_are_invalid(
     text = genuine.read_text()
     candidates = [text[:n] for n in (0, 1, len(text) // 3, len(text) // 2, len(text) - 2)]
     candidates += ["null", "[]", "{}", "42", '"detnat-evidence/2"', "garbage", text + "{}"]
-    candidates += [text.replace("detnat-evidence/2", "detnat-evidence/1")]
+    candidates += [text.replace(evidence.FORMAT, "detnat-evidence/1")]
     candidates += [text.replace('"seq": 1,', '"seq": NaN,', 1)]
     for candidate in candidates:
         code, err = _verdict(detnat, tmp_path, candidate)
@@ -261,7 +262,24 @@ def test_an_old_format_file_is_refused_with_a_clear_message(
     old = json.loads(genuine.read_text())
     old["format"] = "detnat-evidence/1"
     code, err = _verdict(detnat, tmp_path, json.dumps(old))
-    assert code == 6 and "detnat-evidence/1" in err and "detnat-evidence/2" in err, err
+    assert code == 6 and "detnat-evidence/1" in err and evidence.FORMAT in err, err
+
+
+def test_a_previous_format_file_without_log_lines_still_verifies(
+    detnat: Callable[..., Any], genuine: Path, tmp_path: Path
+) -> None:
+    """A detnat-evidence/2 file is the /3 file without ``logs``: with no log line to read again,
+    it is checked in full and valid; with ``logs`` kept, it is not a /2 file."""
+    previous = json.loads(genuine.read_text())
+    previous["format"] = "detnat-evidence/2"
+    kept = json.dumps(previous)
+    del previous["logs"]
+    path = tmp_path / "previous.json"
+    path.write_text(json.dumps(previous))
+    checked = detnat("evidence", "verify", str(path))
+    assert checked.exit_code == 0, checked.output
+    code, err = _verdict(detnat, tmp_path, kept)
+    assert code == 6 and "logs: not a field of" in err, err
 
 
 # -- the API's evidence file -----------------------------------------------------------------------

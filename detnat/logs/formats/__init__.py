@@ -12,18 +12,32 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from detnat.logs.events import LogEvent, Refused
+from detnat.logs.formats._common import Clock
 
 
 @dataclass(frozen=True, slots=True)
 class ParseOptions:
-    """What a line may not say itself: the year and zone of a syslog header, the IPFIX numbering."""
+    """What a line may not say itself: the year and zone of a syslog header, the IPFIX numbering.
+
+    ``clock``: the clock of the lines read before these, in the same file (a ``--follow`` reads
+    a file in chunks): the year of a year-less time turns across chunks as within one
+    (:meth:`Clock.year_of`). None: these lines begin the file. Made by :meth:`continued`."""
 
     year: int | None = None  # for BSD syslog headers, which carry no year
     tz: str | None = None  # IANA zone name for headers that carry no offset
     exporter: str = "iana"  # natEvent numbering of nfdump-json: "iana" (16/17) or "juniper" (14/15)
+    clock: Clock | None = field(default=None, compare=False, repr=False)
+
+    def continued(self) -> ParseOptions:
+        """These options with one clock for every chunk of a file read in turn."""
+        return replace(self, clock=Clock(year=self.year, tz=self.tz))
+
+    def clock_now(self) -> Clock:
+        """The clock to read the next lines with: the chunks' own, or a new one."""
+        return self.clock if self.clock is not None else Clock(year=self.year, tz=self.tz)
 
 
 Parser = Callable[[Iterable[bytes], str, ParseOptions], Iterator[LogEvent | Refused]]

@@ -129,7 +129,7 @@ def check_zone(tz: str | None) -> ZoneInfo | None:
 class Clock:
     """Turns the times lines carry into UTC microseconds, with the year and zone they lack."""
 
-    __slots__ = ("_offsets", "tz_name", "year", "zone")
+    __slots__ = ("_month", "_offsets", "_turns", "tz_name", "year", "zone")
 
     def __init__(self, *, year: int | None, tz: str | None) -> None:
         self.year = check_year(year)
@@ -137,6 +137,28 @@ class Clock:
         self.tz_name = tz
         # offset of each local minute already read: a log has many lines per minute
         self._offsets: dict[tuple[int, int, int, int, int], int] = {}
+        self._month: int | None = None  # the month of the last time read without a year
+        self._turns = 0  # new years passed since the first such time
+
+    def year_of(self, month: int, shown: str) -> int:
+        """The year of a time ``shown`` that names its month but no year: ``--year`` for the first
+        such time read, one more after each turn of the year -- a month more than six months
+        before the last one read (``Dec 31`` then ``Jan  1``). A time more than six months after
+        the last one read is a straggler from before the turn: the year before.
+
+        >>> clock = Clock(year=2025, tz="UTC")
+        >>> [clock.year_of(m, "") for m in (11, 12, 1, 12, 1, 6, 12, 1)]
+        [2025, 2025, 2026, 2025, 2026, 2026, 2026, 2027]
+        """
+        if self.year is None:
+            raise Refuse(f"the syslog time {shown!r} has no year: give --year")
+        last = self._month
+        if last is not None and month - last > 6:
+            return self.year + self._turns - 1
+        if last is not None and last - month > 6:
+            self._turns += 1
+        self._month = month
+        return self.year + self._turns
 
     def local(self, naive: datetime, shown: str) -> int:
         """`naive` read in --tz; `shown` is how the line wrote it (for the reason)."""
@@ -164,10 +186,11 @@ class Clock:
         month = MONTHS.get(mon)
         if month is None:
             raise Refuse(f"{mon!r} in the syslog time {shown!r} is not a month")
+        year = self.year_of(month, shown)
         try:
-            naive = datetime(self.year, month, int(day), int(h), int(mi), int(s), fraction(frac))
+            naive = datetime(year, month, int(day), int(h), int(mi), int(s), fraction(frac))
         except ValueError:
-            raise Refuse(f"the syslog time {shown!r} is not a date of {self.year}") from None
+            raise Refuse(f"the syslog time {shown!r} is not a date of {year}") from None
         return self.local(naive, shown)
 
     def iso(self, text: str) -> int:

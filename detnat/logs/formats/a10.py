@@ -67,7 +67,7 @@ _NEEDED = ("src", "sourceTranslatedAddress", "sourceTranslatedPort", "cn3")
 
 def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[LogEvent | Refused]:
     """Every CGN 106 / CGN 107 event of `lines` (an A10 CEF syslog file); other lines skipped."""
-    clock = Clock(year=options.year, tz=options.tz)
+    clock = options.clock_now()
 
     def read(text: str, number: int, raw: bytes) -> LogEvent | None:
         if "CGN 10" not in text:
@@ -156,12 +156,15 @@ def _rt(text: str, clock: Clock) -> int:
     found = _RT.fullmatch(text)
     if found is None:
         raise Refuse(f"rt {text!r} is neither epoch milliseconds nor 'MMM dd yyyy HH:mm:ss'")
-    year = int(found["year"]) if found["year"] else clock.year
-    if year is None:
-        raise Refuse(f"rt {text!r} has no year: give --year")
     month = MONTHS.get(found["mon"])
     if month is None:
         raise Refuse(f"{found['mon']!r} in rt {text!r} is not a month")
+    if found["year"]:
+        year = int(found["year"])
+    elif clock.year is None:
+        raise Refuse(f"rt {text!r} has no year: give --year")
+    else:
+        year = clock.year_of(month, text)
     try:
         naive = datetime(
             year,

@@ -39,7 +39,6 @@ from collections.abc import Iterable, Iterator
 from detnat.logs.events import EventKind, LineRef, LogEvent, Refused
 from detnat.logs.formats import ParseOptions
 from detnat.logs.formats._common import (
-    Clock,
     Refuse,
     drive,
     epoch_seconds,
@@ -71,7 +70,7 @@ _TUPLE_PORTS = re.compile(
 
 def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[LogEvent | Refused]:
     """Every SNAT port event of `lines` (``conntrack -E -o timestamp`` output)."""
-    Clock(year=options.year, tz=options.tz)  # the lines carry UTC epochs; options still checked
+    options.clock_now()  # the lines carry UTC epochs; options still checked
 
     def read(text: str, number: int, raw: bytes) -> LogEvent | None:
         fast = _FAST.match(text)

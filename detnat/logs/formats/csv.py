@@ -33,7 +33,6 @@ from detnat.logs.events import EventKind, LineRef, LogEvent, Refused
 from detnat.logs.formats import ParseOptions
 from detnat.logs.formats._common import (
     PROTOCOL_NAMES,
-    Clock,
     Refuse,
     block,
     drive,
@@ -50,7 +49,7 @@ _PROTOCOLS = {**PROTOCOL_NAMES, "": None, "all": None}
 
 def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[LogEvent | Refused]:
     """Every event of `lines` (a CSV file of the shape above)."""
-    clock = Clock(year=options.year, tz=options.tz)
+    clock = options.clock_now()
 
     def read(text: str, number: int, raw: bytes) -> LogEvent | None:
         if number == 1 and text.startswith("\ufeff"):

@@ -41,7 +41,6 @@ from collections.abc import Iterable, Iterator
 from detnat.logs.events import EventKind, LineRef, LogEvent, Refused
 from detnat.logs.formats import ParseOptions
 from detnat.logs.formats._common import (
-    Clock,
     Refuse,
     block,
     drive,
@@ -71,7 +70,7 @@ _HEX = re.compile(r"(?:0[xX])?([0-9a-fA-F]{1,16})")
 
 def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[LogEvent | Refused]:
     """Every PBA event of `lines` (a Juniper syslog file); other lines are skipped."""
-    clock = Clock(year=options.year, tz=options.tz)
+    clock = options.clock_now()
 
     def read(text: str, number: int, raw: bytes) -> LogEvent | None:
         at = text.find("RT_SRC_NAT_PBA_")

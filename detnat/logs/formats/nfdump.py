@@ -87,7 +87,7 @@ def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[
             f"exporter {options.exporter!r} is not one of {', '.join(sorted(NUMBERING))}",
             field="exporter",
         )
-    clock = Clock(year=options.year, tz=options.tz)
+    clock = options.clock_now()
     return _records(lines, file, numbering, clock)
 
 

@@ -31,7 +31,6 @@ from detnat.logs.events import EventKind, LineRef, LogEvent, Refused
 from detnat.logs.formats import ParseOptions
 from detnat.logs.formats._common import (
     PROTOCOL_NUMBERS,
-    Clock,
     Refuse,
     drive,
     inside,
@@ -46,7 +45,7 @@ _SD_PARAM = re.compile(r'([A-Z0-9]+)="([^"\\]*(?:\\.[^"\\]*)*)"')
 
 def parse(lines: Iterable[bytes], file: str, options: ParseOptions) -> Iterator[LogEvent | Refused]:
     """Every APMADD / APMDEL event of `lines` (VPP's NAT syslog); other lines are skipped."""
-    clock = Clock(year=options.year, tz=options.tz)
+    clock = options.clock_now()
 
     def read(text: str, number: int, raw: bytes) -> LogEvent | None:
         if "APM" not in text:
