@@ -1,7 +1,8 @@
 """``detnat logs``: the datapath's own port-block logs into the store, checked against the plans.
 
 - ``ingest REALM --format FORMAT FILE...`` (``-`` is stdin, ``.gz`` is read decompressed;
-  ``--follow`` tails one file through rotation and resumes after a restart);
+  ``--follow`` tails one file through rotation and resumes after a restart; bytes that may be
+  lost, a rotated file not found, are a warning on stderr);
 - ``prune REALM --before T`` drops a realm's whole months before T (audited);
 - ``check REALM [--from T --to T]`` names where logs and plans disagree (exit 4).
 """
@@ -33,10 +34,16 @@ def _print_refused(item: Refused) -> None:
     print(f"detnat: {item.file}:{item.line}: refused: {item.reason}", file=sys.stderr)
 
 
+def _print_gap(gap: logs.Gap) -> None:
+    print(f"detnat: warning: {gap.warning}", file=sys.stderr)
+
+
 def _summary_line(summary: logs.IngestSummary) -> str:
+    gaps = len(summary.gaps)
+    warned = f", {gaps} gaps (bytes that may be lost, on stderr)" if gaps else ""
     return (
         f"{summary.file}: {summary.lines_read} lines read, {summary.events_stored} events stored, "
-        f"{summary.duplicates} duplicates, {summary.refused} refused"
+        f"{summary.duplicates} duplicates, {summary.refused} refused{warned}"
     )
 
 
@@ -124,6 +131,7 @@ def logs_ingest(
             request_id=runtime.request_id,
             on_refused=_print_refused,
             on_chunk=None if until_idle else shown,
+            on_gap=_print_gap,
         )
         shown(total)
         return

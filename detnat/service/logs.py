@@ -12,9 +12,12 @@ were read with (``--year``, ``--tz``, ``--exporter``): with the record's format,
 file needs to read its lines again offline (:func:`ingests_of_lines`). The edge commits.
 
 ``--follow`` is :func:`follow`: one ingest per chunk of complete lines, each committed with the
-file's identity (device:inode) and byte offset, so a restart resumes where the last commit ended
-and a rotated file is read to its end (found by its identity beside the new one) before the new
-file is read from its start: no line lost, none counted twice.
+file's identity (device:inode), byte offset and start (SHA-256 of its first bytes as read), so a
+restart resumes where the last commit ended if the file still starts so and is that long (else
+it is another file: emptied in place, on a freed inode; read from its start), and a rotated
+file is read to its end (found beside the new one by its identity, or by its start under
+logrotate's names, compressed or not) before the new file is read from its start: no line lost,
+none counted twice. A rotated file not found is a :class:`Gap`: warned, and audited.
 
 Example::
 
@@ -28,20 +31,22 @@ Example::
 from __future__ import annotations
 
 import bisect
+import bz2
 import functools
 import gzip
 import hashlib
 import json
+import lzma
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
 
 from sqlalchemy import select
@@ -71,6 +76,7 @@ BLOCK = 1 << 20  # bytes read at a time
 KEPT = 100_000  # lines kept for their text beyond the block being parsed
 SPREAD = 256  # lines one record may be spread over (nfdump -o json: one field a line)
 SHOWN = 20  # refused lines kept in a summary (all are reported as they come)
+HEAD = 1024  # bytes of a file's start whose SHA-256 is its fingerprint (all, if it is shorter)
 MOD = 1 << 256
 _MONTH = re.compile(r"\d{4}-\d{2}")
 US = timedelta(microseconds=1)
@@ -86,7 +92,9 @@ class Reading:
 
     ``final``: the file is complete (a file named on the command line, stdin): a last line
     without its line ending is read. Otherwise (a followed file) such a line is left for later:
-    it may still be being written. ``block``: bytes read at a time.
+    it may still be being written. ``block``: bytes read at a time. ``head``: the file's first
+    bytes (up to :data:`HEAD`), when the reading starts at ``offset`` after them. ``source``: the
+    file actually read when it is not ``name`` (a followed file rotated away), for errors.
     """
 
     def __init__(
@@ -99,9 +107,12 @@ class Reading:
         base_line: int = 0,
         final: bool = True,
         block: int = BLOCK,
+        head: bytes = b"",
+        source: str | None = None,
     ) -> None:
         self.stream = stream
         self.name = name
+        self.source = name if source is None else source
         self.identity = identity
         self.offset_from = offset
         self.offset = offset
@@ -110,6 +121,7 @@ class Reading:
         self.final = final
         self.block = block
         self.sha = hashlib.sha256()
+        self.head = head  # the file's first bytes (up to HEAD) as read: see fingerprint()
         self._kept: list[bytes] = []  # the lines last read, for raw(): line _kept_from + n is [n]
         self._kept_from = 1
 
@@ -138,8 +150,8 @@ class Reading:
         while True:
             try:
                 block = read(self.block)
-            except (OSError, EOFError) as exc:  # a truncated .gz
-                raise InvalidInput(f"{self.name}: cannot read on: {exc}", field="FILE") from None
+            except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:  # a truncated .gz
+                raise InvalidInput(f"{self.source}: cannot read on: {exc}", field="FILE") from None
             if not block:
                 break
             if rest:
@@ -149,8 +161,7 @@ class Reading:
                 rest = block
                 continue
             rest = block[cut:]
-            self.sha.update(memoryview(block)[:cut])
-            self.offset += cut
+            self._took(memoryview(block)[:cut])
             pieces = block[: cut - 1].split(b"\n")
             self._keep(pieces)
             yield from pieces
@@ -158,10 +169,25 @@ class Reading:
             if not self.final:
                 self.stream.seek(self.offset)  # a line still being written: left for later
                 return
-            self.sha.update(rest)
-            self.offset += len(rest)
+            self._took(memoryview(rest))
             self._keep([rest])
             yield rest
+
+    def _took(self, data: memoryview) -> None:
+        """``data`` (the bytes from the offset on) was read: hashed, and kept as the file's start
+        while that is shorter than :data:`HEAD` and all read so far."""
+        self.sha.update(data)
+        if self.offset < HEAD and len(self.head) == self.offset:
+            self.head += data[: HEAD - self.offset]
+        self.offset += len(data)
+
+    def fingerprint(self) -> tuple[str, int] | None:
+        """SHA-256 of the file's first bytes as read (``min(HEAD, offset)`` of them), and how many:
+        what ``--follow`` checks a file against before it resumes at the offset. None for a
+        stream with no identity (stdin), or one whose start was not read."""
+        if self.identity is None or len(self.head) != min(HEAD, self.offset):
+            return None
+        return hashlib.sha256(self.head).hexdigest(), len(self.head)
 
     def _keep(self, pieces: list[bytes]) -> None:
         kept = self._kept
@@ -226,6 +252,7 @@ class IngestSummary:
     duplicates: int = 0
     refused: int = 0
     refusals: list[Refused] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)  # bytes of a followed file that may be lost
 
     def add(self, other: IngestSummary) -> None:
         self.lines_read += other.lines_read
@@ -233,6 +260,7 @@ class IngestSummary:
         self.duplicates += other.duplicates
         self.refused += other.refused
         self.refusals += other.refusals[: SHOWN - len(self.refusals)]
+        self.gaps += other.gaps
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -246,6 +274,35 @@ class IngestSummary:
             "refusals": [
                 {"file": r.file, "line": r.line, "reason": r.reason} for r in self.refusals
             ],
+            "warnings": [gap.warning for gap in self.gaps],
+        }
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Bytes a follow may never read: the file ``file`` named when its identity was ``identity``
+    was read up to byte ``offset``, then rotated away while detnat was down (or emptied in place),
+    and no copy of it with the start that was read was found beside ``file``. How many bytes were
+    written to it after ``offset`` cannot be known: none, or all of them lost."""
+
+    file: str
+    identity: str
+    offset: int
+
+    @property
+    def warning(self) -> str:
+        return (
+            f"{self.file}: the file read up to byte {self.offset} (identity {self.identity}) was "
+            "rotated away and no copy of it was found beside it: whatever was written to it after "
+            f"byte {self.offset} (how many bytes is not known) is lost"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "identity": self.identity,
+            "read_to": self.offset,
+            "warning": self.warning,
         }
 
 
@@ -303,6 +360,7 @@ def ingest(
     log_hold: timedelta | None = None,
     log_interim: timedelta | None = None,
     on_refused: Callable[[Refused], None] | None = None,
+    gaps: Sequence[Gap] = (),
 ) -> IngestSummary:
     """Store ``items`` into ``realm_name`` (see the module docstring); flushed, not committed.
 
@@ -310,14 +368,16 @@ def ingest(
     that an evidence file can read the lines again (None: not known, not recorded: a line that
     needs them cannot be read again offline). ``log_hold`` / ``log_interim``: the realm's log
     hold and interim period, declared by this ingest (None: the latest declared before stays). A
-    declaration that changes either re-derives every interval of the realm."""
+    declaration that changes either re-derives every interval of the realm. ``gaps``: bytes of
+    the followed file that may be lost before this reading (:func:`follow`), told in the summary
+    and the audit entry."""
     check_hold(log_hold)
     check_interim(log_interim)
     realm = plans.get_realm(session, realm_name)
     store.lock_realm(session, realm.id)
     previous = (store.log_hold(session, realm.id), store.log_interim(session, realm.id))
     ingest_id = store.next_ingest_id(session)
-    summary = IngestSummary(realm.name, reading.name, ingest_id)
+    summary = IngestSummary(realm.name, reading.name, ingest_id, gaps=list(gaps))
     months: dict[str, list[int]] = {}
     touched: set[int] = set()
     # (address, first port, last port) -> the instant of its first line in this file
@@ -452,6 +512,7 @@ def ingest(
     summary.lines_read = reading.count
     summary.events_stored = sum(c for c, _ in months.values())
     summary.duplicates = staged - summary.events_stored
+    head_sha256, head_bytes = reading.fingerprint() or (None, None)
     row = LogIngest(
         id=ingest_id,
         realm_id=realm.id,
@@ -470,6 +531,8 @@ def ingest(
         log_hold=log_hold,
         log_interim=log_interim,
         months={m: [c, f"{s:064x}"] for m, (c, s) in sorted(months.items())},
+        head_sha256=head_sha256,
+        head_bytes=head_bytes,
     )
     session.add(row)
     session.flush()
@@ -489,6 +552,8 @@ def ingest(
     detail: dict[str, Any] = {"record": ingest_record(realm.name, row)}
     if options is not None:
         detail["options"] = options_record(options)
+    if gaps:
+        detail["gaps"] = [gap.to_json() for gap in gaps]
     audit.record(session, by, "logs.ingest", request_id=request_id, detail=detail)
     return summary
 
@@ -518,6 +583,10 @@ def ingest_record(realm_name: str, row: LogIngest) -> dict[str, Any]:
         "log_hold_us": _us(row.log_hold),
         "log_interim_us": _us(row.log_interim),
         "months": row.months,
+        # migration 0012: rows before it have neither, nor have their records (verify compares
+        # key by key, an absent key as None)
+        "head_sha256": row.head_sha256,
+        "head_bytes": row.head_bytes,
     }
 
 
@@ -1064,15 +1133,28 @@ def follow(
     request_id: Callable[[], str],
     on_refused: Callable[[Refused], None] | None = None,
     on_chunk: Callable[[IngestSummary], None] | None = None,
+    on_gap: Callable[[Gap], None] | None = None,
 ) -> IngestSummary:
-    """Tail ``how.path`` through rotation, one committed ingest per chunk (module docstring)."""
+    """Tail ``how.path`` through rotation, one committed ingest per chunk (module docstring).
+
+    ``on_gap``: told at once of bytes that may be lost (:class:`Gap`); the next ingest records
+    them in its audit entry, and the summary returned lists them."""
     if how.path == "-" or how.path.endswith(".gz"):
         raise InvalidInput("--follow reads a plain file (not stdin, not .gz)", field="--follow")
     total = IngestSummary(how.realm, how.path, 0)
+    gaps: list[Gap] = []  # told, not yet recorded by an ingest
 
-    def step(reading: Reading) -> bool:
-        if not reading.has_line():
+    def position(identity: str) -> store.Position:
+        with units() as session:
+            realm = plans.get_realm(session, how.realm)
+            return store.position(session, realm.id, identity)
+
+    def step(reading: Reading, *, moved: bool = False) -> bool:
+        """One ingest of the complete lines there are (none: no ingest, unless the reading has
+        just ``moved`` to another file: that is recorded, and so are the gaps told)."""
+        if not moved and not reading.has_line():
             return False
+        told = list(gaps)
         with units() as session:
             items = how.parse(reading.lines(), reading.name)
             done = ingest(
@@ -1087,44 +1169,113 @@ def follow(
                 log_hold=how.log_hold,
                 log_interim=how.log_interim,
                 on_refused=on_refused,
+                gaps=told,
             )
-        if done.lines_read:
-            total.add(done)
-            if on_chunk is not None:
-                on_chunk(done)
+            if not reading.final and not _holds(reading):
+                raise _Replaced  # emptied while read: rolled back, read again from its start
+        del gaps[: len(told)]
+        total.add(done)
+        if done.lines_read and on_chunk is not None:
+            on_chunk(done)
         return done.lines_read > 0
 
-    def reading_of(stream: BinaryIO, name: str, final: bool) -> Reading:
+    def catch_up(identity: str, read: store.Position) -> None:
+        """Read the rest of the file ``read`` was read from, now rotated away (found beside
+        ``how.path``), recorded under its identity; a gap if it is not found."""
+        found = _predecessor(how.path, identity, read)
+        if found is None:
+            gap = Gap(how.path, identity, read.offset)
+            gaps.append(gap)
+            if on_gap is not None:
+                on_gap(gap)
+            return
+        where, stream, head = found
+        with stream:
+            reading = Reading(
+                stream,
+                name=how.path,
+                identity=identity,
+                offset=read.offset,
+                base_line=read.lines,
+                head=head,
+                source=where,
+            )
+            while step(reading):
+                reading = _again(reading)
+
+    def reading_of(stream: BinaryIO) -> Reading:
+        """The followed file from where it was last read, if that was this file; else from its
+        start."""
         ident = identity_of(os.fstat(stream.fileno()))
-        with units() as session:
-            realm = plans.get_realm(session, how.realm)
-            offset, lines = store.position(session, realm.id, ident)
-        stream.seek(offset)
+        read = position(ident)
+        head = _start_of(stream, read)
+        if head is None:
+            read, head = store.Position(0, 0, None, None), b""
         return Reading(
-            stream, name=name, identity=ident, offset=offset, base_line=lines, final=final
+            stream,
+            name=how.path,
+            identity=ident,
+            offset=read.offset,
+            base_line=read.lines,
+            final=False,
+            head=head,
         )
 
-    _catch_up_rotated(units, how, reading_of, step)
-    stream = _open(how.path)
+    with units() as session:
+        realm = plans.get_realm(session, how.realm)
+        last = store.last_identity(session, realm.id, how.path)
     try:
-        current = reading_of(stream, how.path, final=False)
+        stream: BinaryIO | None = open(how.path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        stream = None  # between a rotation's rename and the new file: the old one is read first
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {how.path}: {exc.strerror}", field="FILE") from None
+    moved = False  # the next ingest records a move to another file, lines or not
+    try:
+        if last is not None:
+            read = position(last)
+            if (
+                stream is None
+                or identity_of(os.fstat(stream.fileno())) != last
+                or _start_of(stream, read) is None
+            ):
+                catch_up(last, read)  # rotated, or emptied in place, while detnat was down
+                moved = True
+        if stream is None:
+            stream = _open(how.path)
+        current = reading_of(stream)
         while True:
-            if step(current):
-                current = _again(current)
+            if not _holds(current):  # emptied in place (copytruncate) while followed
+                catch_up(current.identity or "", _position_of(current))
+                current = Reading(stream, name=how.path, identity=current.identity, final=False)
+                moved = True
+            trial = _again(current)
+            try:
+                stepped = step(trial, moved=moved)
+            except _Replaced:
+                continue  # ``current`` is where the last commit left it
+            moved = False
+            if stepped:
+                current = trial
                 continue
-            rotated = _rotated(how.path, current.identity)
-            if rotated:
+            if _rotated(how.path, current.identity):
                 current.final = True  # the old file is complete: read its last line too
                 step(_again(current))
                 stream.close()
                 stream = _open(how.path)
-                current = reading_of(stream, how.path, final=False)
+                current, moved = reading_of(stream), True
                 continue
             if how.until_idle:
                 return total
             time.sleep(how.poll_seconds)
     finally:
-        stream.close()
+        if stream is not None:
+            stream.close()
+
+
+class _Replaced(Exception):
+    """The followed file was emptied in place while a chunk of it was read (its start is no
+    longer the one read): the chunk is rolled back."""
 
 
 def _again(reading: Reading) -> Reading:
@@ -1136,6 +1287,8 @@ def _again(reading: Reading) -> Reading:
         offset=reading.offset,
         base_line=reading.base_line + reading.count,
         final=reading.final,
+        head=reading.head,
+        source=reading.source,
     )
 
 
@@ -1154,36 +1307,107 @@ def _rotated(path: str, identity: str | None) -> bool:
         return False  # between the rename and the new file: wait for it
 
 
-def _catch_up_rotated(
-    units: Units,
-    how: Follow,
-    reading_of: Callable[[BinaryIO, str, bool], Reading],
-    step: Callable[[Reading], bool],
-) -> None:
-    """After a restart: if the file last followed was rotated away, read the rest of it first,
-    found beside ``how.path`` by its identity."""
-    with units() as session:
-        realm = plans.get_realm(session, how.realm)
-        known = store.identities(session, realm.id, how.path)
-    if not known:
-        return
+def _position_of(reading: Reading) -> store.Position:
+    """Where ``reading`` is, as an ingest of it would store it."""
+    sha, length = reading.fingerprint() or (None, None)
+    return store.Position(reading.offset, reading.base_line + reading.count, sha, length)
+
+
+def _holds(reading: Reading) -> bool:
+    """Whether the file ``reading`` reads still holds what it read: it is at least as long, and
+    starts with the bytes read (a file emptied in place and written again does not)."""
+    return _start_of(reading.stream, _position_of(reading)) is not None
+
+
+_UNREADABLE = (OSError, EOFError, zlib.error, lzma.LZMAError)
+
+
+def _start_of(stream: BinaryIO, read: store.Position) -> bytes | None:
+    """The first ``min(HEAD, read.offset)`` bytes of ``stream`` if it is the file ``read`` was
+    read from: at least ``read.offset`` bytes long, and starting with the bytes whose SHA-256
+    ``read`` holds (a position stored without one, before migration 0012: the length alone).
+    The stream is left at ``read.offset``; None (another file): at its start."""
+    kept = min(HEAD, read.offset)
+    length = max(kept, read.head_bytes or 0)
     try:
-        now = identity_of(os.stat(how.path))
-    except FileNotFoundError:
-        now = None
-    if known[-1] == now:
-        return
-    folder = Path(how.path).parent
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        stream.seek(0)
+        head = stream.read(length)
+        same = len(head) == length and (
+            read.head_sha256 is None
+            or hashlib.sha256(head[: read.head_bytes]).hexdigest() == read.head_sha256
+        )
+        if same and read.offset > length:  # as long as it was (compressed: read up to there)
+            stream.seek(read.offset - 1)
+            same = len(stream.read(1)) == 1
+        stream.seek(read.offset if same else 0)
+    except _UNREADABLE:
+        return None
+    return head[:kept] if same else None
+
+
+# the names logrotate's ``compress`` gives (compresscmd gzip, bzip2 or xz), read decompressed
+_PACKED = (".gz", ".bz2", ".xz")
+
+
+def _open_rotated(path: str, packed: bool) -> BinaryIO:
+    """A rotated file, decompressed as its name says if ``packed``."""
+    suffix = os.path.splitext(path)[1] if packed else ""
+    if suffix == ".gz":
+        return cast(BinaryIO, gzip.open(path, "rb"))
+    if suffix == ".bz2":
+        return cast(BinaryIO, bz2.open(path, "rb"))
+    if suffix == ".xz":
+        return cast(BinaryIO, lzma.open(path, "rb"))
+    return open(path, "rb")
+
+
+def _predecessor(
+    path: str, identity: str, read: store.Position
+) -> tuple[str, BinaryIO, bytes] | None:
+    """The file ``read`` was read from (its identity ``identity``), now rotated away beside
+    ``path``: its path, opened at ``read.offset``, and its first bytes (:func:`_start_of`).
+
+    Tried in turn: the file of that identity (renamed: ``create``, ``delaycompress``), then the
+    files whose names logrotate gives a rotated ``path`` (``pba.log.1``, ``pba.log.1.gz``,
+    ``pba.log-20260314.gz``, ``pba-20260314.log.gz``, ...: those that start like ``path``'s stem)
+    and that start with the bytes read: a copy (``copytruncate``) or a compressed one
+    (``compress``), uncompressed first, the latest first. A start is only told by its bytes: a
+    position with no fingerprint (stored before migration 0012) or an empty one is found by its
+    identity alone."""
+    folder = os.path.dirname(path) or "."
+    name = os.path.basename(path)
+    stem = name.split(".", 1)[0] or name
+    same: list[str] = []
+    named: list[tuple[bool, int, str]] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return None
+    for entry in entries:
+        if entry.name == name:
+            continue
         try:
-            if entry.is_file() and identity_of(entry.stat()) == known[-1]:
-                with open(entry.path, "rb") as old:
-                    reading = reading_of(old, how.path, True)
-                    while step(reading):
-                        reading = _again(reading)
-                return
+            if not entry.is_file():
+                continue
+            st = entry.stat()
         except OSError:
             continue
+        if identity_of(st) == identity:
+            same.append(entry.path)
+        elif entry.name.startswith(stem) and read.head_sha256 and read.head_bytes:
+            packed = os.path.splitext(entry.name)[1] in _PACKED
+            named.append((packed, -st.st_mtime_ns, entry.path))
+    for candidate in same + [p for _, _, p in sorted(named)]:
+        packed = candidate not in same and os.path.splitext(candidate)[1] in _PACKED
+        try:
+            stream = _open_rotated(candidate, packed)
+        except OSError:
+            continue
+        head = _start_of(stream, read)
+        if head is not None:
+            return candidate, stream, head
+        stream.close()
+    return None
 
 
 # -- verify ----------------------------------------------------------------------------------------
@@ -1272,6 +1496,7 @@ def _interval_order(i: Interval) -> tuple[object, ...]:
 
 __all__ = [
     "Follow",
+    "Gap",
     "IngestSummary",
     "Reading",
     "check_hold",

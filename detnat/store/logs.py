@@ -549,28 +549,45 @@ _PERIODS = (
 )
 
 
-def position(session: Session, realm_id: int, identity: str) -> tuple[int, int]:
-    """(byte offset, lines) already read of the file with this identity."""
+class Position(NamedTuple):
+    """Where the last ingest of a file identity ended: the byte offset, the lines read of that
+    file from its start, and the fingerprint of its start as read (None: stdin, or made before
+    migration 0012)."""
+
+    offset: int
+    lines: int
+    head_sha256: str | None
+    head_bytes: int | None
+
+
+def position(session: Session, realm_id: int, identity: str) -> Position:
+    """Where the latest ingest of the file with this identity ended (0 if none). ``lines``: the
+    lines read since the latest ingest of it that read from its start (byte 0): a file truncated
+    in place, or a new one on a freed inode, counts its lines anew."""
     row = session.execute(
         text(
-            "SELECT coalesce(max(offset_to), 0), coalesce(sum(lines_read), 0) FROM log_ingests "
-            "WHERE realm_id = :r AND file_identity = :i"
+            "WITH mine AS (SELECT id, offset_from, offset_to, lines_read, head_sha256, head_bytes "
+            "FROM log_ingests WHERE realm_id = :r AND file_identity = :i), "
+            "since AS (SELECT coalesce(max(id), 0) AS id FROM mine WHERE offset_from = 0) "
+            "SELECT m.offset_to, (SELECT sum(lines_read) FROM mine, since WHERE mine.id >= "
+            "since.id), m.head_sha256, m.head_bytes FROM mine m ORDER BY m.id DESC LIMIT 1"
         ),
         {"r": realm_id, "i": identity},
-    ).one()
-    return int(row[0]), int(row[1])
+    ).one_or_none()
+    if row is None:
+        return Position(0, 0, None, None)
+    return Position(int(row[0]), int(row[1]), row[2], row[3])
 
 
-def identities(session: Session, realm_id: int, file: str) -> list[str]:
-    """The identities a file name has had, oldest first (for rotation)."""
-    rows = session.execute(
+def last_identity(session: Session, realm_id: int, file: str) -> str | None:
+    """The identity of the file this name was last ingested from (for rotation)."""
+    return session.execute(
         text(
             "SELECT file_identity FROM log_ingests WHERE realm_id = :r AND file = :f "
-            "AND file_identity IS NOT NULL GROUP BY file_identity ORDER BY min(id)"
+            "AND file_identity IS NOT NULL ORDER BY id DESC LIMIT 1"
         ),
         {"r": realm_id, "f": file},
-    )
-    return [r[0] for r in rows]
+    ).scalar_one_or_none()
 
 
 def ingest_of_event(session: Session, realm: str, at: datetime, sha256: str) -> int | None:

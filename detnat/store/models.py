@@ -269,8 +269,18 @@ class LogIngest(Base):
     log_hold: Mapped[timedelta | None] = mapped_column(Interval)
     log_interim: Mapped[timedelta | None] = mapped_column(Interval)  # migration 0008
     months: Mapped[dict[str, Any]] = mapped_column(JSONB)  # "YYYY-MM" -> [count, sha256]
+    # migration 0012: SHA-256 of the file's first head_bytes bytes as read (min(1024, offset_to)),
+    # for --follow to tell the file it read from another under the same identity; None: stdin
+    head_sha256: Mapped[str | None] = mapped_column(String(64))
+    head_bytes: Mapped[int | None] = mapped_column(Integer)
 
-    __table_args__ = (Index(None, "realm_id", "file_identity"),)
+    __table_args__ = (
+        Index(None, "realm_id", "file_identity"),
+        CheckConstraint(
+            "(head_sha256 IS NULL) = (head_bytes IS NULL) AND head_bytes BETWEEN 0 AND offset_to",
+            name="head_read",
+        ),
+    )
 
 
 class LogPrune(Base):

@@ -1,11 +1,11 @@
 """``--follow`` through a rotation that keeps the file's identity: ``copytruncate``.
 
-Found by a careless-operator review: the position a follow resumes from is keyed by the file's
+Found by a careless-operator review: the position a follow resumes from was keyed by the file's
 identity (device:inode) alone, so a file rotated by logrotate's ``copytruncate`` (the same inode,
-emptied, then written again) is read from the old offset: every line written before the file
-grows past it is lost, and the first line read after is read from its middle. (A new file that
-reuses a deleted file's inode -- ext4 hands freed inodes out again -- is the same case.)
-"""
+emptied, then written again) was read from the old offset: every line written before the file
+grew past it was lost, and the first line read after was read from its middle. (A new file that
+reuses a deleted file's inode -- ext4 hands freed inodes out again -- is the same case.) The start
+of the file as read is now stored beside the position (see ``test_follow_rotation.py``)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,6 @@ pytestmark = pytest.mark.postgres
 A, R = EventKind.ALLOCATE, EventKind.RELEASE
 
 
-@pytest.mark.xfail(
-    strict=True, reason="--follow resumes a truncated file (copytruncate) at its old offset"
-)
 def test_follow_reads_a_file_truncated_in_place_from_its_start(
     cli: CliRunner, realm: str, tmp_path: Path
 ) -> None:

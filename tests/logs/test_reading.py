@@ -44,3 +44,45 @@ def test_lines_read_in_blocks_are_the_lines_readline_gives(
         text = line.rstrip(b"\r\n").decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
         assert reading.raw(number) == text
     assert reading.raw(len(want) + 1) == ""
+
+
+@given(
+    st.lists(
+        st.builds(
+            lambda n, b: (b * n).replace(b"\n", b"") + b"\n", st.integers(0, 500), st.binary()
+        ),
+        max_size=12,
+    ),
+    st.integers(0, 12),
+    st.booleans(),
+    st.integers(1, 700),
+)
+def test_the_fingerprint_is_of_the_files_first_bytes_as_read_whatever_the_resumes(
+    lines: list[bytes], cut: int, half: bool, block: int
+) -> None:
+    """A file read up to line ``cut`` (and half of the next one written), then resumed where
+    that reading stopped, with the start it had read: each reading's fingerprint is the SHA-256
+    of the file's first ``min(HEAD, offset)`` bytes, as ``--follow`` checks a file against."""
+    data = b"".join(lines)
+    written = b"".join(lines[:cut])
+    if half and cut < len(lines):
+        written += lines[cut][: len(lines[cut]) // 2]
+    first = logs.Reading(io.BytesIO(written), name="f", identity="1:2", final=False, block=block)
+    list(first.lines())
+    assert first.offset == len(b"".join(lines[:cut]))
+    resumed = logs.Reading(
+        io.BytesIO(data),
+        name="f",
+        identity="1:2",
+        offset=first.offset,
+        final=False,
+        block=block,
+        head=first.head,
+    )
+    resumed.stream.seek(first.offset)
+    list(resumed.lines())
+    for reading in (first, resumed):
+        kept = data[: min(logs.HEAD, reading.offset)]
+        assert reading.fingerprint() == (hashlib.sha256(kept).hexdigest(), len(kept))
+    assert logs.Reading(io.BytesIO(data), name="-").fingerprint() is None  # stdin: no identity
+    assert resumed.offset == len(data)
