@@ -32,13 +32,14 @@ import psycopg
 from psycopg import AsyncClientCursor
 
 from detnat.errors import Unavailable
-from detnat.store.lean import NO_JIT, closed_by_server, libpq_url
+from detnat.store.lean import LOOKUP_PATH, closed_by_server, libpq_url
 from detnat.store.lean import Stale as Stale  # where the lookups catch it
 from detnat.store.lean import driver_error as domain_error
 
 
 class AsyncConnections:
-    """At most ``size`` autocommit connections to ``url``, made on demand.
+    """At most ``size`` autocommit connections to ``url``, made on demand, each without JIT and
+    with every statement prepared on its generic plan (:data:`~detnat.store.lean.LOOKUP_PATH`).
 
     Slots wait in a FIFO queue (``None``: not connected yet), so requests get connections in the
     order they asked for them: no request waits behind later ones.
@@ -67,7 +68,7 @@ class AsyncConnections:
                 self._slots.put_nowait(None)
                 raise
             try:
-                await conn.execute(NO_JIT)
+                await conn.execute(LOOKUP_PATH, prepare=False)
             except BaseException:
                 await conn.close()
                 self._slots.put_nowait(None)

@@ -265,8 +265,9 @@ async def any_rows_async(conn: AsyncConn) -> bool:
 # The single lookup's statement runs on its generic plan: the planner's custom plan for each call's
 # values (Postgres's choice for it) cost ~0.35 ms of server CPU a lookup in planning alone, three
 # times the execution (bench/bench_directory.py --only lean). The generic plan reads the table
-# through the B-tree as the custom one does (tests/directory/test_index.py); the connection's mode
-# is restored in the same round trip.
+# through the B-tree as the custom one does (tests/directory/test_index.py). A session's
+# connection is set to it for the statement and restored in the same round trip; the lookup
+# path's connections run every statement so (:data:`detnat.store.lean.LOOKUP_PATH`).
 _GENERIC = "SET plan_cache_mode = force_generic_plan"
 _CUSTOM = "RESET plan_cache_mode"
 
@@ -308,13 +309,12 @@ async def around_async(
     scoped: bool,
     revision: int | None = None,
 ) -> list[Candidate]:
+    """:func:`around` on a connection of the lookup path, which runs every statement on its
+    generic plan (:class:`~detnat.store.async_db.AsyncConnections`): one statement."""
     revision, held = _single_lengths(_where(conn.info), revision)
     params = {"net": net, "lo": lo, "hi": hi, "realm": realm, "scoped": scoped}
-    async with conn.pipeline():
-        await conn.execute(_GENERIC)
-        cur = await conn.execute(_AROUND_PG, params | _around_lengths(net, revision, held))
-        await conn.execute(_CUSTOM)
-    return [tuple(r) for r in await cur.fetchall()]
+    cur = await conn.execute(_AROUND_PG, params | _around_lengths(net, revision, held))
+    return await cur.fetchall()
 
 
 def _single_lengths(where: str, revision: int | None) -> tuple[int | None, Lengths]:
@@ -328,10 +328,11 @@ def _single_lengths(where: str, revision: int | None) -> tuple[int | None, Lengt
 
 def _around_lengths(net: str, revision: int | None, held: Lengths) -> dict[str, Any]:
     family = 6 if ":" in net else 4
+    every = _EVERY_TEXT[family]
     return {
         "rev": revision,
-        "lens": _array_text(held[family]),
-        "every": _array_text(_EVERY_LENGTH[family]),
+        "lens": every if held is _EVERY_LENGTH else _array_text(held[family]),
+        "every": every,
     }
 
 
@@ -339,6 +340,9 @@ def _array_text(lengths: list[int]) -> str:
     """Lengths as Postgres's array literal, cast to ``int2[]`` by the statements: psycopg dumps a
     list element by element in Python (~0.25 ms for 129 lengths, a fifth of a lookup's CPU)."""
     return "{" + ",".join(map(str, lengths)) + "}"
+
+
+_EVERY_TEXT = {family: _array_text(lengths) for family, lengths in _EVERY_LENGTH.items()}
 
 
 _REALMS = "SELECT count(*) FROM realms"
@@ -356,8 +360,12 @@ async def realm_count_async(conn: AsyncConn) -> int:
 
 
 def _where(info: Any) -> str:
-    """Which database a connection talks to (the key of what is learnt of it)."""
-    return f"{info.host}:{info.port}/{info.dbname}"
+    """Which database a connection talks to (the key of what is learnt of it): host, port and
+    database as libpq has them (read from libpq's own fields: ``info.host`` and the others decode
+    each through the connection's settings, ~10 µs a lookup)."""
+    pg = info.pgconn
+    port = pg.port.decode() or str(info.port)  # empty: libpq's compiled default
+    return f"{pg.host.decode()}:{port}/{pg.db.decode()}"
 
 
 def prefix_lengths(session: Session) -> tuple[int | None, Lengths]:

@@ -278,19 +278,24 @@ def test_a_single_lookup_is_planned_once_not_per_call(store: Lab) -> None:
 
 
 def test_a_single_lookup_on_the_lookup_path_is_planned_once_not_per_call(store: Lab) -> None:
-    from detnat.store.lean import libpq_url
+    """The lookup path's connections run every statement on its generic plan, set once when
+    the connection is made (no statement around each lookup's)."""
+    from detnat.store.async_db import AsyncConnections
 
     async def run() -> None:
-        async with await psycopg.AsyncConnection.connect(
-            libpq_url(store.url), autocommit=True, prepare_threshold=0
-        ) as conn:
-            for k in range(12):
-                found = await rows_repo.around_async(
-                    conn, f"10.0.0.{k % 8}/32", T0, T0 + timedelta(hours=6), realm="lab",
-                    scoped=True,
-                )  # fmt: skip
-                assert k % 8 != 5 or {r[3] for r in found} >= {"alice", "bob", "carol"}
-            assert await (await conn.execute(_PLANS)).fetchall() == [(12, 0)]
-            assert await (await conn.execute("SHOW plan_cache_mode")).fetchone() == ("auto",)
+        pool = AsyncConnections(store.url, 1)
+        try:
+            async with pool.connection() as conn:
+                for k in range(12):
+                    found = await rows_repo.around_async(
+                        conn, f"10.0.0.{k % 8}/32", T0, T0 + timedelta(hours=6), realm="lab",
+                        scoped=True,
+                    )  # fmt: skip
+                    assert k % 8 != 5 or {r[3] for r in found} >= {"alice", "bob", "carol"}
+                assert await (await conn.execute(_PLANS)).fetchall() == [(12, 0)]
+                shown = await (await conn.execute("SHOW plan_cache_mode")).fetchone()
+                assert shown == ("force_generic_plan",)
+        finally:
+            await pool.close()
 
     asyncio.run(run())
