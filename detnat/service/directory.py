@@ -585,25 +585,20 @@ async def add_account_async(
     at = revisions.key(db.name, revision)
     if _ANY_ROWS.known(at) is False:
         return
-    async with db.connection() as conn:
-        if (
-            at is not None
-            and _ANY_ROWS.known(at) is None
-            and not _ANY_ROWS.learn(at, await rows_repo.any_rows_async(conn))
-        ):
-            return
-        near = await rows_repo.around_async(
-            conn,
-            asked.subscriber,
-            asked.lo,
-            asked.hi,
-            realm=asked.realm,
-            scoped=asked.scoped,
-            revision=revision,
-        )
-        if not near and not await rows_repo.any_rows_async(conn):
-            return
-        several = bool(not near and asked.scoped and await rows_repo.realm_count_async(conn) > 1)
+    if at is not None and _ANY_ROWS.known(at) is None:
+        async with db.connection() as conn:
+            if not _ANY_ROWS.learn(at, await rows_repo.any_rows_async(conn)):
+                return
+    # with the lookups in flight beside it: one statement (AsyncStore.grouped)
+    near = await db.grouped(rows_repo.around_many_async).ask(
+        (asked.subscriber, asked.lo, asked.hi, asked.realm, asked.scoped, revision)
+    )
+    several = False
+    if not near:
+        async with db.connection() as conn:
+            if not await rows_repo.any_rows_async(conn):
+                return
+            several = asked.scoped and await rows_repo.realm_count_async(conn) > 1
     _attach(answer, detail, _resolved(near, asked, actor.role, several_realms=several), actor.role)
 
 
