@@ -346,7 +346,13 @@ _AROUND_MANY = (
 
 async def around_many_async(conn: AsyncConn, asks: list[Ask]) -> list[list[Candidate]]:
     """:func:`around_async` for each of ``asks`` (net, lo, hi, realm, scoped, the revision its
-    caller expects), in one statement: the candidates of each, in the order asked."""
+    caller expects), in one statement: the candidates of each, in the order asked. One ask alone
+    (one lookup in flight) is asked by :func:`around_async`'s statement: psycopg dumps the
+    grouped statement's eight arrays element by element (~0.1 ms for a group of one)."""
+    if len(asks) == 1:
+        ((net, lo, hi, realm, scoped, expected),) = asks
+        alone = await around_async(conn, net, lo, hi, realm=realm, scoped=scoped, revision=expected)
+        return [alone]
     where = _where(conn.info)
     params: dict[str, list[Any]] = {
         k: [] for k in ("nets", "los", "his", "realms", "scoped", "revs", "ask_lens", "ask_every")

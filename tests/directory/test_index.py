@@ -365,12 +365,13 @@ def test_lookups_grouped_find_what_each_finds_alone(store: Lab) -> None:
                 ]
                 together = await rows_repo.around_many_async(conn, asks)
                 again = await rows_repo.around_many_async(conn, asks[::-1])
+                one = await rows_repo.around_many_async(conn, asks[5:6])  # its own statement
                 plans = await (await conn.execute(_PLANS)).fetchall()
                 grouped = await (await conn.execute(_GROUPED_PLANS)).fetchall()
         finally:
             await pool.close()
-        assert together == alone and again == alone[::-1]
+        assert together == alone and again == alone[::-1] and one == alone[5:6]
         assert sum(map(len, alone)) > 100 and sum(not rows for rows in alone) > 10
-        assert (plans, grouped) == ([(len(asks), 0)], [(2, 0)])  # neither planned for its values
+        assert (plans, grouped) == ([(len(asks) + 1, 0)], [(2, 0)])  # none planned for its values
 
     asyncio.run(run())
