@@ -197,5 +197,7 @@ def reused(subscriber: str) -> bool:
     >>> reused("::ffff:10.0.0.5/128"), reused("fd00:1::/64"), reused("::/0")
     (True, True, True)
     """
+    if ":" not in subscriber:
+        return True  # every IPv4 key (an answer's text or a row's, so not parsed: a lookup's path)
     net = ipaddress.ip_network(subscriber, strict=False)  # an answer's text, or a row's
     return reused_key(Prefix(net.version, int(net.network_address), net.prefixlen))

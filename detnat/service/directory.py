@@ -445,13 +445,17 @@ def _realm_of(answer: Any) -> str | None:
     return realm if isinstance(realm, str) else None
 
 
-def _intervals(found: Sequence[rows_repo.Candidate]) -> list[Interval]:
+def _intervals(found: Sequence[rows_repo.Candidate], *, sources: bool) -> list[Interval]:
+    """The rows as intervals; their source lines only when they will be shown (``sources``):
+    decoding them is most of the work for a role that may not see them."""
     out = []
-    for prefix, lower, upper, account, closed, sources, taken, realm in found:
+    lines: tuple[SourceLine, ...] = ()
+    for prefix, lower, upper, account, closed, stored, taken, realm in found:
         end = upper if upper is not None else taken
         how = closed if upper is not None or taken is None else "takeover"
-        shown = json.loads(sources) if isinstance(sources, str) else sources
-        lines = tuple(SourceLine(s["file"], s["line"], s["sha256"], s["text"]) for s in shown)
+        if sources:
+            shown = json.loads(stored) if isinstance(stored, str) else stored
+            lines = tuple(SourceLine(s["file"], s["line"], s["sha256"], s["text"]) for s in shown)
         out.append(
             Interval(
                 network_text(prefix),
@@ -529,17 +533,22 @@ def add_account(
     if not near and not rows_repo.any_rows(session):
         return  # no directory in this store: answers stay as they were
     several = bool(not near and asked.scoped and rows_repo.realm_count(session) > 1)
-    _attach(answer, detail, _resolved(near, asked, several_realms=several), actor.role)
+    _attach(answer, detail, _resolved(near, asked, actor.role, several_realms=several), actor.role)
 
 
 def _resolved(
-    near: Sequence[rows_repo.Candidate], asked: _Asked, *, several_realms: bool = False
+    near: Sequence[rows_repo.Candidate],
+    asked: _Asked,
+    role: str,
+    *,
+    several_realms: bool = False,
 ) -> Account:
     """The account from the rows one (subscriber, window) query gave (one more than
-    :data:`~detnat.store.directory.LIMIT` when there are more). ``several_realms``: the
-    subscriber's key is scoped and the store holds several realms (said when no row answers)."""
+    :data:`~detnat.store.directory.LIMIT` when there are more), with the source lines only for a
+    ``role`` that sees them. ``several_realms``: the subscriber's key is scoped and the store holds
+    several realms (said when no row answers)."""
     more = len(near) > rows_repo.LIMIT
-    found = _intervals(near[: rows_repo.LIMIT])
+    found = _intervals(near[: rows_repo.LIMIT], sources=role in SHOW_SOURCES)
     lo, hi = epoch_us(asked.lo), epoch_us(asked.hi)
     resolved = account_of(found, lo, hi, subscriber=asked.subscriber, more=more)
     if resolved.status == "not_covered" and several_realms:
@@ -576,26 +585,21 @@ async def add_account_async(
     at = revisions.key(db.name, revision)
     if _ANY_ROWS.known(at) is False:
         return
-    async with db.connection() as conn:
-        if (
-            at is not None
-            and _ANY_ROWS.known(at) is None
-            and not _ANY_ROWS.learn(at, await rows_repo.any_rows_async(conn))
-        ):
-            return
-        near = await rows_repo.around_async(
-            conn,
-            asked.subscriber,
-            asked.lo,
-            asked.hi,
-            realm=asked.realm,
-            scoped=asked.scoped,
-            revision=revision,
-        )
-        if not near and not await rows_repo.any_rows_async(conn):
-            return
-        several = bool(not near and asked.scoped and await rows_repo.realm_count_async(conn) > 1)
-    _attach(answer, detail, _resolved(near, asked, several_realms=several), actor.role)
+    if at is not None and _ANY_ROWS.known(at) is None:
+        async with db.connection() as conn:
+            if not _ANY_ROWS.learn(at, await rows_repo.any_rows_async(conn)):
+                return
+    # with the lookups in flight beside it: one statement (AsyncStore.grouped)
+    near = await db.grouped(rows_repo.around_many_async).ask(
+        (asked.subscriber, asked.lo, asked.hi, asked.realm, asked.scoped, revision)
+    )
+    several = False
+    if not near:
+        async with db.connection() as conn:
+            if not await rows_repo.any_rows_async(conn):
+                return
+            several = asked.scoped and await rows_repo.realm_count_async(conn) > 1
+    _attach(answer, detail, _resolved(near, asked, actor.role, several_realms=several), actor.role)
 
 
 class BatchAccounts:

@@ -10,7 +10,9 @@ Both are shared between the lookups of a worker that are in flight together:
   revision when its group is inserted (:class:`Stale` otherwise: it is answered again);
 - audit entries are group-committed (:class:`AuditWriter`): the entries handed in while one
   group's statement runs go in the next, as one statement and one transaction, and each lookup
-  is answered only after its group committed.
+  is answered only after its group committed;
+- a read each lookup makes (the directory's rows of its subscriber) is made for the lookups in
+  flight in one statement the same way (:class:`GroupedReads`).
 
 :class:`AsyncConnections` is a small pool of autocommit connections. A connection that raised a
 psycopg error is closed and dropped, never returned to the pool. One that the server closed while
@@ -23,22 +25,23 @@ leaves only after it is committed — else the request (every request of its gro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg import AsyncClientCursor
 
 from detnat.errors import Unavailable
-from detnat.store.lean import NO_JIT, closed_by_server, libpq_url
+from detnat.store.lean import LOOKUP_PATH, closed_by_server, libpq_url
 from detnat.store.lean import Stale as Stale  # where the lookups catch it
 from detnat.store.lean import driver_error as domain_error
 
 
 class AsyncConnections:
-    """At most ``size`` autocommit connections to ``url``, made on demand.
+    """At most ``size`` autocommit connections to ``url``, made on demand, each without JIT and
+    with every statement prepared on its generic plan (:data:`~detnat.store.lean.LOOKUP_PATH`).
 
     Slots wait in a FIFO queue (``None``: not connected yet), so requests get connections in the
     order they asked for them: no request waits behind later ones.
@@ -67,7 +70,7 @@ class AsyncConnections:
                 self._slots.put_nowait(None)
                 raise
             try:
-                await conn.execute(NO_JIT)
+                await conn.execute(LOOKUP_PATH, prepare=False)
             except BaseException:
                 await conn.close()
                 self._slots.put_nowait(None)
@@ -127,6 +130,8 @@ _GROUP_SQL = (
     f"SELECT pg_logical_emit_message(true, 'detnat.audit', ''), ({_REVISION})"
 )
 MAX_GROUP = 128  # entries per statement: the head row is updated once per entry
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 class AuditWriter:
@@ -270,6 +275,66 @@ def _unwritten(exc: BaseException) -> Unavailable:
     return error
 
 
+# -- reads of the lookups in flight, grouped -------------------------------------------------------
+
+
+class GroupedReads(Generic[A, R]):
+    """A read that each lookup makes once (the directory's rows of its subscriber), made for every
+    lookup in flight in one statement: ``read(conn, asks)`` answers a list of asks in their order.
+
+    As :class:`AuditWriter` groups entries: the asks handed in while one group's statement runs
+    go in the next, so one lookup alone costs one round trip as before, and under load one round
+    trip serves a round of lookups. If the statement fails, each caller of the group gets the
+    error as a domain error of its own (:class:`~detnat.errors.Unavailable` for anything not
+    from the driver); the connection is dropped as :class:`AsyncConnections` drops it.
+    """
+
+    def __init__(
+        self,
+        connections: AsyncConnections,
+        read: Callable[[psycopg.AsyncConnection[tuple[Any, ...]], list[A]], Awaitable[list[R]]],
+        *,
+        most: int = MAX_GROUP,
+    ) -> None:
+        self._connections = connections
+        self._read = read
+        self.most = most
+        self._queue: list[tuple[A, asyncio.Future[R]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def ask(self, ask: A) -> R:
+        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((ask, done))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._rounds())
+        return await done
+
+    async def _rounds(self) -> None:
+        while self._queue:
+            group = self._queue[: self.most]
+            del self._queue[: self.most]
+            try:
+                async with self._connections.connection() as conn:
+                    found = await self._read(conn, [ask for ask, _ in group])
+            except BaseException as exc:
+                for _, done in group:
+                    if not done.done():  # a caller that went away is not told
+                        done.set_exception(_unread(exc))
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for (_, done), result in zip(group, found, strict=True):
+                    if not done.done():
+                        done.set_result(result)
+
+
+def _unread(exc: BaseException) -> Exception:
+    """What each caller of a failed group gets: an error of its own, caused by the original."""
+    error = domain_error(exc) or Unavailable("the store could not be read: no answer")
+    error.__cause__ = exc
+    return error
+
+
 # -- the store revision, read once for every lookup waiting ----------------------------------------
 
 
@@ -331,9 +396,21 @@ class AsyncStore:
         self.reads = AsyncConnections(url, size)
         self.audit = AuditWriter(url)
         self._revision = SharedRead(self.reads)
+        self._grouped: dict[Any, GroupedReads[Any, Any]] = {}
 
     def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[tuple[Any, ...]]]:
         return self.reads.connection()
+
+    def grouped(
+        self,
+        read: Callable[[psycopg.AsyncConnection[tuple[Any, ...]], list[A]], Awaitable[list[R]]],
+    ) -> GroupedReads[A, R]:
+        """The :class:`GroupedReads` of ``read`` on this store's connections (one per ``read``;
+        the caller's module brings the statement, so this one imports none)."""
+        found = self._grouped.get(read)
+        if found is None:
+            found = self._grouped[read] = GroupedReads(self.reads, read)
+        return found
 
     async def revision(self) -> int:
         """The revision to answer at: the last one a group's commit found, else one read."""

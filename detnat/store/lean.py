@@ -104,6 +104,19 @@ def _not_a_url() -> InvalidInput:
 # single lookup spent 0.7-1 s compiling it, against 9-11 ms without (tests/store/test_no_jit.py).
 # detnat's statements are short or already set it off (the batches); none gains from JIT.
 NO_JIT = "SET jit = off"
+# The lookup path's read connections (:class:`detnat.store.async_db.AsyncConnections`) also run
+# every statement on its generic plan, planned once per connection (they prepare every statement:
+# ``prepare_threshold=0``). Left to choose, Postgres kept a custom plan for each call of the
+# directory's single lookup (~0.35 ms of server CPU a lookup in planning, three times the
+# execution); setting the mode around that one statement cost a pipeline of three statements per
+# lookup (~0.1 ms of client CPU, issue 14). The lookup path's other statements are probes of a
+# key (a token, a case, the store revision) or already chose their generic plan (the logs'):
+# tests/directory/test_index.py and tests/store/test_no_jit.py read their plans on such a
+# connection.
+LOOKUP_PATH = (
+    "SELECT set_config('jit', 'off', false), "
+    "set_config('plan_cache_mode', 'force_generic_plan', false)"
+)
 
 
 def closed_by_server(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:

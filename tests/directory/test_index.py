@@ -278,19 +278,100 @@ def test_a_single_lookup_is_planned_once_not_per_call(store: Lab) -> None:
 
 
 def test_a_single_lookup_on_the_lookup_path_is_planned_once_not_per_call(store: Lab) -> None:
-    from detnat.store.lean import libpq_url
+    """The lookup path's connections run every statement on its generic plan, set once when
+    the connection is made (no statement around each lookup's)."""
+    from detnat.store.async_db import AsyncConnections
 
     async def run() -> None:
-        async with await psycopg.AsyncConnection.connect(
-            libpq_url(store.url), autocommit=True, prepare_threshold=0
-        ) as conn:
-            for k in range(12):
-                found = await rows_repo.around_async(
-                    conn, f"10.0.0.{k % 8}/32", T0, T0 + timedelta(hours=6), realm="lab",
-                    scoped=True,
-                )  # fmt: skip
-                assert k % 8 != 5 or {r[3] for r in found} >= {"alice", "bob", "carol"}
-            assert await (await conn.execute(_PLANS)).fetchall() == [(12, 0)]
-            assert await (await conn.execute("SHOW plan_cache_mode")).fetchone() == ("auto",)
+        pool = AsyncConnections(store.url, 1)
+        try:
+            async with pool.connection() as conn:
+                for k in range(12):
+                    found = await rows_repo.around_async(
+                        conn, f"10.0.0.{k % 8}/32", T0, T0 + timedelta(hours=6), realm="lab",
+                        scoped=True,
+                    )  # fmt: skip
+                    assert k % 8 != 5 or {r[3] for r in found} >= {"alice", "bob", "carol"}
+                assert await (await conn.execute(_PLANS)).fetchall() == [(12, 0)]
+                shown = await (await conn.execute("SHOW plan_cache_mode")).fetchone()
+                assert shown == ("force_generic_plan",)
+        finally:
+            await pool.close()
+
+    asyncio.run(run())
+
+
+def _many(asks: list[rows_repo.Ask]) -> dict[str, Any]:
+    """The grouped statement's parameters for ``asks``, as :func:`around_many_async` makes them."""
+    params: dict[str, list[Any]] = {}
+    for net, lo, hi, realm, scoped, revision in asks:
+        lengths = rows_repo._around_lengths(net, revision, rows_repo._EVERY_LENGTH)
+        for key, value in (
+            ("nets", net), ("los", lo), ("his", hi), ("realms", realm), ("scoped", scoped),
+            ("revs", None), ("ask_lens", lengths["lens"]), ("ask_every", lengths["every"]),
+        ):  # fmt: skip
+            params.setdefault(key, []).append(value)
+    return params
+
+
+_MANY_TYPES = _TYPES | {
+    "los": "timestamptz[]",
+    "his": "timestamptz[]",
+    "scoped": "bool[]",
+    "revs": "int8[]",
+    "ask_lens": "text[]",
+    "ask_every": "text[]",
+}
+_GROUPED_PLANS = (
+    "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+    "WHERE statement LIKE '%AS q(net, lo, hi, realm, scoped, rev, lens, every, i)%' "
+    "AND statement NOT LIKE '%pg_prepared_statements%'"
+)
+_NETS = ["10.0.0.5/32", "10.0.0.4/30", "10.0.0.9/32", "2001:db8:1:100::/56"]
+_NETS += ["2001:db8:1:100::1/128"]
+
+
+def test_the_lookups_grouped_read_the_table_through_the_index(store: Lab) -> None:
+    asks = [(n, T0, T0 + timedelta(hours=6), "lab", True, None) for n in _NETS]
+    plan, rows = _plan(store, rows_repo._AROUND_MANY, _many(asks), _MANY_TYPES)
+    _through_the_index(plan)
+    assert {r[0] for r in rows} == {1, 2, 4, 5}  # 10.0.0.9 is in no row
+
+
+def test_lookups_grouped_find_what_each_finds_alone(store: Lab) -> None:
+    """One statement for the lookups in flight together: each ask gets the rows, in the order,
+    that its own statement gives (every subscriber of the lab's rows and beside them, windows
+    before, across and after hand-overs, a realm or none, scoped or not)."""
+    from detnat.store.async_db import AsyncConnections
+
+    windows = [(0, 0), (0, 30), (30, 90), (59, 61), (60, 60), (240, 360), (300, 300), (0, 2880)]
+    asks = [
+        (net, T0 + timedelta(minutes=a), T0 + timedelta(minutes=b), realm, scoped, None)
+        for net in [*_NETS, "10.0.0.0/24", "2001:db8:1::/48"]
+        for a, b in windows
+        for realm in ("lab", None)
+        for scoped in (True, False)
+    ]
+
+    async def run() -> None:
+        pool = AsyncConnections(store.url, 1)
+        try:
+            async with pool.connection() as conn:
+                alone = [
+                    await rows_repo.around_async(
+                        conn, net, lo, hi, realm=realm, scoped=scoped, revision=revision
+                    )
+                    for net, lo, hi, realm, scoped, revision in asks
+                ]
+                together = await rows_repo.around_many_async(conn, asks)
+                again = await rows_repo.around_many_async(conn, asks[::-1])
+                one = await rows_repo.around_many_async(conn, asks[5:6])  # its own statement
+                plans = await (await conn.execute(_PLANS)).fetchall()
+                grouped = await (await conn.execute(_GROUPED_PLANS)).fetchall()
+        finally:
+            await pool.close()
+        assert together == alone and again == alone[::-1] and one == alone[5:6]
+        assert sum(map(len, alone)) > 100 and sum(not rows for rows in alone) > 10
+        assert (plans, grouped) == ([(len(asks) + 1, 0)], [(2, 0)])  # none planned for its values
 
     asyncio.run(run())
