@@ -1,12 +1,14 @@
 """Evidence files: one reverse answer, self-contained, that anyone can check offline.
 
-An evidence file (JSON, ``format: detnat-evidence/3``) holds the query as given, the answer, per
+An evidence file (JSON, ``format: detnat-evidence/4``) holds the query as given, the answer, per
 realm searched its session drain and every plan version the answer was computed from (from the
 first candidate to the first version after the window: full content, hashes, who published and
 approved it), the audit entry of the lookup with its hashes, the code version that answered, and
 under ``logs`` how the log lines the answer shows were read: the ``logs.ingest`` audit entries of
 the ingests that read them (format, file, parse options) and, per log candidate and line, the
-ingest that read it.
+ingest that read it, and under ``directory`` how the account's lines were read: the
+``directory.ingest`` audit entries of the ingests that made its rows (format, files, ``--tz``,
+``--realm``, ``--interim``) and, per interval of ``account.held``, the ingest that made it.
 
 The audit entry is the anchor: its ``content_sha256`` covers ``detail`` (the query, the answer and
 the ``trace`` written at lookup time: ``now``, and per realm its drain and, per version, its id,
@@ -24,12 +26,18 @@ entry says, or recomputed from it:
   public address, ports, protocol) must be the one its candidate and line entry show, so an
   answer cannot name what its lines do not say; each ingest entry's own hashes must hold, and it
   must name the candidate's realm and the line's file;
+- every source line of the account's intervals is read again with its ingest's format, zone and
+  interim period (:func:`detnat.service.directory.check_lines`, the rules in
+  :mod:`detnat.directory.reread`): the subscriber, account, times and end each interval shows
+  must be what its lines say; each ``directory.ingest`` entry's own hashes must hold, and it must
+  be of the row's realm and have read the line's file;
 - the answer is recomputed from the embedded plans with the service's own rules
   (:func:`detnat.service.lookups.answer_reverse`) at the instant the lookup was made, and its log
   candidates re-derived from their lines (:func:`detnat.service.log_answers.rederive`).
 
 A ``detnat-evidence/2`` file (made before ``logs``) is checked as before, but its log lines cannot
-be read again: if it shows any, that is a problem (make the file again), never "valid".
+be read again: if it shows any, that is a problem (make the file again), never "valid". Likewise
+a ``detnat-evidence/3`` or /2 file (made before ``directory``) whose account shows intervals.
 
 :func:`verify_bytes` reads the file strictly (:mod:`detnat.strictjson`: duplicate keys refused) and
 :func:`verify` refuses unknown, missing and mistyped keys, so one changed leaf, one added or

@@ -220,6 +220,8 @@ def test_every_directory_format_round_trips_to_a_verified_evidence_file(
     checked = _verify(cli, tmp_path, document, name)
     assert checked.exit_code == 0, checked.output
     assert checked.stdout.startswith("valid:"), checked.stdout
+    seq = part["ingests"][0]["seq"]
+    assert f"of audit entry {seq} (directory.ingest: " in checked.stdout, checked.stdout
 
 
 # -- forgeries ------------------------------------------------------------------------------------
