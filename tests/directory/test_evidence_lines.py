@@ -327,3 +327,24 @@ def test_a_previous_format_file_with_an_account_is_not_called_valid(
     assert checked.exit_code == 6, checked.output
     assert "cannot be read again" in checked.stderr, checked.stderr
     assert f"make the evidence file again ({evidence.FORMAT})" in checked.stderr, checked.stderr
+
+
+def test_an_account_shown_without_its_lines_is_not_called_valid(
+    cli: CliRunner, api: Api, tmp_path: Path
+) -> None:
+    """An answer made for ``abuse`` shows the intervals without their lines; legal may take its
+    evidence file, but nothing in it proves the account: verify says so, never "valid"."""
+    name, fmt, options, text, k, _, _ = ROUND_TRIPS[0]
+    _ingest(cli, tmp_path, name, fmt, text, *options)
+    body = {"ip": IP, "port": _port(k), "time": AT, "case": "C-DIR-ABUSE", "tolerance_seconds": 0}
+    asked = api("POST", "/v1/lookups/reverse", "abuse", body)
+    assert asked.status_code == 200, asked.text
+    assert "sources" not in asked.json()["account"]["held"][0]
+    got = api("GET", f"/v1/answers/{asked.json()['answer_id']}/evidence", "legal")
+    assert got.status_code == 200, got.text
+    document = got.json()
+    assert document["directory"] == {"ingests": [], "held": [None]}
+    checked = _verify(cli, tmp_path, document, "abuse")
+    assert checked.exit_code == 6, checked.output
+    assert "answer.account.held[0]: its lines are not read again" in checked.stderr
+    assert "shown without lines" in checked.stderr, checked.stderr
