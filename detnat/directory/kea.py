@@ -44,7 +44,7 @@ from detnat.directory.model import (
     collector_paused,
     network_text,
 )
-from detnat.directory.zones import Zone
+from detnat.directory.zones import LocalTimeError, Zone
 
 PD = "2"
 ENDED_STATES = frozenset({"2", "3"})
@@ -211,7 +211,10 @@ class LeaseLine(NamedTuple):
 
 
 def _legal_line(match: re.Match[str], zone: Zone) -> LeaseLine:
-    """A forensic log line (``_LEGAL``'s match) read; ValueError (or LocalTimeError): refused."""
+    """A forensic log line (``_LEGAL``'s match) read alone, as :func:`_legal` reads it (written
+    out there, not called: a call and a tuple per line cost an ingest a tenth of its parse;
+    ``tests/directory/test_reread_kea_property.py`` holds the two together); ValueError (or
+    LocalTimeError): refused."""
     g = match.group
     at = zone.instant_us(
         int(g("y")),
@@ -250,7 +253,9 @@ def read_line(text: str, *, tz: str | None) -> LeaseLine:
     """A source line of a ``kea-lease6`` interval read alone, as its ingest read it (``evidence
     verify``): a forensic log line (in the zone ``tz``) when it reads as one, else a memfile row
     read with :data:`MEMFILE_COLUMNS` (the header is not a source line: a file written with its
-    columns in another order does not read again). ValueError: neither, or refused."""
+    columns in another order does not read again). ValueError: neither, or refused. The row is
+    read as :func:`_memfile` reads it, written out again for one row
+    (``tests/directory/test_reread_kea_property.py`` holds the two together)."""
     match = _LEGAL.match(text)
     if match is not None:
         return _legal_line(match, Zone.named(tz))
@@ -304,23 +309,38 @@ def _legal(files: Iterable[tuple[str, str]], zone: Zone, out: Parsed) -> Batches
                 out.duplicates += 1
                 continue
             seen.add(line)
+            g = match.group
             try:
-                read = _legal_line(match, zone)
-            except ValueError as exc:  # LocalTimeError too
+                at = zone.instant_us(
+                    int(g("y")),
+                    int(g("mo")),
+                    int(g("d")),
+                    int(g("h")),
+                    int(g("mi")),
+                    int(g("s")),
+                    abbreviation=g("zone"),
+                )
+                prefix = network_text(g("prefix") or g("aprefix"))
+            except (ValueError, LocalTimeError) as exc:
                 out.refused.append(Refused(name, n, str(exc)))
                 continue
+            ending = g("verb") == "released" or g("admin") == "deleted"
+            if not ending and g("dh") is None:
+                out.refused.append(Refused(name, n, "an assignment without its duration"))
+                continue
+            lasting = 0 if ending else (int(g("dh")) * 3600 + int(g("dm")) * 60 + int(g("ds")))
+            relay = {m.group("kind"): m.group("value").lower() for m in _RELAY.finditer(g("rest"))}
+            duid = g("duid").lower()
+            if "subscriber-id" in relay:
+                account = f"subscriber-id:{relay['subscriber-id']}"
+            elif "remote-id" in relay:
+                account = f"remote-id:{relay['remote-id']}"
+            else:
+                account = f"duid:{duid}"
             source = SourceLine.of(name, n, line)
-            prefix = read.lease[0]
+            end = at + lasting * 1_000_000
             why = _fold(
-                leases,
-                intervals,
-                read.lease,
-                prefix,
-                read.account,
-                read.start,
-                read.end,
-                source,
-                read.ending,
+                leases, intervals, (prefix, duid, ""), prefix, account, at, end, source, ending
             )
             if why is not None:
                 out.refused.append(Refused(name, n, why))
