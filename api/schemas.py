@@ -229,9 +229,18 @@ class EvidenceLogsOut(TypedDict):
 
 
 @with_config(_OUT)
+class EvidenceDirectoryOut(TypedDict):
+    """How the directory lines of an answer's account were read, so that each can be read again
+    offline."""
+
+    ingests: list[AuditEntryOut]  # the directory.ingest entries: format, files, --tz, --interim
+    held: list[int | None]  # per interval of account.held: the ingest that made it
+
+
+@with_config(_OUT)
 class EvidenceFileOut(TypedDict):
     """An evidence file: the answer, the plan versions it used, its audit entry and how its log
-    lines were read; anyone can recompute the answer from it offline
+    and directory lines were read; anyone can recompute the answer from it offline
     (``detnat evidence verify``)."""
 
     format: str
@@ -241,3 +250,4 @@ class EvidenceFileOut(TypedDict):
     realms: dict[str, EvidenceRealmOut]
     audit_entry: AuditEntryOut
     logs: EvidenceLogsOut
+    directory: EvidenceDirectoryOut

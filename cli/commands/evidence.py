@@ -59,4 +59,9 @@ def evidence_verify(
                 f"offline only: likewise entry_sha256 {ingest['entry_sha256']} of audit entry "
                 f"{ingest['seq']} (logs.ingest: how the log lines were read)"
             )
+        for ingest in document.get("directory", {}).get("ingests", []):
+            print(
+                f"offline only: likewise entry_sha256 {ingest['entry_sha256']} of audit entry "
+                f"{ingest['seq']} (directory.ingest: how the account's lines were read)"
+            )
     raise typer.Exit(EXIT_BROKEN if problems else EXIT_OK)

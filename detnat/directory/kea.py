@@ -32,6 +32,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from hashlib import sha256
+from typing import NamedTuple
 
 from detnat.directory.model import (
     BATCH,
@@ -194,6 +195,89 @@ _LEGAL = re.compile(
     r" to a device with DUID: (?P<duid>[0-9A-Fa-f:]+)(?P<rest>.*)"
 )
 _RELAY = re.compile(r"(?P<kind>remote-id|subscriber-id): (?P<value>[0-9A-Fa-f:]+)")
+
+
+class LeaseLine(NamedTuple):
+    """One memfile row or forensic log line of a prefix read alone: the lease it is of
+    (prefix, DUID, IAID), the account it names, the span it holds ``[start, end)`` and whether
+    it ends its lease (a release, a reclaimed or deleted row: its lease ended at ``end`` at the
+    latest, and not before ``start``)."""
+
+    lease: tuple[str, str, str]
+    account: str
+    start: int
+    end: int
+    ending: bool
+
+
+def _legal_line(match: re.Match[str], zone: Zone) -> LeaseLine:
+    """A forensic log line (``_LEGAL``'s match) read alone, as :func:`_legal` reads it (written
+    out there, not called: a call and a tuple per line cost an ingest a tenth of its parse;
+    ``tests/directory/test_reread_kea_property.py`` holds the two together); ValueError (or
+    LocalTimeError): refused."""
+    g = match.group
+    at = zone.instant_us(
+        int(g("y")),
+        int(g("mo")),
+        int(g("d")),
+        int(g("h")),
+        int(g("mi")),
+        int(g("s")),
+        abbreviation=g("zone"),
+    )
+    prefix = network_text(g("prefix") or g("aprefix"))
+    ending = g("verb") == "released" or g("admin") == "deleted"
+    if not ending and g("dh") is None:
+        raise ValueError("an assignment without its duration")
+    lasting = 0 if ending else (int(g("dh")) * 3600 + int(g("dm")) * 60 + int(g("ds")))
+    relay = {m.group("kind"): m.group("value").lower() for m in _RELAY.finditer(g("rest"))}
+    duid = g("duid").lower()
+    if "subscriber-id" in relay:
+        account = f"subscriber-id:{relay['subscriber-id']}"
+    elif "remote-id" in relay:
+        account = f"remote-id:{relay['remote-id']}"
+    else:
+        account = f"duid:{duid}"
+    return LeaseLine((prefix, duid, ""), account, at, at + lasting * 1_000_000, ending)
+
+
+# The columns every lease6 header version begins with, in this order (later versions add
+# pool_id, or hwtype, hwaddr_source and pool_id, after them).
+MEMFILE_COLUMNS = (
+    *("address", "duid", "valid_lifetime", "expire", "subnet_id", "pref_lifetime", "lease_type"),
+    *("iaid", "prefix_len", "fqdn_fwd", "fqdn_rev", "hostname", "hwaddr", "state", "user_context"),
+)
+
+
+def read_line(text: str, *, tz: str | None) -> LeaseLine:
+    """A source line of a ``kea-lease6`` interval read alone, as its ingest read it (``evidence
+    verify``): a forensic log line (in the zone ``tz``) when it reads as one, else a memfile row
+    read with :data:`MEMFILE_COLUMNS` (the header is not a source line: a file written with its
+    columns in another order does not read again). ValueError: neither, or refused. The row is
+    read as :func:`_memfile` reads it, written out again for one row
+    (``tests/directory/test_reread_kea_property.py`` holds the two together)."""
+    match = _LEGAL.match(text)
+    if match is not None:
+        return _legal_line(match, Zone.named(tz))
+    row = text.split(",") if '"' not in text else next(csv.reader([text]))
+    width = len(MEMFILE_COLUMNS)
+    if not width - 3 <= len(row) <= width + 3:  # the old header, to 3.0's
+        raise ValueError("neither a forensic log line of a prefix nor a lease6 memfile row")
+    row += [""] * (width - len(row))
+    col = {h: n for n, h in enumerate(MEMFILE_COLUMNS)}
+    if row[col["lease_type"]] != PD:
+        raise ValueError("a memfile row that is no prefix delegation (lease_type is not 2)")
+    prefix = network_text(f"{row[col['address']]}/{row[col['prefix_len']]}")
+    valid = int(row[col["valid_lifetime"]])
+    if valid < 0:
+        raise ValueError("a negative valid lifetime")
+    expire = int(row[col["expire"]]) * 1_000_000
+    duid = row[col["duid"]].strip().lower()
+    if not duid:
+        raise ValueError("no DUID")
+    ending = valid == 0 or row[col["state"]].strip() in ENDED_STATES
+    lease = (prefix, duid, row[col["iaid"]].strip())
+    return LeaseLine(lease, f"duid:{duid}", expire - valid * 1_000_000, expire, ending)
 
 
 def parse_legal(files: Iterable[tuple[str, str]], *, tz: str | None) -> Parsed:

@@ -167,6 +167,18 @@ def _records(name: str, text: str, clock: _Clock, out: Parsed) -> Iterable[Recor
             out.refused.append(Refused(name, at, str(exc)))
 
 
+def read_record(file: str, text: str, *, tz: str | None) -> Record:
+    """A source record of a ``freeradius-detail`` interval read alone, as its ingest read it in
+    the zone ``tz`` (``evidence verify``). ValueError: it is not one record this parser reads."""
+    out = Parsed()
+    found = list(_records(file, text, _Clock(Zone.named(tz)), out))
+    if out.refused:
+        raise ValueError(out.refused[0].reason)
+    if len(found) != 1:
+        raise ValueError(f"{len(found)} accounting records, not one")
+    return found[0]
+
+
 def _records_by_line(
     name: str, lines: list[str], offset: int, clock: _Clock, out: Parsed
 ) -> Iterable[Record]:

@@ -81,6 +81,19 @@ def stream(files: Iterable[tuple[str, str]], *, tz: str | None, out: Parsed) -> 
         yield intervals
 
 
+def read_row(file: str, text: str, *, tz: str | None) -> Interval:
+    """A source line of a ``csv`` interval read alone, as its ingest read it (``evidence
+    verify``; ``tz``: the zone of naive times). ValueError: it is not one row this parser reads."""
+    out = Parsed()
+    found = [iv for batch in stream([(file, ",".join(HEADER) + "\n" + text)], tz=tz, out=out)
+             for iv in batch]  # fmt: skip
+    if out.refused:
+        raise ValueError(out.refused[0].reason)
+    if len(found) != 1:
+        raise ValueError(f"{len(found)} rows, not one")
+    return found[0]
+
+
 def _csv_rows(text: str) -> Iterator[tuple[int, list[str], str]]:
     """(line number, fields, the line as written) of each row, read by :mod:`csv` (quoted fields,
     a field over several lines, CR line ends)."""

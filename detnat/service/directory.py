@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from detnat.directory import FORMATS, NEEDS_TZ, Interval, Refused, SourceLine, stream
 from detnat.directory.model import Batches, collector_pause, network_text, reused
+from detnat.directory.reread import Reading, check_row
 from detnat.directory.resolve import SHOWN, Account, account_of, instant_text
 from detnat.directory.zones import epoch_us
 from detnat.errors import InvalidInput, NotFound
@@ -735,15 +736,70 @@ def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def held_rows(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The intervals an answer's account shows (none without an account)."""
+    shown = answer.get("account")
+    return list(shown["held"]) if isinstance(shown, dict) else []
+
+
+def ingests_of_held(session: Session, answer: dict[str, Any]) -> list[int | None]:
+    """For each interval the answer's account shows, the ingest (the seq of its
+    ``directory.ingest`` audit entry) that made its row from the lines it shows; None: shown
+    without lines, or no such row (the first such ingest when several read the same lines)."""
+    found: list[int | None] = []
+    for h in held_rows(answer):
+        lines = h.get("sources")
+        rows = (
+            rows_repo.rows_at(session, h["subscriber"], _instant(h["from"]), h["account"],
+                              h.get("realm"))
+            if lines
+            else []
+        )  # fmt: skip
+        same = (i for i, sources in rows if _source_list(sources) == lines)
+        found.append(next(same, None))
+    return found
+
+
+def _source_list(sources: Any) -> Any:
+    return json.loads(sources) if isinstance(sources, str) else sources
+
+
+def check_lines(answer: dict[str, Any], readings: Sequence[Reading | None]) -> list[str]:
+    """Offline (evidence files): each interval the account shows, against what its source lines
+    say read again as their ingest read them (``readings``, one per interval: None when it cannot
+    be, and the caller said why). :mod:`detnat.directory.reread` has the rules."""
+    problems = []
+    for n, (h, reading) in enumerate(zip(held_rows(answer), readings, strict=True)):
+        if reading is None:
+            continue
+        try:
+            start = epoch_us(_instant(h["from"]))
+            end = None if h["to"] is None else epoch_us(_instant(h["to"]))
+            lines = tuple(
+                SourceLine(s["file"], s["line"], s["sha256"], s["text"])
+                for s in h.get("sources", [])
+            )
+            row = Interval(h["subscriber"], h["account"], start, end, h["closed"], lines)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            problems.append(f"answer.account.held[{n}]: malformed")
+            continue
+        problems += [f"answer.account.held[{n}]: {p}" for p in check_row(row, reading)]
+    return problems
+
+
 __all__ = [
     "ACTION",
     "BatchAccounts",
     "IngestSummary",
     "InputFile",
+    "Reading",
     "account_json",
     "add_account",
     "add_account_async",
     "check_account",
+    "check_lines",
     "check_store",
+    "held_rows",
     "ingest",
+    "ingests_of_held",
 ]

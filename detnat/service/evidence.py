@@ -1,12 +1,14 @@
 """Evidence files: one reverse answer, self-contained, that anyone can check offline.
 
-An evidence file (JSON, ``format: detnat-evidence/3``) holds the query as given, the answer, per
+An evidence file (JSON, ``format: detnat-evidence/4``) holds the query as given, the answer, per
 realm searched its session drain and every plan version the answer was computed from (from the
 first candidate to the first version after the window: full content, hashes, who published and
 approved it), the audit entry of the lookup with its hashes, the code version that answered, and
 under ``logs`` how the log lines the answer shows were read: the ``logs.ingest`` audit entries of
 the ingests that read them (format, file, parse options) and, per log candidate and line, the
-ingest that read it.
+ingest that read it, and under ``directory`` how the account's lines were read: the
+``directory.ingest`` audit entries of the ingests that made its rows (format, files, ``--tz``,
+``--realm``, ``--interim``) and, per interval of ``account.held``, the ingest that made it.
 
 The audit entry is the anchor: its ``content_sha256`` covers ``detail`` (the query, the answer and
 the ``trace`` written at lookup time: ``now``, and per realm its drain and, per version, its id,
@@ -24,12 +26,18 @@ entry says, or recomputed from it:
   public address, ports, protocol) must be the one its candidate and line entry show, so an
   answer cannot name what its lines do not say; each ingest entry's own hashes must hold, and it
   must name the candidate's realm and the line's file;
+- every source line of the account's intervals is read again with its ingest's format, zone and
+  interim period (:func:`detnat.service.directory.check_lines`, the rules in
+  :mod:`detnat.directory.reread`): the subscriber, account, times and end each interval shows
+  must be what its lines say; each ``directory.ingest`` entry's own hashes must hold, and it must
+  be of the row's realm and have read the line's file;
 - the answer is recomputed from the embedded plans with the service's own rules
   (:func:`detnat.service.lookups.answer_reverse`) at the instant the lookup was made, and its log
   candidates re-derived from their lines (:func:`detnat.service.log_answers.rederive`).
 
 A ``detnat-evidence/2`` file (made before ``logs``) is checked as before, but its log lines cannot
-be read again: if it shows any, that is a problem (make the file again), never "valid".
+be read again: if it shows any, that is a problem (make the file again), never "valid". Likewise
+a ``detnat-evidence/3`` or /2 file (made before ``directory``) whose account shows intervals.
 
 :func:`verify_bytes` reads the file strictly (:mod:`detnat.strictjson`: duplicate keys refused) and
 :func:`verify` refuses unknown, missing and mistyped keys, so one changed leaf, one added or
@@ -65,9 +73,10 @@ from detnat.service.times import format_instant, parse_instant
 from detnat.store import repo
 from detnat.store.models import AuditEntry, PlanVersion
 
-FORMAT = "detnat-evidence/3"
-# Checked, but without the formats of their log lines: a file that shows log lines is not valid.
-PREVIOUS_FORMATS = ("detnat-evidence/2",)
+FORMAT = "detnat-evidence/4"
+# Checked, but without how their lines were read: /2 has neither the log lines' nor the directory
+# lines' ingests, /3 no directory lines' ingests. A file that shows such lines is not valid.
+PREVIOUS_FORMATS = ("detnat-evidence/3", "detnat-evidence/2")
 OLD_FORMATS = ("detnat-evidence/1",)
 
 _NONE = type(None)
@@ -80,7 +89,14 @@ _DOCUMENT_2: Spec = {
     "realms": (dict,),
     "audit_entry": (dict,),
 }
-_DOCUMENT: Spec = {**_DOCUMENT_2, "logs": (dict,)}
+_DOCUMENT_3: Spec = {**_DOCUMENT_2, "logs": (dict,)}
+_DOCUMENT: Spec = {**_DOCUMENT_3, "directory": (dict,)}
+_SPECS = {FORMAT: _DOCUMENT, "detnat-evidence/3": _DOCUMENT_3, "detnat-evidence/2": _DOCUMENT_2}
+# How the account's lines were read: the ingests' audit entries, and per held interval its ingest.
+_DIRECTORY: Spec = {"ingests": (list,), "held": (list,)}
+_DIRECTORY_RECORD: Spec = {"format": (str,), "tz": (str, _NONE), "files": (list,)}
+# recorded since realms (migration 0007) and --interim: an ingest before read without them
+_DIRECTORY_LATER: Spec = {"realm": (str, _NONE), "interim_seconds": (float, int, _NONE)}
 # How the log lines were read: the ingests' audit entries, and per candidate and line its ingest.
 _LOGS: Spec = {"ingests": (list,), "lines": (list,)}
 _INGEST_DETAIL: Spec = {"record": (dict,)}
@@ -204,7 +220,17 @@ def build(session: Session, answer_id: int) -> dict[str, Any]:
         "realms": realms,
         "audit_entry": audit.entry_json(entry),
         "logs": _logs_part(session, entry.detail["answer"]),
+        "directory": _directory_part(session, entry.detail["answer"]),
     }
+
+
+def _directory_part(session: Session, answer: dict[str, Any]) -> dict[str, Any]:
+    """How the account's source lines were read: the ``directory.ingest`` audit entries, and
+    for each interval the account shows the ingest that made it (null: not known; verify then
+    says its lines are not read)."""
+    held = directory.ingests_of_held(session, answer)
+    entries = (session.get(AuditEntry, seq) for seq in sorted({i for i in held if i is not None}))
+    return {"ingests": [audit.entry_json(e) for e in entries if e is not None], "held": held}
 
 
 def _logs_part(session: Session, answer: dict[str, Any]) -> dict[str, Any]:
@@ -263,7 +289,10 @@ def verify(document: Any) -> tuple[list[str], dict[str, Any] | None]:
         if readings is None:
             return problems, None
         problems += log_answers.check_lines(document["answer"], readings)
-        return problems, _recompute(document, problems)
+        held = _held_readings(document, problems)
+        if held is None:
+            return problems, None
+        return problems, _recompute(document, problems, held)
     except (KeyError, TypeError, ValueError, ArithmeticError, DetnatError) as exc:
         problems.append(f"malformed evidence file: {type(exc).__name__}: {exc}")
         return problems, None
@@ -283,7 +312,7 @@ def _check_document(document: Any, problems: list[str]) -> None:
     if shown != FORMAT and shown not in PREVIOUS_FORMATS:
         problems.append(f"format: {_show(shown)} is not {FORMAT}")
         return
-    if _shape(document, "", _DOCUMENT if shown == FORMAT else _DOCUMENT_2, problems, of=shown):
+    if _shape(document, "", _SPECS[shown], problems, of=shown):
         return
     entry = document["audit_entry"]
     if _shape(entry, "audit_entry", _AUDIT_ENTRY, problems):
@@ -475,6 +504,100 @@ def _ingests(
     return found
 
 
+def _held_readings(
+    document: dict[str, Any], problems: list[str]
+) -> list[directory.Reading | None] | None:
+    """For each interval the answer's account shows, how to read its source lines again (None:
+    they cannot be, and ``problems`` says why). None: ``directory`` is malformed."""
+    held = directory.held_rows(document["answer"])
+    unread: list[directory.Reading | None] = [None] * len(held)
+    if "directory" not in document:  # a detnat-evidence/3 or /2 file
+        if held:
+            problems.append(
+                f"answer.account: a {document['format']} file does not say which ingest read "
+                "its directory lines (format, --tz, --interim), so they cannot be read again to "
+                f"prove the account follows from them; make the evidence file again ({FORMAT})"
+            )
+        return unread
+    part = document["directory"]
+    if _shape(part, "directory", _DIRECTORY, problems):
+        return None
+    ingests = _directory_ingests(part["ingests"], document["audit_entry"]["seq"], problems)
+    if ingests is None:
+        return None
+    ids = part["held"]
+    if len(ids) != len(held):
+        problems.append(
+            f"directory.held: not one ingest (or null) per interval of answer.account.held "
+            f"({len(held)})"
+        )
+        return None
+    readings = unread
+    for n, (h, ingest_id) in enumerate(zip(held, ids, strict=True)):
+        at = f"answer.account.held[{n}]"
+        if ingest_id is None:
+            problems.append(
+                f"{at}: its lines are not read again: which ingest read them was not known when "
+                "the evidence file was made (shown without lines, or no row of them was stored)"
+            )
+            continue
+        if type(ingest_id) is not int or ingest_id not in ingests:
+            problems.append(
+                f"directory.held[{n}]: {_show(ingest_id)} is no ingest of directory.ingests"
+            )
+            continue
+        record = ingests[ingest_id]
+        if record.get("realm") != h.get("realm"):
+            problems.append(
+                f"{at}: ingest {ingest_id} read its lines into realm {_show(record.get('realm'))}, "
+                f"not the row's {_show(h.get('realm'))}"
+            )
+            continue
+        names = {f.get("name") for f in record["files"] if isinstance(f, dict)}
+        stray = [s["file"] for s in h.get("sources", []) if s["file"][:300] not in names]
+        if stray:
+            problems.append(f"{at}: ingest {ingest_id} read no file {_show(stray[0])}")
+            continue
+        interim = record.get("interim_seconds")
+        readings[n] = directory.Reading(
+            record["format"], record["tz"], None if interim is None else round(interim * 1e6)
+        )
+    for ingest_id in ingests:
+        if ingest_id not in ids:
+            problems.append(f"directory.ingests: ingest {ingest_id} read no line of the account")
+    return readings
+
+
+def _directory_ingests(
+    entries: list[Any], before: int, problems: list[str]
+) -> dict[int, dict[str, Any]] | None:
+    """The ``directory.ingest`` audit entries ``entries``, each checked like the lookup's own
+    (its hashes, its shape, made before the lookup's entry ``before``): seq -> record. None: one
+    is not such an entry."""
+    found: dict[int, dict[str, Any]] = {}
+    for k, entry in enumerate(entries):
+        where = f"directory.ingests[{k}]"
+        if _shape(entry, where, _AUDIT_ENTRY, problems) or not _hashed(entry, where, problems):
+            return None
+        if entry["action"] != directory.ACTION or entry["seq"] >= before:
+            problems.append(f"{where}: not a directory.ingest audit entry made before the lookup's")
+            return None
+        detail = entry["detail"]
+        if _required(detail, f"{where}.detail", _INGEST_DETAIL, problems):
+            return None
+        record = detail["record"]
+        if _required(record, f"{where}.detail.record", _DIRECTORY_RECORD, problems):
+            return None
+        later = {k: v for k, v in _DIRECTORY_LATER.items() if k in record}
+        if _required(record, f"{where}.detail.record", later, problems):
+            return None
+        if entry["seq"] in found:
+            problems.append(f"{where}: ingest {entry['seq']} twice")
+            return None
+        found[entry["seq"]] = record
+    return found
+
+
 def _hashed(entry: dict[str, Any], where: str, problems: list[str]) -> bool:
     """Whether an audit entry's content and chain link match its hashes (a problem if not)."""
     content = {k: entry[k] for k in audit.CONTENT_FIELDS}
@@ -490,7 +613,9 @@ def _hashed(entry: dict[str, Any], where: str, problems: list[str]) -> bool:
     return True
 
 
-def _recompute(document: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+def _recompute(
+    document: dict[str, Any], problems: list[str], held: list[directory.Reading | None]
+) -> dict[str, Any]:
     """The answer recomputed from the embedded plans and the audit entry's query and trace."""
     detail = document["audit_entry"]["detail"]
     query, answer, trace = detail["query"], detail["answer"], detail["trace"]
@@ -515,6 +640,7 @@ def _recompute(document: dict[str, Any], problems: list[str]) -> dict[str, Any]:
     )
     recomputed = log_answers.rederive(recomputed, answer, problems, now=parse_instant(trace["now"]))
     problems += directory.check_account(answer)  # the account: from the intervals it carries
+    problems += directory.check_lines(answer, held)  # the intervals: from their lines
     skipped = ("pending_approval", *directory.ACCOUNT_KEYS)
     shown = {k: v for k, v in answer.items() if k not in skipped}
     if recomputed != shown:

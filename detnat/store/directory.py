@@ -531,3 +531,21 @@ def all_rows(
     )
     for row in result:
         yield tuple(row)
+
+
+def rows_at(
+    session: Session, prefix: str, start: datetime, account: str, realm: str | None
+) -> list[tuple[int, Any]]:
+    """(ingest, sources as stored) of the rows of ``prefix`` beginning at ``start`` held by
+    ``account`` in ``realm`` (None: of no realm), by ingest: which ingest made a row an answer
+    shows (evidence files)."""
+    found = session.execute(
+        text(
+            "SELECT d.ingest, d.sources FROM directory_intervals d "
+            "WHERE d.prefix = CAST(:prefix AS cidr) AND lower(d.during) = :start "
+            "AND d.account = :account AND d.realm_id IS NOT DISTINCT FROM "
+            "(SELECT r.id FROM realms r WHERE r.name = :realm) ORDER BY d.ingest, d.n"
+        ),
+        {"prefix": prefix, "start": start, "account": account, "realm": realm},
+    )
+    return [(int(i), sources) for i, sources in found]

@@ -338,7 +338,7 @@ def test_a_previous_format_file_with_log_lines_is_not_called_valid(
 ) -> None:
     previous = copy.deepcopy(genuine)
     previous["format"] = "detnat-evidence/2"
-    del previous["logs"]
+    del previous["logs"], previous["directory"]
     problems, _ = evidence.verify(previous)
     assert len(problems) == 1 and problems[0].startswith("answer.log_candidates: "), problems
     path = tmp_path / "previous.json"

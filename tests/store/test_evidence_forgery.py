@@ -145,8 +145,9 @@ def test_a_genuine_evidence_file_verifies(detnat: Callable[..., Any], genuine: P
     assert checked.exit_code == 0, checked.output
     assert checked.stdout.startswith("valid:")
     document = json.loads(genuine.read_text())
-    assert document["format"] == "detnat-evidence/3"
+    assert document["format"] == "detnat-evidence/4"
     assert document["logs"] == {"ingests": [], "lines": []}  # no log line to read again
+    assert document["directory"] == {"ingests": [], "held": []}  # no account to read again
     versions = next(iter(document["realms"].values()))["versions"]
     assert [v["approved_by"] for v in versions] == ["bob"] * len(versions) and len(versions) == 3
 
@@ -268,18 +269,24 @@ def test_an_old_format_file_is_refused_with_a_clear_message(
 def test_a_previous_format_file_without_log_lines_still_verifies(
     detnat: Callable[..., Any], genuine: Path, tmp_path: Path
 ) -> None:
-    """A detnat-evidence/2 file is the /3 file without ``logs``: with no log line to read again,
-    it is checked in full and valid; with ``logs`` kept, it is not a /2 file."""
-    previous = json.loads(genuine.read_text())
-    previous["format"] = "detnat-evidence/2"
-    kept = json.dumps(previous)
-    del previous["logs"]
-    path = tmp_path / "previous.json"
-    path.write_text(json.dumps(previous))
-    checked = detnat("evidence", "verify", str(path))
-    assert checked.exit_code == 0, checked.output
-    code, err = _verdict(detnat, tmp_path, kept)
-    assert code == 6 and "logs: not a field of" in err, err
+    """A detnat-evidence/2 file is the /4 file without ``logs`` and ``directory``, a /3 file
+    without ``directory``: with no log or directory line to read again, each is checked in full
+    and valid; with the parts its format lacks kept, it is not a file of that format."""
+    for shown, dropped in (
+        ("detnat-evidence/2", ("logs", "directory")),
+        ("detnat-evidence/3", ("directory",)),
+    ):
+        previous = json.loads(genuine.read_text())
+        previous["format"] = shown
+        kept = json.dumps(previous)
+        for part in dropped:
+            del previous[part]
+        path = tmp_path / "previous.json"
+        path.write_text(json.dumps(previous))
+        checked = detnat("evidence", "verify", str(path))
+        assert checked.exit_code == 0, checked.output
+        code, err = _verdict(detnat, tmp_path, kept)
+        assert code == 6 and f"{dropped[0]}: not a field of {shown}" in err, err
 
 
 # -- the API's evidence file -----------------------------------------------------------------------
