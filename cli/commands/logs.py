@@ -118,7 +118,7 @@ def logs_ingest(
             files[0],
             realm,
             fmt,
-            lambda lines, name: formats.parse_lines(fmt, lines, file=name, options=options),
+            formats.parser(fmt),
             options=options,
             log_hold=hold,
             log_interim=interim,

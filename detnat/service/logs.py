@@ -1106,13 +1106,17 @@ def _month_end(month: str) -> datetime:
 
 # -- follow ----------------------------------------------------------------------------------------
 
-Parse = Callable[[Iterable[bytes], str], Iterable[LogEvent | Refused]]
+# A format's parser (:data:`detnat.logs.formats.Parser`): lines, the file's name, the options
+Parse = Callable[[Iterable[bytes], str, ParseOptions], Iterable[LogEvent | Refused]]
 Units = Callable[[], AbstractContextManager[Session]]
 
 
 @dataclass(frozen=True)
 class Follow:
-    """How to follow one file: its path, the realm, the format and a parser of lines."""
+    """How to follow one file: its path, the realm, the format and its parser. Each file the
+    follow reads (the followed one, a rotated one it catches up on) is parsed with one clock
+    across its chunks (:meth:`ParseOptions.continued`), so a year-less time's year turns across
+    them as within one chunk."""
 
     path: str
     realm: str
@@ -1143,6 +1147,7 @@ def follow(
         raise InvalidInput("--follow reads a plain file (not stdin, not .gz)", field="--follow")
     total = IngestSummary(how.realm, how.path, 0)
     gaps: list[Gap] = []  # told, not yet recorded by an ingest
+    clocks: dict[str | None, ParseOptions] = {}  # the file being read's identity -> its clock
 
     def position(identity: str) -> store.Position:
         with units() as session:
@@ -1156,7 +1161,12 @@ def follow(
             return False
         told = list(gaps)
         with units() as session:
-            items = how.parse(reading.lines(), reading.name)
+            options = clocks.get(reading.identity)
+            if options is None:
+                options = (how.options or ParseOptions()).continued()
+                clocks.clear()  # one file at a time: a clock of a file left behind is done
+                clocks[reading.identity] = options
+            items = how.parse(reading.lines(), reading.name, options)
             done = ingest(
                 session,
                 how.realm,

@@ -300,14 +300,15 @@ def _follow_with(
     realm: str,
     log: Path,
     *,
-    parse: Callable[[Iterable[bytes], str], Iterable[LogEvent | Refused]] | None = None,
+    parse: Callable[[Iterable[bytes], str, ParseOptions], Iterable[LogEvent | Refused]]
+    | None = None,
     on_chunk: Callable[[logs.IngestSummary], None] | None = None,
 ) -> logs.IngestSummary:
     how = logs.Follow(
         str(log),
         realm,
         "test-made",
-        parse or (lambda lines, name: made_format.parse(lines, name, ParseOptions())),
+        parse or made_format.parse,
         until_idle=True,
     )
     return logs.follow(
@@ -358,11 +359,13 @@ def test_copytruncate_during_an_ingest_rolls_it_back_and_reads_the_chunk_from_th
         f.write(made(range(20, 25)))
     rotations = []
 
-    def rotating(lines: Iterable[bytes], name: str) -> Iterator[LogEvent | Refused]:
+    def rotating(
+        lines: Iterable[bytes], name: str, options: ParseOptions
+    ) -> Iterator[LogEvent | Refused]:
         if not rotations and not read:
             rotations.append(name)
             copytruncate(log, made(range(100, 130)))
-        yield from made_format.parse(lines, name, ParseOptions())
+        yield from made_format.parse(lines, name, options)
         if not rotations:
             rotations.append(name)
             copytruncate(log, made(range(100, 130)))
@@ -471,7 +474,7 @@ def test_the_predecessors_lines_keep_their_numbers_and_name(
         str(log),
         realm,
         "test-made",
-        lambda lines, name: made_format.parse(lines, name, ParseOptions()),
+        made_format.parse,
         until_idle=True,
     )
     logs.follow(
@@ -559,3 +562,50 @@ def test_any_writes_restarts_and_rotations_store_every_line_once(
     assert last.gaps == []
     assert stored(sessions, realm) == as_read(*files)
     whole(sessions)
+
+
+CEF_A10 = (
+    "<134>{} a10 CEF:0|A10|CFW|6.0.0-P1|CGN 106|Nat Port Batch Pool Allocated|5|proto=UDP "
+    "src=100.65.140.{} sourceTranslatedAddress=99.99.99.12 sourceTranslatedPort={} cn3={}\n"
+)
+
+
+def test_a_follow_dates_a_chunk_after_the_new_year_in_the_new_year(
+    sessions: SessionFactory, realm: str, tmp_path: Path
+) -> None:
+    """The year of a year-less time turns across a follow's chunks, as within one: lines after
+    New Year that arrive while a follow runs are of the next year, not of ``--year``."""
+    from detnat.logs.formats import parser
+
+    log = tmp_path / "a10.log"
+    log.write_bytes(CEF_A10.format("Dec 31 23:59:59", 73, 22016, 22271).encode())
+    appended: list[bool] = []
+
+    def parse(
+        lines: Iterable[bytes], name: str, options: ParseOptions
+    ) -> Iterator[LogEvent | Refused]:
+        yield from parser("a10-cef")(lines, name, options)
+        if not appended:  # the next chunk arrives once this one is read
+            appended.append(True)
+            with log.open("ab") as f:
+                f.write(CEF_A10.format("Jan  1 00:00:01", 74, 22272, 22527).encode())
+
+    how = logs.Follow(
+        str(log),
+        realm,
+        "a10-cef",
+        parse,
+        options=ParseOptions(year=2025, tz="UTC"),
+        until_idle=True,
+    )
+    done = logs.follow(lambda: unit_of_work(sessions), how, by=OPS, request_id=lambda: "t")
+    assert done.events_stored == 2
+    with sessions() as s:
+        times = s.execute(
+            text("SELECT inside, at FROM log_events WHERE realm_id = :r ORDER BY at"),
+            {"r": plans.get_realm(s, realm).id},
+        ).all()
+    assert [(i, t.isoformat()) for i, t in times] == [
+        ("100.65.140.73", "2025-12-31T23:59:59+00:00"),
+        ("100.65.140.74", "2026-01-01T00:00:01+00:00"),
+    ]

@@ -536,7 +536,6 @@ def test_0012_resumes_follows_stored_before_it_and_after_a_downgrade(tmp_path: A
     from sqlalchemy import text
 
     from detnat.logs.events import EventKind
-    from detnat.logs.formats import ParseOptions
     from detnat.service import audit, integrity, logs, plans
     from detnat.store.db import make_sessions, unit_of_work
     from detnat.store.models import LogIngest
@@ -562,7 +561,7 @@ def test_0012_resumes_follows_stored_before_it_and_after_a_downgrade(tmp_path: A
             str(log),
             "old-follow",
             "test-made",
-            lambda lines, file: made_format.parse(lines, file, ParseOptions()),
+            made_format.parse,
             until_idle=True,
         )
         done = logs.follow(lambda: unit_of_work(sessions), how, by=OPS, request_id=lambda: "t")
