@@ -1147,7 +1147,7 @@ def follow(
         raise InvalidInput("--follow reads a plain file (not stdin, not .gz)", field="--follow")
     total = IngestSummary(how.realm, how.path, 0)
     gaps: list[Gap] = []  # told, not yet recorded by an ingest
-    clocks: dict[str | None, ParseOptions] = {}  # the file being read's identity -> its clock
+    clock: list[tuple[str | None, ParseOptions]] = []  # the file being read and its options
 
     def position(identity: str) -> store.Position:
         with units() as session:
@@ -1161,11 +1161,9 @@ def follow(
             return False
         told = list(gaps)
         with units() as session:
-            options = clocks.get(reading.identity)
-            if options is None:
-                options = (how.options or ParseOptions()).continued()
-                clocks.clear()  # one file at a time: a clock of a file left behind is done
-                clocks[reading.identity] = options
+            if not clock or clock[0][0] != reading.identity:  # another file: its own clock
+                clock[:] = [(reading.identity, (how.options or ParseOptions()).continued())]
+            options = clock[0][1]
             items = how.parse(reading.lines(), reading.name, options)
             done = ingest(
                 session,

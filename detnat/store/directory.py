@@ -71,16 +71,8 @@ _AROUND = (
     f"{_TAKEN} AND lower(o.during) <= {{lo}})) "
     f"ORDER BY lower(d.during), d.ingest, d.n LIMIT {LIMIT + 1}"
 )
-_AROUND_PG = _AROUND.format(
-    net="%(net)s",
-    lo="%(lo)s",
-    hi="%(hi)s",
-    scoped="%(scoped)s",
-    realm="%(realm)s",
-    rev="%(rev)s",
-    lens="%(lens)s",
-    every="%(every)s",
-)
+_AROUND_FIELDS = ("net", "lo", "hi", "scoped", "realm", "rev", "lens", "every")
+_AROUND_PG = _AROUND.format(**{k: f"%({k})s" for k in _AROUND_FIELDS})
 # prefix, start, end | None, account, closed, sources, next start | None, realm | None; the
 # sources as their JSON text (migration 0011; a store not yet migrated gives them decoded)
 Sources = str | list[dict[str, Any]]
@@ -329,16 +321,7 @@ _AROUND_MANY = (
     "CAST(%(revs)s AS int8[]), CAST(%(ask_lens)s AS text[]), CAST(%(ask_every)s AS text[])) "
     "WITH ORDINALITY AS q(net, lo, hi, realm, scoped, rev, lens, every, i) "
     "CROSS JOIN LATERAL (SELECT y.*, row_number() OVER () AS k FROM ("
-    + _AROUND.format(
-        net="q.net",
-        lo="q.lo",
-        hi="q.hi",
-        scoped="q.scoped",
-        realm="q.realm",
-        rev="q.rev",
-        lens="q.lens",
-        every="q.every",
-    )
+    + _AROUND.format(**{k: f"q.{k}" for k in _AROUND_FIELDS})
     + ") AS y(prefix, lower, upper, account, closed, sources, taken, realm)) AS x "
     "ORDER BY q.i, x.k"
 )
